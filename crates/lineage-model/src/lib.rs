@@ -1,0 +1,22 @@
+//! Lineage's domain types.
+//!
+//! Everything a user types is parsed here, once, into a checked type; code past the edge never
+//! re-validates a string. Parse errors carry the field, the bad value and an example of the
+//! right form ([`ParseError`]). This crate does no IO.
+
+mod digest;
+mod error;
+mod names;
+mod records;
+mod reference;
+mod timestamp;
+
+pub use digest::{Algorithm, Digest};
+pub use error::ParseError;
+pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
+pub use records::{
+    canonical_json, BaseImage, BuildRecord, CiRun, DeployRecord, DockerfileRef, Record, Service,
+    ServiceChange,
+};
+pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
+pub use timestamp::Timestamp;

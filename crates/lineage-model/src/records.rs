@@ -1,0 +1,182 @@
+//! The records Lineage keeps, in their wire form.
+//!
+//! These are what the ledger stores (as canonical JSON, see [`canonical_json`]) and what JSON
+//! output embeds. Field names are part of the public format: add fields, never rename them.
+//! Optional facts are `Option`s because an incomplete record is still worth keeping; the build
+//! gate decides whether an incomplete record may pass.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CommitId, Digest, EnvName, Identity, Repository, ServiceName, SourceRepo, Tag, Timestamp,
+};
+
+/// One image build: what was produced, from what, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRecord {
+    pub service: ServiceName,
+    pub image: Repository,
+    pub digest: Digest,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    /// Every `FROM` image; exactly one is marked `final_stage` when there is any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<BaseImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_repo: Option<SourceRepo>,
+    /// Branch or ref, as CI names it (`main`, `refs/tags/v1.2.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder: Option<Identity>,
+    /// `os/arch[/variant]`, e.g. `linux/amd64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<DockerfileRef>,
+}
+
+impl BuildRecord {
+    /// The base the final stage was built on, which is what runs underneath the app.
+    pub fn final_base(&self) -> Option<&BaseImage> {
+        self.bases
+            .iter()
+            .find(|b| b.final_stage)
+            .or(self.bases.last())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseImage {
+    pub name: Repository,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled_at: Option<Timestamp>,
+    /// True for the base of the stage that becomes the image.
+    #[serde(default)]
+    pub final_stage: bool,
+}
+
+impl BaseImage {
+    /// `name:tag@digest` with whatever parts are known.
+    pub fn display(&self) -> String {
+        let mut s = self.name.to_string();
+        if let Some(t) = &self.tag {
+            s.push(':');
+            s.push_str(t.as_str());
+        }
+        if let Some(d) = &self.digest {
+            s.push('@');
+            s.push_str(&d.to_string());
+        }
+        s
+    }
+}
+
+/// Where a build ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiRun {
+    /// `github-actions`, `gitlab-ci`, `jenkins`, `buildkite`, `circleci`,
+    /// `azure-pipelines`, `bitbucket-pipelines`, or what the user passed.
+    pub system: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerfileRef {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// One deploy of one digest to one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRecord {
+    pub service: ServiceName,
+    pub image: Repository,
+    pub digest: Digest,
+    pub env: EnvName,
+    pub by: Identity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<Identity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    pub at: Timestamp,
+}
+
+/// A service and who answers for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: ServiceName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Identity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_owner: Option<Identity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_approver: Option<Identity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_repo: Option<SourceRepo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Repository>,
+}
+
+/// A change to a service's record: the full new state, who made it and when. History is the
+/// sequence of these; the old value of a field is the previous change's new value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceChange {
+    pub service: Service,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// Anything the ledger holds, tagged with its kind. The ledger's log leaf covers the
+/// canonical JSON of this value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "record", rename_all = "snake_case")]
+pub enum Record {
+    Build(BuildRecord),
+    Deploy(DeployRecord),
+    Service(ServiceChange),
+}
+
+impl Record {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Build(_) => "build",
+            Record::Deploy(_) => "deploy",
+            Record::Service(_) => "service",
+        }
+    }
+}
+
+/// Serialises `value` as JSON with object keys sorted and no insignificant whitespace, so
+/// that equal records always give equal bytes (and equal log leaf hashes).
+pub fn canonical_json<T: Serialize>(value: &T) -> String {
+    // serde_json's `Value` keeps object keys in a BTreeMap (the `preserve_order` feature is
+    // off), so going through it sorts keys at every level.
+    let value = serde_json::to_value(value).expect("records serialise");
+    serde_json::to_string(&value).expect("values serialise")
+}
