@@ -1,1 +1,15 @@
-//! placeholder
+//! Lineage's use cases: record services, builds and deploys, and answer the incident
+//! questions. Every function takes its inputs as checked values, the store and the time, and
+//! returns a serializable report; the CLI and the server only render it.
+//!
+//! Nothing here prints, reads the environment or the clock.
+
+pub mod ci;
+mod config;
+mod error;
+pub mod query;
+pub mod record;
+pub mod services;
+
+pub use config::{closest, Config, DEFAULT_ENVIRONMENTS};
+pub use error::{Error, FieldDiff};

@@ -139,7 +139,8 @@ pub enum IdentityKind {
 }
 
 /// Who did something: a person (`maya@acme.dev` or a handle `maya`) or a service account
-/// (`sa:deploy-bot`, or a Kubernetes `system:serviceaccount:NAMESPACE:NAME`).
+/// (`sa:deploy-bot`, a Kubernetes `system:serviceaccount:NAMESPACE:NAME`, or a workload URI
+/// such as a CI workflow `https://github.com/acme/api/.github/workflows/release.yml@refs/heads/main`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Identity(String);
 
@@ -174,7 +175,9 @@ impl Identity {
                 IDENTITY_HINT,
             ));
         }
-        if let Some((local, domain)) = body.split_once('@') {
+        // A URI names a workload identity (a CI workflow, a SPIFFE id); no email rules apply.
+        let is_uri = body.contains("://");
+        if let Some((local, domain)) = body.split_once('@').filter(|_| !is_uri) {
             if local.is_empty()
                 || domain.is_empty()
                 || domain.contains('@')
@@ -187,7 +190,10 @@ impl Identity {
     }
 
     pub fn kind(&self) -> IdentityKind {
-        if self.0.starts_with("sa:") || self.0.starts_with("system:serviceaccount:") {
+        if self.0.starts_with("sa:")
+            || self.0.starts_with("system:serviceaccount:")
+            || self.0.contains("://")
+        {
             IdentityKind::ServiceAccount
         } else {
             IdentityKind::Person

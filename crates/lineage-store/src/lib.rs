@@ -1,1 +1,26 @@
-//! placeholder
+//! Lineage's ledger storage.
+//!
+//! The ledger is an append-only journal of records ([`lineage_model::Record`]), each stored as
+//! canonical JSON with its position (its future log leaf index). Query tables (services, builds,
+//! bases, deploys, what runs now) are projections of that journal, written in the same
+//! transaction as the journal entry, so a reader never sees one without the other.
+//!
+//! All SQL lives in this crate, behind the backend-neutral [`Store`] API. Callers never see a
+//! row, a connection or a dialect.
+
+mod api;
+mod sqlite;
+
+pub use api::{
+    BaseFilter, BaseUsage, BuildOutcome, Entry, RunningImage, Store, StoreError, StoreLocation,
+};
+
+/// The schema version this build of Lineage writes. A store with a newer version is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Opens the store at `location`, creating and migrating it if `create` is set.
+pub fn open(location: &StoreLocation, create: bool) -> Result<Box<dyn Store>, StoreError> {
+    match location {
+        StoreLocation::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path, create)?)),
+    }
+}

@@ -1,1 +1,105 @@
-fn main() {}
+//! The `lineage` binary: parses arguments, resolves settings once, runs a command from
+//! `commands`, renders its report, and maps the outcome to an exit code:
+//! 0 ok, 1 nothing found or a check failed, 2 error.
+
+mod args;
+mod commands;
+mod demo;
+mod render;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Format};
+
+/// An error as the user sees it: a message and what to do about it.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+impl From<lineage_core::Error> for CliError {
+    fn from(e: lineage_core::Error) -> CliError {
+        CliError {
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+impl From<lineage_model::ParseError> for CliError {
+    fn from(e: lineage_model::ParseError) -> CliError {
+        CliError::from(lineage_core::Error::Parse(e))
+    }
+}
+
+impl From<lineage_store::StoreError> for CliError {
+    fn from(e: lineage_store::StoreError) -> CliError {
+        CliError::from(lineage_core::Error::Store(e))
+    }
+}
+
+/// What a command concluded.
+pub enum Outcome {
+    /// Done; exit 0.
+    Ok,
+    /// Nothing found, or a check failed; exit 1.
+    NotFound,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    run(args)
+}
+
+/// Runs one invocation. The demo calls this too, so what it shows is what a user gets.
+pub fn run(args: Vec<String>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let format = cli.format;
+    let result = settings::Settings::resolve(&cli).and_then(|s| commands::run(cli.command, &s));
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::NotFound) => ExitCode::from(1),
+        Err(e) => {
+            print_error(format, &e);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_error(format: Format, e: &CliError) {
+    match format {
+        Format::Json => {
+            let body = serde_json::json!({
+                "schema": 1,
+                "error": { "message": e.message, "hint": e.hint },
+            });
+            eprintln!("{body}");
+        }
+        Format::Human => {
+            eprintln!("error: {}", e.message);
+            if let Some(hint) = &e.hint {
+                eprintln!("  hint: {hint}");
+            }
+        }
+    }
+}

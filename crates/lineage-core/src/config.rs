@@ -1,0 +1,229 @@
+//! `lineage.toml`: the project's settings. This module owns the sections core needs
+//! (`environments`); other crates parse the sections they own from the same text.
+
+use lineage_model::EnvName;
+use serde::Deserialize;
+
+use crate::Error;
+
+/// Environments when `lineage.toml` names none.
+pub const DEFAULT_ENVIRONMENTS: [&str; 3] = ["dev", "staging", "production"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Configured environments, in promotion order (the last ones matter most).
+    pub environments: Vec<EnvName>,
+    /// The environments that count as production for gates and report ordering.
+    pub production: Vec<EnvName>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let environments: Vec<EnvName> = DEFAULT_ENVIRONMENTS
+            .iter()
+            .map(|e| EnvName::parse(e).expect("default names are valid"))
+            .collect();
+        Config {
+            production: vec![environments[2].clone()],
+            environments,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(default)]
+    environments: Option<EnvironmentsSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvironmentsSection {
+    names: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    production: Option<Vec<toml::Spanned<String>>>,
+}
+
+impl Config {
+    /// Parses `text` (the contents of `file`). Errors point at line and column.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, Error> {
+        let at = |span: std::ops::Range<usize>| line_col(text, span.start);
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| at(s));
+            Error::Config {
+                file: file.to_string(),
+                line,
+                col,
+                message: e.message().to_string(),
+            }
+        })?;
+        let Some(section) = raw.environments else {
+            return Ok(Config::default());
+        };
+        let mut environments = Vec::new();
+        for name in &section.names {
+            let env = EnvName::parse(name.get_ref()).map_err(|e| {
+                let (line, col) = at(name.span());
+                Error::Config {
+                    file: file.to_string(),
+                    line,
+                    col,
+                    message: format!("{e}; {}", e.hint),
+                }
+            })?;
+            if environments.contains(&env) {
+                let (line, col) = at(name.span());
+                return Err(Error::Config {
+                    file: file.to_string(),
+                    line,
+                    col,
+                    message: format!("environment `{env}` is listed twice"),
+                });
+            }
+            environments.push(env);
+        }
+        if environments.is_empty() {
+            return Err(Error::Config {
+                file: file.to_string(),
+                line: 1,
+                col: 1,
+                message: "`environments.names` is empty; name at least one environment".into(),
+            });
+        }
+        let production = match section.production {
+            None => environments
+                .iter()
+                .filter(|e| e.as_str() == "production")
+                .cloned()
+                .collect(),
+            Some(list) => {
+                let mut out = Vec::new();
+                for name in list {
+                    match environments.iter().find(|e| e.as_str() == name.get_ref()) {
+                        Some(env) => out.push(env.clone()),
+                        None => {
+                            let (line, col) = at(name.span());
+                            return Err(Error::Config {
+                                file: file.to_string(),
+                                line,
+                                col,
+                                message: format!(
+                                    "`{}` is listed as production but is not in `environments.names`",
+                                    name.get_ref()
+                                ),
+                            });
+                        }
+                    }
+                }
+                out
+            }
+        };
+        Ok(Config {
+            environments,
+            production,
+        })
+    }
+
+    pub fn is_production(&self, env: &EnvName) -> bool {
+        self.production.contains(env)
+    }
+
+    /// Checks that `input` names a configured environment, suggesting the closest one if not.
+    pub fn environment(&self, input: &str) -> Result<EnvName, Error> {
+        let env = EnvName::parse(input).map_err(|e| Error::Parse(e.in_field("environment")))?;
+        if self.environments.contains(&env) {
+            return Ok(env);
+        }
+        let names: Vec<&str> = self.environments.iter().map(|e| e.as_str()).collect();
+        Err(Error::UnknownEnvironment {
+            given: input.to_string(),
+            suggestion: closest(input, &names).map(str::to_string),
+            configured: names.join(", "),
+        })
+    }
+
+    /// Sorts environments the way reports show them: production first, then in reverse
+    /// promotion order.
+    pub fn env_rank(&self, env: &EnvName) -> usize {
+        if self.is_production(env) {
+            return 0;
+        }
+        match self.environments.iter().position(|e| e == env) {
+            Some(i) => 1 + (self.environments.len() - i),
+            None => usize::MAX,
+        }
+    }
+}
+
+/// The closest name by edit distance, or the one `input` is a prefix of (`prod` → `production`).
+pub fn closest<'a>(input: &str, names: &[&'a str]) -> Option<&'a str> {
+    if let Some(n) = names.iter().find(|n| n.starts_with(input) && !input.is_empty()) {
+        return Some(n);
+    }
+    names
+        .iter()
+        .map(|n| (strsim::levenshtein(input, n), *n))
+        .filter(|(d, n)| *d <= 3.max(n.len() / 3))
+        .min()
+        .map(|(_, n)| n)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_custom_environments() {
+        let c = Config::from_toml("", "lineage.toml").unwrap();
+        assert_eq!(c, Config::default());
+        let c = Config::from_toml(
+            "[environments]\nnames = [\"dev\", \"staging\", \"production\", \"customer-eu\"]\nproduction = [\"production\", \"customer-eu\"]\n",
+            "lineage.toml",
+        )
+        .unwrap();
+        assert_eq!(c.environments.len(), 4);
+        assert!(c.is_production(&EnvName::parse("customer-eu").unwrap()));
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        let err = Config::from_toml("[environments]\nnames = [\"dev\", \"Prod\"]\n", "lineage.toml")
+            .unwrap_err();
+        match err {
+            Error::Config { line, col, .. } => assert_eq!((line, col), (2, 17)),
+            other => panic!("{other:?}"),
+        }
+        let err = Config::from_toml("[environments]\nnames = [\"dev\"\n", "x.toml").unwrap_err();
+        assert!(matches!(err, Error::Config { line: 2, .. }), "{err:?}");
+        let err = Config::from_toml("[environments]\nnames=[\"a\"]\nextra = 1\n", "x.toml").unwrap_err();
+        assert!(matches!(err, Error::Config { line: 3, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn suggests_the_closest_environment() {
+        let c = Config::default();
+        match c.environment("prod").unwrap_err() {
+            Error::UnknownEnvironment { suggestion, .. } => {
+                assert_eq!(suggestion.as_deref(), Some("production"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match c.environment("stagin").unwrap_err() {
+            Error::UnknownEnvironment { suggestion, .. } => {
+                assert_eq!(suggestion.as_deref(), Some("staging"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match c.environment("qa").unwrap_err() {
+            Error::UnknownEnvironment { suggestion, .. } => assert_eq!(suggestion, None),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Why a use case could not complete. Each error knows the hint a user needs.
+
+use lineage_model::{ParseError, Repository};
+use lineage_store::StoreError;
+
+/// A field whose stored and new values differ.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldDiff {
+    pub field: String,
+    pub recorded: String,
+    pub given: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Parse(ParseError),
+    #[error("{file}:{line}:{col}: {message}")]
+    Config {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    #[error("environment `{given}` is not configured")]
+    UnknownEnvironment {
+        given: String,
+        suggestion: Option<String>,
+        configured: String,
+    },
+    #[error("service `{0}` is not known")]
+    UnknownService(String),
+    #[error("service `{0}` already exists")]
+    ServiceExists(String),
+    #[error("no service owns image repository `{0}`")]
+    NoServiceForImage(Repository),
+    #[error("image repository `{image}` already belongs to service `{owner}`")]
+    ImageClaimed { image: Repository, owner: String },
+    #[error("digest `{digest}` is already recorded with a different build ({})", .fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", "))]
+    BuildConflict {
+        digest: String,
+        fields: Vec<FieldDiff>,
+    },
+    #[error("{file}:{line}: {message}")]
+    Import {
+        file: String,
+        line: usize,
+        message: String,
+        hint: String,
+    },
+    #[error("{0}")]
+    Invalid(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Error {
+        Error::Parse(e)
+    }
+}
+
+impl Error {
+    /// What the user should type or do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Parse(e) => Some(e.hint.clone()),
+            Error::Config { .. } => Some("fix the file; `lineage help config` shows the format".into()),
+            Error::UnknownEnvironment {
+                suggestion,
+                configured,
+                ..
+            } => Some(match suggestion {
+                Some(s) => format!("did you mean `{s}`? configured environments: {configured}"),
+                None => format!(
+                    "configured environments: {configured}; add others under [environments] in lineage.toml"
+                ),
+            }),
+            Error::UnknownService(name) => Some(format!(
+                "register it first: `lineage service add {name} --owner EMAIL --image REPOSITORY`"
+            )),
+            Error::ServiceExists(name) => Some(format!(
+                "change its owner with `lineage service set-owner {name} --owner EMAIL`"
+            )),
+            Error::NoServiceForImage(image) => Some(format!(
+                "register the service: `lineage service add NAME --owner EMAIL --image {image}`, or pass `--service NAME`"
+            )),
+            Error::ImageClaimed { owner, .. } => Some(format!(
+                "an image repository belongs to one service; remove it from `{owner}` first or use another repository"
+            )),
+            Error::BuildConflict { fields, .. } => Some(format!(
+                "a digest identifies one build; {}. If the earlier record is wrong, that is worth investigating before recording anything",
+                fields
+                    .iter()
+                    .map(|f| format!("{}: recorded `{}`, given `{}`", f.field, f.recorded, f.given))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            Error::Import { hint, .. } => Some(hint.clone()),
+            Error::Invalid(_, hint) => Some(hint.clone()),
+            Error::Store(StoreError::Missing(_)) => Some(
+                "record something first (`lineage service add …`), or point `--store` / LINEAGE_STORE at an existing ledger".into(),
+            ),
+            Error::Store(StoreError::NotLineage { .. }) => {
+                Some("pass `--store` with the path of a Lineage ledger; this file was left untouched".into())
+            }
+            Error::Store(StoreError::NewerSchema { .. }) => {
+                Some("upgrade lineage; this file was left untouched".into())
+            }
+            Error::Store(_) => None,
+        }
+    }
+}

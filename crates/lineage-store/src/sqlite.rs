@@ -1,0 +1,653 @@
+//! The embedded SQLite backend: one file, WAL mode, `synchronous = FULL` so that a record is
+//! on disk before the call that wrote it returns.
+
+use std::path::{Path, PathBuf};
+
+use lineage_model::{
+    canonical_json, BuildRecord, DeployRecord, Digest, EnvName, Identity, Record, Repository,
+    Service, ServiceChange, ServiceName, Tag, Timestamp,
+};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+
+use crate::api::{
+    BaseFilter, BaseUsage, BuildOutcome, Entry, RunningImage, Store, StoreError,
+};
+use crate::SCHEMA_VERSION;
+
+/// `PRAGMA application_id` of a Lineage ledger ("LNAG"), so that we never migrate someone
+/// else's SQLite file.
+const APPLICATION_ID: i64 = 0x4C4E_4147;
+
+/// Append-only migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql")];
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, create: bool) -> Result<SqliteStore, StoreError> {
+        let shown = path.display().to_string();
+        let exists = path.exists();
+        if !exists && !create {
+            return Err(StoreError::Missing(shown));
+        }
+        if exists {
+            // Check what the file is before anything can write to it (even switching the
+            // journal mode writes).
+            check_file(path)?;
+        } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(backend)?;
+        let mut store = SqliteStore { conn };
+        store.migrate(&shown)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, shown: &str) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: shown.to_string(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(backend)?;
+            tx.execute_batch(&format!(
+                "PRAGMA user_version = {}; PRAGMA application_id = {APPLICATION_ID};",
+                i + 1
+            ))
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+}
+
+/// Refuses files that are not Lineage ledgers, or are from a newer Lineage, without writing.
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    let shown = path.display().to_string();
+    let not_lineage = |detail: &str| StoreError::NotLineage {
+        path: shown.clone(),
+        detail: detail.to_string(),
+    };
+    if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+        return Ok(()); // An empty file is a new database.
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| not_lineage(&e.to_string()))?;
+    let app: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| not_lineage(&e.to_string()))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| not_lineage(&e.to_string()))?;
+    if app != APPLICATION_ID {
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| not_lineage(&e.to_string()))?;
+        if tables > 0 || app != 0 {
+            return Err(not_lineage("it is an SQLite database of another application"));
+        }
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: shown,
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn opt_str<T: ToString>(v: Option<&T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Appends one journal entry and returns its 0-based index.
+fn append(
+    tx: &Transaction<'_>,
+    record: &Record,
+    recorded_at: Timestamp,
+    recorded_by: Option<&Identity>,
+) -> Result<u64, StoreError> {
+    let body = canonical_json(record);
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO entries (kind, body, recorded_at, recorded_by) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(backend)?;
+    stmt.execute(params![
+        record.kind(),
+        body,
+        recorded_at.to_string(),
+        recorded_by.map(|i| i.as_str())
+    ])
+    .map_err(backend)?;
+    Ok(tx.last_insert_rowid() as u64 - 1)
+}
+
+fn parse_entry(
+    index: u64,
+    body: String,
+    recorded_at: String,
+    recorded_by: Option<String>,
+) -> Result<Entry, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt { index, detail };
+    let record: Record = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+    let recorded_at = Timestamp::parse(&recorded_at).map_err(|e| corrupt(e.to_string()))?;
+    let recorded_by = recorded_by
+        .map(|s| Identity::parse(&s))
+        .transpose()
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(Entry {
+        index,
+        record,
+        body,
+        recorded_at,
+        recorded_by,
+    })
+}
+
+impl SqliteStore {
+    fn record_at(&self, index: u64) -> Result<Record, StoreError> {
+        let body: String = self
+            .conn
+            .prepare_cached("SELECT body FROM entries WHERE idx = ?1")
+            .map_err(backend)?
+            .query_row([index as i64 + 1], |r| r.get(0))
+            .map_err(backend)?;
+        serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+            index,
+            detail: e.to_string(),
+        })
+    }
+
+    fn build_at(&self, index: u64) -> Result<BuildRecord, StoreError> {
+        match self.record_at(index)? {
+            Record::Build(b) => Ok(b),
+            other => Err(StoreError::Corrupt {
+                index,
+                detail: format!("expected a build, found a {}", other.kind()),
+            }),
+        }
+    }
+
+    fn deploy_at(&self, index: u64) -> Result<DeployRecord, StoreError> {
+        match self.record_at(index)? {
+            Record::Deploy(d) => Ok(d),
+            other => Err(StoreError::Corrupt {
+                index,
+                detail: format!("expected a deploy, found a {}", other.kind()),
+            }),
+        }
+    }
+
+    fn indexes(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<u64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(args, |r| r.get::<_, i64>(0))
+            .map_err(backend)?;
+        rows.map(|r| r.map(|i| i as u64 - 1).map_err(backend))
+            .collect()
+    }
+
+    fn running_from(&self, entries: Vec<u64>) -> Result<Vec<RunningImage>, StoreError> {
+        entries
+            .into_iter()
+            .map(|i| {
+                let deploy = self.deploy_at(i)?;
+                let build = self.build(&deploy.digest)?;
+                Ok(RunningImage { deploy, build })
+            })
+            .collect()
+    }
+}
+
+fn insert_build(
+    tx: &Transaction<'_>,
+    build: &BuildRecord,
+    recorded_at: Timestamp,
+    recorded_by: Option<&Identity>,
+) -> Result<u64, StoreError> {
+    let index = append(tx, &Record::Build(build.clone()), recorded_at, recorded_by)?;
+    let entry = index as i64 + 1;
+    let digest = build.digest.to_string();
+    tx.prepare_cached("INSERT INTO builds (digest, service, image, entry) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(backend)?
+        .execute(params![digest, build.service.as_str(), build.image.to_string(), entry])
+        .map_err(backend)?;
+    for tag in &build.tags {
+        tx.prepare_cached("INSERT INTO build_tags (image, tag, entry) VALUES (?1, ?2, ?3)")
+            .map_err(backend)?
+            .execute(params![build.image.to_string(), tag.as_str(), entry])
+            .map_err(backend)?;
+    }
+    for base in &build.bases {
+        let (name, tag, base_digest) = (
+            base.name.to_string(),
+            opt_str(base.tag.as_ref()),
+            opt_str(base.digest.as_ref()),
+        );
+        tx.prepare_cached(
+            "INSERT INTO build_bases (digest, base_name, base_tag, base_digest, final_stage)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend)?
+        .execute(params![digest, name, tag, base_digest, base.final_stage])
+        .map_err(backend)?;
+        tx.prepare_cached(
+            "INSERT INTO base_usage (service, base_name, base_tag, base_digest, builds, latest_entry)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5)
+             ON CONFLICT (service, base_name, base_tag, base_digest)
+             DO UPDATE SET builds = builds + 1, latest_entry = excluded.latest_entry",
+        )
+        .map_err(backend)?
+        .execute(params![build.service.as_str(), name, tag, base_digest, entry])
+        .map_err(backend)?;
+    }
+    Ok(index)
+}
+
+fn insert_deploy(
+    tx: &Transaction<'_>,
+    deploy: &DeployRecord,
+    recorded_at: Timestamp,
+    recorded_by: Option<&Identity>,
+) -> Result<u64, StoreError> {
+    let index = append(tx, &Record::Deploy(deploy.clone()), recorded_at, recorded_by)?;
+    let entry = index as i64 + 1;
+    let (service, env, digest) = (
+        deploy.service.as_str(),
+        deploy.env.as_str(),
+        deploy.digest.to_string(),
+    );
+    // Times are stored as unix seconds so that ordering does not depend on string formats.
+    let at = deploy.at.unix();
+    tx.prepare_cached(
+        "INSERT INTO deploys (entry, service, env, digest, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(backend)?
+    .execute(params![entry, service, env, digest, at])
+    .map_err(backend)?;
+    // A deploy recorded late (with an earlier `--at`) does not displace a newer one.
+    tx.prepare_cached(
+        "INSERT INTO current (service, env, entry, digest, at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry,
+             digest = excluded.digest, at = excluded.at
+         WHERE excluded.at >= current.at",
+    )
+    .map_err(backend)?
+    .execute(params![service, env, entry, digest, at])
+    .map_err(backend)?;
+    Ok(index)
+}
+
+impl Store for SqliteStore {
+    fn record_service_change(
+        &mut self,
+        change: &ServiceChange,
+        recorded_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let index = append(
+            &tx,
+            &Record::Service(change.clone()),
+            recorded_at,
+            Some(&change.by),
+        )?;
+        let entry = index as i64 + 1;
+        let name = change.service.name.as_str();
+        tx.execute(
+            "INSERT INTO services (name, entry) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET entry = excluded.entry",
+            params![name, entry],
+        )
+        .map_err(backend)?;
+        tx.execute("INSERT INTO service_changes (service, entry) VALUES (?1, ?2)", params![name, entry])
+            .map_err(backend)?;
+        tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
+            .map_err(backend)?;
+        for image in &change.service.images {
+            tx.execute(
+                "INSERT INTO service_images (image, service) VALUES (?1, ?2)
+                 ON CONFLICT (image) DO UPDATE SET service = excluded.service",
+                params![image.to_string(), name],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(index)
+    }
+
+    fn record_builds(
+        &mut self,
+        builds: &[BuildRecord],
+        recorded_at: Timestamp,
+        recorded_by: Option<&Identity>,
+    ) -> Result<Vec<BuildOutcome>, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let mut outcomes = Vec::with_capacity(builds.len());
+        for build in builds {
+            let existing: Option<i64> = tx
+                .prepare_cached("SELECT entry FROM builds WHERE digest = ?1")
+                .map_err(backend)?
+                .query_row([build.digest.to_string()], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            let outcome = match existing {
+                None => BuildOutcome::Recorded {
+                    index: insert_build(&tx, build, recorded_at, recorded_by)?,
+                },
+                Some(entry) => {
+                    let index = entry as u64 - 1;
+                    let body: String = tx
+                        .query_row("SELECT body FROM entries WHERE idx = ?1", [entry], |r| {
+                            r.get(0)
+                        })
+                        .map_err(backend)?;
+                    match serde_json::from_str::<Record>(&body) {
+                        Ok(Record::Build(old)) if old == *build => {
+                            BuildOutcome::AlreadyRecorded { index }
+                        }
+                        Ok(Record::Build(old)) => BuildOutcome::Conflict {
+                            existing: Box::new(old),
+                        },
+                        Ok(other) => {
+                            return Err(StoreError::Corrupt {
+                                index,
+                                detail: format!("expected a build, found a {}", other.kind()),
+                            })
+                        }
+                        Err(e) => {
+                            return Err(StoreError::Corrupt {
+                                index,
+                                detail: e.to_string(),
+                            })
+                        }
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().map_err(backend)?;
+        Ok(outcomes)
+    }
+
+    fn record_deploys(
+        &mut self,
+        deploys: &[DeployRecord],
+        recorded_at: Timestamp,
+        recorded_by: Option<&Identity>,
+    ) -> Result<Vec<u64>, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let indexes = deploys
+            .iter()
+            .map(|d| insert_deploy(&tx, d, recorded_at, recorded_by))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().map_err(backend)?;
+        Ok(indexes)
+    }
+
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, StoreError> {
+        let entry: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT entry FROM services WHERE name = ?1")
+            .map_err(backend)?
+            .query_row([name.as_str()], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        match entry {
+            None => Ok(None),
+            Some(e) => match self.record_at(e as u64 - 1)? {
+                Record::Service(c) => Ok(Some(c.service)),
+                other => Err(StoreError::Corrupt {
+                    index: e as u64 - 1,
+                    detail: format!("expected a service, found a {}", other.kind()),
+                }),
+            },
+        }
+    }
+
+    fn services(&self) -> Result<Vec<Service>, StoreError> {
+        let indexes = self.indexes("SELECT entry FROM services ORDER BY name", &[])?;
+        indexes
+            .into_iter()
+            .map(|i| match self.record_at(i)? {
+                Record::Service(c) => Ok(c.service),
+                other => Err(StoreError::Corrupt {
+                    index: i,
+                    detail: format!("expected a service, found a {}", other.kind()),
+                }),
+            })
+            .collect()
+    }
+
+    fn service_history(&self, name: &ServiceName) -> Result<Vec<ServiceChange>, StoreError> {
+        let indexes = self.indexes(
+            "SELECT entry FROM service_changes WHERE service = ?1 ORDER BY entry",
+            &[&name.as_str()],
+        )?;
+        indexes
+            .into_iter()
+            .map(|i| match self.record_at(i)? {
+                Record::Service(c) => Ok(c),
+                other => Err(StoreError::Corrupt {
+                    index: i,
+                    detail: format!("expected a service, found a {}", other.kind()),
+                }),
+            })
+            .collect()
+    }
+
+    fn service_for_image(&self, image: &Repository) -> Result<Option<ServiceName>, StoreError> {
+        let name: Option<String> = self
+            .conn
+            .prepare_cached("SELECT service FROM service_images WHERE image = ?1")
+            .map_err(backend)?
+            .query_row([image.to_string()], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        name.map(|n| {
+            ServiceName::parse(&n).map_err(|e| StoreError::Corrupt {
+                index: 0,
+                detail: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    fn build(&self, digest: &Digest) -> Result<Option<BuildRecord>, StoreError> {
+        let found = self.indexes(
+            "SELECT entry FROM builds WHERE digest = ?1",
+            &[&digest.to_string()],
+        )?;
+        found.first().map(|&i| self.build_at(i)).transpose()
+    }
+
+    fn builds_of_service(
+        &self,
+        service: &ServiceName,
+        limit: usize,
+    ) -> Result<Vec<BuildRecord>, StoreError> {
+        let found = self.indexes(
+            "SELECT entry FROM builds WHERE service = ?1 ORDER BY entry DESC LIMIT ?2",
+            &[&service.as_str(), &(limit as i64)],
+        )?;
+        found.into_iter().map(|i| self.build_at(i)).collect()
+    }
+
+    fn build_by_tag(
+        &self,
+        image: &Repository,
+        tag: &Tag,
+    ) -> Result<Option<BuildRecord>, StoreError> {
+        let found = self.indexes(
+            "SELECT entry FROM build_tags WHERE image = ?1 AND tag = ?2 ORDER BY entry DESC LIMIT 1",
+            &[&image.to_string(), &tag.as_str()],
+        )?;
+        found.first().map(|&i| self.build_at(i)).transpose()
+    }
+
+    fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError> {
+        let (sql, args) = base_usage_query(filter);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
+        let args: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        let rows = stmt
+            .query_map(args.as_slice(), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        let corrupt = |e: lineage_model::ParseError| StoreError::Corrupt {
+            index: 0,
+            detail: e.to_string(),
+        };
+        rows.into_iter()
+            .map(|(service, name, tag, digest, builds, entry)| {
+                Ok(BaseUsage {
+                    service: ServiceName::parse(&service).map_err(corrupt)?,
+                    base_name: Repository::parse(&name).map_err(corrupt)?,
+                    base_tag: non_empty(&tag).map(Tag::parse).transpose().map_err(corrupt)?,
+                    base_digest: non_empty(&digest)
+                        .map(Digest::parse)
+                        .transpose()
+                        .map_err(corrupt)?,
+                    builds: builds as u64,
+                    latest_build: self.build_at(entry as u64 - 1)?,
+                })
+            })
+            .collect()
+    }
+
+    fn running(&self, env: Option<&EnvName>) -> Result<Vec<RunningImage>, StoreError> {
+        let entries = match env {
+            Some(env) => self.indexes(
+                "SELECT entry FROM current WHERE env = ?1 ORDER BY service",
+                &[&env.as_str()],
+            )?,
+            None => self.indexes("SELECT entry FROM current ORDER BY service, env", &[])?,
+        };
+        self.running_from(entries)
+    }
+
+    fn running_on_base(&self, filter: &BaseFilter) -> Result<Vec<RunningImage>, StoreError> {
+        let entries = match filter {
+            BaseFilter::Digest(d) => self.indexes(
+                "SELECT DISTINCT c.entry FROM build_bases b JOIN current c ON c.digest = b.digest
+                 WHERE b.base_digest = ?1 ORDER BY c.service, c.env",
+                &[&d.to_string()],
+            )?,
+            BaseFilter::Name { name, tag: None } => self.indexes(
+                "SELECT DISTINCT c.entry FROM current c CROSS JOIN build_bases b ON b.digest = c.digest
+                 WHERE b.base_name = ?1 ORDER BY c.service, c.env",
+                &[&name.to_string()],
+            )?,
+            BaseFilter::Name { name, tag: Some(tag) } => self.indexes(
+                "SELECT DISTINCT c.entry FROM current c CROSS JOIN build_bases b ON b.digest = c.digest
+                 WHERE b.base_name = ?1 AND b.base_tag = ?2 ORDER BY c.service, c.env",
+                &[&name.to_string(), &tag.as_str()],
+            )?,
+        };
+        self.running_from(entries)
+    }
+
+    fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError> {
+        let found = self.indexes(
+            "SELECT entry FROM deploys WHERE digest = ?1 ORDER BY at DESC, entry DESC",
+            &[&digest.to_string()],
+        )?;
+        found.into_iter().map(|i| self.deploy_at(i)).collect()
+    }
+
+    fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, body, recorded_at, recorded_by FROM entries
+                 WHERE idx > ?1 AND idx <= ?2 ORDER BY idx",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([from as i64, to as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(idx, body, at, by)| parse_entry(idx as u64 - 1, body, at, by))
+            .collect()
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+            .map_err(backend)?;
+        Ok(n as u64)
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn base_usage_query(filter: &BaseFilter) -> (String, Vec<String>) {
+    let select = "SELECT service, base_name, base_tag, base_digest, builds, latest_entry FROM base_usage";
+    match filter {
+        BaseFilter::Digest(d) => (
+            format!("{select} WHERE base_digest = ?1 ORDER BY service"),
+            vec![d.to_string()],
+        ),
+        BaseFilter::Name { name, tag: None } => (
+            format!("{select} WHERE base_name = ?1 ORDER BY service, latest_entry DESC"),
+            vec![name.to_string()],
+        ),
+        BaseFilter::Name {
+            name,
+            tag: Some(tag),
+        } => (
+            format!("{select} WHERE base_name = ?1 AND base_tag = ?2 ORDER BY service, latest_entry DESC"),
+            vec![name.to_string(), tag.to_string()],
+        ),
+    }
+}
+
+/// Test and benchmark access to the raw connection, for the raw-insert reference and for
+/// tamper tests. Not part of the store API.
+#[doc(hidden)]
+pub fn raw_connection(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open(PathBuf::from(path))
+}

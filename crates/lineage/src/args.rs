@@ -1,0 +1,203 @@
+//! Command-line arguments. Only parsing lives here; meaning is given in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lineage",
+    version,
+    about = "What runs, where it came from, and who fixes it now.",
+    long_about = None,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// The ledger: an SQLite file path (default ./.lineage/lineage.db).
+    #[arg(long, global = true, env = "LINEAGE_STORE", value_name = "PATH")]
+    pub store: Option<String>,
+
+    /// Settings file (default ./lineage.toml when it exists).
+    #[arg(long, global = true, env = "LINEAGE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Services and who owns them.
+    #[command(subcommand)]
+    Service(ServiceCmd),
+    /// Record builds.
+    #[command(subcommand)]
+    Build(BuildCmd),
+    /// Record deploys.
+    #[command(subcommand)]
+    Deploy(DeployCmd),
+    /// Everything about one image, digest or service on one screen.
+    Trace {
+        /// A digest, an image reference (`ghcr.io/acme/api:1.4.2`) or a service name.
+        target: String,
+    },
+    /// Every image built on a base, where it runs now and who owns it.
+    Affected {
+        /// A base digest, or a base name with an optional tag (`python:3.12-slim`).
+        #[arg(long)]
+        base: String,
+    },
+    /// What runs in each environment now.
+    Running {
+        #[arg(long)]
+        env: Option<String>,
+    },
+    /// Seed a fresh ledger with a small team's story and walk through a CVE morning.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCmd {
+    /// Register a service and its owners.
+    Add {
+        name: String,
+        #[command(flatten)]
+        owners: OwnerArgs,
+        /// Source repository URL.
+        #[arg(long)]
+        repo: Option<String>,
+        /// Image repositories this service publishes (repeatable).
+        #[arg(long = "image", value_name = "REPOSITORY", num_args = 1..)]
+        images: Vec<String>,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Change a service's owner, backup owner or emergency approver.
+    SetOwner {
+        name: String,
+        #[command(flatten)]
+        owners: OwnerArgs,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Show a service, its owners and the history of ownership changes.
+    Show { name: String },
+    /// List services and owners.
+    List,
+    /// Import a YAML or CSV table of services.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OwnerArgs {
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long)]
+    pub backup_owner: Option<String>,
+    #[arg(long)]
+    pub emergency_approver: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ActorArgs {
+    /// Who makes the change (default: LINEAGE_ACTOR, then the CI actor, then $USER).
+    #[arg(long = "by", value_name = "IDENTITY")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildCmd {
+    /// Record a build: the image digest, its bases, its source and where it was built.
+    Record(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The built image, pinned: `REPOSITORY@sha256:…` (a tag may be included).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The image digest, when `--image` has none.
+    #[arg(long)]
+    pub digest: Option<String>,
+    /// Tags pushed for this digest (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// The service (default: the service that lists the image repository).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// A base image `NAME[:TAG][@DIGEST]`, once per `FROM`; the last is the final stage.
+    #[arg(long = "base")]
+    pub bases: Vec<String>,
+    /// When each base was pulled (once, or once per `--base`).
+    #[arg(long = "base-pulled-at")]
+    pub base_pulled_at: Vec<String>,
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Branch or ref.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Full commit id.
+    #[arg(long)]
+    pub commit: Option<String>,
+    #[arg(long)]
+    pub started_at: Option<String>,
+    #[arg(long)]
+    pub finished_at: Option<String>,
+    #[arg(long)]
+    pub ci_system: Option<String>,
+    #[arg(long)]
+    pub ci_job: Option<String>,
+    #[arg(long)]
+    pub ci_run_id: Option<String>,
+    #[arg(long)]
+    pub ci_url: Option<String>,
+    /// The identity that built the image (CI identity or person).
+    #[arg(long)]
+    pub builder: Option<String>,
+    /// `os/arch[/variant]`.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Path to the Dockerfile; its SHA-256 is recorded.
+    #[arg(long)]
+    pub dockerfile: Option<PathBuf>,
+    /// Show what was detected from the CI environment and flags, and write nothing.
+    #[arg(long)]
+    pub print_detected: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCmd {
+    /// Record that a digest was deployed to an environment.
+    Record {
+        /// The deployed image, pinned: `REPOSITORY@sha256:…`.
+        #[arg(long)]
+        image: String,
+        #[arg(long)]
+        env: String,
+        /// Who deployed.
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        approved_by: Option<String>,
+        /// Change ticket URL.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// When (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+}

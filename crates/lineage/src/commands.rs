@@ -1,0 +1,369 @@
+//! Commands: turn arguments into checked values, call a use case, render the report.
+//!
+//! Every input is parsed before the store is opened, so bad input writes nothing.
+
+use lineage_core::{ci, query, record, services};
+use lineage_model::{
+    BaseImage, BuildRecord, CiRun, CommitId, Digest, DockerfileRef, Identity, ImageRef,
+    Repository, Service, ServiceName, SourceRepo, Tag, Timestamp,
+};
+use lineage_store::Store;
+use sha2::Digest as _;
+
+use crate::args::{BuildArgs, BuildCmd, Command, DeployCmd, OwnerArgs, ServiceCmd};
+use crate::render;
+use crate::settings::Settings;
+use crate::{CliError, Outcome};
+
+pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
+    match command {
+        Command::Service(cmd) => service(cmd, s),
+        Command::Build(BuildCmd::Record(args)) => build_record(args, s),
+        Command::Deploy(DeployCmd::Record {
+            image,
+            env,
+            by,
+            approved_by,
+            ticket,
+            at,
+        }) => {
+            let input = record::DeployInput {
+                image: ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?,
+                env,
+                by: Identity::parse(&by).map_err(|e| e.in_field("--by"))?,
+                approved_by: parse_opt(approved_by.as_deref(), Identity::parse, "--approved-by")?,
+                ticket,
+                at: parse_opt(at.as_deref(), Timestamp::parse, "--at")?.unwrap_or(s.now),
+            };
+            let mut store = open(s, false)?;
+            let deploy = record::resolve_deploy(store.as_ref(), &s.config, input)?;
+            let report = record::deploy(store.as_mut(), deploy, s.now, None)?;
+            render::record(s.format, &report);
+            Ok(Outcome::Ok)
+        }
+        Command::Trace { target } => {
+            let store = open(s, false)?;
+            match query::trace(store.as_ref(), &s.config, &target)? {
+                Some(report) => {
+                    render::trace(s.format, &report);
+                    Ok(Outcome::Ok)
+                }
+                None => {
+                    render::not_found(s.format, &format!("nothing recorded for `{target}`"));
+                    Ok(Outcome::NotFound)
+                }
+            }
+        }
+        Command::Affected { base } => {
+            let filter = query::base_filter(&base)?;
+            let store = open(s, false)?;
+            let report = query::affected(store.as_ref(), &s.config, &filter)?;
+            render::affected(s.format, &report);
+            Ok(if report.services.is_empty() {
+                Outcome::NotFound
+            } else {
+                Outcome::Ok
+            })
+        }
+        Command::Running { env } => {
+            let env = env.map(|e| s.config.environment(&e)).transpose()?;
+            let store = open(s, false)?;
+            let report = query::running(store.as_ref(), &s.config, env.as_ref())?;
+            render::running(s.format, &report);
+            Ok(if report.rows.is_empty() {
+                Outcome::NotFound
+            } else {
+                Outcome::Ok
+            })
+        }
+        Command::Demo => crate::demo::run(s),
+    }
+}
+
+pub fn open(s: &Settings, create: bool) -> Result<Box<dyn Store>, CliError> {
+    Ok(lineage_store::open(&s.store, create)?)
+}
+
+fn parse_opt<T>(
+    value: Option<&str>,
+    parse: fn(&str) -> Result<T, lineage_model::ParseError>,
+    field: &'static str,
+) -> Result<Option<T>, CliError> {
+    value
+        .map(|v| parse(v).map_err(|e| CliError::from(e.in_field(field))))
+        .transpose()
+}
+
+fn owners(args: &OwnerArgs) -> Result<services::OwnerChange, CliError> {
+    Ok(services::OwnerChange {
+        owner: parse_opt(args.owner.as_deref(), Identity::parse, "--owner")?,
+        backup_owner: parse_opt(args.backup_owner.as_deref(), Identity::parse, "--backup-owner")?,
+        emergency_approver: parse_opt(
+            args.emergency_approver.as_deref(),
+            Identity::parse,
+            "--emergency-approver",
+        )?,
+    })
+}
+
+fn service(cmd: ServiceCmd, s: &Settings) -> Result<Outcome, CliError> {
+    match cmd {
+        ServiceCmd::Add {
+            name,
+            owners: o,
+            repo,
+            images,
+            actor,
+        } => {
+            let o = owners(&o)?;
+            let service = Service {
+                name: ServiceName::parse(&name)?,
+                owner: o.owner,
+                backup_owner: o.backup_owner,
+                emergency_approver: o.emergency_approver,
+                source_repo: parse_opt(repo.as_deref(), SourceRepo::parse, "--repo")?,
+                images: images
+                    .iter()
+                    .map(|i| Repository::parse(i).map_err(|e| e.in_field("--image")))
+                    .collect::<Result<_, _>>()?,
+            };
+            let by = s.actor(actor.by.as_deref())?;
+            let mut store = open(s, true)?;
+            let index = services::add(store.as_mut(), service.clone(), by, s.now)?;
+            render::service_changed(s.format, &service, Some(index), "added");
+            Ok(Outcome::Ok)
+        }
+        ServiceCmd::SetOwner {
+            name,
+            owners: o,
+            actor,
+        } => {
+            let name = ServiceName::parse(&name)?;
+            let change = owners(&o)?;
+            if change.owner.is_none()
+                && change.backup_owner.is_none()
+                && change.emergency_approver.is_none()
+            {
+                return Err(CliError::new(
+                    "nothing to change",
+                    format!("pass `--owner`, `--backup-owner` or `--emergency-approver`, e.g. `lineage service set-owner {name} --owner sam@acme.dev`"),
+                ));
+            }
+            let by = s.actor(actor.by.as_deref())?;
+            let mut store = open(s, false)?;
+            let index = services::set_owner(store.as_mut(), &name, change, by, s.now)?;
+            let service = store.service(&name)?.expect("service exists after set-owner");
+            render::service_changed(
+                s.format,
+                &service,
+                index,
+                if index.is_some() { "updated" } else { "unchanged" },
+            );
+            Ok(Outcome::Ok)
+        }
+        ServiceCmd::Show { name } => {
+            let name = ServiceName::parse(&name)?;
+            let store = open(s, false)?;
+            let report = services::show(store.as_ref(), &name)?;
+            render::service_report(s.format, &report);
+            Ok(Outcome::Ok)
+        }
+        ServiceCmd::List => {
+            let store = open(s, false)?;
+            let list = store.services()?;
+            render::service_list(s.format, &list);
+            Ok(if list.is_empty() {
+                Outcome::NotFound
+            } else {
+                Outcome::Ok
+            })
+        }
+        ServiceCmd::Import { file, actor } => {
+            let text = read_limited(&file, MAX_IMPORT_BYTES)?;
+            let rows = services::parse_import(&text, &file.display().to_string())?;
+            let by = s.actor(actor.by.as_deref())?;
+            let mut store = open(s, true)?;
+            let report = services::import(store.as_mut(), rows, by, s.now)?;
+            render::import(s.format, &report);
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+/// Input files larger than this are refused rather than read into memory.
+const MAX_IMPORT_BYTES: u64 = 16 << 20;
+const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
+
+fn read_limited(path: &std::path::Path, limit: u64) -> Result<String, CliError> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        CliError::new(format!("cannot read `{shown}`: {e}"), "check the path")
+    })?;
+    if meta.len() > limit {
+        return Err(CliError::new(
+            format!("`{shown}` is {} bytes; the limit is {limit}", meta.len()),
+            "split the file, or check that it is the file you meant",
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::new(format!("cannot read `{shown}`: {e}"), "the file must be UTF-8 text"))
+}
+
+/// Builds a `BuildRecord` from flags, filling gaps from the CI environment. Flags win.
+fn assemble_build(
+    args: &BuildArgs,
+    s: &Settings,
+    store: Option<&dyn Store>,
+) -> Result<(BuildRecord, Option<ci::Detected>), CliError> {
+    let detected = ci::detect(&s.env);
+    let d = detected.clone().unwrap_or_default();
+    let pick = |flag: &Option<String>, found: &Option<String>| flag.clone().or_else(|| found.clone());
+
+    let Some(image_arg) = &args.image else {
+        return Err(CliError::new(
+            "`--image` is required",
+            "pass the pushed image: `--image ghcr.io/acme/api@sha256:<64 hex>` (or `--image ghcr.io/acme/api --digest sha256:<64 hex>`)",
+        ));
+    };
+    let image = ImageRef::parse(image_arg).map_err(|e| e.in_field("--image"))?;
+    let flag_digest = parse_opt(args.digest.as_deref(), Digest::parse, "--digest")?;
+    let digest = match (&image.digest, flag_digest) {
+        (Some(a), Some(b)) if *a != b => {
+            return Err(CliError::new(
+                format!("`--image` says `{a}` but `--digest` says `{b}`"),
+                "pass one digest: the one your registry reported on push",
+            ))
+        }
+        (Some(a), _) => a.clone(),
+        (None, Some(b)) => b,
+        (None, None) => {
+            return Err(CliError::new(
+                format!("image reference `{image_arg}` is not pinned by digest"),
+                format!("a build is recorded by its digest: `--image {}@sha256:<64 hex>` or add `--digest`", image.repository),
+            ))
+        }
+    };
+    let mut tags: Vec<Tag> = args
+        .tags
+        .iter()
+        .map(|t| Tag::parse(t).map_err(|e| e.in_field("--tag")))
+        .collect::<Result<_, _>>()?;
+    if let Some(t) = &image.tag {
+        if !tags.contains(t) {
+            tags.insert(0, t.clone());
+        }
+    }
+
+    let pulled: Vec<Timestamp> = args
+        .base_pulled_at
+        .iter()
+        .map(|t| Timestamp::parse(t).map_err(|e| e.in_field("--base-pulled-at")))
+        .collect::<Result<_, _>>()?;
+    if pulled.len() > 1 && pulled.len() != args.bases.len() {
+        return Err(CliError::new(
+            format!(
+                "{} `--base-pulled-at` values for {} `--base` images",
+                pulled.len(),
+                args.bases.len()
+            ),
+            "give one `--base-pulled-at` for all bases, or one per `--base`, in the same order",
+        ));
+    }
+    let last = args.bases.len().saturating_sub(1);
+    let bases = args
+        .bases
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let r = ImageRef::parse(b).map_err(|e| e.in_field("--base"))?;
+            Ok(BaseImage {
+                name: r.repository,
+                tag: r.tag,
+                digest: r.digest,
+                pulled_at: pulled.get(i).or(pulled.first()).copied(),
+                final_stage: i == last,
+            })
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+
+    let commit = pick(&args.commit, &d.commit);
+    let commit = parse_opt(commit.as_deref(), CommitId::parse, "--commit")?;
+    let repo = pick(&args.repo, &d.source_repo);
+    let source_repo = parse_opt(repo.as_deref(), SourceRepo::parse, "--repo")?;
+    let builder = pick(&args.builder, &d.builder);
+    let builder = parse_opt(builder.as_deref(), Identity::parse, "--builder")?;
+    let ci_system = pick(&args.ci_system, &d.system);
+    let ci = ci_system.map(|system| CiRun {
+        system,
+        job: pick(&args.ci_job, &d.job),
+        run_id: pick(&args.ci_run_id, &d.run_id),
+        url: pick(&args.ci_url, &d.url),
+    });
+    if let Some(p) = &args.platform {
+        let parts: Vec<&str> = p.split('/').collect();
+        let ok = (2..=3).contains(&parts.len())
+            && parts.iter().all(|x| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if !ok {
+            return Err(CliError::new(
+                format!("--platform `{p}` is not `os/arch[/variant]`"),
+                "write e.g. `linux/amd64` or `linux/arm64/v8`",
+            ));
+        }
+    }
+    let dockerfile = match &args.dockerfile {
+        Some(path) => {
+            let text = read_limited(path, MAX_DOCKERFILE_BYTES)?;
+            Some(DockerfileRef {
+                path: path.display().to_string(),
+                sha256: Some(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
+            })
+        }
+        None => None,
+    };
+    let explicit = parse_opt(args.service.as_deref(), ServiceName::parse, "--service")?;
+    let service = match store {
+        Some(store) => record::service_for_image(store, &image.repository, explicit.as_ref())?.name,
+        None => explicit.unwrap_or_else(|| {
+            ServiceName::parse(image.repository.short_name()).unwrap_or_else(|_| {
+                ServiceName::parse("unknown").expect("valid name")
+            })
+        }),
+    };
+    Ok((
+        BuildRecord {
+            service,
+            image: image.repository,
+            digest,
+            tags,
+            bases,
+            source_repo,
+            git_ref: pick(&args.branch, &d.git_ref),
+            commit,
+            started_at: parse_opt(args.started_at.as_deref(), Timestamp::parse, "--started-at")?,
+            finished_at: parse_opt(args.finished_at.as_deref(), Timestamp::parse, "--finished-at")?,
+            ci,
+            builder,
+            platform: args.platform.clone(),
+            dockerfile,
+        },
+        detected,
+    ))
+}
+
+fn build_record(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
+    if args.print_detected {
+        // Use the ledger for the service name when there is one, but never create it.
+        let store = lineage_store::open(&s.store, false).ok();
+        let (build, detected) = assemble_build(&args, s, store.as_deref())?;
+        render::detected(s.format, &build, detected.as_ref());
+        return Ok(Outcome::Ok);
+    }
+    // Parse everything that needs no ledger first, so bad input never creates one.
+    assemble_build(&args, s, None)?;
+    // A build needs a registered service, so the ledger must already exist.
+    let mut store = open(s, false)?;
+    let (build, _) = assemble_build(&args, s, Some(store.as_ref()))?;
+    let report = record::build(store.as_mut(), build, s.now, None)?;
+    render::record(s.format, &report);
+    Ok(Outcome::Ok)
+}
