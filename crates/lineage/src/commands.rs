@@ -76,7 +76,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 Outcome::Ok
             })
         }
-        Command::Demo => crate::demo::run(s),
+        Command::Demo => crate::demo::run(s, s.store_explicit),
     }
 }
 

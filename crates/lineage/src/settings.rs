@@ -20,6 +20,8 @@ pub const DEFAULT_STORE: &str = ".lineage/lineage.db";
 
 pub struct Settings {
     pub store: StoreLocation,
+    /// Whether the ledger location was given (flag or LINEAGE_STORE) rather than defaulted.
+    pub store_explicit: bool,
     pub config: Config,
     pub format: Format,
     pub now: Timestamp,
@@ -38,6 +40,7 @@ impl Settings {
         let store = StoreLocation::parse(cli.store.as_deref().unwrap_or(DEFAULT_STORE));
         let config = load_config(cli.config.as_deref())?;
         Ok(Settings {
+            store_explicit: cli.store.is_some(),
             store,
             config,
             format: cli.format,
