@@ -1,1 +1,166 @@
-fn main() {}
+//! Project automation: `cargo xtask test` sets up every real component the test suite needs
+//! (Debian packages, a Python with the in-toto reference implementations, a PostgreSQL
+//! database) and runs the whole suite; `cargo xtask bench` runs the benchmarks.
+//!
+//! A missing component makes the run fail, never skip: the tests themselves refuse to run
+//! without what they need.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Debian packages the tests run for real.
+const APT_PACKAGES: &[&str] = &[
+    // Tamper tests edit ledgers behind Lineage's back.
+    "sqlite3",
+    // A real OCI registry, and real images built and copied with the standard tools.
+    "docker-registry",
+    "buildah",
+    "skopeo",
+    "umoci",
+    "apache2-utils",
+    // The dashboard is tested in a real headless browser.
+    "chromium",
+    "chromium-driver",
+    // Python reference implementations run in a venv.
+    "python3-venv",
+];
+
+/// PyPI packages for interop tests, pinned so CI runs what was tested.
+const PIP_PACKAGES: &[&str] = &["in-toto==3.1.0", "securesystemslib[crypto]==1.6.0"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("setup") => setup().map(|_| ()),
+        _ => Err("usage: cargo xtask test [-- CARGO TEST ARGS] | bench | setup".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_path_buf()
+}
+
+/// What the test processes are told about the world `setup` made.
+struct World {
+    python: PathBuf,
+    fixtures: PathBuf,
+}
+
+fn setup() -> Result<World, String> {
+    let fixtures = root().join("../shared/fixtures");
+    if !fixtures.join("SOURCES.md").exists() {
+        return Err(format!(
+            "fixtures not found at {}: the tests read ../shared/fixtures beside the checkout",
+            fixtures.display()
+        ));
+    }
+    ensure_apt(APT_PACKAGES)?;
+    let python = ensure_python()?;
+    Ok(World {
+        python,
+        fixtures: fixtures.canonicalize().map_err(|e| e.to_string())?,
+    })
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let world = setup()?;
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root())
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra)
+        .env("LINEAGE_TEST_PYTHON", &world.python)
+        .env("LINEAGE_FIXTURES", &world.fixtures);
+    run(&mut cmd)
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root())
+        .args(["bench", "--workspace"])
+        .args(extra);
+    run(&mut cmd)
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn ensure_apt(packages: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let sudo: &[&str] = if root_user { &[] } else { &["sudo"] };
+    let apt = |args: &[&str]| -> Result<(), String> {
+        let mut all: Vec<&str> = sudo.to_vec();
+        all.extend_from_slice(args);
+        let mut cmd = Command::new(all[0]);
+        cmd.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    apt(&["apt-get", "update", "-q"])?;
+    apt(&[
+        &["apt-get", "install", "-y", "-q", "--no-install-recommends"][..],
+        &missing,
+    ]
+    .concat())
+    .map_err(|e| {
+        format!(
+            "{e}; install these Debian packages by hand: {}",
+            missing.join(" ")
+        )
+    })
+}
+
+/// A venv under target/ with the Python reference implementations.
+fn ensure_python() -> Result<PathBuf, String> {
+    let venv = root().join("target/test-python");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("lineage-packages.txt");
+    let wanted = PIP_PACKAGES.join("\n");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(python);
+    }
+    run(Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .args(PIP_PACKAGES))?;
+    std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
+    Ok(python)
+}

@@ -38,7 +38,9 @@ pub fn detect(env: &Env) -> Option<Detected> {
             _ => None,
         };
         // For pull requests GITHUB_REF is the merge ref; the head branch is what people mean.
-        let git_ref = g("GITHUB_HEAD_REF").or_else(|| g("GITHUB_REF_NAME")).or_else(|| g("GITHUB_REF"));
+        let git_ref = g("GITHUB_HEAD_REF")
+            .or_else(|| g("GITHUB_REF_NAME"))
+            .or_else(|| g("GITHUB_REF"));
         return Some(Detected {
             system: Some("github-actions".into()),
             job: match (g("GITHUB_WORKFLOW"), g("GITHUB_JOB")) {
@@ -100,7 +102,12 @@ pub fn detect(env: &Env) -> Option<Detected> {
             builder: Some("circleci".into()),
         });
     }
-    if g("TF_BUILD").as_deref().map(str::to_ascii_lowercase).as_deref() == Some("true") {
+    if g("TF_BUILD")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+        == Some("true")
+    {
         let url = match (
             g("SYSTEM_COLLECTIONURI"),
             g("SYSTEM_TEAMPROJECT"),
@@ -165,7 +172,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const SHA: &str = "4f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39";
@@ -221,7 +231,10 @@ mod tests {
                 env(&[
                     ("BUILDKITE", "true"),
                     ("BUILDKITE_BUILD_NUMBER", "8"),
-                    ("BUILDKITE_BUILD_URL", "https://buildkite.com/acme/api/builds/8"),
+                    (
+                        "BUILDKITE_BUILD_URL",
+                        "https://buildkite.com/acme/api/builds/8",
+                    ),
                     ("BUILDKITE_COMMIT", SHA),
                 ]),
                 "buildkite",
@@ -254,7 +267,10 @@ mod tests {
             (
                 env(&[
                     ("BITBUCKET_BUILD_NUMBER", "12"),
-                    ("BITBUCKET_GIT_HTTP_ORIGIN", "https://bitbucket.org/acme/api"),
+                    (
+                        "BITBUCKET_GIT_HTTP_ORIGIN",
+                        "https://bitbucket.org/acme/api",
+                    ),
                     ("BITBUCKET_COMMIT", SHA),
                 ]),
                 "bitbucket-pipelines",

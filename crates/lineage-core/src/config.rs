@@ -157,7 +157,10 @@ impl Config {
 
 /// The closest name by edit distance, or the one `input` is a prefix of (`prod` → `production`).
 pub fn closest<'a>(input: &str, names: &[&'a str]) -> Option<&'a str> {
-    if let Some(n) = names.iter().find(|n| n.starts_with(input) && !input.is_empty()) {
+    if let Some(n) = names
+        .iter()
+        .find(|n| n.starts_with(input) && !input.is_empty())
+    {
         return Some(n);
     }
     names
@@ -171,7 +174,10 @@ pub fn closest<'a>(input: &str, names: &[&'a str]) -> Option<&'a str> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, col)
 }
 
@@ -194,15 +200,19 @@ mod tests {
 
     #[test]
     fn errors_point_at_line_and_column() {
-        let err = Config::from_toml("[environments]\nnames = [\"dev\", \"Prod\"]\n", "lineage.toml")
-            .unwrap_err();
+        let err = Config::from_toml(
+            "[environments]\nnames = [\"dev\", \"Prod\"]\n",
+            "lineage.toml",
+        )
+        .unwrap_err();
         match err {
             Error::Config { line, col, .. } => assert_eq!((line, col), (2, 17)),
             other => panic!("{other:?}"),
         }
         let err = Config::from_toml("[environments]\nnames = [\"dev\"\n", "x.toml").unwrap_err();
         assert!(matches!(err, Error::Config { line: 2, .. }), "{err:?}");
-        let err = Config::from_toml("[environments]\nnames=[\"a\"]\nextra = 1\n", "x.toml").unwrap_err();
+        let err =
+            Config::from_toml("[environments]\nnames=[\"a\"]\nextra = 1\n", "x.toml").unwrap_err();
         assert!(matches!(err, Error::Config { line: 3, .. }), "{err:?}");
     }
 

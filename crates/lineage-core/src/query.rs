@@ -24,7 +24,9 @@ impl Owners {
     fn of(service: Option<&Service>) -> Owners {
         let s = |v: Option<&lineage_model::Identity>| v.map(|i| i.to_string());
         Owners {
-            owner: service.and_then(|s| s.owner.as_ref()).map(|i| i.to_string()),
+            owner: service
+                .and_then(|s| s.owner.as_ref())
+                .map(|i| i.to_string()),
             backup_owner: s(service.and_then(|s| s.backup_owner.as_ref())),
             emergency_approver: s(service.and_then(|s| s.emergency_approver.as_ref())),
         }
@@ -96,7 +98,11 @@ const PREVIOUS: usize = 5;
 
 /// Answers "what is this, where did it come from, who owns it, where does it run".
 /// `Ok(None)` means nothing matches.
-pub fn trace(store: &dyn Store, config: &Config, query: &str) -> Result<Option<TraceReport>, Error> {
+pub fn trace(
+    store: &dyn Store,
+    config: &Config,
+    query: &str,
+) -> Result<Option<TraceReport>, Error> {
     let Some((service, digest, image)) = resolve_trace_target(store, config, query)? else {
         return Ok(None);
     };
@@ -146,7 +152,10 @@ pub fn trace(store: &dyn Store, config: &Config, query: &str) -> Result<Option<T
 fn sort_placements(config: &Config, list: &mut [Placement]) {
     list.sort_by_key(|p| {
         let env = EnvName::parse(&p.env).ok();
-        (env.map_or(usize::MAX, |e| config.env_rank(&e)), p.env.clone())
+        (
+            env.map_or(usize::MAX, |e| config.env_rank(&e)),
+            p.env.clone(),
+        )
     });
 }
 
@@ -186,7 +195,10 @@ fn resolve_trace_target(
     }
 }
 
-fn by_digest(store: &dyn Store, digest: &Digest) -> Result<Option<(ServiceName, Repository)>, Error> {
+fn by_digest(
+    store: &dyn Store,
+    digest: &Digest,
+) -> Result<Option<(ServiceName, Repository)>, Error> {
     if let Some(b) = store.build(digest)? {
         return Ok(Some((b.service, b.image)));
     }
@@ -211,7 +223,11 @@ fn current_of_service(
         .collect();
     running.sort_by_key(|r| config.env_rank(&r.deploy.env));
     if let Some(r) = running.first() {
-        return Ok(Some((service.name.clone(), r.deploy.digest.clone(), r.deploy.image.clone())));
+        return Ok(Some((
+            service.name.clone(),
+            r.deploy.digest.clone(),
+            r.deploy.image.clone(),
+        )));
     }
     Ok(store
         .builds_of_service(&service.name, 1)?
@@ -223,7 +239,9 @@ fn current_of_service(
 /// Parses an `affected --base` argument: a digest, or a name with an optional tag.
 pub fn base_filter(input: &str) -> Result<BaseFilter, Error> {
     if input.starts_with("sha256:") || input.starts_with("sha512:") {
-        return Ok(BaseFilter::Digest(Digest::parse(input).map_err(|e| e.in_field("--base"))?));
+        return Ok(BaseFilter::Digest(
+            Digest::parse(input).map_err(|e| e.in_field("--base"))?,
+        ));
     }
     let image = ImageRef::parse(input).map_err(|e| e.in_field("--base"))?;
     Ok(match image.digest {
@@ -257,7 +275,11 @@ pub struct AffectedReport {
 }
 
 /// Answers "who is built on this base, and where does it run now".
-pub fn affected(store: &dyn Store, config: &Config, filter: &BaseFilter) -> Result<AffectedReport, Error> {
+pub fn affected(
+    store: &dyn Store,
+    config: &Config,
+    filter: &BaseFilter,
+) -> Result<AffectedReport, Error> {
     let usage = store.base_usage(filter)?;
     let running = store.running_on_base(filter)?;
     let mut services: Vec<AffectedService> = Vec::new();
@@ -270,7 +292,10 @@ pub fn affected(store: &dyn Store, config: &Config, filter: &BaseFilter) -> Resu
             final_stage: false,
         }
         .display();
-        match services.iter_mut().find(|s| s.service == u.service.as_str()) {
+        match services
+            .iter_mut()
+            .find(|s| s.service == u.service.as_str())
+        {
             Some(s) => {
                 s.builds += u.builds;
                 if !s.bases.contains(&base) {
@@ -289,7 +314,10 @@ pub fn affected(store: &dyn Store, config: &Config, filter: &BaseFilter) -> Resu
         }
     }
     for r in running {
-        if let Some(s) = services.iter_mut().find(|s| s.service == r.deploy.service.as_str()) {
+        if let Some(s) = services
+            .iter_mut()
+            .find(|s| s.service == r.deploy.service.as_str())
+        {
             s.running.push(Placement::of(&r.deploy, r.build.as_ref()));
         }
     }
@@ -334,7 +362,11 @@ pub struct RunningReport {
 }
 
 /// Answers "what runs where, since when, deployed and approved by whom".
-pub fn running(store: &dyn Store, config: &Config, env: Option<&EnvName>) -> Result<RunningReport, Error> {
+pub fn running(
+    store: &dyn Store,
+    config: &Config,
+    env: Option<&EnvName>,
+) -> Result<RunningReport, Error> {
     let mut rows = Vec::new();
     for r in store.running(env)? {
         let owner = store

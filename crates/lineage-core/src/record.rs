@@ -84,7 +84,10 @@ pub fn diff(recorded: &BuildRecord, given: &BuildRecord) -> Vec<FieldDiff> {
         serde_json::to_value(recorded).expect("records serialise"),
         serde_json::to_value(given).expect("records serialise"),
     );
-    let (a, b) = (a.as_object().cloned().unwrap_or_default(), b.as_object().cloned().unwrap_or_default());
+    let (a, b) = (
+        a.as_object().cloned().unwrap_or_default(),
+        b.as_object().cloned().unwrap_or_default(),
+    );
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort();
     keys.dedup();

@@ -1,13 +1,20 @@
 //! Services and who owns them: add, change owners, import a team's table, and show history.
 
-use lineage_model::{Identity, Repository, Service, ServiceChange, ServiceName, SourceRepo, Timestamp};
+use lineage_model::{
+    Identity, Repository, Service, ServiceChange, ServiceName, SourceRepo, Timestamp,
+};
 use lineage_store::Store;
 use serde::Serialize;
 
 use crate::Error;
 
 /// Adds a new service. Refuses a name that exists or an image another service owns.
-pub fn add(store: &mut dyn Store, service: Service, by: Identity, at: Timestamp) -> Result<u64, Error> {
+pub fn add(
+    store: &mut dyn Store,
+    service: Service,
+    by: Identity,
+    at: Timestamp,
+) -> Result<u64, Error> {
     if store.service(&service.name)?.is_some() {
         return Err(Error::ServiceExists(service.name.to_string()));
     }
@@ -61,7 +68,10 @@ pub fn set_owner(
     if service == before {
         return Ok(None);
     }
-    Ok(Some(store.record_service_change(&ServiceChange { service, by, at }, at)?))
+    Ok(Some(store.record_service_change(
+        &ServiceChange { service, by, at },
+        at,
+    )?))
 }
 
 /// One row of an import file, parsed.
@@ -83,8 +93,17 @@ pub struct ImportReport {
 /// Parses a YAML or CSV service table. The whole file is checked before anything is written.
 pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
     let is_csv = file.ends_with(".csv")
-        || (!file.ends_with(".yaml") && !file.ends_with(".yml") && text.lines().next().is_some_and(|l| l.contains(',') && !l.contains(':')));
-    let raw = if is_csv { parse_csv(text, file)? } else { parse_yaml(text, file)? };
+        || (!file.ends_with(".yaml")
+            && !file.ends_with(".yml")
+            && text
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains(',') && !l.contains(':')));
+    let raw = if is_csv {
+        parse_csv(text, file)?
+    } else {
+        parse_yaml(text, file)?
+    };
     let mut rows: Vec<ImportRow> = Vec::new();
     for (line, r) in raw {
         let err = |e: lineage_model::ParseError| Error::Import {
@@ -122,7 +141,10 @@ pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
             return Err(Error::Import {
                 file: file.to_string(),
                 line,
-                message: format!("service `{}` appears twice (first on line {})", service.name, prev.line),
+                message: format!(
+                    "service `{}` appears twice (first on line {})",
+                    service.name, prev.line
+                ),
                 hint: "keep one row per service".into(),
             });
         }
@@ -225,7 +247,12 @@ fn parse_yaml(text: &str, file: &str) -> Result<Vec<(usize, RawRow)>, Error> {
     let lines: Vec<usize> = text
         .lines()
         .enumerate()
-        .filter(|(_, l)| l.trim_start().trim_start_matches("- ").trim_start().starts_with("service:"))
+        .filter(|(_, l)| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .trim_start()
+                .starts_with("service:")
+        })
         .map(|(i, _)| i + 1)
         .collect();
     Ok(doc
@@ -236,10 +263,13 @@ fn parse_yaml(text: &str, file: &str) -> Result<Vec<(usize, RawRow)>, Error> {
         .collect())
 }
 
-const CSV_COLUMNS: &str = "service, owner, backup owner, source repo, image repositories, emergency approver";
+const CSV_COLUMNS: &str =
+    "service, owner, backup owner, source repo, image repositories, emergency approver";
 
 fn parse_csv(text: &str, file: &str) -> Result<Vec<(usize, RawRow)>, Error> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| Error::Import {
@@ -260,7 +290,14 @@ fn parse_csv(text: &str, file: &str) -> Result<Vec<(usize, RawRow)>, Error> {
             hint: format!("the first line names the columns: {CSV_COLUMNS}"),
         });
     };
-    let known = ["service", "owner", "backup owner", "source repo", "image repositories", "emergency approver"];
+    let known = [
+        "service",
+        "owner",
+        "backup owner",
+        "source repo",
+        "image repositories",
+        "emergency approver",
+    ];
     if let Some(unknown) = headers.iter().find(|h| !known.contains(&h.as_str())) {
         return Err(Error::Import {
             file: file.to_string(),
@@ -293,7 +330,12 @@ fn parse_csv(text: &str, file: &str) -> Result<Vec<(usize, RawRow)>, Error> {
                 source_repo: cell("source repo"),
                 // Several repositories share one cell, separated by spaces or semicolons.
                 images: cell("image repositories")
-                    .map(|c| c.split([' ', ';']).filter(|s| !s.is_empty()).map(str::to_string).collect())
+                    .map(|c| {
+                        c.split([' ', ';'])
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 emergency_approver: cell("emergency approver"),
             },
@@ -336,12 +378,25 @@ pub fn history(changes: &[ServiceChange]) -> Vec<HistoryItem> {
     let fields = |s: &Service| -> Vec<(&'static str, Option<String>)> {
         vec![
             ("owner", s.owner.as_ref().map(|i| i.to_string())),
-            ("backup owner", s.backup_owner.as_ref().map(|i| i.to_string())),
-            ("emergency approver", s.emergency_approver.as_ref().map(|i| i.to_string())),
+            (
+                "backup owner",
+                s.backup_owner.as_ref().map(|i| i.to_string()),
+            ),
+            (
+                "emergency approver",
+                s.emergency_approver.as_ref().map(|i| i.to_string()),
+            ),
             ("source repo", s.source_repo.as_ref().map(|i| i.to_string())),
             (
                 "images",
-                Some(s.images.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ")).filter(|s| !s.is_empty()),
+                Some(
+                    s.images
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+                .filter(|s| !s.is_empty()),
             ),
         ]
     };

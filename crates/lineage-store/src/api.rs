@@ -67,21 +67,24 @@ pub struct Entry {
 /// What happened when a build was recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildOutcome {
-    Recorded { index: u64 },
+    Recorded {
+        index: u64,
+    },
     /// An identical record for this digest exists; nothing was written.
-    AlreadyRecorded { index: u64 },
+    AlreadyRecorded {
+        index: u64,
+    },
     /// A different record for this digest exists; nothing was written.
-    Conflict { existing: Box<BuildRecord> },
+    Conflict {
+        existing: Box<BuildRecord>,
+    },
 }
 
 /// Which base images a query is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BaseFilter {
     Digest(Digest),
-    Name {
-        name: Repository,
-        tag: Option<Tag>,
-    },
+    Name { name: Repository, tag: Option<Tag> },
 }
 
 /// How one service used a base image, aggregated over its builds.
@@ -144,8 +147,11 @@ pub trait Store: Send {
         limit: usize,
     ) -> Result<Vec<BuildRecord>, StoreError>;
     /// The newest build of `image` tagged `tag`.
-    fn build_by_tag(&self, image: &Repository, tag: &Tag)
-        -> Result<Option<BuildRecord>, StoreError>;
+    fn build_by_tag(
+        &self,
+        image: &Repository,
+        tag: &Tag,
+    ) -> Result<Option<BuildRecord>, StoreError>;
     /// Per service, how its builds used the matching bases.
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError>;
 

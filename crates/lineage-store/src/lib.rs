@@ -15,6 +15,13 @@ pub use api::{
     BaseFilter, BaseUsage, BuildOutcome, Entry, RunningImage, Store, StoreError, StoreLocation,
 };
 
+/// Raw SQLite access for tamper tests and the raw-insert benchmark reference. Not part of
+/// the store API: nothing else may write behind the journal's back.
+#[doc(hidden)]
+pub use rusqlite::Connection as RawConnection;
+#[doc(hidden)]
+pub use sqlite::raw_connection;
+
 /// The schema version this build of Lineage writes. A store with a newer version is refused.
 pub const SCHEMA_VERSION: i64 = 1;
 

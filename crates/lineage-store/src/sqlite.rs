@@ -9,9 +9,7 @@ use lineage_model::{
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
-use crate::api::{
-    BaseFilter, BaseUsage, BuildOutcome, Entry, RunningImage, Store, StoreError,
-};
+use crate::api::{BaseFilter, BaseUsage, BuildOutcome, Entry, RunningImage, Store, StoreError};
 use crate::SCHEMA_VERSION;
 
 /// `PRAGMA application_id` of a Lineage ledger ("LNAG"), so that we never migrate someone
@@ -101,7 +99,9 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(|e| not_lineage(&e.to_string()))?;
         if tables > 0 || app != 0 {
-            return Err(not_lineage("it is an SQLite database of another application"));
+            return Err(not_lineage(
+                "it is an SQLite database of another application",
+            ));
         }
     }
     if version > SCHEMA_VERSION {
@@ -233,7 +233,12 @@ fn insert_build(
     let digest = build.digest.to_string();
     tx.prepare_cached("INSERT INTO builds (digest, service, image, entry) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?
-        .execute(params![digest, build.service.as_str(), build.image.to_string(), entry])
+        .execute(params![
+            digest,
+            build.service.as_str(),
+            build.image.to_string(),
+            entry
+        ])
         .map_err(backend)?;
     for tag in &build.tags {
         tx.prepare_cached("INSERT INTO build_tags (image, tag, entry) VALUES (?1, ?2, ?3)")
@@ -273,7 +278,12 @@ fn insert_deploy(
     recorded_at: Timestamp,
     recorded_by: Option<&Identity>,
 ) -> Result<u64, StoreError> {
-    let index = append(tx, &Record::Deploy(deploy.clone()), recorded_at, recorded_by)?;
+    let index = append(
+        tx,
+        &Record::Deploy(deploy.clone()),
+        recorded_at,
+        recorded_by,
+    )?;
     let entry = index as i64 + 1;
     let (service, env, digest) = (
         deploy.service.as_str(),
@@ -322,8 +332,11 @@ impl Store for SqliteStore {
             params![name, entry],
         )
         .map_err(backend)?;
-        tx.execute("INSERT INTO service_changes (service, entry) VALUES (?1, ?2)", params![name, entry])
-            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO service_changes (service, entry) VALUES (?1, ?2)",
+            params![name, entry],
+        )
+        .map_err(backend)?;
         tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
             .map_err(backend)?;
         for image in &change.service.images {
@@ -510,7 +523,8 @@ impl Store for SqliteStore {
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError> {
         let (sql, args) = base_usage_query(filter);
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
-        let args: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        let args: Vec<&dyn rusqlite::ToSql> =
+            args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
         let rows = stmt
             .query_map(args.as_slice(), |r| {
                 Ok((
@@ -534,7 +548,10 @@ impl Store for SqliteStore {
                 Ok(BaseUsage {
                     service: ServiceName::parse(&service).map_err(corrupt)?,
                     base_name: Repository::parse(&name).map_err(corrupt)?,
-                    base_tag: non_empty(&tag).map(Tag::parse).transpose().map_err(corrupt)?,
+                    base_tag: non_empty(&tag)
+                        .map(Tag::parse)
+                        .transpose()
+                        .map_err(corrupt)?,
                     base_digest: non_empty(&digest)
                         .map(Digest::parse)
                         .transpose()
@@ -625,7 +642,8 @@ fn non_empty(s: &str) -> Option<&str> {
 }
 
 fn base_usage_query(filter: &BaseFilter) -> (String, Vec<String>) {
-    let select = "SELECT service, base_name, base_tag, base_digest, builds, latest_entry FROM base_usage";
+    let select =
+        "SELECT service, base_name, base_tag, base_digest, builds, latest_entry FROM base_usage";
     match filter {
         BaseFilter::Digest(d) => (
             format!("{select} WHERE base_digest = ?1 ORDER BY service"),
@@ -645,9 +663,8 @@ fn base_usage_query(filter: &BaseFilter) -> (String, Vec<String>) {
     }
 }
 
-/// Test and benchmark access to the raw connection, for the raw-insert reference and for
-/// tamper tests. Not part of the store API.
-#[doc(hidden)]
+/// A plain connection to a ledger file, for the raw-insert benchmark reference and tamper
+/// tests.
 pub fn raw_connection(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open(PathBuf::from(path))
 }

@@ -4,8 +4,8 @@
 
 use lineage_core::{ci, query, record, services};
 use lineage_model::{
-    BaseImage, BuildRecord, CiRun, CommitId, Digest, DockerfileRef, Identity, ImageRef,
-    Repository, Service, ServiceName, SourceRepo, Tag, Timestamp,
+    BaseImage, BuildRecord, CiRun, CommitId, Digest, DockerfileRef, Identity, ImageRef, Repository,
+    Service, ServiceName, SourceRepo, Tag, Timestamp,
 };
 use lineage_store::Store;
 use sha2::Digest as _;
@@ -97,7 +97,11 @@ fn parse_opt<T>(
 fn owners(args: &OwnerArgs) -> Result<services::OwnerChange, CliError> {
     Ok(services::OwnerChange {
         owner: parse_opt(args.owner.as_deref(), Identity::parse, "--owner")?,
-        backup_owner: parse_opt(args.backup_owner.as_deref(), Identity::parse, "--backup-owner")?,
+        backup_owner: parse_opt(
+            args.backup_owner.as_deref(),
+            Identity::parse,
+            "--backup-owner",
+        )?,
         emergency_approver: parse_opt(
             args.emergency_approver.as_deref(),
             Identity::parse,
@@ -152,12 +156,18 @@ fn service(cmd: ServiceCmd, s: &Settings) -> Result<Outcome, CliError> {
             let by = s.actor(actor.by.as_deref())?;
             let mut store = open(s, false)?;
             let index = services::set_owner(store.as_mut(), &name, change, by, s.now)?;
-            let service = store.service(&name)?.expect("service exists after set-owner");
+            let service = store
+                .service(&name)?
+                .expect("service exists after set-owner");
             render::service_changed(
                 s.format,
                 &service,
                 index,
-                if index.is_some() { "updated" } else { "unchanged" },
+                if index.is_some() {
+                    "updated"
+                } else {
+                    "unchanged"
+                },
             );
             Ok(Outcome::Ok)
         }
@@ -196,17 +206,20 @@ const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
 
 fn read_limited(path: &std::path::Path, limit: u64) -> Result<String, CliError> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        CliError::new(format!("cannot read `{shown}`: {e}"), "check the path")
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| CliError::new(format!("cannot read `{shown}`: {e}"), "check the path"))?;
     if meta.len() > limit {
         return Err(CliError::new(
             format!("`{shown}` is {} bytes; the limit is {limit}", meta.len()),
             "split the file, or check that it is the file you meant",
         ));
     }
-    std::fs::read_to_string(path)
-        .map_err(|e| CliError::new(format!("cannot read `{shown}`: {e}"), "the file must be UTF-8 text"))
+    std::fs::read_to_string(path).map_err(|e| {
+        CliError::new(
+            format!("cannot read `{shown}`: {e}"),
+            "the file must be UTF-8 text",
+        )
+    })
 }
 
 /// Builds a `BuildRecord` from flags, filling gaps from the CI environment. Flags win.
@@ -217,7 +230,8 @@ fn assemble_build(
 ) -> Result<(BuildRecord, Option<ci::Detected>), CliError> {
     let detected = ci::detect(&s.env);
     let d = detected.clone().unwrap_or_default();
-    let pick = |flag: &Option<String>, found: &Option<String>| flag.clone().or_else(|| found.clone());
+    let pick =
+        |flag: &Option<String>, found: &Option<String>| flag.clone().or_else(|| found.clone());
 
     let Some(image_arg) = &args.image else {
         return Err(CliError::new(
@@ -236,12 +250,13 @@ fn assemble_build(
         }
         (Some(a), _) => a.clone(),
         (None, Some(b)) => b,
-        (None, None) => {
-            return Err(CliError::new(
-                format!("image reference `{image_arg}` is not pinned by digest"),
-                format!("a build is recorded by its digest: `--image {}@sha256:<64 hex>` or add `--digest`", image.repository),
-            ))
-        }
+        (None, None) => return Err(CliError::new(
+            format!("image reference `{image_arg}` is not pinned by digest"),
+            format!(
+                "a build is recorded by its digest: `--image {}@sha256:<64 hex>` or add `--digest`",
+                image.repository
+            ),
+        )),
     };
     let mut tags: Vec<Tag> = args
         .tags
@@ -302,7 +317,9 @@ fn assemble_build(
     if let Some(p) = &args.platform {
         let parts: Vec<&str> = p.split('/').collect();
         let ok = (2..=3).contains(&parts.len())
-            && parts.iter().all(|x| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            && parts
+                .iter()
+                .all(|x| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
         if !ok {
             return Err(CliError::new(
                 format!("--platform `{p}` is not `os/arch[/variant]`"),
@@ -324,9 +341,8 @@ fn assemble_build(
     let service = match store {
         Some(store) => record::service_for_image(store, &image.repository, explicit.as_ref())?.name,
         None => explicit.unwrap_or_else(|| {
-            ServiceName::parse(image.repository.short_name()).unwrap_or_else(|_| {
-                ServiceName::parse("unknown").expect("valid name")
-            })
+            ServiceName::parse(image.repository.short_name())
+                .unwrap_or_else(|_| ServiceName::parse("unknown").expect("valid name"))
         }),
     };
     Ok((
@@ -340,7 +356,11 @@ fn assemble_build(
             git_ref: pick(&args.branch, &d.git_ref),
             commit,
             started_at: parse_opt(args.started_at.as_deref(), Timestamp::parse, "--started-at")?,
-            finished_at: parse_opt(args.finished_at.as_deref(), Timestamp::parse, "--finished-at")?,
+            finished_at: parse_opt(
+                args.finished_at.as_deref(),
+                Timestamp::parse,
+                "--finished-at",
+            )?,
             ci,
             builder,
             platform: args.platform.clone(),

@@ -49,33 +49,191 @@ struct Deploy {
 }
 
 const BUILDS: &[Build] = &[
-    Build { service: "api", label: "api-1", version: "1.7.0", days_ago: 26, bases: &[(PYTHON, "python-old")] },
-    Build { service: "worker", label: "worker-1", version: "2.3.0", days_ago: 24, bases: &[(PYTHON, "python-old")] },
-    Build { service: "web", label: "web-1", version: "4.0.0", days_ago: 21, bases: &[(NODE, "node"), (NGINX, "nginx")] },
-    Build { service: "api", label: "api-2", version: "1.7.1", days_ago: 19, bases: &[(PYTHON, "python-old")] },
-    Build { service: "worker", label: "worker-2", version: "2.3.1", days_ago: 12, bases: &[(PYTHON, "python-old")] },
-    Build { service: "web", label: "web-2", version: "4.1.0", days_ago: 10, bases: &[(NODE, "node"), (NGINX, "nginx")] },
-    Build { service: "api", label: "api-3", version: "1.8.0", days_ago: 8, bases: &[(PYTHON, "python-new")] },
-    Build { service: "worker", label: "worker-3", version: "2.4.0", days_ago: 5, bases: &[(PYTHON, "python-new")] },
-    Build { service: "web", label: "web-3", version: "4.2.0", days_ago: 3, bases: &[(NODE, "node"), (NGINX, "nginx")] },
-    Build { service: "api", label: "api-4", version: "1.9.0", days_ago: 2, bases: &[(PYTHON, "python-new")] },
+    Build {
+        service: "api",
+        label: "api-1",
+        version: "1.7.0",
+        days_ago: 26,
+        bases: &[(PYTHON, "python-old")],
+    },
+    Build {
+        service: "worker",
+        label: "worker-1",
+        version: "2.3.0",
+        days_ago: 24,
+        bases: &[(PYTHON, "python-old")],
+    },
+    Build {
+        service: "web",
+        label: "web-1",
+        version: "4.0.0",
+        days_ago: 21,
+        bases: &[(NODE, "node"), (NGINX, "nginx")],
+    },
+    Build {
+        service: "api",
+        label: "api-2",
+        version: "1.7.1",
+        days_ago: 19,
+        bases: &[(PYTHON, "python-old")],
+    },
+    Build {
+        service: "worker",
+        label: "worker-2",
+        version: "2.3.1",
+        days_ago: 12,
+        bases: &[(PYTHON, "python-old")],
+    },
+    Build {
+        service: "web",
+        label: "web-2",
+        version: "4.1.0",
+        days_ago: 10,
+        bases: &[(NODE, "node"), (NGINX, "nginx")],
+    },
+    Build {
+        service: "api",
+        label: "api-3",
+        version: "1.8.0",
+        days_ago: 8,
+        bases: &[(PYTHON, "python-new")],
+    },
+    Build {
+        service: "worker",
+        label: "worker-3",
+        version: "2.4.0",
+        days_ago: 5,
+        bases: &[(PYTHON, "python-new")],
+    },
+    Build {
+        service: "web",
+        label: "web-3",
+        version: "4.2.0",
+        days_ago: 3,
+        bases: &[(NODE, "node"), (NGINX, "nginx")],
+    },
+    Build {
+        service: "api",
+        label: "api-4",
+        version: "1.9.0",
+        days_ago: 2,
+        bases: &[(PYTHON, "python-new")],
+    },
 ];
 
 const DEPLOYS: &[Deploy] = &[
-    Deploy { label: "api-1", service: "api", env: "staging", days_ago: 26, by: "sa:deploy-bot", approved_by: None },
-    Deploy { label: "api-1", service: "api", env: "production", days_ago: 25, by: "jonas@acme.dev", approved_by: Some("maya@acme.dev") },
-    Deploy { label: "worker-1", service: "worker", env: "production", days_ago: 23, by: "jonas@acme.dev", approved_by: Some("priya@acme.dev") },
-    Deploy { label: "web-1", service: "web", env: "production", days_ago: 20, by: "ana@acme.dev", approved_by: Some("lee@acme.dev") },
-    Deploy { label: "api-2", service: "api", env: "staging", days_ago: 19, by: "sa:deploy-bot", approved_by: None },
-    Deploy { label: "api-2", service: "api", env: "production", days_ago: 18, by: "priya@acme.dev", approved_by: Some("maya@acme.dev") },
-    Deploy { label: "worker-2", service: "worker", env: "production", days_ago: 11, by: "sam@acme.dev", approved_by: Some("jonas@acme.dev") },
-    Deploy { label: "web-2", service: "web", env: "production", days_ago: 9, by: "ana@acme.dev", approved_by: Some("priya@acme.dev") },
-    Deploy { label: "api-3", service: "api", env: "staging", days_ago: 8, by: "sa:deploy-bot", approved_by: None },
-    Deploy { label: "api-3", service: "api", env: "production", days_ago: 6, by: "jonas@acme.dev", approved_by: Some("maya@acme.dev") },
-    Deploy { label: "worker-3", service: "worker", env: "staging", days_ago: 4, by: "sa:deploy-bot", approved_by: None },
-    Deploy { label: "web-3", service: "web", env: "staging", days_ago: 3, by: "sa:deploy-bot", approved_by: None },
-    Deploy { label: "api-4", service: "api", env: "dev", days_ago: 2, by: "sa:deploy-bot", approved_by: None },
-    Deploy { label: "api-4", service: "api", env: "staging", days_ago: 1, by: "sa:deploy-bot", approved_by: None },
+    Deploy {
+        label: "api-1",
+        service: "api",
+        env: "staging",
+        days_ago: 26,
+        by: "sa:deploy-bot",
+        approved_by: None,
+    },
+    Deploy {
+        label: "api-1",
+        service: "api",
+        env: "production",
+        days_ago: 25,
+        by: "jonas@acme.dev",
+        approved_by: Some("maya@acme.dev"),
+    },
+    Deploy {
+        label: "worker-1",
+        service: "worker",
+        env: "production",
+        days_ago: 23,
+        by: "jonas@acme.dev",
+        approved_by: Some("priya@acme.dev"),
+    },
+    Deploy {
+        label: "web-1",
+        service: "web",
+        env: "production",
+        days_ago: 20,
+        by: "ana@acme.dev",
+        approved_by: Some("lee@acme.dev"),
+    },
+    Deploy {
+        label: "api-2",
+        service: "api",
+        env: "staging",
+        days_ago: 19,
+        by: "sa:deploy-bot",
+        approved_by: None,
+    },
+    Deploy {
+        label: "api-2",
+        service: "api",
+        env: "production",
+        days_ago: 18,
+        by: "priya@acme.dev",
+        approved_by: Some("maya@acme.dev"),
+    },
+    Deploy {
+        label: "worker-2",
+        service: "worker",
+        env: "production",
+        days_ago: 11,
+        by: "sam@acme.dev",
+        approved_by: Some("jonas@acme.dev"),
+    },
+    Deploy {
+        label: "web-2",
+        service: "web",
+        env: "production",
+        days_ago: 9,
+        by: "ana@acme.dev",
+        approved_by: Some("priya@acme.dev"),
+    },
+    Deploy {
+        label: "api-3",
+        service: "api",
+        env: "staging",
+        days_ago: 8,
+        by: "sa:deploy-bot",
+        approved_by: None,
+    },
+    Deploy {
+        label: "api-3",
+        service: "api",
+        env: "production",
+        days_ago: 6,
+        by: "jonas@acme.dev",
+        approved_by: Some("maya@acme.dev"),
+    },
+    Deploy {
+        label: "worker-3",
+        service: "worker",
+        env: "staging",
+        days_ago: 4,
+        by: "sa:deploy-bot",
+        approved_by: None,
+    },
+    Deploy {
+        label: "web-3",
+        service: "web",
+        env: "staging",
+        days_ago: 3,
+        by: "sa:deploy-bot",
+        approved_by: None,
+    },
+    Deploy {
+        label: "api-4",
+        service: "api",
+        env: "dev",
+        days_ago: 2,
+        by: "sa:deploy-bot",
+        approved_by: None,
+    },
+    Deploy {
+        label: "api-4",
+        service: "api",
+        env: "staging",
+        days_ago: 1,
+        by: "sa:deploy-bot",
+        approved_by: None,
+    },
 ];
 
 pub fn run(s: &Settings, explicit_store: bool) -> Result<Outcome, CliError> {
@@ -84,9 +242,17 @@ pub fn run(s: &Settings, explicit_store: bool) -> Result<Outcome, CliError> {
         _ => PathBuf::from(DEMO_STORE),
     };
     prepare(&store, explicit_store)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::new(format!("cannot find the lineage binary: {e}"), "run the demo as `lineage demo`"))?;
-    let demo = Demo { exe, store, now: s.now };
+    let exe = std::env::current_exe().map_err(|e| {
+        CliError::new(
+            format!("cannot find the lineage binary: {e}"),
+            "run the demo as `lineage demo`",
+        )
+    })?;
+    let demo = Demo {
+        exe,
+        store,
+        now: s.now,
+    };
     demo.story()
 }
 
@@ -105,7 +271,13 @@ fn prepare(store: &Path, explicit: bool) -> Result<(), CliError> {
         let path = PathBuf::from(format!("{}{suffix}", store.display()));
         if path.exists() {
             std::fs::remove_file(&path).map_err(|e| {
-                CliError::new(format!("cannot remove the previous demo ledger `{}`: {e}", path.display()), "remove it by hand")
+                CliError::new(
+                    format!(
+                        "cannot remove the previous demo ledger `{}`: {e}",
+                        path.display()
+                    ),
+                    "remove it by hand",
+                )
             })?;
         }
     }
@@ -133,7 +305,10 @@ impl Demo {
     /// The story's clock for seeded steps (`None`: now) is passed as LINEAGE_NOW, so ledger
     /// times match the story.
     fn lineage_at(&self, args: &[String], show: bool, at: Option<String>) -> Result<(), CliError> {
-        println!("$ lineage {}", args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "));
+        println!(
+            "$ lineage {}",
+            args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+        );
         let mut cmd = Command::new(&self.exe);
         cmd.args(args)
             .env("LINEAGE_STORE", &self.store)
@@ -145,9 +320,12 @@ impl Demo {
         if !show {
             cmd.stdout(Stdio::null());
         }
-        let status = cmd
-            .status()
-            .map_err(|e| CliError::new(format!("cannot run lineage: {e}"), "check that the binary is intact"))?;
+        let status = cmd.status().map_err(|e| {
+            CliError::new(
+                format!("cannot run lineage: {e}"),
+                "check that the binary is intact",
+            )
+        })?;
         if status.code() == Some(2) {
             return Err(CliError::new(
                 "a demo step failed (see the error above)",
@@ -166,8 +344,14 @@ impl Demo {
 
     fn story(&self) -> Result<Outcome, CliError> {
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
-        println!("Lineage demo: Acme, a six-person SaaS team, runs three services: api, worker and web.");
-        println!("Ledger: {} (explore it afterwards with `--store {}`)\n", self.store.display(), self.store.display());
+        println!(
+            "Lineage demo: Acme, a six-person SaaS team, runs three services: api, worker and web."
+        );
+        println!(
+            "Ledger: {} (explore it afterwards with `--store {}`)\n",
+            self.store.display(),
+            self.store.display()
+        );
 
         println!("# Four weeks ago Maya, the tech lead, wrote down who owns what.");
         let services = [
@@ -178,11 +362,21 @@ impl Demo {
         for (i, (name, owner, backup)) in services.iter().enumerate() {
             self.lineage_at(
                 &a(&[
-                    "service", "add", name, "--owner", owner, "--backup-owner", backup,
-                    "--emergency-approver", "maya@acme.dev",
-                    "--repo", &format!("https://github.com/acme/{name}"),
-                    "--image", &format!("ghcr.io/acme/{name}"),
-                    "--by", "maya@acme.dev",
+                    "service",
+                    "add",
+                    name,
+                    "--owner",
+                    owner,
+                    "--backup-owner",
+                    backup,
+                    "--emergency-approver",
+                    "maya@acme.dev",
+                    "--repo",
+                    &format!("https://github.com/acme/{name}"),
+                    "--image",
+                    &format!("ghcr.io/acme/{name}"),
+                    "--by",
+                    "maya@acme.dev",
                 ]),
                 i == 0,
                 Some(self.at(28, 9)),
@@ -197,8 +391,16 @@ impl Demo {
             Rotation,
         }
         let mut timeline: Vec<(i64, Event)> = Vec::new();
-        timeline.extend(BUILDS.iter().map(|b| (-b.days_ago * 24 + 14, Event::Build(b))));
-        timeline.extend(DEPLOYS.iter().map(|d| (-d.days_ago * 24 + 16, Event::Deploy(d))));
+        timeline.extend(
+            BUILDS
+                .iter()
+                .map(|b| (-b.days_ago * 24 + 14, Event::Build(b))),
+        );
+        timeline.extend(
+            DEPLOYS
+                .iter()
+                .map(|d| (-d.days_ago * 24 + 16, Event::Deploy(d))),
+        );
         timeline.push((-14 * 24 + 9, Event::Rotation));
         timeline.sort_by_key(|(t, _)| *t);
         let mut first_build = true;
@@ -213,11 +415,25 @@ impl Demo {
             }
         }
 
-        println!("\n# Tuesday, 09:12. A critical OpenSSL CVE is published against python:3.12-slim,");
-        println!("# digest {}. Four questions, four commands.\n", Self::base_digest("python-new"));
+        println!(
+            "\n# Tuesday, 09:12. A critical OpenSSL CVE is published against python:3.12-slim,"
+        );
+        println!(
+            "# digest {}. Four questions, four commands.\n",
+            Self::base_digest("python-new")
+        );
         println!("# 1. Which services are built on that base, and where does it run now?");
-        self.lineage(&a(&["affected", "--base", &format!("{PYTHON}@{}", Self::base_digest("python-new"))]), true)?;
-        println!("# 2-4. What exactly runs in production for api, which commit built it, who approved");
+        self.lineage(
+            &a(&[
+                "affected",
+                "--base",
+                &format!("{PYTHON}@{}", Self::base_digest("python-new")),
+            ]),
+            true,
+        )?;
+        println!(
+            "# 2-4. What exactly runs in production for api, which commit built it, who approved"
+        );
         println!("#      the deploy, and who owns the fix?");
         self.lineage(&a(&["trace", "api"]), true)?;
         println!("# The whole fleet, per environment, with base digests and owners:");
@@ -226,7 +442,10 @@ impl Demo {
         self.lineage(&a(&["service", "show", "worker"]), true)?;
         println!("# Every older python:3.12-slim digest too, not just the one in the advisory:");
         self.lineage(&a(&["affected", "--base", PYTHON]), true)?;
-        println!("Done. Try `lineage --store {} trace worker` or add `--format json` to any query.", self.store.display());
+        println!(
+            "Done. Try `lineage --store {} trace worker` or add `--format json` to any query.",
+            self.store.display()
+        );
         Ok(Outcome::Ok)
     }
 
@@ -234,7 +453,13 @@ impl Demo {
         println!("# Two weeks ago Jonas moved teams; Sam took over the worker.");
         self.lineage_at(
             &[
-                "service", "set-owner", "worker", "--owner", "sam@acme.dev", "--by", "maya@acme.dev",
+                "service",
+                "set-owner",
+                "worker",
+                "--owner",
+                "sam@acme.dev",
+                "--by",
+                "maya@acme.dev",
             ]
             .map(str::to_string),
             false,
@@ -246,8 +471,15 @@ impl Demo {
 
     fn build(&self, b: &Build, show: bool) -> Result<(), CliError> {
         let mut args: Vec<String> = [
-            "build", "record",
-            "--image", &format!("ghcr.io/acme/{}:{}@{}", b.service, b.version, digest(b.label)),
+            "build",
+            "record",
+            "--image",
+            &format!(
+                "ghcr.io/acme/{}:{}@{}",
+                b.service,
+                b.version,
+                digest(b.label)
+            ),
         ]
         .map(str::to_string)
         .to_vec();
@@ -258,18 +490,37 @@ impl Demo {
         let finished = self.at(b.days_ago, 14);
         args.extend(
             [
-                "--base-pulled-at", &self.at(b.days_ago, 13),
-                "--repo", &format!("https://github.com/acme/{}", b.service),
-                "--branch", "main",
-                "--commit", &commit(b.label),
-                "--started-at", &self.at(b.days_ago, 13),
-                "--finished-at", &finished,
-                "--ci-system", "github-actions",
-                "--ci-job", "release/image",
-                "--ci-run-id", &format!("{}", 7000 + b.days_ago),
-                "--ci-url", &format!("https://github.com/acme/{}/actions/runs/{}", b.service, 7000 + b.days_ago),
-                "--builder", &format!("https://github.com/acme/{}/.github/workflows/release.yml@refs/heads/main", b.service),
-                "--platform", "linux/amd64",
+                "--base-pulled-at",
+                &self.at(b.days_ago, 13),
+                "--repo",
+                &format!("https://github.com/acme/{}", b.service),
+                "--branch",
+                "main",
+                "--commit",
+                &commit(b.label),
+                "--started-at",
+                &self.at(b.days_ago, 13),
+                "--finished-at",
+                &finished,
+                "--ci-system",
+                "github-actions",
+                "--ci-job",
+                "release/image",
+                "--ci-run-id",
+                &format!("{}", 7000 + b.days_ago),
+                "--ci-url",
+                &format!(
+                    "https://github.com/acme/{}/actions/runs/{}",
+                    b.service,
+                    7000 + b.days_ago
+                ),
+                "--builder",
+                &format!(
+                    "https://github.com/acme/{}/.github/workflows/release.yml@refs/heads/main",
+                    b.service
+                ),
+                "--platform",
+                "linux/amd64",
             ]
             .map(str::to_string),
         );
@@ -278,11 +529,16 @@ impl Demo {
 
     fn deploy(&self, d: &Deploy) -> Result<(), CliError> {
         let mut args: Vec<String> = [
-            "deploy", "record",
-            "--image", &format!("ghcr.io/acme/{}@{}", d.service, digest(d.label)),
-            "--env", d.env,
-            "--by", d.by,
-            "--at", &self.at(d.days_ago, 16),
+            "deploy",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/{}@{}", d.service, digest(d.label)),
+            "--env",
+            d.env,
+            "--by",
+            d.by,
+            "--at",
+            &self.at(d.days_ago, 16),
         ]
         .map(str::to_string)
         .to_vec();
@@ -296,7 +552,10 @@ impl Demo {
 }
 
 fn quote(arg: &str) -> String {
-    if arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@=+".contains(c)) {
+    if arg
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:@=+".contains(c))
+    {
         arg.to_string()
     } else {
         format!("'{arg}'")

@@ -15,7 +15,10 @@ use serde::Serialize;
 use crate::args::Format;
 
 fn json<T: Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("reports serialise"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialise")
+    );
 }
 
 /// `sha256:0123456789ab`: enough to tell digests apart on screen; JSON carries the full one.
@@ -32,7 +35,10 @@ fn or_none(v: Option<&str>) -> &str {
 
 pub fn not_found(format: Format, message: &str) {
     match format {
-        Format::Json => println!("{}", serde_json::json!({"schema": 1, "found": false, "message": message})),
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"schema": 1, "found": false, "message": message})
+        ),
         Format::Human => eprintln!("{message}"),
     }
 }
@@ -66,9 +72,21 @@ pub fn service_changed(format: Format, service: &Service, index: Option<u64>, wh
 fn owners_block(s: &Service) -> String {
     let mut out = String::new();
     let id = |i: &Option<lineage_model::Identity>| i.as_ref().map(|i| i.to_string());
-    let _ = writeln!(out, "  owner               {}", or_none(id(&s.owner).as_deref()));
-    let _ = writeln!(out, "  backup owner        {}", or_none(id(&s.backup_owner).as_deref()));
-    let _ = writeln!(out, "  emergency approver  {}", or_none(id(&s.emergency_approver).as_deref()));
+    let _ = writeln!(
+        out,
+        "  owner               {}",
+        or_none(id(&s.owner).as_deref())
+    );
+    let _ = writeln!(
+        out,
+        "  backup owner        {}",
+        or_none(id(&s.backup_owner).as_deref())
+    );
+    let _ = writeln!(
+        out,
+        "  emergency approver  {}",
+        or_none(id(&s.emergency_approver).as_deref())
+    );
     if let Some(r) = &s.source_repo {
         let _ = writeln!(out, "  source repo         {r}");
     }
@@ -109,7 +127,12 @@ pub fn service_list(format: Format, list: &[Service]) {
                     let id = |i: &Option<lineage_model::Identity>| {
                         i.as_ref().map_or("(none)".to_string(), |i| i.to_string())
                     };
-                    [s.name.to_string(), id(&s.owner), id(&s.backup_owner), id(&s.emergency_approver)]
+                    [
+                        s.name.to_string(),
+                        id(&s.owner),
+                        id(&s.backup_owner),
+                        id(&s.emergency_approver),
+                    ]
                 })
                 .collect();
             print!(
@@ -157,8 +180,15 @@ fn build_block(b: &BuildRecord) -> String {
         let _ = writeln!(out, "  base      (none recorded)");
     }
     for base in &b.bases {
-        let stage = if base.final_stage { "final stage" } else { "build stage" };
-        let pulled = base.pulled_at.map(|t| format!(", pulled {t}")).unwrap_or_default();
+        let stage = if base.final_stage {
+            "final stage"
+        } else {
+            "build stage"
+        };
+        let pulled = base
+            .pulled_at
+            .map(|t| format!(", pulled {t}"))
+            .unwrap_or_default();
         let _ = writeln!(out, "  base      {} ({stage}{pulled})", base.display());
     }
     let _ = writeln!(
@@ -188,7 +218,12 @@ fn build_block(b: &BuildRecord) -> String {
         let _ = writeln!(out, "  platform  {p}");
     }
     if let Some(d) = &b.dockerfile {
-        let _ = writeln!(out, "  docker    {} (sha256 {})", d.path, or_none(d.sha256.as_deref()));
+        let _ = writeln!(
+            out,
+            "  docker    {} (sha256 {})",
+            d.path,
+            or_none(d.sha256.as_deref())
+        );
     }
     out
 }
@@ -216,9 +251,18 @@ pub fn trace(format: Format, r: &TraceReport) {
         return json(r);
     }
     println!("service   {}", r.service);
-    println!("  owner               {}", or_none(r.owners.owner.as_deref()));
-    println!("  backup owner        {}", or_none(r.owners.backup_owner.as_deref()));
-    println!("  emergency approver  {}", or_none(r.owners.emergency_approver.as_deref()));
+    println!(
+        "  owner               {}",
+        or_none(r.owners.owner.as_deref())
+    );
+    println!(
+        "  backup owner        {}",
+        or_none(r.owners.backup_owner.as_deref())
+    );
+    println!(
+        "  emergency approver  {}",
+        or_none(r.owners.emergency_approver.as_deref())
+    );
     println!();
     match &r.build {
         Some(b) => print!("{}", build_block(b)),
@@ -248,8 +292,14 @@ pub fn trace(format: Format, r: &TraceReport) {
             println!(
                 "  {}  {:<12}  commit {}  built {}",
                 short(&b.digest),
-                if b.tags.is_empty() { "-".to_string() } else { b.tags.join(",") },
-                b.commit.as_deref().map_or("(none)", |c| &c[..12.min(c.len())]),
+                if b.tags.is_empty() {
+                    "-".to_string()
+                } else {
+                    b.tags.join(",")
+                },
+                b.commit
+                    .as_deref()
+                    .map_or("(none)", |c| &c[..12.min(c.len())]),
                 or_none(b.finished_at.map(|t| t.to_string()).as_deref())
             );
         }
@@ -288,7 +338,9 @@ pub fn affected(format: Format, r: &AffectedReport) {
                 "  runs now     {:<12} {}  commit {}  since {}  approved by {}",
                 p.env,
                 short(&p.digest),
-                p.commit.as_deref().map_or("(none)", |c| &c[..12.min(c.len())]),
+                p.commit
+                    .as_deref()
+                    .map_or("(none)", |c| &c[..12.min(c.len())]),
                 p.since,
                 or_none(p.approved_by.as_deref())
             );
@@ -297,7 +349,9 @@ pub fn affected(format: Format, r: &AffectedReport) {
             "  built on it  {} build(s), newest {} (commit {})",
             s.builds,
             short(&s.latest_digest),
-            s.latest_commit.as_deref().map_or("(none)", |c| &c[..12.min(c.len())])
+            s.latest_commit
+                .as_deref()
+                .map_or("(none)", |c| &c[..12.min(c.len())])
         );
         println!("  base         {}", s.bases.join(", "));
     }
@@ -308,7 +362,13 @@ pub fn running(format: Format, r: &RunningReport) {
         return json(r);
     }
     if r.rows.is_empty() {
-        println!("nothing is recorded as running{}", r.env.as_ref().map(|e| format!(" in {e}")).unwrap_or_default());
+        println!(
+            "nothing is recorded as running{}",
+            r.env
+                .as_ref()
+                .map(|e| format!(" in {e}"))
+                .unwrap_or_default()
+        );
         return;
     }
     let rows: Vec<[String; 8]> = r
@@ -331,7 +391,16 @@ pub fn running(format: Format, r: &RunningReport) {
     print!(
         "{}",
         table(
-            &["SERVICE", "ENV", "DIGEST", "SINCE", "DEPLOYED BY", "APPROVED BY", "BASE", "OWNER"],
+            &[
+                "SERVICE",
+                "ENV",
+                "DIGEST",
+                "SINCE",
+                "DEPLOYED BY",
+                "APPROVED BY",
+                "BASE",
+                "OWNER"
+            ],
             &rows
         )
     );

@@ -54,8 +54,12 @@ impl Settings {
         let candidates = [
             by.map(|b| ("--by", b.to_string())),
             self.env.get(ENV_ACTOR).map(|v| (ENV_ACTOR, v.clone())),
-            self.env.get("GITHUB_ACTOR").map(|v| ("GITHUB_ACTOR", v.clone())),
-            self.env.get("GITLAB_USER_EMAIL").map(|v| ("GITLAB_USER_EMAIL", v.clone())),
+            self.env
+                .get("GITHUB_ACTOR")
+                .map(|v| ("GITHUB_ACTOR", v.clone())),
+            self.env
+                .get("GITLAB_USER_EMAIL")
+                .map(|v| ("GITLAB_USER_EMAIL", v.clone())),
             self.env.get("USER").map(|v| ("USER", v.clone())),
         ];
         match candidates.into_iter().flatten().next() {

@@ -1,0 +1,428 @@
+//! The store story: one suite of behaviour every backend must pass. Each test takes a fresh
+//! store from `backends()`, so adding a backend means adding one line there.
+
+use lineage_model::{
+    BaseImage, BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity, Record, Repository,
+    Service, ServiceChange, ServiceName, Tag, Timestamp,
+};
+use lineage_store::{BaseFilter, BuildOutcome, Store, StoreError, StoreLocation};
+
+/// Fresh stores of every backend, with a guard that keeps their files alive.
+fn backends() -> Vec<(&'static str, Box<dyn Store>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::Sqlite(dir.path().join("ledger.db"));
+    vec![("sqlite", lineage_store::open(&location, true).unwrap(), dir)]
+}
+
+fn digest(label: &str) -> Digest {
+    use std::fmt::Write;
+    // A deterministic, well-formed digest per label.
+    let mut hex = String::new();
+    for (i, b) in label.bytes().cycle().take(32).enumerate() {
+        let _ = write!(hex, "{:02x}", b.wrapping_add(i as u8));
+    }
+    Digest::parse(&format!("sha256:{hex}")).unwrap()
+}
+
+fn t(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+fn id(s: &str) -> Identity {
+    Identity::parse(s).unwrap()
+}
+
+fn service(name: &str, owner: &str) -> Service {
+    Service {
+        name: ServiceName::parse(name).unwrap(),
+        owner: Some(id(owner)),
+        backup_owner: None,
+        emergency_approver: None,
+        source_repo: None,
+        images: vec![Repository::parse(&format!("ghcr.io/acme/{name}")).unwrap()],
+    }
+}
+
+fn build(name: &str, label: &str, base: &str, base_label: &str) -> BuildRecord {
+    let base = lineage_model::ImageRef::parse(base).unwrap();
+    BuildRecord {
+        service: ServiceName::parse(name).unwrap(),
+        image: Repository::parse(&format!("ghcr.io/acme/{name}")).unwrap(),
+        digest: digest(label),
+        tags: vec![Tag::parse(label).unwrap()],
+        bases: vec![BaseImage {
+            name: base.repository,
+            tag: base.tag,
+            digest: Some(digest(base_label)),
+            pulled_at: None,
+            final_stage: true,
+        }],
+        source_repo: None,
+        git_ref: Some("main".into()),
+        commit: Some(CommitId::parse(&"a".repeat(40)).unwrap()),
+        started_at: None,
+        finished_at: Some(t("2026-11-01T10:00:00Z")),
+        ci: None,
+        builder: None,
+        platform: None,
+        dockerfile: None,
+    }
+}
+
+fn deploy(name: &str, label: &str, env: &str, at: &str) -> DeployRecord {
+    DeployRecord {
+        service: ServiceName::parse(name).unwrap(),
+        image: Repository::parse(&format!("ghcr.io/acme/{name}")).unwrap(),
+        digest: digest(label),
+        env: EnvName::parse(env).unwrap(),
+        by: id("jonas@acme.dev"),
+        approved_by: Some(id("maya@acme.dev")),
+        ticket: None,
+        at: t(at),
+    }
+}
+
+fn seed(store: &mut dyn Store) {
+    let at = t("2026-11-01T09:00:00Z");
+    for (name, owner) in [("api", "priya@acme.dev"), ("web", "ana@acme.dev")] {
+        let change = ServiceChange {
+            service: service(name, owner),
+            by: id("maya@acme.dev"),
+            at,
+        };
+        store.record_service_change(&change, at).unwrap();
+    }
+}
+
+#[test]
+fn services_and_history() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let api = ServiceName::parse("api").unwrap();
+        assert_eq!(
+            store.service(&api).unwrap().unwrap().owner,
+            Some(id("priya@acme.dev")),
+            "{backend}"
+        );
+        let mut changed = service("api", "sam@acme.dev");
+        changed.backup_owner = Some(id("lee@acme.dev"));
+        let at = t("2026-11-05T09:00:00Z");
+        store
+            .record_service_change(
+                &ServiceChange {
+                    service: changed.clone(),
+                    by: id("maya@acme.dev"),
+                    at,
+                },
+                at,
+            )
+            .unwrap();
+        assert_eq!(store.service(&api).unwrap().unwrap(), changed, "{backend}");
+        let history = store.service_history(&api).unwrap();
+        assert_eq!(history.len(), 2, "{backend}");
+        assert_eq!(
+            history[0].service.owner,
+            Some(id("priya@acme.dev")),
+            "{backend}"
+        );
+        assert_eq!(
+            history[1].service.owner,
+            Some(id("sam@acme.dev")),
+            "{backend}"
+        );
+        let names: Vec<String> = store
+            .services()
+            .unwrap()
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        assert_eq!(names, ["api", "web"], "{backend}");
+        assert_eq!(
+            store
+                .service_for_image(&Repository::parse("ghcr.io/acme/web").unwrap())
+                .unwrap(),
+            Some(ServiceName::parse("web").unwrap()),
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .service_for_image(&Repository::parse("ghcr.io/acme/x").unwrap())
+                .unwrap(),
+            None
+        );
+    }
+}
+
+#[test]
+fn builds_are_idempotent_and_conflicts_are_reported() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-01T10:00:00Z");
+        let b = build("api", "a1", "python:3.12-slim", "py1");
+        let first = store
+            .record_builds(std::slice::from_ref(&b), at, None)
+            .unwrap();
+        assert_eq!(
+            first,
+            vec![BuildOutcome::Recorded { index: 2 }],
+            "{backend}"
+        );
+        let again = store
+            .record_builds(std::slice::from_ref(&b), at, None)
+            .unwrap();
+        assert_eq!(
+            again,
+            vec![BuildOutcome::AlreadyRecorded { index: 2 }],
+            "{backend}"
+        );
+        let mut other = b.clone();
+        other.git_ref = Some("hotfix".into());
+        match &store.record_builds(&[other], at, None).unwrap()[0] {
+            BuildOutcome::Conflict { existing } => assert_eq!(**existing, b, "{backend}"),
+            o => panic!("{backend}: expected a conflict, got {o:?}"),
+        }
+        assert_eq!(
+            store.len().unwrap(),
+            3,
+            "{backend}: a conflict writes nothing"
+        );
+        assert_eq!(
+            store.build(&b.digest).unwrap(),
+            Some(b.clone()),
+            "{backend}"
+        );
+        let tag = Tag::parse("a1").unwrap();
+        assert_eq!(
+            store.build_by_tag(&b.image, &tag).unwrap(),
+            Some(b),
+            "{backend}"
+        );
+    }
+}
+
+#[test]
+fn current_state_follows_deploy_time_not_record_order() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-01T10:00:00Z");
+        store
+            .record_builds(
+                &[
+                    build("api", "a1", "python:3.12-slim", "py1"),
+                    build("api", "a2", "python:3.12-slim", "py2"),
+                ],
+                at,
+                None,
+            )
+            .unwrap();
+        store
+            .record_deploys(
+                &[deploy("api", "a2", "production", "2026-11-03T10:00:00Z")],
+                at,
+                None,
+            )
+            .unwrap();
+        // Recorded later, but happened earlier: must not displace a2.
+        store
+            .record_deploys(
+                &[deploy("api", "a1", "production", "2026-11-02T10:00:00Z")],
+                at,
+                None,
+            )
+            .unwrap();
+        store
+            .record_deploys(
+                &[deploy("api", "a1", "staging", "2026-11-02T10:00:00Z")],
+                at,
+                None,
+            )
+            .unwrap();
+        let prod = EnvName::parse("production").unwrap();
+        let running = store.running(Some(&prod)).unwrap();
+        assert_eq!(running.len(), 1, "{backend}");
+        assert_eq!(running[0].deploy.digest, digest("a2"), "{backend}");
+        assert!(running[0].build.is_some(), "{backend}");
+        assert_eq!(store.running(None).unwrap().len(), 2, "{backend}");
+        let history = store.deploys_of_digest(&digest("a1")).unwrap();
+        assert_eq!(history.len(), 2, "{backend}");
+    }
+}
+
+#[test]
+fn base_queries() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-01T10:00:00Z");
+        store
+            .record_builds(
+                &[
+                    build("api", "a1", "python:3.12-slim", "py1"),
+                    build("api", "a2", "python:3.12-slim", "py2"),
+                    build("api", "a3", "python:3.12-slim", "py2"),
+                    build("web", "w1", "nginx:1.27", "ng1"),
+                ],
+                at,
+                None,
+            )
+            .unwrap();
+        store
+            .record_deploys(
+                &[deploy("api", "a2", "production", "2026-11-03T10:00:00Z")],
+                at,
+                None,
+            )
+            .unwrap();
+        store
+            .record_deploys(
+                &[deploy("web", "w1", "production", "2026-11-03T10:00:00Z")],
+                at,
+                None,
+            )
+            .unwrap();
+
+        let by_digest = BaseFilter::Digest(digest("py2"));
+        let usage = store.base_usage(&by_digest).unwrap();
+        assert_eq!(usage.len(), 1, "{backend}");
+        assert_eq!(
+            (usage[0].builds, usage[0].latest_build.digest.clone()),
+            (2, digest("a3")),
+            "{backend}"
+        );
+        let running = store.running_on_base(&by_digest).unwrap();
+        assert_eq!(running.len(), 1, "{backend}");
+        assert_eq!(running[0].deploy.digest, digest("a2"), "{backend}");
+        assert!(
+            store
+                .running_on_base(&BaseFilter::Digest(digest("py1")))
+                .unwrap()
+                .is_empty(),
+            "{backend}"
+        );
+
+        let by_name = BaseFilter::Name {
+            name: Repository::parse("python").unwrap(),
+            tag: None,
+        };
+        let usage = store.base_usage(&by_name).unwrap();
+        assert_eq!(usage.iter().map(|u| u.builds).sum::<u64>(), 3, "{backend}");
+        let by_tag = BaseFilter::Name {
+            name: Repository::parse("python").unwrap(),
+            tag: Some(Tag::parse("3.11").unwrap()),
+        };
+        assert!(store.base_usage(&by_tag).unwrap().is_empty(), "{backend}");
+        assert_eq!(
+            store.running_on_base(&by_name).unwrap().len(),
+            1,
+            "{backend}"
+        );
+    }
+}
+
+#[test]
+fn journal_holds_every_record_in_order() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-01T10:00:00Z");
+        store
+            .record_builds(
+                &[build("api", "a1", "python:3.12-slim", "py1")],
+                at,
+                Some(&id("sa:ci")),
+            )
+            .unwrap();
+        store
+            .record_deploys(
+                &[deploy("api", "a1", "dev", "2026-11-02T10:00:00Z")],
+                at,
+                None,
+            )
+            .unwrap();
+        let entries = store.entries(0, 100).unwrap();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.record.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["service", "service", "build", "deploy"],
+            "{backend}"
+        );
+        assert_eq!(
+            entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3],
+            "{backend}"
+        );
+        assert_eq!(entries[2].recorded_by, Some(id("sa:ci")), "{backend}");
+        // The body is the canonical form of the record.
+        assert_eq!(
+            entries[2].body,
+            lineage_model::canonical_json(&entries[2].record),
+            "{backend}"
+        );
+        assert!(matches!(entries[3].record, Record::Deploy(_)), "{backend}");
+        assert_eq!(store.entries(1, 2).unwrap().len(), 1, "{backend}");
+    }
+}
+
+#[test]
+fn records_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::Sqlite(dir.path().join("ledger.db"));
+    {
+        let mut store = lineage_store::open(&location, true).unwrap();
+        seed(store.as_mut());
+    }
+    let store = lineage_store::open(&location, false).unwrap();
+    assert_eq!(store.len().unwrap(), 2);
+}
+
+#[test]
+fn refuses_foreign_and_newer_files_without_touching_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = StoreLocation::Sqlite(dir.path().join("none.db"));
+    assert!(matches!(
+        lineage_store::open(&missing, false),
+        Err(StoreError::Missing(_))
+    ));
+    assert!(
+        !dir.path().join("none.db").exists(),
+        "a failed open creates nothing"
+    );
+
+    let text = dir.path().join("notes.db");
+    std::fs::write(&text, "these are my notes, not a database\n".repeat(200)).unwrap();
+    let before = std::fs::read(&text).unwrap();
+    let err = lineage_store::open(&StoreLocation::Sqlite(text.clone()), true)
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::NotLineage { .. }), "{err}");
+    assert_eq!(std::fs::read(&text).unwrap(), before);
+
+    let other = dir.path().join("other.db");
+    let conn = rusqlite_open(&other);
+    conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&other).unwrap();
+    let err = lineage_store::open(&StoreLocation::Sqlite(other.clone()), true)
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::NotLineage { .. }), "{err}");
+    assert_eq!(std::fs::read(&other).unwrap(), before);
+
+    let newer = dir.path().join("newer.db");
+    drop(lineage_store::open(&StoreLocation::Sqlite(newer.clone()), true).unwrap());
+    rusqlite_open(&newer)
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
+    let before = std::fs::read(&newer).unwrap();
+    let err = lineage_store::open(&StoreLocation::Sqlite(newer.clone()), true)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&newer).unwrap(), before);
+}
+
+fn rusqlite_open(path: &std::path::Path) -> lineage_store::RawConnection {
+    lineage_store::raw_connection(path).unwrap()
+}

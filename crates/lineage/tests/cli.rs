@@ -1,0 +1,562 @@
+//! The CLI end to end: the real binary against a temporary ledger. Output is snapshotted as
+//! exit code + stdout + stderr, human and JSON side by side.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+const NOW: &str = "2026-11-17T09:12:00Z";
+
+struct Ledger {
+    dir: tempfile::TempDir,
+}
+
+impl Ledger {
+    fn new() -> Ledger {
+        Ledger {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("ledger.db")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lineage"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("LINEAGE_STORE", self.store())
+            .env("LINEAGE_NOW", NOW)
+            .env("LINEAGE_ACTOR", "maya@acme.dev");
+        cmd
+    }
+
+    /// Runs and renders `exit: N`, stdout and stderr for a snapshot.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        let text = format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.replace(&self.dir.path().display().to_string(), "[TMP]")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "lineage {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+}
+
+fn digest(label: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(label.as_bytes()))
+    )
+}
+
+const COMMIT: &str = "4f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39";
+
+/// A small ledger: api with two builds on two python digests, deployed to staging and production.
+fn scenario() -> Ledger {
+    let l = Ledger::new();
+    l.ok(&[
+        "service",
+        "add",
+        "api",
+        "--owner",
+        "priya@acme.dev",
+        "--backup-owner",
+        "jonas@acme.dev",
+        "--emergency-approver",
+        "maya@acme.dev",
+        "--repo",
+        "https://github.com/acme/api",
+        "--image",
+        "ghcr.io/acme/api",
+    ]);
+    for (label, base, commit, at) in [
+        (
+            "a1",
+            "py1",
+            "1111111111111111111111111111111111111111",
+            "2026-11-10T14:00:00Z",
+        ),
+        ("a2", "py2", COMMIT, "2026-11-14T14:00:00Z"),
+    ] {
+        l.ok(&[
+            "build",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/api:{label}@{}", digest(label)),
+            "--base",
+            &format!("python:3.12-slim@{}", digest(base)),
+            "--base-pulled-at",
+            at,
+            "--repo",
+            "https://github.com/acme/api",
+            "--branch",
+            "main",
+            "--commit",
+            commit,
+            "--finished-at",
+            at,
+            "--ci-system",
+            "github-actions",
+            "--ci-job",
+            "release/image",
+            "--ci-run-id",
+            "7",
+            "--builder",
+            "sa:ci",
+        ]);
+    }
+    for (label, env, at, approver) in [
+        (
+            "a1",
+            "production",
+            "2026-11-11T10:00:00Z",
+            Some("maya@acme.dev"),
+        ),
+        ("a2", "staging", "2026-11-15T10:00:00Z", None),
+    ] {
+        let image = format!("ghcr.io/acme/api@{}", digest(label));
+        let mut args = vec![
+            "deploy",
+            "record",
+            "--image",
+            &image,
+            "--env",
+            env,
+            "--by",
+            "jonas@acme.dev",
+            "--at",
+            at,
+        ];
+        if let Some(a) = approver {
+            args.extend(["--approved-by", a]);
+        }
+        l.ok(&args);
+    }
+    l
+}
+
+#[test]
+fn queries_human_and_json() {
+    let l = scenario();
+    insta::assert_snapshot!("trace_human", l.run(&["trace", "api"]));
+    insta::assert_snapshot!("trace_json", l.run(&["--format", "json", "trace", "api"]));
+    insta::assert_snapshot!(
+        "affected_human",
+        l.run(&["affected", "--base", "python:3.12-slim"])
+    );
+    insta::assert_snapshot!(
+        "affected_json",
+        l.run(&["--format", "json", "affected", "--base", &digest("py1")])
+    );
+    insta::assert_snapshot!("running_human", l.run(&["running"]));
+    insta::assert_snapshot!(
+        "running_json",
+        l.run(&["--format", "json", "running", "--env", "production"])
+    );
+    insta::assert_snapshot!("service_show", l.run(&["service", "show", "api"]));
+    insta::assert_snapshot!("service_list", l.run(&["service", "list"]));
+}
+
+#[test]
+fn nothing_found_exits_1() {
+    let l = scenario();
+    insta::assert_snapshot!("trace_unknown", l.run(&["trace", &digest("nope")]));
+    let out = l
+        .cmd(&["affected", "--base", "alpine:3.20"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bad_input_exits_2_names_the_field_and_writes_nothing() {
+    let l = scenario();
+    let before = std::fs::read(l.store()).unwrap();
+    let a1 = digest("a1");
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "bad_uppercase_repo",
+            vec!["trace".into(), "ghcr.io/Acme/API:1".into()],
+        ),
+        (
+            "bad_short_digest",
+            vec![
+                "deploy".into(),
+                "record".into(),
+                "--image".into(),
+                format!("ghcr.io/acme/api@{}", &a1[..70]),
+                "--env".into(),
+                "production".into(),
+                "--by".into(),
+                "jonas@acme.dev".into(),
+            ],
+        ),
+        (
+            "bad_env",
+            vec![
+                "deploy".into(),
+                "record".into(),
+                "--image".into(),
+                format!("ghcr.io/acme/api@{a1}"),
+                "--env".into(),
+                "prod".into(),
+                "--by".into(),
+                "jonas@acme.dev".into(),
+            ],
+        ),
+        (
+            "bad_unknown_service",
+            vec![
+                "deploy".into(),
+                "record".into(),
+                "--image".into(),
+                format!("ghcr.io/acme/billing@{a1}"),
+                "--env".into(),
+                "production".into(),
+                "--by".into(),
+                "jonas@acme.dev".into(),
+            ],
+        ),
+        (
+            "bad_short_commit",
+            vec![
+                "build".into(),
+                "record".into(),
+                "--image".into(),
+                format!("ghcr.io/acme/api@{}", digest("a9")),
+                "--commit".into(),
+                "4f2a9c1".into(),
+            ],
+        ),
+        (
+            "bad_time",
+            vec![
+                "deploy".into(),
+                "record".into(),
+                "--image".into(),
+                format!("ghcr.io/acme/api@{a1}"),
+                "--env".into(),
+                "production".into(),
+                "--by".into(),
+                "jonas@acme.dev".into(),
+                "--at".into(),
+                "2026-11-17 10:00".into(),
+            ],
+        ),
+        (
+            "bad_unpinned_deploy",
+            vec![
+                "deploy".into(),
+                "record".into(),
+                "--image".into(),
+                "ghcr.io/acme/api:latest".into(),
+                "--env".into(),
+                "production".into(),
+                "--by".into(),
+                "jonas@acme.dev".into(),
+            ],
+        ),
+        (
+            "bad_conflicting_build",
+            vec![
+                "build".into(),
+                "record".into(),
+                "--image".into(),
+                format!("ghcr.io/acme/api@{a1}"),
+                "--commit".into(),
+                COMMIT.into(),
+            ],
+        ),
+        (
+            "bad_json_error",
+            vec![
+                "--format".into(),
+                "json".into(),
+                "trace".into(),
+                "sha256:abc".into(),
+            ],
+        ),
+    ];
+    for (name, args) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = l.run(&args);
+        assert!(out.starts_with("exit: 2\n"), "{name}: {out}");
+        insta::assert_snapshot!(name, out);
+    }
+    assert_eq!(
+        std::fs::read(l.store()).unwrap(),
+        before,
+        "bad input must not change the ledger"
+    );
+}
+
+#[test]
+fn store_errors_are_clear_and_leave_files_alone() {
+    let l = Ledger::new();
+    // No ledger yet: queries say so and create nothing.
+    insta::assert_snapshot!("no_ledger", l.run(&["running"]));
+    assert!(!l.store().exists());
+    std::fs::write(l.store(), "not a database\n".repeat(100)).unwrap();
+    insta::assert_snapshot!(
+        "not_a_ledger",
+        l.run(&["service", "add", "api", "--owner", "a@b.dev"])
+    );
+    assert_eq!(
+        std::fs::read_to_string(l.store()).unwrap(),
+        "not a database\n".repeat(100)
+    );
+}
+
+#[test]
+fn recording_twice_is_a_no_op() {
+    let l = scenario();
+    let a2 = format!("ghcr.io/acme/api:a2@{}", digest("a2"));
+    let out = l.json(&[
+        "build",
+        "record",
+        "--image",
+        &a2,
+        "--base",
+        &format!("python:3.12-slim@{}", digest("py2")),
+        "--base-pulled-at",
+        "2026-11-14T14:00:00Z",
+        "--repo",
+        "https://github.com/acme/api",
+        "--branch",
+        "main",
+        "--commit",
+        COMMIT,
+        "--finished-at",
+        "2026-11-14T14:00:00Z",
+        "--ci-system",
+        "github-actions",
+        "--ci-job",
+        "release/image",
+        "--ci-run-id",
+        "7",
+        "--builder",
+        "sa:ci",
+    ]);
+    assert_eq!(out["outcome"], "unchanged");
+}
+
+#[test]
+fn ci_detection_fills_the_record_and_flags_win() {
+    let l = scenario();
+    let image = format!("ghcr.io/acme/api@{}", digest("a7"));
+    let out = l
+        .cmd(&[
+            "--format",
+            "json",
+            "build",
+            "record",
+            "--image",
+            &image,
+            "--print-detected",
+            "--branch",
+            "release",
+        ])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_REPOSITORY", "acme/api")
+        .env("GITHUB_RUN_ID", "912")
+        .env("GITHUB_WORKFLOW", "release")
+        .env("GITHUB_JOB", "image")
+        .env("GITHUB_REF_NAME", "main")
+        .env("GITHUB_SHA", COMMIT)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ci"]["system"], "github-actions");
+    assert_eq!(v["build"]["commit"], COMMIT);
+    assert_eq!(
+        v["build"]["git_ref"], "release",
+        "an explicit flag wins over CI"
+    );
+    assert_eq!(
+        v["build"]["ci"]["url"],
+        "https://github.com/acme/api/actions/runs/912"
+    );
+    assert_eq!(v["build"]["source_repo"], "https://github.com/acme/api");
+    // --print-detected writes nothing.
+    let trace = l.cmd(&["trace", &digest("a7")]).output().unwrap();
+    assert_eq!(trace.status.code(), Some(1));
+}
+
+#[test]
+fn service_import_yaml_and_csv() {
+    let l = Ledger::new();
+    let yaml = l.dir.path().join("services.yaml");
+    std::fs::write(
+        &yaml,
+        "services:\n  - service: api\n    owner: priya@acme.dev\n    backup_owner: jonas@acme.dev\n    source_repo: https://github.com/acme/api\n    images: [ghcr.io/acme/api]\n    emergency_approver: maya@acme.dev\n",
+    )
+    .unwrap();
+    let out = l.json(&["service", "import", yaml.to_str().unwrap()]);
+    assert_eq!(out["added"], serde_json::json!(["api"]));
+    let csv = l.dir.path().join("services.csv");
+    std::fs::write(
+        &csv,
+        "service,owner,backup owner,source repo,image repositories,emergency approver\napi,sam@acme.dev,jonas@acme.dev,https://github.com/acme/api,ghcr.io/acme/api,maya@acme.dev\nweb,ana@acme.dev,,https://github.com/acme/web,ghcr.io/acme/web ghcr.io/acme/web-static,maya@acme.dev\n",
+    )
+    .unwrap();
+    let out = l.json(&["service", "import", csv.to_str().unwrap()]);
+    assert_eq!(out["added"], serde_json::json!(["web"]));
+    assert_eq!(out["updated"], serde_json::json!(["api"]));
+    let show = l.json(&["service", "show", "api"]);
+    let owners: Vec<&str> = show["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["field"] == "owner")
+        .map(|h| h["new"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["priya@acme.dev", "sam@acme.dev"]);
+
+    // A bad row anywhere writes nothing at all.
+    let bad = l.dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "service,owner\nbilling,ben@acme.dev\nAPI2,x@acme.dev\n",
+    )
+    .unwrap();
+    insta::assert_snapshot!(
+        "import_bad_row",
+        l.run(&["service", "import", bad.to_str().unwrap()])
+    );
+    assert_eq!(
+        l.cmd(&["service", "show", "billing"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+/// The demo story answers the four incident questions exactly.
+#[test]
+fn demo_answers_the_four_questions() {
+    let l = Ledger::new();
+    let demo_store = l.dir.path().join("demo.db");
+    let out = l
+        .cmd(&["demo"])
+        .env("LINEAGE_STORE", &demo_store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("$ lineage affected --base docker.io/library/python:3.12-slim@sha256:"),
+        "the demo shows its commands"
+    );
+
+    let q = |args: &[&str]| -> Value {
+        let out = l
+            .cmd(&[&["--format", "json"], args].concat())
+            .env("LINEAGE_STORE", &demo_store)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let cve_base = format!("docker.io/library/python@{}", digest("base python-new"));
+    // 1. Which services use that base digest?
+    let affected = q(&["affected", "--base", &cve_base]);
+    let services: Vec<&str> = affected["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        ["api", "worker"],
+        "api runs it in production, so it comes first"
+    );
+    // 2. Which digest runs in production?
+    let api = &affected["services"][0];
+    assert_eq!(api["running"][0]["env"], "production");
+    assert_eq!(api["running"][0]["digest"], digest("api-3"));
+    // 3. Which commit built it?
+    let commit = |label: &str| {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(format!("commit {label}").as_bytes()))[..40].to_string()
+    };
+    assert_eq!(api["running"][0]["commit"], commit("api-3"));
+    // 4. Who approved the deploy, and who owns the fix?
+    assert_eq!(api["running"][0]["approved_by"], "maya@acme.dev");
+    assert_eq!(api["running"][0]["deployed_by"], "jonas@acme.dev");
+    assert_eq!(api["owners"]["owner"], "priya@acme.dev");
+    assert_eq!(api["owners"]["backup_owner"], "jonas@acme.dev");
+    // The worker runs the vulnerable base only in staging; production is on the older digest.
+    let worker = &affected["services"][1];
+    let envs: Vec<&str> = worker["running"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["env"].as_str().unwrap())
+        .collect();
+    assert_eq!(envs, ["staging"]);
+    assert_eq!(
+        worker["owners"]["owner"], "sam@acme.dev",
+        "after the ownership rotation"
+    );
+
+    let trace = q(&["trace", "api"]);
+    assert_eq!(trace["digest"], digest("api-3"));
+    assert_eq!(trace["build"]["commit"], commit("api-3"));
+    assert_eq!(trace["running"][0]["approved_by"], "maya@acme.dev");
+    let history = q(&["service", "show", "worker"]);
+    let last = history["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            last["field"].as_str(),
+            last["old"].as_str(),
+            last["new"].as_str()
+        ),
+        (Some("owner"), Some("jonas@acme.dev"), Some("sam@acme.dev"))
+    );
+    // web is on other bases and must not appear.
+    let by_name = q(&["affected", "--base", "python:3.12-slim"]);
+    assert_eq!(by_name["services"].as_array().unwrap().len(), 2);
+}
