@@ -110,10 +110,7 @@ pub fn trace(
     let service_record = store.service(&service)?;
     let mut running = Vec::new();
     let mut elsewhere = Vec::new();
-    for r in store.running(None)? {
-        if r.deploy.service != service {
-            continue;
-        }
+    for r in store.running(None, Some(&service))? {
         let placement = Placement::of(&r.deploy, r.build.as_ref());
         if r.deploy.digest == digest {
             running.push(placement);
@@ -216,11 +213,7 @@ fn current_of_service(
     config: &Config,
     service: &Service,
 ) -> Result<Option<(ServiceName, Digest, Repository)>, Error> {
-    let mut running: Vec<RunningImage> = store
-        .running(None)?
-        .into_iter()
-        .filter(|r| r.deploy.service == service.name)
-        .collect();
+    let mut running: Vec<RunningImage> = store.running(None, Some(&service.name))?;
     running.sort_by_key(|r| config.env_rank(&r.deploy.env));
     if let Some(r) = running.first() {
         return Ok(Some((
@@ -284,34 +277,29 @@ pub fn affected(
     let running = store.running_on_base(filter)?;
     let mut services: Vec<AffectedService> = Vec::new();
     for u in usage {
-        let base = BaseImage {
-            name: u.base_name.clone(),
-            tag: u.base_tag.clone(),
-            digest: u.base_digest.clone(),
-            pulled_at: None,
-            final_stage: false,
-        }
-        .display();
-        match services
-            .iter_mut()
-            .find(|s| s.service == u.service.as_str())
-        {
-            Some(s) => {
-                s.builds += u.builds;
-                if !s.bases.contains(&base) {
-                    s.bases.push(base);
+        let bases = u
+            .bases
+            .into_iter()
+            .map(|(name, tag, digest)| {
+                BaseImage {
+                    name,
+                    tag,
+                    digest,
+                    pulled_at: None,
+                    final_stage: false,
                 }
-            }
-            None => services.push(AffectedService {
-                service: u.service.to_string(),
-                owners: Owners::of(store.service(&u.service)?.as_ref()),
-                bases: vec![base],
-                builds: u.builds,
-                latest_digest: u.latest_build.digest.to_string(),
-                latest_commit: u.latest_build.commit.as_ref().map(|c| c.to_string()),
-                running: Vec::new(),
-            }),
-        }
+                .display()
+            })
+            .collect();
+        services.push(AffectedService {
+            service: u.service.to_string(),
+            owners: Owners::of(store.service(&u.service)?.as_ref()),
+            bases,
+            builds: u.builds,
+            latest_digest: u.latest_build.digest.to_string(),
+            latest_commit: u.latest_build.commit.as_ref().map(|c| c.to_string()),
+            running: Vec::new(),
+        });
     }
     for r in running {
         if let Some(s) = services
@@ -368,7 +356,7 @@ pub fn running(
     env: Option<&EnvName>,
 ) -> Result<RunningReport, Error> {
     let mut rows = Vec::new();
-    for r in store.running(env)? {
+    for r in store.running(env, None)? {
         let owner = store
             .service(&r.deploy.service)?
             .and_then(|s| s.owner)

@@ -87,14 +87,13 @@ pub enum BaseFilter {
     Name { name: Repository, tag: Option<Tag> },
 }
 
-/// How one service used a base image, aggregated over its builds.
+/// How one service used the matching base images, aggregated over its builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUsage {
     pub service: ServiceName,
-    pub base_name: Repository,
-    pub base_tag: Option<Tag>,
-    pub base_digest: Option<Digest>,
-    /// How many recorded builds of the service used this base.
+    /// Each matching base the service was built on: name, tag and digest where known.
+    pub bases: Vec<(Repository, Option<Tag>, Option<Digest>)>,
+    /// How many recorded builds of the service used a matching base.
     pub builds: u64,
     /// The newest of those builds.
     pub latest_build: BuildRecord,
@@ -155,8 +154,13 @@ pub trait Store: Send {
     /// Per service, how its builds used the matching bases.
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError>;
 
-    /// What runs now, per (service, environment), optionally in one environment.
-    fn running(&self, env: Option<&EnvName>) -> Result<Vec<RunningImage>, StoreError>;
+    /// What runs now, per (service, environment), optionally for one environment and/or one
+    /// service.
+    fn running(
+        &self,
+        env: Option<&EnvName>,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<RunningImage>, StoreError>;
     /// What runs now and was built on a matching base (any stage).
     fn running_on_base(&self, filter: &BaseFilter) -> Result<Vec<RunningImage>, StoreError>;
     /// Every deploy of a digest, newest first.

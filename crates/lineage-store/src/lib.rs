@@ -9,6 +9,8 @@
 //! row, a connection or a dialect.
 
 mod api;
+#[doc(hidden)]
+pub mod bench;
 mod sqlite;
 
 pub use api::{

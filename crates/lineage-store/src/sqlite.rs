@@ -529,11 +529,9 @@ impl Store for SqliteStore {
             .query_map(args.as_slice(), |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
                     r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
                 ))
             })
             .map_err(backend)?
@@ -544,18 +542,32 @@ impl Store for SqliteStore {
             detail: e.to_string(),
         };
         rows.into_iter()
-            .map(|(service, name, tag, digest, builds, entry)| {
+            .map(|(service, builds, entry, bases)| {
+                // One `name TAB tag TAB digest` line per matching base, from GROUP_CONCAT.
+                let mut parsed = Vec::new();
+                for line in bases.lines() {
+                    let mut parts = line.split('\t');
+                    let (name, tag, digest) = (
+                        parts.next().unwrap_or_default(),
+                        parts.next().unwrap_or_default(),
+                        parts.next().unwrap_or_default(),
+                    );
+                    parsed.push((
+                        Repository::parse(name).map_err(corrupt)?,
+                        non_empty(tag)
+                            .map(Tag::parse)
+                            .transpose()
+                            .map_err(corrupt)?,
+                        non_empty(digest)
+                            .map(Digest::parse)
+                            .transpose()
+                            .map_err(corrupt)?,
+                    ));
+                }
+                parsed.sort();
                 Ok(BaseUsage {
                     service: ServiceName::parse(&service).map_err(corrupt)?,
-                    base_name: Repository::parse(&name).map_err(corrupt)?,
-                    base_tag: non_empty(&tag)
-                        .map(Tag::parse)
-                        .transpose()
-                        .map_err(corrupt)?,
-                    base_digest: non_empty(&digest)
-                        .map(Digest::parse)
-                        .transpose()
-                        .map_err(corrupt)?,
+                    bases: parsed,
                     builds: builds as u64,
                     latest_build: self.build_at(entry as u64 - 1)?,
                 })
@@ -563,13 +575,26 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn running(&self, env: Option<&EnvName>) -> Result<Vec<RunningImage>, StoreError> {
-        let entries = match env {
-            Some(env) => self.indexes(
-                "SELECT entry FROM current WHERE env = ?1 ORDER BY service",
-                &[&env.as_str()],
+    fn running(
+        &self,
+        env: Option<&EnvName>,
+        service: Option<&ServiceName>,
+    ) -> Result<Vec<RunningImage>, StoreError> {
+        let select = "SELECT entry FROM current";
+        let entries = match (env, service) {
+            (None, None) => self.indexes(&format!("{select} ORDER BY service, env"), &[])?,
+            (Some(e), None) => self.indexes(
+                &format!("{select} WHERE env = ?1 ORDER BY service"),
+                &[&e.as_str()],
             )?,
-            None => self.indexes("SELECT entry FROM current ORDER BY service, env", &[])?,
+            (None, Some(s)) => self.indexes(
+                &format!("{select} WHERE service = ?1 ORDER BY env"),
+                &[&s.as_str()],
+            )?,
+            (Some(e), Some(s)) => self.indexes(
+                &format!("{select} WHERE service = ?1 AND env = ?2"),
+                &[&s.as_str(), &e.as_str()],
+            )?,
         };
         self.running_from(entries)
     }
@@ -642,25 +667,25 @@ fn non_empty(s: &str) -> Option<&str> {
 }
 
 fn base_usage_query(filter: &BaseFilter) -> (String, Vec<String>) {
-    let select =
-        "SELECT service, base_name, base_tag, base_digest, builds, latest_entry FROM base_usage";
-    match filter {
-        BaseFilter::Digest(d) => (
-            format!("{select} WHERE base_digest = ?1 ORDER BY service"),
-            vec![d.to_string()],
-        ),
-        BaseFilter::Name { name, tag: None } => (
-            format!("{select} WHERE base_name = ?1 ORDER BY service, latest_entry DESC"),
-            vec![name.to_string()],
-        ),
+    // Aggregated per service in SQL, so a popular base costs one build load per service.
+    let select = "SELECT service, sum(builds), max(latest_entry),
+                  group_concat(base_name || char(9) || base_tag || char(9) || base_digest, char(10))
+                  FROM base_usage";
+    let (filter, args) = match filter {
+        BaseFilter::Digest(d) => ("base_digest = ?1", vec![d.to_string()]),
+        BaseFilter::Name { name, tag: None } => ("base_name = ?1", vec![name.to_string()]),
         BaseFilter::Name {
             name,
             tag: Some(tag),
         } => (
-            format!("{select} WHERE base_name = ?1 AND base_tag = ?2 ORDER BY service, latest_entry DESC"),
+            "base_name = ?1 AND base_tag = ?2",
             vec![name.to_string(), tag.to_string()],
         ),
-    }
+    };
+    (
+        format!("{select} WHERE {filter} GROUP BY service ORDER BY service"),
+        args,
+    )
 }
 
 /// A plain connection to a ledger file, for the raw-insert benchmark reference and tamper

@@ -238,11 +238,16 @@ fn current_state_follows_deploy_time_not_record_order() {
             )
             .unwrap();
         let prod = EnvName::parse("production").unwrap();
-        let running = store.running(Some(&prod)).unwrap();
+        let running = store.running(Some(&prod), None).unwrap();
         assert_eq!(running.len(), 1, "{backend}");
         assert_eq!(running[0].deploy.digest, digest("a2"), "{backend}");
         assert!(running[0].build.is_some(), "{backend}");
-        assert_eq!(store.running(None).unwrap().len(), 2, "{backend}");
+        assert_eq!(store.running(None, None).unwrap().len(), 2, "{backend}");
+        let web = ServiceName::parse("web").unwrap();
+        assert!(
+            store.running(None, Some(&web)).unwrap().is_empty(),
+            "{backend}"
+        );
         let history = store.deploys_of_digest(&digest("a1")).unwrap();
         assert_eq!(history.len(), 2, "{backend}");
     }
@@ -304,7 +309,9 @@ fn base_queries() {
             tag: None,
         };
         let usage = store.base_usage(&by_name).unwrap();
-        assert_eq!(usage.iter().map(|u| u.builds).sum::<u64>(), 3, "{backend}");
+        assert_eq!(usage.len(), 1, "{backend}: one row per service");
+        assert_eq!((usage[0].builds, usage[0].bases.len()), (3, 2), "{backend}");
+        assert_eq!(usage[0].latest_build.digest, digest("a3"), "{backend}");
         let by_tag = BaseFilter::Name {
             name: Repository::parse("python").unwrap(),
             tag: Some(Tag::parse("3.11").unwrap()),

@@ -1,0 +1,282 @@
+//! The fleet benchmark: a synthetic platform team's ledger, and the two incident queries on it.
+//!
+//! 1,000 services, builds spread over 50 base images (20 digests each, rotating over time),
+//! deploys to 3 environments. Reports, each as medians over rounds:
+//! - ingest rate through the store API next to a raw batched `INSERT` of the same rows into
+//!   the same schema, measured in the same run (the ratio is the figure that matters);
+//! - `affected --base` latency p50/p99 (by digest and by name) and `trace` p99, at full size.
+//!
+//! `cargo bench -p lineage-core --bench fleet` runs it; LINEAGE_BENCH_BUILDS changes the
+//! fleet size (default 1,000,000).
+
+use std::time::{Duration, Instant};
+
+use lineage_core::{query, Config};
+use lineage_model::{
+    BaseImage, BuildRecord, CiRun, CommitId, DeployRecord, Digest, EnvName, Identity, Repository,
+    Service, ServiceChange, ServiceName, Tag, Timestamp,
+};
+use lineage_store::bench::{raw_insert_builds, RawBuild};
+use lineage_store::{BaseFilter, Store, StoreLocation};
+use sha2::{Digest as _, Sha256};
+
+const SERVICES: usize = 1_000;
+const BASES: usize = 50;
+const DIGESTS_PER_BASE: usize = 20;
+const BATCH: usize = 1_000;
+/// Builds per ingest round (API and raw each), kept smaller than the fleet so rounds repeat.
+const INGEST_ROUND: usize = 100_000;
+const ROUNDS: usize = 3;
+const QUERIES: usize = 1_000;
+
+fn hash(label: &str) -> String {
+    hex::encode(Sha256::digest(label.as_bytes()))
+}
+
+fn digest(label: &str) -> Digest {
+    Digest::parse(&format!("sha256:{}", hash(label))).unwrap()
+}
+
+fn base_name(b: usize) -> Repository {
+    Repository::parse(&format!("registry.acme.dev/base/image-{b}")).unwrap()
+}
+
+fn base_digest(b: usize, d: usize) -> Digest {
+    digest(&format!("base {b} {d}"))
+}
+
+fn service_name(s: usize) -> ServiceName {
+    ServiceName::parse(&format!("svc-{s}")).unwrap()
+}
+
+/// Build number `i` of the fleet, from a seed so ingest rounds use fresh digests.
+fn build(seed: &str, i: usize, total: usize) -> BuildRecord {
+    let s = i % SERVICES;
+    let b = s % BASES;
+    // Base digests advance as the fleet's history advances.
+    let d = (i * DIGESTS_PER_BASE / total.max(1)).min(DIGESTS_PER_BASE - 1);
+    let at = Timestamp::from_unix(1_760_000_000 + i as i64 * 60);
+    BuildRecord {
+        service: service_name(s),
+        image: Repository::parse(&format!("registry.acme.dev/apps/svc-{s}")).unwrap(),
+        digest: digest(&format!("{seed} {i}")),
+        tags: vec![Tag::parse(&format!("build-{i}")).unwrap()],
+        bases: vec![BaseImage {
+            name: base_name(b),
+            tag: Some(Tag::parse("stable").unwrap()),
+            digest: Some(base_digest(b, d)),
+            pulled_at: Some(at),
+            final_stage: true,
+        }],
+        source_repo: Some(
+            lineage_model::SourceRepo::parse(&format!("https://git.acme.dev/apps/svc-{s}"))
+                .unwrap(),
+        ),
+        git_ref: Some("main".into()),
+        commit: Some(CommitId::parse(&hash(&format!("commit {seed} {i}"))[..40]).unwrap()),
+        started_at: Some(at),
+        finished_at: Some(at.plus(time::Duration::minutes(4))),
+        ci: Some(CiRun {
+            system: "gitlab-ci".into(),
+            job: Some(format!("svc-{s}/image")),
+            run_id: Some(i.to_string()),
+            url: Some(format!("https://git.acme.dev/apps/svc-{s}/-/jobs/{i}")),
+        }),
+        builder: Some(Identity::parse("sa:gitlab-runner").unwrap()),
+        platform: Some("linux/amd64".into()),
+        dockerfile: None,
+    }
+}
+
+fn open_fresh(dir: &std::path::Path, name: &str) -> Box<dyn Store> {
+    let path = dir.join(name);
+    lineage_store::open(&StoreLocation::Sqlite(path), true).unwrap()
+}
+
+fn seed_services(store: &mut dyn Store) {
+    let at = Timestamp::from_unix(1_750_000_000);
+    for s in 0..SERVICES {
+        let change = ServiceChange {
+            service: Service {
+                name: service_name(s),
+                owner: Some(Identity::parse(&format!("owner{s}@acme.dev")).unwrap()),
+                backup_owner: Some(Identity::parse(&format!("backup{s}@acme.dev")).unwrap()),
+                emergency_approver: None,
+                source_repo: None,
+                images: vec![
+                    Repository::parse(&format!("registry.acme.dev/apps/svc-{s}")).unwrap(),
+                ],
+            },
+            by: Identity::parse("platform@acme.dev").unwrap(),
+            at,
+        };
+        store.record_service_change(&change, at).unwrap();
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+/// A small deterministic generator, so runs query the same targets.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n
+    }
+}
+
+fn main() {
+    let total: usize = std::env::var("LINEAGE_BENCH_BUILDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let now = Timestamp::from_unix(1_800_000_000);
+
+    // Ingest: API versus raw, alternating rounds on fresh ledgers of the same schema.
+    let round = INGEST_ROUND.min(total);
+    let (mut api_rates, mut raw_rates) = (Vec::new(), Vec::new());
+    for r in 0..ROUNDS {
+        let builds: Vec<BuildRecord> = (0..round)
+            .map(|i| build(&format!("api{r}"), i, round))
+            .collect();
+        let mut store = open_fresh(dir.path(), &format!("api{r}.db"));
+        seed_services(store.as_mut());
+        let t = Instant::now();
+        for chunk in builds.chunks(BATCH) {
+            store.record_builds(chunk, now, None).unwrap();
+        }
+        api_rates.push(round as f64 / t.elapsed().as_secs_f64());
+
+        let raw_builds: Vec<BuildRecord> = (0..round)
+            .map(|i| build(&format!("raw{r}"), i, round))
+            .collect();
+        let rows: Vec<RawBuild> = raw_builds.iter().map(RawBuild::new).collect();
+        let path = dir.path().join(format!("raw{r}.db"));
+        drop(lineage_store::open(&StoreLocation::Sqlite(path.clone()), true).unwrap());
+        let t = Instant::now();
+        raw_insert_builds(&path, &rows, BATCH).unwrap();
+        raw_rates.push(round as f64 / t.elapsed().as_secs_f64());
+    }
+    let (api, raw) = (median(api_rates), median(raw_rates));
+    println!("ingest ({round} builds per round, {ROUNDS} rounds, {BATCH} per transaction, synchronous=FULL)");
+    println!("  store API        {api:>10.0} builds/s");
+    println!("  raw INSERT       {raw:>10.0} builds/s");
+    println!("  ratio            {:>10.2}x  (goal >= 0.5x)", api / raw);
+
+    // The full fleet for queries.
+    let mut store = open_fresh(dir.path(), "fleet.db");
+    seed_services(store.as_mut());
+    let t = Instant::now();
+    let envs = ["dev", "staging", "production"].map(|e| EnvName::parse(e).unwrap());
+    let mut deploys = 0usize;
+    for start in (0..total).step_by(BATCH) {
+        let builds: Vec<BuildRecord> = (start..(start + BATCH).min(total))
+            .map(|i| build("fleet", i, total))
+            .collect();
+        store.record_builds(&builds, now, None).unwrap();
+        // Every build goes to dev, two in three to staging, one in three to production.
+        let mut batch = Vec::new();
+        for (k, b) in builds.iter().enumerate() {
+            let i = start + k;
+            for (e, env) in envs.iter().enumerate() {
+                if e == 0 || (e == 1 && i % 3 != 0) || (e == 2 && i % 3 == 0) {
+                    batch.push(DeployRecord {
+                        service: b.service.clone(),
+                        image: b.image.clone(),
+                        digest: b.digest.clone(),
+                        env: env.clone(),
+                        by: Identity::parse("sa:deployer").unwrap(),
+                        approved_by: (e == 2).then(|| Identity::parse("lead@acme.dev").unwrap()),
+                        ticket: None,
+                        at: b.finished_at.unwrap().plus(time::Duration::hours(e as i64)),
+                    });
+                }
+            }
+        }
+        deploys += batch.len();
+        store.record_deploys(&batch, now, None).unwrap();
+    }
+    println!(
+        "fleet: {SERVICES} services, {total} builds on {BASES} bases x {DIGESTS_PER_BASE} digests, {deploys} deploys to 3 environments (loaded in {:.0} s)",
+        t.elapsed().as_secs_f64()
+    );
+
+    let config = Config::default();
+    let mut rng = Lcg(7);
+    let mut by_digest = Vec::new();
+    let mut affected_services = 0usize;
+    for _ in 0..QUERIES {
+        let filter = BaseFilter::Digest(base_digest(rng.next(BASES), rng.next(DIGESTS_PER_BASE)));
+        let t = Instant::now();
+        let report = query::affected(store.as_ref(), &config, &filter).unwrap();
+        by_digest.push(t.elapsed());
+        affected_services += report.services.len();
+    }
+    let mut by_name = Vec::new();
+    for _ in 0..QUERIES / 10 {
+        let filter = BaseFilter::Name {
+            name: base_name(rng.next(BASES)),
+            tag: None,
+        };
+        let t = Instant::now();
+        query::affected(store.as_ref(), &config, &filter).unwrap();
+        by_name.push(t.elapsed());
+    }
+    let mut trace_digest = Vec::new();
+    for _ in 0..QUERIES {
+        let q = digest(&format!("fleet {}", rng.next(total))).to_string();
+        let t = Instant::now();
+        query::trace(store.as_ref(), &config, &q)
+            .unwrap()
+            .expect("recorded");
+        trace_digest.push(t.elapsed());
+    }
+    let mut trace_service = Vec::new();
+    for _ in 0..QUERIES {
+        let q = format!("svc-{}", rng.next(SERVICES));
+        let t = Instant::now();
+        query::trace(store.as_ref(), &config, &q)
+            .unwrap()
+            .expect("recorded");
+        trace_service.push(t.elapsed());
+    }
+    println!("queries at {total} builds (median of {QUERIES} unless noted)");
+    println!(
+        "  affected --base DIGEST   p50 {}  p99 {}  (goal p99 < 10 ms; {:.1} services per answer)",
+        us(percentile(&mut by_digest, 0.5)),
+        us(percentile(&mut by_digest, 0.99)),
+        affected_services as f64 / QUERIES as f64
+    );
+    println!(
+        "  affected --base NAME     p50 {}  p99 {}  ({} queries; every digest of the base)",
+        us(percentile(&mut by_name, 0.5)),
+        us(percentile(&mut by_name, 0.99)),
+        QUERIES / 10
+    );
+    println!(
+        "  trace DIGEST             p50 {}  p99 {}  (goal p99 < 5 ms)",
+        us(percentile(&mut trace_digest, 0.5)),
+        us(percentile(&mut trace_digest, 0.99))
+    );
+    println!(
+        "  trace SERVICE            p50 {}  p99 {}",
+        us(percentile(&mut trace_service, 0.5)),
+        us(percentile(&mut trace_service, 0.99))
+    );
+}

@@ -1,0 +1,85 @@
+//! The reference the ingest benchmark compares against: the same rows written into the same
+//! schema with plain batched `INSERT`s, no validation, no serialisation (bodies are given
+//! pre-serialised). Not part of the store API.
+
+use std::path::Path;
+
+use lineage_model::{canonical_json, BuildRecord, Record};
+use rusqlite::params;
+
+/// A build's rows, prepared outside the timed section.
+pub struct RawBuild {
+    body: String,
+    digest: String,
+    service: String,
+    image: String,
+    tags: Vec<String>,
+    bases: Vec<(String, String, String, bool)>,
+}
+
+impl RawBuild {
+    pub fn new(b: &BuildRecord) -> RawBuild {
+        RawBuild {
+            body: canonical_json(&Record::Build(b.clone())),
+            digest: b.digest.to_string(),
+            service: b.service.to_string(),
+            image: b.image.to_string(),
+            tags: b.tags.iter().map(|t| t.to_string()).collect(),
+            bases: b
+                .bases
+                .iter()
+                .map(|x| {
+                    (
+                        x.name.to_string(),
+                        x.tag.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+                        x.digest.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+                        x.final_stage,
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Inserts `rows` into the (already migrated) ledger at `path`, `batch` rows per transaction,
+/// with the same durability settings as the store.
+pub fn raw_insert_builds(path: &Path, rows: &[RawBuild], batch: usize) -> rusqlite::Result<()> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    for chunk in rows.chunks(batch) {
+        let tx = conn.transaction()?;
+        {
+            let mut entry = tx.prepare_cached(
+                "INSERT INTO entries (kind, body, recorded_at, recorded_by) VALUES ('build', ?1, '2026-11-01T00:00:00Z', NULL)",
+            )?;
+            let mut build = tx.prepare_cached(
+                "INSERT INTO builds (digest, service, image, entry) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut tag = tx
+                .prepare_cached("INSERT INTO build_tags (image, tag, entry) VALUES (?1, ?2, ?3)")?;
+            let mut base = tx.prepare_cached(
+                "INSERT INTO build_bases (digest, base_name, base_tag, base_digest, final_stage) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut usage = tx.prepare_cached(
+                "INSERT INTO base_usage (service, base_name, base_tag, base_digest, builds, latest_entry)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)
+                 ON CONFLICT (service, base_name, base_tag, base_digest)
+                 DO UPDATE SET builds = builds + 1, latest_entry = excluded.latest_entry",
+            )?;
+            for r in chunk {
+                entry.execute([&r.body])?;
+                let e = tx.last_insert_rowid();
+                build.execute(params![r.digest, r.service, r.image, e])?;
+                for t in &r.tags {
+                    tag.execute(params![r.image, t, e])?;
+                }
+                for (name, t, d, f) in &r.bases {
+                    base.execute(params![r.digest, name, t, d, f])?;
+                    usage.execute(params![r.service, name, t, d, e])?;
+                }
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
