@@ -64,6 +64,11 @@ pub enum Command {
     },
     /// Seed a fresh ledger with a small team's story and walk through a CVE morning.
     Demo,
+    /// Verify signatures: DSSE envelopes, Sigstore bundles, cosign signatures.
+    Verify(crate::verify::VerifyArgs),
+    /// Signing keys.
+    #[command(subcommand)]
+    Key(crate::verify::KeyCmd),
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,6 +77,8 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             })
         }
         Command::Demo => crate::demo::run(s, s.store_explicit),
+        Command::Verify(args) => crate::verify::verify(args, s),
+        Command::Key(cmd) => crate::verify::key(cmd, s),
     }
 }
 
@@ -250,13 +252,15 @@ fn assemble_build(
         }
         (Some(a), _) => a.clone(),
         (None, Some(b)) => b,
-        (None, None) => return Err(CliError::new(
-            format!("image reference `{image_arg}` is not pinned by digest"),
-            format!(
+        (None, None) => {
+            return Err(CliError::new(
+                format!("image reference `{image_arg}` is not pinned by digest"),
+                format!(
                 "a build is recorded by its digest: `--image {}@sha256:<64 hex>` or add `--digest`",
                 image.repository
             ),
-        )),
+            ))
+        }
     };
     let mut tags: Vec<Tag> = args
         .tags

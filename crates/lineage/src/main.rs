@@ -7,6 +7,7 @@ mod commands;
 mod demo;
 mod render;
 mod settings;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -15,6 +15,8 @@ use crate::CliError;
 pub const ENV_ACTOR: &str = "LINEAGE_ACTOR";
 /// Pins "now" to an RFC 3339 time, for reproducible demos, tests and screenshots.
 pub const ENV_NOW: &str = "LINEAGE_NOW";
+/// The passphrase of encrypted private keys (read here, never logged or echoed).
+pub const ENV_KEY_PASSWORD: &str = "LINEAGE_KEY_PASSWORD";
 /// Default ledger location, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".lineage/lineage.db";
 
@@ -23,6 +25,8 @@ pub struct Settings {
     /// Whether the ledger location was given (flag or LINEAGE_STORE) rather than defaulted.
     pub store_explicit: bool,
     pub config: Config,
+    /// The settings file's text and directory, for sections other crates parse.
+    pub config_file: Option<(String, PathBuf)>,
     pub format: Format,
     pub now: Timestamp,
     /// The process environment, captured once; CI detection reads it from here.
@@ -38,11 +42,12 @@ impl Settings {
             None => Timestamp::from_unix(time::OffsetDateTime::now_utc().unix_timestamp()),
         };
         let store = StoreLocation::parse(cli.store.as_deref().unwrap_or(DEFAULT_STORE));
-        let config = load_config(cli.config.as_deref())?;
+        let (config, config_file) = load_config(cli.config.as_deref())?;
         Ok(Settings {
             store_explicit: cli.store.is_some(),
             store,
             config,
+            config_file,
             format: cli.format,
             now,
             env,
@@ -74,13 +79,15 @@ impl Settings {
     }
 }
 
-fn load_config(explicit: Option<&Path>) -> Result<Config, CliError> {
+type ConfigFile = Option<(String, PathBuf)>;
+
+fn load_config(explicit: Option<&Path>) -> Result<(Config, ConfigFile), CliError> {
     let path: PathBuf = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
             let default = PathBuf::from("lineage.toml");
             if !default.exists() {
-                return Ok(Config::default());
+                return Ok((Config::default(), None));
             }
             default
         }
@@ -91,5 +98,62 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, CliError> {
             "pass an existing file with `--config`, or remove the flag to use the defaults",
         )
     })?;
-    Ok(Config::from_toml(&text, &path.display().to_string())?)
+    let config = Config::from_toml(&text, &path.display().to_string())?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    Ok((config, Some((text, dir))))
+}
+
+impl Settings {
+    /// The passphrase for encrypted keys: LINEAGE_KEY_PASSWORD, else a prompt on the terminal.
+    pub fn key_password(&self) -> Result<String, CliError> {
+        if let Some(p) = self.env.get(ENV_KEY_PASSWORD) {
+            return Ok(p.clone());
+        }
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::new(
+                "no key passphrase",
+                format!("set {ENV_KEY_PASSWORD}, or run in a terminal to be prompted"),
+            ));
+        }
+        rpassword::prompt_password("key passphrase: ").map_err(|e| {
+            CliError::new(
+                format!("cannot read the passphrase: {e}"),
+                format!("set {ENV_KEY_PASSWORD}"),
+            )
+        })
+    }
+
+    /// The `[trust]` section of lineage.toml with its key files loaded (relative to the file).
+    pub fn trust_policy(&self) -> Result<lineage_attest::TrustPolicy, CliError> {
+        let Some((text, dir)) = &self.config_file else {
+            return Ok(lineage_attest::TrustPolicy::default());
+        };
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| CliError::new(e.to_string(), "fix lineage.toml"))?;
+        let Some(trust) = table.get("trust") else {
+            return Ok(lineage_attest::TrustPolicy::default());
+        };
+        let config = lineage_attest::TrustConfig::from_toml_value(toml::Value::Table(
+            [("trust".to_string(), trust.clone())].into_iter().collect(),
+        ))
+        .map_err(|e| {
+            CliError::new(
+                format!("lineage.toml: {e}"),
+                "see `[[trust.keys]]` in the README",
+            )
+        })?;
+        config
+            .resolve(|p| std::fs::read_to_string(dir.join(p)))
+            .map_err(|e| {
+                CliError::new(
+                    format!("lineage.toml: {e}"),
+                    "check the `public_key_file` paths (relative to lineage.toml)",
+                )
+            })
+    }
 }

@@ -1,0 +1,173 @@
+//! Key generation, PKCS#8 round trips, encrypted keys, and signature forms.
+
+use lineage_attest::{KeyAlgorithm, KeyError, KeyKind, PrivateKey, PublicKey};
+use sha2::{Digest, Sha256};
+
+use crate::{dsse_conformance::raw_to_der, fixture_str};
+
+#[test]
+fn generated_keys_sign_and_verify_and_round_trip_through_pem() {
+    for (kind, alg) in [
+        (KeyKind::EcdsaP256, KeyAlgorithm::EcdsaP256Sha256),
+        (KeyKind::Ed25519, KeyAlgorithm::Ed25519),
+    ] {
+        let key = PrivateKey::generate(kind).unwrap();
+        assert_eq!(key.kind(), kind);
+        assert_eq!(key.public_key().algorithm(), alg);
+        let sig = key.sign(b"message").unwrap();
+        assert!(key.public_key().verify(b"message", &sig), "{kind:?}");
+        assert!(!key.public_key().verify(b"messagE", &sig), "{kind:?}");
+
+        let again = PrivateKey::from_pem(&key.to_pkcs8_pem(), None).unwrap();
+        assert_eq!(again.key_id(), key.key_id());
+        let public = PublicKey::from_pem(&key.public_key().to_pem()).unwrap();
+        assert_eq!(&public, key.public_key());
+        // The key id is the SHA-256 of the SPKI DER.
+        assert_eq!(
+            public.key_id(),
+            hex::encode(Sha256::digest(public.spki_der()))
+        );
+        // Two generated keys differ.
+        assert_ne!(PrivateKey::generate(kind).unwrap().key_id(), key.key_id());
+    }
+}
+
+#[test]
+fn encrypted_pkcs8_round_trips_and_rejects_wrong_passphrase() {
+    for kind in [KeyKind::EcdsaP256, KeyKind::Ed25519] {
+        let key = PrivateKey::generate(kind).unwrap();
+        let pem = key.to_encrypted_pem(b"correct horse").unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"),
+            "{pem}"
+        );
+        let back = PrivateKey::from_pem(&pem, Some(b"correct horse")).unwrap();
+        assert_eq!(back.key_id(), key.key_id());
+        assert!(matches!(
+            PrivateKey::from_pem(&pem, Some(b"wrong horse")),
+            Err(KeyError::WrongPassphrase)
+        ));
+        assert!(matches!(
+            PrivateKey::from_pem(&pem, None),
+            Err(KeyError::PassphraseRequired)
+        ));
+        assert_eq!(
+            KeyError::WrongPassphrase.to_string(),
+            "wrong passphrase: the encrypted private key could not be decrypted with it"
+        );
+    }
+}
+
+#[test]
+fn openssl_reads_our_encrypted_key_and_we_read_openssls() {
+    // OpenSSL is the reference reader of PKCS#8 / PBES2; cosign and most tools share it.
+    let dir = tempfile::tempdir().unwrap();
+    let key = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+    let ours = dir.path().join("ours.pem");
+    std::fs::write(&ours, key.to_encrypted_pem(b"pw-1").unwrap()).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-passin", "pass:pw-1", "-in"])
+        .arg(&ours)
+        .output()
+        .expect("`openssl` must be installed (apt-get install openssl) for this test");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = PublicKey::from_pem(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(public.key_id(), key.key_id());
+
+    // And the other way: an OpenSSL-encrypted PBKDF2 key (openssl's default PBES2) reads here.
+    let plain = dir.path().join("plain.pem");
+    std::fs::write(&plain, key.to_pkcs8_pem().as_bytes()).unwrap();
+    let theirs = dir.path().join("theirs.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:pw-2",
+            "-in",
+        ])
+        .arg(&plain)
+        .arg("-out")
+        .arg(&theirs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read =
+        PrivateKey::from_pem(&std::fs::read_to_string(&theirs).unwrap(), Some(b"pw-2")).unwrap();
+    assert_eq!(read.key_id(), key.key_id());
+}
+
+#[test]
+fn ecdsa_verifies_der_and_raw_r_s() {
+    let key = PrivateKey::generate(KeyKind::EcdsaP256).unwrap();
+    let der = key.sign(b"m").unwrap();
+    assert_eq!(der[0], 0x30, "we write ASN.1 DER");
+    let raw = der_to_raw(&der);
+    assert!(key.public_key().verify(b"m", &der));
+    assert!(key.public_key().verify(b"m", &raw));
+    assert_eq!(raw_to_der(&raw), der);
+    let mut bad = raw.clone();
+    bad[63] ^= 1;
+    assert!(!key.public_key().verify(b"m", &bad));
+}
+
+fn der_to_raw(der: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 2;
+    for _ in 0..2 {
+        assert_eq!(der[i], 0x02);
+        let len = der[i + 1] as usize;
+        let int = &der[i + 2..i + 2 + len];
+        let int = &int[int.len().saturating_sub(32)..];
+        out.extend(std::iter::repeat_n(0, 32 - int.len()));
+        out.extend_from_slice(int);
+        i += 2 + len;
+    }
+    out
+}
+
+#[test]
+fn reads_fixture_keys_of_every_algorithm() {
+    let p256 = PublicKey::from_pem(&fixture_str("dsse/dsse-spec-hello-world.pub.pem")).unwrap();
+    assert_eq!(p256.algorithm(), KeyAlgorithm::EcdsaP256Sha256);
+    let rsa = PublicKey::from_pem(&fixture_str("dsse/in-toto-demo.776a00e2.pub.pem")).unwrap();
+    assert_eq!(rsa.algorithm(), KeyAlgorithm::RsaPssSha256);
+    let pkcs1 = PublicKey::from_pem_with(
+        &fixture_str("dsse/in-toto-demo.776a00e2.pub.pem"),
+        lineage_attest::RsaScheme::Pkcs1Sha256,
+    )
+    .unwrap();
+    assert_eq!(pkcs1.algorithm(), KeyAlgorithm::RsaPkcs1Sha256);
+    assert_eq!(
+        pkcs1.key_id(),
+        rsa.key_id(),
+        "the id depends on the key, not the scheme"
+    );
+    let ed = PublicKey::from_pem(&fixture_str(
+        "checkpoint/log2025-alpha1.rekor.sigstage.dev.pub.pem",
+    ))
+    .unwrap();
+    assert_eq!(ed.algorithm(), KeyAlgorithm::Ed25519);
+}
+
+#[test]
+fn bad_key_input_is_an_error_not_a_panic() {
+    assert!(matches!(
+        PublicKey::from_pem("nothing"),
+        Err(KeyError::Pem(_))
+    ));
+    let private = PrivateKey::generate(KeyKind::Ed25519).unwrap();
+    assert!(matches!(
+        PublicKey::from_pem(&private.to_pkcs8_pem()),
+        Err(KeyError::WrongPemLabel { .. })
+    ));
+    assert!(PublicKey::from_spki_der(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
+    assert!(PublicKey::ed25519_from_raw(&[0; 31]).is_err());
+    assert!(PrivateKey::from_pkcs8_der(b"garbage").is_err());
+}

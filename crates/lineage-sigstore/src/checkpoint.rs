@@ -1,0 +1,62 @@
+//! Checkpoints: C2SP `tlog-checkpoint` bodies in C2SP `signed-note` envelopes, as Rekor v1
+//! (ECDSA P-256) and Rekor v2 (Ed25519) sign them. Parsing and signature checks are
+//! `lineage-log`'s; this module adds what Sigstore's trusted root implies.
+//!
+//! Key hints differ by log generation but both equal the first four bytes of the trusted
+//! root's `logId.keyId`: Rekor v1 uses SHA-256 of the SPKI DER (which is its log ID), and
+//! Rekor v2 uses the C2SP key ID `SHA-256(name || 0x0A || 0x01 || pubkey)`, which its
+//! trusted-root `logId` is in full. For Ed25519 the full hash is recomputed from the signer
+//! name, so the name the log signed under is bound too, not only four bytes of it.
+
+use lineage_log::checkpoint::{verify_checkpoint, CheckpointVerification, PublicKey, Verifier};
+use lineage_log::merkle::Hash;
+
+use crate::keys::sha256;
+use crate::trusted_root::TransparencyLog;
+
+/// A checkpoint whose signature by a trusted log verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCheckpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// Verify a signed checkpoint note against `log` from the trusted root.
+pub fn verify(note: &str, log: &TransparencyLog) -> Result<VerifiedCheckpoint, String> {
+    let key = log.key.as_ref().ok_or("the log's key is not usable")?;
+    let key = PublicKey::from_spki_der(key.spki_der())
+        .map_err(|e| format!("the log's key cannot verify checkpoints: {e}"))?;
+    let verifier = Verifier::new(None, key.clone()).map_err(|e| e.to_string())?;
+    let (checkpoint, signer) = match verify_checkpoint(note, &verifier) {
+        CheckpointVerification::Verified {
+            checkpoint, signer, ..
+        } => (checkpoint, signer),
+        other => return Err(other.to_string()),
+    };
+    if let PublicKey::Ed25519(raw) = &key {
+        let mut id = signer.as_bytes().to_vec();
+        id.extend_from_slice(&[0x0a, 0x01]);
+        id.extend_from_slice(raw);
+        if sha256(&id)[..] != log.log_id[..] {
+            return Err(format!(
+                "the checkpoint is signed under name `{signer}`, which is not the trusted log's key ID"
+            ));
+        }
+    } else if key.key_id(&signer)[..] != log.log_id[..log.log_id.len().min(4)] {
+        return Err("the checkpoint's key hint is not the trusted log's ID".into());
+    }
+    // Rekor v1 origins are `<host> - <tree ID>`, Rekor v2 origins are the host alone.
+    let host = log.origin();
+    if checkpoint.origin != host && !checkpoint.origin.starts_with(&format!("{host} - ")) {
+        return Err(format!(
+            "checkpoint origin `{}` is not the log `{host}`",
+            checkpoint.origin
+        ));
+    }
+    Ok(VerifiedCheckpoint {
+        origin: checkpoint.origin,
+        size: checkpoint.size,
+        root: checkpoint.root,
+    })
+}

@@ -1,0 +1,886 @@
+//! Offline verification of a signature and its transparency evidence against a trusted root.
+//!
+//! The order follows what each step needs: the signature first (with the key the material
+//! names), then the log evidence (which yields the verified signing time), then the
+//! certificate chain *at* that time, then the identity policy. The steps are those of the
+//! Sigstore client specification ("Verification") and sigstore-go's verifier:
+//!
+//! 1. signer material and the message signature or DSSE envelope;
+//! 2. per transparency-log entry: the log is trusted, the entry body contains this signature,
+//!    signer and digest, the SET verifies (Rekor v1), the inclusion proof reaches the root of a
+//!    checkpoint signed by the log (RFC 6962 §2.1.1, C2SP signed-note);
+//! 3. RFC 3161 time-stamps over the signature, verified against the timestamp authorities;
+//! 4. the Fulcio chain at every verified time (RFC 5280 §6.1);
+//! 5. the identity and issuer policy.
+
+use lineage_log::merkle;
+use lineage_model::{Algorithm, Digest};
+use time::OffsetDateTime;
+
+use crate::bundle::{Bundle, BundleVersion, Content, DsseEnvelope, TlogEntry};
+use crate::checkpoint;
+use crate::keys::{b64_encode, sha256, Hash, VerifyingKey};
+use crate::outcome::{Reason, Run, Signer, Stop, Verification};
+use crate::policy::IdentityPolicy;
+use crate::rekor::{self, EntryBody, LoggedVerifier};
+use crate::trusted_root::{TransparencyLog, TrustedRoot};
+use crate::tsa::TimestampToken;
+use crate::x509::{self, fmt_time, Certificate, PathError, Purpose};
+
+/// The in-toto payload type (in-toto attestation framework, `envelope.md`).
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// What the signature is claimed to be over.
+#[derive(Debug, Clone, Copy)]
+pub enum Artifact<'a> {
+    /// The artifact's bytes: its SHA-256 is computed here.
+    Bytes(&'a [u8]),
+    /// Only the artifact's digest (sha256).
+    Digest(&'a Digest),
+    /// For DSSE bundles only: accept any Statement subject; the caller inspects
+    /// [`Verification::statement`]. A message signature cannot be verified this way.
+    Any,
+}
+
+/// What was signed, borrowed from a bundle or a cosign layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Signed<'a> {
+    Message {
+        signature: &'a [u8],
+        /// The bundle's `messageDigest`, which must agree with the artifact.
+        claimed_digest: Option<(&'a str, &'a [u8])>,
+    },
+    Dsse {
+        envelope: &'a DsseEnvelope,
+        /// The envelope exactly as stored (a cosign `.att` layer), needed for `intoto` 0.0.1
+        /// entries, which log only the hash of those bytes.
+        raw: Option<&'a [u8]>,
+    },
+}
+
+impl Signed<'_> {
+    fn signature(&self) -> Option<&[u8]> {
+        match self {
+            Signed::Message { signature, .. } => Some(signature),
+            Signed::Dsse { envelope, .. } => envelope.signatures.first().map(|s| &s.sig[..]),
+        }
+    }
+}
+
+/// Everything a verification looks at, independent of the container format.
+pub(crate) struct Evidence<'a> {
+    /// The Fulcio leaf, or `None` for a managed-key signature.
+    pub leaf: Option<&'a Certificate>,
+    pub signed: Signed<'a>,
+    pub entries: &'a [TlogEntry],
+    pub timestamps: &'a [Vec<u8>],
+    /// Bundles v0.2+ must carry inclusion proofs (the bundle spec's requirement).
+    pub require_inclusion_proof: bool,
+    /// Whether at least one log entry is required.
+    pub require_tlog: bool,
+}
+
+/// Verify a parsed bundle.
+pub fn verify_bundle(
+    bundle: &Bundle,
+    artifact: Artifact<'_>,
+    root: &TrustedRoot,
+    policy: &IdentityPolicy,
+) -> Verification {
+    let mut run = Run::default();
+    run.pass(
+        "media-type",
+        format!(
+            "Sigstore bundle v{} (`{}`)",
+            bundle.version.as_str(),
+            bundle.media_type
+        ),
+    );
+    let signed = match &bundle.content {
+        Content::MessageSignature { digest, signature } => Signed::Message {
+            signature,
+            claimed_digest: digest.as_ref().map(|(a, d)| (a.as_str(), &d[..])),
+        },
+        Content::Dsse(envelope) => Signed::Dsse {
+            envelope,
+            raw: None,
+        },
+    };
+    let evidence = Evidence {
+        leaf: bundle.material.leaf(),
+        signed,
+        entries: &bundle.tlog_entries,
+        timestamps: &bundle.rfc3161_timestamps,
+        require_inclusion_proof: bundle.version >= BundleVersion::V0_2,
+        require_tlog: true,
+    };
+    let _ = verify_evidence(&mut run, &evidence, artifact, root, policy);
+    run.finish()
+}
+
+/// Parse and verify a bundle's JSON. Structural problems (an unknown media type, bad base64,
+/// a broken certificate) are failed verifications with a reason; `Err` only when the bytes
+/// are not JSON of a bundle's shape at all.
+pub fn verify_bundle_json(
+    json: &[u8],
+    artifact: Artifact<'_>,
+    root: &TrustedRoot,
+    policy: &IdentityPolicy,
+) -> Result<Verification, crate::BundleError> {
+    match Bundle::from_json(json) {
+        Ok(bundle) => Ok(verify_bundle(&bundle, artifact, root, policy)),
+        Err(crate::BundleError::UnknownMediaType(mt)) => {
+            let mut run = Run::default();
+            run.fail(
+                "media-type",
+                Reason::UnknownMediaType,
+                format!("unknown bundle media type `{mt}`"),
+            );
+            Ok(run.finish())
+        }
+        Err(e @ crate::BundleError::Malformed { .. }) => {
+            let mut run = Run::default();
+            run.fail("bundle", Reason::MalformedBundle, e.to_string());
+            Ok(run.finish())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn verify_evidence(
+    run: &mut Run,
+    ev: &Evidence<'_>,
+    artifact: Artifact<'_>,
+    root: &TrustedRoot,
+    policy: &IdentityPolicy,
+) -> Result<(), Stop> {
+    // 1. Who claims to have signed.
+    let (key, logged_signer): (&VerifyingKey, LoggedVerifier) = match (ev.leaf, &policy.key) {
+        (Some(leaf), None) => match leaf.public_key() {
+            Ok(k) => (k, LoggedVerifier::Certificate(leaf.der().to_vec())),
+            Err(e) => {
+                return Err(run.fail(
+                    "signer",
+                    Reason::UntrustedCertificate,
+                    format!("the signing certificate's key is unusable: {e}"),
+                ))
+            }
+        },
+        (None, Some(k)) => (k, LoggedVerifier::PublicKey(k.spki_der().to_vec())),
+        (Some(_), Some(_)) => {
+            return Err(run.fail(
+                "signer",
+                Reason::KeyRequired,
+                "the signature is by a certificate, but the policy requires a managed key",
+            ))
+        }
+        (None, None) => {
+            return Err(run.fail(
+                "signer",
+                Reason::KeyRequired,
+                "the signature is by a managed key; supply its public key",
+            ))
+        }
+    };
+    run.pass(
+        "signer",
+        match ev.leaf {
+            Some(_) => format!("certificate with {} key", key.kind().as_str()),
+            None => format!("managed {} key", key.kind().as_str()),
+        },
+    );
+
+    // 1b. The signature over the artifact or envelope.
+    let artifact_digest = verify_signed(run, ev.signed, artifact, key)?;
+
+    // 2. Transparency-log entries.
+    if ev.entries.is_empty() {
+        if ev.require_tlog {
+            return Err(run.fail(
+                "tlog-entry",
+                Reason::MissingTlogEntry,
+                "no transparency-log entry: the signature was never proven to be logged",
+            ));
+        }
+        run.pass("tlog-entry", "none required for a managed-key signature");
+    }
+    let mut times: Vec<OffsetDateTime> = Vec::new();
+    let mut logs_without_time: Vec<&TransparencyLog> = Vec::new();
+    for entry in ev.entries {
+        match verify_entry(run, entry, ev, &logged_signer, artifact_digest, root)? {
+            (_, Some(t)) => times.push(t),
+            (log, None) => logs_without_time.push(log),
+        }
+    }
+
+    // 3. RFC 3161 time-stamps.
+    for ts in ev.timestamps {
+        let token = TimestampToken::parse(ts).map_err(|e| {
+            run.fail(
+                "timestamp",
+                Reason::TimestampInvalid,
+                format!("malformed RFC 3161 time-stamp: {e}"),
+            )
+        })?;
+        let sig = ev.signed.signature().unwrap_or_default();
+        if !token.covers(sig) {
+            return Err(run.fail(
+                "timestamp",
+                Reason::TimestampInvalid,
+                "the RFC 3161 time-stamp is for another signature (its message imprint differs)",
+            ));
+        }
+        let tsa = token.verify(root).map_err(|e| {
+            run.fail(
+                "timestamp",
+                Reason::TimestampInvalid,
+                format!("the RFC 3161 time-stamp is not trusted: {e}"),
+            )
+        })?;
+        run.pass(
+            "timestamp",
+            format!("time-stamped {} by {tsa}", fmt_time(token.gen_time)),
+        );
+        times.push(token.gen_time);
+    }
+    // Rekor v2 entries have no integrated time: their log key must be valid at the
+    // time-stamp's time instead.
+    for log in logs_without_time {
+        if let Some(t) = times.iter().find(|t| !log.valid_for.contains(**t)) {
+            return Err(run.fail(
+                "tlog-entry",
+                Reason::LogKeyNotValid,
+                format!(
+                    "the key of log {} is not valid at {}",
+                    log.base_url,
+                    fmt_time(*t)
+                ),
+            ));
+        }
+    }
+
+    // 4. Signing time and the certificate chain.
+    let check_times: Vec<OffsetDateTime> = match policy.at {
+        Some(at) => vec![at],
+        None => times,
+    };
+    run.signing_time = check_times.iter().min().copied();
+
+    match ev.leaf {
+        Some(leaf) => {
+            if check_times.is_empty() {
+                return Err(run.fail(
+                    "signing-time",
+                    Reason::NoSigningTime,
+                    "no verified signing time (no SET and no trusted time-stamp)",
+                ));
+            }
+            let mut distinct = check_times.clone();
+            distinct.sort();
+            distinct.dedup();
+            for t in &distinct {
+                verify_chain(run, leaf, *t, root)?;
+            }
+            run.pass(
+                "certificate-chain",
+                format!(
+                    "chains to a trusted Fulcio CA and is valid at {}",
+                    distinct
+                        .iter()
+                        .map(|t| fmt_time(*t))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            verify_identity(run, leaf, policy)?;
+        }
+        None => {
+            run.signer = Some(Signer::Key {
+                key_id: hex::encode(key.spki_sha256()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Verify the signature; returns the artifact digest when one is known.
+fn verify_signed(
+    run: &mut Run,
+    signed: Signed<'_>,
+    artifact: Artifact<'_>,
+    key: &VerifyingKey,
+) -> Result<Option<[u8; 32]>, Stop> {
+    let digest = match artifact {
+        Artifact::Bytes(b) => Some(sha256(b)),
+        Artifact::Digest(d) => {
+            if d.algorithm() != Algorithm::Sha256 {
+                return Err(run.fail(
+                    "artifact",
+                    Reason::ArtifactMismatch,
+                    format!("only sha256 artifact digests can be checked, not `{d}`"),
+                ));
+            }
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(d.hex(), &mut out).expect("a checked sha256 digest is 64 hex");
+            Some(out)
+        }
+        Artifact::Any => None,
+    };
+    match signed {
+        Signed::Message {
+            signature,
+            claimed_digest,
+        } => {
+            let Some(digest) = digest else {
+                return Err(run.fail(
+                    "artifact",
+                    Reason::ArtifactMismatch,
+                    "a message signature can only be checked against the artifact or its digest",
+                ));
+            };
+            if let Some((alg, claimed)) = claimed_digest {
+                if alg != "SHA2_256" {
+                    return Err(run.fail(
+                        "artifact",
+                        Reason::ArtifactMismatch,
+                        format!("unsupported message digest algorithm `{alg}`"),
+                    ));
+                }
+                if claimed != digest {
+                    return Err(run.fail(
+                        "artifact",
+                        Reason::ArtifactMismatch,
+                        format!(
+                            "the artifact is sha256:{}, but the bundle signed sha256:{}",
+                            hex::encode(digest),
+                            hex::encode(claimed)
+                        ),
+                    ));
+                }
+            }
+            run.pass("artifact", format!("sha256:{}", hex::encode(digest)));
+            let ok = match artifact {
+                Artifact::Bytes(b) => key.verify(b, signature),
+                _ => key.verify_prehashed(Hash::Sha256, &digest, signature),
+            };
+            if !ok {
+                return Err(run.fail(
+                    "signature",
+                    Reason::SignatureInvalid,
+                    "the signature does not verify over the artifact with the signer's key",
+                ));
+            }
+            run.pass("signature", "verifies over the artifact");
+        }
+        Signed::Dsse { envelope, .. } => {
+            if envelope.signatures.len() != 1 {
+                return Err(run.fail(
+                    "signature",
+                    Reason::WrongSignatureCount,
+                    format!(
+                        "a Sigstore DSSE envelope must carry exactly one signature, this one has {}",
+                        envelope.signatures.len()
+                    ),
+                ));
+            }
+            let pae = lineage_attest::dsse::pae(&envelope.payload_type, &envelope.payload);
+            if !key.verify(&pae, &envelope.signatures[0].sig) {
+                return Err(run.fail(
+                    "signature",
+                    Reason::SignatureInvalid,
+                    "the DSSE signature does not verify over the envelope's PAE with the signer's key",
+                ));
+            }
+            run.pass("signature", "DSSE signature verifies over the PAE");
+            if envelope.payload_type == IN_TOTO_PAYLOAD_TYPE {
+                let statement: serde_json::Value = serde_json::from_slice(&envelope.payload)
+                    .map_err(|e| {
+                        run.fail(
+                            "statement",
+                            Reason::PayloadInvalid,
+                            format!("the in-toto payload is not JSON: {e}"),
+                        )
+                    })?;
+                let subjects: Vec<String> = statement
+                    .get("subject")
+                    .and_then(|s| s.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.pointer("/digest/sha256").and_then(|d| d.as_str()))
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if statement.get("_type").and_then(|t| t.as_str()).is_none() {
+                    return Err(run.fail(
+                        "statement",
+                        Reason::PayloadInvalid,
+                        "the in-toto payload is not a Statement (no `_type`)",
+                    ));
+                }
+                match digest {
+                    Some(d) => {
+                        let want = hex::encode(d);
+                        if !subjects.contains(&want) {
+                            return Err(run.fail(
+                                "subject",
+                                Reason::SubjectMismatch,
+                                format!(
+                                    "the Statement's subjects ({}) do not include sha256:{want}",
+                                    if subjects.is_empty() {
+                                        "none with sha256".to_string()
+                                    } else {
+                                        subjects
+                                            .iter()
+                                            .map(|s| format!("sha256:{s}"))
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    }
+                                ),
+                            ));
+                        }
+                        run.pass("subject", format!("the Statement names sha256:{want}"));
+                    }
+                    None => run.pass(
+                        "subject",
+                        "not checked: no artifact given; the caller inspects the Statement",
+                    ),
+                }
+                run.statement = Some(statement);
+            } else if digest.is_some() {
+                return Err(run.fail(
+                    "subject",
+                    Reason::PayloadInvalid,
+                    format!(
+                        "payload type `{}` is not an in-toto Statement, so it names no subject",
+                        envelope.payload_type
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(digest)
+}
+
+/// Verify one log entry; returns its log and its verified integrated time (SET), if any.
+fn verify_entry<'r>(
+    run: &mut Run,
+    entry: &TlogEntry,
+    ev: &Evidence<'_>,
+    logged_signer: &LoggedVerifier,
+    artifact_digest: Option<[u8; 32]>,
+    root: &'r TrustedRoot,
+) -> Result<(&'r TransparencyLog, Option<OffsetDateTime>), Stop> {
+    let Some(log) = root.tlog(&entry.log_id) else {
+        return Err(run.fail(
+            "tlog-entry",
+            Reason::UnknownLog,
+            format!(
+                "the entry is in log {}, which the trusted root does not list",
+                hex::encode(&entry.log_id)
+            ),
+        ));
+    };
+    let body =
+        EntryBody::parse(&entry.canonicalized_body, &entry.kind, &entry.version).map_err(|e| {
+            run.fail(
+                "tlog-entry",
+                Reason::TlogEntryMismatch,
+                format!("unusable log entry body: {e}"),
+            )
+        })?;
+    bind(&body, logged_signer, ev.signed, artifact_digest).map_err(|e| {
+        run.fail(
+            "tlog-entry",
+            Reason::TlogEntryMismatch,
+            format!("the log entry does not contain this signature: {e}"),
+        )
+    })?;
+    run.pass(
+        "tlog-entry",
+        format!(
+            "{} {} entry {} in {} contains this signature and signer",
+            entry.kind, entry.version, entry.log_index, log.base_url
+        ),
+    );
+
+    let key = log.key.as_ref();
+    let mut integrated = None;
+    match (&entry.signed_entry_timestamp, entry.integrated_time) {
+        (Some(set), Some(t)) => {
+            let Some(key) = key else {
+                return Err(run.fail(
+                    "set",
+                    Reason::UnknownLog,
+                    format!("the key of log {} is not usable", log.base_url),
+                ));
+            };
+            if !rekor::verify_set(
+                key,
+                set,
+                &entry.canonicalized_body,
+                t,
+                &entry.log_id,
+                entry.log_index,
+            ) {
+                return Err(run.fail(
+                    "set",
+                    Reason::SetInvalid,
+                    "the signed entry timestamp does not verify with the log's key",
+                ));
+            }
+            let at = OffsetDateTime::from_unix_timestamp(t)
+                .map_err(|_| run.fail("set", Reason::SetInvalid, "integrated time out of range"))?;
+            if !log.valid_for.contains(at) {
+                return Err(run.fail(
+                    "set",
+                    Reason::LogKeyNotValid,
+                    format!(
+                        "the key of log {} is not valid at {}",
+                        log.base_url,
+                        fmt_time(at)
+                    ),
+                ));
+            }
+            run.pass("set", format!("log promised inclusion at {}", fmt_time(at)));
+            integrated = Some(at);
+        }
+        (Some(_), None) => {
+            return Err(run.fail(
+                "set",
+                Reason::SetInvalid,
+                "a signed entry timestamp without an integrated time cannot be checked",
+            ))
+        }
+        (None, _) => run.pass(
+            "set",
+            "absent (Rekor v2 entries carry none); the inclusion proof is required",
+        ),
+    }
+
+    match &entry.inclusion_proof {
+        Some(proof) => {
+            let cp_text = proof.checkpoint.as_deref().ok_or_else(|| {
+                run.fail(
+                    "checkpoint",
+                    Reason::CheckpointInvalid,
+                    "the inclusion proof has no signed checkpoint",
+                )
+            })?;
+            let cp = checkpoint::verify(cp_text, log)
+                .map_err(|e| run.fail("checkpoint", Reason::CheckpointInvalid, e))?;
+            run.pass(
+                "checkpoint",
+                format!("`{}` size {} signed by the log", cp.origin, cp.size),
+            );
+            let leaf = merkle::leaf_hash(&entry.canonicalized_body);
+            let fail = |run: &mut Run, detail: String| {
+                run.fail("inclusion-proof", Reason::InclusionProofInvalid, detail)
+            };
+            if proof.tree_size != cp.size || proof.root_hash[..] != cp.root[..] {
+                return Err(fail(
+                    run,
+                    format!(
+                        "the proof is for tree size {} root {}, the checkpoint is size {} root {}",
+                        proof.tree_size,
+                        b64_encode(&proof.root_hash),
+                        cp.size,
+                        b64_encode(&cp.root)
+                    ),
+                ));
+            }
+            let hashes = merkle::hashes_from_slices(&proof.hashes)
+                .map_err(|e| fail(run, format!("malformed proof: {e}")))?;
+            // The shard-local index: Rekor v1's global `logIndex` spans all shards and would
+            // describe a different path.
+            merkle::verify_inclusion(&leaf, proof.log_index, proof.tree_size, &hashes, &cp.root)
+                .map_err(|e| {
+                    fail(
+                        run,
+                        format!("the inclusion proof does not reach the checkpoint root: {e}"),
+                    )
+                })?;
+            run.pass(
+                "inclusion-proof",
+                format!(
+                    "leaf {} of {} reaches the checkpoint root",
+                    proof.log_index, proof.tree_size
+                ),
+            );
+        }
+        None => {
+            if ev.require_inclusion_proof || entry.signed_entry_timestamp.is_none() {
+                return Err(run.fail(
+                    "inclusion-proof",
+                    Reason::MissingInclusionProof,
+                    "the entry has no inclusion proof",
+                ));
+            }
+            run.pass(
+                "inclusion-proof",
+                "absent; the SET is the log's promise of inclusion (bundle v0.1 / cosign)",
+            );
+        }
+    }
+    Ok((log, integrated))
+}
+
+fn same_signer(logged: &LoggedVerifier, ours: &LoggedVerifier) -> bool {
+    logged == ours
+}
+
+/// The candidate serializations of a DSSE envelope whose SHA-256 a `dsse` 0.0.1 entry logs as
+/// `envelopeHash`: Rekor canonicalizes the submitted envelope (RFC 8785), with the optional
+/// `keyid` present or not depending on the client.
+fn dsse_envelope_hashes(env: &DsseEnvelope) -> Vec<[u8; 32]> {
+    let s = |v: &str| serde_json::to_string(v).expect("strings serialize");
+    let payload = s(&b64_encode(&env.payload));
+    let pt = s(&env.payload_type);
+    let sig = env
+        .signatures
+        .first()
+        .map(|x| s(&b64_encode(&x.sig)))
+        .unwrap_or_default();
+    let keyid = env
+        .signatures
+        .first()
+        .and_then(|x| x.keyid.clone())
+        .unwrap_or_default();
+    let with_keyid = format!(
+        r#"{{"payload":{payload},"payloadType":{pt},"signatures":[{{"keyid":{},"sig":{sig}}}]}}"#,
+        s(&keyid)
+    );
+    let without =
+        format!(r#"{{"payload":{payload},"payloadType":{pt},"signatures":[{{"sig":{sig}}}]}}"#);
+    vec![sha256(with_keyid.as_bytes()), sha256(without.as_bytes())]
+}
+
+/// Whether the entry body records exactly this signing (CVE-2022-36056).
+fn bind(
+    body: &EntryBody,
+    signer: &LoggedVerifier,
+    signed: Signed<'_>,
+    artifact_digest: Option<[u8; 32]>,
+) -> Result<(), String> {
+    match (body, signed) {
+        (
+            EntryBody::HashedRekord { digest, signature },
+            Signed::Message {
+                signature: ours, ..
+            },
+        ) => {
+            if !digest.is_sha256() {
+                return Err(format!(
+                    "the entry's digest uses `{}`, not sha256",
+                    digest.algorithm
+                ));
+            }
+            if let Some(ad) = artifact_digest {
+                if digest.value != ad {
+                    return Err(format!(
+                        "the entry is for artifact sha256:{}, not sha256:{}",
+                        hex::encode(&digest.value),
+                        hex::encode(ad)
+                    ));
+                }
+            }
+            if signature.signature.as_deref() != Some(ours) {
+                return Err("the entry logs a different signature".into());
+            }
+            if !same_signer(&signature.verifier, signer) {
+                return Err("the entry logs a different certificate or key".into());
+            }
+            Ok(())
+        }
+        (
+            EntryBody::Dsse {
+                kind,
+                version,
+                envelope_hash,
+                payload_hash,
+                payload_type,
+                signatures,
+            },
+            Signed::Dsse { envelope, raw },
+        ) => {
+            if let Some(ph) = payload_hash {
+                if !ph.is_sha256() || ph.value != sha256(&envelope.payload) {
+                    return Err("the entry's payload hash is not the hash of this payload".into());
+                }
+            } else {
+                return Err("the entry has no payload hash".into());
+            }
+            if let Some(pt) = payload_type {
+                if pt != &envelope.payload_type {
+                    return Err(format!("the entry logs payload type `{pt}`"));
+                }
+            }
+            match (kind.as_str(), version.as_str()) {
+                ("intoto", "0.0.1") => {
+                    let Some(raw) = raw else {
+                        return Err(
+                            "an intoto 0.0.1 entry logs only the envelope's hash, and the envelope's exact bytes are not available".into(),
+                        );
+                    };
+                    match envelope_hash {
+                        Some(h) if h.is_sha256() && h.value == sha256(raw) => {}
+                        _ => {
+                            return Err(
+                                "the entry's envelope hash is not the hash of this envelope".into(),
+                            )
+                        }
+                    }
+                }
+                ("dsse", "0.0.1") => match envelope_hash {
+                    Some(h)
+                        if h.is_sha256()
+                            && dsse_envelope_hashes(envelope).iter().any(|c| h.value == c) => {}
+                    _ => {
+                        return Err(
+                            "the entry's envelope hash is not the hash of this envelope".into()
+                        )
+                    }
+                },
+                // intoto 0.0.2 hashes Rekor's own re-serialization of the envelope, which a
+                // client cannot reproduce; the signature and signer comparison below binds it.
+                _ => {}
+            }
+            let ours = envelope.signatures.first().map(|s| &s.sig[..]);
+            let found = signatures.iter().any(|s| {
+                same_signer(&s.verifier, signer)
+                    && match &s.signature {
+                        Some(sig) => Some(&sig[..]) == ours,
+                        None => true,
+                    }
+            });
+            if !found {
+                return Err("the entry logs a different signature or signer".into());
+            }
+            Ok(())
+        }
+        (EntryBody::HashedRekord { .. }, Signed::Dsse { .. }) => {
+            Err("a hashedrekord entry cannot record a DSSE envelope".into())
+        }
+        (EntryBody::Dsse { kind, .. }, Signed::Message { .. }) => Err(format!(
+            "a `{kind}` entry cannot record a message signature"
+        )),
+    }
+}
+
+fn verify_chain(
+    run: &mut Run,
+    leaf: &Certificate,
+    at: OffsetDateTime,
+    root: &TrustedRoot,
+) -> Result<(), Stop> {
+    let mut expired = None;
+    let mut not_yet = None;
+    let mut other = None;
+    let mut any_ca = false;
+    for ca in root
+        .certificate_authorities
+        .iter()
+        .filter(|ca| ca.valid_for.contains(at))
+    {
+        any_ca = true;
+        match x509::validate_path(leaf, &ca.chain, at, Purpose::CodeSigning) {
+            Ok(()) => return Ok(()),
+            Err(PathError::LeafExpired { not_after }) => expired = Some(not_after),
+            Err(PathError::LeafNotYetValid { not_before }) => not_yet = Some(not_before),
+            Err(PathError::Untrusted(m)) => other = Some(m),
+        }
+    }
+    // An expiry is only reported when the chain itself was trusted.
+    if let Some(not_after) = expired {
+        return Err(run.fail(
+            "certificate-chain",
+            Reason::CertificateExpired,
+            format!(
+                "the certificate expired at {}, before the signing time {}",
+                fmt_time(not_after),
+                fmt_time(at)
+            ),
+        ));
+    }
+    if let Some(not_before) = not_yet {
+        return Err(run.fail(
+            "certificate-chain",
+            Reason::CertificateNotYetValid,
+            format!(
+                "the certificate is valid only from {}, after the signing time {}",
+                fmt_time(not_before),
+                fmt_time(at)
+            ),
+        ));
+    }
+    let detail = match (any_ca, other) {
+        (false, _) => format!(
+            "no certificate authority in the trusted root is valid at {}",
+            fmt_time(at)
+        ),
+        (true, Some(m)) => format!("the certificate does not chain to a trusted CA: {m}"),
+        (true, None) => "the certificate does not chain to a trusted CA".into(),
+    };
+    Err(run.fail("certificate-chain", Reason::UntrustedCertificate, detail))
+}
+
+fn verify_identity(run: &mut Run, leaf: &Certificate, policy: &IdentityPolicy) -> Result<(), Stop> {
+    let identities: Vec<String> = leaf
+        .subject_alt_names()
+        .iter()
+        .map(|s| s.value().to_string())
+        .collect();
+    let issuer = leaf.fulcio_issuer();
+    run.signer = Some(Signer::Certificate {
+        identities: identities.clone(),
+        issuer: issuer.clone(),
+    });
+    let shown = if identities.is_empty() {
+        "none".to_string()
+    } else {
+        identities
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &policy.identity {
+        Some(m) if !identities.iter().any(|i| m.matches(i)) => {
+            return Err(run.fail(
+                "identity",
+                Reason::IdentityMismatch,
+                format!(
+                    "certificate identity {shown} does not match {}",
+                    m.describe()
+                ),
+            ))
+        }
+        Some(m) => run.pass("identity", format!("{shown} matches {}", m.describe())),
+        None => run.pass("identity", format!("{shown} (no identity required)")),
+    }
+    match (&policy.issuer, &issuer) {
+        (Some(m), None) => {
+            return Err(run.fail(
+                "issuer",
+                Reason::IssuerMismatch,
+                format!(
+                    "the certificate has no OIDC issuer extension; required {}",
+                    m.describe()
+                ),
+            ))
+        }
+        (Some(m), Some(i)) if !m.matches(i) => {
+            return Err(run.fail(
+                "issuer",
+                Reason::IssuerMismatch,
+                format!("certificate issuer `{i}` does not match {}", m.describe()),
+            ))
+        }
+        (Some(m), Some(i)) => run.pass("issuer", format!("`{i}` matches {}", m.describe())),
+        (None, i) => run.pass(
+            "issuer",
+            format!("`{}` (no issuer required)", i.as_deref().unwrap_or("none")),
+        ),
+    }
+    Ok(())
+}

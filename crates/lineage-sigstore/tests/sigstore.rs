@@ -1,0 +1,980 @@
+//! Conformance of the Sigstore/cosign verifier against the shared fixtures, with the outcome
+//! and reason `shared/fixtures/SOURCES.md` states for each, plus mutations that must each fail
+//! for their own specific reason.
+
+use std::path::PathBuf;
+
+use lineage_model::Digest;
+use lineage_sigstore::{
+    verify_bundle, verify_bundle_json, verify_cosign_simple_signing, verify_legacy_cosign_bundle,
+    verify_oci_layout, Artifact, Bundle, CosignSignature, IdentityPolicy, Matcher, Reason,
+    TrustedRoot, Verification, VerifyingKey,
+};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    match std::env::var_os("LINEAGE_FIXTURES") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures"
+        )),
+    }
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    let p = fixtures().join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", p.display()))
+}
+
+fn text(rel: &str) -> String {
+    String::from_utf8(read(rel)).unwrap()
+}
+
+fn root(rel: &str) -> TrustedRoot {
+    TrustedRoot::from_json(&read(rel)).expect("trusted root parses")
+}
+
+fn public_good() -> TrustedRoot {
+    root("sigstore-bundle/sigstore-public-good.trusted_root.json")
+}
+
+fn staging() -> TrustedRoot {
+    root("sigstore-bundle/sigstore-staging.trusted_root.json")
+}
+
+const NEW_BUNDLE: &str = "sigstore-bundle/sigstore-python.new_bundle.txt.sigstore.json";
+const NEW_BUNDLE_ARTIFACT: &str = "sigstore-bundle/sigstore-python.new_bundle.txt";
+const STAGING_BUNDLE: &str = "sigstore-bundle/sigstore-python.staging-rekor-v2.txt.sigstore.json";
+const STAGING_ARTIFACT: &str = "sigstore-bundle/sigstore-python.staging-rekor-v2.txt";
+const NPM_BUNDLE: &str = "sigstore-bundle/npm.sigstore-3.1.0.slsa-v1.v0.2.sigstore.json";
+const RS_DSSE: &str = "sigstore-bundle/sigstore-rs.dsse.v0.1.sigstore.json";
+const RS_DSSE_2SIGS: &str = "sigstore-bundle/sigstore-rs.dsse-2sigs.v0.1.sigstore.json";
+const KUBEWARDEN: &str = "sigstore-bundle/sigstore-rs.bundle_v03.cosign-sign-v1.dsse.sigstore.json";
+const MANAGED: &str =
+    "sigstore-bundle/conformance.intoto-canonical-log-entry.managed-key.sigstore.json";
+const MANAGED_KEY: &str = "sigstore-bundle/conformance.intoto-canonical-log-entry.key.pub";
+const MANAGED_ROOT: &str =
+    "sigstore-bundle/conformance.intoto-canonical-log-entry.trusted_root.json";
+const CVE: &str = "cosign/conformance.cve-2022-36056-swapped-tlog-entry.legacy-bundle.json";
+const KEYLESS_SIG: &str = "cosign/containers-image-keyless-sig";
+const ATT_LAYOUT: &str = "cosign/slsa-verifier-container-att-layout";
+
+const KUBEWARDEN_IDENTITY: &str =
+    "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
+const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// Assert the verification passed, printing its checks otherwise.
+#[track_caller]
+fn assert_verified(v: &Verification) {
+    assert!(v.verified, "expected success, got: {:#?}", v.checks);
+    assert_eq!(v.reason(), None);
+}
+
+/// Assert the verification failed for exactly `reason`.
+#[track_caller]
+fn assert_fails(v: &Verification, reason: Reason) {
+    assert!(
+        !v.verified,
+        "expected {reason}, but it verified: {:#?}",
+        v.checks
+    );
+    assert_eq!(v.reason(), Some(reason), "checks: {:#?}", v.checks);
+    assert!(
+        v.statement.is_none(),
+        "a failed verification must not hand out its payload"
+    );
+}
+
+fn any() -> IdentityPolicy {
+    IdentityPolicy::any_identity()
+}
+
+fn verify_json(
+    json: &[u8],
+    artifact: Artifact<'_>,
+    root: &TrustedRoot,
+    p: &IdentityPolicy,
+) -> Verification {
+    verify_bundle_json(json, artifact, root, p).expect("bundle JSON is decidable")
+}
+
+/// Edit a bundle's JSON and serialize it back.
+fn mutate(rel: &str, f: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&read(rel)).unwrap();
+    f(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Flip one bit in the middle of a base64 field's decoded bytes.
+fn flip_b64(v: &mut Value) {
+    use base64::Engine;
+    let e = base64::engine::general_purpose::STANDARD;
+    let mut bytes = e.decode(v.as_str().unwrap()).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    *v = Value::String(e.encode(bytes));
+}
+
+fn entry0(v: &mut Value) -> &mut Value {
+    &mut v["verificationMaterial"]["tlogEntries"][0]
+}
+
+// ---- sigstore-bundle/: the stated outcomes ----
+
+#[test]
+fn new_bundle_v03_hashedrekord_verifies_with_its_artifact() {
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &any(),
+    );
+    assert_verified(&v);
+    // The proof is checked at the shard-local index, not the global one.
+    let proof = v.check("inclusion-proof").unwrap();
+    assert!(proof.detail.contains("2452216565"), "{}", proof.detail);
+    for name in [
+        "set",
+        "checkpoint",
+        "timestamp",
+        "certificate-chain",
+        "identity",
+        "issuer",
+    ] {
+        assert!(v.check(name).is_some_and(|c| c.ok), "missing check {name}");
+    }
+    match v.signer.as_ref().unwrap() {
+        lineage_sigstore::Signer::Certificate { identities, issuer } => {
+            assert_eq!(identities, &vec!["aryadeeptade@gmail.com".to_string()]);
+            assert_eq!(issuer.as_deref(), Some("https://github.com/login/oauth"));
+        }
+        other => panic!("unexpected signer {other:?}"),
+    }
+}
+
+#[test]
+fn new_bundle_verifies_from_the_digest_alone() {
+    let digest_hex = hex::encode(lineage_sigstore::keys::sha256(&read(NEW_BUNDLE_ARTIFACT)));
+    let digest = Digest::sha256_from_hex(&digest_hex).unwrap();
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Digest(&digest),
+        &public_good(),
+        &any(),
+    );
+    assert_verified(&v);
+}
+
+#[test]
+fn staging_rekor_v2_verifies_without_a_set() {
+    let artifact = read(STAGING_ARTIFACT);
+    let v = verify_json(
+        &read(STAGING_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &staging(),
+        &any(),
+    );
+    assert_verified(&v);
+    let set = v.check("set").unwrap();
+    assert!(set.ok && set.detail.contains("absent"), "{set:?}");
+    // The only time source is the RFC 3161 time-stamp.
+    assert!(v.check("timestamp").is_some_and(|c| c.ok));
+    assert!(v.signing_time.is_some());
+}
+
+#[test]
+fn npm_v02_dsse_slsa_v1_verifies() {
+    let v = verify_json(&read(NPM_BUNDLE), Artifact::Any, &public_good(), &any());
+    assert_verified(&v);
+    let st = v.statement.as_ref().unwrap();
+    assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v1");
+}
+
+#[test]
+fn sigstore_rs_v01_dsse_verifies_with_set_only() {
+    let v = verify_json(&read(RS_DSSE), Artifact::Any, &public_good(), &any());
+    assert_verified(&v);
+    let proof = v.check("inclusion-proof").unwrap();
+    assert!(proof.detail.contains("absent"), "{proof:?}");
+}
+
+#[test]
+fn two_signature_dsse_bundle_is_rejected() {
+    let v = verify_json(&read(RS_DSSE_2SIGS), Artifact::Any, &public_good(), &any());
+    assert_fails(&v, Reason::WrongSignatureCount);
+}
+
+fn kubewarden_digest() -> Digest {
+    Digest::parse("sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172")
+        .unwrap()
+}
+
+#[test]
+fn cosign_v03_dsse_bundle_verifies_with_identity_and_issuer() {
+    let p = IdentityPolicy::keyless(
+        Matcher::exact(KUBEWARDEN_IDENTITY),
+        Matcher::exact(GITHUB_ISSUER),
+    );
+    let d = kubewarden_digest();
+    let v = verify_json(&read(KUBEWARDEN), Artifact::Digest(&d), &public_good(), &p);
+    assert_verified(&v);
+    let re = IdentityPolicy::keyless(
+        Matcher::regex(r"^https://github\.com/kubewarden/").unwrap(),
+        Matcher::regex(r"^https://token\.actions\.githubusercontent\.com$").unwrap(),
+    );
+    assert_verified(&verify_json(
+        &read(KUBEWARDEN),
+        Artifact::Digest(&d),
+        &public_good(),
+        &re,
+    ));
+}
+
+#[test]
+fn cosign_v03_dsse_bundle_rejects_wrong_identity() {
+    let p = IdentityPolicy::keyless(
+        Matcher::exact(KUBEWARDEN_IDENTITY.replace("v1.34.0", "v1.35.0")),
+        Matcher::exact(GITHUB_ISSUER),
+    );
+    let v = verify_json(
+        &read(KUBEWARDEN),
+        Artifact::Digest(&kubewarden_digest()),
+        &public_good(),
+        &p,
+    );
+    assert_fails(&v, Reason::IdentityMismatch);
+    let re = IdentityPolicy::keyless(
+        Matcher::regex("^https://github.com/evil/").unwrap(),
+        Matcher::exact(GITHUB_ISSUER),
+    );
+    let v = verify_json(
+        &read(KUBEWARDEN),
+        Artifact::Digest(&kubewarden_digest()),
+        &public_good(),
+        &re,
+    );
+    assert_fails(&v, Reason::IdentityMismatch);
+}
+
+#[test]
+fn cosign_v03_dsse_bundle_rejects_wrong_issuer() {
+    let p = IdentityPolicy::keyless(
+        Matcher::exact(KUBEWARDEN_IDENTITY),
+        Matcher::exact("https://accounts.google.com"),
+    );
+    let v = verify_json(
+        &read(KUBEWARDEN),
+        Artifact::Digest(&kubewarden_digest()),
+        &public_good(),
+        &p,
+    );
+    assert_fails(&v, Reason::IssuerMismatch);
+}
+
+#[test]
+fn cosign_v03_dsse_bundle_rejects_another_subject() {
+    let other = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+    let v = verify_json(
+        &read(KUBEWARDEN),
+        Artifact::Digest(&other),
+        &public_good(),
+        &any(),
+    );
+    assert_fails(&v, Reason::SubjectMismatch);
+}
+
+#[test]
+fn managed_key_bundle_verifies_with_its_key_and_root() {
+    let key = VerifyingKey::from_pem(&text(MANAGED_KEY)).unwrap();
+    let v = verify_json(
+        &read(MANAGED),
+        Artifact::Any,
+        &root(MANAGED_ROOT),
+        &IdentityPolicy::key(key),
+    );
+    assert_verified(&v);
+    assert!(matches!(
+        v.signer,
+        Some(lineage_sigstore::Signer::Key { .. })
+    ));
+}
+
+#[test]
+fn managed_key_bundle_needs_the_key_and_the_right_root() {
+    let v = verify_json(&read(MANAGED), Artifact::Any, &root(MANAGED_ROOT), &any());
+    assert_fails(&v, Reason::KeyRequired);
+    let key = VerifyingKey::from_pem(&text(MANAGED_KEY)).unwrap();
+    let v = verify_json(
+        &read(MANAGED),
+        Artifact::Any,
+        &public_good(),
+        &IdentityPolicy::key(key),
+    );
+    assert_fails(&v, Reason::UnknownLog);
+}
+
+#[test]
+fn managed_key_bundle_rejects_another_key() {
+    // The Rekor key of the public-good root is a valid P-256 key, but not the signer.
+    let other = public_good().tlogs[0].key.clone().unwrap();
+    let v = verify_json(
+        &read(MANAGED),
+        Artifact::Any,
+        &root(MANAGED_ROOT),
+        &IdentityPolicy::key(other),
+    );
+    assert_fails(&v, Reason::SignatureInvalid);
+}
+
+#[test]
+fn unknown_media_type_is_rejected_with_its_reason() {
+    let json = mutate(NEW_BUNDLE, |v| {
+        v["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.9+json".into()
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    assert_fails(&v, Reason::UnknownMediaType);
+}
+
+#[test]
+fn v03_media_type_parameter_spelling_is_accepted() {
+    let json = mutate(NEW_BUNDLE, |v| {
+        v["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.3".into()
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    assert_verified(&verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &any(),
+    ));
+}
+
+// ---- mutations of a valid bundle, each with its own reason ----
+
+#[test]
+fn flipped_artifact_byte_fails_as_artifact_mismatch() {
+    let mut artifact = read(NEW_BUNDLE_ARTIFACT);
+    artifact[0] ^= 0x01;
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &any(),
+    );
+    assert_fails(&v, Reason::ArtifactMismatch);
+}
+
+#[test]
+fn flipped_signature_byte_fails_as_signature_invalid() {
+    let json = mutate(NEW_BUNDLE, |v| {
+        flip_b64(&mut v["messageSignature"]["signature"])
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    assert_fails(&v, Reason::SignatureInvalid);
+    // The same for a DSSE signature.
+    let json = mutate(NPM_BUNDLE, |v| {
+        flip_b64(&mut v["dsseEnvelope"]["signatures"][0]["sig"])
+    });
+    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    assert_fails(&v, Reason::SignatureInvalid);
+}
+
+#[test]
+fn flipped_inclusion_proof_hash_fails_as_inclusion_proof_invalid() {
+    let json = mutate(NEW_BUNDLE, |v| {
+        flip_b64(&mut entry0(v)["inclusionProof"]["hashes"][3])
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    assert_fails(&v, Reason::InclusionProofInvalid);
+}
+
+#[test]
+fn global_log_index_in_the_proof_fails_as_inclusion_proof_invalid() {
+    // Using the entry's global index (as a naive verifier would) must not verify.
+    let json = mutate(NEW_BUNDLE, |v| {
+        let global = entry0(v)["logIndex"].clone();
+        entry0(v)["inclusionProof"]["logIndex"] = global;
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    assert_fails(&v, Reason::InclusionProofInvalid);
+}
+
+#[test]
+fn flipped_proof_root_fails_as_inclusion_proof_invalid() {
+    let json = mutate(NEW_BUNDLE, |v| {
+        flip_b64(&mut entry0(v)["inclusionProof"]["rootHash"])
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    assert_fails(&v, Reason::InclusionProofInvalid);
+}
+
+#[test]
+fn flipped_checkpoint_root_fails_as_checkpoint_invalid() {
+    use base64::Engine;
+    let e = base64::engine::general_purpose::STANDARD;
+    for (bundle, root, artifact) in [
+        (NEW_BUNDLE, public_good(), NEW_BUNDLE_ARTIFACT),
+        (STAGING_BUNDLE, staging(), STAGING_ARTIFACT),
+    ] {
+        let json = mutate(bundle, |v| {
+            let cp = entry0(v)["inclusionProof"]["checkpoint"]["envelope"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let lines: Vec<&str> = cp.split('\n').collect();
+            let mut h = e.decode(lines[2]).unwrap();
+            h[0] ^= 0x01;
+            let flipped = e.encode(&h);
+            let cp = cp.replacen(lines[2], &flipped, 1);
+            entry0(v)["inclusionProof"]["checkpoint"]["envelope"] = cp.into();
+            // Keep the proof pointing at the (forged) checkpoint root, so that only the
+            // checkpoint signature can catch it.
+            entry0(v)["inclusionProof"]["rootHash"] = flipped.into();
+        });
+        let a = read(artifact);
+        let v = verify_json(&json, Artifact::Bytes(&a), &root, &any());
+        assert_fails(&v, Reason::CheckpointInvalid);
+    }
+}
+
+#[test]
+fn flipped_set_fails_as_set_invalid() {
+    let json = mutate(RS_DSSE, |v| {
+        flip_b64(&mut entry0(v)["inclusionPromise"]["signedEntryTimestamp"])
+    });
+    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    assert_fails(&v, Reason::SetInvalid);
+    // Moving the integrated time breaks the SET too.
+    let json = mutate(RS_DSSE, |v| {
+        entry0(v)["integratedTime"] = "1668034837".into()
+    });
+    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    assert_fails(&v, Reason::SetInvalid);
+}
+
+#[test]
+fn v02_bundle_without_inclusion_proof_is_rejected() {
+    let json = mutate(NPM_BUNDLE, |v| {
+        entry0(v).as_object_mut().unwrap().remove("inclusionProof");
+    });
+    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    assert_fails(&v, Reason::MissingInclusionProof);
+}
+
+#[test]
+fn bundle_without_tlog_entry_is_rejected() {
+    let json = mutate(NPM_BUNDLE, |v| {
+        v["verificationMaterial"]["tlogEntries"] = Value::Array(vec![]);
+    });
+    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    assert_fails(&v, Reason::MissingTlogEntry);
+}
+
+#[test]
+fn production_root_does_not_trust_the_staging_bundle() {
+    let artifact = read(STAGING_ARTIFACT);
+    let v = verify_json(
+        &read(STAGING_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &any(),
+    );
+    assert_fails(&v, Reason::UnknownLog);
+}
+
+#[test]
+fn staging_root_does_not_trust_a_production_certificate() {
+    // Same log key trusted, but the Fulcio CA is staging's: the chain must fail. Build a root
+    // with production's Rekor and TSA and staging's Fulcio.
+    let mut mixed = public_good();
+    mixed.certificate_authorities = staging().certificate_authorities;
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &mixed,
+        &any(),
+    );
+    assert_fails(&v, Reason::UntrustedCertificate);
+}
+
+#[test]
+fn certificate_outside_its_validity_at_the_signing_time_fails() {
+    let bundle = Bundle::from_json(&read(NEW_BUNDLE)).unwrap();
+    let leaf = bundle.material.leaf().unwrap().clone();
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let after = leaf.not_after() + time::Duration::minutes(1);
+    let v = verify_bundle(
+        &bundle,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &any().at_time(after),
+    );
+    assert_fails(&v, Reason::CertificateExpired);
+    let before = leaf.not_before() - time::Duration::minutes(1);
+    let v = verify_bundle(
+        &bundle,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &any().at_time(before),
+    );
+    assert_fails(&v, Reason::CertificateNotYetValid);
+    // Inside the window it still verifies, so the two failures above are about time only.
+    let inside = leaf.not_before() + time::Duration::minutes(1);
+    assert_verified(&verify_bundle(
+        &bundle,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &any().at_time(inside),
+    ));
+}
+
+#[test]
+fn swapped_certificate_fails_as_signature_invalid() {
+    // Replace the npm bundle's certificate with the sigstore-rs one: the DSSE signature then
+    // fails first, proving the signature is checked with the bundle's own key.
+    let other = {
+        let v: Value = serde_json::from_slice(&read(RS_DSSE)).unwrap();
+        v["verificationMaterial"]["x509CertificateChain"]["certificates"][0].clone()
+    };
+    let json = mutate(NPM_BUNDLE, |v| {
+        v["verificationMaterial"]["x509CertificateChain"]["certificates"][0] = other;
+    });
+    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    assert_fails(&v, Reason::SignatureInvalid);
+}
+
+#[test]
+fn tlog_entry_from_another_bundle_fails_as_tlog_entry_mismatch() {
+    // A genuine entry (with genuine SET) of another DSSE signing, grafted onto this bundle.
+    let foreign = {
+        let v: Value = serde_json::from_slice(&read(RS_DSSE)).unwrap();
+        v["verificationMaterial"]["tlogEntries"][0].clone()
+    };
+    let json = mutate(NPM_BUNDLE, |v| {
+        v["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1".into();
+        v["verificationMaterial"]["tlogEntries"][0] = foreign;
+    });
+    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    assert_fails(&v, Reason::TlogEntryMismatch);
+}
+
+#[test]
+fn malformed_base64_is_a_reasoned_failure_and_not_json_is_an_error() {
+    let json = mutate(NEW_BUNDLE, |v| {
+        v["messageSignature"]["signature"] = "MEQC!!".into()
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    assert_fails(&v, Reason::MalformedBundle);
+    assert!(verify_bundle_json(b"{not json", Artifact::Any, &public_good(), &any()).is_err());
+}
+
+#[test]
+fn truncated_bundles_never_panic() {
+    let full = read(NEW_BUNDLE);
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let root = public_good();
+    for cut in (0..full.len()).step_by(97) {
+        let _ = verify_bundle_json(&full[..cut], Artifact::Bytes(&artifact), &root, &any());
+    }
+}
+
+// ---- cosign/ ----
+
+fn a_txt_digest() -> Digest {
+    // The conformance suite's a.txt, named by the managed-key bundle's (signed) Statement.
+    let key = VerifyingKey::from_pem(&text(MANAGED_KEY)).unwrap();
+    let v = verify_json(
+        &read(MANAGED),
+        Artifact::Any,
+        &root(MANAGED_ROOT),
+        &IdentityPolicy::key(key),
+    );
+    assert_verified(&v);
+    let hex = v.statement.unwrap()["subject"][0]["digest"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Digest::sha256_from_hex(&hex).unwrap()
+}
+
+#[test]
+fn cve_2022_36056_swapped_entry_fails_as_tlog_entry_mismatch() {
+    let d = a_txt_digest();
+    let v = verify_legacy_cosign_bundle(&read(CVE), Artifact::Digest(&d), &public_good(), &any())
+        .unwrap();
+    assert_fails(&v, Reason::TlogEntryMismatch);
+    // The signature itself was fine: the failure is the log binding, as the advisory says.
+    assert!(
+        v.check("signature").is_some_and(|c| c.ok),
+        "{:#?}",
+        v.checks
+    );
+}
+
+fn keyless_sig_parts() -> (Vec<u8>, String, String, String, String) {
+    (
+        read(&format!("{KEYLESS_SIG}/simplesigning-payload.json")),
+        text(&format!("{KEYLESS_SIG}/signature.b64")),
+        text(&format!("{KEYLESS_SIG}/fulcio-cert.pem")),
+        text(&format!("{KEYLESS_SIG}/fulcio-chain.pem")),
+        text(&format!("{KEYLESS_SIG}/rekor-bundle-annotation.json")),
+    )
+}
+
+const KEYLESS_DIGEST: &str =
+    "sha256:fa93b01658e3a5a1686dc3ae55f170d8de487006fb53a28efcd12ab0710a2e5f";
+
+#[test]
+fn containers_image_keyless_sig_verifies_for_its_digest() {
+    let (payload, sig, cert, chain, bundle) = keyless_sig_parts();
+    let layer = CosignSignature {
+        blob: &payload,
+        signature_b64: Some(&sig),
+        certificate_pem: Some(&cert),
+        chain_pem: Some(&chain),
+        rekor_bundle: Some(&bundle),
+    };
+    let p = IdentityPolicy::keyless(
+        Matcher::exact("mitr@redhat.com"),
+        Matcher::exact("https://github.com/login/oauth"),
+    );
+    let d = Digest::parse(KEYLESS_DIGEST).unwrap();
+    let v = verify_cosign_simple_signing(&layer, &d, &public_good(), &p);
+    assert_verified(&v);
+    assert!(v.check("image-digest").is_some_and(|c| c.ok));
+}
+
+#[test]
+fn containers_image_keyless_sig_rejects_another_digest() {
+    let (payload, sig, cert, chain, bundle) = keyless_sig_parts();
+    let layer = CosignSignature {
+        blob: &payload,
+        signature_b64: Some(&sig),
+        certificate_pem: Some(&cert),
+        chain_pem: Some(&chain),
+        rekor_bundle: Some(&bundle),
+    };
+    let other = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
+    let v = verify_cosign_simple_signing(&layer, &other, &public_good(), &any());
+    assert_fails(&v, Reason::ImageDigestMismatch);
+}
+
+#[test]
+fn containers_image_keyless_sig_rejects_tampering() {
+    let (mut payload, sig, cert, chain, bundle) = keyless_sig_parts();
+    let d = Digest::parse(KEYLESS_DIGEST).unwrap();
+    // A payload edited to name the image differently no longer verifies.
+    let pos = payload.iter().position(|b| *b == b'a').unwrap();
+    payload[pos] = b'b';
+    let layer = CosignSignature {
+        blob: &payload,
+        signature_b64: Some(&sig),
+        certificate_pem: Some(&cert),
+        chain_pem: Some(&chain),
+        rekor_bundle: Some(&bundle),
+    };
+    assert_fails(
+        &verify_cosign_simple_signing(&layer, &d, &public_good(), &any()),
+        Reason::SignatureInvalid,
+    );
+    // Without the Rekor bundle there is no signing time and no log evidence.
+    let (payload, ..) = keyless_sig_parts();
+    let layer = CosignSignature {
+        blob: &payload,
+        signature_b64: Some(&sig),
+        certificate_pem: Some(&cert),
+        chain_pem: Some(&chain),
+        rekor_bundle: None,
+    };
+    assert_fails(
+        &verify_cosign_simple_signing(&layer, &d, &public_good(), &any()),
+        Reason::MissingTlogEntry,
+    );
+}
+
+#[test]
+fn att_layout_verifies_for_the_image_digest() {
+    let d =
+        Digest::parse("sha256:2bc8d7da45cdfb2902cef3292a3211351079b15b0f14f0ae9d5f9eea98b8b2d2")
+            .unwrap();
+    let p = IdentityPolicy::keyless(
+        Matcher::regex(r"^https://github\.com/slsa-framework/slsa-github-generator/\.github/workflows/generator_container_slsa3\.yml@refs/heads/main$").unwrap(),
+        Matcher::exact(GITHUB_ISSUER),
+    );
+    let v = verify_oci_layout(&fixtures().join(ATT_LAYOUT), &d, &p, &public_good()).unwrap();
+    assert_verified(&v);
+    assert_eq!(
+        v.statement.as_ref().unwrap()["predicateType"],
+        "https://slsa.dev/provenance/v0.2"
+    );
+}
+
+#[test]
+fn att_layout_rejects_another_image_digest() {
+    let other = Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap();
+    let v =
+        verify_oci_layout(&fixtures().join(ATT_LAYOUT), &other, &any(), &public_good()).unwrap();
+    assert_fails(&v, Reason::SubjectMismatch);
+}
+
+// ---- key-based cosign signatures (a key made here: no private key ships in the fixtures) ----
+
+struct TestKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    public: VerifyingKey,
+}
+
+fn test_key() -> TestKey {
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+    // SubjectPublicKeyInfo for id-ecPublicKey / prime256v1 (RFC 5480) around the point.
+    let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    spki.extend_from_slice(pair.public_key().as_ref());
+    let public = VerifyingKey::from_spki_der(&spki).unwrap();
+    TestKey { pair, public }
+}
+
+fn sign_b64(key: &TestKey, message: &[u8]) -> String {
+    use base64::Engine;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let sig = key.pair.sign(&rng, message).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
+}
+
+fn simple_signing_payload(digest: &str, ty: &str) -> Vec<u8> {
+    format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"registry.example/app"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"{ty}"}},"optional":null}}"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn key_based_simple_signing_verifies_and_checks_the_digest() {
+    let key = test_key();
+    let d = Digest::parse(KEYLESS_DIGEST).unwrap();
+    let payload = simple_signing_payload(KEYLESS_DIGEST, "cosign container image signature");
+    let sig = sign_b64(&key, &payload);
+    let layer = CosignSignature {
+        blob: &payload,
+        signature_b64: Some(&sig),
+        ..CosignSignature::default()
+    };
+    let p = IdentityPolicy::key(key.public.clone());
+    let v = verify_cosign_simple_signing(&layer, &d, &public_good(), &p);
+    assert_verified(&v);
+    assert!(matches!(
+        v.signer,
+        Some(lineage_sigstore::Signer::Key { .. })
+    ));
+
+    let other = Digest::parse(&format!("sha256:{}", "2".repeat(64))).unwrap();
+    assert_fails(
+        &verify_cosign_simple_signing(&layer, &other, &public_good(), &p),
+        Reason::ImageDigestMismatch,
+    );
+
+    let stranger = test_key();
+    let v = verify_cosign_simple_signing(
+        &layer,
+        &d,
+        &public_good(),
+        &IdentityPolicy::key(stranger.public),
+    );
+    assert_fails(&v, Reason::SignatureInvalid);
+
+    // Keyless policy for a key-signed layer: the key must be supplied.
+    assert_fails(
+        &verify_cosign_simple_signing(&layer, &d, &public_good(), &any()),
+        Reason::KeyRequired,
+    );
+}
+
+#[test]
+fn key_based_simple_signing_rejects_a_payload_of_another_type() {
+    let key = test_key();
+    let d = Digest::parse(KEYLESS_DIGEST).unwrap();
+    let payload = simple_signing_payload(KEYLESS_DIGEST, "atomic container signature");
+    let sig = sign_b64(&key, &payload);
+    let layer = CosignSignature {
+        blob: &payload,
+        signature_b64: Some(&sig),
+        ..CosignSignature::default()
+    };
+    let v =
+        verify_cosign_simple_signing(&layer, &d, &public_good(), &IdentityPolicy::key(key.public));
+    assert_fails(&v, Reason::PayloadInvalid);
+}
+
+// ---- time sources and trust windows ----
+
+#[test]
+fn timestamp_from_another_signing_fails_as_timestamp_invalid() {
+    let foreign = {
+        let v: Value = serde_json::from_slice(&read(KUBEWARDEN)).unwrap();
+        v["verificationMaterial"]["timestampVerificationData"].clone()
+    };
+    let json = mutate(NEW_BUNDLE, |v| {
+        v["verificationMaterial"]["timestampVerificationData"] = foreign;
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    assert_fails(&v, Reason::TimestampInvalid);
+}
+
+#[test]
+fn timestamp_without_a_trusted_authority_fails() {
+    let mut root = staging();
+    root.timestamp_authorities.clear();
+    let artifact = read(STAGING_ARTIFACT);
+    let v = verify_json(
+        &read(STAGING_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &any(),
+    );
+    assert_fails(&v, Reason::TimestampInvalid);
+}
+
+#[test]
+fn rekor_v2_without_any_time_source_has_no_signing_time() {
+    let json = mutate(STAGING_BUNDLE, |v| {
+        v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
+            Value::Array(vec![]);
+    });
+    let artifact = read(STAGING_ARTIFACT);
+    let v = verify_json(&json, Artifact::Bytes(&artifact), &staging(), &any());
+    assert_fails(&v, Reason::NoSigningTime);
+}
+
+#[test]
+fn rekor_v2_log_key_outside_its_window_fails() {
+    let mut root = staging();
+    let log = root
+        .tlogs
+        .iter_mut()
+        .find(|l| l.base_url.contains("log2025-alpha1"))
+        .unwrap();
+    log.valid_for.end = Some(log.valid_for.start.unwrap());
+    let artifact = read(STAGING_ARTIFACT);
+    let v = verify_json(
+        &read(STAGING_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &any(),
+    );
+    assert_fails(&v, Reason::LogKeyNotValid);
+}
+
+#[test]
+fn fulcio_ca_outside_its_window_is_not_trusted() {
+    let mut root = public_good();
+    for ca in &mut root.certificate_authorities {
+        ca.valid_for.end = Some(time::macros::datetime!(2023-01-01 00:00 UTC));
+    }
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(&read(NEW_BUNDLE), Artifact::Bytes(&artifact), &root, &any());
+    assert_fails(&v, Reason::UntrustedCertificate);
+    assert!(
+        v.failure()
+            .unwrap()
+            .detail
+            .contains("no certificate authority"),
+        "{:?}",
+        v.failure()
+    );
+}
+
+// ---- the report is a serializable value with stable codes ----
+
+#[test]
+fn verification_serializes_with_stable_reason_codes() {
+    let d = a_txt_digest();
+    let v = verify_legacy_cosign_bundle(&read(CVE), Artifact::Digest(&d), &public_good(), &any())
+        .unwrap();
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["verified"], false);
+    let failed: Vec<&Value> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["reason"], "tlog-entry-mismatch");
+    assert_eq!(failed[0]["name"], "tlog-entry");
+}
+
+// ---- OCI layout integrity ----
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+            let mut perm = std::fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perm.set_readonly(false);
+            std::fs::set_permissions(&target, perm).unwrap();
+        }
+    }
+}
+
+#[test]
+fn att_layout_with_a_tampered_blob_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join(ATT_LAYOUT), tmp.path());
+    let layer = tmp
+        .path()
+        .join("blobs/sha256/a2ece3a040c3cc7a511e60ef56bc2bfac79118e207e6297aaeaf9aa8fec5c015");
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x01;
+    std::fs::write(&layer, bytes).unwrap();
+    let d =
+        Digest::parse("sha256:2bc8d7da45cdfb2902cef3292a3211351079b15b0f14f0ae9d5f9eea98b8b2d2")
+            .unwrap();
+    let v = verify_oci_layout(tmp.path(), &d, &any(), &public_good()).unwrap();
+    assert_fails(&v, Reason::MalformedBundle);
+}
+
+#[test]
+fn layout_without_cosign_manifests_has_nothing_to_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("index.json"),
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    let d = Digest::parse(KEYLESS_DIGEST).unwrap();
+    let v = verify_oci_layout(tmp.path(), &d, &any(), &public_good()).unwrap();
+    assert_fails(&v, Reason::NoSignature);
+    assert!(verify_oci_layout(&tmp.path().join("missing"), &d, &any(), &public_good()).is_err());
+}
+
+#[test]
+fn two_signature_bundle_parses_but_does_not_verify() {
+    let b = Bundle::from_json(&read(RS_DSSE_2SIGS)).unwrap();
+    match &b.content {
+        lineage_sigstore::bundle::Content::Dsse(env) => assert_eq!(env.signatures.len(), 2),
+        other => panic!("unexpected content {other:?}"),
+    }
+    assert_fails(
+        &verify_bundle(&b, Artifact::Any, &public_good(), &any()),
+        Reason::WrongSignatureCount,
+    );
+}
