@@ -7,6 +7,8 @@
 pub mod ci;
 mod config;
 mod error;
+pub mod ledger_log;
+pub mod provenance;
 pub mod query;
 pub mod record;
 pub mod services;

@@ -15,8 +15,8 @@ pub use digest::{Algorithm, Digest};
 pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
 pub use records::{
-    canonical_json, BaseImage, BuildRecord, CiRun, DeployRecord, DockerfileRef, Record, Service,
-    ServiceChange,
+    canonical_json, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
+    DeployRecord, DockerfileRef, Exception, Record, Retirement, Service, ServiceChange,
 };
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use timestamp::Timestamp;

@@ -152,6 +152,79 @@ pub struct ServiceChange {
     pub at: Timestamp,
 }
 
+/// A base image digest seen in a registry or in a build: what layer matching and the
+/// staleness report know about a base tag over time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseSeen {
+    pub name: Repository,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+    pub digest: Digest,
+    /// The image's layer digests, bottom first (for matching images built on it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Digest>,
+    /// The image config's `created` time, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+    /// When Lineage first saw this digest under this tag.
+    pub seen_at: Timestamp,
+}
+
+/// A waiver: one rule does not fail one service's checks until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exception {
+    /// The rule code (`B003`) or a Rego policy's code.
+    pub rule: String,
+    /// The service, or `*` for every service.
+    pub service: String,
+    pub reason: String,
+    pub approved_by: Identity,
+    pub expires: Timestamp,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// A digest that must not be deployed any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retirement {
+    pub digest: Digest,
+    pub reason: String,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// A signed statement about a digest (a DSSE envelope, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestation {
+    pub digest: Digest,
+    pub predicate_type: String,
+    pub envelope: String,
+    pub at: Timestamp,
+}
+
+/// The outcome of a gate for a digest, kept so later gates can ask "did its build pass?".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckResult {
+    pub digest: Digest,
+    /// `build` or `deploy`.
+    pub gate: String,
+    pub passed: bool,
+    /// Codes of the rules that failed (errors, not warnings or waived ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_rules: Vec<String>,
+    /// True when the record was written despite failures (`--allow-failures`).
+    #[serde(default)]
+    pub allowed_failures: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Identity>,
+    pub at: Timestamp,
+}
+
 /// Anything the ledger holds, tagged with its kind. The ledger's log leaf covers the
 /// canonical JSON of this value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +233,11 @@ pub enum Record {
     Build(BuildRecord),
     Deploy(DeployRecord),
     Service(ServiceChange),
+    Base(BaseSeen),
+    Exception(Exception),
+    Retire(Retirement),
+    Attestation(Attestation),
+    Check(CheckResult),
 }
 
 impl Record {
@@ -168,6 +246,24 @@ impl Record {
             Record::Build(_) => "build",
             Record::Deploy(_) => "deploy",
             Record::Service(_) => "service",
+            Record::Base(_) => "base",
+            Record::Exception(_) => "exception",
+            Record::Retire(_) => "retire",
+            Record::Attestation(_) => "attestation",
+            Record::Check(_) => "check",
+        }
+    }
+
+    /// For facts (every kind but build, deploy and service), the key they are looked up by:
+    /// the base repository, the service, or the digest.
+    pub fn fact_key(&self) -> Option<String> {
+        match self {
+            Record::Build(_) | Record::Deploy(_) | Record::Service(_) => None,
+            Record::Base(b) => Some(b.name.to_string()),
+            Record::Exception(e) => Some(e.service.clone()),
+            Record::Retire(r) => Some(r.digest.to_string()),
+            Record::Attestation(a) => Some(a.digest.to_string()),
+            Record::Check(c) => Some(c.digest.to_string()),
         }
     }
 }

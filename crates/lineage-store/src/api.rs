@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use lineage_log::merkle::Hash;
+
 use lineage_model::{
     BuildRecord, DeployRecord, Digest, EnvName, Identity, Record, Repository, Service,
     ServiceChange, ServiceName, Tag, Timestamp,
@@ -43,6 +45,8 @@ pub enum StoreError {
     },
     #[error("the ledger holds a record that does not parse (entry {index}): {detail}")]
     Corrupt { index: u64, detail: String },
+    #[error("the ledger's log does not match its journal: {0}")]
+    LogMismatch(String),
     #[error("ledger backend error: {0}")]
     Backend(String),
     #[error("cannot create the ledger directory `{path}`: {source}")]
@@ -106,6 +110,47 @@ pub struct RunningImage {
     pub build: Option<BuildRecord>,
 }
 
+/// The log's current state: how many leaves it has and its RFC 9162 §2.1.1 root hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// A signed checkpoint as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// The tree size it commits to.
+    pub size: u64,
+    /// The C2SP signed note, exactly as signed.
+    pub text: String,
+    pub created: Timestamp,
+}
+
+/// A raw journal entry, unparsed: what the log leaf hash covers. Audits read these rather
+/// than [`Entry`], because a tampered body may no longer parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    /// The position the backend stores the row at (0-based). In an untampered journal it is
+    /// the row's position in the sequence; a gap means a row was deleted.
+    pub index: u64,
+    pub kind: String,
+    pub body: String,
+}
+
+/// A projection row that does not match what the journal says it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionMismatch {
+    /// The projection table (`builds`, `deploys`, `current`, ...).
+    pub table: String,
+    /// The row as stored, or `None` when an expected row is missing.
+    pub stored: Option<String>,
+    /// The row the journal implies, or `None` when a stored row has no source.
+    pub expected: Option<String>,
+    /// The journal entry (leaf index) the row points at or comes from, when known.
+    pub entry: Option<u64>,
+}
+
 /// The ledger. Every write appends journal entries and updates projections atomically, and is
 /// durable when the call returns.
 pub trait Store: Send {
@@ -166,8 +211,55 @@ pub trait Store: Send {
     /// Every deploy of a digest, newest first.
     fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError>;
 
+    /// Appends facts (bases seen, exceptions, retirements, attestations, gate results) in one
+    /// transaction. Builds, deploys and service changes have their own methods.
+    fn record_facts(
+        &mut self,
+        facts: &[Record],
+        recorded_at: Timestamp,
+        recorded_by: Option<&Identity>,
+    ) -> Result<Vec<u64>, StoreError>;
+    /// Facts of `kind` (`Record::kind`), filed under `key` (`Record::fact_key`) or all of them,
+    /// oldest first.
+    fn facts(&self, kind: &str, key: Option<&str>) -> Result<Vec<Entry>, StoreError>;
+
     /// Journal entries with index in `from..to`, in order.
     fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StoreError>;
     /// Number of journal entries.
     fn len(&self) -> Result<u64, StoreError>;
+    /// The ledger index of the build record of `digest`.
+    fn build_index(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
+
+    // --- The Merkle log (RFC 6962 / RFC 9162). Every write above appends one leaf per
+    // journal entry, in the same transaction. ---
+
+    /// The log's size and root, as maintained incrementally by the writer.
+    fn log_head(&self) -> Result<LogHead, StoreError>;
+    /// The root of the tree's first `size` leaves (`size` <= the log size).
+    fn log_root(&self, size: u64) -> Result<Hash, StoreError>;
+    /// The RFC 9162 §2.1.3 inclusion proof of leaf `index` in the tree of `size` leaves.
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
+    /// The RFC 9162 §2.1.4 consistency proof from the tree of `old` leaves to that of `new`.
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
+    /// Every stored log hash, in storage order (audit).
+    fn log_hashes(&self) -> Result<Vec<Hash>, StoreError>;
+    /// Raw journal rows with stored position in `from..to`, in order (audit).
+    fn raw_entries(&self, from: u64, to: u64) -> Result<Vec<RawEntry>, StoreError>;
+    /// Rebuilds every projection from the journal and returns the rows that differ, first
+    /// ones first, at most `limit` (audit).
+    fn check_projections(&self, limit: usize) -> Result<Vec<ProjectionMismatch>, StoreError>;
+
+    /// Keeps a signed checkpoint for `size`.
+    fn save_checkpoint(
+        &mut self,
+        size: u64,
+        text: &str,
+        created: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The checkpoint with the largest size.
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// The checkpoint for exactly `size` leaves.
+    fn checkpoint(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// Every stored checkpoint, smallest size first.
+    fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
 }

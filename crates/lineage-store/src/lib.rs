@@ -5,6 +5,11 @@
 //! bases, deploys, what runs now) are projections of that journal, written in the same
 //! transaction as the journal entry, so a reader never sees one without the other.
 //!
+//! Every journal entry is also a leaf of an RFC 6962 / RFC 9162 Merkle log (see
+//! `lineage_log`): the writer hashes incrementally with a [`lineage_log::merkle::Frontier`]
+//! and appends the new stored hashes in the entry's own transaction, so a batch of records is
+//! one commit (group commit) and the log never lags the journal.
+//!
 //! All SQL lives in this crate, behind the backend-neutral [`Store`] API. Callers never see a
 //! row, a connection or a dialect.
 
@@ -14,8 +19,10 @@ pub mod bench;
 mod sqlite;
 
 pub use api::{
-    BaseFilter, BaseUsage, BuildOutcome, Entry, RunningImage, Store, StoreError, StoreLocation,
+    BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch, RawEntry,
+    RunningImage, Store, StoreError, StoreLocation, StoredCheckpoint,
 };
+pub use lineage_log::merkle::Hash;
 
 /// Raw SQLite access for tamper tests and the raw-insert benchmark reference. Not part of
 /// the store API: nothing else may write behind the journal's back.
@@ -25,7 +32,7 @@ pub use rusqlite::Connection as RawConnection;
 pub use sqlite::raw_connection;
 
 /// The schema version this build of Lineage writes. A store with a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Opens the store at `location`, creating and migrating it if `create` is set.
 pub fn open(location: &StoreLocation, create: bool) -> Result<Box<dyn Store>, StoreError> {
@@ -33,3 +40,7 @@ pub fn open(location: &StoreLocation, create: bool) -> Result<Box<dyn Store>, St
         StoreLocation::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path, create)?)),
     }
 }
+
+/// The log library the store hashes with, re-exported so that use cases over the store build
+/// on the same types (`Hash`, `LogKey`, proofs) without a second dependency path.
+pub use lineage_log;

@@ -1,5 +1,8 @@
 //! The embedded SQLite backend: one file, WAL mode, `synchronous = FULL` so that a record is
 //! on disk before the call that wrote it returns.
+//!
+//! The Merkle log lives in `log_hashes` (see `0002_log.sql`). The writer keeps the tree's
+//! right frontier in memory, so an append hashes O(1) amortized nodes and reads nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +10,13 @@ use lineage_model::{
     canonical_json, BuildRecord, DeployRecord, Digest, EnvName, Identity, Record, Repository,
     Service, ServiceChange, ServiceName, Tag, Timestamp,
 };
+use lineage_log::merkle::{self, Frontier, Hash, HashReader, TreeError};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
-use crate::api::{BaseFilter, BaseUsage, BuildOutcome, Entry, RunningImage, Store, StoreError};
+use crate::api::{
+    BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch, RawEntry,
+    RunningImage, Store, StoreError, StoredCheckpoint,
+};
 use crate::SCHEMA_VERSION;
 
 /// `PRAGMA application_id` of a Lineage ledger ("LNAG"), so that we never migrate someone
@@ -17,10 +24,31 @@ use crate::SCHEMA_VERSION;
 const APPLICATION_ID: i64 = 0x4C4E_4147;
 
 /// Append-only migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/0001_initial.sql"),
+    include_str!("sqlite/0002_log.sql"),
+    include_str!("sqlite/0003_facts.sql"),
+];
+
+/// The projection tables `check_projections` rebuilds and compares, and the column that
+/// points at the journal entry a row came from (if any).
+const PROJECTIONS: &[(&str, Option<&str>)] = &[
+    ("services", Some("entry")),
+    ("service_changes", Some("entry")),
+    ("service_images", None),
+    ("builds", Some("entry")),
+    ("build_tags", Some("entry")),
+    ("build_bases", None),
+    ("base_usage", Some("latest_entry")),
+    ("deploys", Some("entry")),
+    ("current", Some("entry")),
+    ("facts", Some("entry")),
+];
 
 pub struct SqliteStore {
     conn: Connection,
+    /// The log's right frontier as of the last commit this handle saw.
+    frontier: Frontier,
 }
 
 impl SqliteStore {
@@ -47,8 +75,12 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .map_err(backend)?;
-        let mut store = SqliteStore { conn };
+        let mut store = SqliteStore {
+            conn,
+            frontier: Frontier::new(),
+        };
         store.migrate(&shown)?;
+        store.frontier = load_frontier(&store.conn)?;
         Ok(store)
     }
 
@@ -66,6 +98,10 @@ impl SqliteStore {
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql).map_err(backend)?;
+            if i == 1 {
+                // A ledger from before the log: its journal becomes the log's first leaves.
+                backfill_log(&tx)?;
+            }
             tx.execute_batch(&format!(
                 "PRAGMA user_version = {}; PRAGMA application_id = {APPLICATION_ID};",
                 i + 1
@@ -122,27 +158,172 @@ fn opt_str<T: ToString>(v: Option<&T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// Appends one journal entry and returns its 0-based index.
+/// Where an appended entry goes.
+enum Log<'a> {
+    /// A real write: the entry becomes the next log leaf.
+    Writer(&'a mut Frontier),
+    /// Rebuilding projections for an audit: the entry keeps its stored index; no log hashes.
+    Replay(u64),
+}
+
+/// Appends one journal entry (and, for a real write, its log leaf) and returns its 0-based
+/// index, which is also its leaf index.
 fn append(
     tx: &Transaction<'_>,
     record: &Record,
     recorded_at: Timestamp,
     recorded_by: Option<&Identity>,
+    log: &mut Log<'_>,
 ) -> Result<u64, StoreError> {
     let body = canonical_json(record);
+    let index = match log {
+        Log::Writer(f) => f.size(),
+        Log::Replay(i) => *i,
+    };
     let mut stmt = tx
         .prepare_cached(
-            "INSERT INTO entries (kind, body, recorded_at, recorded_by) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO entries (idx, kind, body, recorded_at, recorded_by)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .map_err(backend)?;
     stmt.execute(params![
+        index as i64 + 1,
         record.kind(),
         body,
         recorded_at.to_string(),
         recorded_by.map(|i| i.as_str())
     ])
     .map_err(backend)?;
-    Ok(tx.last_insert_rowid() as u64 - 1)
+    if let Log::Writer(frontier) = log {
+        // RFC 6962 §2.1: the leaf hash covers exactly the stored canonical bytes.
+        let start = merkle::stored_hash_count(index);
+        let new = frontier.append(merkle::leaf_hash(body.as_bytes()));
+        let mut insert = tx
+            .prepare_cached("INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        for (i, h) in new.iter().enumerate() {
+            insert
+                .execute(params![(start + i as u64) as i64, &h[..]])
+                .map_err(backend)?;
+        }
+    }
+    Ok(index)
+}
+
+/// The log size implied by the stored hashes, and the frontier rebuilt from them.
+fn load_frontier(conn: &Connection) -> Result<Frontier, StoreError> {
+    let count: i64 = conn
+        .query_row("SELECT coalesce(max(idx) + 1, 0) FROM log_hashes", [], |r| {
+            r.get(0)
+        })
+        .map_err(backend)?;
+    let count = count as u64;
+    let size = if count == 0 {
+        0
+    } else {
+        merkle::stored_hash_leaf(count)
+    };
+    if merkle::stored_hash_count(size) != count {
+        return Err(StoreError::LogMismatch(format!(
+            "{count} stored log hashes is not a whole number of leaves"
+        )));
+    }
+    Frontier::from_reader(size, &SqlHashes(conn)).map_err(tree_error)
+}
+
+/// Starts a write: checks that the journal and the log agree on the next index, picking up
+/// appends another process made since this handle last looked.
+fn check_next_index(tx: &Transaction<'_>, frontier: &mut Frontier) -> Result<(), StoreError> {
+    let journal = journal_len(tx)?;
+    if journal != frontier.size() {
+        *frontier = load_frontier(tx)?;
+    }
+    if journal != frontier.size() {
+        return Err(StoreError::LogMismatch(format!(
+            "the journal has {journal} entries but the log has {} leaves; \
+             nothing was written (run `lineage log verify`)",
+            frontier.size()
+        )));
+    }
+    Ok(())
+}
+
+fn journal_len(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .query_row("SELECT coalesce(max(idx), 0) FROM entries", [], |r| r.get(0))
+        .map_err(backend)?;
+    Ok(n as u64)
+}
+
+/// Hashes a pre-log journal into the log (migration 2).
+fn backfill_log(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let mut frontier = Frontier::new();
+    let mut stmt = tx
+        .prepare("SELECT idx, body FROM entries ORDER BY idx")
+        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    let mut insert = tx
+        .prepare("INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let idx: i64 = row.get(0).map_err(backend)?;
+        let body: String = row.get(1).map_err(backend)?;
+        if idx as u64 != frontier.size() + 1 {
+            return Err(StoreError::LogMismatch(format!(
+                "journal entry {} is missing",
+                frontier.size()
+            )));
+        }
+        let start = merkle::stored_hash_count(frontier.size());
+        for (i, h) in frontier
+            .append(merkle::leaf_hash(body.as_bytes()))
+            .iter()
+            .enumerate()
+        {
+            insert
+                .execute(params![(start + i as u64) as i64, &h[..]])
+                .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stored log hashes read through one connection.
+struct SqlHashes<'a>(&'a Connection);
+
+impl HashReader for SqlHashes<'_> {
+    type Error = StoreError;
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT hash FROM log_hashes WHERE idx = ?1")
+            .map_err(backend)?;
+        indexes
+            .iter()
+            .map(|&i| {
+                let raw: Option<Vec<u8>> = stmt
+                    .query_row([i as i64], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                let raw = raw.ok_or_else(|| {
+                    StoreError::LogMismatch(format!("stored log hash {i} is missing"))
+                })?;
+                merkle::hash_from_slice(&raw).map_err(|_| {
+                    StoreError::LogMismatch(format!("stored log hash {i} is not 32 bytes"))
+                })
+            })
+            .collect()
+    }
+}
+
+fn tree_error(e: TreeError) -> StoreError {
+    match e {
+        TreeError::Storage(inner) => match inner.downcast::<StoreError>() {
+            Ok(store) => *store,
+            Err(other) => StoreError::Backend(other.to_string()),
+        },
+        other => StoreError::LogMismatch(other.to_string()),
+    }
 }
 
 fn parse_entry(
@@ -227,8 +408,15 @@ fn insert_build(
     build: &BuildRecord,
     recorded_at: Timestamp,
     recorded_by: Option<&Identity>,
+    log: &mut Log<'_>,
 ) -> Result<u64, StoreError> {
-    let index = append(tx, &Record::Build(build.clone()), recorded_at, recorded_by)?;
+    let index = append(
+        tx,
+        &Record::Build(build.clone()),
+        recorded_at,
+        recorded_by,
+        log,
+    )?;
     let entry = index as i64 + 1;
     let digest = build.digest.to_string();
     tx.prepare_cached("INSERT INTO builds (digest, service, image, entry) VALUES (?1, ?2, ?3, ?4)")
@@ -277,12 +465,14 @@ fn insert_deploy(
     deploy: &DeployRecord,
     recorded_at: Timestamp,
     recorded_by: Option<&Identity>,
+    log: &mut Log<'_>,
 ) -> Result<u64, StoreError> {
     let index = append(
         tx,
         &Record::Deploy(deploy.clone()),
         recorded_at,
         recorded_by,
+        log,
     )?;
     let entry = index as i64 + 1;
     let (service, env, digest) = (
@@ -311,18 +501,18 @@ fn insert_deploy(
     Ok(index)
 }
 
-impl Store for SqliteStore {
-    fn record_service_change(
-        &mut self,
-        change: &ServiceChange,
-        recorded_at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let tx = self.conn.transaction().map_err(backend)?;
+fn insert_service_change(
+    tx: &Transaction<'_>,
+    change: &ServiceChange,
+    recorded_at: Timestamp,
+    log: &mut Log<'_>,
+) -> Result<u64, StoreError> {
         let index = append(
-            &tx,
+            tx,
             &Record::Service(change.clone()),
             recorded_at,
             Some(&change.by),
+            log,
         )?;
         let entry = index as i64 + 1;
         let name = change.service.name.as_str();
@@ -347,7 +537,84 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
         }
+        Ok(index)
+}
+
+/// Appends a fact and files it under its key.
+fn insert_fact(
+    tx: &Transaction<'_>,
+    record: &Record,
+    recorded_at: Timestamp,
+    recorded_by: Option<&Identity>,
+    log: &mut Log<'_>,
+) -> Result<u64, StoreError> {
+    let Some(key) = record.fact_key() else {
+        return Err(StoreError::Backend(format!(
+            "a {} is recorded through its own method, not as a fact",
+            record.kind()
+        )));
+    };
+    let index = append(tx, record, recorded_at, recorded_by, log)?;
+    tx.prepare_cached("INSERT INTO facts (kind, key, entry) VALUES (?1, ?2, ?3)")
+        .map_err(backend)?
+        .execute(params![record.kind(), key, index as i64 + 1])
+        .map_err(backend)?;
+    Ok(index)
+}
+
+impl Store for SqliteStore {
+    fn record_facts(
+        &mut self,
+        facts: &[Record],
+        recorded_at: Timestamp,
+        recorded_by: Option<&Identity>,
+    ) -> Result<Vec<u64>, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        check_next_index(&tx, &mut self.frontier)?;
+        let mut frontier = self.frontier.clone();
+        let indexes = facts
+            .iter()
+            .map(|f| insert_fact(&tx, f, recorded_at, recorded_by, &mut Log::Writer(&mut frontier)))
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit().map_err(backend)?;
+        self.frontier = frontier;
+        Ok(indexes)
+    }
+
+    fn facts(&self, kind: &str, key: Option<&str>) -> Result<Vec<Entry>, StoreError> {
+        let found = match key {
+            Some(key) => self.indexes(
+                "SELECT entry FROM facts WHERE kind = ?1 AND key = ?2 ORDER BY entry",
+                &[&kind, &key],
+            )?,
+            None => self.indexes("SELECT entry FROM facts WHERE kind = ?1 ORDER BY entry", &[&kind])?,
+        };
+        found
+            .into_iter()
+            .map(|i| {
+                let (body, at, by): (String, String, Option<String>) = self
+                    .conn
+                    .prepare_cached("SELECT body, recorded_at, recorded_by FROM entries WHERE idx = ?1")
+                    .map_err(backend)?
+                    .query_row([i as i64 + 1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(backend)?;
+                parse_entry(i, body, at, by)
+            })
+            .collect()
+    }
+
+    fn record_service_change(
+        &mut self,
+        change: &ServiceChange,
+        recorded_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        check_next_index(&tx, &mut self.frontier)?;
+        let mut frontier = self.frontier.clone();
+        let index =
+            insert_service_change(&tx, change, recorded_at, &mut Log::Writer(&mut frontier))?;
+        tx.commit().map_err(backend)?;
+        self.frontier = frontier;
         Ok(index)
     }
 
@@ -358,6 +625,9 @@ impl Store for SqliteStore {
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<BuildOutcome>, StoreError> {
         let tx = self.conn.transaction().map_err(backend)?;
+        check_next_index(&tx, &mut self.frontier)?;
+        // Appends go to a copy, adopted only once the transaction commits.
+        let mut frontier = self.frontier.clone();
         let mut outcomes = Vec::with_capacity(builds.len());
         for build in builds {
             let existing: Option<i64> = tx
@@ -368,7 +638,13 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let outcome = match existing {
                 None => BuildOutcome::Recorded {
-                    index: insert_build(&tx, build, recorded_at, recorded_by)?,
+                    index: insert_build(
+                        &tx,
+                        build,
+                        recorded_at,
+                        recorded_by,
+                        &mut Log::Writer(&mut frontier),
+                    )?,
                 },
                 Some(entry) => {
                     let index = entry as u64 - 1;
@@ -402,6 +678,7 @@ impl Store for SqliteStore {
             outcomes.push(outcome);
         }
         tx.commit().map_err(backend)?;
+        self.frontier = frontier;
         Ok(outcomes)
     }
 
@@ -412,11 +689,22 @@ impl Store for SqliteStore {
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
         let tx = self.conn.transaction().map_err(backend)?;
+        check_next_index(&tx, &mut self.frontier)?;
+        let mut frontier = self.frontier.clone();
         let indexes = deploys
             .iter()
-            .map(|d| insert_deploy(&tx, d, recorded_at, recorded_by))
+            .map(|d| {
+                insert_deploy(
+                    &tx,
+                    d,
+                    recorded_at,
+                    recorded_by,
+                    &mut Log::Writer(&mut frontier),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit().map_err(backend)?;
+        self.frontier = frontier;
         Ok(indexes)
     }
 
@@ -660,6 +948,278 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         Ok(n as u64)
     }
+
+    fn build_index(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let found = self.indexes(
+            "SELECT entry FROM builds WHERE digest = ?1",
+            &[&digest.to_string()],
+        )?;
+        Ok(found.first().copied())
+    }
+
+    fn log_head(&self) -> Result<LogHead, StoreError> {
+        // Another process may have appended since this handle last wrote.
+        let frontier = load_frontier(&self.conn)?;
+        Ok(LogHead {
+            size: frontier.size(),
+            root: frontier.root(),
+        })
+    }
+
+    fn log_root(&self, size: u64) -> Result<Hash, StoreError> {
+        self.check_size(size)?;
+        merkle::tree_hash(size, &SqlHashes(&self.conn)).map_err(tree_error)
+    }
+
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_size(size)?;
+        merkle::inclusion_proof(index, size, &SqlHashes(&self.conn)).map_err(tree_error)
+    }
+
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_size(new)?;
+        merkle::consistency_proof(old, new, &SqlHashes(&self.conn)).map_err(tree_error)
+    }
+
+    fn log_hashes(&self) -> Result<Vec<Hash>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, hash FROM log_hashes ORDER BY idx")
+            .map_err(backend)?;
+        let mut rows = stmt.query([]).map_err(backend)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            let idx: i64 = row.get(0).map_err(backend)?;
+            let raw: Vec<u8> = row.get(1).map_err(backend)?;
+            // A gap or a malformed hash ends the readable sequence; the audit then reports
+            // the first leaf whose hashes are missing or wrong.
+            if idx as usize != out.len() {
+                break;
+            }
+            match merkle::hash_from_slice(&raw) {
+                Ok(h) => out.push(h),
+                Err(_) => out.push([0; 32]),
+            }
+        }
+        Ok(out)
+    }
+
+    fn raw_entries(&self, from: u64, to: u64) -> Result<Vec<RawEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, kind, CAST(body AS BLOB) FROM entries
+                 WHERE idx > ?1 AND idx <= ?2 ORDER BY idx",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([from as i64, to as i64], |r| {
+                Ok(RawEntry {
+                    index: r.get::<_, i64>(0)? as u64 - 1,
+                    kind: r.get(1)?,
+                    // Read as bytes: a tampered body need not be valid UTF-8.
+                    body: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(2)?).into_owned(),
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn check_projections(&self, limit: usize) -> Result<Vec<ProjectionMismatch>, StoreError> {
+        self.rebuild_and_compare(limit)
+    }
+
+    fn save_checkpoint(
+        &mut self,
+        size: u64,
+        text: &str,
+        created: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO checkpoints (size, text, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (size) DO NOTHING",
+                params![size as i64, text, created.to_string()],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.checkpoints_where("ORDER BY size DESC LIMIT 1", &[])
+            .map(|mut v| v.pop())
+    }
+
+    fn checkpoint(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.checkpoints_where("WHERE size = ?1", &[&(size as i64)])
+            .map(|mut v| v.pop())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        self.checkpoints_where("ORDER BY size", &[])
+    }
+}
+
+impl SqliteStore {
+    fn check_size(&self, size: u64) -> Result<(), StoreError> {
+        let head = load_frontier(&self.conn)?.size();
+        if size > head {
+            return Err(StoreError::LogMismatch(format!(
+                "tree size {size} is beyond the log's {head} leaves"
+            )));
+        }
+        Ok(())
+    }
+
+    fn checkpoints_where(
+        &self,
+        clause: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT size, text, created FROM checkpoints {clause}"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(size, text, created)| {
+                Ok(StoredCheckpoint {
+                    size: size as u64,
+                    text,
+                    created: Timestamp::parse(&created).map_err(|e| StoreError::Corrupt {
+                        index: size as u64,
+                        detail: format!("checkpoint time: {e}"),
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replays the journal into a scratch database with the same projection code the writer
+    /// uses, then compares every projection table with the ledger's, both ways. Any row edited,
+    /// added or deleted behind Lineage's back shows up as a difference.
+    fn rebuild_and_compare(&self, limit: usize) -> Result<Vec<ProjectionMismatch>, StoreError> {
+        // An empty path is a private temporary database on disk, so a large ledger does not
+        // have to fit in memory.
+        let mut shadow = Connection::open("").map_err(backend)?;
+        shadow
+            .execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+            .map_err(backend)?;
+        for sql in MIGRATIONS {
+            shadow.execute_batch(sql).map_err(backend)?;
+        }
+        const CHUNK: u64 = 10_000;
+        let end = journal_len(&self.conn)?;
+        let mut from = 0;
+        while from < end {
+            let tx = shadow.transaction().map_err(backend)?;
+            for raw in self.raw_entries(from, from + CHUNK)? {
+                // Bodies that do not parse are the leaf check's business; they project
+                // nothing here.
+                let Ok(record) = serde_json::from_str::<Record>(&raw.body) else {
+                    continue;
+                };
+                let (at, by): (String, Option<String>) = self
+                    .conn
+                    .prepare_cached("SELECT recorded_at, recorded_by FROM entries WHERE idx = ?1")
+                    .map_err(backend)?
+                    .query_row([raw.index as i64 + 1], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(backend)?;
+                let at = Timestamp::parse(&at).unwrap_or(Timestamp::from_unix(0));
+                let by = by.and_then(|b| Identity::parse(&b).ok());
+                let mut log = Log::Replay(raw.index);
+                let result = match &record {
+                    Record::Build(b) => insert_build(&tx, b, at, by.as_ref(), &mut log),
+                    Record::Deploy(d) => insert_deploy(&tx, d, at, by.as_ref(), &mut log),
+                    Record::Service(c) => insert_service_change(&tx, c, at, &mut log),
+                    fact => insert_fact(&tx, fact, at, by.as_ref(), &mut log),
+                };
+                // A duplicate (say, a build copied behind Lineage's back) cannot be projected
+                // twice; the comparison below reports what the ledger has instead.
+                if let Err(StoreError::Backend(_)) = result {
+                    continue;
+                }
+                result?;
+            }
+            tx.commit().map_err(backend)?;
+            from += CHUNK;
+        }
+        let path = self.conn.path().unwrap_or_default().to_string();
+        shadow
+            .execute("ATTACH DATABASE ?1 AS ledger", [path])
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for (table, entry_col) in PROJECTIONS {
+            let cols: Vec<String> = shadow
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .map_err(backend)?
+                .query_map([], |r| r.get(0))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let list = cols.join(", ");
+            let order = entry_col.unwrap_or(cols[0].as_str());
+            for (stored_side, a, b) in [(true, "ledger", "main"), (false, "main", "ledger")] {
+                let sql = format!(
+                    "SELECT * FROM (SELECT {list} FROM {a}.{table} EXCEPT SELECT {list} FROM {b}.{table})
+                     ORDER BY {order} LIMIT {limit}"
+                );
+                let mut stmt = shadow.prepare(&sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        let mut parts = Vec::new();
+                        let mut entry = None;
+                        for (i, c) in cols.iter().enumerate() {
+                            let v: rusqlite::types::Value = r.get(i)?;
+                            let shown = match &v {
+                                rusqlite::types::Value::Null => "NULL".to_string(),
+                                rusqlite::types::Value::Integer(n) => n.to_string(),
+                                rusqlite::types::Value::Real(x) => x.to_string(),
+                                rusqlite::types::Value::Text(t) => format!("'{t}'"),
+                                rusqlite::types::Value::Blob(b) => format!("x'{}'", hex(b)),
+                            };
+                            if Some(c.as_str()) == *entry_col {
+                                if let rusqlite::types::Value::Integer(n) = v {
+                                    entry = u64::try_from(n - 1).ok();
+                                }
+                            }
+                            parts.push(format!("{c}={shown}"));
+                        }
+                        Ok((parts.join(", "), entry))
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    let (text, entry) = row.map_err(backend)?;
+                    out.push(ProjectionMismatch {
+                        table: table.to_string(),
+                        stored: stored_side.then(|| text.clone()),
+                        expected: (!stored_side).then_some(text),
+                        entry,
+                    });
+                }
+            }
+        }
+        // First by the entry they concern, so the report names the earliest record.
+        out.sort_by_key(|m| m.entry.unwrap_or(u64::MAX));
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn non_empty(s: &str) -> Option<&str> {

@@ -433,3 +433,226 @@ fn refuses_foreign_and_newer_files_without_touching_them() {
 fn rusqlite_open(path: &std::path::Path) -> lineage_store::RawConnection {
     lineage_store::raw_connection(path).unwrap()
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Merkle log (RFC 6962 / RFC 9162) kept beside the journal.
+// ---------------------------------------------------------------------------------------------
+
+/// A ledger with services, a batch of builds and a batch of deploys: 2 + 5 + 3 entries.
+fn seed_log(store: &mut dyn Store) {
+    seed(store);
+    let at = t("2026-11-01T10:00:00Z");
+    let builds: Vec<BuildRecord> = (0..5)
+        .map(|i| build("api", &format!("b{i}"), "python:3.12-slim", "py1"))
+        .collect();
+    store.record_builds(&builds, at, None).unwrap();
+    let deploys: Vec<DeployRecord> = (0..3)
+        .map(|i| deploy("api", &format!("b{i}"), "dev", &format!("2026-11-0{}T10:00:00Z", i + 2)))
+        .collect();
+    store.record_deploys(&deploys, at, None).unwrap();
+}
+
+fn memory_log(store: &dyn Store) -> lineage_log::merkle::MemoryHashStore {
+    let mut log = lineage_log::merkle::MemoryHashStore::new();
+    for e in store.entries(0, u64::MAX >> 1).unwrap() {
+        log.append(e.body.as_bytes());
+    }
+    log
+}
+
+#[test]
+fn every_entry_is_a_log_leaf_over_its_canonical_bytes() {
+    for (backend, mut store, _guard) in backends() {
+        assert_eq!(store.log_head().unwrap().size, 0, "{backend}");
+        assert_eq!(
+            store.log_head().unwrap().root,
+            lineage_log::merkle::empty_root(),
+            "{backend}"
+        );
+        seed_log(store.as_mut());
+        let expected = memory_log(store.as_ref());
+        let head = store.log_head().unwrap();
+        assert_eq!(head.size, 10, "{backend}");
+        assert_eq!(head.root, expected.root(), "{backend}");
+        assert_eq!(store.log_hashes().unwrap(), expected.hashes(), "{backend}");
+        for size in 1..=head.size {
+            assert_eq!(
+                store.log_root(size).unwrap(),
+                lineage_log::merkle::tree_hash(size, &expected).unwrap(),
+                "{backend} size {size}"
+            );
+        }
+    }
+}
+
+#[test]
+fn log_proofs_verify_against_the_roots() {
+    use lineage_log::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+    for (backend, mut store, _guard) in backends() {
+        seed_log(store.as_mut());
+        let bodies: Vec<String> = store
+            .entries(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.body)
+            .collect();
+        let n = store.log_head().unwrap().size;
+        for size in 1..=n {
+            let root = store.log_root(size).unwrap();
+            for index in 0..size {
+                let proof = store.inclusion_proof(index, size).unwrap();
+                let leaf = leaf_hash(bodies[index as usize].as_bytes());
+                verify_inclusion(&leaf, index, size, &proof, &root)
+                    .unwrap_or_else(|e| panic!("{backend} {index}/{size}: {e}"));
+                // The proof is for that leaf only.
+                let other = leaf_hash(bodies[(index as usize + 1) % bodies.len()].as_bytes());
+                assert!(verify_inclusion(&other, index, size, &proof, &root).is_err());
+            }
+            for old in 1..=size {
+                let proof = store.consistency_proof(old, size).unwrap();
+                let old_root = store.log_root(old).unwrap();
+                verify_consistency(old, size, &proof, &old_root, &root)
+                    .unwrap_or_else(|e| panic!("{backend} {old}->{size}: {e}"));
+            }
+        }
+        assert!(store.inclusion_proof(0, n + 1).is_err(), "{backend}");
+    }
+}
+
+#[test]
+fn the_log_survives_reopening_and_follows_other_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::Sqlite(dir.path().join("ledger.db"));
+    let mut a = lineage_store::open(&location, true).unwrap();
+    let mut b = lineage_store::open(&location, false).unwrap();
+    seed(a.as_mut());
+    // `b` opened before `a` wrote; its next append must still land at the right leaf.
+    let at = t("2026-11-01T10:00:00Z");
+    b.record_builds(&[build("api", "x1", "python:3.12-slim", "py1")], at, None)
+        .unwrap();
+    a.record_builds(&[build("api", "x2", "python:3.12-slim", "py1")], at, None)
+        .unwrap();
+    drop((a, b));
+    let store = lineage_store::open(&location, false).unwrap();
+    let head = store.log_head().unwrap();
+    assert_eq!(head.size, 4);
+    assert_eq!(head.root, memory_log(store.as_ref()).root());
+}
+
+#[test]
+fn checkpoints_are_kept_by_size() {
+    for (backend, mut store, _guard) in backends() {
+        assert_eq!(store.latest_checkpoint().unwrap(), None, "{backend}");
+        let at = t("2026-11-01T10:00:00Z");
+        store.save_checkpoint(2, "two\n", at).unwrap();
+        store.save_checkpoint(5, "five\n", at).unwrap();
+        store.save_checkpoint(3, "three\n", at).unwrap();
+        // Saving a size twice keeps the first: a signed checkpoint is never replaced.
+        store.save_checkpoint(5, "other\n", at).unwrap();
+        let latest = store.latest_checkpoint().unwrap().unwrap();
+        assert_eq!((latest.size, latest.text.as_str()), (5, "five\n"), "{backend}");
+        assert_eq!(store.checkpoint(3).unwrap().unwrap().text, "three\n");
+        assert_eq!(store.checkpoint(4).unwrap(), None, "{backend}");
+        let sizes: Vec<u64> = store.checkpoints().unwrap().iter().map(|c| c.size).collect();
+        assert_eq!(sizes, [2, 3, 5], "{backend}");
+    }
+}
+
+#[test]
+fn projections_are_checked_against_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let location = StoreLocation::Sqlite(path.clone());
+    let mut store = lineage_store::open(&location, true).unwrap();
+    seed_log(store.as_mut());
+    assert_eq!(store.check_projections(10).unwrap(), vec![]);
+    drop(store);
+    // Point a deploy row at another environment, behind the store's back.
+    rusqlite_open(&path)
+        .execute_batch("UPDATE deploys SET env = 'production' WHERE entry = 9")
+        .unwrap();
+    let store = lineage_store::open(&location, false).unwrap();
+    let found = store.check_projections(10).unwrap();
+    assert!(!found.is_empty());
+    assert_eq!(found[0].table, "deploys");
+    assert_eq!(found[0].entry, Some(8), "{found:?}");
+}
+
+#[test]
+fn a_pre_log_ledger_is_hashed_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let location = StoreLocation::Sqlite(path.clone());
+    let mut store = lineage_store::open(&location, true).unwrap();
+    seed_log(store.as_mut());
+    let before = store.log_head().unwrap();
+    drop(store);
+    // Turn the file back into a version-1 ledger.
+    rusqlite_open(&path)
+        .execute_batch("DROP TABLE facts; DROP TABLE log_hashes; DROP TABLE checkpoints; PRAGMA user_version = 1;")
+        .unwrap();
+    let store = lineage_store::open(&location, false).unwrap();
+    assert_eq!(store.log_head().unwrap(), before);
+}
+
+#[test]
+fn writes_are_refused_when_the_journal_and_log_disagree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let location = StoreLocation::Sqlite(path.clone());
+    let mut store = lineage_store::open(&location, true).unwrap();
+    seed(store.as_mut());
+    drop(store);
+    rusqlite_open(&path)
+        .execute_batch(
+            "INSERT INTO entries (kind, body, recorded_at) SELECT kind, body, recorded_at FROM entries WHERE idx = 1",
+        )
+        .unwrap();
+    let mut store = lineage_store::open(&location, false).unwrap();
+    let err = store
+        .record_builds(
+            &[build("api", "z", "python:3.12-slim", "py1")],
+            t("2026-11-01T10:00:00Z"),
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LogMismatch(_)), "{err}");
+    assert_eq!(store.len().unwrap(), 3, "nothing was written");
+}
+
+#[test]
+fn facts_are_filed_by_key_and_logged() {
+    use lineage_model::{Exception, Retirement};
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-02T10:00:00Z");
+        let exception = Record::Exception(Exception {
+            rule: "B003".into(),
+            service: "api".into(),
+            reason: "base digest comes from the vendor next week".into(),
+            approved_by: id("maya@acme.dev"),
+            expires: t("2026-12-01T00:00:00Z"),
+            by: id("priya@acme.dev"),
+            at,
+        });
+        let retire = Record::Retire(Retirement {
+            digest: digest("a1"),
+            reason: "CVE".into(),
+            by: id("maya@acme.dev"),
+            at,
+        });
+        let indexes = store.record_facts(&[exception.clone(), retire.clone()], at, None).unwrap();
+        assert_eq!(indexes, vec![2, 3], "{backend}");
+        let found = store.facts("exception", Some("api")).unwrap();
+        assert_eq!(found.len(), 1, "{backend}");
+        assert_eq!(found[0].record, exception, "{backend}");
+        assert!(store.facts("exception", Some("web")).unwrap().is_empty(), "{backend}");
+        let retired = store.facts("retire", Some(&digest("a1").to_string())).unwrap();
+        assert_eq!(retired[0].record, retire, "{backend}");
+        assert_eq!(store.facts("retire", None).unwrap().len(), 1, "{backend}");
+        // Builds are not facts.
+        let b = Record::Build(build("api", "a9", "python:3.12-slim", "py1"));
+        assert!(store.record_facts(&[b], at, None).is_err(), "{backend}");
+        assert_eq!(store.len().unwrap(), 4, "{backend}: a refused batch writes nothing");
+    }
+}

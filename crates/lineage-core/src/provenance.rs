@@ -1,0 +1,91 @@
+//! Signed provenance in the ledger: sign a build into an in-toto SLSA v1 attestation, and
+//! judge a digest's stored attestations against the trust policy.
+//!
+//! The signing time used for rotation and revocation is when the ledger recorded the
+//! attestation, not a time inside the statement: the statement's own time is asserted by the
+//! very key being judged, so a stolen key could backdate it; the ledger's time is covered by
+//! the signed log.
+
+use lineage_attest::{dsse, evaluate, PrivateKey, Role, TrustOutcome, TrustPolicy, VerifyOptions};
+use lineage_model::{Attestation, BuildRecord, Digest, EnvName, Record, Timestamp};
+use lineage_policy::SignatureStatus;
+use lineage_store::Store;
+
+use crate::Error;
+
+/// The in-toto predicate type Lineage signs builds with.
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+
+/// Signs `build`'s SLSA v1 provenance with `key`, as an attestation ready to record.
+pub fn sign_build(build: &BuildRecord, key: &PrivateKey, at: Timestamp) -> Result<Attestation, Error> {
+    let statement = lineage_attest::slsa::provenance_statement(build).map_err(|e| {
+        Error::Invalid(
+            format!("cannot make provenance for `{}`: {e}", build.digest),
+            "record the builder (`--builder`) or the CI system (`--ci-system`)".into(),
+        )
+    })?;
+    let envelope = dsse::sign(dsse::IN_TOTO_PAYLOAD_TYPE, &statement.to_json(), &[key])
+        .map_err(|e| Error::Invalid(format!("cannot sign: {e}"), "check the signing key".into()))?;
+    Ok(Attestation {
+        digest: build.digest.clone(),
+        predicate_type: SLSA_PROVENANCE_V1.into(),
+        envelope: envelope.to_json(),
+        at,
+    })
+}
+
+/// The provenance signature status of `digest` for a deploy to `env`.
+///
+/// With no trusted keys configured, nothing is checked ([`SignatureStatus::NotChecked`]).
+/// Otherwise every stored provenance attestation of the digest is verified against every
+/// configured key and then judged by the policy for the builder role in `env`; the first
+/// trusted one wins, else the reasons of the best candidate are reported.
+pub fn status(
+    store: &dyn Store,
+    policy: &TrustPolicy,
+    env: Option<&EnvName>,
+    digest: &Digest,
+) -> Result<SignatureStatus, Error> {
+    if policy.keys.is_empty() {
+        return Ok(SignatureStatus::NotChecked);
+    }
+    let trusted = policy.trusted_keys();
+    let mut reasons = Vec::new();
+    let mut any = false;
+    for entry in store.facts("attestation", Some(&digest.to_string()))? {
+        let Record::Attestation(att) = entry.record else { continue };
+        if att.predicate_type != SLSA_PROVENANCE_V1 {
+            continue;
+        }
+        any = true;
+        let verification = dsse::verify_json(att.envelope.as_bytes(), &trusted, &VerifyOptions::default());
+        if let Some(failure) = &verification.failure {
+            reasons.push(format!("attestation at ledger entry {}: {failure}", entry.index));
+            continue;
+        }
+        let envelope = dsse::Envelope::from_json(att.envelope.as_bytes()).map_err(|e| {
+            Error::Invalid(format!("ledger entry {} holds a malformed envelope: {e}", entry.index), "run `lineage log verify`".into())
+        })?;
+        match lineage_attest::Statement::from_json(&envelope.payload) {
+            Ok(st) if st.has_subject_digest(digest) => {}
+            Ok(_) => {
+                reasons.push(format!("attestation at ledger entry {} names another digest", entry.index));
+                continue;
+            }
+            Err(e) => {
+                reasons.push(format!("attestation at ledger entry {}: {e}", entry.index));
+                continue;
+            }
+        }
+        match evaluate(policy, Role::Builder, env, entry.recorded_at, &verification.verified_keys) {
+            TrustOutcome::Trusted { key } => return Ok(SignatureStatus::Verified { key }),
+            TrustOutcome::Untrusted { reasons: why } => {
+                reasons.extend(why.iter().map(|r| r.to_string()));
+            }
+        }
+    }
+    if !any {
+        return Ok(SignatureStatus::Unsigned);
+    }
+    Ok(SignatureStatus::Untrusted { reason: reasons.join("; ") })
+}

@@ -1,0 +1,266 @@
+//! The deploy gate: rules `D001`–`D010` over [`DeployFacts`].
+
+use lineage_model::ImageRef;
+
+use crate::build::Emitter;
+use crate::config::PolicyConfig;
+use crate::facts::{DeployFacts, SignatureStatus};
+use crate::report::{Report, Subject};
+use crate::rules::{Gate, RuleId};
+
+/// Runs the built-in deploy rules, without exceptions or policies (see
+/// [`crate::check_deploy`] for the whole gate).
+pub fn evaluate_deploy(config: &PolicyConfig, facts: &DeployFacts) -> Report {
+    let env = facts
+        .environment
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let mut e = Emitter {
+        config,
+        env,
+        production: facts.production,
+        out: Vec::new(),
+    };
+    let service = facts
+        .service_name
+        .as_deref()
+        .or(facts.service.as_ref().map(|s| s.name.as_str()))
+        .unwrap_or("<service>")
+        .to_string();
+
+    owner(&mut e, facts, &service);
+    environment(&mut e, facts, env);
+    approval(&mut e, config, facts, env);
+    image(&mut e, facts);
+    provenance(&mut e, facts);
+
+    let mut report = Report::new(Gate::Deploy, subject(facts, &service, env));
+    report.diagnostics = e.out;
+    report.tally();
+    report
+}
+
+fn subject(facts: &DeployFacts, service: &str, env: Option<&str>) -> Subject {
+    let build = facts.build.as_ref();
+    Subject {
+        service: Some(service.to_string()),
+        owner: facts
+            .service
+            .as_ref()
+            .and_then(|s| s.owner.as_ref())
+            .map(ToString::to_string),
+        environment: env.map(str::to_string),
+        production: facts.production,
+        image: facts.image.clone(),
+        commit: build
+            .and_then(|b| b.commit.as_ref())
+            .map(ToString::to_string),
+        base: build.and_then(|b| b.final_base()).map(|b| b.display()),
+        deployer: facts.deployer.clone(),
+        approved_by: facts.approver.clone(),
+        ci: build.and_then(|b| b.ci.as_ref()).map(|c| match &c.run_id {
+            Some(r) => format!("{} run {r}", c.system),
+            None => c.system.clone(),
+        }),
+    }
+}
+
+fn owner(e: &mut Emitter, facts: &DeployFacts, service: &str) {
+    let set_owner =
+        format!("register an owner: `lineage service set-owner {service} --owner EMAIL`");
+    match &facts.service {
+        None => {
+            e.emit(
+                RuleId::OwnerMissing,
+                format!("service `{service}` is not registered, so it has no owner"),
+                format!("register it: `lineage service add {service} --owner EMAIL --repo URL`"),
+            );
+        }
+        Some(s) => match &s.owner {
+            None => {
+                e.emit(
+                    RuleId::OwnerMissing,
+                    format!("service `{service}` has no owner"),
+                    set_owner,
+                );
+            }
+            Some(owner) if !facts.owner_known => {
+                e.emit(
+                    RuleId::OwnerMissing,
+                    format!("owner `{owner}` of service `{service}` is not a known person or team"),
+                    format!("fix the spelling or hand the service over: `lineage service set-owner {service} --owner EMAIL`"),
+                );
+            }
+            Some(_) => {}
+        },
+    }
+}
+
+fn environment(e: &mut Emitter, facts: &DeployFacts, env: Option<&str>) {
+    let configured = &facts.configured_environments;
+    let list = if configured.is_empty() {
+        "none are configured; add `[environments.NAME]` to lineage.toml".to_string()
+    } else {
+        format!(
+            "configured: {}",
+            configured
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    match env {
+        None => {
+            let example = configured.first().map_or("production", String::as_str);
+            e.emit(
+                RuleId::EnvironmentUnknown,
+                "no target environment was given".to_string(),
+                format!("pass `--env {example}` ({list})"),
+            );
+        }
+        Some(name) if !configured.iter().any(|c| c == name) => {
+            let closest = configured
+                .iter()
+                .map(|c| (strsim::levenshtein(&name.to_ascii_lowercase(), c), c))
+                .filter(|(d, c)| *d <= (c.len() / 2).max(2))
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, c)| c);
+            let hint = match closest {
+                Some(c) => format!("did you mean `--env {c}`? ({list})"),
+                None => format!("pass one of the configured environments ({list})"),
+            };
+            e.emit(
+                RuleId::EnvironmentUnknown,
+                format!("environment `{name}` is not configured"),
+                hint,
+            );
+        }
+        Some(_) => {}
+    }
+}
+
+fn approval(e: &mut Emitter, config: &PolicyConfig, facts: &DeployFacts, env: Option<&str>) {
+    let where_ = env.unwrap_or("this environment");
+    let approver = facts
+        .approver
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if config.gates.approval_applies(env, facts.production) && approver.is_none() {
+        e.emit(
+            RuleId::ApprovalMissing,
+            format!("deploy to `{where_}` has no approver"),
+            "ask a second person to approve and pass `--approved-by EMAIL`".to_string(),
+        );
+    }
+    if let (Some(approver), Some(deployer)) = (approver, facts.deployer.as_deref()) {
+        if config.gates.four_eyes_applies(env, facts.production)
+            && approver.eq_ignore_ascii_case(deployer.trim())
+        {
+            e.emit(
+                RuleId::FourEyes,
+                format!("`{approver}` approved their own deploy to `{where_}`"),
+                "ask someone other than the deployer to approve and pass their identity in `--approved-by`".to_string(),
+            );
+        }
+    }
+}
+
+fn image(e: &mut Emitter, facts: &DeployFacts) {
+    let Some(image) = facts
+        .image
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        e.emit(
+            RuleId::ImageNotPinned,
+            "no image was given".to_string(),
+            "pass the image by digest: `--image registry.example.com/app@sha256:<64 hex>`"
+                .to_string(),
+        );
+        return;
+    };
+    match ImageRef::parse(image) {
+        Ok(r) if r.is_pinned() => {}
+        Ok(r) => {
+            e.emit(
+                RuleId::ImageNotPinned,
+                format!("image `{image}` is not pinned by digest"),
+                format!("deploy by digest: `{}@sha256:<64 hex>` (`lineage trace {image}` shows the digest built for it)", r.repository),
+            );
+        }
+        Err(err) => {
+            e.emit(
+                RuleId::ImageNotPinned,
+                format!("image reference `{image}` {}", err.problem),
+                err.hint,
+            );
+        }
+    }
+}
+
+fn provenance(e: &mut Emitter, facts: &DeployFacts) {
+    let image = facts.image.as_deref().unwrap_or("<image>");
+    match (&facts.build, facts.build_check_passed) {
+        (None, _) => {
+            e.emit(
+                RuleId::BuildRecordMissing,
+                format!("image `{image}` has no build record; its provenance is unknown"),
+                "deploy an image built by your pipeline, or record its build first: `lineage build record --digest sha256:… …`".to_string(),
+            );
+        }
+        (Some(_), Some(false)) => {
+            e.emit(
+                RuleId::BuildCheckFailed,
+                format!("the build of `{image}` failed its build check"),
+                format!("run `lineage build check --digest {}` to see what is missing, fix the pipeline and rebuild", digest_of(facts)),
+            );
+        }
+        _ => {}
+    }
+    if let Some(reason) = &facts.retired {
+        e.emit(
+            RuleId::DigestRetired,
+            format!("image `{image}` is retired: {reason}"),
+            format!(
+                "deploy a newer build; `lineage trace {}` lists recent digests",
+                facts.service_name.as_deref().unwrap_or("SERVICE")
+            ),
+        );
+    }
+    match &facts.signature {
+        SignatureStatus::Untrusted { reason } => {
+            e.emit(
+                RuleId::SignatureUntrusted,
+                format!("the provenance signature of `{image}` does not verify: {reason}"),
+                "check `[trust]` in lineage.toml lists the signing key, or rebuild so the record is signed again".to_string(),
+            );
+        }
+        SignatureStatus::Unsigned => {
+            e.emit(
+                RuleId::ProvenanceUnsigned,
+                format!("the provenance record of `{image}` is not signed"),
+                "configure a signing key for `lineage build record` (see `[trust]` in lineage.toml) and rebuild".to_string(),
+            );
+        }
+        SignatureStatus::Verified { .. } | SignatureStatus::NotChecked => {}
+    }
+}
+
+fn digest_of(facts: &DeployFacts) -> String {
+    facts
+        .build
+        .as_ref()
+        .map(|b| b.digest.to_string())
+        .or_else(|| {
+            facts
+                .image
+                .as_deref()
+                .and_then(|i| i.split_once('@'))
+                .map(|(_, d)| d.to_string())
+        })
+        .unwrap_or_else(|| "sha256:…".to_string())
+}

@@ -1,0 +1,3 @@
+//! Durable log appends (placeholder while the benchmark is written).
+
+fn main() {}
