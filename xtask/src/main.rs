@@ -12,6 +12,8 @@ use std::process::{Command, ExitCode};
 const APT_PACKAGES: &[&str] = &[
     // Tamper tests edit ledgers behind Lineage's back.
     "sqlite3",
+    // Interop: keys Lineage writes must open in OpenSSL, and the other way round.
+    "openssl",
     // A real OCI registry, and real images built and copied with the standard tools.
     "docker-registry",
     "buildah",

@@ -643,7 +643,9 @@ pub fn verify(
             record,
         });
     }
-    problems.sort_by_key(|p| p.leaf.unwrap_or(u64::MAX));
+    // Journal and log findings first: a projection row is only as good as its entry, and an
+    // added or altered entry disturbs the projections after it.
+    problems.sort_by_key(|p| (p.code == "projection-altered", p.leaf.unwrap_or(u64::MAX)));
     Ok(report(entries, log_size, &recomputed.root, latest_summary, checkpoints.len(), since_summary, problems))
 }
 

@@ -267,14 +267,22 @@ pub struct AffectedReport {
     pub services: Vec<AffectedService>,
 }
 
+/// Whether `base` is one the filter names.
+fn base_matches(filter: &BaseFilter, base: &BaseImage) -> bool {
+    match filter {
+        BaseFilter::Digest(d) => base.digest.as_ref() == Some(d),
+        BaseFilter::Name { name, tag } => {
+            base.name == *name && (tag.is_none() || base.tag.as_ref() == tag.as_ref())
+        }
+    }
+}
+
 /// Answers "who is built on this base, and where does it run now".
-pub fn affected(
-    store: &dyn Store,
-    config: &Config,
-    filter: &BaseFilter,
-) -> Result<AffectedReport, Error> {
+///
+/// Only services that ever built on the base can run it, so what runs is looked up per such
+/// service (at most services × environments rows), not by scanning every build on the base.
+pub fn affected(store: &dyn Store, config: &Config, filter: &BaseFilter) -> Result<AffectedReport, Error> {
     let usage = store.base_usage(filter)?;
-    let running = store.running_on_base(filter)?;
     let mut services: Vec<AffectedService> = Vec::new();
     for u in usage {
         let bases = u
@@ -291,6 +299,12 @@ pub fn affected(
                 .display()
             })
             .collect();
+        let running = store
+            .running(None, Some(&u.service))?
+            .into_iter()
+            .filter(|r| r.build.as_ref().is_some_and(|b| b.bases.iter().any(|base| base_matches(filter, base))))
+            .map(|r| Placement::of(&r.deploy, r.build.as_ref()))
+            .collect();
         services.push(AffectedService {
             service: u.service.to_string(),
             owners: Owners::of(store.service(&u.service)?.as_ref()),
@@ -298,16 +312,8 @@ pub fn affected(
             builds: u.builds,
             latest_digest: u.latest_build.digest.to_string(),
             latest_commit: u.latest_build.commit.as_ref().map(|c| c.to_string()),
-            running: Vec::new(),
+            running,
         });
-    }
-    for r in running {
-        if let Some(s) = services
-            .iter_mut()
-            .find(|s| s.service == r.deploy.service.as_str())
-        {
-            s.running.push(Placement::of(&r.deploy, r.build.as_ref()));
-        }
     }
     for s in &mut services {
         sort_placements(config, &mut s.running);
