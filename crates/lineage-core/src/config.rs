@@ -49,7 +49,7 @@ impl Config {
     pub fn from_toml(text: &str, file: &str) -> Result<Config, Error> {
         let at = |span: std::ops::Range<usize>| line_col(text, span.start);
         let raw: Raw = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map_or((1, 1), |s| at(s));
+            let (line, col) = e.span().map_or((1, 1), at);
             Error::Config {
                 file: file.to_string(),
                 line,

@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use lineage_model::Timestamp;
-use lineage_store::lineage_log::checkpoint::{verify_checkpoint, Checkpoint, CheckpointVerification};
+use lineage_store::lineage_log::checkpoint::{
+    verify_checkpoint, Checkpoint, CheckpointVerification,
+};
 use lineage_store::lineage_log::keys::{LogKey, Verifier};
 use lineage_store::lineage_log::merkle::{self, Frontier, Hash};
 use lineage_store::lineage_log::proof::{ConsistencyBundle, InclusionBundle};
@@ -77,12 +79,8 @@ impl LogSettings {
                 message,
             }
         };
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            config_error(
-                e.span().map_or(0, |s| s.start),
-                e.message().to_string(),
-            )
-        })?;
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| config_error(e.span().map_or(0, |s| s.start), e.message().to_string()))?;
         let Some(log) = raw.log else {
             return Ok(LogSettings::default());
         };
@@ -158,8 +156,7 @@ pub fn load_or_create_key(path: &Path, origin: &str) -> Result<LogKey, Error> {
                 Error::Invalid(format!("cannot generate a log key: {e}"), hint.into())
             })?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| io_error("create", dir, e, hint))?;
+                std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e, hint))?;
             }
             write_private(path, key.to_pkcs8_pem().as_bytes())
                 .map_err(|e| io_error("write", path, e, hint))?;
@@ -473,7 +470,10 @@ pub fn verify(
         let leaf = m.leaf_index;
         let (code, message) = if gap.is_some_and(|g| g <= leaf) {
             let g = gap.unwrap_or(leaf);
-            ("record-missing", format!("ledger entry {g} was deleted: the journal skips it"))
+            (
+                "record-missing",
+                format!("ledger entry {g} was deleted: the journal skips it"),
+            )
         } else if m.recomputed.is_none() {
             (
                 "record-missing",
@@ -482,7 +482,9 @@ pub fn verify(
         } else if m.stored.is_none() {
             (
                 "record-added",
-                format!("ledger entry {leaf} is not in the log: it was added behind Lineage's back"),
+                format!(
+                    "ledger entry {leaf} is not in the log: it was added behind Lineage's back"
+                ),
             )
         } else {
             (
@@ -577,7 +579,15 @@ pub fn verify(
                         leaf: None,
                         record: None,
                     });
-                    return Ok(report(entries, log_size, &recomputed.root, latest_summary, checkpoints.len(), None, problems));
+                    return Ok(report(
+                        entries,
+                        log_size,
+                        &recomputed.root,
+                        latest_summary,
+                        checkpoints.len(),
+                        None,
+                        problems,
+                    ));
                 }
             };
             if cp.size > entries {
@@ -593,8 +603,11 @@ pub fn verify(
             } else {
                 // Prove it the way an outside party would: a consistency proof from the
                 // stored hashes, checked against the saved root and the recomputed root.
-                let root_then = merkle::tree_hash(cp.size, &leaves_store(&leaves[..cp.size as usize]))
-                    .map_err(|e| Error::Invalid(e.to_string(), "run `lineage log verify` again".into()))?;
+                let root_then =
+                    merkle::tree_hash(cp.size, &leaves_store(&leaves[..cp.size as usize]))
+                        .map_err(|e| {
+                            Error::Invalid(e.to_string(), "run `lineage log verify` again".into())
+                        })?;
                 let proof_ok = store
                     .consistency_proof(cp.size, log_size.min(entries))
                     .ok()
@@ -646,7 +659,15 @@ pub fn verify(
     // Journal and log findings first: a projection row is only as good as its entry, and an
     // added or altered entry disturbs the projections after it.
     problems.sort_by_key(|p| (p.code == "projection-altered", p.leaf.unwrap_or(u64::MAX)));
-    Ok(report(entries, log_size, &recomputed.root, latest_summary, checkpoints.len(), since_summary, problems))
+    Ok(report(
+        entries,
+        log_size,
+        &recomputed.root,
+        latest_summary,
+        checkpoints.len(),
+        since_summary,
+        problems,
+    ))
 }
 
 fn report(
@@ -718,22 +739,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.origin, "ci.acme.dev/ledger");
-        assert_eq!(s.checkpoint_dir, Some(PathBuf::from("/etc/lineage/witness")));
-        let err = LogSettings::from_toml("[log]\norigin = \"a b\"\n", "lineage.toml", Path::new("."))
-            .unwrap_err();
+        assert_eq!(
+            s.checkpoint_dir,
+            Some(PathBuf::from("/etc/lineage/witness"))
+        );
+        let err =
+            LogSettings::from_toml("[log]\norigin = \"a b\"\n", "lineage.toml", Path::new("."))
+                .unwrap_err();
         assert!(err.to_string().starts_with("lineage.toml:2:10:"), "{err}");
         let err = LogSettings::from_toml("[log]\norign = \"x\"\n", "lineage.toml", Path::new("."))
             .unwrap_err();
         assert!(err.to_string().starts_with("lineage.toml:2:1:"), "{err}");
         assert_eq!(
-            LogSettings::from_toml("[environments]\nnames = [\"dev\"]\n", "f", Path::new(".")).unwrap(),
+            LogSettings::from_toml("[environments]\nnames = [\"dev\"]\n", "f", Path::new("."))
+                .unwrap(),
             LogSettings::default()
         );
     }
 
     #[test]
     fn record_refs_name_the_record() {
-        let r = record_ref("deploy", r#"{"kind":"deploy","record":{"service":"api","digest":"sha256:ab","env":"prod"}}"#);
+        let r = record_ref(
+            "deploy",
+            r#"{"kind":"deploy","record":{"service":"api","digest":"sha256:ab","env":"prod"}}"#,
+        );
         assert_eq!(r.to_string(), "deploy sha256:ab of service api to prod");
     }
 }

@@ -7,6 +7,7 @@
 pub mod ci;
 mod config;
 mod error;
+pub mod freshness;
 pub mod ledger_log;
 pub mod provenance;
 pub mod query;

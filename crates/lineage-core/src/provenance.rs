@@ -17,7 +17,11 @@ use crate::Error;
 pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 
 /// Signs `build`'s SLSA v1 provenance with `key`, as an attestation ready to record.
-pub fn sign_build(build: &BuildRecord, key: &PrivateKey, at: Timestamp) -> Result<Attestation, Error> {
+pub fn sign_build(
+    build: &BuildRecord,
+    key: &PrivateKey,
+    at: Timestamp,
+) -> Result<Attestation, Error> {
     let statement = lineage_attest::slsa::provenance_statement(build).map_err(|e| {
         Error::Invalid(
             format!("cannot make provenance for `{}`: {e}", build.digest),
@@ -53,23 +57,38 @@ pub fn status(
     let mut reasons = Vec::new();
     let mut any = false;
     for entry in store.facts("attestation", Some(&digest.to_string()))? {
-        let Record::Attestation(att) = entry.record else { continue };
+        let Record::Attestation(att) = entry.record else {
+            continue;
+        };
         if att.predicate_type != SLSA_PROVENANCE_V1 {
             continue;
         }
         any = true;
-        let verification = dsse::verify_json(att.envelope.as_bytes(), &trusted, &VerifyOptions::default());
+        let verification =
+            dsse::verify_json(att.envelope.as_bytes(), &trusted, &VerifyOptions::default());
         if let Some(failure) = &verification.failure {
-            reasons.push(format!("attestation at ledger entry {}: {failure}", entry.index));
+            reasons.push(format!(
+                "attestation at ledger entry {}: {failure}",
+                entry.index
+            ));
             continue;
         }
         let envelope = dsse::Envelope::from_json(att.envelope.as_bytes()).map_err(|e| {
-            Error::Invalid(format!("ledger entry {} holds a malformed envelope: {e}", entry.index), "run `lineage log verify`".into())
+            Error::Invalid(
+                format!(
+                    "ledger entry {} holds a malformed envelope: {e}",
+                    entry.index
+                ),
+                "run `lineage log verify`".into(),
+            )
         })?;
         match lineage_attest::Statement::from_json(&envelope.payload) {
             Ok(st) if st.has_subject_digest(digest) => {}
             Ok(_) => {
-                reasons.push(format!("attestation at ledger entry {} names another digest", entry.index));
+                reasons.push(format!(
+                    "attestation at ledger entry {} names another digest",
+                    entry.index
+                ));
                 continue;
             }
             Err(e) => {
@@ -77,7 +96,13 @@ pub fn status(
                 continue;
             }
         }
-        match evaluate(policy, Role::Builder, env, entry.recorded_at, &verification.verified_keys) {
+        match evaluate(
+            policy,
+            Role::Builder,
+            env,
+            entry.recorded_at,
+            &verification.verified_keys,
+        ) {
             TrustOutcome::Trusted { key } => return Ok(SignatureStatus::Verified { key }),
             TrustOutcome::Untrusted { reasons: why } => {
                 reasons.extend(why.iter().map(|r| r.to_string()));
@@ -87,5 +112,7 @@ pub fn status(
     if !any {
         return Ok(SignatureStatus::Unsigned);
     }
-    Ok(SignatureStatus::Untrusted { reason: reasons.join("; ") })
+    Ok(SignatureStatus::Untrusted {
+        reason: reasons.join("; "),
+    })
 }

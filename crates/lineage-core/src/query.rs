@@ -170,7 +170,7 @@ fn resolve_trace_target(
     if !query.contains(['/', ':', '@', '.']) {
         if let Ok(name) = ServiceName::parse(query) {
             if let Some(service) = store.service(&name)? {
-                return Ok(current_of_service(store, config, &service)?);
+                return current_of_service(store, config, &service);
             }
         }
     }
@@ -281,7 +281,11 @@ fn base_matches(filter: &BaseFilter, base: &BaseImage) -> bool {
 ///
 /// Only services that ever built on the base can run it, so what runs is looked up per such
 /// service (at most services × environments rows), not by scanning every build on the base.
-pub fn affected(store: &dyn Store, config: &Config, filter: &BaseFilter) -> Result<AffectedReport, Error> {
+pub fn affected(
+    store: &dyn Store,
+    config: &Config,
+    filter: &BaseFilter,
+) -> Result<AffectedReport, Error> {
     let usage = store.base_usage(filter)?;
     let mut services: Vec<AffectedService> = Vec::new();
     for u in usage {
@@ -302,7 +306,11 @@ pub fn affected(store: &dyn Store, config: &Config, filter: &BaseFilter) -> Resu
         let running = store
             .running(None, Some(&u.service))?
             .into_iter()
-            .filter(|r| r.build.as_ref().is_some_and(|b| b.bases.iter().any(|base| base_matches(filter, base))))
+            .filter(|r| {
+                r.build
+                    .as_ref()
+                    .is_some_and(|b| b.bases.iter().any(|base| base_matches(filter, base)))
+            })
             .map(|r| Placement::of(&r.deploy, r.build.as_ref()))
             .collect();
         services.push(AffectedService {

@@ -122,7 +122,7 @@ pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
         let images = r
             .images
             .iter()
-            .map(|i| Repository::parse(i.trim()).map_err(|e| err(e)))
+            .map(|i| Repository::parse(i.trim()).map_err(&err))
             .collect::<Result<Vec<_>, _>>()?;
         let service = Service {
             owner: ident(&r.owner, "owner")?,
@@ -132,7 +132,7 @@ pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
                 .source_repo
                 .as_deref()
                 .filter(|s| !s.trim().is_empty())
-                .map(|s| SourceRepo::parse(s.trim()).map_err(|e| err(e)))
+                .map(|s| SourceRepo::parse(s.trim()).map_err(&err))
                 .transpose()?,
             images,
             name,

@@ -225,8 +225,36 @@ pub struct CheckResult {
     pub at: Timestamp,
 }
 
+/// An API token of `lineage serve`: its name, what it may do, and the SHA-256 of its secret.
+/// The secret itself is shown once when the token is created and never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenGrant {
+    /// A short random id, public (it names the token in lists and revocations).
+    pub id: String,
+    pub name: String,
+    /// `read`, `build:write`, `deploy:write` or `admin`.
+    pub scopes: Vec<String>,
+    /// Lowercase hex SHA-256 of the whole secret token string.
+    pub sha256: String,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// A token that must not be accepted any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRevocation {
+    pub id: String,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
 /// Anything the ledger holds, tagged with its kind. The ledger's log leaf covers the
 /// canonical JSON of this value.
+// Records are read one at a time and moved, not stored in bulk, so the size difference
+// between variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "record", rename_all = "snake_case")]
 pub enum Record {
@@ -238,6 +266,8 @@ pub enum Record {
     Retire(Retirement),
     Attestation(Attestation),
     Check(CheckResult),
+    Token(TokenGrant),
+    TokenRevoked(TokenRevocation),
 }
 
 impl Record {
@@ -251,11 +281,13 @@ impl Record {
             Record::Retire(_) => "retire",
             Record::Attestation(_) => "attestation",
             Record::Check(_) => "check",
+            Record::Token(_) => "token",
+            Record::TokenRevoked(_) => "token_revoked",
         }
     }
 
     /// For facts (every kind but build, deploy and service), the key they are looked up by:
-    /// the base repository, the service, or the digest.
+    /// the base repository, the service, the digest, or the token id.
     pub fn fact_key(&self) -> Option<String> {
         match self {
             Record::Build(_) | Record::Deploy(_) | Record::Service(_) => None,
@@ -264,6 +296,8 @@ impl Record {
             Record::Retire(r) => Some(r.digest.to_string()),
             Record::Attestation(a) => Some(a.digest.to_string()),
             Record::Check(c) => Some(c.digest.to_string()),
+            Record::Token(t) => Some(t.id.clone()),
+            Record::TokenRevoked(t) => Some(t.id.clone()),
         }
     }
 }

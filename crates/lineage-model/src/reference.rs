@@ -183,7 +183,7 @@ impl ImageRef {
         }
 
         let (registry, path) = split_registry(name);
-        check_registry(registry).map_err(|problem| err(problem))?;
+        check_registry(registry).map_err(err)?;
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(ParseError::new(
                 field,
@@ -196,7 +196,7 @@ impl ImageRef {
             ));
         }
         for component in path.split('/') {
-            check_path_component(component).map_err(|problem| err(problem))?;
+            check_path_component(component).map_err(err)?;
         }
 
         let mut registry = registry.to_ascii_lowercase();

@@ -1,0 +1,1241 @@
+//! Base-image freshness: the digest history of each base tag, how far behind each running
+//! service is, the daily stale-base report in every format, and the rebuild diff that proves a
+//! rebuild changed only its base.
+//!
+//! History comes from two kinds of knowledge in the ledger: `BaseSeen` facts (a registry
+//! answered "this tag is this digest" at a time) and build records (a build pulled this digest
+//! of this tag at a time). Both count, so the history keeps growing from CI builds when no
+//! registry is reachable. Nothing here talks to a registry: the CLI resolves tags and hands
+//! the answers to [`record_refresh`], which only decides what to write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use lineage_model::{
+    BaseSeen, BuildRecord, Digest, EnvName, Identity, ImageRef, Record, Repository, Tag, Timestamp,
+};
+use lineage_store::Store;
+use serde::Serialize;
+
+use crate::{Config, Error};
+
+/// A base image tag whose digest moves over time: `name:tag`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BaseTag {
+    pub name: Repository,
+    pub tag: Tag,
+}
+
+impl BaseTag {
+    /// Parses `NAME:TAG`. A digest is refused: a digest never moves, so it has no history.
+    pub fn parse(input: &str) -> Result<BaseTag, Error> {
+        let image = ImageRef::parse(input).map_err(|e| e.in_field("base tag"))?;
+        let hint = format!("name a base tag, e.g. `{}:3.20`", image.repository);
+        if image.digest.is_some() {
+            return Err(Error::Invalid(
+                format!("base tag `{input}` pins a digest; history is kept per tag"),
+                hint,
+            ));
+        }
+        match image.tag {
+            Some(tag) => Ok(BaseTag {
+                name: image.repository,
+                tag,
+            }),
+            None => Err(Error::Invalid(
+                format!("base tag `{input}` has no tag"),
+                hint,
+            )),
+        }
+    }
+
+    /// The reference a registry resolves.
+    pub fn image_ref(&self) -> ImageRef {
+        ImageRef {
+            repository: self.name.clone(),
+            tag: Some(self.tag.clone()),
+            digest: None,
+        }
+    }
+}
+
+impl std::fmt::Display for BaseTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.tag)
+    }
+}
+
+/// One digest a base tag has pointed at.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub digest: String,
+    /// The earliest time a registry or a build showed this digest under the tag.
+    pub first_seen: Timestamp,
+    /// The latest such time.
+    pub last_seen: Timestamp,
+    /// The image config's `created` time, when a registry was asked.
+    pub created: Option<Timestamp>,
+    /// Where it was seen: `registry` and/or `build`.
+    pub seen_by: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HistoryReport {
+    pub schema: u32,
+    pub base: String,
+    /// When a registry last answered for this tag; `None` when it never did.
+    pub last_refresh: Option<Timestamp>,
+    /// Newest first.
+    pub digests: Vec<HistoryEntry>,
+}
+
+/// Everything the ledger knows about base tags, loaded once per command.
+pub struct Knowledge {
+    /// Per tag, every observation: (digest, time, created, from the registry?).
+    observations: BTreeMap<BaseTag, Vec<Observation>>,
+}
+
+#[derive(Debug, Clone)]
+struct Observation {
+    digest: Digest,
+    at: Timestamp,
+    created: Option<Timestamp>,
+    registry: bool,
+}
+
+/// Journal entries are read in pages so a large ledger is never held twice in memory.
+const PAGE: u64 = 4096;
+
+impl Knowledge {
+    /// Reads every build record and every `BaseSeen` fact.
+    pub fn load(store: &dyn Store) -> Result<Knowledge, Error> {
+        let mut observations: BTreeMap<BaseTag, Vec<Observation>> = BTreeMap::new();
+        let len = store.len()?;
+        let mut from = 0;
+        while from < len {
+            let to = (from + PAGE).min(len);
+            for entry in store.entries(from, to)? {
+                if let Record::Build(build) = &entry.record {
+                    // A build pulled its bases before it finished; the pull time is best, the
+                    // finish time next, and the ledger's own time is a safe upper bound.
+                    for base in &build.bases {
+                        let (Some(tag), Some(digest)) = (&base.tag, &base.digest) else {
+                            continue;
+                        };
+                        let at = base
+                            .pulled_at
+                            .or(build.started_at)
+                            .or(build.finished_at)
+                            .unwrap_or(entry.recorded_at);
+                        observations
+                            .entry(BaseTag {
+                                name: base.name.clone(),
+                                tag: tag.clone(),
+                            })
+                            .or_default()
+                            .push(Observation {
+                                digest: digest.clone(),
+                                at,
+                                created: None,
+                                registry: false,
+                            });
+                    }
+                }
+            }
+            from = to;
+        }
+        for entry in store.facts("base", None)? {
+            if let Record::Base(seen) = entry.record {
+                let Some(tag) = seen.tag else { continue };
+                observations
+                    .entry(BaseTag {
+                        name: seen.name,
+                        tag,
+                    })
+                    .or_default()
+                    .push(Observation {
+                        digest: seen.digest,
+                        at: seen.seen_at,
+                        created: seen.created,
+                        registry: true,
+                    });
+            }
+        }
+        Ok(Knowledge { observations })
+    }
+
+    /// Every base tag used by a recorded build or seen in a registry, sorted.
+    pub fn tags(&self) -> Vec<BaseTag> {
+        self.observations.keys().cloned().collect()
+    }
+
+    /// The tag's digests, newest (latest first seen) first.
+    pub fn history(&self, tag: &BaseTag) -> Vec<HistoryEntry> {
+        let mut by_digest: BTreeMap<&Digest, HistoryEntry> = BTreeMap::new();
+        for o in self.observations.get(tag).map(Vec::as_slice).unwrap_or(&[]) {
+            let e = by_digest.entry(&o.digest).or_insert_with(|| HistoryEntry {
+                digest: o.digest.to_string(),
+                first_seen: o.at,
+                last_seen: o.at,
+                created: None,
+                seen_by: Vec::new(),
+            });
+            e.first_seen = e.first_seen.min(o.at);
+            e.last_seen = e.last_seen.max(o.at);
+            e.created = e.created.or(o.created);
+            let source = if o.registry { "registry" } else { "build" };
+            if !e.seen_by.contains(&source) {
+                e.seen_by.push(source);
+                e.seen_by.sort_unstable();
+            }
+        }
+        let mut list: Vec<HistoryEntry> = by_digest.into_values().collect();
+        list.sort_by(|a, b| {
+            b.first_seen
+                .cmp(&a.first_seen)
+                .then_with(|| a.digest.cmp(&b.digest))
+        });
+        list
+    }
+
+    /// When a registry last answered for the tag.
+    pub fn last_refresh(&self, tag: &BaseTag) -> Option<Timestamp> {
+        self.observations
+            .get(tag)?
+            .iter()
+            .filter(|o| o.registry)
+            .map(|o| o.at)
+            .max()
+    }
+
+    /// Whether a registry has ever reported `digest` under `tag`.
+    fn registry_knows(&self, tag: &BaseTag, digest: &Digest) -> bool {
+        self.observations
+            .get(tag)
+            .is_some_and(|list| list.iter().any(|o| o.registry && &o.digest == digest))
+    }
+}
+
+/// `lineage base history NAME:TAG`.
+pub fn history(store: &dyn Store, tag: &BaseTag) -> Result<HistoryReport, Error> {
+    let knowledge = Knowledge::load(store)?;
+    Ok(HistoryReport {
+        schema: 1,
+        base: tag.to_string(),
+        last_refresh: knowledge.last_refresh(tag),
+        digests: knowledge.history(tag),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh
+
+/// What a registry said a tag resolves to now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub digest: Digest,
+    /// Layer digests, bottom first.
+    pub layers: Vec<Digest>,
+    pub created: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefreshedTag {
+    pub base: String,
+    /// `new` (a digest not seen under this tag before), `unchanged`, or `failed`.
+    pub status: &'static str,
+    pub digest: Option<String>,
+    /// The newest digest known before this refresh.
+    pub previous: Option<String>,
+    pub created: Option<Timestamp>,
+    /// Why the registry could not answer (`failed` only).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefreshReport {
+    pub schema: u32,
+    pub at: Timestamp,
+    pub tags: Vec<RefreshedTag>,
+    /// How many tags could not be resolved.
+    pub failed: usize,
+}
+
+/// Records what the registry answered for each tag and reports it per tag.
+///
+/// Every successful answer is written as a `BaseSeen` observation, not only new digests:
+/// without one per refresh the report could not say how fresh its data is, and first-seen
+/// times stay exact because history takes the earliest observation of each digest. A failed
+/// tag writes nothing; the others are still recorded.
+pub fn record_refresh(
+    store: &mut dyn Store,
+    answers: Vec<(BaseTag, Result<Resolved, String>)>,
+    now: Timestamp,
+    by: Option<&Identity>,
+) -> Result<RefreshReport, Error> {
+    let knowledge = Knowledge::load(store)?;
+    let mut facts = Vec::new();
+    let mut tags = Vec::new();
+    for (tag, answer) in answers {
+        let previous = knowledge.history(&tag).first().map(|e| e.digest.clone());
+        match answer {
+            Ok(resolved) => {
+                let known = knowledge.registry_knows(&tag, &resolved.digest)
+                    || previous.as_deref() == Some(&resolved.digest.to_string());
+                tags.push(RefreshedTag {
+                    base: tag.to_string(),
+                    status: if known { "unchanged" } else { "new" },
+                    digest: Some(resolved.digest.to_string()),
+                    previous,
+                    created: resolved.created,
+                    error: None,
+                });
+                facts.push(Record::Base(BaseSeen {
+                    name: tag.name,
+                    tag: Some(tag.tag),
+                    digest: resolved.digest,
+                    layers: resolved.layers,
+                    created: resolved.created,
+                    seen_at: now,
+                }));
+            }
+            Err(error) => tags.push(RefreshedTag {
+                base: tag.to_string(),
+                status: "failed",
+                digest: None,
+                previous,
+                created: None,
+                error: Some(error),
+            }),
+        }
+    }
+    if !facts.is_empty() {
+        store.record_facts(&facts, now, by)?;
+    }
+    Ok(RefreshReport {
+        schema: 1,
+        at: now,
+        failed: tags.iter().filter(|t| t.status == "failed").count(),
+        tags,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Staleness
+
+/// Filters and thresholds of `lineage report stale`, already checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaleOptions {
+    pub env: Option<EnvName>,
+    /// Leave out rows fewer than this many days behind.
+    pub min_days: u32,
+    /// Count rows more than this many days behind (the CLI exits 1 when any).
+    pub fail_after: Option<u32>,
+}
+
+/// One service in one environment running on an outdated base.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StaleRow {
+    pub service: String,
+    pub env: String,
+    /// The running image digest.
+    pub digest: String,
+    pub image: String,
+    /// The final-stage base tag, `name:tag`.
+    pub base: String,
+    pub running_base_digest: String,
+    pub newest_base_digest: String,
+    /// Whole days since the first digest newer than the running one was seen.
+    pub days_behind: i64,
+    /// How many digests of the tag are newer than the running one.
+    pub digests_behind: usize,
+    /// When the first newer digest was seen.
+    pub behind_since: Timestamp,
+    pub owner: Option<String>,
+    pub backup_owner: Option<String>,
+    pub commit: Option<String>,
+    /// Rebuilds the same commit on the newest base (see [`rebuild_command`]).
+    pub rebuild: Option<String>,
+    /// The CI run that built the running digest, to re-run it instead.
+    pub ci_url: Option<String>,
+}
+
+/// A running digest whose staleness cannot be computed, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NotAssessed {
+    pub service: String,
+    pub env: String,
+    pub digest: String,
+    pub reason: String,
+}
+
+/// How fresh the report's knowledge of one base tag is.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BaseFreshness {
+    pub base: String,
+    /// When a registry last answered for the tag; `None`: history from builds only.
+    pub last_refresh: Option<Timestamp>,
+    pub newest_digest: String,
+    pub newest_first_seen: Timestamp,
+    pub digests_known: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StaleReport {
+    pub schema: u32,
+    pub generated_at: Timestamp,
+    pub env: Option<String>,
+    pub min_days: u32,
+    pub fail_after: Option<u32>,
+    /// Rows more than `fail_after` days behind (0 without `fail_after`).
+    pub over_limit: usize,
+    /// Production first, then most days behind.
+    pub rows: Vec<StaleRow>,
+    /// Service × environment pairs on the newest known base.
+    pub up_to_date: usize,
+    pub not_assessed: Vec<NotAssessed>,
+    /// Every base tag the assessed services run on.
+    pub bases: Vec<BaseFreshness>,
+}
+
+/// The command that rebuilds the same commit on the newest base.
+///
+/// `docker build --pull` re-resolves every `FROM` tag, so the build gets the newest base
+/// while the checkout pins the application source; a changed parent invalidates the layer
+/// cache above it, so no `--no-cache` is needed. `lineage build diff OLD NEW --expect
+/// base-only` then proves nothing else changed. `None` when the commit is unknown.
+pub fn rebuild_command(build: &BuildRecord) -> Option<String> {
+    let commit = build.commit.as_ref()?;
+    let dockerfile = build
+        .dockerfile
+        .as_ref()
+        .map_or("Dockerfile", |d| d.path.as_str());
+    Some(format!(
+        "git checkout {commit} && docker build --pull -f {dockerfile} -t {} .",
+        build.image
+    ))
+}
+
+/// `lineage report stale`: one row per (service, environment) whose running digest was built
+/// on an older digest of its final-stage base tag than the newest one known.
+pub fn stale(
+    store: &dyn Store,
+    config: &Config,
+    options: &StaleOptions,
+    now: Timestamp,
+) -> Result<StaleReport, Error> {
+    let knowledge = Knowledge::load(store)?;
+    let mut rows = Vec::new();
+    let mut not_assessed = Vec::new();
+    let mut up_to_date = 0;
+    let mut used: BTreeSet<BaseTag> = BTreeSet::new();
+    let mut services = BTreeMap::new();
+    let mut over_limit = 0;
+    for running in store.running(options.env.as_ref(), None)? {
+        let deploy = &running.deploy;
+        let skip = |reason: &str| NotAssessed {
+            service: deploy.service.to_string(),
+            env: deploy.env.to_string(),
+            digest: deploy.digest.to_string(),
+            reason: reason.to_string(),
+        };
+        let Some(build) = &running.build else {
+            not_assessed.push(skip("no build record for the running digest"));
+            continue;
+        };
+        let Some(base) = build.final_base() else {
+            not_assessed.push(skip("the build records no base image"));
+            continue;
+        };
+        let (Some(tag), Some(base_digest)) = (&base.tag, &base.digest) else {
+            not_assessed.push(skip(if base.tag.is_none() {
+                "the final-stage base has no tag, so it has no history"
+            } else {
+                "the final-stage base has no digest"
+            }));
+            continue;
+        };
+        let base_tag = BaseTag {
+            name: base.name.clone(),
+            tag: tag.clone(),
+        };
+        let history = knowledge.history(&base_tag);
+        used.insert(base_tag.clone());
+        let running_digest = base_digest.to_string();
+        let Some(mine) = history.iter().find(|e| e.digest == running_digest) else {
+            // Cannot happen for a recorded build (its bases are part of the history), but
+            // a wrong answer is worse than none.
+            not_assessed.push(skip("the running base digest is not in the tag's history"));
+            continue;
+        };
+        let newer: Vec<&HistoryEntry> = history
+            .iter()
+            .filter(|e| e.first_seen > mine.first_seen)
+            .collect();
+        let Some(oldest_newer) = newer.last() else {
+            up_to_date += 1;
+            continue;
+        };
+        let days_behind = oldest_newer.first_seen.days_until(now).max(0);
+        if options
+            .fail_after
+            .is_some_and(|n| days_behind > i64::from(n))
+        {
+            over_limit += 1;
+        }
+        if days_behind < i64::from(options.min_days) {
+            continue;
+        }
+        if !services.contains_key(&deploy.service) {
+            services.insert(deploy.service.clone(), store.service(&deploy.service)?);
+        }
+        let service = services.get(&deploy.service).and_then(Option::as_ref);
+        rows.push(StaleRow {
+            service: deploy.service.to_string(),
+            env: deploy.env.to_string(),
+            digest: deploy.digest.to_string(),
+            image: deploy.image.to_string(),
+            base: base_tag.to_string(),
+            running_base_digest: running_digest.clone(),
+            newest_base_digest: history[0].digest.clone(),
+            days_behind,
+            digests_behind: newer.len(),
+            behind_since: oldest_newer.first_seen,
+            owner: service
+                .and_then(|s| s.owner.as_ref())
+                .map(|i| i.to_string()),
+            backup_owner: service
+                .and_then(|s| s.backup_owner.as_ref())
+                .map(|i| i.to_string()),
+            commit: build.commit.as_ref().map(|c| c.to_string()),
+            rebuild: rebuild_command(build),
+            ci_url: build.ci.as_ref().and_then(|c| c.url.clone()),
+        });
+    }
+    let rank = |env: &str| {
+        EnvName::parse(env)
+            .map(|e| config.env_rank(&e))
+            .unwrap_or(usize::MAX)
+    };
+    rows.sort_by(|a, b| {
+        rank(&a.env)
+            .cmp(&rank(&b.env))
+            .then(b.days_behind.cmp(&a.days_behind))
+            .then_with(|| a.service.cmp(&b.service))
+            .then_with(|| a.env.cmp(&b.env))
+    });
+    not_assessed.sort_by(|a, b| (&a.service, &a.env).cmp(&(&b.service, &b.env)));
+    let bases = used
+        .iter()
+        .filter_map(|tag| {
+            let history = knowledge.history(tag);
+            let newest = history.first()?;
+            Some(BaseFreshness {
+                base: tag.to_string(),
+                last_refresh: knowledge.last_refresh(tag),
+                newest_digest: newest.digest.clone(),
+                newest_first_seen: newest.first_seen,
+                digests_known: history.len(),
+            })
+        })
+        .collect();
+    Ok(StaleReport {
+        schema: 1,
+        generated_at: now,
+        env: options.env.as_ref().map(|e| e.to_string()),
+        min_days: options.min_days,
+        fail_after: options.fail_after,
+        over_limit,
+        rows,
+        up_to_date,
+        not_assessed,
+        bases,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Renderers. Screens and chat show 12 hex digits of a digest, enough to tell them apart; JSON
+// carries the full digest.
+
+fn short(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
+        _ => digest.to_string(),
+    }
+}
+
+fn plural(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn headline(r: &StaleReport) -> String {
+    let scope = r.env.as_ref().map_or(String::new(), |e| format!(" in {e}"));
+    if r.rows.is_empty() {
+        format!("No stale base images{scope} (as of {}).", r.generated_at)
+    } else {
+        format!(
+            "{} on an outdated base image{scope} (as of {}).",
+            plural(r.rows.len() as i64, "service runs", "services run"),
+            r.generated_at
+        )
+    }
+}
+
+fn owners_line(row: &StaleRow) -> String {
+    let owner = row.owner.as_deref().unwrap_or("(no owner)");
+    match &row.backup_owner {
+        Some(b) => format!("{owner}, backup {b}"),
+        None => owner.to_string(),
+    }
+}
+
+fn freshness_line(b: &BaseFreshness) -> String {
+    let refreshed = match b.last_refresh {
+        Some(t) => format!("registry last checked {t}"),
+        None => "never checked in a registry; history from builds only".to_string(),
+    };
+    format!(
+        "{}: {refreshed}; {} known, newest {} first seen {}",
+        b.base,
+        plural(b.digests_known as i64, "digest", "digests"),
+        short(&b.newest_digest),
+        b.newest_first_seen
+    )
+}
+
+fn rebuild_line(row: &StaleRow) -> String {
+    match (&row.rebuild, &row.ci_url) {
+        (Some(cmd), _) => cmd.clone(),
+        (None, Some(url)) => format!("re-run CI with a fresh pull: {url}"),
+        (None, None) => "commit unknown: rebuild from the source of the running digest".into(),
+    }
+}
+
+fn footer_counts(r: &StaleReport) -> String {
+    let mut s = format!("Up to date: {}.", r.up_to_date);
+    if !r.not_assessed.is_empty() {
+        let _ = write!(s, " Not assessed: {}.", r.not_assessed.len());
+    }
+    if let Some(n) = r.fail_after {
+        let _ = write!(s, " More than {n} days behind: {}.", r.over_limit);
+    }
+    s
+}
+
+/// Plain text that reads well in a terminal and pasted into chat or email.
+pub fn render_text(r: &StaleReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", headline(r));
+    for row in &r.rows {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{} in {}: {} behind ({} newer)",
+            row.service,
+            row.env,
+            plural(row.days_behind, "day", "days"),
+            plural(row.digests_behind as i64, "base digest", "base digests")
+        );
+        let _ = writeln!(out, "  running   {}@{}", row.image, short(&row.digest));
+        let _ = writeln!(
+            out,
+            "  base      {} {} -> {}",
+            row.base,
+            short(&row.running_base_digest),
+            short(&row.newest_base_digest)
+        );
+        let _ = writeln!(out, "  owner     {}", owners_line(row));
+        let _ = writeln!(out, "  rebuild   {}", rebuild_line(row));
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", footer_counts(r));
+    for n in &r.not_assessed {
+        let _ = writeln!(
+            out,
+            "  not assessed: {} in {}: {}",
+            n.service, n.env, n.reason
+        );
+    }
+    if !r.bases.is_empty() {
+        let _ = writeln!(out, "Data freshness:");
+        for b in &r.bases {
+            let _ = writeln!(out, "  {}", freshness_line(b));
+        }
+    }
+    out
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A Markdown document: a table of rows, then the rebuild commands and data freshness.
+pub fn render_markdown(r: &StaleReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Stale base images\n");
+    let _ = writeln!(out, "{}\n", headline(r));
+    if !r.rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "| service | environment | running digest | base | running base | newest base | days behind | digests behind | owner | backup owner |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---:|---:|---|---|");
+        for row in &r.rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | `{}` | `{}` | `{}` | {} | {} | {} | {} |",
+                md_cell(&row.service),
+                md_cell(&row.env),
+                short(&row.digest),
+                md_cell(&row.base),
+                short(&row.running_base_digest),
+                short(&row.newest_base_digest),
+                row.days_behind,
+                row.digests_behind,
+                md_cell(row.owner.as_deref().unwrap_or("—")),
+                md_cell(row.backup_owner.as_deref().unwrap_or("—")),
+            );
+        }
+        let _ = writeln!(out, "\n## Rebuild on the new base\n");
+        for row in &r.rows {
+            let _ = writeln!(
+                out,
+                "- **{}** ({}): `{}`",
+                md_cell(&row.service),
+                md_cell(&row.env),
+                md_cell(&rebuild_line(row))
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "{}\n", footer_counts(r));
+    if !r.not_assessed.is_empty() {
+        let _ = writeln!(out, "## Not assessed\n");
+        for n in &r.not_assessed {
+            let _ = writeln!(
+                out,
+                "- {} in {}: {}",
+                md_cell(&n.service),
+                md_cell(&n.env),
+                n.reason
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if !r.bases.is_empty() {
+        let _ = writeln!(out, "## Data freshness\n");
+        for b in &r.bases {
+            let _ = writeln!(out, "- {}", md_cell(&freshness_line(b)));
+        }
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A self-contained HTML page: inline CSS, no scripts, no external assets, so it can be
+/// mailed or archived as one file.
+pub fn render_html(r: &StaleReport) -> String {
+    let e = |s: &str| html_escape(s);
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<title>Stale base images</title>\n<style>\n");
+    out.push_str(
+        "body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2329}\n\
+         table{border-collapse:collapse;width:100%}\n\
+         th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}\n\
+         th{background:#f3f5f7}\n\
+         td.num{text-align:right}\n\
+         code{font-family:ui-monospace,monospace;font-size:.9em}\n\
+         .late{color:#b42318;font-weight:600}\n\
+         footer{margin-top:1.5rem;color:#57606a;font-size:.9em}\n",
+    );
+    out.push_str("</style>\n</head>\n<body>\n<h1>Stale base images</h1>\n");
+    let _ = writeln!(out, "<p>{}</p>", e(&headline(r)));
+    if !r.rows.is_empty() {
+        out.push_str("<table>\n<thead><tr><th>service</th><th>environment</th><th>running digest</th><th>base</th><th>running base</th><th>newest base</th><th>days behind</th><th>digests behind</th><th>owner</th><th>backup owner</th><th>rebuild</th></tr></thead>\n<tbody>\n");
+        for row in &r.rows {
+            let late = r.fail_after.is_some_and(|n| row.days_behind > i64::from(n));
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td><code title=\"{}\">{}</code></td><td><code>{}</code></td><td><code title=\"{}\">{}</code></td><td><code title=\"{}\">{}</code></td><td class=\"num{}\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                e(&row.service),
+                e(&row.env),
+                e(&row.digest),
+                e(&short(&row.digest)),
+                e(&row.base),
+                e(&row.running_base_digest),
+                e(&short(&row.running_base_digest)),
+                e(&row.newest_base_digest),
+                e(&short(&row.newest_base_digest)),
+                if late { " late" } else { "" },
+                row.days_behind,
+                row.digests_behind,
+                e(row.owner.as_deref().unwrap_or("—")),
+                e(row.backup_owner.as_deref().unwrap_or("—")),
+                e(&rebuild_line(row)),
+            );
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+    let _ = writeln!(out, "<p>{}</p>", e(&footer_counts(r)));
+    if !r.not_assessed.is_empty() {
+        out.push_str("<h2>Not assessed</h2>\n<ul>\n");
+        for n in &r.not_assessed {
+            let _ = writeln!(
+                out,
+                "<li>{} in {}: {}</li>",
+                e(&n.service),
+                e(&n.env),
+                e(&n.reason)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    if !r.bases.is_empty() {
+        out.push_str("<footer>\n<h2>Data freshness</h2>\n<ul>\n");
+        for b in &r.bases {
+            let _ = writeln!(out, "<li>{}</li>", e(&freshness_line(b)));
+        }
+        out.push_str("</ul>\n</footer>\n");
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// Slack allows 50 blocks per message; rows past this are summarised in one line.
+const MAX_ROW_BLOCKS: usize = 40;
+
+/// A Slack / Mattermost incoming-webhook payload. `text` carries the whole plain report,
+/// which Mattermost shows and Slack uses for notifications; `blocks` is Slack's richer layout.
+pub fn slack_payload(r: &StaleReport) -> serde_json::Value {
+    use serde_json::json;
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": "Stale base images"}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": headline(r)}}),
+    ];
+    for row in r.rows.iter().take(MAX_ROW_BLOCKS) {
+        let text = format!(
+            "*{}* in *{}*: {} behind ({} newer)\nbase `{}` `{}` → `{}`\nowner {}\nrebuild: `{}`",
+            row.service,
+            row.env,
+            plural(row.days_behind, "day", "days"),
+            plural(row.digests_behind as i64, "base digest", "base digests"),
+            row.base,
+            short(&row.running_base_digest),
+            short(&row.newest_base_digest),
+            owners_line(row),
+            rebuild_line(row)
+        );
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+    }
+    if r.rows.len() > MAX_ROW_BLOCKS {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
+            "text": format!("…and {} more; see `lineage report stale`", r.rows.len() - MAX_ROW_BLOCKS)}}));
+    }
+    let mut context = vec![footer_counts(r)];
+    context.extend(r.bases.iter().map(freshness_line));
+    blocks.push(json!({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": context.join("\n")}
+    ]}));
+    json!({"text": render_text(r), "blocks": blocks})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rebuild diff
+
+/// How a field bears on "did only the base change".
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    /// What goes into the image: source, Dockerfile, which base tag.
+    Input,
+    /// The base digests themselves.
+    Base,
+    /// Where, how and when it was built; explains a digest, not a content change.
+    Context,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub kind: FieldKind,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BaseOnly {
+    /// True when the base digest changed and no input field did.
+    pub holds: bool,
+    /// Input fields that changed too (or the reason it does not hold).
+    pub also_changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Reproducibility {
+    /// `reproducible`, `not reproducible`, or `not applicable` (the inputs differ or are
+    /// not all recorded).
+    pub verdict: &'static str,
+    /// For `not reproducible`: the recorded context fields that differ and could explain it.
+    pub could_explain: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BuildDiff {
+    pub schema: u32,
+    pub service: String,
+    pub old: String,
+    pub new: String,
+    pub fields: Vec<FieldChange>,
+    pub base_only: BaseOnly,
+    pub reproducibility: Reproducibility,
+}
+
+fn field(
+    name: &'static str,
+    kind: FieldKind,
+    old: Option<String>,
+    new: Option<String>,
+) -> FieldChange {
+    FieldChange {
+        field: name,
+        kind,
+        changed: old != new,
+        old,
+        new,
+    }
+}
+
+fn joined(items: impl Iterator<Item = String>) -> Option<String> {
+    let v: Vec<String> = items.collect();
+    if v.is_empty() {
+        None
+    } else {
+        Some(v.join(", "))
+    }
+}
+
+/// Compares two builds. Inputs are commit, source repository, Dockerfile hash and the base
+/// tags per stage; the base digests are the base; builder, platform, CI, tags and times are
+/// context. Unknown inputs (a commit or Dockerfile hash not recorded on either side) cannot
+/// prove anything, so they make `base-only` fail rather than pass by default.
+pub fn diff(old: &BuildRecord, new: &BuildRecord) -> BuildDiff {
+    use FieldKind::*;
+    let base_tags = |b: &BuildRecord| {
+        joined(b.bases.iter().map(|x| match &x.tag {
+            Some(t) => format!("{}:{t}", x.name),
+            None => x.name.to_string(),
+        }))
+    };
+    let base_digests = |b: &BuildRecord| {
+        joined(
+            b.bases
+                .iter()
+                .map(|x| x.digest.as_ref().map_or("?".into(), |d| d.to_string())),
+        )
+    };
+    let dockerfile = |b: &BuildRecord| {
+        b.dockerfile
+            .as_ref()
+            .and_then(|d| d.sha256.as_ref())
+            .map(|h| format!("sha256:{h}"))
+    };
+    let ci = |b: &BuildRecord| {
+        b.ci.as_ref().map(|c| {
+            let mut s = c.system.clone();
+            for part in [&c.job, &c.run_id, &c.url].into_iter().flatten() {
+                s.push(' ');
+                s.push_str(part);
+            }
+            s
+        })
+    };
+    let s = |v: Option<&dyn std::fmt::Display>| v.map(|x| x.to_string());
+    let fields = vec![
+        field(
+            "commit",
+            Input,
+            s(old.commit.as_ref().map(|c| c as _)),
+            s(new.commit.as_ref().map(|c| c as _)),
+        ),
+        field(
+            "source_repo",
+            Input,
+            s(old.source_repo.as_ref().map(|c| c as _)),
+            s(new.source_repo.as_ref().map(|c| c as _)),
+        ),
+        field("dockerfile", Input, dockerfile(old), dockerfile(new)),
+        field("base_tags", Input, base_tags(old), base_tags(new)),
+        field("base_digests", Base, base_digests(old), base_digests(new)),
+        field(
+            "builder",
+            Context,
+            s(old.builder.as_ref().map(|c| c as _)),
+            s(new.builder.as_ref().map(|c| c as _)),
+        ),
+        field(
+            "platform",
+            Context,
+            old.platform.clone(),
+            new.platform.clone(),
+        ),
+        field("ci", Context, ci(old), ci(new)),
+        field("git_ref", Context, old.git_ref.clone(), new.git_ref.clone()),
+        field(
+            "tags",
+            Context,
+            joined(old.tags.iter().map(Tag::to_string)),
+            joined(new.tags.iter().map(Tag::to_string)),
+        ),
+        field(
+            "finished_at",
+            Context,
+            s(old.finished_at.as_ref().map(|c| c as _)),
+            s(new.finished_at.as_ref().map(|c| c as _)),
+        ),
+    ];
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f.field == name)
+            .expect("field exists")
+    };
+    let mut also_changed = Vec::new();
+    for f in fields.iter().filter(|f| f.kind == Input) {
+        if f.changed {
+            also_changed.push(f.field.to_string());
+        } else if f.old.is_none() && matches!(f.field, "commit" | "dockerfile") {
+            also_changed.push(format!(
+                "{} (not recorded, cannot prove it unchanged)",
+                f.field
+            ));
+        }
+    }
+    let base = get("base_digests");
+    let base_changed = base.changed;
+    let inputs_known =
+        also_changed.is_empty() && base.old.as_deref().is_some_and(|d| !d.contains('?'));
+    let mut base_only_reasons = also_changed.clone();
+    if !base_changed {
+        base_only_reasons.push("base_digests (unchanged: the base did not change)".into());
+    }
+    let reproducibility = if !inputs_known || base_changed {
+        Reproducibility {
+            verdict: "not applicable",
+            could_explain: Vec::new(),
+        }
+    } else if old.digest == new.digest {
+        Reproducibility {
+            verdict: "reproducible",
+            could_explain: Vec::new(),
+        }
+    } else {
+        Reproducibility {
+            verdict: "not reproducible",
+            could_explain: ["builder", "platform", "finished_at"]
+                .into_iter()
+                .filter(|n| get(n).changed)
+                .collect(),
+        }
+    };
+    BuildDiff {
+        schema: 1,
+        service: new.service.to_string(),
+        old: old.digest.to_string(),
+        new: new.digest.to_string(),
+        base_only: BaseOnly {
+            holds: base_only_reasons.is_empty(),
+            also_changed: base_only_reasons,
+        },
+        reproducibility,
+        fields,
+    }
+}
+
+/// The diff as text: changed fields first, then the verdicts.
+pub fn render_diff_text(d: &BuildDiff, expect_base_only: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {} -> {}", d.service, short(&d.old), short(&d.new));
+    let show = |v: &Option<String>| match v {
+        Some(s) if s.starts_with("sha256:") && !s.contains(", ") => short(s),
+        Some(s) => s
+            .split(", ")
+            .map(|p| {
+                if p.starts_with("sha256:") {
+                    short(p)
+                } else {
+                    p.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "(not recorded)".to_string(),
+    };
+    let changed: Vec<&FieldChange> = d.fields.iter().filter(|f| f.changed).collect();
+    if changed.is_empty() {
+        let _ = writeln!(out, "  no recorded field differs");
+    }
+    for f in &changed {
+        let _ = writeln!(
+            out,
+            "  changed    {:<13} {} -> {}",
+            f.field,
+            show(&f.old),
+            show(&f.new)
+        );
+    }
+    for f in d.fields.iter().filter(|f| !f.changed) {
+        let _ = writeln!(out, "  same       {:<13} {}", f.field, show(&f.old));
+    }
+    let _ = match d.reproducibility.verdict {
+        "not reproducible" if !d.reproducibility.could_explain.is_empty() => writeln!(
+            out,
+            "reproducibility: not reproducible (could be explained by: {})",
+            d.reproducibility.could_explain.join(", ")
+        ),
+        "not reproducible" => writeln!(
+            out,
+            "reproducibility: not reproducible (no recorded field explains it)"
+        ),
+        "reproducible" => writeln!(out, "reproducibility: reproducible"),
+        _ => writeln!(out, "reproducibility: not applicable (inputs differ)"),
+    };
+    if d.base_only.holds {
+        let _ = writeln!(out, "base-only: yes, only the base changed");
+    } else if expect_base_only {
+        let _ = writeln!(
+            out,
+            "base-only: FAILED, also changed: {}",
+            d.base_only.also_changed.join(", ")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "base-only: no ({})",
+            d.base_only.also_changed.join(", ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lineage_model::{BaseImage, CommitId, DockerfileRef, ServiceName};
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    fn dg(c: char) -> Digest {
+        Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+    }
+
+    fn build(digest: char, base: char, commit: char) -> BuildRecord {
+        BuildRecord {
+            service: ServiceName::parse("api").unwrap(),
+            image: Repository::parse("ghcr.io/acme/api").unwrap(),
+            digest: dg(digest),
+            tags: vec![],
+            bases: vec![BaseImage {
+                name: Repository::parse("python").unwrap(),
+                tag: Some(Tag::parse("3.12").unwrap()),
+                digest: Some(dg(base)),
+                pulled_at: None,
+                final_stage: true,
+            }],
+            source_repo: None,
+            git_ref: None,
+            commit: Some(CommitId::parse(&commit.to_string().repeat(40)).unwrap()),
+            started_at: None,
+            finished_at: None,
+            ci: None,
+            builder: None,
+            platform: Some("linux/amd64".into()),
+            dockerfile: Some(DockerfileRef {
+                path: "Dockerfile".into(),
+                sha256: Some("ab".repeat(32)),
+            }),
+        }
+    }
+
+    #[test]
+    fn base_tag_needs_a_tag_and_no_digest() {
+        assert_eq!(
+            BaseTag::parse("python:3.12").unwrap().to_string(),
+            "docker.io/library/python:3.12"
+        );
+        assert_eq!(
+            BaseTag::parse("python").unwrap_err().to_string(),
+            "base tag `python` has no tag"
+        );
+        let pinned = format!("python:3.12@{}", dg('a'));
+        assert!(BaseTag::parse(&pinned)
+            .unwrap_err()
+            .to_string()
+            .ends_with("pins a digest; history is kept per tag"));
+    }
+
+    #[test]
+    fn base_only_rebuild_passes_and_commit_change_is_named() {
+        let d = diff(&build('1', 'a', 'c'), &build('2', 'b', 'c'));
+        assert!(d.base_only.holds, "{d:?}");
+        assert_eq!(d.reproducibility.verdict, "not applicable");
+        let d = diff(&build('1', 'a', 'c'), &build('2', 'b', 'd'));
+        assert!(!d.base_only.holds);
+        assert_eq!(d.base_only.also_changed, vec!["commit".to_string()]);
+    }
+
+    #[test]
+    fn same_inputs_tell_reproducible_from_not() {
+        let d = diff(&build('1', 'a', 'c'), &build('1', 'a', 'c'));
+        assert_eq!(d.reproducibility.verdict, "reproducible");
+        assert!(
+            !d.base_only.holds,
+            "nothing changed, so not a base-only rebuild"
+        );
+        let mut other = build('2', 'a', 'c');
+        other.platform = Some("linux/arm64".into());
+        other.finished_at = Some(ts("2026-11-02T00:00:00Z"));
+        let d = diff(&build('1', 'a', 'c'), &other);
+        assert_eq!(d.reproducibility.verdict, "not reproducible");
+        assert_eq!(
+            d.reproducibility.could_explain,
+            vec!["platform", "finished_at"]
+        );
+    }
+
+    #[test]
+    fn unknown_commit_cannot_prove_base_only() {
+        let mut old = build('1', 'a', 'c');
+        let mut new = build('2', 'b', 'c');
+        old.commit = None;
+        new.commit = None;
+        let d = diff(&old, &new);
+        assert!(!d.base_only.holds);
+        assert!(d.base_only.also_changed[0].starts_with("commit (not recorded"));
+    }
+
+    #[test]
+    fn html_escapes_everything_it_shows() {
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
