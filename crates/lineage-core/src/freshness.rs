@@ -630,7 +630,7 @@ pub fn render_text(r: &StaleReport) -> String {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{} in {}: {} behind ({} newer)",
+            "{} in {}: {} behind ({} newer than the running one)",
             row.service,
             row.env,
             plural(row.days_behind, "day", "days"),
@@ -829,7 +829,7 @@ pub fn slack_payload(r: &StaleReport) -> serde_json::Value {
     ];
     for row in r.rows.iter().take(MAX_ROW_BLOCKS) {
         let text = format!(
-            "*{}* in *{}*: {} behind ({} newer)\nbase `{}` `{}` → `{}`\nowner {}\nrebuild: `{}`",
+            "*{}* in *{}*: {} behind ({} newer than the running one)\nbase `{}` `{}` → `{}`\nowner {}\nrebuild: `{}`",
             row.service,
             row.env,
             plural(row.days_behind, "day", "days"),

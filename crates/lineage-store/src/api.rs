@@ -227,6 +227,10 @@ pub trait Store: Send {
     fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StoreError>;
     /// Number of journal entries.
     fn len(&self) -> Result<u64, StoreError>;
+    /// Whether the journal is empty.
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
     /// The ledger index of the build record of `digest`.
     fn build_index(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
 

@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+use lineage_log::merkle::{self, Frontier, Hash, HashReader, TreeError};
 use lineage_model::{
     canonical_json, BuildRecord, DeployRecord, Digest, EnvName, Identity, Record, Repository,
     Service, ServiceChange, ServiceName, Tag, Timestamp,
 };
-use lineage_log::merkle::{self, Frontier, Hash, HashReader, TreeError};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
@@ -213,9 +213,11 @@ fn append(
 /// The log size implied by the stored hashes, and the frontier rebuilt from them.
 fn load_frontier(conn: &Connection) -> Result<Frontier, StoreError> {
     let count: i64 = conn
-        .query_row("SELECT coalesce(max(idx) + 1, 0) FROM log_hashes", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT coalesce(max(idx) + 1, 0) FROM log_hashes",
+            [],
+            |r| r.get(0),
+        )
         .map_err(backend)?;
     let count = count as u64;
     let size = if count == 0 {
@@ -250,7 +252,9 @@ fn check_next_index(tx: &Transaction<'_>, frontier: &mut Frontier) -> Result<(),
 
 fn journal_len(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn
-        .query_row("SELECT coalesce(max(idx), 0) FROM entries", [], |r| r.get(0))
+        .query_row("SELECT coalesce(max(idx), 0) FROM entries", [], |r| {
+            r.get(0)
+        })
         .map_err(backend)?;
     Ok(n as u64)
 }
@@ -507,37 +511,37 @@ fn insert_service_change(
     recorded_at: Timestamp,
     log: &mut Log<'_>,
 ) -> Result<u64, StoreError> {
-        let index = append(
-            tx,
-            &Record::Service(change.clone()),
-            recorded_at,
-            Some(&change.by),
-            log,
-        )?;
-        let entry = index as i64 + 1;
-        let name = change.service.name.as_str();
-        tx.execute(
-            "INSERT INTO services (name, entry) VALUES (?1, ?2)
+    let index = append(
+        tx,
+        &Record::Service(change.clone()),
+        recorded_at,
+        Some(&change.by),
+        log,
+    )?;
+    let entry = index as i64 + 1;
+    let name = change.service.name.as_str();
+    tx.execute(
+        "INSERT INTO services (name, entry) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE SET entry = excluded.entry",
-            params![name, entry],
-        )
+        params![name, entry],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        "INSERT INTO service_changes (service, entry) VALUES (?1, ?2)",
+        params![name, entry],
+    )
+    .map_err(backend)?;
+    tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
         .map_err(backend)?;
+    for image in &change.service.images {
         tx.execute(
-            "INSERT INTO service_changes (service, entry) VALUES (?1, ?2)",
-            params![name, entry],
+            "INSERT INTO service_images (image, service) VALUES (?1, ?2)
+                 ON CONFLICT (image) DO UPDATE SET service = excluded.service",
+            params![image.to_string(), name],
         )
         .map_err(backend)?;
-        tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
-            .map_err(backend)?;
-        for image in &change.service.images {
-            tx.execute(
-                "INSERT INTO service_images (image, service) VALUES (?1, ?2)
-                 ON CONFLICT (image) DO UPDATE SET service = excluded.service",
-                params![image.to_string(), name],
-            )
-            .map_err(backend)?;
-        }
-        Ok(index)
+    }
+    Ok(index)
 }
 
 /// Appends a fact and files it under its key.
@@ -574,7 +578,15 @@ impl Store for SqliteStore {
         let mut frontier = self.frontier.clone();
         let indexes = facts
             .iter()
-            .map(|f| insert_fact(&tx, f, recorded_at, recorded_by, &mut Log::Writer(&mut frontier)))
+            .map(|f| {
+                insert_fact(
+                    &tx,
+                    f,
+                    recorded_at,
+                    recorded_by,
+                    &mut Log::Writer(&mut frontier),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit().map_err(backend)?;
         self.frontier = frontier;
@@ -587,14 +599,19 @@ impl Store for SqliteStore {
                 "SELECT entry FROM facts WHERE kind = ?1 AND key = ?2 ORDER BY entry",
                 &[&kind, &key],
             )?,
-            None => self.indexes("SELECT entry FROM facts WHERE kind = ?1 ORDER BY entry", &[&kind])?,
+            None => self.indexes(
+                "SELECT entry FROM facts WHERE kind = ?1 ORDER BY entry",
+                &[&kind],
+            )?,
         };
         found
             .into_iter()
             .map(|i| {
                 let (body, at, by): (String, String, Option<String>) = self
                     .conn
-                    .prepare_cached("SELECT body, recorded_at, recorded_by FROM entries WHERE idx = ?1")
+                    .prepare_cached(
+                        "SELECT body, recorded_at, recorded_by FROM entries WHERE idx = ?1",
+                    )
                     .map_err(backend)?
                     .query_row([i as i64 + 1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .map_err(backend)?;

@@ -447,7 +447,14 @@ fn seed_log(store: &mut dyn Store) {
         .collect();
     store.record_builds(&builds, at, None).unwrap();
     let deploys: Vec<DeployRecord> = (0..3)
-        .map(|i| deploy("api", &format!("b{i}"), "dev", &format!("2026-11-0{}T10:00:00Z", i + 2)))
+        .map(|i| {
+            deploy(
+                "api",
+                &format!("b{i}"),
+                "dev",
+                &format!("2026-11-0{}T10:00:00Z", i + 2),
+            )
+        })
         .collect();
     store.record_deploys(&deploys, at, None).unwrap();
 }
@@ -550,10 +557,19 @@ fn checkpoints_are_kept_by_size() {
         // Saving a size twice keeps the first: a signed checkpoint is never replaced.
         store.save_checkpoint(5, "other\n", at).unwrap();
         let latest = store.latest_checkpoint().unwrap().unwrap();
-        assert_eq!((latest.size, latest.text.as_str()), (5, "five\n"), "{backend}");
+        assert_eq!(
+            (latest.size, latest.text.as_str()),
+            (5, "five\n"),
+            "{backend}"
+        );
         assert_eq!(store.checkpoint(3).unwrap().unwrap().text, "three\n");
         assert_eq!(store.checkpoint(4).unwrap(), None, "{backend}");
-        let sizes: Vec<u64> = store.checkpoints().unwrap().iter().map(|c| c.size).collect();
+        let sizes: Vec<u64> = store
+            .checkpoints()
+            .unwrap()
+            .iter()
+            .map(|c| c.size)
+            .collect();
         assert_eq!(sizes, [2, 3, 5], "{backend}");
     }
 }
@@ -641,18 +657,29 @@ fn facts_are_filed_by_key_and_logged() {
             by: id("maya@acme.dev"),
             at,
         });
-        let indexes = store.record_facts(&[exception.clone(), retire.clone()], at, None).unwrap();
+        let indexes = store
+            .record_facts(&[exception.clone(), retire.clone()], at, None)
+            .unwrap();
         assert_eq!(indexes, vec![2, 3], "{backend}");
         let found = store.facts("exception", Some("api")).unwrap();
         assert_eq!(found.len(), 1, "{backend}");
         assert_eq!(found[0].record, exception, "{backend}");
-        assert!(store.facts("exception", Some("web")).unwrap().is_empty(), "{backend}");
-        let retired = store.facts("retire", Some(&digest("a1").to_string())).unwrap();
+        assert!(
+            store.facts("exception", Some("web")).unwrap().is_empty(),
+            "{backend}"
+        );
+        let retired = store
+            .facts("retire", Some(&digest("a1").to_string()))
+            .unwrap();
         assert_eq!(retired[0].record, retire, "{backend}");
         assert_eq!(store.facts("retire", None).unwrap().len(), 1, "{backend}");
         // Builds are not facts.
         let b = Record::Build(build("api", "a9", "python:3.12-slim", "py1"));
         assert!(store.record_facts(&[b], at, None).is_err(), "{backend}");
-        assert_eq!(store.len().unwrap(), 4, "{backend}: a refused batch writes nothing");
+        assert_eq!(
+            store.len().unwrap(),
+            4,
+            "{backend}: a refused batch writes nothing"
+        );
     }
 }

@@ -64,11 +64,34 @@ pub enum Command {
     },
     /// Seed a fresh ledger with a small team's story and walk through a CVE morning.
     Demo,
+    /// The tamper-evident log: checkpoints, proofs and audits.
+    #[command(subcommand)]
+    Log(crate::log::LogCmd),
     /// Verify signatures: DSSE envelopes, Sigstore bundles, cosign signatures.
     Verify(crate::verify::VerifyArgs),
     /// Signing keys.
     #[command(subcommand)]
     Key(crate::verify::KeyCmd),
+    /// Base images Lineage knows, for recognising builds on them by their layers.
+    #[command(subcommand)]
+    Base(crate::registry::BaseCmd),
+    /// What a registry (or an OCI layout) holds about an image: digests, labels, base
+    /// annotations, attestations, signatures and referrers.
+    Inspect(crate::registry::InspectArgs),
+    /// Attestations: sign and export them in the ledger, push and pull them in registries.
+    #[command(subcommand)]
+    Attest(crate::gates_admin::AttestAll),
+    /// Waivers: accept one rule for one service until a date.
+    #[command(subcommand)]
+    Exception(crate::gates_admin::ExceptionCmd),
+    /// Mark a digest as withdrawn: deploy checks refuse it.
+    Retire(crate::gates_admin::RetireArgs),
+    /// Rego policies for the gates.
+    #[command(subcommand)]
+    Policy(crate::gates_admin::PolicyCmd),
+    /// Reports: services running on outdated base images.
+    #[command(subcommand)]
+    Report(crate::freshness::ReportCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +151,10 @@ pub struct ActorArgs {
 pub enum BuildCmd {
     /// Record a build: the image digest, its bases, its source and where it was built.
     Record(BuildArgs),
+    /// Run the build gate on the same flags (plus CI variables), or on a recorded `--digest`.
+    Check(BuildArgs),
+    /// What changed between two builds of a service; `--expect base-only` checks a rebuild.
+    Diff(crate::freshness::DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +209,12 @@ pub struct BuildArgs {
     /// Show what was detected from the CI environment and flags, and write nothing.
     #[arg(long)]
     pub print_detected: bool,
+    /// `--from-registry REF` and `--insecure-registry HOST`.
+    #[command(flatten)]
+    pub registry: crate::registry::FromRegistryArgs,
+    /// `--env`, `--output`, `--policy-dir`, `--allow-failures`, `--sign-key`.
+    #[command(flatten)]
+    pub gate: crate::gates::BuildGateArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,5 +237,10 @@ pub enum DeployCmd {
         /// When (default: now).
         #[arg(long)]
         at: Option<String>,
+        /// `--output`, `--policy-dir` for the deploy gate this runs first.
+        #[command(flatten)]
+        check: crate::gates::CheckArgs,
     },
+    /// Run the deploy gate: owner, environment, approval, pinning, provenance, policies.
+    Check(crate::gates::DeployCheckArgs),
 }

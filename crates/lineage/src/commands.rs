@@ -18,7 +18,9 @@ use crate::{CliError, Outcome};
 pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
     match command {
         Command::Service(cmd) => service(cmd, s),
-        Command::Build(BuildCmd::Record(args)) => build_record(args, s),
+        Command::Build(BuildCmd::Record(args)) => {
+            build_record(args, s).and_then(|o| crate::registry::after_build(o, s))
+        }
         Command::Deploy(DeployCmd::Record {
             image,
             env,
@@ -26,6 +28,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             approved_by,
             ticket,
             at,
+            check,
         }) => {
             let input = record::DeployInput {
                 image: ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?,
@@ -35,8 +38,13 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 ticket,
                 at: parse_opt(at.as_deref(), Timestamp::parse, "--at")?.unwrap_or(s.now),
             };
+            let gate = crate::gates::prepare_deploy(&check, s)?;
             let mut store = open(s, false)?;
             let deploy = record::resolve_deploy(store.as_ref(), &s.config, input)?;
+            // The deploy gate decides before anything is written; a refusal exits 1.
+            if let Some(refused) = crate::gates::refuse_deploy(&gate, store.as_ref(), &deploy, s)? {
+                return Ok(refused);
+            }
             let report = record::deploy(store.as_mut(), deploy, s.now, None)?;
             render::record(s.format, &report);
             Ok(Outcome::Ok)
@@ -77,8 +85,20 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             })
         }
         Command::Demo => crate::demo::run(s, s.store_explicit),
+        Command::Log(cmd) => crate::log::run(cmd, s),
         Command::Verify(args) => crate::verify::verify(args, s),
         Command::Key(cmd) => crate::verify::key(cmd, s),
+        Command::Base(crate::registry::BaseCmd::Freshness(cmd)) => crate::freshness::base(cmd, s),
+        Command::Base(cmd) => crate::registry::base(cmd, s),
+        Command::Report(cmd) => crate::freshness::report(cmd, s),
+        Command::Build(BuildCmd::Diff(args)) => crate::freshness::build_diff(args, s),
+        Command::Inspect(args) => crate::registry::inspect(args, s),
+        Command::Attest(cmd) => crate::gates_admin::attest_all(cmd, s),
+        Command::Build(BuildCmd::Check(args)) => crate::gates::build_check(args, s),
+        Command::Deploy(DeployCmd::Check(args)) => crate::gates::deploy_check(args, s),
+        Command::Exception(cmd) => crate::gates_admin::exception(cmd, s),
+        Command::Retire(args) => crate::gates_admin::retire(args, s),
+        Command::Policy(cmd) => crate::gates_admin::policy(cmd, s),
     }
 }
 
@@ -375,6 +395,7 @@ fn assemble_build(
 }
 
 fn build_record(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
+    let args = crate::registry::fill_from_registry(args, s)?;
     if args.print_detected {
         // Use the ledger for the service name when there is one, but never create it.
         let store = lineage_store::open(&s.store, false).ok();
@@ -384,10 +405,10 @@ fn build_record(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
     }
     // Parse everything that needs no ledger first, so bad input never creates one.
     assemble_build(&args, s, None)?;
+    let gate = crate::gates::prepare_build(&args, s)?;
     // A build needs a registered service, so the ledger must already exist.
     let mut store = open(s, false)?;
     let (build, _) = assemble_build(&args, s, Some(store.as_ref()))?;
-    let report = record::build(store.as_mut(), build, s.now, None)?;
-    render::record(s.format, &report);
-    Ok(Outcome::Ok)
+    // The build gate runs first; it records the build, its check result and its signature.
+    crate::gates::record_build(gate, build, store.as_mut(), s)
 }

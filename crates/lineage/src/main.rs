@@ -5,6 +5,11 @@
 mod args;
 mod commands;
 mod demo;
+mod freshness;
+mod gates;
+mod gates_admin;
+mod log;
+mod registry;
 mod render;
 mod settings;
 mod verify;
@@ -76,7 +81,15 @@ pub fn run(args: Vec<String>) -> ExitCode {
         }
     };
     let format = cli.format;
-    let result = settings::Settings::resolve(&cli).and_then(|s| commands::run(cli.command, &s));
+    let config = cli.config.clone();
+    let result = settings::Settings::resolve(&cli).and_then(|s| {
+        // Read `[log]` first, so a bad section stops the command before it writes.
+        let log_settings = log::settings(config.as_deref())?;
+        let outcome = commands::run(cli.command, &s)?;
+        // Every write is covered by a signed checkpoint before the command reports success.
+        log::seal(&s, &log_settings)?;
+        Ok(outcome)
+    });
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::NotFound) => ExitCode::from(1),

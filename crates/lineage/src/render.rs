@@ -44,6 +44,9 @@ pub fn not_found(format: Format, message: &str) {
 }
 
 pub fn record(format: Format, r: &RecordReport) {
+    if crate::registry::render_note(format, r) {
+        return;
+    }
     match format {
         Format::Json => json(r),
         Format::Human => println!(
@@ -156,6 +159,10 @@ pub fn import(format: Format, r: &ImportReport) {
 }
 
 pub fn detected(format: Format, build: &BuildRecord, ci: Option<&Detected>) {
+    let whole = serde_json::json!({"schema": 1, "ci": ci, "build": build});
+    if crate::registry::render_note(format, &whole) {
+        return;
+    }
     match format {
         Format::Json => json(&serde_json::json!({"schema": 1, "ci": ci, "build": build})),
         Format::Human => {

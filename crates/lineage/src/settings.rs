@@ -17,6 +17,21 @@ pub const ENV_ACTOR: &str = "LINEAGE_ACTOR";
 pub const ENV_NOW: &str = "LINEAGE_NOW";
 /// The passphrase of encrypted private keys (read here, never logged or echoed).
 pub const ENV_KEY_PASSWORD: &str = "LINEAGE_KEY_PASSWORD";
+/// The directory holding docker's `config.json` (registry credentials), as docker reads it.
+pub const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// The home directory: `~/.docker/config.json` when DOCKER_CONFIG is unset.
+pub const ENV_HOME: &str = "HOME";
+/// Proxies for registry requests (loopback registries never use one), as curl reads them.
+pub const ENV_HTTPS_PROXY: &str = "HTTPS_PROXY";
+pub const ENV_HTTPS_PROXY_LOWER: &str = "https_proxy";
+pub const ENV_HTTP_PROXY: &str = "HTTP_PROXY";
+pub const ENV_HTTP_PROXY_LOWER: &str = "http_proxy";
+pub const ENV_NO_PROXY: &str = "NO_PROXY";
+pub const ENV_NO_PROXY_LOWER: &str = "no_proxy";
+/// GitHub Actions: a file the gate commands append their Markdown job summary to.
+pub const ENV_GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+/// When set (to anything), gate reports are never coloured (https://no-color.org).
+pub const ENV_NO_COLOR: &str = "NO_COLOR";
 /// Default ledger location, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".lineage/lineage.db";
 
@@ -27,6 +42,8 @@ pub struct Settings {
     pub config: Config,
     /// The settings file's text and directory, for sections other crates parse.
     pub config_file: Option<(String, PathBuf)>,
+    /// The settings file's path as given (or `lineage.toml`), for `file:line:col` in errors.
+    pub config_path: Option<PathBuf>,
     pub format: Format,
     pub now: Timestamp,
     /// The process environment, captured once; CI detection reads it from here.
@@ -47,6 +64,9 @@ impl Settings {
             store_explicit: cli.store.is_some(),
             store,
             config,
+            config_path: config_file
+                .as_ref()
+                .map(|_| cli.config.clone().unwrap_or_else(|| "lineage.toml".into())),
             config_file,
             format: cli.format,
             now,
@@ -138,10 +158,8 @@ impl Settings {
         let Some(trust) = table.get("trust") else {
             return Ok(lineage_attest::TrustPolicy::default());
         };
-        let config = lineage_attest::TrustConfig::from_toml_value(toml::Value::Table(
-            [("trust".to_string(), trust.clone())].into_iter().collect(),
-        ))
-        .map_err(|e| {
+        // `from_toml_value` takes the `[trust]` table itself (its `keys`), not the document.
+        let config = lineage_attest::TrustConfig::from_toml_value(trust.clone()).map_err(|e| {
             CliError::new(
                 format!("lineage.toml: {e}"),
                 "see `[[trust.keys]]` in the README",

@@ -62,6 +62,10 @@ pub struct VerifyArgs {
     /// For OCI layouts: the image manifest digest the signature must name.
     #[arg(long, value_name = "DIGEST")]
     pub image_digest: Option<String>,
+    /// For a DIGEST or IMAGE target: judge the ledger's provenance with the `[trust]` keys
+    /// for this environment.
+    #[arg(long)]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +221,11 @@ fn trusted_root(args: &VerifyArgs) -> Result<TrustedRoot, CliError> {
 }
 
 pub fn verify(args: VerifyArgs, s: &Settings) -> Result<Outcome, CliError> {
+    // Not a file but a digest or pinned image: verify the ledger's provenance for it.
+    if let Some(outcome) = crate::gates_admin::verify_ledger(&args.target, args.env.as_deref(), s)?
+    {
+        return Ok(outcome);
+    }
     let target = args.target.display().to_string();
     let report = if args.target.is_dir() {
         verify_layout(&args, &target)?
@@ -441,7 +450,7 @@ fn verify_layout(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliErr
     Ok(sigstore_report(target, "oci-layout", v))
 }
 
-fn render(format: Format, r: &VerifyReport) {
+pub(crate) fn render(format: Format, r: &VerifyReport) {
     if format == Format::Json {
         println!(
             "{}",

@@ -1,0 +1,83 @@
+//! `ApiError`: what the API answers when it cannot do what was asked, as the same JSON
+//! `{"schema": 1, "error": {"message", "hint"}}` the CLI prints under `--format json`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use lineage_store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>, hint: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            hint: Some("see the server's log".into()),
+        }
+    }
+}
+
+impl From<lineage_core::Error> for ApiError {
+    fn from(e: lineage_core::Error) -> ApiError {
+        use lineage_core::Error as E;
+        let status = match &e {
+            E::Parse(_)
+            | E::Invalid(..)
+            | E::UnknownEnvironment { .. }
+            | E::Config { .. }
+            | E::Import { .. }
+            | E::ImageClaimed { .. }
+            | E::NoServiceForImage(_)
+            | E::UnknownService(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::ServiceExists(_) | E::BuildConflict { .. } => StatusCode::CONFLICT,
+            E::Store(StoreError::Missing(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+impl From<lineage_model::ParseError> for ApiError {
+    fn from(e: lineage_model::ParseError) -> ApiError {
+        ApiError::from(lineage_core::Error::Parse(e))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::from(lineage_core::Error::Store(e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "schema": 1,
+            "error": { "message": self.message, "hint": self.hint },
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,429 @@
+//! `lineage serve`: the team server. One axum router serves the REST API (scoped bearer
+//! tokens), the dashboard, the Kubernetes admission webhook, health, readiness and metrics.
+//!
+//! Only this crate knows HTTP and AdmissionReview. Use cases come from `lineage-core` and
+//! return the same reports the CLI renders, so an API answer is the CLI's `--format json`.
+//! SQLite work runs on blocking threads; admission answers come from the in-memory
+//! [`index::Index`], which a poller keeps in step with the ledger.
+
+pub mod admission;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod dashboard;
+mod error;
+pub mod index;
+pub mod k8s;
+pub mod metrics;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lineage_attest::TrustPolicy;
+use lineage_core::ledger_log::LogSettings;
+use lineage_core::Config;
+use lineage_model::Timestamp;
+use lineage_store::lineage_log::keys::LogKey;
+use lineage_store::{Store, StoreLocation};
+
+pub use config::{AdmissionConfig, Mode, NotReady};
+pub use error::ApiError;
+
+use crate::auth::{Scope, TokenInfo};
+use crate::index::{Index, StorePool};
+use crate::metrics::Metrics;
+
+/// "Now", as the caller defines it (the binary pins it for reproducible tests).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Everything the server needs, resolved by the binary.
+pub struct ServerConfig {
+    pub store: StoreLocation,
+    pub config: Config,
+    pub admission: AdmissionConfig,
+    pub trust: TrustPolicy,
+    /// The log key and `[log]` settings: every write is sealed into a signed checkpoint.
+    pub log: Option<(Arc<LogKey>, LogSettings)>,
+    /// Largest request body accepted; larger ones get 413.
+    pub body_limit: usize,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// How often the index looks for new ledger entries.
+    pub poll_interval: Duration,
+    pub clock: Clock,
+}
+
+/// Default request body limit: 1 MiB, well above any AdmissionReview of a real pod.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] lineage_store::StoreError),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// What every request shares.
+pub struct AppState {
+    pub cfg: ServerConfig,
+    /// The one connection that writes.
+    pub writer: Mutex<Box<dyn Store>>,
+    /// Connections for reads.
+    pub readers: StorePool,
+    pub index: Index,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn now(&self) -> Timestamp {
+        (self.cfg.clock)()
+    }
+
+    /// The token a request presents, checked for `needed`. 401 without a live token, 403
+    /// with one that lacks the scope. Never logs or echoes what was presented.
+    pub fn authorize(
+        &self,
+        headers: &axum::http::HeaderMap,
+        needed: Scope,
+    ) -> Result<Arc<TokenInfo>, ApiError> {
+        let create = format!("create one: `lineage token create --name NAME --scope {needed}`");
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs a bearer token",
+                format!("send `Authorization: Bearer <token>` (the CLI reads LINEAGE_TOKEN); {create}"),
+            ));
+        };
+        let token = value.to_str().ok().and_then(auth::bearer);
+        let Some(info) = token.and_then(|t| self.index.token(t)) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the bearer token is not valid (unknown, malformed or revoked)",
+                format!("check LINEAGE_TOKEN; `lineage token list` shows live tokens; {create}"),
+            ));
+        };
+        if !info.allows(needed) {
+            let has: Vec<&str> = info.scopes.iter().map(|s| s.as_str()).collect();
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token `{}` has scope {} but this needs `{needed}`",
+                    info.name,
+                    has.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                ),
+                format!("use a token with `{needed}`: `lineage token create --name NAME --scope {needed}`"),
+            ));
+        }
+        Ok(info)
+    }
+
+    /// Runs `f` on the writer, then seals a checkpoint and lets the index see the write.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut store = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f(store.as_mut())?;
+        if let Some((key, settings)) = &self.cfg.log {
+            lineage_core::ledger_log::seal(store.as_mut(), key, settings, self.now())?;
+        }
+        if let Err(e) = self.index.refresh(store.as_ref()) {
+            tracing::warn!(error = %e, "index refresh after a write failed; the poller retries");
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` on a read connection.
+    pub fn read<T>(&self, f: impl FnOnce(&dyn Store) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        self.readers.with(f)
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("a worker failed: {e}"))))
+}
+
+/// Opens the ledger connections and builds the shared state. The index is not loaded yet.
+pub fn state(cfg: ServerConfig) -> Result<Arc<AppState>, ServeError> {
+    // The server may be the first writer of a team's ledger, so it creates one.
+    let writer = lineage_store::open(&cfg.store, true)?;
+    let readers = (0..2)
+        .map(|_| lineage_store::open(&cfg.store, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envs = cfg
+        .admission
+        .namespaces
+        .values()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(Arc::new(AppState {
+        index: Index::new(cfg.trust.clone(), envs),
+        cfg,
+        writer: Mutex::new(writer),
+        readers: StorePool::new(readers),
+        metrics: Metrics::default(),
+    }))
+}
+
+/// The whole router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(api::openapi))
+        .route("/admission", post(admit))
+        .merge(api::routes())
+        .merge(dashboard::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(state.cfg.body_limit))
+        .with_state(state)
+}
+
+/// Loads the index in the background and keeps it fresh until `stop` resolves.
+pub fn start_index(state: Arc<AppState>, stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut stop = stop;
+        let mut poller: Option<Box<dyn Store>> = None;
+        loop {
+            let st = state.clone();
+            let p = poller.take();
+            let result = tokio::task::spawn_blocking(move || {
+                let store = match p {
+                    Some(s) => s,
+                    None => lineage_store::open(&st.cfg.store, false)?,
+                };
+                if st.index.is_ready() {
+                    st.index.refresh(store.as_ref())?;
+                } else {
+                    st.index.load(store.as_ref(), st.now())?;
+                    tracing::info!(entries = st.index.ledger_len(), "admission index loaded");
+                }
+                Ok::<_, lineage_store::StoreError>(store)
+            })
+            .await;
+            match result {
+                Ok(Ok(store)) => poller = Some(store),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot refresh the index from the ledger"),
+                Err(e) => tracing::warn!(error = %e, "index refresh failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(state.cfg.poll_interval) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
+}
+
+/// Where to listen.
+pub enum Listener {
+    Plain(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: Listener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    start_index(state.clone(), stop_rx);
+    let app = router(state);
+    let result = match listener {
+        Listener::Plain(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+        Listener::Tls(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+    };
+    let _ = stop_tx.send(true);
+    result.map_err(ServeError::Io)
+}
+
+/// Times each request, enforces the request timeout and writes one log line per request.
+/// The line has the route template, never the query or headers, so no secret reaches it.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = req.method().to_string();
+    let response = match tokio::time::timeout(state.cfg.request_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {:?}", state.cfg.request_timeout),
+            "try again; if it persists, see the server's log",
+        )
+        .into_response(),
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    state.metrics.observe_request(&route, &method, status, elapsed);
+    tracing::info!(method = %method, route = %route, status, ms = elapsed * 1e3, "request");
+    response
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.index.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "the admission index is loading\n").into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(&[
+        (
+            "lineage_ledger_entries",
+            "Ledger entries the index has applied.",
+            state.index.ledger_len() as f64,
+        ),
+        (
+            "lineage_admission_index_digests",
+            "Digests with cached facts.",
+            state.index.cached_digests() as f64,
+        ),
+        (
+            "lineage_ready",
+            "1 once the admission index is loaded.",
+            if state.index.is_ready() { 1.0 } else { 0.0 },
+        ),
+    ]);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint",
+        "`GET /openapi.json` lists the API; the dashboard is at `/`",
+    )
+}
+
+/// Turns a body rejection (too large, unreadable) into the API's JSON error.
+pub fn body_error(r: BytesRejection) -> ApiError {
+    let status = r.status();
+    let hint = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "send a smaller body; the server's limit is `--body-limit`"
+    } else {
+        "send the whole body"
+    };
+    ApiError::new(status, r.body_text(), hint)
+}
+
+async fn admit(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return body_error(r).into_response(),
+    };
+    let cfg = &state.cfg.admission;
+    let now = state.now();
+    let (api_version, parsed) = admission::parse(&body);
+    let (uid, verdict) = match parsed {
+        admission::Parsed::Malformed { uid, reason } => {
+            let v = admission::malformed(&reason, cfg.mode);
+            (uid, v)
+        }
+        admission::Parsed::Skip { uid, reason } => (uid, admission::skipped(reason)),
+        admission::Parsed::Judge(req) => {
+            let v = if !state.index.is_ready() {
+                admission::not_ready(cfg.when_not_ready == NotReady::Allow)
+            } else {
+                decide(&state, &req, now).await
+            };
+            (req.uid, v)
+        }
+    };
+    let rules: Vec<&str> = verdict.findings.iter().map(|f| f.code).collect();
+    state.metrics.decision(verdict.outcome, &rules);
+    if !verdict.allowed {
+        tracing::info!(uid = %uid, outcome = verdict.outcome, rules = ?rules, "admission denied");
+    }
+    Json(admission::response(&api_version, &uid, &verdict)).into_response()
+}
+
+async fn decide(state: &Arc<AppState>, req: &admission::Request, now: Timestamp) -> admission::Verdict {
+    let cfg = &state.cfg.admission;
+    let digests = if admission::environment(cfg, req).is_some() {
+        admission::digests(req)
+    } else {
+        Vec::new()
+    };
+    let mut facts = HashMap::new();
+    let mut missing = Vec::new();
+    for d in digests {
+        match state.index.cached(&d) {
+            Some(f) => {
+                facts.insert(d, f);
+            }
+            None => missing.push(d),
+        }
+    }
+    if !missing.is_empty() {
+        // First sight: read the digest's facts from the local ledger once, off the async
+        // threads; later requests for it are answered from memory.
+        let st = state.clone();
+        let looked = tokio::task::spawn_blocking(move || {
+            missing
+                .into_iter()
+                .map(|d| st.index.facts(&st.readers, &d, now).map(|f| (d, f)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+        match looked {
+            Ok(Ok(found)) => facts.extend(found),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "admission could not read the ledger");
+                return admission::not_ready(cfg.when_not_ready == NotReady::Allow);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "admission lookup failed");
+                return admission::not_ready(cfg.when_not_ready == NotReady::Allow);
+            }
+        }
+    }
+    let production = |e: &lineage_model::EnvName| state.cfg.config.is_production(e);
+    let service = |n: &lineage_model::ServiceName| state.index.service(n);
+    admission::judge(
+        req,
+        &admission::Context {
+            config: cfg,
+            production: &production,
+            facts: &facts,
+            service: &service,
+            now,
+        },
+    )
+}

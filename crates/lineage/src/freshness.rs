@@ -1,0 +1,415 @@
+//! `lineage base refresh`, `lineage base history`, `lineage report stale` and
+//! `lineage build diff`: base-image freshness at the edge. The decisions live in
+//! `lineage_core::freshness`; this module parses flags, talks to registries and webhooks, and
+//! prints.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use lineage_core::freshness::{self, BaseTag, Resolved, StaleOptions};
+use lineage_model::{Digest, ImageRef, Timestamp};
+use lineage_registry::Platform;
+
+use crate::args::{ActorArgs, Format};
+use crate::registry::RegistryOpts;
+use crate::settings::{self, Settings};
+use crate::{CliError, Outcome};
+
+/// `lineage base refresh` and `lineage base history` (flattened into `lineage base`).
+#[derive(Debug, Subcommand)]
+pub enum BaseFreshnessCmd {
+    /// Resolve every base tag used by recorded builds in its registry now, and record the
+    /// digest each points at. A tag that cannot be resolved is reported and skipped.
+    Refresh {
+        #[command(flatten)]
+        registry: RegistryOpts,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Every digest a base tag has pointed at, newest first.
+    History {
+        /// The base tag, `NAME:TAG` (e.g. `python:3.12-slim`).
+        base: String,
+    },
+}
+
+/// `lineage report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Services running on an outdated base image, with owners and the rebuild command.
+    Stale(StaleArgs),
+}
+
+/// How `report stale` is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportOutput {
+    /// Plain text for terminals, chat and email.
+    Text,
+    Markdown,
+    /// The versioned report (`"schema": 1`).
+    Json,
+    /// A self-contained HTML page.
+    Html,
+    /// A Slack / Mattermost incoming-webhook payload.
+    Slack,
+}
+
+#[derive(Debug, Args)]
+pub struct StaleArgs {
+    /// Only this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Leave out services fewer than N days behind.
+    #[arg(long, value_name = "N")]
+    pub min_days: Option<String>,
+    /// Exit 1 when anything is more than N days behind.
+    #[arg(long, value_name = "N")]
+    pub fail_after: Option<String>,
+    /// Report format (default: text, or json under `--format json`).
+    #[arg(long, value_enum)]
+    pub output: Option<ReportOutput>,
+    /// Send the Slack/Mattermost payload to this incoming-webhook URL.
+    #[arg(long, value_name = "URL")]
+    pub post: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Expect {
+    /// Only the base digests changed: same commit, Dockerfile and base tags.
+    BaseOnly,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier build: a digest or a pinned or tagged image reference.
+    pub old: String,
+    /// The later build.
+    pub new: String,
+    /// Exit 1 unless the change is of this kind.
+    #[arg(long, value_enum)]
+    pub expect: Option<Expect>,
+}
+
+fn json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialise")
+    );
+}
+
+pub fn base(cmd: BaseFreshnessCmd, s: &Settings) -> Result<Outcome, CliError> {
+    match cmd {
+        BaseFreshnessCmd::Refresh { registry, actor } => refresh(registry, actor, s),
+        BaseFreshnessCmd::History { base } => {
+            let tag = BaseTag::parse(&base)?;
+            let store = crate::commands::open(s, false)?;
+            let report = freshness::history(store.as_ref(), &tag)?;
+            if s.format == Format::Json {
+                json(&report);
+            } else if report.digests.is_empty() {
+                eprintln!("nothing known about `{}`", report.base);
+            } else {
+                println!("{}", report.base);
+                match report.last_refresh {
+                    Some(t) => println!("  registry last checked {t}"),
+                    None => println!("  never checked in a registry; history from builds only"),
+                }
+                for e in &report.digests {
+                    let created = e
+                        .created
+                        .map_or("created unknown".to_string(), |c| format!("created {c}"));
+                    println!(
+                        "  {}  first seen {}  {created}  (seen by {})",
+                        e.digest,
+                        e.first_seen,
+                        e.seen_by.join(", ")
+                    );
+                }
+            }
+            Ok(if report.digests.is_empty() {
+                Outcome::NotFound
+            } else {
+                Outcome::Ok
+            })
+        }
+    }
+}
+
+/// Platform used to read a base's config and layers when its builds name none.
+const DEFAULT_PLATFORM: &str = "linux/amd64";
+
+fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Outcome, CliError> {
+    let insecure = crate::registry::parse_insecure(&registry)?;
+    let by = s.actor(actor.by.as_deref())?;
+    let mut store = crate::commands::open(s, false)?;
+    let tags = freshness::Knowledge::load(store.as_ref())?.tags();
+    let platform = Platform::parse(DEFAULT_PLATFORM).expect("constant platform");
+    // One client per registry host: tokens are cached per client, and a registry that is
+    // down fails once per tag rather than stopping the others.
+    let mut clients: Vec<(String, Result<crate::registry::Connection, String>)> = Vec::new();
+    let mut answers = Vec::new();
+    for tag in tags {
+        let host = tag.name.registry().to_string();
+        if !clients.iter().any(|(h, _)| *h == host) {
+            let conn = crate::registry::connect(s, &insecure, &host).map_err(|e| e.message);
+            clients.push((host.clone(), conn));
+        }
+        let (_, conn) = clients
+            .iter()
+            .find(|(h, _)| *h == host)
+            .expect("inserted above");
+        let answer = match conn {
+            Err(e) => Err(e.clone()),
+            Ok(conn) => conn
+                .client
+                .read_image(&tag.image_ref(), &platform)
+                .map(|d| Resolved {
+                    digest: d.digest,
+                    layers: d.layers,
+                    created: d
+                        .facts
+                        .created
+                        .as_ref()
+                        .and_then(|f| Timestamp::parse(&f.value).ok()),
+                })
+                .map_err(|e| e.to_string()),
+        };
+        answers.push((tag, answer));
+    }
+    crate::registry::end_progress();
+    let report = freshness::record_refresh(store.as_mut(), answers, s.now, Some(&by))?;
+    if s.format == Format::Json {
+        json(&report);
+    } else {
+        if report.tags.is_empty() {
+            println!("no base tags to refresh: no recorded build names a base by tag");
+        }
+        for t in &report.tags {
+            match t.status {
+                "new" => println!(
+                    "new        {}  {}{}",
+                    t.base,
+                    t.digest.as_deref().unwrap_or(""),
+                    t.previous
+                        .as_ref()
+                        .map_or(String::new(), |p| format!("  (was {p})"))
+                ),
+                "unchanged" => println!(
+                    "unchanged  {}  {}",
+                    t.base,
+                    t.digest.as_deref().unwrap_or("")
+                ),
+                _ => {}
+            }
+        }
+        for t in report.tags.iter().filter(|t| t.status == "failed") {
+            eprintln!(
+                "warning: cannot refresh {}: {}",
+                t.base,
+                t.error.as_deref().unwrap_or("unknown error")
+            );
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Parses a whole number of days, naming the flag and showing the right form.
+fn days(value: Option<&str>, flag: &str) -> Result<Option<u32>, CliError> {
+    value
+        .map(|v| {
+            v.parse::<u32>().map_err(|_| {
+                CliError::new(
+                    format!("{flag} `{v}` is not a whole number of days"),
+                    format!("write a number of days, e.g. `{flag} 7`"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Checks a webhook URL. Plain HTTP is allowed only to loopback: a webhook URL is a secret,
+/// and on plain HTTP anyone on the path could read and reuse it.
+fn webhook_url(url: &str) -> Result<String, CliError> {
+    let bad = |problem: &str| {
+        CliError::new(
+            format!("--post `{url}` {problem}"),
+            "pass the incoming-webhook URL, e.g. `--post https://hooks.slack.com/services/T000/B000/XXXX`",
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("is not a URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host_only = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    if host_only.is_empty() {
+        return Err(bad("has no host"));
+    }
+    match scheme {
+        "https" => Ok(url.to_string()),
+        "http" => {
+            let loopback = host_only == "localhost"
+                || host_only
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(url.to_string())
+            } else {
+                Err(bad("uses plain HTTP, which is allowed only to loopback"))
+            }
+        }
+        _ => Err(bad("is neither https:// nor http://")),
+    }
+}
+
+pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
+    let ReportCmd::Stale(args) = cmd;
+    let options = StaleOptions {
+        env: args
+            .env
+            .as_deref()
+            .map(|e| s.config.environment(e))
+            .transpose()?,
+        min_days: days(args.min_days.as_deref(), "--min-days")?.unwrap_or(0),
+        fail_after: days(args.fail_after.as_deref(), "--fail-after")?,
+    };
+    let post = args.post.as_deref().map(webhook_url).transpose()?;
+    let output = args.output.unwrap_or(match s.format {
+        Format::Json => ReportOutput::Json,
+        Format::Human => ReportOutput::Text,
+    });
+    let store = crate::commands::open(s, false)?;
+    let report = freshness::stale(store.as_ref(), &s.config, &options, s.now)?;
+    let payload = freshness::slack_payload(&report);
+    match output {
+        ReportOutput::Text => print!("{}", freshness::render_text(&report)),
+        ReportOutput::Markdown => print!("{}", freshness::render_markdown(&report)),
+        ReportOutput::Json => json(&report),
+        ReportOutput::Html => print!("{}", freshness::render_html(&report)),
+        ReportOutput::Slack => json(&payload),
+    }
+    if let Some(url) = post {
+        let status = post_json(s, &url, &payload.to_string())?;
+        if !(200..300).contains(&status) {
+            return Err(CliError::new(
+                format!("posting the report to `{url}` failed: HTTP {status}"),
+                "check the webhook URL and that the webhook is still enabled",
+            ));
+        }
+        eprintln!("posted the report to {url} (HTTP {status})");
+    }
+    Ok(if report.over_limit > 0 {
+        Outcome::NotFound
+    } else {
+        Outcome::Ok
+    })
+}
+
+/// POSTs `body` as JSON and returns the HTTP status. Uses the same ureq + rustls stack as
+/// the registry client, so it adds nothing to compile.
+fn post_json(s: &Settings, url: &str, body: &str) -> Result<u16, CliError> {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::WebPki)
+        .unversioned_rustls_crypto_provider(provider)
+        .build();
+    // The proxy comes from the variables settings declares, never from ureq's own lookup.
+    let proxy = [settings::ENV_HTTPS_PROXY, settings::ENV_HTTPS_PROXY_LOWER]
+        .iter()
+        .find_map(|n| s.env.get(*n).filter(|v| !v.is_empty()))
+        .filter(|_| url.starts_with("https://"))
+        .map(|p| ureq::Proxy::new(p))
+        .transpose()
+        .map_err(|e| CliError::new(format!("bad HTTPS_PROXY: {e}"), "fix or unset HTTPS_PROXY"))?;
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .tls_config(tls)
+        .proxy(proxy)
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let response = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .map_err(|e| {
+            CliError::new(
+                format!("posting the report to `{url}` failed: {e}"),
+                "check the webhook URL and the network",
+            )
+        })?;
+    Ok(response.status().as_u16())
+}
+
+/// A build named by digest, `REPO@DIGEST` or `REPO:TAG`.
+enum BuildRef {
+    Digest(Digest),
+    Tag(ImageRef),
+}
+
+fn build_ref(input: &str, field: &'static str) -> Result<BuildRef, CliError> {
+    if input.starts_with("sha256:") || input.starts_with("sha512:") {
+        return Ok(BuildRef::Digest(
+            Digest::parse(input).map_err(|e| e.in_field(field))?,
+        ));
+    }
+    let image = ImageRef::parse(input).map_err(|e| e.in_field(field))?;
+    match (&image.digest, &image.tag) {
+        (Some(d), _) => Ok(BuildRef::Digest(d.clone())),
+        (None, Some(_)) => Ok(BuildRef::Tag(image)),
+        (None, None) => Err(CliError::new(
+            format!("{field} `{input}` names no build"),
+            format!(
+                "pass a digest or a pinned or tagged image, e.g. `{}@sha256:<64 hex>`",
+                image.repository
+            ),
+        )),
+    }
+}
+
+pub fn build_diff(args: DiffArgs, s: &Settings) -> Result<Outcome, CliError> {
+    let old = build_ref(&args.old, "OLD")?;
+    let new = build_ref(&args.new, "NEW")?;
+    let store = crate::commands::open(s, false)?;
+    let find = |r: &BuildRef, given: &str| -> Result<lineage_model::BuildRecord, CliError> {
+        let found = match r {
+            BuildRef::Digest(d) => store.build(d)?,
+            BuildRef::Tag(i) => {
+                store.build_by_tag(&i.repository, i.tag.as_ref().expect("tagged reference"))?
+            }
+        };
+        found.ok_or_else(|| {
+            CliError::new(
+                format!("no build recorded for `{given}`"),
+                "record it first with `lineage build record`, or check the digest (`lineage trace SERVICE` lists builds)",
+            )
+        })
+    };
+    let old = find(&old, &args.old)?;
+    let new = find(&new, &args.new)?;
+    if old.service != new.service {
+        return Err(CliError::new(
+            format!(
+                "`{}` is a build of `{}` but `{}` is a build of `{}`",
+                args.old, old.service, args.new, new.service
+            ),
+            "compare two builds of the same service",
+        ));
+    }
+    let expect = args.expect == Some(Expect::BaseOnly);
+    let diff = freshness::diff(&old, &new);
+    if s.format == Format::Json {
+        json(&diff);
+    } else {
+        print!("{}", freshness::render_diff_text(&diff, expect));
+    }
+    Ok(if expect && !diff.base_only.holds {
+        Outcome::NotFound
+    } else {
+        Outcome::Ok
+    })
+}

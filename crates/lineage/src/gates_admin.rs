@@ -1,0 +1,667 @@
+//! What feeds the gates besides builds and deploys: exceptions, retirements, Rego policy
+//! tests, and signed provenance (`attest sign`, `attest export`, `verify DIGEST|IMAGE`).
+//!
+//! Each of these is a fact in the ledger (`Record::Exception`, `Record::Retire`,
+//! `Record::Attestation`), so the same append-only log that covers builds covers the waivers
+//! and signatures that decide whether a build may ship.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use lineage_core::provenance;
+use lineage_model::{Attestation, Digest, Exception, ImageRef, Record, Retirement, Timestamp};
+use lineage_policy::{validate_rule_code, SignatureStatus};
+use lineage_store::Store;
+use serde::Serialize;
+
+use crate::args::{ActorArgs, Format};
+use crate::gates::{policy_dirs, policy_files, read_limited, rego_error};
+use crate::settings::Settings;
+use crate::verify::{Reason, VerifyReport};
+use crate::{CliError, Outcome};
+
+#[derive(Debug, Subcommand)]
+pub enum ExceptionCmd {
+    /// Waive one rule for one service (or `*`) until a date; the waiver is shown in checks.
+    Add {
+        /// A rule code (`B003`), a rule name (`base-digest-missing`) or a Rego policy's code.
+        #[arg(long)]
+        rule: String,
+        /// The service, or `*` for every service.
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        reason: String,
+        /// Who accepted the risk.
+        #[arg(long)]
+        approved_by: String,
+        /// When the waiver lapses: `2026-12-01` (midnight UTC) or an RFC 3339 time.
+        #[arg(long)]
+        expires: String,
+        /// More Rego policies whose codes may be waived.
+        #[arg(long, value_name = "DIR")]
+        policy_dir: Option<PathBuf>,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Every recorded exception, active and expired.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The digest (or `REPOSITORY@sha256:…`) that must not be deployed any more.
+    pub digest: String,
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Run the Rego policies' own tests (`test_*` rules in `*_test.rego`), like `opa test`.
+    Test {
+        /// The policy directory (default: `policies/` beside lineage.toml, else `./policies`).
+        #[arg(long, value_name = "DIR")]
+        policy_dir: Option<PathBuf>,
+    },
+    /// List the built-in rules: code, name, default severities and what each checks.
+    Rules,
+}
+
+/// `lineage attest`: the ledger side (`sign`, `export`) and the registry side (`push`,
+/// `pull`, in `registry.rs`) under one command.
+#[derive(Debug, Subcommand)]
+pub enum AttestAll {
+    #[command(flatten)]
+    Ledger(AttestCmd),
+    #[command(flatten)]
+    Registry(crate::registry::AttestCmd),
+}
+
+pub fn attest_all(cmd: AttestAll, s: &Settings) -> Result<Outcome, CliError> {
+    match cmd {
+        AttestAll::Ledger(cmd) => attest(cmd, s),
+        AttestAll::Registry(cmd) => crate::registry::attest(cmd, s),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCmd {
+    /// Sign a recorded build's SLSA v1 provenance and keep the envelope in the ledger.
+    Sign {
+        /// The digest (or `REPOSITORY@sha256:…`) of a recorded build.
+        digest: String,
+        /// The private key (PEM; the passphrase comes from LINEAGE_KEY_PASSWORD or a prompt).
+        #[arg(long, value_name = "PATH")]
+        key: PathBuf,
+    },
+    /// Print the newest stored provenance envelope of a digest (DSSE JSON).
+    Export { digest: String },
+}
+
+/// A digest, or the digest of a pinned image reference.
+fn parse_digest(input: &str, field: &'static str) -> Result<Digest, CliError> {
+    if let Ok(d) = Digest::parse(input) {
+        return Ok(d);
+    }
+    if input.contains('@') || input.contains('/') {
+        let image = ImageRef::parse(input).map_err(|e| CliError::from(e.in_field(field)))?;
+        return image.digest.ok_or_else(|| {
+            CliError::new(
+                format!("image reference `{input}` is not pinned by digest"),
+                format!(
+                    "pass `{}@sha256:<64 hex>` or the digest alone",
+                    image.repository
+                ),
+            )
+        });
+    }
+    Digest::parse(input).map_err(|e| CliError::from(e.in_field(field)))
+}
+
+/// Reads a signing key, asking for the passphrase only when the key is encrypted.
+pub fn load_private_key(path: &Path, s: &Settings) -> Result<lineage_attest::PrivateKey, CliError> {
+    let pem = read_limited(path, 1 << 20)?;
+    let passphrase = if pem.contains("ENCRYPTED PRIVATE KEY") {
+        Some(s.key_password()?)
+    } else {
+        None
+    };
+    lineage_attest::PrivateKey::from_pem(&pem, passphrase.as_deref().map(str::as_bytes)).map_err(
+        |e| {
+            CliError::new(
+                format!("--sign-key `{}`: {e}", path.display()),
+                "pass a PKCS#8 private key from `lineage key generate`, with its passphrase in LINEAGE_KEY_PASSWORD",
+            )
+        },
+    )
+}
+
+pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
+    match cmd {
+        ExceptionCmd::Add {
+            rule,
+            service,
+            reason,
+            approved_by,
+            expires,
+            policy_dir,
+            actor,
+        } => {
+            let rule = exception_rule(&rule, s, policy_dir.as_deref())?;
+            if service != "*" {
+                lineage_model::ServiceName::parse(&service)
+                    .map_err(|e| CliError::from(e.in_field("--service")))?;
+            }
+            let reason = reason.trim().to_string();
+            if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
+                return Err(CliError::new(
+                    "--reason must be one line of up to 1000 characters",
+                    "say why the risk is accepted and where it is tracked, e.g. `--reason \"vendor base, SEC-142\"`",
+                ));
+            }
+            let approved_by = lineage_model::Identity::parse(&approved_by)
+                .map_err(|e| CliError::from(e.in_field("--approved-by")))?;
+            let expires = parse_expiry(&expires)?;
+            if expires <= s.now {
+                return Err(CliError::new(
+                    format!(
+                        "--expires `{expires}` is not in the future (now is {})",
+                        s.now
+                    ),
+                    "an exception must lapse later than now, e.g. `--expires 2026-12-31`",
+                ));
+            }
+            let by = s.actor(actor.by.as_deref())?;
+            let mut store = crate::commands::open(s, false)?;
+            if service != "*" {
+                let name = lineage_model::ServiceName::parse(&service)?;
+                if store.service(&name)?.is_none() {
+                    return Err(lineage_core::Error::UnknownService(service).into());
+                }
+            }
+            let record = Exception {
+                rule,
+                service,
+                reason,
+                approved_by,
+                expires,
+                by: by.clone(),
+                at: s.now,
+            };
+            let index =
+                store.record_facts(&[Record::Exception(record.clone())], s.now, Some(&by))?[0];
+            match s.format {
+                Format::Json => print_json(&serde_json::json!({
+                    "schema": 1, "outcome": "recorded", "kind": "exception", "index": index,
+                    "exception": record,
+                })),
+                Format::Human => println!(
+                    "recorded exception for {} on `{}`, approved by {} until {} (ledger entry {index})",
+                    record.rule,
+                    record.service,
+                    record.approved_by,
+                    record.expires.date()
+                ),
+            }
+            Ok(Outcome::Ok)
+        }
+        ExceptionCmd::List => {
+            let store = crate::commands::open(s, false)?;
+            let rows: Vec<ExceptionRow> = store
+                .facts("exception", None)?
+                .into_iter()
+                .filter_map(|e| match e.record {
+                    Record::Exception(x) => Some(ExceptionRow {
+                        index: e.index,
+                        active: s.now < x.expires,
+                        exception: x,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            render_exceptions(s.format, &rows);
+            Ok(if rows.is_empty() {
+                Outcome::NotFound
+            } else {
+                Outcome::Ok
+            })
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ExceptionRow {
+    index: u64,
+    active: bool,
+    #[serde(flatten)]
+    exception: Exception,
+}
+
+fn render_exceptions(format: Format, rows: &[ExceptionRow]) {
+    if format == Format::Json {
+        print_json(&serde_json::json!({"schema": 1, "exceptions": rows}));
+        return;
+    }
+    if rows.is_empty() {
+        eprintln!("no exceptions recorded");
+        return;
+    }
+    println!(
+        "{:<8} {:<20} {:<22} {:<11} {:<8} REASON",
+        "RULE", "SERVICE", "APPROVED BY", "EXPIRES", "STATUS"
+    );
+    for r in rows {
+        let x = &r.exception;
+        println!(
+            "{:<8} {:<20} {:<22} {:<11} {:<8} {}",
+            x.rule,
+            x.service,
+            x.approved_by.to_string(),
+            x.expires.date(),
+            if r.active { "active" } else { "expired" },
+            x.reason
+        );
+    }
+}
+
+/// `2026-12-01` means midnight UTC at the start of that day; otherwise RFC 3339.
+fn parse_expiry(input: &str) -> Result<Timestamp, CliError> {
+    let is_date = input.len() == 10
+        && input.char_indices().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    let text = if is_date {
+        format!("{input}T00:00:00Z")
+    } else {
+        input.to_string()
+    };
+    Timestamp::parse(&text).map_err(|e| {
+        let mut e = CliError::from(e.in_field("--expires"));
+        e.hint = Some("write a date (`2026-12-01`, midnight UTC) or an RFC 3339 time (`2026-12-01T17:00:00Z`)".into());
+        e
+    })
+}
+
+/// The canonical rule of an exception: a built-in code, or a code one of the loaded Rego
+/// policies emits. Anything else is refused with the list of valid codes.
+fn exception_rule(
+    given: &str,
+    s: &Settings,
+    policy_dir: Option<&Path>,
+) -> Result<String, CliError> {
+    let builtin = validate_rule_code(given);
+    if let Ok(rule) = builtin {
+        return Ok(rule.code().to_string());
+    }
+    let files = policy_files(s, policy_dir, false)?;
+    // Check the policies parse: waiving a code from a broken file would hide the breakage.
+    if !files.is_empty() {
+        lineage_policy::Policies::load(&files).map_err(rego_error)?;
+    }
+    let mut policy_codes: Vec<String> = files.iter().flat_map(|(_, t)| policy_codes(t)).collect();
+    policy_codes.sort();
+    policy_codes.dedup();
+    if let Some(code) = policy_codes
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(given.trim()))
+    {
+        return Ok(code.clone());
+    }
+    let err = builtin.expect_err("checked above");
+    let mut message = err.to_string();
+    if !policy_codes.is_empty() {
+        message.push_str(&format!(
+            "; codes of your Rego policies: {}",
+            policy_codes.join(", ")
+        ));
+    }
+    Err(CliError::new(message, err.hint()))
+}
+
+/// The `"code": "…"` string literals of a Rego file: the codes its `deny`/`warn` entries can
+/// carry. A textual scan is enough here, because it only widens what may be waived.
+fn policy_codes(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\"code\"") {
+        rest = &rest[i + 6..];
+        let after = rest.trim_start();
+        let Some(after) = after.strip_prefix(':') else {
+            continue;
+        };
+        let after = after.trim_start();
+        let Some(after) = after.strip_prefix('"') else {
+            continue;
+        };
+        if let Some(end) = after.find('"') {
+            let code = &after[..end];
+            if !code.is_empty()
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            {
+                out.push(code.to_string());
+            }
+        }
+    }
+    out
+}
+
+pub fn retire(args: RetireArgs, s: &Settings) -> Result<Outcome, CliError> {
+    let digest = parse_digest(&args.digest, "digest")?;
+    let reason = args.reason.trim().to_string();
+    if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
+        return Err(CliError::new(
+            "--reason must be one line of up to 1000 characters",
+            "say why, e.g. `--reason \"CVE-2026-1234 in openssl\"`",
+        ));
+    }
+    let by = s.actor(args.actor.by.as_deref())?;
+    let mut store = crate::commands::open(s, false)?;
+    let build = store.build(&digest)?;
+    if build.is_none() && store.deploys_of_digest(&digest)?.is_empty() {
+        return Err(CliError::new(
+            format!("`{digest}` has no build or deploy in the ledger"),
+            "check the digest: `lineage trace SERVICE` lists recorded digests",
+        ));
+    }
+    let record = Retirement {
+        digest: digest.clone(),
+        reason,
+        by: by.clone(),
+        at: s.now,
+    };
+    let index = store.record_facts(&[Record::Retire(record.clone())], s.now, Some(&by))?[0];
+    match s.format {
+        Format::Json => print_json(&serde_json::json!({
+            "schema": 1, "outcome": "recorded", "kind": "retire", "index": index,
+            "digest": digest.to_string(),
+            "service": build.map(|b| b.service.to_string()),
+        })),
+        Format::Human => println!("retired {digest}: {} (ledger entry {index})", record.reason),
+    }
+    Ok(Outcome::Ok)
+}
+
+pub fn policy(cmd: PolicyCmd, s: &Settings) -> Result<Outcome, CliError> {
+    let policy_dir = match cmd {
+        PolicyCmd::Test { policy_dir } => policy_dir,
+        PolicyCmd::Rules => {
+            rules(s.format);
+            return Ok(Outcome::Ok);
+        }
+    };
+    let dir = match policy_dir {
+        Some(d) => Some(d),
+        None => {
+            let found = policy_dirs(s, None)?;
+            if found.is_empty() {
+                Some(PathBuf::from("policies"))
+            } else {
+                None
+            }
+        }
+    };
+    if let Some(d) = &dir {
+        if !d.is_dir() {
+            return Err(CliError::new(
+                format!("no policy directory `{}`", d.display()),
+                "put `*.rego` files in `policies/` beside lineage.toml, or pass `--policy-dir DIR`",
+            ));
+        }
+    }
+    // Only the one directory: the default one, or the one given.
+    let files = match &dir {
+        Some(d) => {
+            let mut one = policy_files_in(d)?;
+            one.sort();
+            one
+        }
+        None => policy_files(s, None, true)?,
+    };
+    let report = lineage_policy::policy_test(&files).map_err(rego_error)?;
+    match s.format {
+        Format::Json => print_json(&report),
+        Format::Human => print!("{}", report.render()),
+    }
+    Ok(if report.ok() {
+        Outcome::Ok
+    } else {
+        Outcome::NotFound
+    })
+}
+
+fn rules(format: Format) {
+    let severity = |v: lineage_policy::Severity| match v {
+        lineage_policy::Severity::Error => "error",
+        lineage_policy::Severity::Warn => "warn",
+        lineage_policy::Severity::Off => "off",
+    };
+    let rows: Vec<serde_json::Value> = lineage_policy::RuleId::ALL
+        .iter()
+        .map(|r| {
+            let i = r.info();
+            serde_json::json!({
+                "code": i.code, "name": i.name, "summary": i.summary, "why": i.why,
+                "production": severity(i.default_production), "other": severity(i.default_other),
+            })
+        })
+        .collect();
+    if format == Format::Json {
+        print_json(&serde_json::json!({"schema": 1, "rules": rows}));
+        return;
+    }
+    println!(
+        "{:<5} {:<30} {:<11} {:<6} CHECKS",
+        "CODE", "NAME", "PRODUCTION", "OTHER"
+    );
+    for r in &rows {
+        let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+        println!(
+            "{:<5} {:<30} {:<11} {:<6} {}",
+            t("code"),
+            t("name"),
+            t("production"),
+            t("other"),
+            t("summary")
+        );
+    }
+}
+
+fn policy_files_in(dir: &Path) -> Result<Vec<(String, String)>, CliError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        CliError::new(
+            format!("cannot read policy directory `{}`: {e}", dir.display()),
+            "check the path and its permissions",
+        )
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rego") && p.is_file())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| Ok((p.display().to_string(), read_limited(&p, 1 << 20)?)))
+        .collect()
+}
+
+pub fn attest(cmd: AttestCmd, s: &Settings) -> Result<Outcome, CliError> {
+    match cmd {
+        AttestCmd::Sign { digest, key } => {
+            let digest = parse_digest(&digest, "digest")?;
+            let key = load_private_key(&key, s)?;
+            let by = s.actor(None).ok();
+            let mut store = crate::commands::open(s, false)?;
+            let Some(build) = store.build(&digest)? else {
+                return Err(CliError::new(
+                    format!("no build is recorded for `{digest}`"),
+                    "record the build first: `lineage build record --image REF@DIGEST … --sign-key KEY`",
+                ));
+            };
+            let att = provenance::sign_build(&build, &key, s.now)?;
+            let index =
+                store.record_facts(&[Record::Attestation(att.clone())], s.now, by.as_ref())?[0];
+            match s.format {
+                Format::Json => print_json(&serde_json::json!({
+                    "schema": 1, "outcome": "recorded", "kind": "attestation", "index": index,
+                    "digest": digest.to_string(), "service": build.service.to_string(),
+                    "predicate_type": att.predicate_type, "key_id": key.key_id(),
+                })),
+                Format::Human => println!(
+                    "signed provenance (SLSA v1) of {digest} for {} with key {} (ledger entry {index})",
+                    build.service,
+                    key.key_id()
+                ),
+            }
+            Ok(Outcome::Ok)
+        }
+        AttestCmd::Export { digest } => {
+            let digest = parse_digest(&digest, "digest")?;
+            let store = crate::commands::open(s, false)?;
+            match newest_attestation(store.as_ref(), &digest)? {
+                Some(att) => {
+                    println!("{}", att.envelope);
+                    Ok(Outcome::Ok)
+                }
+                None => {
+                    crate::render::not_found(
+                        s.format,
+                        &format!("no provenance attestation is recorded for `{digest}`"),
+                    );
+                    Ok(Outcome::NotFound)
+                }
+            }
+        }
+    }
+}
+
+fn newest_attestation(store: &dyn Store, digest: &Digest) -> Result<Option<Attestation>, CliError> {
+    Ok(store
+        .facts("attestation", Some(&digest.to_string()))?
+        .into_iter()
+        .rev()
+        .find_map(|e| match e.record {
+            Record::Attestation(a) if a.predicate_type == provenance::SLSA_PROVENANCE_V1 => Some(a),
+            _ => None,
+        }))
+}
+
+/// `lineage verify DIGEST|IMAGE`: when the target is not a file but a digest or a pinned
+/// image, judge the ledger's provenance attestations for it against `[trust]`. Returns
+/// `None` when the target is for the file verifiers.
+pub fn verify_ledger(
+    target: &Path,
+    env: Option<&str>,
+    s: &Settings,
+) -> Result<Option<Outcome>, CliError> {
+    if target.exists() {
+        return Ok(None);
+    }
+    let Some(text) = target.to_str() else {
+        return Ok(None);
+    };
+    let digest = match Digest::parse(text) {
+        Ok(d) => d,
+        Err(_) => match ImageRef::parse(text).ok().and_then(|r| r.digest) {
+            Some(d) => d,
+            None => return Ok(None),
+        },
+    };
+    let env = env.map(|e| s.config.environment(e)).transpose()?;
+    let policy = s.trust_policy()?;
+    if policy.keys.is_empty() {
+        return Err(CliError::new(
+            format!("no trusted keys to verify `{text}` with"),
+            "list the signing key under `[[trust.keys]]` in lineage.toml (`lineage key generate` prints the entry)",
+        ));
+    }
+    let store = crate::commands::open(s, false)?;
+    let status = provenance::status(store.as_ref(), &policy, env.as_ref(), &digest)?;
+    let (verified, reason, signers) = match status {
+        SignatureStatus::Verified { key } => (true, None, vec![key]),
+        SignatureStatus::Untrusted { reason } => (
+            false,
+            Some(Reason {
+                code: "untrusted".into(),
+                message: reason,
+            }),
+            Vec::new(),
+        ),
+        SignatureStatus::Unsigned | SignatureStatus::NotChecked => {
+            let known = store.build(&digest)?.is_some();
+            let message = if known {
+                format!("the ledger holds no signed provenance for `{digest}`; sign it with `lineage attest sign {digest} --key KEY`")
+            } else {
+                format!("the ledger holds no build and no provenance for `{digest}`")
+            };
+            (
+                false,
+                Some(Reason {
+                    code: if known { "unsigned" } else { "unknown-digest" }.into(),
+                    message,
+                }),
+                Vec::new(),
+            )
+        }
+    };
+    let report = VerifyReport {
+        schema: 1,
+        target: text.to_string(),
+        kind: "ledger",
+        verified,
+        reason,
+        signers,
+        statement: None,
+    };
+    crate::verify::render(s.format, &report);
+    Ok(Some(if verified {
+        Outcome::Ok
+    } else {
+        Outcome::NotFound
+    }))
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialise")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lineage_policy::RuleId;
+
+    #[test]
+    fn finds_the_codes_a_policy_emits() {
+        let text = "deny contains {\n\t\"code\": \"ACME001\",\n\t\"msg\": \"x\"} if { true }\nwarn contains {\"code\" : \"ACME-2\", \"msg\": \"y\"} if { true }\nx := {\"code\": sprintf(\"%s\", [a])}";
+        assert_eq!(policy_codes(text), vec!["ACME001", "ACME-2"]);
+    }
+
+    #[test]
+    fn a_date_expires_at_midnight_utc() {
+        assert_eq!(
+            parse_expiry("2026-12-01").unwrap().to_string(),
+            "2026-12-01T00:00:00Z"
+        );
+        assert!(parse_expiry("2026-12-01T10:00:00+01:00").is_ok());
+        assert!(parse_expiry("next week").is_err());
+    }
+
+    #[test]
+    fn rule_lookup_covers_every_builtin() {
+        for r in RuleId::ALL {
+            assert_eq!(validate_rule_code(r.name()).unwrap().code(), r.code());
+        }
+    }
+}

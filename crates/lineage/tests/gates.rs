@@ -1,0 +1,869 @@
+//! The build and deploy gates and signed provenance, end to end: the real binary on a
+//! temporary ledger, with CI variables, lineage.toml, Rego policies and keys written into the
+//! temporary directory at test time. One test per "Done when" line of issues 4 and 5, plus
+//! snapshots of the human, JSON and SARIF reports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const NOW: &str = "2026-11-17T09:12:00Z";
+const COMMIT: &str = "4f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// GitHub Actions' variables for a release job of `acme/api`.
+const GITHUB_ENV: [(&str, &str); 7] = [
+    ("GITHUB_ACTIONS", "true"),
+    ("GITHUB_REPOSITORY", "acme/api"),
+    ("GITHUB_RUN_ID", "912"),
+    ("GITHUB_WORKFLOW", "release"),
+    ("GITHUB_JOB", "image"),
+    ("GITHUB_REF_NAME", "main"),
+    ("GITHUB_SHA", COMMIT),
+];
+
+fn digest(label: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(label.as_bytes()))
+    )
+}
+
+/// The shared fixtures' sibling: the repository's `examples/policies`.
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// `exit: N`, stdout and stderr, for snapshots.
+    fn text(&self, tmp: &Path) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+        .replace(&tmp.display().to_string(), "[TMP]")
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    /// A ledger with `api` (owned, with its repository) and `orphan` (no owner).
+    fn new() -> World {
+        let w = World {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        w.ok(&[
+            "service",
+            "add",
+            "api",
+            "--owner",
+            "priya@acme.dev",
+            "--repo",
+            "https://github.com/acme/api",
+            "--image",
+            "ghcr.io/acme/api",
+        ]);
+        w.ok(&[
+            "service",
+            "add",
+            "orphan",
+            "--repo",
+            "https://github.com/acme/orphan",
+            "--image",
+            "ghcr.io/acme/orphan",
+        ]);
+        w
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let p = self.path(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lineage"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("LINEAGE_STORE", self.path("ledger.db"))
+            .env("LINEAGE_NOW", NOW)
+            .env("LINEAGE_ACTOR", "maya@acme.dev")
+            .env("LINEAGE_KEY_PASSWORD", PASSWORD);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "lineage {args:?}:\n{}\n{}", r.stdout, r.stderr);
+        r
+    }
+
+    fn snap(&self, r: &Run) -> String {
+        r.text(self.dir.path())
+    }
+
+    fn ledger_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.path("ledger.db")).unwrap()
+    }
+}
+
+/// `build record|check` flags of a complete CI build of `service`, on `base`.
+fn build_args(verb: &str, service: &str, label: &str, base: &str) -> Vec<String> {
+    [
+        "build",
+        verb,
+        "--image",
+        &format!("ghcr.io/acme/{service}:1.8.0@{}", digest(label)),
+        "--base",
+        base,
+        "--base-pulled-at",
+        "2026-11-17T08:00:00Z",
+        "--repo",
+        &format!("https://github.com/acme/{service}"),
+        "--ci-job",
+        &format!("release/{service}"),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn pinned_base() -> String {
+    format!("python:3.12-slim@{}", digest("py"))
+}
+
+fn codes(report: &Value, level: &str) -> Vec<String> {
+    report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["level"] == level && d["waived"].is_null())
+        .map(|d| d["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Done when (issue 4): a CI-like build with a missing base digest fails with its code and
+/// hint; the same build with full metadata passes.
+#[test]
+fn ci_build_without_base_digest_fails_and_with_full_metadata_passes() {
+    let w = World::new();
+    let mut args = build_args("check", "api", "a1", "python:3.12-slim");
+    args.extend(["--output".into(), "json".into()]);
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_eq!(report["passed"], false);
+    // Everything else came from the GitHub Actions variables, so B003 is the only error.
+    assert_eq!(codes(&report, "error"), vec!["B003"], "{report:#}");
+    let b003 = &report["diagnostics"][0];
+    assert_eq!(
+        b003["message"],
+        "base image `docker.io/library/python:3.12-slim` has no digest"
+    );
+    assert!(
+        b003["hint"]
+            .as_str()
+            .unwrap()
+            .contains("docker buildx imagetools inspect docker.io/library/python:3.12-slim"),
+        "{b003:#}"
+    );
+    assert_eq!(report["subject"]["commit"], COMMIT);
+    assert_eq!(report["subject"]["ci"], "github-actions run 912");
+
+    // The same build, with the base pinned, passes with nothing to say.
+    let mut args = build_args("check", "api", "a1", &pinned_base());
+    args.extend(["--output".into(), "json".into()]);
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["diagnostics"], Value::Array(vec![]), "{report:#}");
+}
+
+/// `build record` runs the same gate: the failing production build is refused and nothing
+/// is written; `--allow-failures` records it, and the failure with it, which a later
+/// production deploy check then sees.
+#[test]
+fn build_record_refuses_a_failing_production_build_unless_allowed() {
+    let w = World::new();
+    let before = w.ledger_bytes();
+    let failing = build_args("record", "api", "a1", "python:3.12-slim");
+    let r = w.run_with(&strs(&failing), &GITHUB_ENV);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("error[B003]"), "{}", r.stdout);
+    assert!(
+        r.stderr.starts_with("error: refused: the build of"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.ledger_bytes(), before, "a refused build writes nothing");
+
+    // A staging build has B003 as a warning: recorded, and the check passed.
+    let mut staging = build_args("record", "api", "s1", "python:3.12-slim");
+    staging.extend(["--env".into(), "staging".into()]);
+    let r = w.run_with(&strs(&staging), &GITHUB_ENV);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("warning[B003]"), "{}", r.stderr);
+
+    let mut allowed = failing.clone();
+    allowed.push("--allow-failures".into());
+    let r = w.run_with(&strs(&allowed), &GITHUB_ENV);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("recorded build"), "{}", r.stdout);
+
+    let image = format!("ghcr.io/acme/api@{}", digest("a1"));
+    let deploy = [
+        "deploy",
+        "check",
+        "--image",
+        &image,
+        "--env",
+        "production",
+        "--by",
+        "jonas@acme.dev",
+        "--approved-by",
+        "maya@acme.dev",
+        "--output",
+        "json",
+    ];
+    let r = w.run(&deploy);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(codes(&r.json(), "error"), vec!["D007"]);
+    // The staging build's check passed, so its deploy is clean.
+    let image = format!("ghcr.io/acme/api@{}", digest("s1"));
+    let mut deploy = deploy;
+    deploy[3] = &image;
+    let r = w.run(&deploy);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Done when (issue 4): a production deploy of a service without an owner is refused.
+#[test]
+fn production_deploy_of_a_service_without_owner_is_refused() {
+    let w = World::new();
+    let r = w.run_with(
+        &strs(&build_args("record", "orphan", "o1", &pinned_base())),
+        &GITHUB_ENV,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let image = format!("ghcr.io/acme/orphan@{}", digest("o1"));
+    let deploy = |verb: &'static str| {
+        vec![
+            "deploy",
+            verb,
+            "--image",
+            image.as_str(),
+            "--env",
+            "production",
+            "--by",
+            "jonas@acme.dev",
+            "--approved-by",
+            "maya@acme.dev",
+        ]
+    };
+    let r = w.run(&deploy("check"));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    insta::assert_snapshot!("deploy_check_no_owner_human", w.snap(&r));
+
+    let before = w.ledger_bytes();
+    let r = w.run(&deploy("record"));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("error[D001]"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("error: refused: the deploy of"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.ledger_bytes(), before, "a refused deploy writes nothing");
+    assert_eq!(w.run(&["running", "--env", "production"]).code, 1);
+
+    // With an owner the same deploy goes through.
+    w.ok(&["service", "set-owner", "orphan", "--owner", "sam@acme.dev"]);
+    w.ok(&deploy("record"));
+    assert_eq!(w.run(&["running", "--env", "production"]).code, 0);
+}
+
+/// Done when (issue 4): an exception waives a rule until it expires.
+#[test]
+fn an_exception_waives_a_rule_until_it_expires() {
+    let w = World::new();
+    let mut check = build_args("check", "api", "a1", "python:3.12-slim");
+    check.extend(["--output".into(), "json".into()]);
+    assert_eq!(w.run_with(&strs(&check), &GITHUB_ENV).code, 1);
+
+    // Unknown codes are refused with the list of valid ones, and nothing is written.
+    let before = w.ledger_bytes();
+    let r = w.run(&[
+        "exception",
+        "add",
+        "--rule",
+        "B033",
+        "--service",
+        "api",
+        "--reason",
+        "vendor base, SEC-142",
+        "--approved-by",
+        "sam@acme.dev",
+        "--expires",
+        "2026-12-01",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(
+            "error: unknown rule `B033`; valid rules are: B001 (final-digest-missing), "
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("D010 (provenance-unsigned)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.ledger_bytes(), before);
+
+    w.ok(&[
+        "exception",
+        "add",
+        "--rule",
+        "base-digest-missing",
+        "--service",
+        "api",
+        "--reason",
+        "vendor base, SEC-142",
+        "--approved-by",
+        "sam@acme.dev",
+        "--expires",
+        "2026-12-01",
+    ]);
+
+    // Before the expiry: waived, shown, and the check passes.
+    let r = w.run_with(&strs(&check), &GITHUB_ENV);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    let b003 = &report["diagnostics"][0];
+    assert_eq!(b003["code"], "B003");
+    assert_eq!(b003["waived"]["approved_by"], "sam@acme.dev");
+    assert_eq!(report["counts"]["waived"], 1);
+    let mut human = check.clone();
+    human.truncate(human.len() - 2);
+    let r = w.run_with(&strs(&human), &GITHUB_ENV);
+    assert!(
+        r.stdout
+            .contains("waived by sam@acme.dev until 2026-12-01: vendor base, SEC-142"),
+        "{}",
+        r.stdout
+    );
+
+    // At the expiry instant and after: ignored, with a note saying so.
+    let later = [("LINEAGE_NOW", "2026-12-01T00:00:00Z")];
+    let env: Vec<(&str, &str)> = GITHUB_ENV.iter().copied().chain(later).collect();
+    let r = w.run_with(&strs(&check), &env);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_eq!(codes(&report, "error"), vec!["B003"]);
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("expired on 2026-12-01 and was ignored"),
+        "{report:#}"
+    );
+
+    insta::assert_snapshot!(
+        "exception_list_later",
+        w.snap(&w.run_with(&["exception", "list"], &later))
+    );
+    insta::assert_snapshot!(
+        "exception_list_json",
+        w.snap(&w.run(&["--format", "json", "exception", "list"]))
+    );
+}
+
+/// Writes lineage.toml and copies the example policies (with their tests) beside it.
+fn with_example_policies(w: &World) {
+    w.write(
+        "lineage.toml",
+        "[environments]\nnames = [\"dev\", \"staging\", \"production\"]\n",
+    );
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        w.write(
+            &format!("policies/{name}"),
+            &std::fs::read_to_string(&p).unwrap(),
+        );
+    }
+}
+
+/// Done when (issue 4): a Rego policy adds its own denial. The example policies' own tests
+/// pass through `lineage policy test`.
+#[test]
+fn a_rego_policy_adds_its_own_denial() {
+    let w = World::new();
+    // Without policies the complete build passes.
+    let args = build_args("check", "api", "a1", &pinned_base());
+    assert_eq!(w.run_with(&strs(&args), &GITHUB_ENV).code, 0);
+
+    with_example_policies(&w);
+    let mut json = args.clone();
+    json.extend(["--output".into(), "json".into()]);
+    let r = w.run_with(&strs(&json), &GITHUB_ENV);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_eq!(codes(&report, "error"), vec!["ACME001"], "{report:#}");
+    let d = &report["diagnostics"][0];
+    assert_eq!(
+        d["message"],
+        "base image `docker.io/library/python` is not from registry.acme.dev"
+    );
+    assert_eq!(d["origin"]["kind"], "policy");
+    assert_eq!(d["origin"]["file"], "policies/registry.rego");
+
+    // The base mirrored into our registry passes the policy.
+    let mirrored = format!("registry.acme.dev/mirror/python:3.12-slim@{}", digest("py"));
+    let r = w.run_with(
+        &strs(&build_args("check", "api", "a1", &mirrored)),
+        &GITHUB_ENV,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    // A policy's code can be waived like a built-in one.
+    w.ok(&[
+        "exception",
+        "add",
+        "--rule",
+        "ACME001",
+        "--service",
+        "api",
+        "--reason",
+        "mirror pending, INFRA-9",
+        "--approved-by",
+        "sam@acme.dev",
+        "--expires",
+        "2026-11-20",
+    ]);
+    assert_eq!(w.run_with(&strs(&args), &GITHUB_ENV).code, 0);
+
+    let r = w.run(&["policy", "test"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.ends_with("8 passed, 0 failed\n"), "{}", r.stdout);
+    insta::assert_snapshot!("policy_test_examples", w.snap(&r));
+
+    // A failing policy test fails the command.
+    w.write(
+        "policies/broken_test.rego",
+        "package lineage.broken_test\n\ntest_never if { 1 == 2 }\n",
+    );
+    let r = w.run(&["policy", "test"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.ends_with("8 passed, 1 failed\n"), "{}", r.stdout);
+}
+
+/// A soak policy on the deploy side: the deploy input carries the first staging deploy.
+#[test]
+fn the_staging_soak_policy_sees_the_first_staging_deploy() {
+    let w = World::new();
+    with_example_policies(&w);
+    let mirrored = format!("registry.acme.dev/mirror/python:3.12-slim@{}", digest("py"));
+    let r = w.run_with(
+        &strs(&build_args("record", "api", "a1", &mirrored)),
+        &GITHUB_ENV,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let image = format!("ghcr.io/acme/api@{}", digest("a1"));
+    let prod = [
+        "deploy",
+        "check",
+        "--image",
+        &image,
+        "--env",
+        "production",
+        "--by",
+        "jonas@acme.dev",
+        "--approved-by",
+        "maya@acme.dev",
+        "--output",
+        "json",
+    ];
+    let r = w.run(&prod);
+    assert_eq!(r.code, 1);
+    assert_eq!(codes(&r.json(), "error"), vec!["ACME002"]);
+    w.ok(&[
+        "deploy",
+        "record",
+        "--image",
+        &image,
+        "--env",
+        "staging",
+        "--by",
+        "sa:deploy-bot",
+        "--at",
+        "2026-11-16T09:00:00Z",
+    ]);
+    // 24 hours and 12 minutes later.
+    let r = w.run(&prod);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = w.run_with(&prod, &[("LINEAGE_NOW", "2026-11-16T10:00:00Z")]);
+    assert_eq!(r.code, 1);
+    assert!(r.json()["diagnostics"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("soaked in staging for 1 hours"));
+}
+
+/// Done when (issue 4): SARIF output is accepted by a SARIF consumer (serde-sarif's typed
+/// model of the 2.1.0 schema); plus snapshots of the human, JSON and SARIF reports.
+#[test]
+fn check_output_human_json_sarif_github() {
+    let w = World::new();
+    let mut args = build_args("check", "api", "a1", "python:3.12-slim");
+    args[3] = format!("ghcr.io/acme/api:latest@{}", digest("a1"));
+    // A laptop build: no CI variables, an abbreviated commit, a Dockerfile with an unpinned FROM.
+    args.extend([
+        "--commit".into(),
+        "4f2a9c1".into(),
+        "--branch".into(),
+        "main".into(),
+    ]);
+    w.write(
+        "Dockerfile",
+        "ARG PY=3.12-slim\nFROM --platform=$BUILDPLATFORM python:${PY} AS build\nRUN pip wheel .\nFROM gcr.io/distroless/python3@sha256:0000000000000000000000000000000000000000000000000000000000000000\nCOPY --from=build /w /w\n",
+    );
+    args.extend(["--dockerfile".into(), "Dockerfile".into()]);
+
+    let r = w.run(&strs(&args));
+    assert_eq!(r.code, 1);
+    insta::assert_snapshot!("build_check_human", w.snap(&r));
+
+    let mut json = args.clone();
+    json.splice(0..0, ["--format".to_string(), "json".to_string()]);
+    let r = w.run(&strs(&json));
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        codes(&r.json(), "error"),
+        vec!["B003", "B005", "B007", "B009"]
+    );
+    insta::assert_snapshot!("build_check_json", w.snap(&r));
+
+    let mut sarif = args.clone();
+    sarif.extend(["--output".into(), "sarif".into()]);
+    let r = w.run(&strs(&sarif));
+    assert_eq!(r.code, 1);
+    insta::assert_snapshot!("build_check_sarif", w.snap(&r));
+    let log: serde_sarif::sarif::Sarif = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not SARIF 2.1.0 ({e}):\n{}", r.stdout));
+    let run = &log.runs[0];
+    assert_eq!(run.tool.driver.name, "lineage");
+    let results = run.results.as_ref().unwrap();
+    assert_eq!(results.len(), 4);
+    let rules = run.tool.driver.rules.as_ref().unwrap();
+    for result in results {
+        let id = result.rule_id.as_deref().unwrap();
+        let index = result.rule_index.unwrap() as usize;
+        assert_eq!(rules[index].id, id, "ruleIndex points at its rule");
+        // Every result has a location, or GitHub code scanning drops it.
+        assert!(result.locations.as_ref().is_some_and(|l| !l.is_empty()));
+    }
+
+    // GitHub Actions: workflow commands on stdout, the job summary appended to the file.
+    let summary = w.path("summary.md");
+    std::fs::write(&summary, "# before\n").unwrap();
+    let mut github = args.clone();
+    github.extend(["--output".into(), "github".into()]);
+    let r = w.run_with(
+        &strs(&github),
+        &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .starts_with("::error title=B003 base-digest-missing::"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("::error title=B009 unpinned-dockerfile-from,file=Dockerfile,line=2,col=1::"),
+        "{}",
+        r.stdout
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("# before\n"), "appended, not overwritten");
+    assert!(md.contains("B003"), "{md}");
+
+    let mut plain = args.clone();
+    plain.extend(["--output".into(), "plain".into()]);
+    let r = w.run(&strs(&plain));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.starts_with("lineage build check: FAILED\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.is_ascii());
+}
+
+/// Configuration the gate cannot use exits 2, pointing at file, line and column, and
+/// writes nothing.
+#[test]
+fn bad_config_and_bad_rego_exit_2_with_positions() {
+    let w = World::new();
+    let args = build_args("record", "api", "a1", &pinned_base());
+    let before = w.ledger_bytes();
+
+    w.write("lineage.toml", "[rules]\nB003 = \"warn\"\nB099 = \"off\"\n");
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    insta::assert_snapshot!("bad_rule_in_config", w.snap(&r));
+
+    w.write("lineage.toml", "[rules]\nB003 = \"loud\"\n");
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .starts_with("error: lineage.toml:2:8: severity `loud`"),
+        "{}",
+        r.stderr
+    );
+
+    w.write("lineage.toml", "");
+    w.write(
+        "policies/bad.rego",
+        "package lineage.bad\n\ndeny contains msg if {\n  msg := \n}\n",
+    );
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.starts_with("error: policies/bad.rego:"),
+        "{}",
+        r.stderr
+    );
+    let position: Vec<&str> = r.stderr.split(':').skip(2).take(2).collect();
+    assert!(
+        position
+            .iter()
+            .all(|p| p.parse::<u32>().is_ok_and(|n| n > 0)),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.ledger_bytes(), before);
+}
+
+/// Generates an encrypted key pair `keys/NAME.{key,pub}` with `lineage key generate`.
+fn key(w: &World, name: &str) {
+    w.ok(&["key", "generate", "--name", name, "--dir", "keys"]);
+}
+
+fn trust(w: &World, entries: &[(&str, &str)]) {
+    let mut toml = String::new();
+    for (name, envs) in entries {
+        toml.push_str(&format!(
+            "[[trust.keys]]\nid = \"{name}\"\npublic_key_file = \"keys/{name}.pub\"\nroles = [\"builder\"]\n{envs}\n"
+        ));
+    }
+    w.write("lineage.toml", &toml);
+}
+
+/// Done when (issue 5): a build recorded and signed by Lineage verifies, by digest against
+/// the ledger and `[trust]`, and as an exported envelope against the public key; the same
+/// envelope with one byte flipped fails with a precise reason.
+#[test]
+fn a_signed_build_verifies_and_a_flipped_byte_does_not() {
+    let w = World::new();
+    key(&w, "ci");
+    trust(&w, &[("ci", "")]);
+    let mut args = build_args("record", "api", "a1", &pinned_base());
+    args.extend(["--sign-key".into(), "keys/ci.key".into()]);
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("signed provenance (SLSA v1) with key"),
+        "{}",
+        r.stdout
+    );
+
+    let d = digest("a1");
+    let r = w.run(&["--format", "json", "verify", &d]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(
+        (v["verified"].clone(), v["signers"][0].clone()),
+        (Value::Bool(true), Value::from("ci"))
+    );
+    // By pinned image too.
+    w.ok(&["verify", &format!("ghcr.io/acme/api@{d}")]);
+
+    let envelope = w.ok(&["attest", "export", &d]).stdout;
+    w.write("envelope.json", &envelope);
+    let r = w.run(&[
+        "--format",
+        "json",
+        "verify",
+        "envelope.json",
+        "--key",
+        "keys/ci.pub",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(
+        v["statement"]["predicate_type"],
+        "https://slsa.dev/provenance/v1"
+    );
+    assert_eq!(
+        v["statement"]["subjects"][0],
+        format!("ghcr.io/acme/api@{d}")
+    );
+
+    // Flip one byte of the payload: swap one base64 character for another mid-string, so
+    // the envelope still parses and only the signed bytes differ.
+    let mut json: Value = serde_json::from_str(&envelope).unwrap();
+    let payload = json["payload"].as_str().unwrap().to_string();
+    let mut bytes = payload.into_bytes();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    json["payload"] = Value::from(String::from_utf8(bytes).unwrap());
+    w.write("flipped.json", &json.to_string());
+    let r = w.run(&[
+        "--format",
+        "json",
+        "verify",
+        "flipped.json",
+        "--key",
+        "keys/ci.pub",
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["reason"]["code"], "dsse-no-trusted-signature");
+    assert_eq!(
+        v["reason"]["message"],
+        "none of the envelope's 1 signature(s) verifies with a trusted key"
+    );
+
+    // A digest the ledger has no signature for: exit 1 with the reason.
+    let unsigned = build_args("record", "api", "a2", &pinned_base());
+    assert_eq!(w.run_with(&strs(&unsigned), &GITHUB_ENV).code, 0);
+    let r = w.run(&["verify", &digest("a2")]);
+    assert_eq!(r.code, 1);
+    insta::assert_snapshot!("verify_unsigned_digest", w.snap(&r));
+}
+
+/// Done when (issue 5): a deploy check refuses a digest whose provenance was signed by an
+/// untrusted key (a key not in `[trust]`, or one trusted only for staging) with D009.
+#[test]
+fn a_deploy_check_refuses_provenance_signed_by_an_untrusted_key() {
+    let w = World::new();
+    key(&w, "ci");
+    key(&w, "rogue");
+    key(&w, "stage");
+    trust(&w, &[("ci", ""), ("stage", "environments = [\"staging\"]")]);
+    for (label, signer) in [("good", "ci"), ("bad", "rogue"), ("st", "stage")] {
+        let mut args = build_args("record", "api", label, &pinned_base());
+        args.extend(["--sign-key".into(), format!("keys/{signer}.key")]);
+        let r = w.run_with(&strs(&args), &GITHUB_ENV);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    }
+    let check = |label: &str, env: &str| {
+        let image = format!("ghcr.io/acme/api@{}", digest(label));
+        w.run(&[
+            "--format",
+            "json",
+            "deploy",
+            "check",
+            "--image",
+            &image,
+            "--env",
+            env,
+            "--by",
+            "jonas@acme.dev",
+            "--approved-by",
+            "maya@acme.dev",
+        ])
+    };
+    let r = check("good", "production");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    let r = check("bad", "production");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_eq!(codes(&report, "error"), vec!["D009"], "{report:#}");
+    assert!(
+        report["diagnostics"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("verifies with a trusted key"),
+        "{report:#}"
+    );
+
+    // Trusted for staging only: fine in staging, D009 in production.
+    assert_eq!(check("st", "staging").code, 0);
+    let r = check("st", "production");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(codes(&r.json(), "error"), vec!["D009"]);
+    insta::assert_snapshot!("deploy_check_staging_key_in_production", w.snap(&r));
+
+    // `lineage verify` agrees and says why; `deploy record` refuses.
+    let r = w.run(&["verify", &digest("st"), "--env", "production"]);
+    assert_eq!(r.code, 1);
+    let before = w.ledger_bytes();
+    let image = format!("ghcr.io/acme/api@{}", digest("bad"));
+    let r = w.run(&[
+        "deploy",
+        "record",
+        "--image",
+        &image,
+        "--env",
+        "production",
+        "--by",
+        "jonas@acme.dev",
+        "--approved-by",
+        "maya@acme.dev",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("error[D009]"), "{}", r.stdout);
+    assert_eq!(w.ledger_bytes(), before);
+
+    // `attest sign` adds a trusted signature to the rogue-signed build; then it may ship.
+    w.ok(&["attest", "sign", &digest("bad"), "--key", "keys/ci.key"]);
+    assert_eq!(check("bad", "production").code, 0);
+}

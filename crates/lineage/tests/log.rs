@@ -1,0 +1,574 @@
+//! The tamper-evident log end to end: the real binary, a real ledger, and the real `sqlite3`
+//! command-line tool editing the file behind Lineage's back. Every tamper case must make
+//! `lineage log verify` exit 1 and name the first bad leaf and its record.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const NOW: &str = "2026-11-17T09:12:00Z";
+
+struct Ledger {
+    dir: tempfile::TempDir,
+}
+
+fn digest(label: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(label.as_bytes()))
+    )
+}
+
+impl Ledger {
+    fn new() -> Ledger {
+        Ledger {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.path("ledger.db")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_lineage"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("LINEAGE_STORE", self.db())
+            .env("LINEAGE_NOW", NOW)
+            .env("LINEAGE_ACTOR", "maya@acme.dev")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "lineage {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `lineage --format json log verify`: the exit code and the report.
+    fn verify(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["--format", "json", "log", "verify"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}):\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap(), report)
+    }
+
+    /// Edits the ledger with the real `sqlite3` tool. Missing tool = failed test, not a skip.
+    fn sqlite(&self, sql: &str) {
+        let out = Command::new("sqlite3")
+            .arg(self.db())
+            .arg(sql)
+            .output()
+            .expect("the `sqlite3` command-line tool is required (apt install sqlite3)");
+        assert!(
+            out.status.success(),
+            "sqlite3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Reads one integer with the `sqlite3` tool.
+    fn query(&self, sql: &str) -> u64 {
+        let out = Command::new("sqlite3")
+            .arg(self.db())
+            .arg(sql)
+            .output()
+            .expect("the `sqlite3` command-line tool is required (apt install sqlite3)");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{sql}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
+    /// The SQLite row id (leaf index + 1) of the build of `label`.
+    fn build_row(&self, label: &str) -> u64 {
+        self.query(&format!(
+            "SELECT entry FROM builds WHERE digest = '{}'",
+            digest(label)
+        ))
+    }
+
+    /// The SQLite row id of the newest deploy to `env`.
+    fn deploy_row(&self, env: &str) -> u64 {
+        self.query(&format!(
+            "SELECT max(entry) FROM deploys WHERE env = '{env}'"
+        ))
+    }
+
+    fn last_row(&self) -> u64 {
+        self.query("SELECT max(idx) FROM entries")
+    }
+
+    fn build(&self, service: &str, label: &str) {
+        self.ok(&[
+            "build",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/{service}@{}", digest(label)),
+            "--commit",
+            "4f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39",
+            "--base",
+            &format!("python:3.12-slim@{}", digest("py")),
+            // A complete CI build, so that the build gates have nothing to refuse.
+            "--base-pulled-at",
+            "2026-11-17T09:00:00Z",
+            "--repo",
+            &format!("https://github.com/acme/{service}"),
+            "--branch",
+            "main",
+            "--ci-system",
+            "github-actions",
+            "--ci-run-id",
+            label,
+            "--builder",
+            "sa:ci",
+        ]);
+    }
+}
+
+/// Services api and web, builds api-1, api-2 and web-1, deploys of api-1 to staging and
+/// api-2 to dev. Other records (gate results, say) may sit between them, so tests look rows
+/// up rather than assume positions.
+fn scenario() -> Ledger {
+    let l = Ledger::new();
+    for s in ["api", "web"] {
+        l.ok(&[
+            "service",
+            "add",
+            s,
+            "--owner",
+            "priya@acme.dev",
+            "--image",
+            &format!("ghcr.io/acme/{s}"),
+        ]);
+    }
+    l.build("api", "api-1");
+    l.build("api", "api-2");
+    l.build("web", "web-1");
+    for (label, env) in [("api-1", "staging"), ("api-2", "dev")] {
+        l.ok(&[
+            "deploy",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/api@{}", digest(label)),
+            "--env",
+            env,
+            "--by",
+            "jonas@acme.dev",
+        ]);
+    }
+    let (code, report) = l.verify(&[]);
+    assert_eq!(code, 0, "a fresh ledger verifies: {report:#}");
+    assert_eq!(report["entries"], l.last_row());
+    l
+}
+
+/// Asserts that verify fails and names `leaf` with the given problem code and record kind.
+fn assert_caught(l: &Ledger, code: &str, leaf: u64, kind: &str, digest_label: Option<&str>) {
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 1, "{report:#}");
+    assert_eq!(report["verified"], false);
+    let first = &report["problems"][0];
+    assert_eq!(first["code"], code, "{report:#}");
+    assert_eq!(first["leaf"], leaf, "{report:#}");
+    assert_eq!(first["record"]["kind"], kind, "{report:#}");
+    if let Some(label) = digest_label {
+        assert_eq!(first["record"]["digest"], digest(label), "{report:#}");
+    }
+    // The human form names the leaf too.
+    let out = l.run(&["log", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("FAILED: "), "{text}");
+    assert!(text.contains(&format!("leaf {leaf}: {kind}")), "{text}");
+}
+
+#[test]
+fn an_edited_field_is_caught() {
+    let l = scenario();
+    // Rewrite who built api-2: change the commit in the stored body.
+    let row = l.build_row("api-2");
+    l.sqlite(&format!(
+        "UPDATE entries SET body = replace(body, '4f2a9c1e', '00000000') WHERE idx = {row}"
+    ));
+    assert_caught(&l, "record-altered", row - 1, "build", Some("api-2"));
+}
+
+#[test]
+fn a_deleted_row_is_caught() {
+    let l = scenario();
+    let row = l.build_row("api-2");
+    l.sqlite(&format!("DELETE FROM entries WHERE idx = {row}"));
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 1);
+    let first = &report["problems"][0];
+    assert_eq!(first["code"], "record-missing", "{report:#}");
+    assert_eq!(first["leaf"], row - 1, "{report:#}");
+}
+
+#[test]
+fn a_deleted_last_row_is_caught() {
+    let l = scenario();
+    let row = l.last_row();
+    l.sqlite(&format!("DELETE FROM entries WHERE idx = {row}"));
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 1);
+    let first = &report["problems"][0];
+    assert_eq!(first["code"], "record-missing", "{report:#}");
+    assert_eq!(first["leaf"], row - 1, "{report:#}");
+}
+
+#[test]
+fn two_swapped_rows_are_caught() {
+    let l = scenario();
+    let (a, b) = (l.build_row("api-1"), l.build_row("api-2"));
+    l.sqlite(&format!(
+        "UPDATE entries SET body = CASE idx WHEN {a} THEN (SELECT body FROM entries WHERE idx = {b})
+                                        ELSE (SELECT body FROM entries WHERE idx = {a}) END
+         WHERE idx IN ({a}, {b})"
+    ));
+    // api-1's leaf now holds api-2's build.
+    assert_caught(&l, "record-altered", a - 1, "build", Some("api-2"));
+}
+
+#[test]
+fn a_row_appended_behind_lineages_back_is_caught() {
+    let l = scenario();
+    let row = l.deploy_row("dev");
+    assert_eq!(row, l.last_row());
+    l.sqlite(&format!(
+        "INSERT INTO entries (kind, body, recorded_at)
+         SELECT kind, replace(body, '\"dev\"', '\"staging\"'), recorded_at FROM entries WHERE idx = {row}"
+    ));
+    assert_caught(&l, "record-added", row, "deploy", Some("api-2"));
+    // And Lineage refuses to write on top of it.
+    let out = l.run(&[
+        "deploy",
+        "record",
+        "--image",
+        &format!("ghcr.io/acme/api@{}", digest("api-1")),
+        "--env",
+        "dev",
+        "--by",
+        "jonas@acme.dev",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was written"));
+}
+
+#[test]
+fn an_edited_projection_row_is_caught() {
+    let l = scenario();
+    // Make `trace` say dev runs api-1, without touching the journal.
+    let row = l.deploy_row("dev");
+    l.sqlite(&format!(
+        "UPDATE deploys SET digest = '{}' WHERE entry = {row}",
+        digest("api-1")
+    ));
+    assert_caught(&l, "projection-altered", row - 1, "deploy", Some("api-2"));
+}
+
+#[test]
+fn rewritten_log_hashes_are_caught() {
+    let l = scenario();
+    l.sqlite("UPDATE log_hashes SET hash = zeroblob(32) WHERE idx = 0");
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 1);
+    assert_eq!(report["problems"][0]["leaf"], 0, "{report:#}");
+}
+
+fn copy_to(from: &Path, dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(from, &to).unwrap();
+    to
+}
+
+/// Runs the binary in an empty directory with no ledger configured: what an auditor has.
+fn auditor(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_auditor_checks_a_proof_with_only_the_file_and_the_public_key() {
+    let l = scenario();
+    let audit = tempfile::tempdir().unwrap();
+    let bundle = audit.path().join("proof.json");
+    l.ok(&[
+        "log",
+        "prove",
+        &digest("api-2"),
+        "--output",
+        bundle.to_str().unwrap(),
+    ]);
+    let key = copy_to(&l.path("log.pub"), audit.path(), "log.pub");
+    let (api2, size) = (l.build_row("api-2"), l.last_row());
+    drop(l); // The ledger is gone.
+    let out = auditor(
+        audit.path(),
+        &["log", "verify-proof", "proof.json", "--key", "log.pub"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = format!(
+        "verified: leaf {} is in the tree of {size} leaves",
+        api2 - 1
+    );
+    assert!(text.starts_with(&expected), "{text}");
+    assert!(
+        !audit.path().join(".lineage").exists(),
+        "an audit creates no ledger"
+    );
+
+    // The leaf is covered exactly: one flipped byte in the record fails with the reason.
+    let mut b: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    b["leaf"] = Value::String(base64_flip(b["leaf"].as_str().unwrap()));
+    std::fs::write(&bundle, b.to_string()).unwrap();
+    let out = auditor(
+        audit.path(),
+        &[
+            "--format",
+            "json",
+            "log",
+            "verify-proof",
+            "proof.json",
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["code"], "leaf-or-proof-altered", "{v:#}");
+}
+
+/// Flips a bit in the first byte of a base64 string's decoded value (re-encoded).
+fn base64_flip(s: &str) -> String {
+    // 'A' <-> 'B' changes the first sextet, hence the first decoded byte.
+    let mut chars: Vec<char> = s.chars().collect();
+    chars[0] = if chars[0] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+#[test]
+fn an_old_saved_checkpoint_is_consistent_with_the_current_log() {
+    let l = Ledger::new();
+    l.ok(&[
+        "service",
+        "add",
+        "api",
+        "--owner",
+        "priya@acme.dev",
+        "--image",
+        "ghcr.io/acme/api",
+    ]);
+    l.build("api", "api-1");
+    let saved = l.path("saved-checkpoint");
+    std::fs::write(&saved, l.ok(&["log", "checkpoint"])).unwrap();
+    let saved_size = l.last_row();
+    l.build("api", "api-2");
+    l.build("api", "api-3");
+    let (exit, report) = l.verify(&["--since", saved.to_str().unwrap()]);
+    assert_eq!(exit, 0, "{report:#}");
+    let size = l.last_row();
+    assert_eq!(report["since"]["size"], saved_size);
+    assert_eq!(report["checkpoint"]["size"], size);
+
+    // The same, as a bundle an outsider can check.
+    let out = l.path("consistency.json");
+    l.ok(&[
+        "log",
+        "consistency",
+        &saved_size.to_string(),
+        &size.to_string(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let text = l.ok(&[
+        "log",
+        "verify-proof",
+        out.to_str().unwrap(),
+        "--key",
+        "log.pub",
+    ]);
+    let expected = format!("verified: the tree of {size} leaves");
+    assert!(text.starts_with(&expected), "{text}");
+
+    // History before the saved checkpoint rewritten, stored hashes and all: still caught.
+    l.sqlite("UPDATE entries SET body = replace(body, 'priya', 'mallo') WHERE idx = 1");
+    let (exit, report) = l.verify(&["--since", saved.to_str().unwrap()]);
+    assert_eq!(exit, 1, "{report:#}");
+    let codes: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"since-inconsistent"), "{codes:?}");
+    assert_eq!(report["problems"][0]["leaf"], 0, "{report:#}");
+}
+
+#[test]
+fn checkpoints_are_written_for_witnesses() {
+    let l = Ledger::new();
+    std::fs::write(
+        l.path("lineage.toml"),
+        "[log]\norigin = \"ci.acme.dev/ledger\"\ncheckpoint_dir = \"witness\"\n",
+    )
+    .unwrap();
+    l.ok(&[
+        "service",
+        "add",
+        "api",
+        "--owner",
+        "priya@acme.dev",
+        "--image",
+        "ghcr.io/acme/api",
+    ]);
+    l.build("api", "api-1");
+    let latest = std::fs::read_to_string(l.path("witness/latest")).unwrap();
+    assert_eq!(latest, l.ok(&["log", "checkpoint"]));
+    let size = l.last_row();
+    assert!(
+        latest.starts_with(&format!("ci.acme.dev/ledger\n{size}\n")),
+        "{latest}"
+    );
+    assert!(l.path(&format!("witness/{size}")).exists());
+    assert!(
+        latest.contains("\n\n\u{2014} ci.acme.dev/ledger "),
+        "{latest}"
+    );
+    // One file per signed size: the service's and the build's.
+    assert!(l.path("witness/1").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(l.path("log.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The verifier-key form works as well as the PEM.
+    let (exit, _) = l.verify(&["--key", "log.vkey"]);
+    assert_eq!(exit, 0);
+    // A bad origin in the settings is reported with its position.
+    std::fs::write(l.path("lineage.toml"), "[log]\norigin = \"a b\"\n").unwrap();
+    let out = l.run(&[
+        "build",
+        "record",
+        "--image",
+        &format!("ghcr.io/acme/api@{}", digest("api-3")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lineage.toml:2:10"));
+    std::fs::remove_file(l.path("lineage.toml")).unwrap();
+    let (_, report) = l.verify(&[]);
+    assert_eq!(report["entries"], size, "nothing was recorded");
+}
+
+#[test]
+fn wrong_keys_other_sizes_and_bad_files_are_reported() {
+    let l = scenario();
+    let proof = l.path("proof.json");
+    l.ok(&["log", "prove", "2", "--output", proof.to_str().unwrap()]);
+    let other = scenario(); // Another ledger, another key.
+    let json = |args: &[&str]| -> (i32, Value) {
+        let mut all = vec!["--format", "json", "log", "verify-proof"];
+        all.extend_from_slice(args);
+        let out = auditor(l.dir.path(), &all);
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        )
+    };
+    let other_key = other.path("log.pub");
+    let (exit, v) = json(&["proof.json", "--key", other_key.to_str().unwrap()]);
+    assert_eq!((exit, v["code"].as_str()), (1, Some("wrong-key")), "{v:#}");
+
+    // A proof for another tree size than its checkpoint's.
+    let mut b: Value = serde_json::from_str(&std::fs::read_to_string(&proof).unwrap()).unwrap();
+    b["tree_size"] = Value::from(6);
+    std::fs::write(l.path("resized.json"), b.to_string()).unwrap();
+    let (exit, v) = json(&["resized.json", "--key", "log.pub"]);
+    assert_eq!(
+        (exit, v["code"].as_str()),
+        (1, Some("tree-size-mismatch")),
+        "{v:#}"
+    );
+    assert!(
+        v["reason"].as_str().unwrap().contains("tree size 6"),
+        "{v:#}"
+    );
+
+    // A malformed checkpoint.
+    let mut b: Value = serde_json::from_str(&std::fs::read_to_string(&proof).unwrap()).unwrap();
+    b["checkpoint"] = Value::String("lineage.local/ledger\nseven\n".into());
+    std::fs::write(l.path("malformed.json"), b.to_string()).unwrap();
+    let (exit, v) = json(&["malformed.json", "--key", "log.pub"]);
+    assert_eq!(
+        (exit, v["code"].as_str()),
+        (1, Some("malformed-checkpoint")),
+        "{v:#}"
+    );
+
+    // Missing and corrupt files cannot be judged: exit 2.
+    let out = auditor(
+        l.dir.path(),
+        &["log", "verify-proof", "nope.json", "--key", "log.pub"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot read proof bundle"));
+    std::fs::write(
+        l.path("corrupt.json"),
+        "{\"kind\": \"inclusion\", \"schema\": 1",
+    )
+    .unwrap();
+    let out = auditor(
+        l.dir.path(),
+        &["log", "verify-proof", "corrupt.json", "--key", "log.pub"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a readable proof bundle"));
+    let out = auditor(
+        l.dir.path(),
+        &["log", "verify-proof", "proof.json", "--key", "nope.pub"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    // `log verify` with another ledger's key: every checkpoint is rejected.
+    let (exit, report) = l.verify(&["--key", other_key.to_str().unwrap()]);
+    assert_eq!(exit, 1);
+    assert_eq!(
+        report["problems"][0]["code"], "checkpoint-invalid",
+        "{report:#}"
+    );
+}
