@@ -1,6 +1,6 @@
 //! Project automation: `cargo xtask test` sets up every real component the test suite needs
-//! (Debian packages, a Python with the in-toto reference implementations, a PostgreSQL
-//! database) and runs the whole suite; `cargo xtask bench` runs the benchmarks.
+//! (Debian packages, a Python with the in-toto reference implementations, a fresh PostgreSQL
+//! database, dropped afterwards) and runs the whole suite; `cargo xtask bench` runs the benchmarks.
 //!
 //! A missing component makes the run fail, never skip: the tests themselves refuse to run
 //! without what they need.
@@ -10,6 +10,8 @@ use std::process::{Command, ExitCode};
 
 /// Debian packages the tests run for real.
 const APT_PACKAGES: &[&str] = &[
+    // The PostgreSQL backend is tested against a real server (started if it is not running).
+    "postgresql-client",
     // Tamper tests edit ledgers behind Lineage's back.
     "sqlite3",
     // Interop: keys Lineage writes must open in OpenSSL, and the other way round.
@@ -60,6 +62,90 @@ struct World {
     fixtures: PathBuf,
 }
 
+/// PostgreSQL on loopback, as this project's machines run it (trust auth for local users).
+const PG_HOST: &str = "127.0.0.1";
+const PG_PORT: &str = "5432";
+const PG_USER: &str = "postgres";
+
+/// A database made for one test run and dropped when the run ends, pass or fail.
+struct TestDatabase {
+    name: String,
+}
+
+impl TestDatabase {
+    fn url(&self) -> String {
+        format!("postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{}", self.name)
+    }
+
+    fn create() -> Result<TestDatabase, String> {
+        ensure_postgres()?;
+        let name = format!("lineage_test_{}", std::process::id());
+        psql(&format!("DROP DATABASE IF EXISTS {name}"))?;
+        psql(&format!("CREATE DATABASE {name}"))?;
+        Ok(TestDatabase { name })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Tests may have made extra databases named after this one.
+        let list = Command::new("psql")
+            .args(["-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres", "-tA", "-c"])
+            .arg(format!("SELECT datname FROM pg_database WHERE datname LIKE '{}%'", self.name))
+            .output();
+        if let Ok(out) = list {
+            for db in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()) {
+                let _ = psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+fn psql(sql: &str) -> Result<(), String> {
+    let out = Command::new("psql")
+        .args(["-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("psql `{sql}` failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+fn pg_ready() -> bool {
+    Command::new("pg_isready")
+        .args(["-h", PG_HOST, "-p", PG_PORT, "-q"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Starts the machine's PostgreSQL cluster, installing Debian's `postgresql` first if needed.
+fn ensure_postgres() -> Result<(), String> {
+    if pg_ready() {
+        return Ok(());
+    }
+    // Any installed server version will do; Debian's `postgresql` brings the current one.
+    if !Path::new("/etc/postgresql").exists() {
+        ensure_apt(&["postgresql"])?;
+    }
+    let versions = std::fs::read_dir("/etc/postgresql")
+        .map_err(|e| format!("PostgreSQL is installed but /etc/postgresql is unreadable: {e}"))?;
+    for version in versions.flatten() {
+        let version = version.file_name().to_string_lossy().to_string();
+        eprintln!("xtask: starting PostgreSQL {version}");
+        let _ = run(Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &version, "main", "start"]));
+    }
+    for _ in 0..50 {
+        if pg_ready() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Err(format!("PostgreSQL did not become ready on {PG_HOST}:{PG_PORT}"))
+}
+
 fn setup() -> Result<World, String> {
     let fixtures = root().join("../shared/fixtures");
     if !fixtures.join("SOURCES.md").exists() {
@@ -78,12 +164,14 @@ fn setup() -> Result<World, String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     let world = setup()?;
+    let database = TestDatabase::create()?;
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(root())
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .env("LINEAGE_TEST_PYTHON", &world.python)
-        .env("LINEAGE_FIXTURES", &world.fixtures);
+        .env("LINEAGE_FIXTURES", &world.fixtures)
+        .env("LINEAGE_TEST_PG", database.url());
     run(&mut cmd)
 }
 
