@@ -505,7 +505,7 @@ impl Demo {
                 "--ci-system",
                 "github-actions",
                 "--ci-job",
-                "release/image",
+                &format!("{}/release-image", b.service),
                 "--ci-run-id",
                 &format!("{}", 7000 + b.days_ago),
                 "--ci-url",

@@ -191,6 +191,20 @@ fn builds_are_recorded_from_the_registry_with_bases_by_annotation_and_by_layer_m
     assert!(err.contains(other) && err.contains(REVISION), "{err}");
     assert_eq!(ledger.entries(), before);
 
+    // `--print-detected` shows what the registry filled in and writes nothing.
+    let shown = ledger.json(&[
+        "build",
+        "record",
+        "--from-registry",
+        &app_ref,
+        "--print-detected",
+    ]);
+    assert_eq!(shown["build"]["digest"], app.digest, "{shown:#}");
+    assert_eq!(shown["build"]["bases"][0]["digest"], base.digest);
+    assert_eq!(shown["base_detection"]["method"], "annotation");
+    assert_eq!(ledger.entries(), before);
+    assert!(base_facts(&ledger).is_empty());
+
     // The OCI push carries buildah's base annotations: the base is exact.
     let out = ledger.json(&[
         "build",
