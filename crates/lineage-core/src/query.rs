@@ -8,12 +8,12 @@ use lineage_model::{
     ServiceName, Tag, Timestamp,
 };
 use lineage_store::{BaseFilter, RunningImage, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Config, Error};
 
 /// Owners to call, as every report shows them.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Owners {
     pub owner: Option<String>,
     pub backup_owner: Option<String>,
@@ -34,7 +34,7 @@ impl Owners {
 }
 
 /// Where a digest runs now.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Placement {
     pub env: String,
     pub digest: String,
@@ -67,7 +67,7 @@ impl Placement {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PreviousBuild {
     pub digest: String,
     pub tags: Vec<String>,
@@ -75,7 +75,7 @@ pub struct PreviousBuild {
     pub finished_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TraceReport {
     pub schema: u32,
     pub query: String,
@@ -246,7 +246,7 @@ pub fn base_filter(input: &str) -> Result<BaseFilter, Error> {
     })
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AffectedService {
     pub service: String,
     pub owners: Owners,
@@ -260,7 +260,7 @@ pub struct AffectedService {
     pub running: Vec<Placement>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AffectedReport {
     pub schema: u32,
     pub base: String,
@@ -348,7 +348,7 @@ pub fn affected(
     })
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunningRow {
     pub service: String,
     #[serde(flatten)]
@@ -356,7 +356,7 @@ pub struct RunningRow {
     pub owner: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunningReport {
     pub schema: u32,
     pub env: Option<String>,

@@ -1,8 +1,12 @@
 //! The backend-neutral store API.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use lineage_log::merkle::Hash;
+
+pub use crate::postgres::PgLocation;
 
 use lineage_model::{
     BuildRecord, DeployRecord, Digest, EnvName, Identity, Record, Repository, Service,
@@ -10,16 +14,33 @@ use lineage_model::{
 };
 
 /// Where a ledger lives.
+///
+/// `Debug` and `Display` never show a database password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
+    /// An embedded SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database, shared by any number of Lineage processes.
+    Postgres(PgLocation),
 }
 
 impl StoreLocation {
-    /// Parses `sqlite:PATH` or a plain path.
-    pub fn parse(input: &str) -> StoreLocation {
+    /// Parses `postgres://…` / `postgresql://…` (a PostgreSQL database), `sqlite:PATH` or a
+    /// plain path (an SQLite file).
+    pub fn parse(input: &str) -> Result<StoreLocation, StoreError> {
+        if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+            return Ok(StoreLocation::Postgres(PgLocation::parse(input)?));
+        }
+        if let Some((scheme, _)) = input.split_once("://") {
+            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') {
+                return Err(StoreError::BadLocation {
+                    input: crate::postgres::redact(input),
+                    problem: format!("`{scheme}://` is not a ledger backend Lineage knows"),
+                });
+            }
+        }
         let path = input.strip_prefix("sqlite:").unwrap_or(input);
-        StoreLocation::Sqlite(PathBuf::from(path))
+        Ok(StoreLocation::Sqlite(PathBuf::from(path)))
     }
 }
 
@@ -27,6 +48,7 @@ impl std::fmt::Display for StoreLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreLocation::Sqlite(p) => write!(f, "{}", p.display()),
+            StoreLocation::Postgres(pg) => write!(f, "{pg}"),
         }
     }
 }
@@ -49,6 +71,18 @@ pub enum StoreError {
     LogMismatch(String),
     #[error("ledger backend error: {0}")]
     Backend(String),
+    #[error("the target ledger is not a prefix of the source, so nothing was copied: {0}")]
+    TargetDiverges(String),
+    #[error("`{input}` is not a ledger location: {problem}")]
+    BadLocation { input: String, problem: String },
+    /// The database server could not be reached or refused the connection. Retrying later
+    /// may succeed; nothing was written.
+    #[error("the ledger database `{location}` is unavailable (server {server}): {detail}")]
+    Unavailable {
+        location: String,
+        server: String,
+        detail: String,
+    },
     #[error("cannot create the ledger directory `{path}`: {source}")]
     CreateDir {
         path: String,
@@ -266,4 +300,33 @@ pub trait Store: Send {
     fn checkpoint(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Every stored checkpoint, smallest size first.
     fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
+    /// How many journal entries there are of each kind (`Record::kind`).
+    fn kind_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        let (mut from, end) = (0, self.len()?);
+        while from < end {
+            for raw in self.raw_entries(from, from + 10_000)? {
+                *counts.entry(raw.kind).or_insert(0) += 1;
+            }
+            from += 10_000;
+        }
+        Ok(counts)
+    }
+
+    /// Waits until the log has more than `seen` leaves, or `timeout` has passed, and returns
+    /// the log size then. A server calls it in a loop to refresh what it caches when another
+    /// process (another replica) writes. This default polls; PostgreSQL overrides it with
+    /// `LISTEN`/`NOTIFY`, so a change is seen within milliseconds.
+    fn wait_for_change(&self, seen: u64, timeout: Duration) -> Result<u64, StoreError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let size = self.log_head()?.size;
+            let now = Instant::now();
+            if size > seen || now >= deadline {
+                return Ok(size);
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+        }
+    }
 }

@@ -16,12 +16,16 @@
 mod api;
 #[doc(hidden)]
 pub mod bench;
+mod copy;
+mod postgres;
 mod sqlite;
 
 pub use api::{
     BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch, RawEntry,
     RunningImage, Store, StoreError, StoreLocation, StoredCheckpoint,
 };
+pub use copy::{copy_ledger, CopyReport};
+pub use postgres::{PgLocation, CHANNEL as PG_NOTIFY_CHANNEL, PG_SCHEMA_VERSION};
 pub use lineage_log::merkle::Hash;
 
 /// Raw SQLite access for tamper tests and the raw-insert benchmark reference. Not part of
@@ -31,13 +35,15 @@ pub use rusqlite::Connection as RawConnection;
 #[doc(hidden)]
 pub use sqlite::raw_connection;
 
-/// The schema version this build of Lineage writes. A store with a newer version is refused.
+/// The SQLite schema version this build of Lineage writes. A store with a newer version is
+/// refused. PostgreSQL numbers its migrations separately ([`PG_SCHEMA_VERSION`]).
 pub const SCHEMA_VERSION: i64 = 3;
 
 /// Opens the store at `location`, creating and migrating it if `create` is set.
 pub fn open(location: &StoreLocation, create: bool) -> Result<Box<dyn Store>, StoreError> {
     match location {
         StoreLocation::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path, create)?)),
+        StoreLocation::Postgres(pg) => Ok(Box::new(postgres::PgStore::open(pg, create)?)),
     }
 }
 

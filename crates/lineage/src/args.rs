@@ -25,6 +25,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
+    /// Send `build record`, `deploy record`, `trace`, `affected` and `running` to a Lineage
+    /// server (`lineage serve`) instead of the local ledger; the token is LINEAGE_TOKEN.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,6 +97,14 @@ pub enum Command {
     /// Reports: services running on outdated base images.
     #[command(subcommand)]
     Report(crate::freshness::ReportCmd),
+    /// Run the team server: REST API, dashboard, admission webhook, metrics.
+    Serve(crate::serve::ServeArgs),
+    /// API tokens for the server (stored hashed; the secret is shown once).
+    #[command(subcommand)]
+    Token(crate::serve::TokenCmd),
+    /// Kubernetes set-up for the admission webhook.
+    #[command(subcommand)]
+    K8s(crate::serve::K8sCmd),
 }
 
 #[derive(Debug, Subcommand)]

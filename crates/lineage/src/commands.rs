@@ -16,6 +16,10 @@ use crate::settings::Settings;
 use crate::{CliError, Outcome};
 
 pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
+    let command = match crate::serve::remote(command, s)? {
+        Ok(outcome) => return Ok(outcome),
+        Err(command) => command,
+    };
     match command {
         Command::Service(cmd) => service(cmd, s),
         Command::Build(BuildCmd::Record(args)) => {
@@ -99,6 +103,9 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Exception(cmd) => crate::gates_admin::exception(cmd, s),
         Command::Retire(args) => crate::gates_admin::retire(args, s),
         Command::Policy(cmd) => crate::gates_admin::policy(cmd, s),
+        Command::Serve(args) => crate::serve::serve(args, s),
+        Command::Token(cmd) => crate::serve::token(cmd, s),
+        Command::K8s(cmd) => crate::serve::k8s(cmd, s),
     }
 }
 
@@ -245,7 +252,7 @@ fn read_limited(path: &std::path::Path, limit: u64) -> Result<String, CliError> 
 }
 
 /// Builds a `BuildRecord` from flags, filling gaps from the CI environment. Flags win.
-fn assemble_build(
+pub(crate) fn assemble_build(
     args: &BuildArgs,
     s: &Settings,
     store: Option<&dyn Store>,

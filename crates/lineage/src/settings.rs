@@ -17,6 +17,8 @@ pub const ENV_ACTOR: &str = "LINEAGE_ACTOR";
 pub const ENV_NOW: &str = "LINEAGE_NOW";
 /// The passphrase of encrypted private keys (read here, never logged or echoed).
 pub const ENV_KEY_PASSWORD: &str = "LINEAGE_KEY_PASSWORD";
+/// The bearer token sent to `--server` (read here, never logged or echoed).
+pub const ENV_TOKEN: &str = "LINEAGE_TOKEN";
 /// The directory holding docker's `config.json` (registry credentials), as docker reads it.
 pub const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 /// The home directory: `~/.docker/config.json` when DOCKER_CONFIG is unset.
@@ -45,6 +47,8 @@ pub struct Settings {
     /// The settings file's path as given (or `lineage.toml`), for `file:line:col` in errors.
     pub config_path: Option<PathBuf>,
     pub format: Format,
+    /// `--server URL`: a Lineage server to send commands to instead of the local ledger.
+    pub server: Option<String>,
     pub now: Timestamp,
     /// The process environment, captured once; CI detection reads it from here.
     pub env: BTreeMap<String, String>,
@@ -69,6 +73,7 @@ impl Settings {
                 .map(|_| cli.config.clone().unwrap_or_else(|| "lineage.toml".into())),
             config_file,
             format: cli.format,
+            server: cli.server.clone(),
             now,
             env,
         })

@@ -1,0 +1,526 @@
+//! The REST API under `/api/v1`. Each endpoint checks its scope first, parses its input into
+//! checked types, runs a `lineage-core` use case and answers with the report the CLI prints
+//! under `--format json`. [`ROUTES`] lists every endpoint with its scope; the OpenAPI document
+//! is generated from it and the authorization-matrix test walks it.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lineage_core::{ledger_log, query, record, services};
+use lineage_model::{BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Scope;
+use crate::{blocking, body_error, ApiError, AppState};
+
+/// One endpoint: what the router serves and the OpenAPI document describes.
+pub struct RouteDoc {
+    pub method: &'static str,
+    /// The path as OpenAPI writes it (`{name}` for a parameter).
+    pub path: &'static str,
+    /// `None`: no token needed.
+    pub scope: Option<Scope>,
+    pub summary: &'static str,
+    /// JSON Schema of the request body, for writes.
+    pub body: Option<fn() -> Value>,
+    /// Query parameters (name, required).
+    pub query: &'static [(&'static str, bool)],
+}
+
+pub const ROUTES: &[RouteDoc] = &[
+    RouteDoc { method: "get", path: "/healthz", scope: None, summary: "Liveness: the process answers", body: None, query: &[] },
+    RouteDoc { method: "get", path: "/readyz", scope: None, summary: "Readiness: 200 once the admission index is loaded, else 503", body: None, query: &[] },
+    RouteDoc { method: "get", path: "/metrics", scope: None, summary: "Prometheus metrics", body: None, query: &[] },
+    RouteDoc { method: "post", path: "/admission", scope: None, summary: "Kubernetes validating admission webhook (AdmissionReview v1); TLS-protected, no token", body: Some(admission_schema), query: &[] },
+    RouteDoc { method: "get", path: "/api/v1/services", scope: Some(Scope::Read), summary: "All services and owners (`service list`)", body: None, query: &[] },
+    RouteDoc { method: "post", path: "/api/v1/services", scope: Some(Scope::Admin), summary: "Register a service (`service add`)", body: Some(service_schema), query: &[] },
+    RouteDoc { method: "get", path: "/api/v1/services/{name}", scope: Some(Scope::Read), summary: "A service, its owners and ownership history (`service show`)", body: None, query: &[] },
+    RouteDoc { method: "patch", path: "/api/v1/services/{name}", scope: Some(Scope::Admin), summary: "Change owners (`service set-owner`)", body: Some(owners_schema), query: &[] },
+    RouteDoc { method: "post", path: "/api/v1/builds", scope: Some(Scope::BuildWrite), summary: "Record a build (`build record`); the body is a build record, `service` optional", body: Some(build_schema), query: &[] },
+    RouteDoc { method: "post", path: "/api/v1/deploys", scope: Some(Scope::DeployWrite), summary: "Record a deploy (`deploy record`)", body: Some(deploy_schema), query: &[] },
+    RouteDoc { method: "get", path: "/api/v1/trace/{target}", scope: Some(Scope::Read), summary: "One image, digest or service on one screen (`trace`); 404 with `found: false` when nothing matches", body: None, query: &[] },
+    RouteDoc { method: "get", path: "/api/v1/affected", scope: Some(Scope::Read), summary: "Services built on a base (`affected --base`)", body: None, query: &[("base", true)] },
+    RouteDoc { method: "get", path: "/api/v1/running", scope: Some(Scope::Read), summary: "What runs where (`running`)", body: None, query: &[("env", false)] },
+    RouteDoc { method: "get", path: "/api/v1/log/checkpoint", scope: Some(Scope::Read), summary: "The latest signed checkpoint (`log checkpoint`)", body: None, query: &[] },
+    RouteDoc { method: "get", path: "/api/v1/log/proof/{index}", scope: Some(Scope::Read), summary: "Inclusion proof bundle of a ledger entry (`log prove`)", body: None, query: &[] },
+    RouteDoc { method: "get", path: "/api/v1/log/consistency", scope: Some(Scope::Read), summary: "Consistency proof bundle between two tree sizes (`log consistency`)", body: None, query: &[("old", true), ("new", true)] },
+    RouteDoc { method: "get", path: "/api/v1/tokens", scope: Some(Scope::Admin), summary: "Tokens (ids, names, scopes; never secrets)", body: None, query: &[] },
+];
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/services", get(list_services).post(add_service))
+        .route("/api/v1/services/{name}", get(show_service).patch(set_owner))
+        .route("/api/v1/builds", post(record_build))
+        .route("/api/v1/deploys", post(record_deploy))
+        .route("/api/v1/trace/{*target}", get(trace))
+        .route("/api/v1/affected", get(affected))
+        .route("/api/v1/running", get(running))
+        .route("/api/v1/log/checkpoint", get(checkpoint))
+        .route("/api/v1/log/proof/{index}", get(proof))
+        .route("/api/v1/log/consistency", get(consistency))
+        .route("/api/v1/tokens", get(tokens))
+}
+
+/// `GET /openapi.json`: OpenAPI 3.1, generated from [`ROUTES`].
+pub async fn openapi() -> Json<Value> {
+    Json(openapi_document())
+}
+
+pub fn openapi_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in ROUTES {
+        let mut op = json!({
+            "summary": r.summary,
+            "operationId": format!("{}{}", r.method, r.path.replace(['/', '{', '}'], "_")),
+            "responses": {
+                "200": { "description": "the report, as the CLI prints it with `--format json`", "content": { "application/json": { "schema": { "type": "object" } } } },
+                "400": { "$ref": "#/components/responses/Error" },
+                "422": { "$ref": "#/components/responses/Error" },
+            },
+        });
+        let mut params: Vec<Value> = Vec::new();
+        let mut rest = r.path;
+        while let Some(start) = rest.find('{') {
+            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
+            params.push(json!({ "name": &rest[start + 1..end], "in": "path", "required": true, "schema": { "type": "string" } }));
+            rest = &rest[end..];
+        }
+        for (name, required) in r.query {
+            params.push(json!({ "name": name, "in": "query", "required": required, "schema": { "type": "string" } }));
+        }
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if let Some(schema) = r.body {
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema() } } });
+            op["responses"]["413"] = json!({ "$ref": "#/components/responses/Error" });
+        }
+        match r.scope {
+            Some(scope) => {
+                op["security"] = json!([{ "bearer": [scope.as_str()] }]);
+                op["responses"]["401"] = json!({ "$ref": "#/components/responses/Error" });
+                op["responses"]["403"] = json!({ "$ref": "#/components/responses/Error" });
+                op["x-lineage-scope"] = json!(scope.as_str());
+            }
+            None => op["security"] = json!([]),
+        }
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Lineage",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "What runs, where it came from, and who fixes it now. Tokens: `lineage token create --name NAME --scope SCOPE`; `admin` implies every scope.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Error": {
+                    "description": "`{\"schema\": 1, \"error\": {\"message\", \"hint\"}}`",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "required": ["schema", "error"],
+                        "properties": {
+                            "schema": { "const": 1 },
+                            "error": { "type": "object", "required": ["message"], "properties": {
+                                "message": { "type": "string" }, "hint": { "type": ["string", "null"] } } },
+                        },
+                    } } },
+                },
+            },
+        },
+    })
+}
+
+fn identity_schema() -> Value {
+    json!({ "type": "string", "description": "an email, handle, `sa:NAME` or workload URI" })
+}
+
+fn owners_schema() -> Value {
+    json!({ "type": "object", "additionalProperties": false, "properties": {
+        "owner": identity_schema(), "backup_owner": identity_schema(), "emergency_approver": identity_schema() } })
+}
+
+fn service_schema() -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": ["name"], "properties": {
+        "name": { "type": "string" }, "owner": identity_schema(), "backup_owner": identity_schema(),
+        "emergency_approver": identity_schema(), "repo": { "type": "string" },
+        "images": { "type": "array", "items": { "type": "string" } } } })
+}
+
+fn build_schema() -> Value {
+    json!({ "type": "object", "required": ["image", "digest"], "description": "a build record (README: JSON formats); `service` defaults to the service that lists the image repository",
+        "properties": {
+            "service": { "type": "string" }, "image": { "type": "string" }, "digest": { "type": "string" },
+            "tags": { "type": "array", "items": { "type": "string" } },
+            "bases": { "type": "array", "items": { "type": "object", "required": ["name"], "properties": {
+                "name": { "type": "string" }, "tag": { "type": "string" }, "digest": { "type": "string" },
+                "pulled_at": { "type": "string", "format": "date-time" }, "final_stage": { "type": "boolean" } } } },
+            "source_repo": { "type": "string" }, "git_ref": { "type": "string" }, "commit": { "type": "string" },
+            "started_at": { "type": "string", "format": "date-time" }, "finished_at": { "type": "string", "format": "date-time" },
+            "ci": { "type": "object" }, "builder": identity_schema(), "platform": { "type": "string" }, "dockerfile": { "type": "object" } } })
+}
+
+fn deploy_schema() -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": ["image", "env", "by"], "properties": {
+        "image": { "type": "string", "description": "`REPOSITORY@sha256:…`" }, "env": { "type": "string" },
+        "by": identity_schema(), "approved_by": identity_schema(), "ticket": { "type": "string" },
+        "at": { "type": "string", "format": "date-time" } } })
+}
+
+fn admission_schema() -> Value {
+    json!({ "type": "object", "description": "an AdmissionReview (admission.k8s.io/v1)" })
+}
+
+/// Reads a JSON body into `T`, answering 413 / 400 / 422 in the API's error format.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(body_error)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the request body does not match: {e}"),
+            "`GET /openapi.json` shows the body each endpoint takes",
+        )
+    })
+}
+
+fn opt<T>(
+    v: Option<&str>,
+    parse: fn(&str) -> Result<T, lineage_model::ParseError>,
+    field: &'static str,
+) -> Result<Option<T>, ApiError> {
+    v.map(|v| parse(v).map_err(|e| ApiError::from(e.in_field(field)))).transpose()
+}
+
+fn changed(service: &Service, index: Option<u64>, what: &str) -> Response {
+    Json(json!({ "schema": 1, "outcome": what, "index": index, "service": service })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceInput {
+    name: String,
+    owner: Option<String>,
+    backup_owner: Option<String>,
+    emergency_approver: Option<String>,
+    repo: Option<String>,
+    #[serde(default)]
+    images: Vec<String>,
+}
+
+async fn add_service(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = st.authorize(&headers, Scope::Admin)?;
+    let input: ServiceInput = parse_body(body)?;
+    let service = Service {
+        name: ServiceName::parse(&input.name).map_err(|e| e.in_field("name"))?,
+        owner: opt(input.owner.as_deref(), Identity::parse, "owner")?,
+        backup_owner: opt(input.backup_owner.as_deref(), Identity::parse, "backup_owner")?,
+        emergency_approver: opt(input.emergency_approver.as_deref(), Identity::parse, "emergency_approver")?,
+        source_repo: opt(input.repo.as_deref(), SourceRepo::parse, "repo")?,
+        images: input
+            .images
+            .iter()
+            .map(|i| Repository::parse(i).map_err(|e| ApiError::from(e.in_field("images"))))
+            .collect::<Result<_, _>>()?,
+    };
+    let by = token.identity();
+    let s = st.clone();
+    let svc = service.clone();
+    let index = blocking(move || {
+        let now = s.now();
+        s.write(|store| Ok(services::add(store, svc, by, now)?))
+    })
+    .await?;
+    st.metrics.record_written("service");
+    tracing::info!(service = %service.name, by = %token.identity(), "service added");
+    Ok(changed(&service, Some(index), "added"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnersInput {
+    owner: Option<String>,
+    backup_owner: Option<String>,
+    emergency_approver: Option<String>,
+}
+
+async fn set_owner(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = st.authorize(&headers, Scope::Admin)?;
+    let input: OwnersInput = parse_body(body)?;
+    let name = ServiceName::parse(&name).map_err(|e| e.in_field("name"))?;
+    let change = services::OwnerChange {
+        owner: opt(input.owner.as_deref(), Identity::parse, "owner")?,
+        backup_owner: opt(input.backup_owner.as_deref(), Identity::parse, "backup_owner")?,
+        emergency_approver: opt(input.emergency_approver.as_deref(), Identity::parse, "emergency_approver")?,
+    };
+    let by = token.identity();
+    let s = st.clone();
+    let (service, index) = blocking(move || {
+        let now = s.now();
+        s.write(|store| {
+            let index = services::set_owner(store, &name, change, by, now)?;
+            let service = store
+                .service(&name)?
+                .ok_or_else(|| lineage_core::Error::UnknownService(name.to_string()))?;
+            Ok((service, index))
+        })
+    })
+    .await?;
+    if index.is_some() {
+        st.metrics.record_written("service");
+    }
+    Ok(changed(&service, index, if index.is_some() { "updated" } else { "unchanged" }))
+}
+
+async fn list_services(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let s = st.clone();
+    let list = blocking(move || s.read(|store| Ok(store.services()?))).await?;
+    Ok(Json(json!({ "schema": 1, "services": list })).into_response())
+}
+
+async fn show_service(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let name = ServiceName::parse(&name).map_err(|e| e.in_field("name"))?;
+    let s = st.clone();
+    let report = blocking(move || s.read(|store| Ok(services::show(store, &name)?))).await?;
+    Ok(Json(report).into_response())
+}
+
+async fn record_build(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = st.authorize(&headers, Scope::BuildWrite)?;
+    let mut raw: Value = parse_body(body)?;
+    let by = token.identity();
+    let s = st.clone();
+    let report = blocking(move || {
+        let now = s.now();
+        s.write(|store| {
+            // The service defaults to the one listing the image repository, as in the CLI.
+            let explicit = raw.get("service").and_then(Value::as_str).map(ServiceName::parse).transpose()
+                .map_err(|e| ApiError::from(e.in_field("service")))?;
+            let image = raw.get("image").and_then(Value::as_str).unwrap_or_default();
+            let image = Repository::parse(image).map_err(|e| ApiError::from(e.in_field("image")))?;
+            let service = record::service_for_image(store, &image, explicit.as_ref())?;
+            raw["service"] = Value::String(service.name.to_string());
+            let build: BuildRecord = serde_json::from_value(raw).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("the build record does not parse: {e}"),
+                    "send a build record as `lineage build record --print-detected --format json` shows it",
+                )
+            })?;
+            Ok(record::build(store, build, now, Some(&by))?)
+        })
+    })
+    .await?;
+    if report.outcome == "recorded" {
+        st.metrics.record_written("build");
+    }
+    tracing::info!(digest = %report.digest, service = %report.service, outcome = report.outcome, by = %token.identity(), "build");
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    image: String,
+    env: String,
+    by: String,
+    approved_by: Option<String>,
+    ticket: Option<String>,
+    at: Option<String>,
+}
+
+async fn record_deploy(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = st.authorize(&headers, Scope::DeployWrite)?;
+    let b: DeployBody = parse_body(body)?;
+    let now = st.now();
+    let input = record::DeployInput {
+        image: ImageRef::parse(&b.image).map_err(|e| e.in_field("image"))?,
+        env: b.env,
+        by: Identity::parse(&b.by).map_err(|e| e.in_field("by"))?,
+        approved_by: opt(b.approved_by.as_deref(), Identity::parse, "approved_by")?,
+        ticket: b.ticket,
+        at: opt(b.at.as_deref(), Timestamp::parse, "at")?.unwrap_or(now),
+    };
+    let by = token.identity();
+    let s = st.clone();
+    let report = blocking(move || {
+        s.write(|store| {
+            let deploy = record::resolve_deploy(store, &s.cfg.config, input)?;
+            Ok(record::deploy(store, deploy, now, Some(&by))?)
+        })
+    })
+    .await?;
+    st.metrics.record_written("deploy");
+    tracing::info!(digest = %report.digest, service = %report.service, by = %token.identity(), "deploy");
+    Ok(Json(report).into_response())
+}
+
+fn not_found(message: String) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "schema": 1, "found": false, "message": message }))).into_response()
+}
+
+async fn trace(
+    State(st): State<Arc<AppState>>,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let s = st.clone();
+    let t = target.clone();
+    let report = blocking(move || s.read(|store| Ok(query::trace(store, &s.cfg.config, &t)?))).await?;
+    Ok(match report {
+        Some(r) => Json(r).into_response(),
+        None => not_found(format!("nothing recorded for `{target}`")),
+    })
+}
+
+#[derive(Deserialize)]
+struct AffectedQuery {
+    base: Option<String>,
+}
+
+async fn affected(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<AffectedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let Some(base) = q.base else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "`base` is required",
+            "pass `?base=DIGEST` or `?base=NAME[:TAG]`",
+        ));
+    };
+    let filter = query::base_filter(&base)?;
+    let s = st.clone();
+    let report = blocking(move || s.read(|store| Ok(query::affected(store, &s.cfg.config, &filter)?))).await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+struct RunningQuery {
+    env: Option<String>,
+}
+
+async fn running(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<RunningQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let env = q.env.map(|e| st.cfg.config.environment(&e)).transpose()?;
+    let s = st.clone();
+    let report = blocking(move || s.read(|store| Ok(query::running(store, &s.cfg.config, env.as_ref())?))).await?;
+    Ok(Json(report).into_response())
+}
+
+async fn checkpoint(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let s = st.clone();
+    let latest = blocking(move || s.read(|store| Ok(store.latest_checkpoint()?))).await?;
+    let Some(latest) = latest else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the ledger has no signed checkpoint yet",
+            "record something first; each write signs one",
+        ));
+    };
+    Ok(Json(checkpoint_json(&latest)).into_response())
+}
+
+/// The checkpoint as `lineage log checkpoint --format json` prints it.
+pub fn checkpoint_json(latest: &lineage_store::StoredCheckpoint) -> Value {
+    use lineage_store::lineage_log::checkpoint::Checkpoint;
+    let body = latest.text.split_once("\n\n").map_or("", |(b, _)| b);
+    let cp = Checkpoint::parse(&format!("{body}\n")).ok();
+    json!({
+        "schema": 1,
+        "origin": cp.as_ref().map(|c| c.origin.clone()),
+        "size": latest.size,
+        "root": cp.as_ref().map(|c| hex::encode(c.root)),
+        "created": latest.created.to_string(),
+        "checkpoint": latest.text,
+    })
+}
+
+async fn proof(
+    State(st): State<Arc<AppState>>,
+    Path(index): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let index: u64 = index.parse().map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("`{index}` is not a ledger index"), "give a number, e.g. `/api/v1/log/proof/12`")
+    })?;
+    let s = st.clone();
+    let bundle = blocking(move || s.read(|store| Ok(ledger_log::prove(store, index)?))).await?;
+    Ok(Json(bundle).into_response())
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    old: Option<u64>,
+    new: Option<u64>,
+}
+
+async fn consistency(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<ConsistencyQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let (Some(old), Some(new)) = (q.old, q.new) else {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`old` and `new` are required", "e.g. `?old=10&new=42`"));
+    };
+    let s = st.clone();
+    let bundle = blocking(move || s.read(|store| Ok(ledger_log::consistency(store, old, new)?))).await?;
+    Ok(Json(bundle).into_response())
+}
+
+async fn tokens(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Admin)?;
+    let s = st.clone();
+    let list = blocking(move || {
+        s.read(|store| {
+            crate::auth::list(store).map_err(|e| ApiError::internal(e.to_string()))
+        })
+    })
+    .await?;
+    Ok(Json(list).into_response())
+}
