@@ -18,6 +18,7 @@ use lineage_store::lineage_log::proof::{ConsistencyBundle, InclusionBundle};
 use lineage_store::{Store, StoredCheckpoint};
 use serde::{Deserialize, Serialize};
 
+use crate::config::line_col;
 use crate::Error;
 
 /// The origin a ledger's log uses when `[log] origin` is not set.
@@ -120,16 +121,6 @@ impl LogSettings {
             .clone()
             .unwrap_or_else(|| ledger_dir.join(KEY_FILE))
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |i| before.len() - i - 1)
-        + 1;
-    (line, col)
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error, hint: &str) -> Error {

@@ -14,5 +14,5 @@ pub mod query;
 pub mod record;
 pub mod services;
 
-pub use config::{closest, Config, DEFAULT_ENVIRONMENTS};
+pub use config::{closest, line_col, Config, DEFAULT_ENVIRONMENTS};
 pub use error::{Error, FieldDiff};

@@ -106,6 +106,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Serve(args) => crate::serve::serve(args, s),
         Command::Token(cmd) => crate::serve::token(cmd, s),
         Command::K8s(cmd) => crate::serve::k8s(cmd, s),
+        Command::Store(cmd) => crate::store_cmd::run(cmd, s),
     }
 }
 
@@ -233,14 +234,14 @@ fn service(cmd: ServiceCmd, s: &Settings) -> Result<Outcome, CliError> {
 const MAX_IMPORT_BYTES: u64 = 16 << 20;
 const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
 
-fn read_limited(path: &std::path::Path, limit: u64) -> Result<String, CliError> {
+pub fn read_limited(path: &std::path::Path, limit: u64) -> Result<String, CliError> {
     let shown = path.display();
     let meta = std::fs::metadata(path)
         .map_err(|e| CliError::new(format!("cannot read `{shown}`: {e}"), "check the path"))?;
     if meta.len() > limit {
         return Err(CliError::new(
             format!("`{shown}` is {} bytes; the limit is {limit}", meta.len()),
-            "split the file, or check that it is the file you meant",
+            "check that it is the file you meant",
         ));
     }
     std::fs::read_to_string(path).map_err(|e| {

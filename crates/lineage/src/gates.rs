@@ -209,23 +209,7 @@ pub fn policy_files(
     Ok(out)
 }
 
-pub fn read_limited(path: &Path, limit: u64) -> Result<String, CliError> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| CliError::new(format!("cannot read `{shown}`: {e}"), "check the path"))?;
-    if meta.len() > limit {
-        return Err(CliError::new(
-            format!("`{shown}` is {} bytes; the limit is {limit}", meta.len()),
-            "check that it is the file you meant",
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(
-            format!("cannot read `{shown}`: {e}"),
-            "the file must be UTF-8 text",
-        )
-    })
-}
+pub use crate::commands::read_limited;
 
 /// Opens the ledger for reading if it exists. A check never creates one: with no ledger
 /// there is simply no context (no exceptions, no other services).
