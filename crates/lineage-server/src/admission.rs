@@ -44,9 +44,15 @@ pub struct Request {
 pub enum Parsed {
     Judge(Request),
     /// Nothing to judge (an unknown kind, a delete); allowed, with the reason.
-    Skip { uid: String, reason: String },
+    Skip {
+        uid: String,
+        reason: String,
+    },
     /// Unreadable; `uid` is empty when it could not be found.
-    Malformed { uid: String, reason: String },
+    Malformed {
+        uid: String,
+        reason: String,
+    },
 }
 
 /// Kinds whose pod spec is checked, and where the pod spec sits in the object.
@@ -57,7 +63,10 @@ const POD_SPEC_PATHS: [(&str, &[&str]); 7] = [
     ("DaemonSet", &["spec", "template", "spec"]),
     ("ReplicaSet", &["spec", "template", "spec"]),
     ("Job", &["spec", "template", "spec"]),
-    ("CronJob", &["spec", "jobTemplate", "spec", "template", "spec"]),
+    (
+        "CronJob",
+        &["spec", "jobTemplate", "spec", "template", "spec"],
+    ),
 ];
 
 const CONTAINER_FIELDS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
@@ -91,7 +100,10 @@ fn parse_value(value: &Value) -> Parsed {
         reason,
     };
     if value.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
-        return malformed("", "the body is not an AdmissionReview (`kind` must be `AdmissionReview`)".into());
+        return malformed(
+            "",
+            "the body is not an AdmissionReview (`kind` must be `AdmissionReview`)".into(),
+        );
     }
     let Some(request) = value.get("request").filter(|r| r.is_object()) else {
         return malformed("", "the AdmissionReview has no `request`".into());
@@ -142,12 +154,18 @@ fn parse_value(value: &Value) -> Parsed {
     }
     let mut images = Vec::new();
     for field in CONTAINER_FIELDS {
-        let Some(list) = spec.get(field) else { continue };
+        let Some(list) = spec.get(field) else {
+            continue;
+        };
         let Some(list) = list.as_array() else {
             return malformed(&uid, format!("`{field}` is not a list"));
         };
         for c in list {
-            let name = c.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             match c.get("image").and_then(Value::as_str) {
                 Some(image) => images.push(ContainerImage {
                     field,
@@ -155,7 +173,10 @@ fn parse_value(value: &Value) -> Parsed {
                     image: image.to_string(),
                 }),
                 None => {
-                    return malformed(&uid, format!("container `{name}` in `{field}` has no image"))
+                    return malformed(
+                        &uid,
+                        format!("container `{name}` in `{field}` has no image"),
+                    )
                 }
             }
         }
@@ -163,7 +184,11 @@ fn parse_value(value: &Value) -> Parsed {
     let namespace = request
         .get("namespace")
         .and_then(Value::as_str)
-        .or_else(|| object.pointer("/metadata/namespace").and_then(Value::as_str))
+        .or_else(|| {
+            object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+        })
         .map(str::to_string);
     Parsed::Judge(Request {
         uid,
@@ -202,7 +227,10 @@ impl Finding {
 
     /// `D005 image-not-pinned: image `x` ...; fix: ...`
     pub fn line(&self) -> String {
-        format!("{} {}: {}; fix: {}", self.code, self.name, self.message, self.hint)
+        format!(
+            "{} {}: {}; fix: {}",
+            self.code, self.name, self.message, self.hint
+        )
     }
 }
 
@@ -232,7 +260,9 @@ pub struct Context<'a> {
 
 /// The environment a request's namespace maps to, if the namespace is governed.
 pub fn environment<'a>(config: &'a AdmissionConfig, req: &Request) -> Option<&'a EnvName> {
-    req.namespace.as_ref().and_then(|ns| config.namespaces.get(ns))
+    req.namespace
+        .as_ref()
+        .and_then(|ns| config.namespaces.get(ns))
 }
 
 /// The digests a request's images are pinned to (what must be looked up before judging).
@@ -318,7 +348,10 @@ fn judge_image(c: &ContainerImage, env: &EnvName, production: bool, cx: &Context
             RuleId::DigestRetired,
             shown,
             format!("{at} is retired: {reason}"),
-            format!("deploy a newer digest of `{}` (`lineage trace {service_name}`)", image.repository),
+            format!(
+                "deploy a newer digest of `{}` (`lineage trace {service_name}`)",
+                image.repository
+            ),
         ));
     }
     match (cx.service)(service_name).and_then(|s| s.owner) {
@@ -335,8 +368,10 @@ fn judge_image(c: &ContainerImage, env: &EnvName, production: bool, cx: &Context
         SignatureStatus::Unsigned => out.push(Finding::rule(
             RuleId::ProvenanceUnsigned,
             shown,
-            format!("{at} has provenance that no one signed, and `{env}` requires a trusted signature"),
-            format!("sign it in CI: `lineage build sign {digest}` with a key trusted for `{env}`"),
+            format!(
+                "{at} has provenance that no one signed, and `{env}` requires a trusted signature"
+            ),
+            format!("sign it in CI: `lineage attest sign {digest} --key KEY` with a key trusted for `{env}`"),
         )),
         SignatureStatus::Untrusted { reason } => out.push(Finding::rule(
             RuleId::SignatureUntrusted,
@@ -353,7 +388,9 @@ fn judge_image(c: &ContainerImage, env: &EnvName, production: bool, cx: &Context
                 name: STALE_BASE.1,
                 deny: false,
                 image: shown.clone(),
-                message: format!("{at} is built on `{base}`, {days} days behind a newer digest of its tag"),
+                message: format!(
+                    "{at} is built on `{base}`, {days} days behind a newer digest of its tag"
+                ),
                 hint: "rebuild on the current base".into(),
             });
         }
@@ -371,14 +408,25 @@ fn no_provenance(at: &str, shown: &str, digest: &Digest) -> Finding {
 }
 
 fn verdict(findings: Vec<Finding>, mode: Mode) -> Verdict {
-    let denials: Vec<String> = findings.iter().filter(|f| f.deny).map(Finding::line).collect();
-    let mut warnings: Vec<String> =
-        findings.iter().filter(|f| !f.deny).map(Finding::line).collect();
+    let denials: Vec<String> = findings
+        .iter()
+        .filter(|f| f.deny)
+        .map(Finding::line)
+        .collect();
+    let mut warnings: Vec<String> = findings
+        .iter()
+        .filter(|f| !f.deny)
+        .map(Finding::line)
+        .collect();
     if denials.is_empty() {
         return Verdict {
             allowed: true,
             message: None,
-            outcome: if warnings.is_empty() { "allowed" } else { "warned" },
+            outcome: if warnings.is_empty() {
+                "allowed"
+            } else {
+                "warned"
+            },
             warnings,
             findings,
         };
@@ -386,13 +434,20 @@ fn verdict(findings: Vec<Finding>, mode: Mode) -> Verdict {
     match mode {
         Mode::Enforce => Verdict {
             allowed: false,
-            message: Some(format!("lineage denied this request: {}", denials.join("; "))),
+            message: Some(format!(
+                "lineage denied this request: {}",
+                denials.join("; ")
+            )),
             warnings,
             findings,
             outcome: "denied",
         },
         Mode::Audit => {
-            warnings.extend(denials.into_iter().map(|d| format!("audit mode, would deny: {d}")));
+            warnings.extend(
+                denials
+                    .into_iter()
+                    .map(|d| format!("audit mode, would deny: {d}")),
+            );
             Verdict {
                 allowed: true,
                 message: None,
@@ -427,11 +482,16 @@ pub fn malformed(reason: &str, mode: Mode) -> Verdict {
 
 /// The verdict while the index is loading.
 pub fn not_ready(allow: bool) -> Verdict {
-    let message = "lineage's admission index is still loading; try again in a few seconds".to_string();
+    let message =
+        "lineage's admission index is still loading; try again in a few seconds".to_string();
     Verdict {
         allowed: allow,
         message: Some(message.clone()),
-        warnings: if allow { vec![format!("allowed unchecked: {message}")] } else { Vec::new() },
+        warnings: if allow {
+            vec![format!("allowed unchecked: {message}")]
+        } else {
+            Vec::new()
+        },
         findings: Vec::new(),
         outcome: "not_ready",
     }

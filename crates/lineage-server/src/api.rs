@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lineage_core::{ledger_log, query, record, services};
-use lineage_model::{BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp};
+use lineage_model::{
+    BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -58,7 +60,10 @@ pub const ROUTES: &[RouteDoc] = &[
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/services", get(list_services).post(add_service))
-        .route("/api/v1/services/{name}", get(show_service).patch(set_owner))
+        .route(
+            "/api/v1/services/{name}",
+            get(show_service).patch(set_owner),
+        )
         .route("/api/v1/builds", post(record_build))
         .route("/api/v1/deploys", post(record_deploy))
         .route("/api/v1/trace/{*target}", get(trace))
@@ -201,11 +206,13 @@ fn opt<T>(
     parse: fn(&str) -> Result<T, lineage_model::ParseError>,
     field: &'static str,
 ) -> Result<Option<T>, ApiError> {
-    v.map(|v| parse(v).map_err(|e| ApiError::from(e.in_field(field)))).transpose()
+    v.map(|v| parse(v).map_err(|e| ApiError::from(e.in_field(field))))
+        .transpose()
 }
 
 fn changed(service: &Service, index: Option<u64>, what: &str) -> Response {
-    Json(json!({ "schema": 1, "outcome": what, "index": index, "service": service })).into_response()
+    Json(json!({ "schema": 1, "outcome": what, "index": index, "service": service }))
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -230,8 +237,16 @@ async fn add_service(
     let service = Service {
         name: ServiceName::parse(&input.name).map_err(|e| e.in_field("name"))?,
         owner: opt(input.owner.as_deref(), Identity::parse, "owner")?,
-        backup_owner: opt(input.backup_owner.as_deref(), Identity::parse, "backup_owner")?,
-        emergency_approver: opt(input.emergency_approver.as_deref(), Identity::parse, "emergency_approver")?,
+        backup_owner: opt(
+            input.backup_owner.as_deref(),
+            Identity::parse,
+            "backup_owner",
+        )?,
+        emergency_approver: opt(
+            input.emergency_approver.as_deref(),
+            Identity::parse,
+            "emergency_approver",
+        )?,
         source_repo: opt(input.repo.as_deref(), SourceRepo::parse, "repo")?,
         images: input
             .images
@@ -271,8 +286,16 @@ async fn set_owner(
     let name = ServiceName::parse(&name).map_err(|e| e.in_field("name"))?;
     let change = services::OwnerChange {
         owner: opt(input.owner.as_deref(), Identity::parse, "owner")?,
-        backup_owner: opt(input.backup_owner.as_deref(), Identity::parse, "backup_owner")?,
-        emergency_approver: opt(input.emergency_approver.as_deref(), Identity::parse, "emergency_approver")?,
+        backup_owner: opt(
+            input.backup_owner.as_deref(),
+            Identity::parse,
+            "backup_owner",
+        )?,
+        emergency_approver: opt(
+            input.emergency_approver.as_deref(),
+            Identity::parse,
+            "emergency_approver",
+        )?,
     };
     let by = token.identity();
     let s = st.clone();
@@ -290,10 +313,21 @@ async fn set_owner(
     if index.is_some() {
         st.metrics.record_written("service");
     }
-    Ok(changed(&service, index, if index.is_some() { "updated" } else { "unchanged" }))
+    Ok(changed(
+        &service,
+        index,
+        if index.is_some() {
+            "updated"
+        } else {
+            "unchanged"
+        },
+    ))
 }
 
-async fn list_services(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn list_services(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
     let s = st.clone();
     let list = blocking(move || s.read(|store| Ok(store.services()?))).await?;
@@ -391,7 +425,11 @@ async fn record_deploy(
 }
 
 fn not_found(message: String) -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "schema": 1, "found": false, "message": message }))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "schema": 1, "found": false, "message": message })),
+    )
+        .into_response()
 }
 
 async fn trace(
@@ -402,7 +440,8 @@ async fn trace(
     st.authorize(&headers, Scope::Read)?;
     let s = st.clone();
     let t = target.clone();
-    let report = blocking(move || s.read(|store| Ok(query::trace(store, &s.cfg.config, &t)?))).await?;
+    let report =
+        blocking(move || s.read(|store| Ok(query::trace(store, &s.cfg.config, &t)?))).await?;
     Ok(match report {
         Some(r) => Json(r).into_response(),
         None => not_found(format!("nothing recorded for `{target}`")),
@@ -429,7 +468,9 @@ async fn affected(
     };
     let filter = query::base_filter(&base)?;
     let s = st.clone();
-    let report = blocking(move || s.read(|store| Ok(query::affected(store, &s.cfg.config, &filter)?))).await?;
+    let report =
+        blocking(move || s.read(|store| Ok(query::affected(store, &s.cfg.config, &filter)?)))
+            .await?;
     Ok(Json(report).into_response())
 }
 
@@ -446,11 +487,16 @@ async fn running(
     st.authorize(&headers, Scope::Read)?;
     let env = q.env.map(|e| st.cfg.config.environment(&e)).transpose()?;
     let s = st.clone();
-    let report = blocking(move || s.read(|store| Ok(query::running(store, &s.cfg.config, env.as_ref())?))).await?;
+    let report =
+        blocking(move || s.read(|store| Ok(query::running(store, &s.cfg.config, env.as_ref())?)))
+            .await?;
     Ok(Json(report).into_response())
 }
 
-async fn checkpoint(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn checkpoint(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
     let s = st.clone();
     let latest = blocking(move || s.read(|store| Ok(store.latest_checkpoint()?))).await?;
@@ -486,7 +532,11 @@ async fn proof(
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
     let index: u64 = index.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("`{index}` is not a ledger index"), "give a number, e.g. `/api/v1/log/proof/12`")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{index}` is not a ledger index"),
+            "give a number, e.g. `/api/v1/log/proof/12`",
+        )
     })?;
     let s = st.clone();
     let bundle = blocking(move || s.read(|store| Ok(ledger_log::prove(store, index)?))).await?;
@@ -506,10 +556,15 @@ async fn consistency(
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
     let (Some(old), Some(new)) = (q.old, q.new) else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`old` and `new` are required", "e.g. `?old=10&new=42`"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "`old` and `new` are required",
+            "e.g. `?old=10&new=42`",
+        ));
     };
     let s = st.clone();
-    let bundle = blocking(move || s.read(|store| Ok(ledger_log::consistency(store, old, new)?))).await?;
+    let bundle =
+        blocking(move || s.read(|store| Ok(ledger_log::consistency(store, old, new)?))).await?;
     Ok(Json(bundle).into_response())
 }
 
@@ -517,9 +572,7 @@ async fn tokens(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<R
     st.authorize(&headers, Scope::Admin)?;
     let s = st.clone();
     let list = blocking(move || {
-        s.read(|store| {
-            crate::auth::list(store).map_err(|e| ApiError::internal(e.to_string()))
-        })
+        s.read(|store| crate::auth::list(store).map_err(|e| ApiError::internal(e.to_string())))
     })
     .await?;
     Ok(Json(list).into_response())

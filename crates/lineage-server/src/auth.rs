@@ -6,9 +6,7 @@
 //! means no secret is ever compared byte by byte, and nothing secret reaches a log line.
 
 use base64::Engine as _;
-use lineage_model::{
-    Identity, Record, ServiceName, Timestamp, TokenGrant, TokenRevocation,
-};
+use lineage_model::{Identity, Record, ServiceName, Timestamp, TokenGrant, TokenRevocation};
 use lineage_store::Store;
 use serde::Serialize;
 use sha2::Digest as _;
@@ -23,7 +21,12 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::BuildWrite, Scope::DeployWrite, Scope::Admin];
+    pub const ALL: [Scope; 4] = [
+        Scope::Read,
+        Scope::BuildWrite,
+        Scope::DeployWrite,
+        Scope::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,7 +59,9 @@ pub struct TokenInfo {
 impl TokenInfo {
     /// Whether the token may act with `needed`.
     pub fn allows(&self, needed: Scope) -> bool {
-        self.scopes.iter().any(|s| *s == needed || *s == Scope::Admin)
+        self.scopes
+            .iter()
+            .any(|s| *s == needed || *s == Scope::Admin)
     }
 
     /// The identity writes made with this token are recorded under.
@@ -125,7 +130,10 @@ pub struct Created {
 impl std::fmt::Debug for Created {
     // The secret never reaches a debug print or a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Created").field("grant", &self.grant).field("secret", &"<redacted>").finish()
+        f.debug_struct("Created")
+            .field("grant", &self.grant)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -155,7 +163,11 @@ pub fn create(
             checked.push(scope.as_str().to_string());
         }
     }
-    if list(store)?.tokens.iter().any(|t| t.name == name && !t.revoked) {
+    if list(store)?
+        .tokens
+        .iter()
+        .any(|t| t.name == name && !t.revoked)
+    {
         return Err(TokenError::Exists(name.to_string()));
     }
     let id = hex::encode(random(6)?);
@@ -172,7 +184,11 @@ pub fn create(
         at: now,
     };
     let index = store.record_facts(&[Record::Token(grant.clone())], now, Some(by))?[0];
-    Ok(Created { grant, index, secret })
+    Ok(Created {
+        grant,
+        index,
+        secret,
+    })
 }
 
 /// One token as `token list` shows it.
@@ -245,7 +261,10 @@ pub fn revoke(
 /// The bearer token of an `Authorization` header value, if it is one.
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, rest) = header.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -254,9 +273,16 @@ mod tests {
 
     #[test]
     fn scopes_and_bearer() {
-        let t = TokenInfo { id: "a".into(), name: "ci".into(), scopes: vec![Scope::BuildWrite] };
+        let t = TokenInfo {
+            id: "a".into(),
+            name: "ci".into(),
+            scopes: vec![Scope::BuildWrite],
+        };
         assert!(t.allows(Scope::BuildWrite) && !t.allows(Scope::Read));
-        let admin = TokenInfo { scopes: vec![Scope::Admin], ..t.clone() };
+        let admin = TokenInfo {
+            scopes: vec![Scope::Admin],
+            ..t.clone()
+        };
         assert!(Scope::ALL.iter().all(|s| admin.allows(*s)));
         assert_eq!(t.identity().to_string(), "sa:token-ci");
         assert_eq!(bearer("Bearer abc"), Some("abc"));

@@ -84,7 +84,10 @@ impl AdmissionConfig {
             let parsed = config.environment(env.get_ref()).map_err(|e| {
                 err(
                     env.span().start,
-                    format!("`admission.namespaces.{ns}`: {e}; {}", e.hint().unwrap_or_default()),
+                    format!(
+                        "`admission.namespaces.{ns}`: {e}; {}",
+                        e.hint().unwrap_or_default()
+                    ),
                 )
             })?;
             namespaces.insert(ns, parsed);
@@ -97,7 +100,9 @@ impl AdmissionConfig {
                 other => {
                     return Err(err(
                         m.span().start,
-                        format!("`admission.mode` is `{other}`; write `\"enforce\"` or `\"audit\"`"),
+                        format!(
+                            "`admission.mode` is `{other}`; write `\"enforce\"` or `\"audit\"`"
+                        ),
                     ))
                 }
             },
@@ -111,8 +116,8 @@ impl AdmissionConfig {
                     return Err(err(
                         m.span().start,
                         format!(
-                            "`admission.when_not_ready` is `{other}`; write `\"deny\"` or `\"allow\"`"
-                        ),
+                        "`admission.when_not_ready` is `{other}`; write `\"deny\"` or `\"allow\"`"
+                    ),
                     ))
                 }
             },
@@ -129,7 +134,10 @@ impl AdmissionConfig {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, col)
 }
 

@@ -1,5 +1,421 @@
-//! The dashboard (placeholder, filled in below).
+//! The dashboard: server-rendered HTML pages for people, read during an incident on a laptop.
+//!
+//! Every page is one HTML document with its stylesheet inline: no script, no font, no CDN, so
+//! it works on an isolated network and prints. Values from the ledger are escaped before they
+//! reach the page. Pages read the same reports the API returns.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
-use crate::AppState;
-pub fn routes() -> Router<Arc<AppState>> { Router::new() }
+use lineage_core::{query, services};
+use lineage_model::{DeployRecord, EnvName, ServiceName};
+use lineage_policy::SignatureStatus;
+use lineage_store::lineage_log::checkpoint::verify_checkpoint;
+use lineage_store::Store;
+use serde::Deserialize;
+
+use crate::{blocking, ApiError, AppState};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(fleet))
+        .route("/services/{name}", get(service))
+        .route("/incident", get(incident))
+        .route("/log", get(log))
+}
+
+const STYLE: &str = "
+body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
+header{background:#1b2a41;color:#fff;padding:10px 24px;display:flex;gap:24px;align-items:baseline}
+header b{font-size:18px}header a{color:#cfe0ff;text-decoration:none}header a:hover{text-decoration:underline}
+main{padding:16px 24px;max-width:1400px}
+h1{font-size:22px;margin:8px 0 12px}h2{font-size:17px;margin:22px 0 8px}
+table{border-collapse:collapse;background:#fff;width:100%;box-shadow:0 1px 2px #0002}
+th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #e3e6ea;vertical-align:top}
+th{background:#eef1f5;font-weight:600;font-size:13px;text-transform:uppercase;letter-spacing:.03em}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
+.ok{color:#116329}.bad{color:#b42318;font-weight:600}.warn{color:#9a6700}.muted{color:#6b7280}
+.card{background:#fff;padding:12px 16px;box-shadow:0 1px 2px #0002;margin-bottom:14px}
+form input[type=text]{font-size:16px;padding:6px 8px;width:min(640px,90%)}form button{font-size:16px;padding:6px 14px}
+td.mono{word-break:break-all}
+pre{background:#fff;padding:10px;box-shadow:0 1px 2px #0002;overflow-x:auto}
+";
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t} · Lineage</title><style>{STYLE}</style></head><body><header><b>Lineage</b><a href=\"/\">Fleet</a><a href=\"/incident\">Incident</a><a href=\"/log\">Log</a></header><main><h1>{t}</h1>{body}</main></body></html>",
+        t = esc(title)
+    ))
+}
+
+fn error_page(e: ApiError) -> Response {
+    let body = format!(
+        "<p class=\"bad\">{}</p><p>{}</p>",
+        esc(&e.message),
+        esc(e.hint.as_deref().unwrap_or(""))
+    );
+    (e.status, page("Error", &body)).into_response()
+}
+
+/// A digest as people read it: algorithm and the first 12 hex digits, the full one on hover.
+fn short(d: &str) -> String {
+    let cut = d.find(':').map_or(0, |i| i + 1) + 12;
+    let shown = if d.len() > cut { &d[..cut] } else { d };
+    format!("<code title=\"{}\">{}</code>", esc(d), esc(shown))
+}
+
+fn or_dash(v: Option<&str>) -> String {
+    v.map_or_else(|| "<span class=\"muted\">—</span>".to_string(), esc)
+}
+
+fn signature(s: &SignatureStatus) -> String {
+    match s {
+        SignatureStatus::Verified { key } => {
+            format!("<span class=\"ok\">signed ({})</span>", esc(key))
+        }
+        SignatureStatus::Untrusted { .. } => "<span class=\"bad\">untrusted</span>".into(),
+        SignatureStatus::Unsigned => "<span class=\"bad\">unsigned</span>".into(),
+        SignatureStatus::NotChecked => "<span class=\"muted\">not checked</span>".into(),
+    }
+}
+
+fn envs_in_order(st: &AppState) -> Vec<EnvName> {
+    let mut envs = st.cfg.config.environments.clone();
+    envs.sort_by_key(|e| st.cfg.config.env_rank(e));
+    envs
+}
+
+async fn fleet(State(st): State<Arc<AppState>>) -> Response {
+    let s = st.clone();
+    match blocking(move || s.read(|store| fleet_html(&s, store))).await {
+        Ok(body) => page("Fleet", &body).into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
+    let now = st.now();
+    let envs = envs_in_order(st);
+    let services = store.services()?;
+    let mut running: BTreeMap<ServiceName, Vec<lineage_store::RunningImage>> = BTreeMap::new();
+    for r in store.running(None, None)? {
+        running.entry(r.deploy.service.clone()).or_default().push(r);
+    }
+    let mut html = String::new();
+    let _ = write!(html, "<p class=\"muted\">{} services · now {}</p><table><thead><tr><th>Service</th><th>Owner</th><th>Backup</th>", services.len(), esc(&now.to_string()));
+    for e in &envs {
+        let _ = write!(html, "<th>{}</th>", esc(e.as_str()));
+    }
+    html.push_str("<th>Base behind</th><th>Last deploy</th></tr></thead><tbody>");
+    for svc in &services {
+        let rows = running.get(&svc.name).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = write!(
+            html,
+            "<tr><td><a href=\"/services/{n}\">{n}</a></td><td>{}</td><td>{}</td>",
+            or_dash(svc.owner.as_ref().map(|o| o.to_string()).as_deref()),
+            or_dash(svc.backup_owner.as_ref().map(|o| o.to_string()).as_deref()),
+            n = esc(svc.name.as_str()),
+        );
+        let mut behind: Option<i64> = None;
+        for e in &envs {
+            match rows.iter().find(|r| r.deploy.env == *e) {
+                Some(r) => {
+                    let facts = st.index.facts(&st.readers, &r.deploy.digest, now)?;
+                    if let Some((_, since)) = &facts.stale_base {
+                        behind = Some(behind.unwrap_or(0).max(since.days_until(now)));
+                    }
+                    let _ = write!(
+                        html,
+                        "<td>{}<br>{}</td>",
+                        short(&r.deploy.digest.to_string()),
+                        signature(&facts.signature_for(e))
+                    );
+                }
+                None => html.push_str("<td><span class=\"muted\">—</span></td>"),
+            }
+        }
+        let last = rows.iter().map(|r| &r.deploy).max_by_key(|d| d.at);
+        let _ = write!(
+            html,
+            "<td>{}</td><td>{}</td></tr>",
+            match behind {
+                Some(d) => format!("<span class=\"warn\">{d} days</span>"),
+                None => "<span class=\"muted\">up to date or unknown</span>".into(),
+            },
+            match last {
+                Some(d) => format!(
+                    "{} to {} by {}",
+                    esc(&d.at.to_string()),
+                    esc(d.env.as_str()),
+                    esc(&d.by.to_string())
+                ),
+                None => "<span class=\"muted\">never deployed</span>".into(),
+            }
+        );
+    }
+    html.push_str("</tbody></table>");
+    if services.is_empty() {
+        html.push_str("<p>No services yet: <code>lineage service add NAME --owner EMAIL --image REPOSITORY</code></p>");
+    }
+    Ok(html)
+}
+
+async fn service(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let s = st.clone();
+    let title = format!("Service {name}");
+    match blocking(move || s.read(|store| service_html(&s, store, &name))).await {
+        Ok(body) => page(&title, &body).into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, ApiError> {
+    let name = ServiceName::parse(name).map_err(|e| e.in_field("service"))?;
+    let report = services::show(store, &name)?;
+    let svc = &report.service;
+    let id = |v: &Option<lineage_model::Identity>| v.as_ref().map(|i| i.to_string());
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<div class=\"card\">Owner <b>{}</b> · backup <b>{}</b> · emergency approver <b>{}</b><br>Source {} · images {}</div>",
+        or_dash(id(&svc.owner).as_deref()),
+        or_dash(id(&svc.backup_owner).as_deref()),
+        or_dash(id(&svc.emergency_approver).as_deref()),
+        or_dash(svc.source_repo.as_ref().map(|r| r.to_string()).as_deref()),
+        esc(&svc.images.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")),
+    );
+    let builds = store.builds_of_service(&name, 50)?;
+    html.push_str("<h2>Builds</h2><table><thead><tr><th>Digest</th><th>Tags</th><th>Commit</th><th>Finished</th><th>Base</th><th>Built by</th></tr></thead><tbody>");
+    for b in &builds {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+            short(&b.digest.to_string()),
+            esc(&b.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")),
+            or_dash(b.commit.as_ref().map(|c| c.to_string()).as_deref()),
+            or_dash(b.finished_at.map(|t| t.to_string()).as_deref()),
+            or_dash(b.final_base().map(|x| x.display()).as_deref()),
+            or_dash(b.builder.as_ref().map(|x| x.to_string()).as_deref()),
+        );
+    }
+    html.push_str("</tbody></table>");
+    let mut deploys: Vec<DeployRecord> = Vec::new();
+    let mut digests: Vec<_> = builds.iter().map(|b| b.digest.clone()).collect();
+    for r in store.running(None, Some(&name))? {
+        if !digests.contains(&r.deploy.digest) {
+            digests.push(r.deploy.digest.clone());
+        }
+    }
+    for d in &digests {
+        deploys.extend(store.deploys_of_digest(d)?);
+    }
+    deploys.sort_by_key(|d| std::cmp::Reverse(d.at));
+    html.push_str("<h2>Deploy timeline</h2><table><thead><tr><th>When</th><th>Environment</th><th>Digest</th><th>Deployed by</th><th>Approved by</th><th>Ticket</th></tr></thead><tbody>");
+    for d in &deploys {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&d.at.to_string()),
+            esc(d.env.as_str()),
+            short(&d.digest.to_string()),
+            esc(&d.by.to_string()),
+            or_dash(d.approved_by.as_ref().map(|a| a.to_string()).as_deref()),
+            or_dash(d.ticket.as_deref()),
+        );
+    }
+    html.push_str("</tbody></table><h2>Ownership history</h2><table><thead><tr><th>When</th><th>By</th><th>Field</th><th>Old</th><th>New</th></tr></thead><tbody>");
+    for h in &report.history {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&h.at.to_string()),
+            esc(&h.by.to_string()),
+            esc(&h.field),
+            or_dash(h.old.as_deref()),
+            or_dash(h.new.as_deref()),
+        );
+    }
+    html.push_str("</tbody></table>");
+    let _ = st;
+    Ok(html)
+}
+
+#[derive(Deserialize)]
+struct IncidentQuery {
+    q: Option<String>,
+}
+
+async fn incident(State(st): State<Arc<AppState>>, Query(q): Query<IncidentQuery>) -> Response {
+    let query = q.q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let mut html = format!(
+        "<form method=\"get\" action=\"/incident\"><p>A base digest, a base name (<code>python:3.12-slim</code>) or an image.</p><input type=\"text\" name=\"q\" value=\"{}\" autofocus> <button type=\"submit\">Who is affected?</button></form>",
+        esc(query.as_deref().unwrap_or(""))
+    );
+    if let Some(q) = query {
+        let s = st.clone();
+        match blocking(move || s.read(|store| incident_html(&s, store, &q))).await {
+            Ok(body) => html.push_str(&body),
+            Err(e) => {
+                let _ = write!(
+                    html,
+                    "<p class=\"bad\">{}</p><p>{}</p>",
+                    esc(&e.message),
+                    esc(e.hint.as_deref().unwrap_or(""))
+                );
+            }
+        }
+    }
+    page("Incident", &html).into_response()
+}
+
+fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, ApiError> {
+    let mut html = String::new();
+    let mut filter = query::base_filter(q).ok();
+    let mut report = match &filter {
+        Some(f) => Some(query::affected(store, &st.cfg.config, f)?),
+        None => None,
+    };
+    if report.as_ref().is_none_or(|r| r.services.is_empty()) {
+        // Not a base anyone built on: maybe an application image; then ask about its base.
+        if let Some(t) = query::trace(store, &st.cfg.config, q)? {
+            let base = t
+                .build
+                .as_ref()
+                .and_then(|b| b.final_base())
+                .and_then(|b| b.digest.clone());
+            let _ = write!(
+                html,
+                "<div class=\"card\"><code>{}</code> is service <a href=\"/services/{s}\">{s}</a>, digest {}; its base is {}.</div>",
+                esc(q),
+                short(&t.digest),
+                or_dash(t.build.as_ref().and_then(|b| b.final_base()).map(|b| b.display()).as_deref()),
+                s = esc(&t.service),
+            );
+            if let Some(d) = base {
+                let f = lineage_store::BaseFilter::Digest(d);
+                report = Some(query::affected(store, &st.cfg.config, &f)?);
+                filter = Some(f);
+            }
+        }
+    }
+    let _ = filter;
+    let Some(report) = report else {
+        let _ = write!(html, "<p>Nothing recorded for <code>{}</code>.</p>", esc(q));
+        return Ok(html);
+    };
+    if report.services.is_empty() {
+        let _ = write!(
+            html,
+            "<p>No recorded build uses base <code>{}</code>.</p>",
+            esc(&report.base)
+        );
+        return Ok(html);
+    }
+    let _ = write!(
+        html,
+        "<h2>{} services built on <code>{}</code></h2>",
+        report.services.len(),
+        esc(&report.base)
+    );
+    html.push_str("<table><thead><tr><th>Service</th><th>Call</th><th>Runs now</th><th>Latest build</th><th>Bases</th></tr></thead><tbody>");
+    for s in &report.services {
+        let mut runs = String::new();
+        for p in &s.running {
+            let _ = write!(
+                runs,
+                "<div><b>{}</b> {} since {} · deployed by {} · approved by {} · commit <span class=\"mono\">{}</span></div>",
+                esc(&p.env),
+                short(&p.digest),
+                esc(&p.since.to_string()),
+                esc(&p.deployed_by),
+                or_dash(p.approved_by.as_deref()),
+                or_dash(p.commit.as_deref()),
+            );
+        }
+        if runs.is_empty() {
+            runs = "<span class=\"muted\">not running anywhere</span>".into();
+        }
+        let _ = write!(
+            html,
+            "<tr><td><a href=\"/services/{n}\">{n}</a></td><td>owner {}<br>backup {}<br>emergency {}</td><td>{runs}</td><td>{}<br>commit <span class=\"mono\">{}</span><br>{} builds on this base</td><td class=\"mono\">{}</td></tr>",
+            or_dash(s.owners.owner.as_deref()),
+            or_dash(s.owners.backup_owner.as_deref()),
+            or_dash(s.owners.emergency_approver.as_deref()),
+            short(&s.latest_digest),
+            or_dash(s.latest_commit.as_deref()),
+            s.builds,
+            esc(&s.bases.join("\n")),
+            n = esc(&s.service),
+        );
+    }
+    html.push_str("</tbody></table>");
+    Ok(html)
+}
+
+async fn log(State(st): State<Arc<AppState>>) -> Response {
+    let s = st.clone();
+    match blocking(move || s.read(|store| log_html(&s, store))).await {
+        Ok(body) => page("Log", &body).into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+fn log_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
+    let head = store.log_head()?;
+    let mut html = format!("<p>The ledger holds <b>{}</b> entries.</p>", head.size);
+    let Some(latest) = store.latest_checkpoint()? else {
+        html.push_str("<p class=\"warn\">No signed checkpoint yet: record something first.</p>");
+        return Ok(html);
+    };
+    let status = match &st.cfg.log {
+        None => "<span class=\"muted\">not checked (the server has no log key)</span>".to_string(),
+        Some((key, _)) => match verify_checkpoint(&latest.text, &key.verifier()).verified() {
+            Some(cp) => {
+                let root = store.log_root(cp.size)?;
+                if root == cp.root && cp.size == latest.size {
+                    "<span class=\"ok\">verified: the signature is the log key's and the root matches the ledger</span>".to_string()
+                } else {
+                    "<span class=\"bad\">MISMATCH: the signed root differs from the ledger's; run <code>lineage log verify</code></span>".to_string()
+                }
+            }
+            None => "<span class=\"bad\">the signature does not verify with the log key; run <code>lineage log verify</code></span>".to_string(),
+        },
+    };
+    let cp = crate::api::checkpoint_json(&latest);
+    let _ = write!(
+        html,
+        "<div class=\"card\">Latest checkpoint: size <b>{}</b> · origin <code>{}</code> · created {}<br>Root <code>{}</code><br>Status: {status}{}</div><pre>{}</pre>",
+        latest.size,
+        esc(cp["origin"].as_str().unwrap_or("")),
+        esc(&latest.created.to_string()),
+        esc(cp["root"].as_str().unwrap_or("")),
+        if latest.size < head.size {
+            format!("<br><span class=\"warn\">{} newer entries are not yet covered by a checkpoint</span>", head.size - latest.size)
+        } else {
+            String::new()
+        },
+        esc(&latest.text),
+    );
+    Ok(html)
+}

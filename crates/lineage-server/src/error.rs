@@ -13,7 +13,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>, hint: impl Into<String>) -> ApiError {
+    pub fn new(
+        status: StatusCode,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             message: message.into(),

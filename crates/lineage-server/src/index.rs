@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use lineage_attest::TrustPolicy;
-use lineage_model::{
-    Digest, EnvName, Record, Repository, Service, ServiceName, Tag, Timestamp,
-};
+use lineage_model::{Digest, EnvName, Record, Repository, Service, ServiceName, Tag, Timestamp};
 use lineage_policy::SignatureStatus;
 use lineage_store::{Store, StoreError};
 
@@ -192,7 +190,8 @@ impl Index {
                     data.digests.remove(&a.digest);
                 }
                 Record::Service(c) => {
-                    data.services.insert(c.service.name.clone(), c.service.clone());
+                    data.services
+                        .insert(c.service.name.clone(), c.service.clone());
                 }
                 // A new base digest can make any build's base stale.
                 Record::Base(_) => data.digests.clear(),
@@ -309,7 +308,11 @@ fn newer_base_since(
             _ => None,
         })
         .collect();
-    let ours = seen.iter().filter(|b| b.digest == *digest).map(|b| b.seen_at).min();
+    let ours = seen
+        .iter()
+        .filter(|b| b.digest == *digest)
+        .map(|b| b.seen_at)
+        .min();
     Ok(seen
         .iter()
         .filter(|b| b.digest != *digest && ours.is_none_or(|o| b.seen_at > o))

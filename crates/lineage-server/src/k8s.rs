@@ -6,7 +6,10 @@
 //! discarded, so it cannot later be used to mint other certificates the API server trusts.
 
 use base64::Engine as _;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, ExtendedKeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -33,7 +36,9 @@ pub struct WebhookBundle {
 
 impl std::fmt::Debug for WebhookBundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookBundle").field("key_pem", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("WebhookBundle")
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,14 +54,19 @@ pub fn webhook_config(p: &WebhookParams) -> Result<WebhookBundle, rcgen::Error> 
 
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, format!("lineage webhook CA for {svc}.{ns}"));
+    ca_params.distinguished_name.push(
+        DnType::CommonName,
+        format!("lineage webhook CA for {svc}.{ns}"),
+    );
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = ca_params.self_signed(&ca_key)?;
 
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(dns.clone())?;
-    params.distinguished_name.push(DnType::CommonName, dns[2].clone());
+    params
+        .distinguished_name
+        .push(DnType::CommonName, dns[2].clone());
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&key, &ca, &ca_key)?;

@@ -106,7 +106,9 @@ impl AppState {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs a bearer token",
-                format!("send `Authorization: Bearer <token>` (the CLI reads LINEAGE_TOKEN); {create}"),
+                format!(
+                    "send `Authorization: Bearer <token>` (the CLI reads LINEAGE_TOKEN); {create}"
+                ),
             ));
         };
         let token = value.to_str().ok().and_then(auth::bearer);
@@ -149,7 +151,10 @@ impl AppState {
     }
 
     /// Runs `f` on a read connection.
-    pub fn read<T>(&self, f: impl FnOnce(&dyn Store) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         self.readers.with(f)
     }
 }
@@ -227,7 +232,9 @@ pub fn start_index(state: Arc<AppState>, stop: tokio::sync::watch::Receiver<bool
             .await;
             match result {
                 Ok(Ok(store)) => poller = Some(store),
-                Ok(Err(e)) => tracing::warn!(error = %e, "cannot refresh the index from the ledger"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot refresh the index from the ledger")
+                }
                 Err(e) => tracing::warn!(error = %e, "index refresh failed"),
             }
             tokio::select! {
@@ -265,24 +272,26 @@ pub async fn serve(
 /// The line has the route template, never the query or headers, so no secret reaches it.
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let response = match tokio::time::timeout(state.cfg.request_timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the request took longer than {:?}", state.cfg.request_timeout),
+            format!(
+                "the request took longer than {:?}",
+                state.cfg.request_timeout
+            ),
             "try again; if it persists, see the server's log",
         )
         .into_response(),
     };
     let elapsed = start.elapsed().as_secs_f64();
     let status = response.status().as_u16();
-    state.metrics.observe_request(&route, &method, status, elapsed);
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    state
+        .metrics
+        .observe_request(route, method.as_str(), status, elapsed);
     tracing::info!(method = %method, route = %route, status, ms = elapsed * 1e3, "request");
     response
 }
@@ -295,7 +304,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.index.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the admission index is loading\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the admission index is loading\n",
+        )
+            .into_response()
     }
 }
 
@@ -318,7 +331,10 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
         ),
     ]);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()
@@ -343,7 +359,10 @@ pub fn body_error(r: BytesRejection) -> ApiError {
     ApiError::new(status, r.body_text(), hint)
 }
 
-async fn admit(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn admit(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(r) => return body_error(r).into_response(),
@@ -374,7 +393,11 @@ async fn admit(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesReje
     Json(admission::response(&api_version, &uid, &verdict)).into_response()
 }
 
-async fn decide(state: &Arc<AppState>, req: &admission::Request, now: Timestamp) -> admission::Verdict {
+async fn decide(
+    state: &Arc<AppState>,
+    req: &admission::Request,
+    now: Timestamp,
+) -> admission::Verdict {
     let cfg = &state.cfg.admission;
     let digests = if admission::environment(cfg, req).is_some() {
         admission::digests(req)

@@ -40,6 +40,9 @@ impl Histogram {
     }
 }
 
+/// One route's latency for one (method, status).
+type ByMethodStatus = (String, u16, Histogram);
+
 /// Labelled counters: label values → count.
 #[derive(Default)]
 struct Counter(RwLock<BTreeMap<Vec<String>, AtomicU64>>);
@@ -48,7 +51,10 @@ impl Counter {
     fn add(&self, labels: &[&str], n: u64) {
         {
             let map = self.0.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = map.iter().find(|(k, _)| k.iter().map(String::as_str).eq(labels.iter().copied())) {
+            if let Some(c) = map
+                .iter()
+                .find(|(k, _)| k.iter().map(String::as_str).eq(labels.iter().copied()))
+            {
                 c.1.fetch_add(n, Ordering::Relaxed);
                 return;
             }
@@ -63,8 +69,8 @@ impl Counter {
 /// Everything `/metrics` reports.
 #[derive(Default)]
 pub struct Metrics {
-    /// (route, method, status) → latency.
-    requests: RwLock<BTreeMap<(String, String, u16), Histogram>>,
+    /// route → (method, status, latency). Looked up by `&str` so a request allocates nothing.
+    requests: RwLock<BTreeMap<String, Vec<ByMethodStatus>>>,
     records: Counter,
     decisions: Counter,
 }
@@ -73,15 +79,28 @@ impl Metrics {
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         {
             let map = self.requests.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(h) = map.get(&(route.to_string(), method.to_string(), status)) {
-                h.observe(seconds);
+            if let Some(h) = map
+                .get(route)
+                .and_then(|v| v.iter().find(|(m, s, _)| m == method && *s == status))
+            {
+                h.2.observe(seconds);
                 return;
             }
         }
         let mut map = self.requests.write().unwrap_or_else(|p| p.into_inner());
-        map.entry((route.to_string(), method.to_string(), status))
-            .or_insert_with(Histogram::new)
-            .observe(seconds);
+        let list = map.entry(route.to_string()).or_default();
+        match list
+            .iter()
+            .position(|(m, s, _)| m == method && *s == status)
+        {
+            Some(i) => list[i].2.observe(seconds),
+            None => {
+                let h = Histogram::new();
+                h.observe(seconds);
+                list.push((method.to_string(), status, h));
+                list.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            }
+        }
     }
 
     /// A ledger record written through the server (`build`, `deploy`, `service`).
@@ -105,24 +124,43 @@ impl Metrics {
         out.push_str("# HELP lineage_http_request_duration_seconds Time to answer an HTTP request, by route.\n");
         out.push_str("# TYPE lineage_http_request_duration_seconds histogram\n");
         let map = self.requests.read().unwrap_or_else(|p| p.into_inner());
-        for ((route, method, status), h) in map.iter() {
-            let labels = format!("route=\"{}\",method=\"{}\",status=\"{status}\"", esc(route), esc(method));
+        let rows = map
+            .iter()
+            .flat_map(|(route, v)| v.iter().map(move |(m, s, h)| (route, m, s, h)));
+        for (route, method, status, h) in rows {
+            let labels = format!(
+                "route=\"{}\",method=\"{}\",status=\"{status}\"",
+                esc(route),
+                esc(method)
+            );
             let mut cumulative = 0;
             for (i, b) in BUCKETS.iter().enumerate() {
                 cumulative += h.buckets[i].load(Ordering::Relaxed);
                 let _ = writeln!(out, "lineage_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {cumulative}");
             }
             let count = h.count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "lineage_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "lineage_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
             let _ = writeln!(
                 out,
                 "lineage_http_request_duration_seconds_sum{{{labels}}} {}",
                 h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
             );
-            let _ = writeln!(out, "lineage_http_request_duration_seconds_count{{{labels}}} {count}");
+            let _ = writeln!(
+                out,
+                "lineage_http_request_duration_seconds_count{{{labels}}} {count}"
+            );
         }
         drop(map);
-        counter(&mut out, "lineage_records_written_total", "Ledger records written through the server.", &["kind"], &self.records);
+        counter(
+            &mut out,
+            "lineage_records_written_total",
+            "Ledger records written through the server.",
+            &["kind"],
+            &self.records,
+        );
         counter(
             &mut out,
             "lineage_admission_decisions_total",
@@ -131,7 +169,10 @@ impl Metrics {
             &self.decisions,
         );
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         out
     }
@@ -146,12 +187,19 @@ fn counter(out: &mut String, name: &str, help: &str, label_names: &[&str], c: &C
             .zip(values)
             .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
             .collect();
-        let _ = writeln!(out, "{name}{{{}}} {}", labels.join(","), n.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "{name}{{{}}} {}",
+            labels.join(","),
+            n.load(Ordering::Relaxed)
+        );
     }
 }
 
 fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -168,8 +216,14 @@ mod tests {
         let text = m.render(&[("lineage_ledger_entries", "Entries.", 3.0)]);
         assert!(text.contains("lineage_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",status=\"200\",le=\"0.0005\"} 1"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
-        assert!(text.contains("lineage_admission_decisions_total{outcome=\"denied\",rule=\"D006\"} 1"), "{text}");
-        assert!(text.contains("lineage_records_written_total{kind=\"build\"} 1"), "{text}");
+        assert!(
+            text.contains("lineage_admission_decisions_total{outcome=\"denied\",rule=\"D006\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lineage_records_written_total{kind=\"build\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("lineage_ledger_entries 3"), "{text}");
     }
 }

@@ -20,12 +20,17 @@ use crate::ServeError;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A rustls server configuration from PEM certificate chain and private key text.
-pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+pub fn server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, ServeError> {
     let certs = rustls_pemfile::certs(&mut &cert_pem[..])
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServeError::Tls(format!("cannot read the certificate: {e}")))?;
     if certs.is_empty() {
-        return Err(ServeError::Tls("the certificate file holds no PEM certificate".into()));
+        return Err(ServeError::Tls(
+            "the certificate file holds no PEM certificate".into(),
+        ));
     }
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|e| ServeError::Tls(format!("cannot read the private key: {e}")))?
@@ -48,7 +53,10 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<TlsListener> {
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, rx) = mpsc::channel(256);
@@ -72,7 +80,9 @@ impl TlsListener {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
-                        Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
+                        }
                         Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
                     }
                 });

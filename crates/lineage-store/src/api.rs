@@ -32,7 +32,11 @@ impl StoreLocation {
             return Ok(StoreLocation::Postgres(PgLocation::parse(input)?));
         }
         if let Some((scheme, _)) = input.split_once("://") {
-            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') {
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+')
+            {
                 return Err(StoreError::BadLocation {
                     input: crate::postgres::redact(input),
                     problem: format!("`{scheme}://` is not a ledger backend Lineage knows"),

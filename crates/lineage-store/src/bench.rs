@@ -83,3 +83,38 @@ pub fn raw_insert_builds(path: &Path, rows: &[RawBuild], batch: usize) -> rusqli
     }
     Ok(())
 }
+
+/// The PostgreSQL reference: the same rows into the same (already migrated) schema with one
+/// multi-row `INSERT … SELECT unnest(…)` per table per transaction of `batch` builds, and
+/// durable commits (`synchronous_commit = on`). No validation, serialisation, deduplication
+/// or log hashing: what PostgreSQL itself can take.
+pub fn raw_insert_builds_pg(
+    location: &crate::PgLocation,
+    rows: &[RawBuild],
+    batch: usize,
+) -> Result<(), crate::StoreError> {
+    crate::postgres::raw_insert_builds(location, rows, batch)
+}
+
+impl RawBuild {
+    pub(crate) fn parts(&self) -> RawParts<'_> {
+        RawParts {
+            body: &self.body,
+            digest: &self.digest,
+            service: &self.service,
+            image: &self.image,
+            tags: &self.tags,
+            bases: &self.bases,
+        }
+    }
+}
+
+/// A prepared build's fields, for the backends' raw-insert references.
+pub(crate) struct RawParts<'a> {
+    pub body: &'a str,
+    pub digest: &'a str,
+    pub service: &'a str,
+    pub image: &'a str,
+    pub tags: &'a [String],
+    pub bases: &'a [(String, String, String, bool)],
+}

@@ -25,8 +25,8 @@ pub use api::{
     RunningImage, Store, StoreError, StoreLocation, StoredCheckpoint,
 };
 pub use copy::{copy_ledger, CopyReport};
-pub use postgres::{PgLocation, CHANNEL as PG_NOTIFY_CHANNEL, PG_SCHEMA_VERSION};
 pub use lineage_log::merkle::Hash;
+pub use postgres::{PgLocation, CHANNEL as PG_NOTIFY_CHANNEL, PG_SCHEMA_VERSION};
 
 /// Raw SQLite access for tamper tests and the raw-insert benchmark reference. Not part of
 /// the store API: nothing else may write behind the journal's back.

@@ -30,8 +30,8 @@ use lineage_model::{
 use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, Row};
 
-pub use connect::PgLocation;
 pub(crate) use connect::redact;
+pub use connect::PgLocation;
 
 use crate::api::{
     BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch, RawEntry,
@@ -84,9 +84,8 @@ impl PgStore {
         if fresh {
             // Connect once directly: an unreachable server or a missing database is reported
             // now, naming host and port, instead of as a pool time-out.
-            let checked = connect::connect(location).and_then(|mut client| {
-                check_and_migrate(&mut client, location, create)
-            });
+            let checked = connect::connect(location)
+                .and_then(|mut client| check_and_migrate(&mut client, location, create));
             if let Err(e) = checked {
                 connect::forget_pool(location);
                 return Err(e);
@@ -160,10 +159,7 @@ fn check_and_migrate(
     tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATE_LOCK})"))
         .map_err(pg)?;
     let has_meta: bool = tx
-        .query_one(
-            "SELECT to_regclass('lineage_meta') IS NOT NULL",
-            &[],
-        )
+        .query_one("SELECT to_regclass('lineage_meta') IS NOT NULL", &[])
         .map_err(pg)?
         .get(0);
     let version: i64 = if has_meta {
@@ -244,7 +240,11 @@ fn pg(e: postgres::Error) -> StoreError {
 }
 
 /// Runs a statement with typed parameters: one round trip, no statement to prepare.
-fn query(c: &mut impl GenericClient, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+fn query(
+    c: &mut impl GenericClient,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<Row>, StoreError> {
     c.query_typed(sql, params).map_err(pg)
 }
 
@@ -404,7 +404,9 @@ impl<'a> Batch<'a> {
                     .into_iter()
                     .enumerate()
                 {
-                    self.rows.hashes.push(((start + i as u64) as i64, h.to_vec()));
+                    self.rows
+                        .hashes
+                        .push(((start + i as u64) as i64, h.to_vec()));
                 }
                 index
             }
@@ -420,7 +422,13 @@ impl<'a> Batch<'a> {
         index
     }
 
-    fn build(&mut self, build: &BuildRecord, at: Timestamp, by: Option<&Identity>, stored: u64) -> u64 {
+    fn build(
+        &mut self,
+        build: &BuildRecord,
+        at: Timestamp,
+        by: Option<&Identity>,
+        stored: u64,
+    ) -> u64 {
         let index = self.entry(stored, &Record::Build(build.clone()), at, by);
         let entry = index as i64 + 1;
         let (digest, image, service) = (
@@ -455,7 +463,13 @@ impl<'a> Batch<'a> {
         index
     }
 
-    fn deploy(&mut self, deploy: &DeployRecord, at: Timestamp, by: Option<&Identity>, stored: u64) -> u64 {
+    fn deploy(
+        &mut self,
+        deploy: &DeployRecord,
+        at: Timestamp,
+        by: Option<&Identity>,
+        stored: u64,
+    ) -> u64 {
         let index = self.entry(stored, &Record::Deploy(deploy.clone()), at, by);
         let entry = index as i64 + 1;
         let (service, env, digest) = (
@@ -509,7 +523,12 @@ impl<'a> Batch<'a> {
         at: Timestamp,
         stored: u64,
     ) -> Result<u64, StoreError> {
-        let index = self.entry(stored, &Record::Service(change.clone()), at, Some(&change.by));
+        let index = self.entry(
+            stored,
+            &Record::Service(change.clone()),
+            at,
+            Some(&change.by),
+        );
         self.flush(tx)?;
         let entry = index as i64 + 1;
         let name = change.service.name.as_str();
@@ -529,7 +548,12 @@ impl<'a> Batch<'a> {
             "DELETE FROM service_images WHERE service = $1",
             &[(&name, Type::TEXT)],
         )?;
-        let mut images: Vec<String> = change.service.images.iter().map(|i| i.to_string()).collect();
+        let mut images: Vec<String> = change
+            .service
+            .images
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
         // One upsert may not touch a row twice; a repeated image is one row anyway.
         images.sort();
         images.dedup();
@@ -808,36 +832,60 @@ fn records_at(c: &mut impl GenericClient, indexes: &[u64]) -> Result<Vec<Record>
 fn expect_build(index: u64, record: Record) -> Result<BuildRecord, StoreError> {
     match record {
         Record::Build(b) => Ok(b),
-        other => Err(corrupt(index)(format!("expected a build, found a {}", other.kind()))),
+        other => Err(corrupt(index)(format!(
+            "expected a build, found a {}",
+            other.kind()
+        ))),
     }
 }
 
 fn expect_deploy(index: u64, record: Record) -> Result<DeployRecord, StoreError> {
     match record {
         Record::Deploy(d) => Ok(d),
-        other => Err(corrupt(index)(format!("expected a deploy, found a {}", other.kind()))),
+        other => Err(corrupt(index)(format!(
+            "expected a deploy, found a {}",
+            other.kind()
+        ))),
     }
 }
 
 fn expect_service(index: u64, record: Record) -> Result<ServiceChange, StoreError> {
     match record {
         Record::Service(c) => Ok(c),
-        other => Err(corrupt(index)(format!("expected a service, found a {}", other.kind()))),
+        other => Err(corrupt(index)(format!(
+            "expected a service, found a {}",
+            other.kind()
+        ))),
     }
 }
 
 fn builds_at(c: &mut impl GenericClient, indexes: &[u64]) -> Result<Vec<BuildRecord>, StoreError> {
     let records = records_at(c, indexes)?;
-    indexes.iter().zip(records).map(|(&i, r)| expect_build(i, r)).collect()
+    indexes
+        .iter()
+        .zip(records)
+        .map(|(&i, r)| expect_build(i, r))
+        .collect()
 }
 
-fn changes_at(c: &mut impl GenericClient, indexes: &[u64]) -> Result<Vec<ServiceChange>, StoreError> {
+fn changes_at(
+    c: &mut impl GenericClient,
+    indexes: &[u64],
+) -> Result<Vec<ServiceChange>, StoreError> {
     let records = records_at(c, indexes)?;
-    indexes.iter().zip(records).map(|(&i, r)| expect_service(i, r)).collect()
+    indexes
+        .iter()
+        .zip(records)
+        .map(|(&i, r)| expect_service(i, r))
+        .collect()
 }
 
 /// Ledger indexes from a query whose first column is a 1-based entry.
-fn indexes(c: &mut impl GenericClient, sql: &str, params: &[Param<'_>]) -> Result<Vec<u64>, StoreError> {
+fn indexes(
+    c: &mut impl GenericClient,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<u64>, StoreError> {
     Ok(query(c, sql, params)?
         .iter()
         .map(|r| r.get::<_, i64>(0) as u64 - 1)
@@ -845,7 +893,10 @@ fn indexes(c: &mut impl GenericClient, sql: &str, params: &[Param<'_>]) -> Resul
 }
 
 /// The deploys at `entries` with the builds of their digests, two queries in all.
-fn running_from(c: &mut impl GenericClient, entries: Vec<u64>) -> Result<Vec<RunningImage>, StoreError> {
+fn running_from(
+    c: &mut impl GenericClient,
+    entries: Vec<u64>,
+) -> Result<Vec<RunningImage>, StoreError> {
     let records = records_at(c, &entries)?;
     let deploys: Vec<DeployRecord> = entries
         .iter()
@@ -879,7 +930,11 @@ fn checkpoints_where(
     clause: &str,
     params: &[Param<'_>],
 ) -> Result<Vec<StoredCheckpoint>, StoreError> {
-    let rows = query(c, &format!("SELECT size, text, created FROM checkpoints {clause}"), params)?;
+    let rows = query(
+        c,
+        &format!("SELECT size, text, created FROM checkpoints {clause}"),
+        params,
+    )?;
     rows.iter()
         .map(|r| {
             let size = r.get::<_, i64>(0) as u64;
@@ -1015,7 +1070,11 @@ impl Store for PgStore {
     fn services(&self) -> Result<Vec<Service>, StoreError> {
         let mut c = self.conn()?;
         // `COLLATE "C"`: byte order, as SQLite sorts, whatever the database's locale.
-        let found = indexes(&mut *c, "SELECT entry FROM services ORDER BY name COLLATE \"C\"", &[])?;
+        let found = indexes(
+            &mut *c,
+            "SELECT entry FROM services ORDER BY name COLLATE \"C\"",
+            &[],
+        )?;
         Ok(changes_at(&mut *c, &found)?
             .into_iter()
             .map(|c| c.service)
@@ -1136,7 +1195,10 @@ impl Store for PgStore {
                     parsed.push((
                         Repository::parse(name).map_err(bad)?,
                         non_empty(tag).map(Tag::parse).transpose().map_err(bad)?,
-                        non_empty(digest).map(Digest::parse).transpose().map_err(bad)?,
+                        non_empty(digest)
+                            .map(Digest::parse)
+                            .transpose()
+                            .map_err(bad)?,
                     ));
                 }
                 parsed.sort();
@@ -1272,7 +1334,10 @@ impl Store for PgStore {
 
     fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StoreError> {
         let mut c = self.conn()?;
-        let (from, to) = (from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64);
+        let (from, to) = (
+            from.min(i64::MAX as u64) as i64,
+            to.min(i64::MAX as u64) as i64,
+        );
         let rows = query(
             &mut *c,
             "SELECT idx, body, recorded_at, recorded_by FROM entries
@@ -1333,7 +1398,10 @@ impl Store for PgStore {
         let mut c = self.conn()?;
         let mut out = Vec::new();
         let rows = c
-            .query_raw("SELECT idx, hash FROM log_hashes ORDER BY idx", std::iter::empty::<i64>())
+            .query_raw(
+                "SELECT idx, hash FROM log_hashes ORDER BY idx",
+                std::iter::empty::<i64>(),
+            )
             .map_err(pg)?;
         use postgres::fallible_iterator::FallibleIterator;
         let mut rows = rows;
@@ -1351,7 +1419,10 @@ impl Store for PgStore {
 
     fn raw_entries(&self, from: u64, to: u64) -> Result<Vec<RawEntry>, StoreError> {
         let mut c = self.conn()?;
-        let (from, to) = (from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64);
+        let (from, to) = (
+            from.min(i64::MAX as u64) as i64,
+            to.min(i64::MAX as u64) as i64,
+        );
         let rows = query(
             &mut *c,
             "SELECT idx, kind, body FROM entries WHERE idx > $1 AND idx <= $2 ORDER BY idx",
@@ -1384,7 +1455,11 @@ impl Store for PgStore {
             &mut *c,
             "INSERT INTO checkpoints (size, text, created) VALUES ($1, $2, $3)
              ON CONFLICT (size) DO NOTHING",
-            &[(&size, Type::INT8), (&text, Type::TEXT), (&created, Type::TEXT)],
+            &[
+                (&size, Type::INT8),
+                (&text, Type::TEXT),
+                (&created, Type::TEXT),
+            ],
         )?;
         Ok(())
     }
@@ -1407,7 +1482,11 @@ impl Store for PgStore {
 
     fn kind_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut c = self.conn()?;
-        let rows = query(&mut *c, "SELECT kind, count(*) FROM entries GROUP BY kind", &[])?;
+        let rows = query(
+            &mut *c,
+            "SELECT kind, count(*) FROM entries GROUP BY kind",
+            &[],
+        )?;
         Ok(rows
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
@@ -1547,8 +1626,16 @@ fn rebuild_and_compare(
             .collect();
         let shown = shown.join(", ");
         for (stored_side, a, b) in [
-            (true, format!("{schema}.{table}"), format!("pg_temp.{table}")),
-            (false, format!("pg_temp.{table}"), format!("{schema}.{table}")),
+            (
+                true,
+                format!("{schema}.{table}"),
+                format!("pg_temp.{table}"),
+            ),
+            (
+                false,
+                format!("pg_temp.{table}"),
+                format!("{schema}.{table}"),
+            ),
         ] {
             let sql = format!(
                 "SELECT {shown} FROM (SELECT {list} FROM {a} EXCEPT ALL SELECT {list} FROM {b}) d
@@ -1588,4 +1675,70 @@ fn rebuild_and_compare(
 
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The benchmark's raw-insert reference (see `bench::raw_insert_builds_pg`).
+pub(crate) fn raw_insert_builds(
+    location: &PgLocation,
+    rows: &[crate::bench::RawBuild],
+    batch: usize,
+) -> Result<(), StoreError> {
+    let mut client = connect::connect(location)?;
+    let mut next: i64 = query(
+        &mut client,
+        "SELECT coalesce(max(idx), 0) FROM entries",
+        &[],
+    )?[0]
+        .get(0);
+    for chunk in rows.chunks(batch) {
+        let mut tx = client.transaction().map_err(pg)?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .map_err(pg)?;
+        let mut r = Rows::default();
+        for row in chunk {
+            let p = row.parts();
+            next += 1;
+            r.entries.push((
+                next,
+                "build",
+                p.body.to_string(),
+                "2026-11-01T00:00:00Z".to_string(),
+                None,
+            ));
+            r.builds.push((
+                p.digest.to_string(),
+                p.service.to_string(),
+                p.image.to_string(),
+                next,
+            ));
+            for t in p.tags {
+                r.build_tags.push((p.image.to_string(), t.clone(), next));
+            }
+            for (name, tag, digest, final_stage) in p.bases {
+                r.build_bases.push((
+                    p.digest.to_string(),
+                    name.clone(),
+                    tag.clone(),
+                    digest.clone(),
+                    *final_stage,
+                ));
+                let usage = r
+                    .base_usage
+                    .entry((
+                        p.service.to_string(),
+                        name.clone(),
+                        tag.clone(),
+                        digest.clone(),
+                    ))
+                    .or_insert((0, next));
+                usage.0 += 1;
+                usage.1 = next;
+            }
+        }
+        let mut batch = Batch::new(Log::Replay);
+        batch.rows = r;
+        batch.flush(&mut tx)?;
+        tx.commit().map_err(pg)?;
+    }
+    Ok(())
 }

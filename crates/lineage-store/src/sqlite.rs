@@ -85,7 +85,17 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self, shown: &str) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(backend)?;
+        let current: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        // Only a migration writes; it takes the write lock first, so that processes opening
+        // a new ledger at once migrate one after the other (the version is read again below).
+        let tx = if current < SCHEMA_VERSION {
+            write_transaction(&mut self.conn)?
+        } else {
+            self.conn.transaction().map_err(backend)?
+        };
         let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(backend)?;
@@ -148,6 +158,15 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A
+/// deferred transaction that reads first and writes later cannot wait for the lock when
+/// another process committed in between (SQLite returns "database is locked" at once, busy
+/// timeout or not); an immediate one waits its turn, which serialises concurrent writers.
+fn write_transaction(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -573,7 +592,7 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
-        let tx = self.conn.transaction().map_err(backend)?;
+        let tx = write_transaction(&mut self.conn)?;
         check_next_index(&tx, &mut self.frontier)?;
         let mut frontier = self.frontier.clone();
         let indexes = facts
@@ -625,7 +644,7 @@ impl Store for SqliteStore {
         change: &ServiceChange,
         recorded_at: Timestamp,
     ) -> Result<u64, StoreError> {
-        let tx = self.conn.transaction().map_err(backend)?;
+        let tx = write_transaction(&mut self.conn)?;
         check_next_index(&tx, &mut self.frontier)?;
         let mut frontier = self.frontier.clone();
         let index =
@@ -641,7 +660,7 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<BuildOutcome>, StoreError> {
-        let tx = self.conn.transaction().map_err(backend)?;
+        let tx = write_transaction(&mut self.conn)?;
         check_next_index(&tx, &mut self.frontier)?;
         // Appends go to a copy, adopted only once the transaction commits.
         let mut frontier = self.frontier.clone();
@@ -705,7 +724,7 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
-        let tx = self.conn.transaction().map_err(backend)?;
+        let tx = write_transaction(&mut self.conn)?;
         check_next_index(&tx, &mut self.frontier)?;
         let mut frontier = self.frontier.clone();
         let indexes = deploys

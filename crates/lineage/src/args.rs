@@ -105,6 +105,9 @@ pub enum Command {
     /// Kubernetes set-up for the admission webhook.
     #[command(subcommand)]
     K8s(crate::serve::K8sCmd),
+    /// Ledger administration: copy a ledger between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Store(crate::store_cmd::StoreCmd),
 }
 
 #[derive(Debug, Subcommand)]

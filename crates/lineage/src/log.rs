@@ -89,6 +89,8 @@ fn ledger_dir(location: &StoreLocation) -> PathBuf {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf(),
+        // A database has no directory; the key lives where the default ledger would.
+        StoreLocation::Postgres(_) => PathBuf::from(".lineage"),
     }
 }
 

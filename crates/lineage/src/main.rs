@@ -13,6 +13,7 @@ mod registry;
 mod render;
 mod serve;
 mod settings;
+mod store_cmd;
 mod verify;
 
 use std::process::ExitCode;
@@ -54,6 +55,12 @@ impl From<lineage_model::ParseError> for CliError {
 
 impl From<lineage_store::StoreError> for CliError {
     fn from(e: lineage_store::StoreError) -> CliError {
+        if let lineage_store::StoreError::Unavailable { .. } = e {
+            return CliError::new(
+                e.to_string(),
+                "check that the database server runs and that the URL's host, port, user and password are right",
+            );
+        }
         CliError::from(lineage_core::Error::Store(e))
     }
 }

@@ -62,7 +62,13 @@ impl Settings {
             // Whole seconds: sub-second precision only adds noise to records people read.
             None => Timestamp::from_unix(time::OffsetDateTime::now_utc().unix_timestamp()),
         };
-        let store = StoreLocation::parse(cli.store.as_deref().unwrap_or(DEFAULT_STORE));
+        let store = StoreLocation::parse(cli.store.as_deref().unwrap_or(DEFAULT_STORE))
+            .map_err(|e| {
+                CliError::new(
+                    e.to_string(),
+                    "pass `--store postgres://USER@HOST:5432/DATABASE` or an SQLite file path",
+                )
+            })?;
         let (config, config_file) = load_config(cli.config.as_deref())?;
         Ok(Settings {
             store_explicit: cli.store.is_some(),

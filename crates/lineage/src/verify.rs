@@ -485,6 +485,7 @@ fn key_dir(s: &Settings, dir: Option<PathBuf>) -> PathBuf {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .join("keys"),
+        lineage_store::StoreLocation::Postgres(_) => PathBuf::from(".lineage").join("keys"),
     })
 }
 

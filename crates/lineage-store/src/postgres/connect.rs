@@ -78,7 +78,8 @@ impl PgLocation {
             None => (input, ""),
         };
         let mut kept = Vec::new();
-        let (mut sslmode, mut root_cert, mut pool_size) = (TlsMode::Prefer, None, DEFAULT_POOL_SIZE);
+        let (mut sslmode, mut root_cert, mut pool_size) =
+            (TlsMode::Prefer, None, DEFAULT_POOL_SIZE);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
@@ -112,7 +113,9 @@ impl PgLocation {
         };
         let config = postgres::Config::from_str(&client_url).map_err(|e| bad(e.to_string()))?;
         if config.get_dbname().is_none() {
-            return Err(bad("it names no database (add `/DATABASE` after the host)".into()));
+            return Err(bad(
+                "it names no database (add `/DATABASE` after the host)".into()
+            ));
         }
         if sslmode == TlsMode::Require && root_cert.is_some() {
             // libpq: with a root certificate, `require` behaves like `verify-ca`.
@@ -185,7 +188,9 @@ impl PgLocation {
                         input: self.redacted(),
                         problem: format!("cannot read `sslrootcert` file `{path}`: {e}"),
                     };
-                    for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                    for cert in
+                        CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?
+                    {
                         roots
                             .add(cert.map_err(|e| bad(e.to_string()))?)
                             .map_err(|e| bad(e.to_string()))?;
@@ -253,7 +258,10 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;
@@ -399,11 +407,15 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        let loc = PgLocation::parse("postgres://lineage:s3cret@db.internal:6432/ledger?sslmode=require")
-            .unwrap();
+        let loc =
+            PgLocation::parse("postgres://lineage:s3cret@db.internal:6432/ledger?sslmode=require")
+                .unwrap();
         for shown in [loc.to_string(), format!("{loc:?}"), loc.redacted()] {
             assert!(!shown.contains("s3cret"), "{shown}");
-            assert!(shown.contains("lineage:***@db.internal:6432/ledger"), "{shown}");
+            assert!(
+                shown.contains("lineage:***@db.internal:6432/ledger"),
+                "{shown}"
+            );
         }
         assert_eq!(loc.server(), "db.internal:6432");
         assert_eq!(loc.database(), "ledger");
@@ -442,6 +454,9 @@ mod tests {
                 .as_deref(),
             Some("/etc/ca.pem")
         );
-        assert_eq!(mode("postgresql://h/db?sslmode=verify-full"), TlsMode::Verify);
+        assert_eq!(
+            mode("postgresql://h/db?sslmode=verify-full"),
+            TlsMode::Verify
+        );
     }
 }

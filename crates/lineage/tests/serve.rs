@@ -1,0 +1,510 @@
+//! `lineage serve` end to end (issue 8, "Done when"): a real server on loopback; the CLI
+//! records a build and a deploy through it with a scoped token; the admission webhook denies
+//! an unpinned image and an unknown digest in production and allows a recorded, signed one;
+//! the dashboard pages render in headless Chromium, show that data, and are saved as
+//! screenshots under `target/screenshots/`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lineage");
+const NOW: &str = "2026-11-20T12:00:00Z";
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LINEAGE_STORE", self.dir.path().join("lineage.db"))
+            .env("LINEAGE_NOW", NOW)
+            .env("LINEAGE_ACTOR", "ops@acme.dev")
+            .env("LINEAGE_KEY_PASSWORD", PASSWORD);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = self.cmd(args, env).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    fn ok(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let r = self.run(args, env);
+        assert_eq!(
+            r.code, 0,
+            "lineage {args:?}\nstdout:\n{}\nstderr:\n{}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+}
+
+/// A running `lineage serve`, stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(w: &World) -> Server {
+        let mut child = w
+            .cmd(
+                &[
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--poll-interval",
+                    "100",
+                    "--log-format",
+                    "json",
+                ],
+                &[],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("lineage serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from lineage serve: {line:?}"))
+            .to_string();
+        let s = Server { child, url };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while get(&format!("{}/readyz", s.url), None).0 != 200 {
+            assert!(Instant::now() < deadline, "the server never became ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    /// SIGTERM, then the exit status and the log.
+    fn stop(mut self) -> (i32, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    )
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = agent().get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(_) => (0, String::new()),
+    }
+}
+
+fn admit(url: &str, namespace: &str, image: &str) -> Value {
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "e2e", "kind": { "group": "apps", "version": "v1", "kind": "Deployment" },
+            "namespace": namespace, "operation": "CREATE",
+            "object": { "spec": { "template": { "spec": { "containers": [{ "name": "app", "image": image }] } } } }
+        }
+    });
+    let mut r = agent()
+        .post(&format!("{url}/admission"))
+        .header("Content-Type", "application/json")
+        .send(review.to_string())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    v["response"].clone()
+}
+
+fn hex(c: char, n: usize) -> String {
+    c.to_string().repeat(n)
+}
+
+fn chromium() -> PathBuf {
+    let path = PathBuf::from("/usr/bin/chromium");
+    assert!(
+        path.exists(),
+        "headless Chromium is missing at /usr/bin/chromium: install the Debian package `chromium` (and `chromium-driver`), as `cargo xtask test` does"
+    );
+    path
+}
+
+/// Loads `url` in headless Chromium: the DOM a user sees, and a screenshot saved as `name`.
+fn browse(url: &str, name: &str, profile: &Path) -> String {
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+    ];
+    let run = |extra: &[String]| {
+        let out = Command::new(chromium())
+            .args(flags)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chromium failed on {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shot = shots.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&shot);
+    run(&[
+        format!("--screenshot={}", shot.display()),
+        "--window-size=1280,900".into(),
+    ]);
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 5_000,
+        "no screenshot of {url} at {} ({size} bytes)",
+        shot.display()
+    );
+    run(&["--dump-dom".into()])
+}
+
+/// The visible text of a DOM dump: tags dropped, entities of the escaper undone.
+fn text(dom: &str) -> String {
+    let body = dom.split("</style>").nth(1).unwrap_or(dom);
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+}
+
+#[test]
+fn done_when_issue_8() {
+    let started = Instant::now();
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    w.ok(&["key", "generate", "--name", "ci", "--dir", "keys"], &[]);
+    std::fs::write(
+        w.dir.path().join("lineage.toml"),
+        "[admission]\nnamespaces = { prod = \"production\", default = \"dev\" }\n\n[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"keys/ci.pub\"\nroles = [\"builder\"]\n",
+    )
+    .unwrap();
+    w.ok(
+        &[
+            "service",
+            "add",
+            "api",
+            "--owner",
+            "priya@acme.dev",
+            "--backup-owner",
+            "jonas@acme.dev",
+            "--image",
+            "ghcr.io/acme/api",
+        ],
+        &[],
+    );
+    let token = w.ok(
+        &[
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "build:write",
+            "deploy:write",
+            "read",
+        ],
+        &[],
+    );
+    let secret = token.stdout.lines().nth(1).unwrap().trim().to_string();
+    assert!(secret.starts_with("lin_"), "{}", token.stdout);
+    let reader = w.ok(
+        &[
+            "--format", "json", "token", "create", "--name", "viewer", "--scope", "read",
+        ],
+        &[],
+    );
+    let viewer: Value = serde_json::from_str(&reader.stdout).unwrap();
+    let viewer = viewer["token"].as_str().unwrap().to_string();
+    // Only the hash is stored: the secret is nowhere in the ledger.
+    let ledger = std::fs::read(w.dir.path().join("lineage.db")).unwrap();
+    assert!(!ledger.windows(secret.len()).any(|x| x == secret.as_bytes()));
+
+    let server = Server::start(&w);
+    let url = server.url.clone();
+    let remote = |args: &[&str], token: &str| {
+        let mut all = vec!["--server", url.as_str()];
+        all.extend(args);
+        w.run(&all, &[("LINEAGE_TOKEN", token)])
+    };
+
+    let d = format!("sha256:{}", hex('a', 64));
+    let commit = hex('c', 40);
+    let base = format!("python:3.12-slim@sha256:{}", hex('b', 64));
+    let build = [
+        "build",
+        "record",
+        "--image",
+        &format!("ghcr.io/acme/api:1.8.0@{d}"),
+        "--commit",
+        &commit,
+        "--base",
+        &base,
+        "--builder",
+        "sa:ci",
+        "--ci-system",
+        "github-actions",
+        "--ci-run-id",
+        "42",
+    ];
+    // A read-only token may not record.
+    let r = remote(&build, &viewer);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("needs `build:write`"), "{}", r.stderr);
+    let r = remote(&build, "lin_nope");
+    assert!(
+        r.code == 2 && r.stderr.contains("not valid"),
+        "{}",
+        r.stderr
+    );
+    let r = remote(&build, &secret);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("recorded build"), "{}", r.stdout);
+    // Sign the provenance (on the ledger the server reads) so production admits it.
+    w.ok(&["attest", "sign", &d, "--key", "keys/ci.key"], &[]);
+    let r = remote(
+        &[
+            "deploy",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/api@{d}"),
+            "--env",
+            "production",
+            "--by",
+            "jonas@acme.dev",
+            "--approved-by",
+            "maya@acme.dev",
+        ],
+        &secret,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    // Remote and local give the same output.
+    for args in [
+        vec!["trace", "api"],
+        vec!["affected", "--base", "python:3.12-slim"],
+        vec!["running", "--env", "production"],
+    ] {
+        for format in ["human", "json"] {
+            let mut a = vec!["--format", format];
+            a.extend(&args);
+            let local = w.ok(&a, &[]);
+            let far = remote(&a, &viewer);
+            assert_eq!(
+                (far.code, &far.stdout),
+                (0, &local.stdout),
+                "{a:?}: {}",
+                far.stderr
+            );
+        }
+    }
+    // The writes carry the token's identity.
+    let trace = w.ok(&["--format", "json", "trace", "api"], &[]);
+    assert!(trace.stdout.contains("maya@acme.dev"));
+
+    // Admission, answered from the index.
+    let signed = format!("ghcr.io/acme/api:1.8.0@{d}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = admit(&url, "prod", &signed);
+    while r["allowed"] != true && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        r = admit(&url, "prod", &signed);
+    }
+    assert_eq!(r["allowed"], true, "recorded and signed: {r}");
+    let r = admit(&url, "prod", "ghcr.io/acme/api:1.8.0");
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"].as_str().unwrap().contains("D005"),
+        "{r}"
+    );
+    let r = admit(
+        &url,
+        "prod",
+        &format!("ghcr.io/acme/api@sha256:{}", hex('d', 64)),
+    );
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"].as_str().unwrap().contains("D006"),
+        "{r}"
+    );
+    // Recorded but unsigned, with a trust policy: not admitted to production.
+    let d2 = format!("sha256:{}", hex('e', 64));
+    let r = remote(
+        &[
+            "build",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/api@{d2}"),
+            "--commit",
+            &commit,
+            "--builder",
+            "sa:ci",
+        ],
+        &secret,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = admit(&url, "prod", &format!("ghcr.io/acme/api@{d2}"));
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"].as_str().unwrap().contains("D010"),
+        "{r}"
+    );
+
+    // The dashboard, in a real browser.
+    let profile = tempfile::tempdir().unwrap();
+    let fleet = text(&browse(&format!("{url}/"), "fleet", profile.path()));
+    for want in [
+        "api",
+        "priya@acme.dev",
+        "jonas@acme.dev",
+        "sha256:aaaaaaaaaaaa",
+        "signed (ci)",
+        "production",
+    ] {
+        assert!(fleet.contains(want), "fleet page lacks `{want}`:\n{fleet}");
+    }
+    let service = text(&browse(
+        &format!("{url}/services/api"),
+        "service",
+        profile.path(),
+    ));
+    for want in [
+        "maya@acme.dev",
+        "jonas@acme.dev",
+        &commit,
+        "1.8.0",
+        "Deploy timeline",
+        "Ownership history",
+    ] {
+        assert!(
+            service.contains(want),
+            "service page lacks `{want}`:\n{service}"
+        );
+    }
+    let incident = text(&browse(
+        &format!("{url}/incident?q=python%3A3.12-slim"),
+        "incident",
+        profile.path(),
+    ));
+    for want in [
+        "1 services built on",
+        "api",
+        "priya@acme.dev",
+        "jonas@acme.dev",
+        "production",
+        &commit,
+        "maya@acme.dev",
+    ] {
+        assert!(
+            incident.contains(want),
+            "incident page lacks `{want}`:\n{incident}"
+        );
+    }
+    let log = text(&browse(&format!("{url}/log"), "log", profile.path()));
+    assert!(log.contains("verified"), "log page:\n{log}");
+    assert!(log.contains("lineage.local/ledger"), "log page:\n{log}");
+
+    // Metrics saw it all; SIGTERM stops the server cleanly; no secret reached the log.
+    let (_, metrics) = get(&format!("{url}/metrics"), None);
+    assert!(
+        metrics.contains("lineage_records_written_total{kind=\"deploy\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lineage_admission_decisions_total{outcome=\"denied\",rule=\"D006\"}"),
+        "{metrics}"
+    );
+    let (code, log) = server.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("\"message\":\"request\""),
+        "JSON log lines expected:\n{log}"
+    );
+    assert!(
+        !log.contains(&secret) && !log.contains(&viewer),
+        "a token reached the log"
+    );
+    eprintln!("done_when_issue_8 took {:?}", started.elapsed());
+}
