@@ -39,10 +39,13 @@ use crate::api::{
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
-pub const PG_SCHEMA_VERSION: i64 = 1;
+pub const PG_SCHEMA_VERSION: i64 = 2;
 
 /// Append-only migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres/0001_initial.sql"),
+    include_str!("postgres/0002_autovacuum.sql"),
+];
 
 /// Advisory lock keys ("LNAG" and "LNAM"): the log sequencer and the migration lock.
 const LOG_LOCK: i64 = 0x4C4E_4147;
@@ -892,37 +895,35 @@ fn indexes(
         .collect())
 }
 
-/// The deploys at `entries` with the builds of their digests, two queries in all.
-fn running_from(
+/// What runs now (rows of `current`, filtered and ordered by `clause`), with each deploy and
+/// the build of its digest, in one round trip: `affected` asks once per service.
+fn running_where(
     c: &mut impl GenericClient,
-    entries: Vec<u64>,
+    clause: &str,
+    params: &[Param<'_>],
 ) -> Result<Vec<RunningImage>, StoreError> {
-    let records = records_at(c, &entries)?;
-    let deploys: Vec<DeployRecord> = entries
+    let sql = format!(
+        "SELECT c.entry, de.body, be.idx, be.body FROM current c
+         JOIN entries de ON de.idx = c.entry
+         LEFT JOIN builds b ON b.digest = c.digest
+         LEFT JOIN entries be ON be.idx = b.entry
+         {clause}"
+    );
+    query(c, &sql, params)?
         .iter()
-        .zip(records)
-        .map(|(&i, r)| expect_deploy(i, r))
-        .collect::<Result<_, _>>()?;
-    let digests: Vec<String> = deploys.iter().map(|d| d.digest.to_string()).collect();
-    let rows = query(
-        c,
-        "SELECT b.digest, e.idx, e.body FROM builds b JOIN entries e ON e.idx = b.entry
-         WHERE b.digest = ANY($1)",
-        &[(&digests, Type::TEXT_ARRAY)],
-    )?;
-    let mut builds = HashMap::new();
-    for r in &rows {
-        let index = r.get::<_, i64>(1) as u64 - 1;
-        let build = expect_build(index, parse_record(index, r.get(2))?)?;
-        builds.insert(r.get::<_, String>(0), build);
-    }
-    Ok(deploys
-        .into_iter()
-        .map(|deploy| {
-            let build = builds.get(&deploy.digest.to_string()).cloned();
-            RunningImage { deploy, build }
+        .map(|r| {
+            let index = r.get::<_, i64>(0) as u64 - 1;
+            let deploy = expect_deploy(index, parse_record(index, r.get(1))?)?;
+            let build = match r.get::<_, Option<i64>>(2) {
+                Some(idx) => {
+                    let index = idx as u64 - 1;
+                    Some(expect_build(index, parse_record(index, r.get(3))?)?)
+                }
+                None => None,
+            };
+            Ok(RunningImage { deploy, build })
         })
-        .collect())
+        .collect()
 }
 
 fn checkpoints_where(
@@ -1059,12 +1060,18 @@ impl Store for PgStore {
 
     fn service(&self, name: &ServiceName) -> Result<Option<Service>, StoreError> {
         let mut c = self.conn()?;
-        let found = indexes(
+        let rows = query(
             &mut *c,
-            "SELECT entry FROM services WHERE name = $1",
+            "SELECT e.idx, e.body FROM services s JOIN entries e ON e.idx = s.entry
+             WHERE s.name = $1",
             &[(&name.as_str(), Type::TEXT)],
         )?;
-        Ok(changes_at(&mut *c, &found)?.pop().map(|c| c.service))
+        rows.first()
+            .map(|r| {
+                let index = r.get::<_, i64>(0) as u64 - 1;
+                Ok(expect_service(index, parse_record(index, r.get(1))?)?.service)
+            })
+            .transpose()
     }
 
     fn services(&self) -> Result<Vec<Service>, StoreError> {
@@ -1218,58 +1225,54 @@ impl Store for PgStore {
         service: Option<&ServiceName>,
     ) -> Result<Vec<RunningImage>, StoreError> {
         let mut c = self.conn()?;
-        let select = "SELECT entry FROM current";
-        let entries = match (env, service) {
-            (None, None) => indexes(
+        match (env, service) {
+            (None, None) => running_where(
                 &mut *c,
-                &format!("{select} ORDER BY service COLLATE \"C\", env COLLATE \"C\""),
+                "ORDER BY c.service COLLATE \"C\", c.env COLLATE \"C\"",
                 &[],
-            )?,
-            (Some(e), None) => indexes(
+            ),
+            (Some(e), None) => running_where(
                 &mut *c,
-                &format!("{select} WHERE env = $1 ORDER BY service COLLATE \"C\""),
+                "WHERE c.env = $1 ORDER BY c.service COLLATE \"C\"",
                 &[(&e.as_str(), Type::TEXT)],
-            )?,
-            (None, Some(s)) => indexes(
+            ),
+            (None, Some(s)) => running_where(
                 &mut *c,
-                &format!("{select} WHERE service = $1 ORDER BY env COLLATE \"C\""),
+                "WHERE c.service = $1 ORDER BY c.env COLLATE \"C\"",
                 &[(&s.as_str(), Type::TEXT)],
-            )?,
-            (Some(e), Some(s)) => indexes(
+            ),
+            (Some(e), Some(s)) => running_where(
                 &mut *c,
-                &format!("{select} WHERE service = $1 AND env = $2"),
+                "WHERE c.service = $1 AND c.env = $2",
                 &[(&s.as_str(), Type::TEXT), (&e.as_str(), Type::TEXT)],
-            )?,
-        };
-        running_from(&mut *c, entries)
+            ),
+        }
     }
 
     fn running_on_base(&self, filter: &BaseFilter) -> Result<Vec<RunningImage>, StoreError> {
         let mut c = self.conn()?;
-        let select = "SELECT c.entry FROM current c WHERE EXISTS
-                      (SELECT 1 FROM build_bases b WHERE b.digest = c.digest AND";
+        let exists = "WHERE EXISTS (SELECT 1 FROM build_bases bb WHERE bb.digest = c.digest AND";
         let order = ") ORDER BY c.service COLLATE \"C\", c.env COLLATE \"C\"";
-        let entries = match filter {
-            BaseFilter::Digest(d) => indexes(
+        match filter {
+            BaseFilter::Digest(d) => running_where(
                 &mut *c,
-                &format!("{select} b.base_digest = $1 {order}"),
+                &format!("{exists} bb.base_digest = $1 {order}"),
                 &[(&d.to_string(), Type::TEXT)],
-            )?,
-            BaseFilter::Name { name, tag: None } => indexes(
+            ),
+            BaseFilter::Name { name, tag: None } => running_where(
                 &mut *c,
-                &format!("{select} b.base_name = $1 {order}"),
+                &format!("{exists} bb.base_name = $1 {order}"),
                 &[(&name.to_string(), Type::TEXT)],
-            )?,
+            ),
             BaseFilter::Name {
                 name,
                 tag: Some(tag),
-            } => indexes(
+            } => running_where(
                 &mut *c,
-                &format!("{select} b.base_name = $1 AND b.base_tag = $2 {order}"),
+                &format!("{exists} bb.base_name = $1 AND bb.base_tag = $2 {order}"),
                 &[(&name.to_string(), Type::TEXT), (&tag.as_str(), Type::TEXT)],
-            )?,
-        };
-        running_from(&mut *c, entries)
+            ),
+        }
     }
 
     fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError> {

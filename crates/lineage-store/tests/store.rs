@@ -1040,7 +1040,7 @@ fn postgres_refuses_foreign_newer_and_missing_databases_without_touching_them() 
             err,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 1,
+                supported: lineage_store::PG_SCHEMA_VERSION,
                 ..
             }
         ),
