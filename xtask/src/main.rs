@@ -90,11 +90,19 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Tests may have made extra databases named after this one.
         let list = Command::new("psql")
-            .args(["-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres", "-tA", "-c"])
-            .arg(format!("SELECT datname FROM pg_database WHERE datname LIKE '{}%'", self.name))
+            .args([
+                "-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres", "-tA", "-c",
+            ])
+            .arg(format!(
+                "SELECT datname FROM pg_database WHERE datname LIKE '{}%'",
+                self.name
+            ))
             .output();
         if let Ok(out) = list {
-            for db in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()) {
+            for db in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+            {
                 let _ = psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
             }
         }
@@ -103,13 +111,29 @@ impl Drop for TestDatabase {
 
 fn psql(sql: &str) -> Result<(), String> {
     let out = Command::new("psql")
-        .args(["-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .args([
+            "-h",
+            PG_HOST,
+            "-p",
+            PG_PORT,
+            "-U",
+            PG_USER,
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
         .output()
         .map_err(|e| format!("cannot run psql: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("psql `{sql}` failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "psql `{sql}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -135,7 +159,12 @@ fn ensure_postgres() -> Result<(), String> {
     for version in versions.flatten() {
         let version = version.file_name().to_string_lossy().to_string();
         eprintln!("xtask: starting PostgreSQL {version}");
-        let _ = run(Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &version, "main", "start"]));
+        let _ = run(Command::new("pg_ctlcluster").args([
+            "--skip-systemctl-redirect",
+            &version,
+            "main",
+            "start",
+        ]));
     }
     for _ in 0..50 {
         if pg_ready() {
@@ -143,7 +172,9 @@ fn ensure_postgres() -> Result<(), String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    Err(format!("PostgreSQL did not become ready on {PG_HOST}:{PG_PORT}"))
+    Err(format!(
+        "PostgreSQL did not become ready on {PG_HOST}:{PG_PORT}"
+    ))
 }
 
 fn setup() -> Result<World, String> {

@@ -62,8 +62,8 @@ impl Settings {
             // Whole seconds: sub-second precision only adds noise to records people read.
             None => Timestamp::from_unix(time::OffsetDateTime::now_utc().unix_timestamp()),
         };
-        let store = StoreLocation::parse(cli.store.as_deref().unwrap_or(DEFAULT_STORE))
-            .map_err(|e| {
+        let store =
+            StoreLocation::parse(cli.store.as_deref().unwrap_or(DEFAULT_STORE)).map_err(|e| {
                 CliError::new(
                     e.to_string(),
                     "pass `--store postgres://USER@HOST:5432/DATABASE` or an SQLite file path",
