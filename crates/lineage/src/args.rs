@@ -40,6 +40,9 @@ pub enum Format {
     Json,
 }
 
+// Parsed once per process and matched once, so boxing the large `build` flags would buy
+// nothing but noise in every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Services and who owns them.
