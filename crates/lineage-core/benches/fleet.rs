@@ -9,135 +9,30 @@
 //! `cargo bench -p lineage-core --bench fleet` runs it; LINEAGE_BENCH_BUILDS changes the
 //! fleet size (default 1,000,000).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use lineage_core::{query, Config};
-use lineage_model::{
-    BaseImage, BuildRecord, CiRun, CommitId, DeployRecord, Digest, EnvName, Identity, Repository,
-    Service, ServiceChange, ServiceName, Tag, Timestamp,
-};
+use lineage_model::{BuildRecord, DeployRecord, EnvName, Identity, Timestamp};
 use lineage_store::bench::{raw_insert_builds, RawBuild};
 use lineage_store::{BaseFilter, Store, StoreLocation};
-use sha2::{Digest as _, Sha256};
 
-const SERVICES: usize = 1_000;
-const BASES: usize = 50;
-const DIGESTS_PER_BASE: usize = 20;
+use common::*;
+
 const BATCH: usize = 1_000;
 /// Builds per ingest round (API and raw each), kept smaller than the fleet so rounds repeat.
 const INGEST_ROUND: usize = 100_000;
 const ROUNDS: usize = 3;
 const QUERIES: usize = 1_000;
 
-fn hash(label: &str) -> String {
-    hex::encode(Sha256::digest(label.as_bytes()))
-}
-
-fn digest(label: &str) -> Digest {
-    Digest::parse(&format!("sha256:{}", hash(label))).unwrap()
-}
-
-fn base_name(b: usize) -> Repository {
-    Repository::parse(&format!("registry.acme.dev/base/image-{b}")).unwrap()
-}
-
-fn base_digest(b: usize, d: usize) -> Digest {
-    digest(&format!("base {b} {d}"))
-}
-
-fn service_name(s: usize) -> ServiceName {
-    ServiceName::parse(&format!("svc-{s}")).unwrap()
-}
-
-/// Build number `i` of the fleet, from a seed so ingest rounds use fresh digests.
-fn build(seed: &str, i: usize, total: usize) -> BuildRecord {
-    let s = i % SERVICES;
-    let b = s % BASES;
-    // Base digests advance as the fleet's history advances.
-    let d = (i * DIGESTS_PER_BASE / total.max(1)).min(DIGESTS_PER_BASE - 1);
-    let at = Timestamp::from_unix(1_760_000_000 + i as i64 * 60);
-    BuildRecord {
-        service: service_name(s),
-        image: Repository::parse(&format!("registry.acme.dev/apps/svc-{s}")).unwrap(),
-        digest: digest(&format!("{seed} {i}")),
-        tags: vec![Tag::parse(&format!("build-{i}")).unwrap()],
-        bases: vec![BaseImage {
-            name: base_name(b),
-            tag: Some(Tag::parse("stable").unwrap()),
-            digest: Some(base_digest(b, d)),
-            pulled_at: Some(at),
-            final_stage: true,
-        }],
-        source_repo: Some(
-            lineage_model::SourceRepo::parse(&format!("https://git.acme.dev/apps/svc-{s}"))
-                .unwrap(),
-        ),
-        git_ref: Some("main".into()),
-        commit: Some(CommitId::parse(&hash(&format!("commit {seed} {i}"))[..40]).unwrap()),
-        started_at: Some(at),
-        finished_at: Some(at.plus(time::Duration::minutes(4))),
-        ci: Some(CiRun {
-            system: "gitlab-ci".into(),
-            job: Some(format!("svc-{s}/image")),
-            run_id: Some(i.to_string()),
-            url: Some(format!("https://git.acme.dev/apps/svc-{s}/-/jobs/{i}")),
-        }),
-        builder: Some(Identity::parse("sa:gitlab-runner").unwrap()),
-        platform: Some("linux/amd64".into()),
-        dockerfile: None,
-    }
-}
-
 fn open_fresh(dir: &std::path::Path, name: &str) -> Box<dyn Store> {
     let path = dir.join(name);
     lineage_store::open(&StoreLocation::Sqlite(path), true).unwrap()
 }
 
-fn seed_services(store: &mut dyn Store) {
-    let at = Timestamp::from_unix(1_750_000_000);
-    for s in 0..SERVICES {
-        let change = ServiceChange {
-            service: Service {
-                name: service_name(s),
-                owner: Some(Identity::parse(&format!("owner{s}@acme.dev")).unwrap()),
-                backup_owner: Some(Identity::parse(&format!("backup{s}@acme.dev")).unwrap()),
-                emergency_approver: None,
-                source_repo: None,
-                images: vec![
-                    Repository::parse(&format!("registry.acme.dev/apps/svc-{s}")).unwrap(),
-                ],
-            },
-            by: Identity::parse("platform@acme.dev").unwrap(),
-            at,
-        };
-        store.record_service_change(&change, at).unwrap();
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn percentile(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
-}
-
-/// A small deterministic generator, so runs query the same targets.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) as usize) % n
-    }
 }
 
 fn main() {
