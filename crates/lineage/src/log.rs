@@ -81,8 +81,8 @@ pub fn run(cmd: LogCmd, s: &Settings) -> Result<Outcome, CliError> {
     }
 }
 
-/// The directory a ledger's log key and public keys live in.
-fn ledger_dir(location: &StoreLocation) -> PathBuf {
+/// The directory a ledger's log key and public keys live in (the CLI and `serve` share it).
+pub(crate) fn ledger_dir(location: &StoreLocation) -> PathBuf {
     match location {
         StoreLocation::Sqlite(p) => p
             .parent()

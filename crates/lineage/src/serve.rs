@@ -14,7 +14,6 @@ use lineage_core::query::{AffectedReport, RunningReport, TraceReport};
 use lineage_core::record::RecordReport;
 use lineage_model::{Identity, ImageRef, Timestamp};
 use lineage_server::auth;
-use lineage_store::StoreLocation;
 
 use crate::args::{BuildCmd, Command, DeployCmd, Format};
 use crate::render;
@@ -115,19 +114,6 @@ fn admission_config(s: &Settings) -> Result<lineage_server::AdmissionConfig, Cli
     )?)
 }
 
-fn ledger_dir(location: &StoreLocation) -> PathBuf {
-    match location {
-        StoreLocation::Sqlite(p) => p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf(),
-        // A database server has no directory; the log key then lives in the working one.
-        #[allow(unreachable_patterns)]
-        _ => PathBuf::from("."),
-    }
-}
-
 pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
     let admission = admission_config(s)?;
     let trust = s.trust_policy()?;
@@ -135,7 +121,7 @@ pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
         Some((text, dir)) => ledger_log::LogSettings::from_toml(text, "lineage.toml", dir)?,
         None => ledger_log::LogSettings::default(),
     };
-    let key_path = log_settings.key_path(&ledger_dir(&s.store));
+    let key_path = log_settings.key_path(&crate::log::ledger_dir(&s.store));
     let key = ledger_log::load_or_create_key(&key_path, &log_settings.origin)?;
     let listen: std::net::SocketAddr = args.listen.parse().map_err(|_| {
         CliError::new(
@@ -204,8 +190,10 @@ pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
                 "check system limits",
             )
         })?;
+    // Open the ledger before entering the runtime: the PostgreSQL client is synchronous and
+    // runs a runtime of its own, which tokio refuses to start inside another.
+    let state = lineage_server::state(cfg)?;
     runtime.block_on(async move {
-        let state = lineage_server::state(cfg)?;
         let tcp = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
             CliError::new(
                 format!("cannot listen on `{listen}`: {e}"),

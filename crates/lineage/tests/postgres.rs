@@ -364,3 +364,230 @@ fn unreachable_and_malformed_databases_fail_with_exit_2_and_no_password() {
     assert!(err.contains("sslmode=sometimes"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+/// A `lineage serve` replica on the shared database, stopped with SIGTERM when dropped.
+struct Replica {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Replica {
+    fn start(dir: &Path, store: &str) -> Replica {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lineage"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--poll-interval", "100"])
+            .current_dir(dir)
+            .env_clear()
+            .env("LINEAGE_STORE", store)
+            .env("LINEAGE_NOW", NOW)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("lineage serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from lineage serve: {line:?}"))
+            .to_string();
+        Replica { child, url }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `lineage --server URL ARGS` with a token.
+fn remote(dir: &Path, server: &str, token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["--server", server])
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("LINEAGE_TOKEN", token)
+        .env("LINEAGE_NOW", NOW)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn two_server_replicas_on_one_database_keep_the_log_gapless() {
+    const WRITERS: usize = 4;
+    const EACH: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let db = Db::fresh();
+    let url = db.url.clone();
+    // The first write creates the ledger and the log key both replicas sign with.
+    ok(
+        &d,
+        &url,
+        &[
+            "service",
+            "add",
+            "api",
+            "--owner",
+            "priya@acme.dev",
+            "--image",
+            "ghcr.io/acme/api",
+        ],
+    );
+    let created: Value = serde_json::from_str(&ok(
+        &d,
+        &url,
+        &[
+            "--format",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "build:write",
+            "--scope",
+            "deploy:write",
+            "--scope",
+            "read",
+        ],
+    ))
+    .unwrap();
+    let token = created["token"]
+        .as_str()
+        .expect("the secret is shown once")
+        .to_string();
+    let replicas = [Replica::start(&d, &url), Replica::start(&d, &url)];
+    for r in &replicas {
+        // `trace` answers "nothing found" (exit 1) once the replica serves requests.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while remote(&d, &r.url, &token, &["trace", "api"]).status.code() != Some(1) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replica {} never answered",
+                r.url
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let workers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (d, urls, token) = (d.clone(), urls.clone(), token.clone());
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for i in 0..EACH {
+                    // Writers alternate between the replicas.
+                    let server = &urls[(w + i) % 2];
+                    let label = format!("r{w}-{i}");
+                    let image = format!("ghcr.io/acme/api@{}", digest(&label));
+                    let out = remote(
+                        &d,
+                        server,
+                        &token,
+                        &[
+                            "build",
+                            "record",
+                            "--image",
+                            &image,
+                            "--tag",
+                            &label,
+                            "--base",
+                            &format!("python:3.12-slim@{}", digest("py")),
+                            "--base-pulled-at",
+                            "2026-11-16T09:00:00Z",
+                            "--commit",
+                            &"c".repeat(40),
+                            "--repo",
+                            "https://github.com/acme/api",
+                            "--branch",
+                            "main",
+                            "--ci-system",
+                            "github-actions",
+                            "--ci-run-id",
+                            &format!("{w}{i}"),
+                        ],
+                    );
+                    assert!(
+                        out.status.success(),
+                        "build {label} via {server}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    acknowledged.push(("build", label.clone()));
+                    let out = remote(
+                        &d,
+                        server,
+                        &token,
+                        &[
+                            "deploy",
+                            "record",
+                            "--image",
+                            &image,
+                            "--env",
+                            "dev",
+                            "--by",
+                            "jonas@acme.dev",
+                            "--at",
+                            &format!("2026-11-16T10:{i:02}:{w:02}Z"),
+                        ],
+                    );
+                    assert!(
+                        out.status.success(),
+                        "deploy {label} via {server}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    acknowledged.push(("deploy", label));
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let acknowledged: Vec<(&str, String)> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert_eq!(acknowledged.len(), WRITERS * EACH * 2);
+    drop(replicas);
+
+    // The audit passes on the shared database, with the key both replicas signed with.
+    let key = d.join(".lineage/log.pub").display().to_string();
+    let out = lineage(&d, &url, &["log", "verify", "--key", &key]);
+    let verify = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && verify.contains("verified"),
+        "{verify}"
+    );
+    assert!(verify.contains("verified"), "{verify}");
+    let store =
+        lineage_store::open(&lineage_store::StoreLocation::parse(&url).unwrap(), false).unwrap();
+    let entries = store.entries(0, u64::MAX >> 1).unwrap();
+    let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
+    assert_eq!(
+        indexes,
+        (0..entries.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    let counts = store.kind_counts().unwrap();
+    assert_eq!(counts.get("build"), Some(&((WRITERS * EACH) as u64)));
+    assert_eq!(counts.get("deploy"), Some(&((WRITERS * EACH) as u64)));
+    for (kind, label) in &acknowledged {
+        let found = entries.iter().any(|e| match &e.record {
+            lineage_model::Record::Build(b) if *kind == "build" => {
+                b.digest.to_string() == digest(label)
+            }
+            lineage_model::Record::Deploy(dep) if *kind == "deploy" => {
+                dep.digest.to_string() == digest(label)
+            }
+            _ => false,
+        });
+        assert!(found, "acknowledged {kind} {label} is missing");
+    }
+    assert_eq!(store.check_projections(10).unwrap(), vec![]);
+}
