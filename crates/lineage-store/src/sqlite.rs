@@ -585,6 +585,23 @@ fn insert_fact(
     Ok(index)
 }
 
+impl SqliteStore {
+    /// Runs one write transaction: checks that the journal and the log agree, lets `f` append
+    /// to a copy of the frontier, and adopts that copy only once the transaction commits.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>, &mut Log<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = write_transaction(&mut self.conn)?;
+        check_next_index(&tx, &mut self.frontier)?;
+        let mut frontier = self.frontier.clone();
+        let out = f(&tx, &mut Log::Writer(&mut frontier))?;
+        tx.commit().map_err(backend)?;
+        self.frontier = frontier;
+        Ok(out)
+    }
+}
+
 impl Store for SqliteStore {
     fn record_facts(
         &mut self,
@@ -592,24 +609,12 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
-        let tx = write_transaction(&mut self.conn)?;
-        check_next_index(&tx, &mut self.frontier)?;
-        let mut frontier = self.frontier.clone();
-        let indexes = facts
-            .iter()
-            .map(|f| {
-                insert_fact(
-                    &tx,
-                    f,
-                    recorded_at,
-                    recorded_by,
-                    &mut Log::Writer(&mut frontier),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        tx.commit().map_err(backend)?;
-        self.frontier = frontier;
-        Ok(indexes)
+        self.write(|tx, log| {
+            facts
+                .iter()
+                .map(|f| insert_fact(tx, f, recorded_at, recorded_by, log))
+                .collect()
+        })
     }
 
     fn facts(&self, kind: &str, key: Option<&str>) -> Result<Vec<Entry>, StoreError> {
@@ -644,14 +649,7 @@ impl Store for SqliteStore {
         change: &ServiceChange,
         recorded_at: Timestamp,
     ) -> Result<u64, StoreError> {
-        let tx = write_transaction(&mut self.conn)?;
-        check_next_index(&tx, &mut self.frontier)?;
-        let mut frontier = self.frontier.clone();
-        let index =
-            insert_service_change(&tx, change, recorded_at, &mut Log::Writer(&mut frontier))?;
-        tx.commit().map_err(backend)?;
-        self.frontier = frontier;
-        Ok(index)
+        self.write(|tx, log| insert_service_change(tx, change, recorded_at, log))
     }
 
     fn record_builds(
@@ -660,62 +658,52 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<BuildOutcome>, StoreError> {
-        let tx = write_transaction(&mut self.conn)?;
-        check_next_index(&tx, &mut self.frontier)?;
-        // Appends go to a copy, adopted only once the transaction commits.
-        let mut frontier = self.frontier.clone();
-        let mut outcomes = Vec::with_capacity(builds.len());
-        for build in builds {
-            let existing: Option<i64> = tx
-                .prepare_cached("SELECT entry FROM builds WHERE digest = ?1")
-                .map_err(backend)?
-                .query_row([build.digest.to_string()], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            let outcome = match existing {
-                None => BuildOutcome::Recorded {
-                    index: insert_build(
-                        &tx,
-                        build,
-                        recorded_at,
-                        recorded_by,
-                        &mut Log::Writer(&mut frontier),
-                    )?,
-                },
-                Some(entry) => {
-                    let index = entry as u64 - 1;
-                    let body: String = tx
-                        .query_row("SELECT body FROM entries WHERE idx = ?1", [entry], |r| {
-                            r.get(0)
-                        })
-                        .map_err(backend)?;
-                    match serde_json::from_str::<Record>(&body) {
-                        Ok(Record::Build(old)) if old == *build => {
-                            BuildOutcome::AlreadyRecorded { index }
-                        }
-                        Ok(Record::Build(old)) => BuildOutcome::Conflict {
-                            existing: Box::new(old),
-                        },
-                        Ok(other) => {
-                            return Err(StoreError::Corrupt {
-                                index,
-                                detail: format!("expected a build, found a {}", other.kind()),
+        self.write(|tx, log| {
+            let mut outcomes = Vec::with_capacity(builds.len());
+            for build in builds {
+                let existing: Option<i64> = tx
+                    .prepare_cached("SELECT entry FROM builds WHERE digest = ?1")
+                    .map_err(backend)?
+                    .query_row([build.digest.to_string()], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                let outcome = match existing {
+                    None => BuildOutcome::Recorded {
+                        index: insert_build(tx, build, recorded_at, recorded_by, log)?,
+                    },
+                    Some(entry) => {
+                        let index = entry as u64 - 1;
+                        let body: String = tx
+                            .query_row("SELECT body FROM entries WHERE idx = ?1", [entry], |r| {
+                                r.get(0)
                             })
-                        }
-                        Err(e) => {
-                            return Err(StoreError::Corrupt {
-                                index,
-                                detail: e.to_string(),
-                            })
+                            .map_err(backend)?;
+                        match serde_json::from_str::<Record>(&body) {
+                            Ok(Record::Build(old)) if old == *build => {
+                                BuildOutcome::AlreadyRecorded { index }
+                            }
+                            Ok(Record::Build(old)) => BuildOutcome::Conflict {
+                                existing: Box::new(old),
+                            },
+                            Ok(other) => {
+                                return Err(StoreError::Corrupt {
+                                    index,
+                                    detail: format!("expected a build, found a {}", other.kind()),
+                                })
+                            }
+                            Err(e) => {
+                                return Err(StoreError::Corrupt {
+                                    index,
+                                    detail: e.to_string(),
+                                })
+                            }
                         }
                     }
-                }
-            };
-            outcomes.push(outcome);
-        }
-        tx.commit().map_err(backend)?;
-        self.frontier = frontier;
-        Ok(outcomes)
+                };
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        })
     }
 
     fn record_deploys(
@@ -724,24 +712,12 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
-        let tx = write_transaction(&mut self.conn)?;
-        check_next_index(&tx, &mut self.frontier)?;
-        let mut frontier = self.frontier.clone();
-        let indexes = deploys
-            .iter()
-            .map(|d| {
-                insert_deploy(
-                    &tx,
-                    d,
-                    recorded_at,
-                    recorded_by,
-                    &mut Log::Writer(&mut frontier),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        tx.commit().map_err(backend)?;
-        self.frontier = frontier;
-        Ok(indexes)
+        self.write(|tx, log| {
+            deploys
+                .iter()
+                .map(|d| insert_deploy(tx, d, recorded_at, recorded_by, log))
+                .collect()
+        })
     }
 
     fn service(&self, name: &ServiceName) -> Result<Option<Service>, StoreError> {
