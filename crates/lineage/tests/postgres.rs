@@ -237,29 +237,10 @@ fn several_processes_append_at_once_without_gaps_or_duplicates() {
                     let out = lineage(
                         &d,
                         &url,
-                        &[
-                            "build",
-                            "record",
-                            "--image",
-                            &image,
-                            "--tag",
-                            &label,
-                            "--base",
-                            &format!("python:3.12-slim@{}", digest("py")),
-                            // Enough provenance to pass the build gate.
-                            "--base-pulled-at",
-                            "2026-11-16T09:00:00Z",
-                            "--commit",
-                            &"c".repeat(40),
-                            "--repo",
-                            "https://github.com/acme/api",
-                            "--branch",
-                            "main",
-                            "--ci-system",
-                            "github-actions",
-                            "--ci-run-id",
-                            &format!("{p}{i}"),
-                        ],
+                        &build_flags(&image, &label, &format!("{p}{i}"))
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>(),
                     );
                     if out.status.success() {
                         acknowledged.push(("build", label.clone()));
@@ -302,42 +283,7 @@ fn several_processes_append_at_once_without_gaps_or_duplicates() {
         "every write succeeded"
     );
 
-    // The audit passes: every leaf hashes to the signed roots.
-    let key = d.join(".lineage/log.pub").display().to_string();
-    let verify = ok(&d, &url, &["log", "verify", "--key", &key]);
-    assert!(verify.contains("verified"), "{verify}");
-
-    // Every acknowledged record is in the journal, and the indexes are 0..n, each once.
-    let store =
-        lineage_store::open(&lineage_store::StoreLocation::parse(&url).unwrap(), false).unwrap();
-    let entries = store.entries(0, u64::MAX >> 1).unwrap();
-    let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
-    assert_eq!(
-        indexes,
-        (0..entries.len() as u64).collect::<Vec<_>>(),
-        "no gap"
-    );
-    let counts = store.kind_counts().unwrap();
-    assert_eq!(counts.get("build"), Some(&((PROCESSES * EACH) as u64)));
-    assert_eq!(counts.get("deploy"), Some(&((PROCESSES * EACH) as u64)));
-    let distinct: std::collections::BTreeSet<i64> = psql(&url, "SELECT idx FROM entries")
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(distinct.len(), entries.len(), "no index twice");
-    for (kind, label) in &acknowledged {
-        let found = entries.iter().any(|e| match &e.record {
-            lineage_model::Record::Build(b) if *kind == "build" => {
-                b.digest.to_string() == digest(label)
-            }
-            lineage_model::Record::Deploy(dep) if *kind == "deploy" => {
-                dep.digest.to_string() == digest(label)
-            }
-            _ => false,
-        });
-        assert!(found, "acknowledged {kind} {label} is missing");
-    }
-    assert_eq!(store.check_projections(10).unwrap(), vec![]);
+    audit_concurrent_writes(&d, &url, &acknowledged, PROCESSES * EACH);
 }
 
 #[test]
@@ -492,28 +438,10 @@ fn two_server_replicas_on_one_database_keep_the_log_gapless() {
                         &d,
                         server,
                         &token,
-                        &[
-                            "build",
-                            "record",
-                            "--image",
-                            &image,
-                            "--tag",
-                            &label,
-                            "--base",
-                            &format!("python:3.12-slim@{}", digest("py")),
-                            "--base-pulled-at",
-                            "2026-11-16T09:00:00Z",
-                            "--commit",
-                            &"c".repeat(40),
-                            "--repo",
-                            "https://github.com/acme/api",
-                            "--branch",
-                            "main",
-                            "--ci-system",
-                            "github-actions",
-                            "--ci-run-id",
-                            &format!("{w}{i}"),
-                        ],
+                        &build_flags(&image, &label, &format!("{w}{i}"))
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>(),
                     );
                     assert!(
                         out.status.success(),
@@ -556,28 +484,65 @@ fn two_server_replicas_on_one_database_keep_the_log_gapless() {
     assert_eq!(acknowledged.len(), WRITERS * EACH * 2);
     drop(replicas);
 
-    // The audit passes on the shared database, with the key both replicas signed with.
+    audit_concurrent_writes(&d, &url, &acknowledged, WRITERS * EACH);
+}
+
+/// `build record` flags with enough provenance to pass the build gate.
+fn build_flags(image: &str, label: &str, run_id: &str) -> Vec<String> {
+    [
+        "build",
+        "record",
+        "--image",
+        image,
+        "--tag",
+        label,
+        "--base",
+        &format!("python:3.12-slim@{}", digest("py")),
+        "--base-pulled-at",
+        "2026-11-16T09:00:00Z",
+        "--commit",
+        &"c".repeat(40),
+        "--repo",
+        "https://github.com/acme/api",
+        "--branch",
+        "main",
+        "--ci-system",
+        "github-actions",
+        "--ci-run-id",
+        run_id,
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// The audit after concurrent writers: `log verify` passes with the shared key, the journal
+/// indexes are 0..n each once, the counts are right (`writes` builds and as many deploys),
+/// every acknowledged record is present, and the query tables match the journal.
+fn audit_concurrent_writes(d: &Path, url: &str, acknowledged: &[(&str, String)], writes: usize) {
+    // The audit passes: every leaf hashes to the signed roots.
     let key = d.join(".lineage/log.pub").display().to_string();
-    let out = lineage(&d, &url, &["log", "verify", "--key", &key]);
-    let verify = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success() && verify.contains("verified"),
-        "{verify}"
-    );
+    let verify = ok(d, url, &["log", "verify", "--key", &key]);
     assert!(verify.contains("verified"), "{verify}");
+
+    // Every acknowledged record is in the journal, and the indexes are 0..n, each once.
     let store =
-        lineage_store::open(&lineage_store::StoreLocation::parse(&url).unwrap(), false).unwrap();
+        lineage_store::open(&lineage_store::StoreLocation::parse(url).unwrap(), false).unwrap();
     let entries = store.entries(0, u64::MAX >> 1).unwrap();
     let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
     assert_eq!(
         indexes,
         (0..entries.len() as u64).collect::<Vec<_>>(),
-        "no gap, no duplicate"
+        "no gap"
     );
     let counts = store.kind_counts().unwrap();
-    assert_eq!(counts.get("build"), Some(&((WRITERS * EACH) as u64)));
-    assert_eq!(counts.get("deploy"), Some(&((WRITERS * EACH) as u64)));
-    for (kind, label) in &acknowledged {
+    assert_eq!(counts.get("build"), Some(&(writes as u64)));
+    assert_eq!(counts.get("deploy"), Some(&(writes as u64)));
+    let distinct: std::collections::BTreeSet<i64> = psql(url, "SELECT idx FROM entries")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(distinct.len(), entries.len(), "no index twice");
+    for (kind, label) in acknowledged {
         let found = entries.iter().any(|e| match &e.record {
             lineage_model::Record::Build(b) if *kind == "build" => {
                 b.digest.to_string() == digest(label)
