@@ -14,13 +14,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use lineage_core::{query, Config};
-use lineage_model::{BuildRecord, DeployRecord, EnvName, Identity, Timestamp};
+use lineage_model::{BuildRecord, Timestamp};
 use lineage_store::bench::{raw_insert_builds, RawBuild};
 use lineage_store::{BaseFilter, Store, StoreLocation};
 
 use common::*;
 
-const BATCH: usize = 1_000;
 /// Builds per ingest round (API and raw each), kept smaller than the fleet so rounds repeat.
 const INGEST_ROUND: usize = 100_000;
 const ROUNDS: usize = 3;
@@ -78,35 +77,7 @@ fn main() {
     let mut store = open_fresh(dir.path(), "fleet.db");
     seed_services(store.as_mut());
     let t = Instant::now();
-    let envs = ["dev", "staging", "production"].map(|e| EnvName::parse(e).unwrap());
-    let mut deploys = 0usize;
-    for start in (0..total).step_by(BATCH) {
-        let builds: Vec<BuildRecord> = (start..(start + BATCH).min(total))
-            .map(|i| build("fleet", i, total))
-            .collect();
-        store.record_builds(&builds, now, None).unwrap();
-        // Every build goes to dev, two in three to staging, one in three to production.
-        let mut batch = Vec::new();
-        for (k, b) in builds.iter().enumerate() {
-            let i = start + k;
-            for (e, env) in envs.iter().enumerate() {
-                if e == 0 || (e == 1 && i % 3 != 0) || (e == 2 && i % 3 == 0) {
-                    batch.push(DeployRecord {
-                        service: b.service.clone(),
-                        image: b.image.clone(),
-                        digest: b.digest.clone(),
-                        env: env.clone(),
-                        by: Identity::parse("sa:deployer").unwrap(),
-                        approved_by: (e == 2).then(|| Identity::parse("lead@acme.dev").unwrap()),
-                        ticket: None,
-                        at: b.finished_at.unwrap().plus(time::Duration::hours(e as i64)),
-                    });
-                }
-            }
-        }
-        deploys += batch.len();
-        store.record_deploys(&batch, now, None).unwrap();
-    }
+    let deploys = load_fleet(store.as_mut(), total, now);
     println!(
         "fleet: {SERVICES} services, {total} builds on {BASES} bases x {DIGESTS_PER_BASE} digests, {deploys} deploys to 3 environments (loaded in {:.0} s)",
         t.elapsed().as_secs_f64()

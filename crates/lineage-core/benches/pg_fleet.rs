@@ -17,13 +17,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lineage_core::{query, Config};
-use lineage_model::{BuildRecord, DeployRecord, EnvName, Identity, Timestamp};
+use lineage_model::{BuildRecord, Timestamp};
 use lineage_store::bench::RawBuild;
 use lineage_store::{BaseFilter, StoreLocation};
 
 use common::*;
 
-const BATCH: usize = 1_000;
 const INGEST_ROUND: usize = 20_000;
 const ROUNDS: usize = 3;
 const QUERIES: usize = 1_000;
@@ -274,34 +273,7 @@ fn run(backend: &mut dyn Backend, total: usize) {
     let mut store = lineage_store::open(&location, true).unwrap();
     seed_services(store.as_mut());
     let t = Instant::now();
-    let envs = ["dev", "staging", "production"].map(|e| EnvName::parse(e).unwrap());
-    let mut deploys = 0usize;
-    for start in (0..total).step_by(BATCH) {
-        let builds: Vec<BuildRecord> = (start..(start + BATCH).min(total))
-            .map(|i| build("fleet", i, total))
-            .collect();
-        store.record_builds(&builds, now, None).unwrap();
-        let mut batch = Vec::new();
-        for (k, b) in builds.iter().enumerate() {
-            let i = start + k;
-            for (e, env) in envs.iter().enumerate() {
-                if e == 0 || (e == 1 && i % 3 != 0) || (e == 2 && i % 3 == 0) {
-                    batch.push(DeployRecord {
-                        service: b.service.clone(),
-                        image: b.image.clone(),
-                        digest: b.digest.clone(),
-                        env: env.clone(),
-                        by: Identity::parse("sa:deployer").unwrap(),
-                        approved_by: (e == 2).then(|| Identity::parse("lead@acme.dev").unwrap()),
-                        ticket: None,
-                        at: b.finished_at.unwrap().plus(time::Duration::hours(e as i64)),
-                    });
-                }
-            }
-        }
-        deploys += batch.len();
-        store.record_deploys(&batch, now, None).unwrap();
-    }
+    let deploys = load_fleet(store.as_mut(), total, now);
     let loaded = t.elapsed().as_secs_f64();
     backend.settle(&location);
     println!(

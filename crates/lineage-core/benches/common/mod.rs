@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use lineage_model::{
-    BaseImage, BuildRecord, CiRun, CommitId, Digest, Identity, Repository, Service, ServiceChange,
-    ServiceName, Tag, Timestamp,
+    BaseImage, BuildRecord, CiRun, CommitId, DeployRecord, Digest, EnvName, Identity, Repository,
+    Service, ServiceChange, ServiceName, Tag, Timestamp,
 };
 use lineage_store::Store;
 use sha2::{Digest as _, Sha256};
@@ -15,6 +15,8 @@ use sha2::{Digest as _, Sha256};
 pub const SERVICES: usize = 1_000;
 pub const BASES: usize = 50;
 pub const DIGESTS_PER_BASE: usize = 20;
+/// Records per transaction when loading the fleet.
+pub const BATCH: usize = 1_000;
 
 pub fn hash(label: &str) -> String {
     hex::encode(Sha256::digest(label.as_bytes()))
@@ -116,4 +118,39 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n
     }
+}
+
+/// Loads `total` builds in batches of [`BATCH`], each deployed to dev, two in three to staging
+/// and one in three to production; returns the number of deploys.
+pub fn load_fleet(store: &mut dyn Store, total: usize, now: Timestamp) -> usize {
+    let envs = ["dev", "staging", "production"].map(|e| EnvName::parse(e).unwrap());
+    let mut deploys = 0usize;
+    for start in (0..total).step_by(BATCH) {
+        let builds: Vec<BuildRecord> = (start..(start + BATCH).min(total))
+            .map(|i| build("fleet", i, total))
+            .collect();
+        store.record_builds(&builds, now, None).unwrap();
+        // Every build goes to dev, two in three to staging, one in three to production.
+        let mut batch = Vec::new();
+        for (k, b) in builds.iter().enumerate() {
+            let i = start + k;
+            for (e, env) in envs.iter().enumerate() {
+                if e == 0 || (e == 1 && i % 3 != 0) || (e == 2 && i % 3 == 0) {
+                    batch.push(DeployRecord {
+                        service: b.service.clone(),
+                        image: b.image.clone(),
+                        digest: b.digest.clone(),
+                        env: env.clone(),
+                        by: Identity::parse("sa:deployer").unwrap(),
+                        approved_by: (e == 2).then(|| Identity::parse("lead@acme.dev").unwrap()),
+                        ticket: None,
+                        at: b.finished_at.unwrap().plus(time::Duration::hours(e as i64)),
+                    });
+                }
+            }
+        }
+        deploys += batch.len();
+        store.record_deploys(&batch, now, None).unwrap();
+    }
+    deploys
 }
