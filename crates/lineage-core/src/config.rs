@@ -155,23 +155,7 @@ impl Config {
     }
 }
 
-/// The closest name by edit distance, or the one `input` is a prefix of (`prod` → `production`).
-pub fn closest<'a>(input: &str, names: &[&'a str]) -> Option<&'a str> {
-    if let Some(n) = names
-        .iter()
-        .find(|n| n.starts_with(input) && !input.is_empty())
-    {
-        return Some(n);
-    }
-    names
-        .iter()
-        // Transpositions count as one edit (`stgaing`); short names need a near-exact match,
-        // or `qa` would "suggest" `dev`.
-        .map(|n| (strsim::damerau_levenshtein(input, n), *n))
-        .filter(|(d, n)| *d <= 1.max(n.len() / 3))
-        .min()
-        .map(|(_, n)| n)
-}
+pub use lineage_model::closest;
 
 /// 1-based line and column of a byte offset, for errors that point into a settings file.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -50,6 +50,16 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String, String),
+    /// A Rego policy could not be loaded or evaluated: the gate could not decide.
+    #[error(transparent)]
+    Policy(#[from] lineage_policy::RegoError),
+    /// The gate sections of lineage.toml are wrong.
+    #[error(transparent)]
+    PolicyConfig(#[from] lineage_policy::ConfigError),
+    /// A change the rules do not allow (an exception nobody may approve, a time in the
+    /// future): bad input, nothing written.
+    #[error("{0}")]
+    Refused(String, String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -97,7 +107,15 @@ impl Error {
                     .join("; ")
             )),
             Error::Import { hint, .. } => Some(hint.clone()),
-            Error::Invalid(_, hint) => Some(hint.clone()),
+            Error::Invalid(_, hint) | Error::Refused(_, hint) => Some(hint.clone()),
+            Error::Policy(_) => {
+                Some("fix the policy at that position; `lineage policy test` runs its tests".into())
+            }
+            Error::PolicyConfig(e) => Some(
+                e.hint
+                    .clone()
+                    .unwrap_or_else(|| "fix lineage.toml; docs/rules.md lists every setting".into()),
+            ),
             Error::Store(StoreError::Missing(_)) => Some(
                 "record something first (`lineage service add …`), or point `--store` / LINEAGE_STORE at an existing ledger".into(),
             ),

@@ -4,10 +4,12 @@
 //!
 //! Nothing here prints, reads the environment or the clock.
 
+pub mod admission;
 pub mod ci;
 mod config;
 mod error;
 pub mod freshness;
+pub mod gate;
 pub mod ledger_log;
 pub mod provenance;
 pub mod query;

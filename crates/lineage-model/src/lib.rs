@@ -9,15 +9,17 @@ mod error;
 mod names;
 mod records;
 mod reference;
+mod suggest;
 mod timestamp;
 
 pub use digest::{Algorithm, Digest};
 pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
 pub use records::{
-    canonical_json, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
+    canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
     DeployRecord, DockerfileRef, Exception, Record, Retirement, Service, ServiceChange, TokenGrant,
     TokenRevocation,
 };
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
+pub use suggest::closest;
 pub use timestamp::Timestamp;

@@ -196,6 +196,20 @@ pub struct Retirement {
     pub at: Timestamp,
 }
 
+/// Someone agreed that a digest may run in an environment: an act recorded under the
+/// approver's own identity, not a claim made by the deployer (`[gates] approvals =
+/// "recorded"` makes the deploy gate accept only these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub digest: Digest,
+    pub env: EnvName,
+    pub by: Identity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: Timestamp,
+}
+
 /// A signed statement about a digest (a DSSE envelope, as JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,8 +247,12 @@ pub struct TokenGrant {
     /// A short random id, public (it names the token in lists and revocations).
     pub id: String,
     pub name: String,
-    /// `read`, `build:write`, `deploy:write` or `admin`.
+    /// `read`, `build:write`, `deploy:write`, `approve`, `act-as` or `admin`.
     pub scopes: Vec<String>,
+    /// Who acts with this token; absent for tokens made before identities, which act as
+    /// `sa:token-NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     /// Lowercase hex SHA-256 of the whole secret token string.
     pub sha256: String,
     pub by: Identity,
@@ -266,6 +284,7 @@ pub enum Record {
     Retire(Retirement),
     Attestation(Attestation),
     Check(CheckResult),
+    Approval(Approval),
     Token(TokenGrant),
     TokenRevoked(TokenRevocation),
 }
@@ -281,6 +300,7 @@ impl Record {
             Record::Retire(_) => "retire",
             Record::Attestation(_) => "attestation",
             Record::Check(_) => "check",
+            Record::Approval(_) => "approval",
             Record::Token(_) => "token",
             Record::TokenRevoked(_) => "token_revoked",
         }
@@ -296,6 +316,7 @@ impl Record {
             Record::Retire(r) => Some(r.digest.to_string()),
             Record::Attestation(a) => Some(a.digest.to_string()),
             Record::Check(c) => Some(c.digest.to_string()),
+            Record::Approval(a) => Some(a.digest.to_string()),
             Record::Token(t) => Some(t.id.clone()),
             Record::TokenRevoked(t) => Some(t.id.clone()),
         }

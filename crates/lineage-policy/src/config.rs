@@ -123,14 +123,76 @@ pub struct EnvGates {
     pub approval: Option<bool>,
 }
 
+/// What counts as an approval for rules D003 and D004.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Approvals {
+    /// The deployer names the approver (`--approved-by`): a claim, enough for a laptop
+    /// ledger or a team that trusts its deploy jobs.
+    #[default]
+    Declared,
+    /// Only approvals recorded by the approver themselves (`lineage approve`, `POST
+    /// /api/v1/approvals`) count; four-eyes then rests on two authenticated acts.
+    Recorded,
+}
+
+/// Days a final base may stay behind a newer digest of its tag before rule D012 speaks.
+pub const DEFAULT_STALE_BASE_DAYS: i64 = 30;
+
 /// `[gates]`: which deploy checks apply where.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gates {
     /// D004: the approver must not be the deployer. Production by default.
     pub four_eyes: Scope,
     /// D003: an approver is required. Production by default.
     pub approval: Scope,
+    pub approvals: Approvals,
+    /// D012: days behind before a stale base is reported.
+    pub stale_base_days: i64,
     pub environments: BTreeMap<String, EnvGates>,
+}
+
+impl Default for Gates {
+    fn default() -> Gates {
+        Gates {
+            four_eyes: Scope::default(),
+            approval: Scope::default(),
+            approvals: Approvals::default(),
+            stale_base_days: DEFAULT_STALE_BASE_DAYS,
+            environments: BTreeMap::new(),
+        }
+    }
+}
+
+/// The longest an exception may last when `[exceptions] max_days` is not set.
+pub const DEFAULT_EXCEPTION_MAX_DAYS: i64 = 90;
+
+/// `[exceptions]`: who may waive what, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionRules {
+    /// An exception may not expire later than this many days after it is recorded.
+    pub max_days: i64,
+    /// Rule code (or `*`) → the only identities who may approve an exception for it.
+    pub approvers: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for ExceptionRules {
+    fn default() -> ExceptionRules {
+        ExceptionRules {
+            max_days: DEFAULT_EXCEPTION_MAX_DAYS,
+            approvers: BTreeMap::new(),
+        }
+    }
+}
+
+impl ExceptionRules {
+    /// Who may approve an exception for `code`: the rule's own list, else the `*` list;
+    /// `None` when anyone (but the requester) may.
+    pub fn approvers_for(&self, code: &str) -> Option<&[String]> {
+        self.approvers
+            .get(code)
+            .or_else(|| self.approvers.get("*"))
+            .map(Vec::as_slice)
+    }
 }
 
 impl Gates {
@@ -158,6 +220,7 @@ pub struct PolicyConfig {
     pub rules_by_env: BTreeMap<String, BTreeMap<RuleId, Severity>>,
     pub allowlist: Allowlist,
     pub gates: Gates,
+    pub exceptions: ExceptionRules,
 }
 
 impl PolicyConfig {
@@ -186,6 +249,10 @@ impl PolicyConfig {
         if let Some((key, item)) = root.get_key_value("gates") {
             let table = cx.table(key.span(), item, "gates")?;
             cx.gates(table, &mut config.gates)?;
+        }
+        if let Some((key, item)) = root.get_key_value("exceptions") {
+            let table = cx.table(key.span(), item, "exceptions")?;
+            cx.exceptions(table, &mut config.exceptions)?;
         }
         Ok(config)
     }
@@ -448,12 +515,32 @@ impl Cx<'_> {
     }
 
     fn gates(&self, table: &dyn TableLike, out: &mut Gates) -> Result<(), ConfigError> {
-        const KEYS: [&str; 3] = ["four_eyes", "approval", "environments"];
+        const KEYS: [&str; 5] = [
+            "four_eyes",
+            "approval",
+            "approvals",
+            "stale_base_days",
+            "environments",
+        ];
         const ENV_KEYS: [&str; 2] = ["four_eyes", "approval"];
         for (key, span, item) in self.entries(table) {
             match key {
                 "four_eyes" => out.four_eyes = self.scope(span, item, key)?,
                 "approval" => out.approval = self.scope(span, item, key)?,
+                "approvals" => {
+                    out.approvals = match self.string(span.clone(), item, key)? {
+                        "declared" => Approvals::Declared,
+                        "recorded" => Approvals::Recorded,
+                        other => {
+                            return Err(self.err(
+                                item.span().or(span),
+                                format!("`approvals = \"{other}\"` is not one of declared, recorded"),
+                                Some("write `approvals = \"recorded\"` to accept only approvals recorded with `lineage approve`".into()),
+                            ))
+                        }
+                    }
+                }
+                "stale_base_days" => out.stale_base_days = self.days(span, item, key)?,
                 "environments" => {
                     let envs = self.table(span, item, "gates.environments")?;
                     for (env, env_span, env_item) in self.entries(envs) {
@@ -470,6 +557,66 @@ impl Cx<'_> {
                     }
                 }
                 _ => return Err(self.unknown_key(span, "gates", key, &KEYS)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Cx<'_> {
+    /// A whole number of days, at least 1.
+    fn days(&self, span: Option<Range<usize>>, item: &Item, key: &str) -> Result<i64, ConfigError> {
+        match item.as_integer() {
+            Some(n) if (1..=3650).contains(&n) => Ok(n),
+            _ => Err(self.err(
+                item.span().or(span),
+                format!("`{key}` must be a whole number of days from 1 to 3650"),
+                Some(format!("write `{key} = 30`")),
+            )),
+        }
+    }
+
+    fn exceptions(
+        &self,
+        table: &dyn TableLike,
+        out: &mut ExceptionRules,
+    ) -> Result<(), ConfigError> {
+        const KEYS: [&str; 2] = ["max_days", "approvers"];
+        for (key, span, item) in self.entries(table) {
+            match key {
+                "max_days" => out.max_days = self.days(span, item, key)?,
+                "approvers" => {
+                    let rules = self.table(span, item, "exceptions.approvers")?;
+                    for (rule, rule_span, list) in self.entries(rules) {
+                        let code = if rule == "*" {
+                            "*".to_string()
+                        } else {
+                            self.rule(rule_span.clone(), rule)?.code().to_string()
+                        };
+                        let what = format!("exceptions.approvers.{rule}");
+                        let ids = self.string_list(rule_span.clone(), list, &what)?;
+                        let mut checked = Vec::with_capacity(ids.len());
+                        for id in ids {
+                            let parsed = lineage_model::Identity::parse(&id).map_err(|e| {
+                                self.err(
+                                    list.span().or(rule_span.clone()),
+                                    format!("`{what}`: identity `{id}` {}", e.problem),
+                                    Some(e.hint.clone()),
+                                )
+                            })?;
+                            checked.push(parsed.to_string());
+                        }
+                        if checked.is_empty() {
+                            return Err(self.err(
+                                list.span().or(rule_span),
+                                format!("`{what}` is empty, so nobody could approve an exception for it"),
+                                Some(format!("name who may approve: `{rule} = [\"security@acme.dev\"]`, or remove the entry")),
+                            ));
+                        }
+                        out.approvers.insert(code, checked);
+                    }
+                }
+                _ => return Err(self.unknown_key(span, "exceptions", key, &KEYS)),
             }
         }
         Ok(())

@@ -1,9 +1,9 @@
-//! The deploy gate: rules `D001`–`D010` over [`DeployFacts`].
+//! The deploy gate: rules `D001`–`D012` over [`DeployFacts`].
 
 use lineage_model::ImageRef;
 
 use crate::build::Emitter;
-use crate::config::PolicyConfig;
+use crate::config::{Approvals, PolicyConfig};
 use crate::facts::{DeployFacts, SignatureStatus};
 use crate::report::{Report, Subject};
 use crate::rules::{Gate, RuleId};
@@ -34,6 +34,7 @@ pub fn evaluate_deploy(config: &PolicyConfig, facts: &DeployFacts) -> Report {
     approval(&mut e, config, facts, env);
     image(&mut e, facts);
     provenance(&mut e, facts);
+    base(&mut e, config, facts);
 
     let mut report = Report::new(Gate::Deploy, subject(facts, &service, env));
     report.diagnostics = e.out;
@@ -121,12 +122,8 @@ fn environment(e: &mut Emitter, facts: &DeployFacts, env: Option<&str>) {
             );
         }
         Some(name) if !configured.iter().any(|c| c == name) => {
-            let closest = configured
-                .iter()
-                .map(|c| (strsim::levenshtein(&name.to_ascii_lowercase(), c), c))
-                .filter(|(d, c)| *d <= (c.len() / 2).max(2))
-                .min_by_key(|(d, _)| *d)
-                .map(|(_, c)| c);
+            let names: Vec<&str> = configured.iter().map(String::as_str).collect();
+            let closest = lineage_model::closest(&name.to_ascii_lowercase(), &names);
             let hint = match closest {
                 Some(c) => format!("did you mean `--env {c}`? ({list})"),
                 None => format!("pass one of the configured environments ({list})"),
@@ -143,27 +140,72 @@ fn environment(e: &mut Emitter, facts: &DeployFacts, env: Option<&str>) {
 
 fn approval(e: &mut Emitter, config: &PolicyConfig, facts: &DeployFacts, env: Option<&str>) {
     let where_ = env.unwrap_or("this environment");
-    let approver = facts
+    let gates = &config.gates;
+    let needed = gates.approval_applies(env, facts.production);
+    let four_eyes = gates.four_eyes_applies(env, facts.production);
+    let deployer = facts
+        .deployer
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let declared = facts
         .approver
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    if config.gates.approval_applies(env, facts.production) && approver.is_none() {
-        e.emit(
-            RuleId::ApprovalMissing,
-            format!("deploy to `{where_}` has no approver"),
-            "ask a second person to approve and pass `--approved-by EMAIL`".to_string(),
-        );
-    }
-    if let (Some(approver), Some(deployer)) = (approver, facts.deployer.as_deref()) {
-        if config.gates.four_eyes_applies(env, facts.production)
-            && approver.eq_ignore_ascii_case(deployer.trim())
-        {
-            e.emit(
-                RuleId::FourEyes,
-                format!("`{approver}` approved their own deploy to `{where_}`"),
-                "ask someone other than the deployer to approve and pass their identity in `--approved-by`".to_string(),
+    let same = |a: &str| deployer.is_some_and(|d| a.eq_ignore_ascii_case(d));
+    match gates.approvals {
+        Approvals::Declared => {
+            if needed && declared.is_none() {
+                e.emit(
+                    RuleId::ApprovalMissing,
+                    format!("deploy to `{where_}` has no approver"),
+                    "ask a second person to approve and pass `--approved-by EMAIL`".to_string(),
+                );
+            }
+            if let Some(approver) = declared {
+                if four_eyes && same(approver) {
+                    e.emit(
+                        RuleId::FourEyes,
+                        format!("`{approver}` approved their own deploy to `{where_}`"),
+                        "ask someone other than the deployer to approve and pass their identity in `--approved-by`".to_string(),
+                    );
+                }
+            }
+        }
+        Approvals::Recorded => {
+            let digest = digest_of(facts);
+            let approve = format!(
+                "someone other than the deployer runs `lineage approve {} --env {where_}`",
+                facts.image.as_deref().unwrap_or(&digest)
             );
+            let recorded = &facts.recorded_approvals;
+            // A named approver must be one who recorded an approval: a name is not an act.
+            if let Some(named) = declared {
+                if !recorded.iter().any(|r| r.eq_ignore_ascii_case(named)) {
+                    e.emit(
+                        RuleId::ApprovalMissing,
+                        format!("`{named}` has recorded no approval of `{digest}` for `{where_}` (`[gates] approvals = \"recorded\"`)"),
+                        approve,
+                    );
+                    return;
+                }
+            }
+            let others = recorded.iter().filter(|r| !same(r)).count();
+            if needed && recorded.is_empty() {
+                e.emit(
+                    RuleId::ApprovalMissing,
+                    format!("deploy of `{digest}` to `{where_}` has no recorded approval"),
+                    approve,
+                );
+            } else if four_eyes && !recorded.is_empty() && others == 0 {
+                let who = deployer.unwrap_or_default();
+                e.emit(
+                    RuleId::FourEyes,
+                    format!("the only recorded approval of `{digest}` for `{where_}` is by the deployer `{who}`"),
+                    approve,
+                );
+            }
         }
     }
 }
@@ -204,7 +246,10 @@ fn image(e: &mut Emitter, facts: &DeployFacts) {
 
 fn provenance(e: &mut Emitter, facts: &DeployFacts) {
     let image = facts.image.as_deref().unwrap_or("<image>");
+    // Without a digest there is nothing to look a build up by; D005 already says so.
+    let pinned = ImageRef::parse(image.trim()).is_ok_and(|r| r.digest.is_some());
     match (&facts.build, facts.build_check_passed) {
+        (None, _) if !pinned => {}
         (None, _) => {
             e.emit(
                 RuleId::BuildRecordMissing,
@@ -220,6 +265,23 @@ fn provenance(e: &mut Emitter, facts: &DeployFacts) {
             );
         }
         _ => {}
+    }
+    if let Some(build) = facts
+        .build
+        .as_ref()
+        .filter(|b| repository_differs(facts, b))
+    {
+        e.emit(
+            RuleId::ImageRepositoryMismatch,
+            format!(
+                "`{}` was built as `{}@{}` (service `{}`), not as `{image}`",
+                build.digest, build.image, build.digest, build.service
+            ),
+            format!(
+                "deploy it under the repository it was built for: `--image {}@{}`",
+                build.image, build.digest
+            ),
+        );
     }
     if let Some(reason) = &facts.retired {
         e.emit(
@@ -247,6 +309,32 @@ fn provenance(e: &mut Emitter, facts: &DeployFacts) {
             );
         }
         SignatureStatus::Verified { .. } | SignatureStatus::NotChecked => {}
+    }
+}
+
+/// Whether the image names another repository than the one the digest was built under.
+fn repository_differs(facts: &DeployFacts, build: &lineage_model::BuildRecord) -> bool {
+    facts
+        .image
+        .as_deref()
+        .and_then(|i| ImageRef::parse(i.trim()).ok())
+        .is_some_and(|r| r.repository != build.image)
+}
+
+fn base(e: &mut Emitter, config: &PolicyConfig, facts: &DeployFacts) {
+    let Some(stale) = &facts.stale_base else {
+        return;
+    };
+    let limit = config.gates.stale_base_days;
+    if stale.days >= limit {
+        e.emit(
+            RuleId::BaseStale,
+            format!(
+                "the final base `{}` has been behind a newer digest of its tag for {} days (limit {limit})",
+                stale.base, stale.days
+            ),
+            "rebuild on the current base: `lineage report stale` gives the command".to_string(),
+        );
     }
 }
 

@@ -174,7 +174,12 @@ pub struct DeployFacts {
     /// Whether the requested environment is production.
     pub production: bool,
     pub deployer: Option<String>,
+    /// The approver the deployer names (`--approved-by`), as given.
     pub approver: Option<String>,
+    /// Who recorded an approval of this digest for this environment (`lineage approve`),
+    /// oldest first. Under `[gates] approvals = "recorded"` only these count.
+    #[serde(default)]
+    pub recorded_approvals: Vec<String>,
     /// The image as given, e.g. `registry.acme.dev/api@sha256:...`.
     pub image: Option<String>,
     /// The build record of the digest, if one exists.
@@ -186,4 +191,18 @@ pub struct DeployFacts {
     pub signature: SignatureStatus,
     /// When this digest first reached staging, for soak-time policies.
     pub first_staging_deploy: Option<Timestamp>,
+    /// The final base, when a newer digest of its tag has been seen, and for how many days.
+    #[serde(default)]
+    pub stale_base: Option<StaleBase>,
+}
+
+/// A final base left behind by its tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleBase {
+    /// `name:tag@digest` of the base the build used.
+    pub base: String,
+    /// When a newer digest of the tag was first seen.
+    pub since: Timestamp,
+    /// Whole days from `since` to the time of the check.
+    pub days: i64,
 }

@@ -26,10 +26,13 @@ pub mod rules;
 
 use lineage_model::Timestamp;
 
-pub use config::{Allowlist, ConfigError, EnvGates, Gates, PolicyConfig, Scope};
+pub use config::{
+    Allowlist, Approvals, ConfigError, EnvGates, ExceptionRules, Gates, PolicyConfig, Scope,
+    DEFAULT_EXCEPTION_MAX_DAYS, DEFAULT_STALE_BASE_DAYS,
+};
 pub use dockerfile::{parse_dockerfile, parse_dockerfile_with_args, Dockerfile};
 pub use exception::{apply_exceptions, Exception};
-pub use facts::{BaseFacts, BuildContext, BuildFacts, DeployFacts, SignatureStatus};
+pub use facts::{BaseFacts, BuildContext, BuildFacts, DeployFacts, SignatureStatus, StaleBase};
 pub use rego::{build_input, deploy_input, policy_test, Policies, RegoError, TestReport};
 pub use report::{Counts, Diagnostic, Level, Location, Origin, Report, Subject, Waiver};
 pub use rules::{validate_rule_code, Gate, RuleId, Severity, UnknownRule};

@@ -454,6 +454,7 @@ pub fn deploy_input(facts: &DeployFacts, exceptions: &[Exception], now: Timestam
             "image": facts.image,
             "deployer": facts.deployer,
             "approver": facts.approver,
+            "recorded_approvals": facts.recorded_approvals,
             "owner_known": facts.owner_known,
             "build_check_passed": facts.build_check_passed,
             "retired": facts.retired,
@@ -463,6 +464,7 @@ pub fn deploy_input(facts: &DeployFacts, exceptions: &[Exception], now: Timestam
         "service": facts.service,
         "owners": owners_json(facts.service.as_ref()),
         "staging": staging,
+        "stale_base": facts.stale_base,
         "exceptions": exceptions_json(exceptions, now),
     })
 }

@@ -78,6 +78,8 @@ pub enum RuleId {
     DigestRetired,
     SignatureUntrusted,
     ProvenanceUnsigned,
+    ImageRepositoryMismatch,
+    BaseStale,
 }
 
 /// The static facts about a rule.
@@ -96,7 +98,7 @@ pub struct RuleInfo {
 
 impl RuleId {
     /// Every rule, in code order.
-    pub const ALL: [RuleId; 23] = [
+    pub const ALL: [RuleId; 25] = [
         RuleId::FinalDigestMissing,
         RuleId::BaseNameOrTagMissing,
         RuleId::BaseDigestMissing,
@@ -120,6 +122,8 @@ impl RuleId {
         RuleId::DigestRetired,
         RuleId::SignatureUntrusted,
         RuleId::ProvenanceUnsigned,
+        RuleId::ImageRepositoryMismatch,
+        RuleId::BaseStale,
     ];
 
     pub fn info(self) -> RuleInfo {
@@ -331,6 +335,24 @@ impl RuleId {
                 "an unsigned record can be edited by anyone with store access without leaving a trace",
                 Warn,
                 Off,
+            ),
+            RuleId::ImageRepositoryMismatch => (
+                "D011",
+                "image-repository-mismatch",
+                Gate::Deploy,
+                "the image repository is not the one the digest was built for",
+                "a digest deployed under another service's repository is recorded as that service's release, so `running` names the wrong build and `trace` and `affected` never find it",
+                Error,
+                Error,
+            ),
+            RuleId::BaseStale => (
+                "D012",
+                "base-stale",
+                Gate::Deploy,
+                "the final base is behind a newer digest of its tag for longer than `[gates] stale_base_days`",
+                "a base left behind its tag keeps the vulnerabilities the newer digest fixed",
+                Warn,
+                Warn,
             ),
         };
         RuleInfo {

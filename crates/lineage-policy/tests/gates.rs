@@ -113,6 +113,8 @@ fn full_deploy() -> DeployFacts {
             key: "acme-release".into(),
         },
         first_staging_deploy: Some(ts("2026-11-15T08:00:00Z")),
+        recorded_approvals: Vec::new(),
+        stale_base: None,
     }
 }
 
@@ -331,6 +333,16 @@ fn every_deploy_rule_fails_on_its_own_case() {
             }
         }),
         ("D010", |f| f.signature = SignatureStatus::Unsigned),
+        ("D011", |f| {
+            f.image = Some(format!("registry.acme.dev/web@{D_IMAGE}"))
+        }),
+        ("D012", |f| {
+            f.stale_base = Some(StaleBase {
+                base: format!("registry.acme.dev/mirror/debian:12@{D_BASE}"),
+                since: ts("2026-10-01T00:00:00Z"),
+                days: 47,
+            })
+        }),
     ];
     for (code, mutate) in cases {
         let mut facts = full_deploy();
@@ -344,6 +356,84 @@ fn every_deploy_rule_fails_on_its_own_case() {
         );
         let d = report.with_code(code).next().unwrap();
         assert!(!d.hint.is_empty() && !d.why.is_empty(), "{code}");
+    }
+}
+
+#[test]
+fn a_base_behind_its_tag_warns_from_stale_base_days() {
+    let mut facts = full_deploy();
+    facts.stale_base = Some(StaleBase {
+        base: format!("registry.acme.dev/mirror/debian:12@{D_BASE}"),
+        since: ts("2026-11-01T00:00:00Z"),
+        days: 16,
+    });
+    assert!(codes(&deploy_with(&PolicyConfig::default(), &facts)).is_empty());
+    let config =
+        PolicyConfig::from_toml("[gates]\nstale_base_days = 14\n", "lineage.toml").unwrap();
+    let report = deploy_with(&config, &facts);
+    assert_eq!(codes(&report), one("D012"));
+    assert!(report.passed, "a stale base warns, it does not fail");
+}
+
+#[test]
+fn recorded_approvals_are_acts_not_names() {
+    let config =
+        PolicyConfig::from_toml("[gates]\napprovals = \"recorded\"\n", "lineage.toml").unwrap();
+    // The approver the deployer names has recorded nothing: a claim, refused.
+    let facts = full_deploy();
+    let report = deploy_with(&config, &facts);
+    assert_eq!(codes(&report), one("D003"), "{:#?}", report.diagnostics);
+    assert!(report.diagnostics[0]
+        .message
+        .contains("has recorded no approval"));
+    // No name, no recorded approval: D003.
+    let mut facts = full_deploy();
+    facts.approver = None;
+    assert_eq!(codes(&deploy_with(&config, &facts)), one("D003"));
+    // Recorded by someone else: passes, named or not.
+    facts.recorded_approvals = vec!["maya@acme.dev".into()];
+    assert!(codes(&deploy_with(&config, &facts)).is_empty());
+    facts.approver = Some("maya@acme.dev".into());
+    assert!(codes(&deploy_with(&config, &facts)).is_empty());
+    // Only the deployer approved: four-eyes.
+    facts.approver = None;
+    facts.recorded_approvals = vec!["li@acme.dev".into()];
+    assert_eq!(codes(&deploy_with(&config, &facts)), one("D004"));
+    // Declared mode still takes the name.
+    let mut facts = full_deploy();
+    facts.recorded_approvals.clear();
+    assert!(codes(&deploy_with(&PolicyConfig::default(), &facts)).is_empty());
+    let bad =
+        PolicyConfig::from_toml("[gates]\napprovals = \"signed\"\n", "lineage.toml").unwrap_err();
+    assert_eq!((bad.line, bad.column), (2, 13), "{bad}");
+}
+
+#[test]
+fn exception_rules_parse_and_point_at_mistakes() {
+    let config = PolicyConfig::from_toml(
+        "[exceptions]\nmax_days = 30\n[exceptions.approvers]\nfour-eyes = [\"sec@acme.dev\"]\n\"*\" = [\"maya@acme.dev\"]\n",
+        "lineage.toml",
+    )
+    .unwrap();
+    assert_eq!(config.exceptions.max_days, 30);
+    assert_eq!(
+        config.exceptions.approvers_for("D004"),
+        Some(&["sec@acme.dev".to_string()][..])
+    );
+    assert_eq!(
+        config.exceptions.approvers_for("B003"),
+        Some(&["maya@acme.dev".to_string()][..])
+    );
+    assert_eq!(PolicyConfig::default().exceptions.max_days, 90);
+    for (text, line) in [
+        ("[exceptions]\nmax_days = 0\n", 2),
+        ("[exceptions]\nmax_dys = 3\n", 2),
+        ("[exceptions.approvers]\nD999 = [\"a@b.c\"]\n", 2),
+        ("[exceptions.approvers]\nD004 = []\n", 2),
+        ("[exceptions.approvers]\nD004 = [\"not an id\"]\n", 2),
+    ] {
+        let e = PolicyConfig::from_toml(text, "lineage.toml").unwrap_err();
+        assert_eq!(e.line, line, "{text}: {e}");
     }
 }
 

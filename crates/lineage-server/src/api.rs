@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lineage_core::gate::{self, Decision};
 use lineage_core::{ledger_log, query, record, services};
 use lineage_model::{
     BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp,
@@ -46,8 +47,9 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "post", path: "/api/v1/services", scope: Some(Scope::Admin), summary: "Register a service (`service add`)", body: Some(service_schema), query: &[] },
     RouteDoc { method: "get", path: "/api/v1/services/{name}", scope: Some(Scope::Read), summary: "A service, its owners and ownership history (`service show`)", body: None, query: &[] },
     RouteDoc { method: "patch", path: "/api/v1/services/{name}", scope: Some(Scope::Admin), summary: "Change owners (`service set-owner`)", body: Some(owners_schema), query: &[] },
-    RouteDoc { method: "post", path: "/api/v1/builds", scope: Some(Scope::BuildWrite), summary: "Record a build (`build record`); the body is a build record, `service` optional", body: Some(build_schema), query: &[] },
-    RouteDoc { method: "post", path: "/api/v1/deploys", scope: Some(Scope::DeployWrite), summary: "Record a deploy (`deploy record`)", body: Some(deploy_schema), query: &[] },
+    RouteDoc { method: "post", path: "/api/v1/builds", scope: Some(Scope::BuildWrite), summary: "Record a build (`build record`) after the build gate; 422 with the gate report when refused. The body is a build record (`service` optional) plus optional `gate` options", body: Some(build_schema), query: &[] },
+    RouteDoc { method: "post", path: "/api/v1/deploys", scope: Some(Scope::DeployWrite), summary: "Record a deploy (`deploy record`) after the deploy gate; 422 with the gate report when refused. `by` defaults to the token's identity; another identity needs `act-as`", body: Some(deploy_schema), query: &[] },
+    RouteDoc { method: "post", path: "/api/v1/approvals", scope: Some(Scope::Approve), summary: "Record an approval of a digest for an environment (`approve`), as the token's identity", body: Some(approval_schema), query: &[] },
     RouteDoc { method: "get", path: "/api/v1/trace/{target}", scope: Some(Scope::Read), summary: "One image, digest or service on one screen (`trace`); 404 with `found: false` when nothing matches", body: None, query: &[] },
     RouteDoc { method: "get", path: "/api/v1/affected", scope: Some(Scope::Read), summary: "Services built on a base (`affected --base`)", body: None, query: &[("base", true)] },
     RouteDoc { method: "get", path: "/api/v1/running", scope: Some(Scope::Read), summary: "What runs where (`running`)", body: None, query: &[("env", false)] },
@@ -66,6 +68,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/builds", post(record_build))
         .route("/api/v1/deploys", post(record_deploy))
+        .route("/api/v1/approvals", post(record_approval))
         .route("/api/v1/trace/{*target}", get(trace))
         .route("/api/v1/affected", get(affected))
         .route("/api/v1/running", get(running))
@@ -175,11 +178,21 @@ fn build_schema() -> Value {
                 "pulled_at": { "type": "string", "format": "date-time" }, "final_stage": { "type": "boolean" } } } },
             "source_repo": { "type": "string" }, "git_ref": { "type": "string" }, "commit": { "type": "string" },
             "started_at": { "type": "string", "format": "date-time" }, "finished_at": { "type": "string", "format": "date-time" },
-            "ci": { "type": "object" }, "builder": identity_schema(), "platform": { "type": "string" }, "dockerfile": { "type": "object" } } })
+            "ci": { "type": "object" }, "builder": identity_schema(), "platform": { "type": "string" }, "dockerfile": { "type": "object" },
+            "gate": { "type": "object", "additionalProperties": false, "description": "how the build gate judges the upload; not stored", "properties": {
+                "env": { "type": "string" }, "allow_failures": { "type": "boolean" },
+                "dockerfile": { "type": "string", "description": "the Dockerfile's text" },
+                "provenance": { "type": "string", "description": "a DSSE envelope of the build's SLSA provenance, signed by the client" } } } } })
+}
+
+fn approval_schema() -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": ["image", "env"], "properties": {
+        "image": { "type": "string", "description": "`REPOSITORY@sha256:…` of a recorded build" }, "env": { "type": "string" },
+        "by": identity_schema(), "reason": { "type": "string" } } })
 }
 
 fn deploy_schema() -> Value {
-    json!({ "type": "object", "additionalProperties": false, "required": ["image", "env", "by"], "properties": {
+    json!({ "type": "object", "additionalProperties": false, "required": ["image", "env"], "properties": {
         "image": { "type": "string", "description": "`REPOSITORY@sha256:…`" }, "env": { "type": "string" },
         "by": identity_schema(), "approved_by": identity_schema(), "ticket": { "type": "string" },
         "at": { "type": "string", "format": "date-time" } } })
@@ -346,6 +359,43 @@ async fn show_service(
     Ok(Json(report).into_response())
 }
 
+/// The gate options a build upload may carry beside the record (`gate` in the body).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BuildGateInput {
+    /// The environment the build is for; production's severities when absent.
+    env: Option<String>,
+    #[serde(default)]
+    allow_failures: bool,
+    /// The Dockerfile's text, for the `FROM` rules.
+    dockerfile: Option<String>,
+    /// The provenance DSSE envelope the client signed (its key never leaves the client).
+    provenance: Option<String>,
+}
+
+/// A refusal by a gate: 422 with the gate report, exactly the JSON `build check` / `deploy
+/// check --format json` print.
+fn refused(report: &lineage_policy::Report) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(report)).into_response()
+}
+
+/// A record that was written: 201 with the record result and the gate report (warnings,
+/// waivers), or 200 when an identical record already existed.
+fn recorded<T: serde::Serialize>(
+    result: &T,
+    created: bool,
+    gate: &lineage_policy::Report,
+) -> Response {
+    let mut body = serde_json::to_value(result).expect("reports serialise");
+    body["gate"] = serde_json::to_value(gate).expect("reports serialise");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body)).into_response()
+}
+
 async fn record_build(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -353,9 +403,24 @@ async fn record_build(
 ) -> Result<Response, ApiError> {
     let token = st.authorize(&headers, Scope::BuildWrite)?;
     let mut raw: Value = parse_body(body)?;
+    let options: BuildGateInput = match raw.as_object_mut().and_then(|o| o.remove("gate")) {
+        Some(g) => serde_json::from_value(g).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("`gate` does not match: {e}"),
+                "`gate` takes `env`, `allow_failures`, `dockerfile` and `provenance`",
+            )
+        })?,
+        None => BuildGateInput::default(),
+    };
+    let env = options
+        .env
+        .as_deref()
+        .map(|e| st.cfg.gate.config.environment(e))
+        .transpose()?;
     let by = token.identity();
     let s = st.clone();
-    let report = blocking(move || {
+    let decision = blocking(move || {
         let now = s.now();
         s.write(|store| {
             // The service defaults to the one listing the image repository, as in the CLI.
@@ -372,15 +437,30 @@ async fn record_build(
                     "send a build record as `lineage build record --print-detected --format json` shows it",
                 )
             })?;
-            Ok(record::build(store, build, now, Some(&by))?)
+            let options = gate::BuildOptions {
+                env,
+                dockerfile: options.dockerfile,
+                allow_failures: options.allow_failures,
+                provenance: options.provenance,
+            };
+            Ok(gate::record_build(store, &s.cfg.gate, build, options, Some(&by), now)?)
         })
     })
     .await?;
-    if report.outcome == "recorded" {
-        st.metrics.record_written("build");
+    match decision {
+        Decision::Refused { gate } => {
+            tracing::info!(image = ?gate.subject.image, by = %token.identity(), "build refused by its gate");
+            Ok(refused(&gate))
+        }
+        Decision::Recorded { result, gate } => {
+            let created = result.record.outcome == "recorded";
+            if created {
+                st.metrics.record_written("build");
+            }
+            tracing::info!(digest = %result.record.digest, service = %result.record.service, outcome = result.record.outcome, by = %token.identity(), "build");
+            Ok(recorded(&result, created, &gate))
+        }
     }
-    tracing::info!(digest = %report.digest, service = %report.service, outcome = report.outcome, by = %token.identity(), "build");
-    Ok(Json(report).into_response())
 }
 
 #[derive(Deserialize)]
@@ -388,10 +468,34 @@ async fn record_build(
 struct DeployBody {
     image: String,
     env: String,
-    by: String,
+    /// The deployer; the token's identity when absent. Another identity needs `act-as`.
+    by: Option<String>,
     approved_by: Option<String>,
     ticket: Option<String>,
     at: Option<String>,
+}
+
+/// The identity a write acts as: the token's own, or the one the body names when the token
+/// may act for others (403 otherwise).
+fn acting_as(
+    token: &crate::auth::TokenInfo,
+    claimed: Option<&str>,
+    field: &'static str,
+) -> Result<Identity, ApiError> {
+    let claimed = opt(claimed, Identity::parse, field)?;
+    token.acting_as(claimed.as_ref()).map_err(|own| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token `{}` acts as `{own}`, not as `{}`",
+                token.name,
+                claimed.map(|c| c.to_string()).unwrap_or_default()
+            ),
+            format!(
+                "leave `{field}` out (it defaults to `{own}`), or use a token with scope `act-as`: `lineage token create --name NAME --scope deploy:write --scope act-as`"
+            ),
+        )
+    })
 }
 
 async fn record_deploy(
@@ -401,27 +505,82 @@ async fn record_deploy(
 ) -> Result<Response, ApiError> {
     let token = st.authorize(&headers, Scope::DeployWrite)?;
     let b: DeployBody = parse_body(body)?;
-    let now = st.now();
-    let input = record::DeployInput {
+    let input = gate::DeployInput {
         image: ImageRef::parse(&b.image).map_err(|e| e.in_field("image"))?,
         env: b.env,
-        by: Identity::parse(&b.by).map_err(|e| e.in_field("by"))?,
+        by: acting_as(&token, b.by.as_deref(), "by")?,
         approved_by: opt(b.approved_by.as_deref(), Identity::parse, "approved_by")?,
         ticket: b.ticket,
-        at: opt(b.at.as_deref(), Timestamp::parse, "at")?.unwrap_or(now),
+        at: opt(b.at.as_deref(), Timestamp::parse, "at")?,
     };
-    let by = token.identity();
+    let recorded_by = token.identity();
     let s = st.clone();
-    let report = blocking(move || {
+    let decision = blocking(move || {
+        let now = s.now();
         s.write(|store| {
-            let deploy = record::resolve_deploy(store, &s.cfg.config, input)?;
-            Ok(record::deploy(store, deploy, now, Some(&by))?)
+            Ok(gate::record_deploy(
+                store,
+                &s.cfg.gate,
+                input,
+                Some(&recorded_by),
+                now,
+            )?)
         })
     })
     .await?;
-    st.metrics.record_written("deploy");
-    tracing::info!(digest = %report.digest, service = %report.service, by = %token.identity(), "deploy");
-    Ok(Json(report).into_response())
+    match decision {
+        Decision::Refused { gate } => {
+            tracing::info!(image = ?gate.subject.image, by = %token.identity(), "deploy refused by its gate");
+            Ok(refused(&gate))
+        }
+        Decision::Recorded { result, gate } => {
+            st.metrics.record_written("deploy");
+            tracing::info!(digest = %result.digest, service = %result.service, by = %token.identity(), "deploy");
+            Ok(recorded(&result, true, &gate))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalBody {
+    image: String,
+    env: String,
+    /// The approver; the token's identity when absent. Another identity needs `act-as`.
+    by: Option<String>,
+    reason: Option<String>,
+}
+
+async fn record_approval(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = st.authorize(&headers, Scope::Approve)?;
+    let b: ApprovalBody = parse_body(body)?;
+    let input = gate::ApprovalInput {
+        image: ImageRef::parse(&b.image).map_err(|e| e.in_field("image"))?,
+        env: b.env,
+        by: acting_as(&token, b.by.as_deref(), "by")?,
+        reason: b.reason,
+    };
+    let s = st.clone();
+    let report = blocking(move || {
+        let now = s.now();
+        s.write(|store| Ok(gate::approve(store, &s.cfg.gate.config, input, now)?))
+    })
+    .await?;
+    let created = report.outcome == "recorded";
+    if created {
+        st.metrics.record_written("approval");
+    }
+    tracing::info!(digest = %report.digest, env = %report.env, by = %report.by, "approval");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)).into_response())
 }
 
 fn not_found(message: String) -> Response {
@@ -441,7 +600,7 @@ async fn trace(
     let s = st.clone();
     let t = target.clone();
     let report =
-        blocking(move || s.read(|store| Ok(query::trace(store, &s.cfg.config, &t)?))).await?;
+        blocking(move || s.read(|store| Ok(query::trace(store, &s.cfg.gate.config, &t)?))).await?;
     Ok(match report {
         Some(r) => Json(r).into_response(),
         None => not_found(format!("nothing recorded for `{target}`")),
@@ -469,7 +628,7 @@ async fn affected(
     let filter = query::base_filter(&base)?;
     let s = st.clone();
     let report =
-        blocking(move || s.read(|store| Ok(query::affected(store, &s.cfg.config, &filter)?)))
+        blocking(move || s.read(|store| Ok(query::affected(store, &s.cfg.gate.config, &filter)?)))
             .await?;
     Ok(Json(report).into_response())
 }
@@ -485,11 +644,15 @@ async fn running(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
-    let env = q.env.map(|e| st.cfg.config.environment(&e)).transpose()?;
+    let env = q
+        .env
+        .map(|e| st.cfg.gate.config.environment(&e))
+        .transpose()?;
     let s = st.clone();
-    let report =
-        blocking(move || s.read(|store| Ok(query::running(store, &s.cfg.config, env.as_ref())?)))
-            .await?;
+    let report = blocking(move || {
+        s.read(|store| Ok(query::running(store, &s.cfg.gate.config, env.as_ref())?))
+    })
+    .await?;
     Ok(Json(report).into_response())
 }
 

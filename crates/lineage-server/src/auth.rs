@@ -17,14 +17,21 @@ pub enum Scope {
     Read,
     BuildWrite,
     DeployWrite,
+    /// Record approvals, as the token's identity.
+    Approve,
+    /// Write on behalf of another identity (a `by` that is not the token's own): for a
+    /// deploy bot that records who pressed the button.
+    ActAs,
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Read,
         Scope::BuildWrite,
         Scope::DeployWrite,
+        Scope::Approve,
+        Scope::ActAs,
         Scope::Admin,
     ];
 
@@ -33,6 +40,8 @@ impl Scope {
             Scope::Read => "read",
             Scope::BuildWrite => "build:write",
             Scope::DeployWrite => "deploy:write",
+            Scope::Approve => "approve",
+            Scope::ActAs => "act-as",
             Scope::Admin => "admin",
         }
     }
@@ -54,6 +63,8 @@ pub struct TokenInfo {
     pub id: String,
     pub name: String,
     pub scopes: Vec<Scope>,
+    /// Who acts with it (`token create --identity`); `sa:token-NAME` when none was given.
+    pub identity: Option<Identity>,
 }
 
 impl TokenInfo {
@@ -66,7 +77,23 @@ impl TokenInfo {
 
     /// The identity writes made with this token are recorded under.
     pub fn identity(&self) -> Identity {
-        Identity::parse(&format!("sa:token-{}", self.name)).expect("token names are checked labels")
+        match &self.identity {
+            Some(i) => i.clone(),
+            None => Identity::parse(&format!("sa:token-{}", self.name))
+                .expect("token names are checked labels"),
+        }
+    }
+
+    /// The identity a write acts as: the token's own, or `claimed` when the token may act
+    /// for others. Anything else is refused (403): on the server, `by` is an authenticated
+    /// fact, not free text.
+    pub fn acting_as(&self, claimed: Option<&Identity>) -> Result<Identity, Identity> {
+        let own = self.identity();
+        match claimed {
+            None => Ok(own),
+            Some(c) if *c == own || self.allows(Scope::ActAs) => Ok(c.clone()),
+            Some(_) => Err(own),
+        }
     }
 
     pub fn from_grant(g: &TokenGrant) -> TokenInfo {
@@ -74,6 +101,7 @@ impl TokenInfo {
             id: g.id.clone(),
             name: g.name.clone(),
             scopes: g.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+            identity: g.identity.clone(),
         }
     }
 }
@@ -107,7 +135,7 @@ impl TokenError {
         match self {
             TokenError::BadName(_) => "use lowercase letters, digits and `-`, e.g. `--name ci-api`".into(),
             TokenError::BadScope(_) | TokenError::NoScope => {
-                "pass `--scope` with one of `read`, `build:write`, `deploy:write`, `admin`".into()
+                "pass `--scope` with one of `read`, `build:write`, `deploy:write`, `approve`, `act-as`, `admin`".into()
             }
             TokenError::Exists(name) => format!(
                 "pick another name, or revoke the old one first (`lineage token list` shows the id of `{name}`)"
@@ -148,6 +176,7 @@ pub fn create(
     store: &mut dyn Store,
     name: &str,
     scopes: &[String],
+    identity: Option<&Identity>,
     by: &Identity,
     now: Timestamp,
 ) -> Result<Created, TokenError> {
@@ -179,6 +208,7 @@ pub fn create(
         id,
         name: name.to_string(),
         scopes: checked,
+        identity: identity.cloned(),
         sha256: token_hash(&secret),
         by: by.clone(),
         at: now,
@@ -197,6 +227,8 @@ pub struct TokenRow {
     pub id: String,
     pub name: String,
     pub scopes: Vec<String>,
+    /// Who acts with the token.
+    pub identity: String,
     pub created_by: String,
     pub created_at: Timestamp,
     pub revoked: bool,
@@ -224,6 +256,7 @@ pub fn list(store: &dyn Store) -> Result<TokenList, TokenError> {
         .filter_map(|e| match e.record {
             Record::Token(g) => Some(TokenRow {
                 revoked: revoked.contains(&g.id),
+                identity: TokenInfo::from_grant(&g).identity().to_string(),
                 id: g.id,
                 name: g.name,
                 scopes: g.scopes,
@@ -277,6 +310,7 @@ mod tests {
             id: "a".into(),
             name: "ci".into(),
             scopes: vec![Scope::BuildWrite],
+            identity: None,
         };
         assert!(t.allows(Scope::BuildWrite) && !t.allows(Scope::Read));
         let admin = TokenInfo {
@@ -285,6 +319,20 @@ mod tests {
         };
         assert!(Scope::ALL.iter().all(|s| admin.allows(*s)));
         assert_eq!(t.identity().to_string(), "sa:token-ci");
+        let jonas = Identity::parse("jonas@acme.dev").unwrap();
+        assert_eq!(t.acting_as(None).unwrap().to_string(), "sa:token-ci");
+        assert!(t.acting_as(Some(&jonas)).is_err());
+        let own = TokenInfo {
+            identity: Some(jonas.clone()),
+            ..t.clone()
+        };
+        assert_eq!(own.acting_as(Some(&jonas)).unwrap(), jonas);
+        let bot = TokenInfo {
+            scopes: vec![Scope::DeployWrite, Scope::ActAs],
+            ..t.clone()
+        };
+        assert_eq!(bot.acting_as(Some(&jonas)).unwrap(), jonas);
+        assert_eq!(admin.acting_as(Some(&jonas)).unwrap(), jonas);
         assert_eq!(bearer("Bearer abc"), Some("abc"));
         assert_eq!(bearer("basic abc"), None);
         assert_eq!(bearer("Bearer "), None);

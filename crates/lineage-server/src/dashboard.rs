@@ -101,8 +101,8 @@ fn signature(s: &SignatureStatus) -> String {
 }
 
 fn envs_in_order(st: &AppState) -> Vec<EnvName> {
-    let mut envs = st.cfg.config.environments.clone();
-    envs.sort_by_key(|e| st.cfg.config.env_rank(e));
+    let mut envs = st.cfg.gate.config.environments.clone();
+    envs.sort_by_key(|e| st.cfg.gate.config.env_rank(e));
     envs
 }
 
@@ -141,7 +141,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
         for e in &envs {
             match rows.iter().find(|r| r.deploy.env == *e) {
                 Some(r) => {
-                    let facts = st.index.facts(&st.readers, &r.deploy.digest, now)?;
+                    let facts = st.index.facts(&st.readers, &r.deploy.digest)?;
                     if let Some((_, since)) = &facts.stale_base {
                         behind = Some(behind.unwrap_or(0).max(since.days_until(now)));
                     }
@@ -149,7 +149,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                         html,
                         "<td>{}<br>{}</td>",
                         short(&r.deploy.digest.to_string()),
-                        signature(&facts.signature_for(e))
+                        signature(&facts.signature_for(Some(e)))
                     );
                 }
                 None => html.push_str("<td><span class=\"muted\">—</span></td>"),
@@ -293,12 +293,12 @@ fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, Ap
     let mut html = String::new();
     let mut filter = query::base_filter(q).ok();
     let mut report = match &filter {
-        Some(f) => Some(query::affected(store, &st.cfg.config, f)?),
+        Some(f) => Some(query::affected(store, &st.cfg.gate.config, f)?),
         None => None,
     };
     if report.as_ref().is_none_or(|r| r.services.is_empty()) {
         // Not a base anyone built on: maybe an application image; then ask about its base.
-        if let Some(t) = query::trace(store, &st.cfg.config, q)? {
+        if let Some(t) = query::trace(store, &st.cfg.gate.config, q)? {
             let base = t
                 .build
                 .as_ref()
@@ -314,7 +314,7 @@ fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, Ap
             );
             if let Some(d) = base {
                 let f = lineage_store::BaseFilter::Digest(d);
-                report = Some(query::affected(store, &st.cfg.config, &f)?);
+                report = Some(query::affected(store, &st.cfg.gate.config, &f)?);
                 filter = Some(f);
             }
         }

@@ -45,7 +45,10 @@ impl From<lineage_core::Error> for ApiError {
             | E::Import { .. }
             | E::ImageClaimed { .. }
             | E::NoServiceForImage(_)
-            | E::UnknownService(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | E::UnknownService(_)
+            | E::Refused(..) => StatusCode::UNPROCESSABLE_ENTITY,
+            // The server's own policy files are broken: not the caller's fault.
+            E::Policy(_) | E::PolicyConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
             E::ServiceExists(_) | E::BuildConflict { .. } => StatusCode::CONFLICT,
             E::Store(StoreError::Missing(_)) => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,7 +1,8 @@
 //! The in-memory index admission decisions and token checks are answered from.
 //!
-//! It holds the services and live tokens, and a cache of per-digest facts (its build, whether
-//! it was retired, its signature status per environment, whether its base has moved on). A
+//! It holds the services, exceptions and live tokens, and a cache of per-digest facts (the
+//! same [`DigestFacts`] the deploy gate reads from a store: build, gate result, retirement,
+//! signature status per governed environment, approvals, deploys, base freshness). A
 //! digest seen for the first time is looked up in the local store once; after that the answer
 //! comes from memory. A poller watches the ledger's length and applies new entries, dropping
 //! the cached facts they change, so a write through the CLI is seen within one poll interval.
@@ -12,43 +13,34 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use lineage_attest::TrustPolicy;
-use lineage_model::{Digest, EnvName, Record, Repository, Service, ServiceName, Tag, Timestamp};
-use lineage_policy::SignatureStatus;
+use lineage_core::gate::{self, DeployLedger, DigestFacts};
+use lineage_model::{Digest, EnvName, Record, Repository, Service, ServiceName, Timestamp};
+use lineage_policy::Exception;
 use lineage_store::{Store, StoreError};
 
 use crate::auth::{token_hash, TokenInfo};
-
-/// What the ledger says about one digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DigestFacts {
-    /// `(service, image repository)` of its build record; `None` when it has no provenance.
-    pub build: Option<(ServiceName, Repository)>,
-    /// Why it was retired, when it was.
-    pub retired: Option<String>,
-    /// Signature status per environment the webhook governs.
-    pub signature: Vec<(EnvName, SignatureStatus)>,
-    /// The final base, and since when a newer digest of its tag has been seen.
-    pub stale_base: Option<(String, Timestamp)>,
-}
-
-impl DigestFacts {
-    pub fn signature_for(&self, env: &EnvName) -> SignatureStatus {
-        self.signature
-            .iter()
-            .find(|(e, _)| e == env)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_default()
-    }
-}
 
 #[derive(Default)]
 struct Data {
     /// Ledger entries applied so far.
     len: u64,
     services: HashMap<ServiceName, Service>,
+    /// Image repository → the service that lists it.
+    images: HashMap<Repository, ServiceName>,
     /// SHA-256 of the token string → token.
     tokens: HashMap<String, Arc<TokenInfo>>,
     digests: HashMap<Digest, Arc<DigestFacts>>,
+    exceptions: Vec<Exception>,
+}
+
+impl Data {
+    fn set_services(&mut self, services: HashMap<ServiceName, Service>) {
+        self.images = services
+            .values()
+            .flat_map(|s| s.images.iter().map(|i| (i.clone(), s.name.clone())))
+            .collect();
+        self.services = services;
+    }
 }
 
 /// A handful of store connections for reads off the request's async thread (SQLite
@@ -89,11 +81,12 @@ pub struct Index {
     generation: AtomicU64,
     trust: TrustPolicy,
     /// Environments whose signature status is worth computing (the governed ones).
-    envs: Vec<EnvName>,
+    envs: Vec<Option<EnvName>>,
 }
 
 impl Index {
     pub fn new(trust: TrustPolicy, envs: Vec<EnvName>) -> Index {
+        let envs = envs.into_iter().map(Some).collect();
         Index {
             data: RwLock::new(Data::default()),
             ready: AtomicBool::new(false),
@@ -117,7 +110,7 @@ impl Index {
 
     /// Loads services and tokens and warms the cache with what runs now; then the index is
     /// ready.
-    pub fn load(&self, store: &dyn Store, now: Timestamp) -> Result<(), StoreError> {
+    pub fn load(&self, store: &dyn Store, _now: Timestamp) -> Result<(), StoreError> {
         let len = store.len()?;
         let services = store
             .services()?
@@ -146,17 +139,20 @@ impl Index {
         for r in store.running(None, None)? {
             let d = r.deploy.digest.clone();
             if !digests.contains_key(&d) {
-                digests.insert(d.clone(), Arc::new(self.lookup(store, &d, now)?));
+                digests.insert(d.clone(), Arc::new(self.lookup(store, &d)?));
             }
         }
+        let exceptions = gate::exceptions(store).map_err(core_error)?;
         {
             let mut data = self.write();
             *data = Data {
                 len,
-                services,
                 tokens,
                 digests,
+                exceptions,
+                ..Data::default()
             };
+            data.set_services(services);
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
         // Entries written while loading are applied by the next refresh (they are after `len`).
@@ -178,10 +174,15 @@ impl Index {
         }
         let entries = store.entries(seen, len)?;
         let mut data = self.write();
+        let mut services_changed = false;
         for e in &entries {
+            // Drop what the entry changes; the next lookup reads it again.
             match &e.record {
                 Record::Build(b) => {
                     data.digests.remove(&b.digest);
+                }
+                Record::Deploy(d) => {
+                    data.digests.remove(&d.digest);
                 }
                 Record::Retire(r) => {
                     data.digests.remove(&r.digest);
@@ -189,10 +190,24 @@ impl Index {
                 Record::Attestation(a) => {
                     data.digests.remove(&a.digest);
                 }
+                Record::Check(c) => {
+                    data.digests.remove(&c.digest);
+                }
+                Record::Approval(a) => {
+                    data.digests.remove(&a.digest);
+                }
                 Record::Service(c) => {
                     data.services
                         .insert(c.service.name.clone(), c.service.clone());
+                    services_changed = true;
                 }
+                Record::Exception(x) => data.exceptions.push(Exception {
+                    rule: x.rule.clone(),
+                    service: x.service.clone(),
+                    reason: x.reason.clone(),
+                    approved_by: x.approved_by.to_string(),
+                    expires: x.expires,
+                }),
                 // A new base digest can make any build's base stale.
                 Record::Base(_) => data.digests.clear(),
                 Record::Token(g) => {
@@ -200,8 +215,11 @@ impl Index {
                         .insert(g.sha256.clone(), Arc::new(TokenInfo::from_grant(g)));
                 }
                 Record::TokenRevoked(r) => data.tokens.retain(|_, t| t.id != r.id),
-                Record::Deploy(_) | Record::Exception(_) | Record::Check(_) => {}
             }
+        }
+        if services_changed {
+            let services = std::mem::take(&mut data.services);
+            data.set_services(services);
         }
         data.len = len;
         drop(data);
@@ -233,17 +251,12 @@ impl Index {
     }
 
     /// Facts of a digest: from the cache, else from the store (and then cached).
-    pub fn facts(
-        &self,
-        pool: &StorePool,
-        digest: &Digest,
-        now: Timestamp,
-    ) -> Result<Arc<DigestFacts>, StoreError> {
+    pub fn facts(&self, pool: &StorePool, digest: &Digest) -> Result<Arc<DigestFacts>, StoreError> {
         if let Some(f) = self.cached(digest) {
             return Ok(f);
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let facts = Arc::new(pool.with(|store| self.lookup(store, digest, now))?);
+        let facts = Arc::new(pool.with(|store| self.lookup(store, digest))?);
         let mut data = self.write();
         if self.generation.load(Ordering::Acquire) == generation {
             data.digests.insert(digest.clone(), facts.clone());
@@ -251,71 +264,56 @@ impl Index {
         Ok(facts)
     }
 
-    /// Everything admission needs about `digest`, read from the store.
-    fn lookup(
-        &self,
-        store: &dyn Store,
-        digest: &Digest,
-        _now: Timestamp,
-    ) -> Result<DigestFacts, StoreError> {
-        let key = digest.to_string();
-        let build = store.build(digest)?;
-        let retired = store
-            .facts("retire", Some(&key))?
-            .into_iter()
-            .find_map(|e| match e.record {
-                Record::Retire(r) => Some(r.reason),
-                _ => None,
-            });
-        let mut signature = Vec::new();
-        for env in &self.envs {
-            let status = lineage_core::provenance::status(store, &self.trust, Some(env), digest)
-                .unwrap_or_else(|e| SignatureStatus::Untrusted {
-                    reason: e.to_string(),
-                });
-            signature.push((env.clone(), status));
-        }
-        let stale_base = match build.as_ref().and_then(|b| b.final_base()) {
-            Some(base) => match (&base.tag, &base.digest) {
-                (Some(tag), Some(d)) => newer_base_since(store, &base.name, tag, d)?
-                    .map(|since| (base.display(), since)),
-                _ => None,
-            },
-            None => None,
-        };
-        Ok(DigestFacts {
-            build: build.map(|b| (b.service, b.image)),
-            retired,
-            signature,
-            stale_base,
-        })
+    /// Everything the deploy gate needs about `digest`, read from the store: the one
+    /// function the CLI's gate uses too, with the signature judged for every governed
+    /// environment.
+    fn lookup(&self, store: &dyn Store, digest: &Digest) -> Result<DigestFacts, StoreError> {
+        gate::digest_facts(store, &self.trust, &self.envs, digest).map_err(core_error)
+    }
+
+    /// A view for one admission decision: the index's services and exceptions, and the
+    /// facts of the request's digests, all already in memory.
+    pub fn ledger<'a>(&'a self, facts: &'a HashMap<Digest, Arc<DigestFacts>>) -> IndexLedger<'a> {
+        IndexLedger { index: self, facts }
     }
 }
 
-/// When a digest other than `digest` was first seen under `name:tag` after `digest` was,
-/// if one was.
-fn newer_base_since(
-    store: &dyn Store,
-    name: &Repository,
-    tag: &Tag,
-    digest: &Digest,
-) -> Result<Option<Timestamp>, StoreError> {
-    let seen: Vec<_> = store
-        .facts("base", Some(&name.to_string()))?
-        .into_iter()
-        .filter_map(|e| match e.record {
-            Record::Base(b) if b.tag.as_ref() == Some(tag) => Some(b),
-            _ => None,
-        })
-        .collect();
-    let ours = seen
-        .iter()
-        .filter(|b| b.digest == *digest)
-        .map(|b| b.seen_at)
-        .min();
-    Ok(seen
-        .iter()
-        .filter(|b| b.digest != *digest && ours.is_none_or(|o| b.seen_at > o))
-        .map(|b| b.seen_at)
-        .min())
+fn core_error(e: lineage_core::Error) -> StoreError {
+    match e {
+        lineage_core::Error::Store(s) => s,
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+/// The deploy gate's view of the ledger during one admission decision. It never touches a
+/// store: a digest not looked up beforehand reads as one with no record.
+pub struct IndexLedger<'a> {
+    index: &'a Index,
+    facts: &'a HashMap<Digest, Arc<DigestFacts>>,
+}
+
+impl DeployLedger for IndexLedger<'_> {
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, lineage_core::Error> {
+        Ok(self.index.service(name))
+    }
+    fn service_for_image(
+        &self,
+        image: &Repository,
+    ) -> Result<Option<ServiceName>, lineage_core::Error> {
+        Ok(self.index.read().images.get(image).cloned())
+    }
+    fn digest(
+        &self,
+        digest: &Digest,
+        _env: Option<&EnvName>,
+    ) -> Result<DigestFacts, lineage_core::Error> {
+        Ok(self
+            .facts
+            .get(digest)
+            .map(|f| DigestFacts::clone(f))
+            .unwrap_or_default())
+    }
+    fn exceptions(&self) -> Result<Vec<Exception>, lineage_core::Error> {
+        Ok(self.index.read().exceptions.clone())
+    }
 }

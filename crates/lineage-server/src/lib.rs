@@ -9,7 +9,6 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
-pub mod config;
 pub mod dashboard;
 mod error;
 pub mod index;
@@ -30,15 +29,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lineage_attest::TrustPolicy;
+use lineage_core::gate;
 use lineage_core::ledger_log::LogSettings;
-use lineage_core::Config;
 use lineage_model::Timestamp;
 use lineage_store::lineage_log::keys::LogKey;
 use lineage_store::{Store, StoreLocation};
 
-pub use config::{AdmissionConfig, Mode, NotReady};
 pub use error::ApiError;
+pub use lineage_core::admission::{AdmissionConfig, Mode, NotReady};
 
 use crate::auth::{Scope, TokenInfo};
 use crate::index::{Index, StorePool};
@@ -50,9 +48,10 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// Everything the server needs, resolved by the binary.
 pub struct ServerConfig {
     pub store: StoreLocation,
-    pub config: Config,
+    /// What every gate judges by (environments, rules, Rego, exceptions, trust): loaded by
+    /// the binary with the same function the CLI uses, so both decide alike.
+    pub gate: gate::Setup,
     pub admission: AdmissionConfig,
-    pub trust: TrustPolicy,
     /// The log key and `[log]` settings: every write is sealed into a signed checkpoint.
     pub log: Option<(Arc<LogKey>, LogSettings)>,
     /// Largest request body accepted; larger ones get 413.
@@ -184,7 +183,7 @@ pub fn state(cfg: ServerConfig) -> Result<Arc<AppState>, ServeError> {
         .into_iter()
         .collect();
     Ok(Arc::new(AppState {
-        index: Index::new(cfg.trust.clone(), envs),
+        index: Index::new(cfg.gate.trust.clone(), envs),
         cfg,
         writer: Mutex::new(writer),
         readers: StorePool::new(readers),
@@ -385,7 +384,7 @@ async fn admit(
             (req.uid, v)
         }
     };
-    let rules: Vec<&str> = verdict.findings.iter().map(|f| f.code).collect();
+    let rules: Vec<&str> = verdict.findings.iter().map(|f| f.code.as_str()).collect();
     state.metrics.decision(verdict.outcome, &rules);
     if !verdict.allowed {
         tracing::info!(uid = %uid, outcome = verdict.outcome, rules = ?rules, "admission denied");
@@ -399,7 +398,7 @@ async fn decide(
     now: Timestamp,
 ) -> admission::Verdict {
     let cfg = &state.cfg.admission;
-    let digests = if admission::environment(cfg, req).is_some() {
+    let digests = if cfg.environment(req.namespace.as_deref()).is_some() {
         admission::digests(req)
     } else {
         Vec::new()
@@ -421,7 +420,7 @@ async fn decide(
         let looked = tokio::task::spawn_blocking(move || {
             missing
                 .into_iter()
-                .map(|d| st.index.facts(&st.readers, &d, now).map(|f| (d, f)))
+                .map(|d| st.index.facts(&st.readers, &d).map(|f| (d, f)))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await;
@@ -437,16 +436,24 @@ async fn decide(
             }
         }
     }
-    let production = |e: &lineage_model::EnvName| state.cfg.config.is_production(e);
-    let service = |n: &lineage_model::ServiceName| state.index.service(n);
-    admission::judge(
-        req,
-        &admission::Context {
-            config: cfg,
-            production: &production,
-            facts: &facts,
-            service: &service,
-            now,
-        },
-    )
+    // The deploy gate, over memory only: the same rules, severities, Rego and exceptions as
+    // `deploy check`.
+    let ledger = state.index.ledger(&facts);
+    match lineage_core::admission::judge(
+        &ledger,
+        &state.cfg.gate,
+        cfg,
+        req.namespace.as_deref(),
+        &req.images,
+        now,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "admission could not decide");
+            lineage_core::admission::undecided(
+                &e.to_string(),
+                cfg.when_not_ready == NotReady::Allow,
+            )
+        }
+    }
 }

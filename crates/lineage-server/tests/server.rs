@@ -137,6 +137,7 @@ fn world(mode: Mode) -> World {
             s,
             &name,
             &[scope.as_str().to_string()],
+            None,
             &id("ops@acme.dev"),
             now,
         )
@@ -144,7 +145,15 @@ fn world(mode: Mode) -> World {
         tokens.push((Some(scope), created.secret));
     }
     // A revoked admin token must be refused like an unknown one.
-    let revoked = auth::create(s, "old", &["admin".to_string()], &id("ops@acme.dev"), now).unwrap();
+    let revoked = auth::create(
+        s,
+        "old",
+        &["admin".to_string()],
+        None,
+        &id("ops@acme.dev"),
+        now,
+    )
+    .unwrap();
     auth::revoke(s, &revoked.grant.id, &id("ops@acme.dev"), now).unwrap();
     tokens.push((None, revoked.secret));
     drop(store);
@@ -160,9 +169,11 @@ fn world(mode: Mode) -> World {
     let key = lineage_store::lineage_log::keys::LogKey::generate("lineage.test/ledger").unwrap();
     let state = lineage_server::state(ServerConfig {
         store: location,
-        config,
+        gate: lineage_core::gate::Setup {
+            config,
+            ..Default::default()
+        },
         admission,
-        trust: Default::default(),
         log: Some((Arc::new(key), Default::default())),
         body_limit: 64 * 1024,
         request_timeout: Duration::from_secs(10),
@@ -230,9 +241,12 @@ fn example(method: &str, path: &str, n: usize) -> (String, Option<Value>) {
         ("post", "/api/v1/builds") => {
             Some(json!({ "image": "ghcr.io/acme/api", "digest": format!("sha256:{:064x}", n + 1) }))
         }
-        ("post", "/api/v1/deploys") => Some(
-            json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "staging", "by": "jonas@acme.dev" }),
-        ),
+        ("post", "/api/v1/deploys") => {
+            Some(json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "staging" }))
+        }
+        ("post", "/api/v1/approvals") => {
+            Some(json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "staging" }))
+        }
         ("post", "/admission") => Some(review(
             "Pod",
             "dev",
@@ -352,10 +366,11 @@ async fn writes_record_the_token_identity_and_metrics_count_them() {
         "POST",
         "/api/v1/builds",
         Some(build_token),
-        Some(json!({ "image": "ghcr.io/acme/api", "digest": d, "tags": ["2.0"] })),
+        Some(complete_build(&d, "2.0")),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["gate"]["passed"], true, "{v}");
     assert_eq!(
         (
             v["outcome"].as_str(),
@@ -379,18 +394,31 @@ async fn writes_record_the_token_identity_and_metrics_count_them() {
         text.contains("lineage_records_written_total{kind=\"build\"} 1"),
         "{text}"
     );
-    assert!(text.contains("lineage_http_request_duration_seconds_bucket{route=\"/api/v1/builds\",method=\"POST\",status=\"200\""), "{text}");
+    assert!(text.contains("lineage_http_request_duration_seconds_bucket{route=\"/api/v1/builds\",method=\"POST\",status=\"201\""), "{text}");
     // The same digest with other facts is a conflict with a hint, not a 500.
     let (status, v) = call(
         &w,
         "POST",
         "/api/v1/builds",
         Some(build_token),
-        Some(json!({ "image": "ghcr.io/acme/api", "digest": d, "tags": ["3.0"] })),
+        Some(complete_build(&d, "3.0")),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert!(v["error"]["hint"].is_string());
+}
+
+/// A build record that passes the production build gate.
+fn complete_build(digest: &str, tag: &str) -> Value {
+    json!({
+        "image": "ghcr.io/acme/api", "digest": digest, "tags": [tag],
+        "bases": [{ "name": "docker.io/library/python", "tag": "3.12-slim",
+                    "digest": format!("sha256:{}", "b".repeat(64)),
+                    "pulled_at": NOW, "final_stage": true }],
+        "source_repo": "https://github.com/acme/api", "git_ref": "main",
+        "commit": "c".repeat(40),
+        "ci": { "system": "github-actions", "run_id": "42" },
+    })
 }
 
 #[tokio::test]
@@ -545,7 +573,7 @@ async fn every_workload_kind_and_container_field() {
             check(
                 &r,
                 false,
-                &["D006", "no provenance"],
+                &["D006", "provenance is unknown"],
                 &format!("{at} unknown digest"),
             );
             let r = admit(&w, review(kind, "prod", spec(&retired))).await;
@@ -562,8 +590,9 @@ async fn every_workload_kind_and_container_field() {
                 &["D001", "set-owner orphan"],
                 &format!("{at} no owner"),
             );
-            // Outside production an unpinned image is only a warning.
-            let r = admit(&w, review(kind, "dev", spec("nginx:1.27"))).await;
+            // Outside production an unpinned image of an owned service is only a warning
+            // (`nginx:1.27` would be denied there too: no service owns it, D001).
+            let r = admit(&w, review(kind, "dev", spec("ghcr.io/acme/api:1.0"))).await;
             check(&r, true, &["D005"], &format!("{at} unpinned in dev"));
             // A namespace Lineage does not govern is allowed, with the reason.
             let r = admit(&w, review(kind, "kube-system", spec(&unknown))).await;
@@ -718,6 +747,30 @@ async fn index_sees_new_ledger_entries_and_revocations() {
     record::build(store.as_mut(), nb, now, None).unwrap();
     let reader = lineage_store::open(&w.state.cfg.store, false).unwrap();
     w.state.index.refresh(reader.as_ref()).unwrap();
+    // Recorded but never deployed to production with an approval: the deploy gate's D003.
+    let r = admit(
+        &w,
+        review("Pod", "prod", pod_spec(&[("containers", "c", &unknown)])),
+    )
+    .await;
+    check(&r, false, &["D003"], "built, not deployed");
+    record::deploy(
+        store.as_mut(),
+        DeployRecord {
+            service: ServiceName::parse("api").unwrap(),
+            image: Repository::parse("ghcr.io/acme/api").unwrap(),
+            digest: digest('7'),
+            env: EnvName::parse("production").unwrap(),
+            by: id("jonas@acme.dev"),
+            approved_by: Some(id("maya@acme.dev")),
+            ticket: None,
+            at: now,
+        },
+        now,
+        None,
+    )
+    .unwrap();
+    w.state.index.refresh(reader.as_ref()).unwrap();
     let r = admit(
         &w,
         review("Pod", "prod", pod_spec(&[("containers", "c", &unknown)])),
@@ -768,9 +821,8 @@ async fn readiness_and_not_ready_answer() {
     let cfg = &w.state.cfg;
     let fresh = lineage_server::state(ServerConfig {
         store: cfg.store.clone(),
-        config: cfg.config.clone(),
+        gate: cfg.gate.clone(),
         admission: cfg.admission.clone(),
-        trust: Default::default(),
         log: None,
         body_limit: cfg.body_limit,
         request_timeout: cfg.request_timeout,

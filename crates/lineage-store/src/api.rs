@@ -257,6 +257,16 @@ pub trait Store: Send {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError>;
+    /// Appends records of any kind in one transaction: what one user action writes (a build
+    /// with its gate result and its signed provenance; a deploy with its facts) commits
+    /// together or not at all. A build must be new: a digest already recorded makes the whole
+    /// call fail and write nothing (callers check for an identical record first).
+    fn append(
+        &mut self,
+        records: &[Record],
+        recorded_at: Timestamp,
+        recorded_by: Option<&Identity>,
+    ) -> Result<Vec<u64>, StoreError>;
     /// Facts of `kind` (`Record::kind`), filed under `key` (`Record::fact_key`) or all of them,
     /// oldest first.
     fn facts(&self, kind: &str, key: Option<&str>) -> Result<Vec<Entry>, StoreError>;

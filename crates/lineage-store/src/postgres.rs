@@ -1290,6 +1290,32 @@ impl Store for PgStore {
             .collect()
     }
 
+    fn append(
+        &mut self,
+        records: &[Record],
+        recorded_at: Timestamp,
+        recorded_by: Option<&Identity>,
+    ) -> Result<Vec<u64>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx, frontier| {
+            let mut batch = Batch::new(Log::Writer(frontier));
+            let mut indexes = Vec::with_capacity(records.len());
+            for r in records {
+                indexes.push(match r {
+                    Record::Build(b) => batch.build(b, recorded_at, recorded_by, 0),
+                    Record::Deploy(d) => batch.deploy(d, recorded_at, recorded_by, 0),
+                    Record::Service(c) => batch.service_change(tx, c, recorded_at, 0)?,
+                    fact => batch.fact(fact, recorded_at, recorded_by, 0)?,
+                });
+            }
+            // A build already recorded violates the `builds` key: the whole call fails.
+            batch.flush(tx)?;
+            Ok(indexes)
+        })
+    }
+
     fn record_facts(
         &mut self,
         facts: &[Record],

@@ -617,6 +617,25 @@ impl Store for SqliteStore {
         })
     }
 
+    fn append(
+        &mut self,
+        records: &[Record],
+        recorded_at: Timestamp,
+        recorded_by: Option<&Identity>,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.write(|tx, log| {
+            records
+                .iter()
+                .map(|r| match r {
+                    Record::Build(b) => insert_build(tx, b, recorded_at, recorded_by, log),
+                    Record::Deploy(d) => insert_deploy(tx, d, recorded_at, recorded_by, log),
+                    Record::Service(c) => insert_service_change(tx, c, recorded_at, log),
+                    fact => insert_fact(tx, fact, recorded_at, recorded_by, log),
+                })
+                .collect()
+        })
+    }
+
     fn facts(&self, kind: &str, key: Option<&str>) -> Result<Vec<Entry>, StoreError> {
         let found = match key {
             Some(key) => self.indexes(

@@ -51,6 +51,9 @@ impl Pushed {
     }
 }
 
+/// [`World::BUILD_EPOCH`] as RFC 3339, for umoci.
+const BUILD_TIME: &str = "2026-11-01T00:00:00Z";
+
 /// A scratch area for image tools: buildah storage, configs, layouts and build contexts.
 pub struct World {
     dir: TempDir,
@@ -193,6 +196,8 @@ impl World {
             "linux",
             "--architecture",
             "amd64",
+            "--created",
+            BUILD_TIME,
         ]);
         for (k, v) in labels {
             config.arg("--config.label").arg(format!("{k}={v}"));
@@ -210,6 +215,11 @@ impl World {
             digest: World::read_digest(&digest_file),
         }
     }
+
+    /// When every image buildah builds here says it was created (2026-11-01T00:00:00Z): the
+    /// tests pin Lineage's clock to days after it, and a build time ahead of that clock is
+    /// refused as a time in the future, as it should be.
+    pub const BUILD_EPOCH: i64 = 1_793_491_200;
 
     /// Writes a build context (`Dockerfile` plus `files`) and builds it with buildah as
     /// `tag`. Returns nothing: push with [`World::buildah_push`].
@@ -234,6 +244,7 @@ impl World {
         let mut cmd = self.buildah();
         cmd.arg("bud")
             .args(["--isolation", "chroot", "--tls-verify=false", "--pull"])
+            .arg(format!("--timestamp={}", Self::BUILD_EPOCH))
             .arg("--signature-policy")
             .arg(self.dir.path().join("policy.json"))
             .args(["-t", tag]);

@@ -89,6 +89,9 @@ pub enum Command {
     /// Attestations: sign and export them in the ledger, push and pull them in registries.
     #[command(subcommand)]
     Attest(crate::gates_admin::AttestAll),
+    /// Approve a digest for an environment, as yourself (`[gates] approvals = "recorded"`
+    /// accepts only these approvals).
+    Approve(crate::gates::ApproveArgs),
     /// Waivers: accept one rule for one service until a date.
     #[command(subcommand)]
     Exception(crate::gates_admin::ExceptionCmd),

@@ -34,25 +34,19 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             at,
             check,
         }) => {
-            let input = record::DeployInput {
+            let input = lineage_core::gate::DeployInput {
                 image: ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?,
                 env,
                 by: Identity::parse(&by).map_err(|e| e.in_field("--by"))?,
                 approved_by: parse_opt(approved_by.as_deref(), Identity::parse, "--approved-by")?,
                 ticket,
-                at: parse_opt(at.as_deref(), Timestamp::parse, "--at")?.unwrap_or(s.now),
+                at: parse_opt(at.as_deref(), Timestamp::parse, "--at")?,
             };
-            let gate = crate::gates::prepare_deploy(&check, s)?;
-            let mut store = open(s, false)?;
-            let deploy = record::resolve_deploy(store.as_ref(), &s.config, input)?;
+            let setup = crate::gates::setup(&check, s)?;
             // The deploy gate decides before anything is written; a refusal exits 1.
-            if let Some(refused) = crate::gates::refuse_deploy(&gate, store.as_ref(), &deploy, s)? {
-                return Ok(refused);
-            }
-            let report = record::deploy(store.as_mut(), deploy, s.now, None)?;
-            render::record(s.format, &report);
-            Ok(Outcome::Ok)
+            crate::gates::record_deploy(&setup, input, s)
         }
+        Command::Approve(args) => crate::gates::approve(args, s),
         Command::Trace { target } => {
             let store = open(s, false)?;
             match query::trace(store.as_ref(), &s.config, &target)? {

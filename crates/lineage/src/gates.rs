@@ -1,25 +1,23 @@
-//! The build and deploy gates on the command line: `build check`, `deploy check`, and the
-//! gate that `build record` and `deploy record` run before they write.
+//! The build and deploy gates on the command line: `build check`, `deploy check`, `build
+//! record`, `deploy record` and `approve`. The gates themselves live in
+//! `lineage_core::gate`; this module loads what they judge by (lineage.toml's gate
+//! sections, the Rego files, the trust policy, the signing key), turns flags into facts, and
+//! renders the reports.
 //!
-//! Gathering facts is lenient on purpose: an abbreviated commit or a base without a digest
-//! must reach `lineage-policy` as a value, so that it comes back as a coded finding with a
-//! fix rather than as a parse error. Everything that is *not* a fact (the policy sections of
-//! lineage.toml, the Rego files, `--env`, the signing key) is parsed strictly before the
-//! ledger is opened, and a problem with it exits 2: the gate could not decide.
+//! Gathering facts from flags is lenient on purpose: an abbreviated commit or a base without
+//! a digest must reach the gate as a value, so that it comes back as a coded finding with a
+//! fix rather than as a parse error. Everything that is *not* a fact is parsed strictly
+//! before the ledger is opened, and a problem with it exits 2: the gate could not decide.
 
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use lineage_core::{ci, provenance, record};
-use lineage_model::{
-    BuildRecord, CheckResult, DeployRecord, Digest, EnvName, Identity, ImageRef, Record,
-    ServiceName, SourceRepo, Timestamp,
-};
+use lineage_core::gate::{self, BuildOptions, Decision, DeployRequest, StoreLedger};
+use lineage_core::{ci, provenance};
+use lineage_model::{BuildRecord, Digest, EnvName, ImageRef};
 use lineage_policy::render::SarifOptions;
-use lineage_policy::{
-    BaseFacts, BuildContext, BuildFacts, DeployFacts, Evaluation, Policies, PolicyConfig, Report,
-};
+use lineage_policy::{BaseFacts, BuildFacts, Policies, PolicyConfig, Report};
 use lineage_store::{Store, StoreError};
 
 use crate::args::{BuildArgs, Format};
@@ -91,13 +89,9 @@ pub struct DeployCheckArgs {
 /// Rego files larger than this are refused; policies are small.
 const MAX_POLICY_BYTES: u64 = 1 << 20;
 const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
-/// How many recent builds per service the copied-metadata rules look at.
-const RECENT_BUILDS: usize = 50;
 
-/// What a gate needs besides the facts, loaded and checked before the ledger is opened.
-pub struct Setup {
-    policy: PolicyConfig,
-    policies: Option<Policies>,
+/// How a gate report is shown: chosen by the flags, nothing to do with the decision.
+pub struct Present {
     output: Output,
     /// Whether `--output` was given (record commands only show findings when asked).
     output_explicit: bool,
@@ -105,34 +99,51 @@ pub struct Setup {
     fallback_uri: Option<String>,
 }
 
+/// What a gate judges by, loaded and checked before the ledger is opened, and how its report
+/// is shown.
+pub struct Setup {
+    pub gate: gate::Setup,
+    pub present: Present,
+}
+
 pub fn setup(check: &CheckArgs, s: &Settings) -> Result<Setup, CliError> {
+    Ok(Setup {
+        gate: gate_setup(s, check.policy_dir.as_deref())?,
+        present: present(check, s),
+    })
+}
+
+fn present(check: &CheckArgs, s: &Settings) -> Present {
+    Present {
+        output: check.output.unwrap_or(match s.format {
+            Format::Json => Output::Json,
+            Format::Human => Output::Human,
+        }),
+        output_explicit: check.output.is_some(),
+        fallback_uri: s.config_file.as_ref().map(|_| config_name(s)),
+    }
+}
+
+/// What every gate judges by: `[environments]`, the gate sections of lineage.toml, the Rego
+/// policies (`policies/` beside lineage.toml, plus `extra`) and `[trust]`. The server loads
+/// the same through this function, so a local check and the server decide alike.
+pub fn gate_setup(s: &Settings, extra: Option<&Path>) -> Result<gate::Setup, CliError> {
     let policy = match &s.config_file {
-        Some((text, _)) => PolicyConfig::from_toml(text, &config_name(s)).map_err(|e| {
-            CliError::new(
-                e.to_string(),
-                e.hint.clone().unwrap_or_else(|| {
-                    "fix lineage.toml; docs/rules.md lists every setting".into()
-                }),
-            )
-        })?,
+        Some((text, _)) => PolicyConfig::from_toml(text, &config_name(s))
+            .map_err(|e| CliError::from(lineage_core::Error::PolicyConfig(e)))?,
         None => PolicyConfig::default(),
     };
-    let files = policy_files(s, check.policy_dir.as_deref(), false)?;
+    let files = policy_files(s, extra, false)?;
     let policies = if files.is_empty() {
         None
     } else {
         Some(Policies::load(&files).map_err(rego_error)?)
     };
-    let output = check.output.unwrap_or(match s.format {
-        Format::Json => Output::Json,
-        Format::Human => Output::Human,
-    });
-    Ok(Setup {
+    Ok(gate::Setup {
+        config: s.config.clone(),
         policy,
         policies,
-        output,
-        output_explicit: check.output.is_some(),
-        fallback_uri: s.config_file.as_ref().map(|_| config_name(s)),
+        trust: s.trust_policy()?,
     })
 }
 
@@ -144,10 +155,7 @@ pub fn config_name(s: &Settings) -> String {
 }
 
 pub fn rego_error(e: lineage_policy::RegoError) -> CliError {
-    CliError::new(
-        e.to_string(),
-        "fix the policy at that position; `lineage policy test` runs its tests",
-    )
+    CliError::from(lineage_core::Error::Policy(e))
 }
 
 /// The policy directories: `policies/` beside lineage.toml (when there is one) and `extra`.
@@ -221,35 +229,13 @@ fn open_existing(s: &Settings) -> Result<Option<Box<dyn Store>>, CliError> {
     }
 }
 
-/// The environment class of a build: `--env` (checked against `[environments]`), or
-/// production's severities when none is given, because a build can be promoted anywhere.
-fn build_env(gate: &BuildGateArgs, s: &Settings) -> Result<(Option<EnvName>, bool), CliError> {
-    match &gate.env {
-        Some(e) => {
-            let env = s.config.environment(e)?;
-            let production = s.config.is_production(&env);
-            Ok((Some(env), production))
-        }
-        None => Ok((None, true)),
-    }
-}
-
-/// The exceptions recorded in the ledger, as the gate reads them.
-pub fn exceptions(store: &dyn Store) -> Result<Vec<lineage_policy::Exception>, CliError> {
-    Ok(store
-        .facts("exception", None)?
-        .into_iter()
-        .filter_map(|e| match e.record {
-            Record::Exception(x) => Some(lineage_policy::Exception {
-                rule: x.rule,
-                service: x.service,
-                reason: x.reason,
-                approved_by: x.approved_by.to_string(),
-                expires: x.expires,
-            }),
-            _ => None,
-        })
-        .collect())
+/// `--env` of a build, checked against `[environments]`.
+fn build_env(gate: &BuildGateArgs, s: &Settings) -> Result<Option<EnvName>, CliError> {
+    Ok(gate
+        .env
+        .as_deref()
+        .map(|e| s.config.environment(e))
+        .transpose()?)
 }
 
 /// Build facts from flags and the CI environment, without validating anything.
@@ -319,82 +305,6 @@ fn facts_from_flags(args: &BuildArgs, s: &Settings, store: Option<&dyn Store>) -
     }
 }
 
-/// What the build gate looks up in the ledger: the service, and other services' builds for
-/// the copied-metadata rules (B010, B011, B012).
-fn build_context(
-    store: Option<&dyn Store>,
-    facts: &BuildFacts,
-    env: Option<&EnvName>,
-    production: bool,
-    dockerfile: Option<String>,
-) -> Result<BuildContext, CliError> {
-    let mut cx = BuildContext {
-        environment: env.map(ToString::to_string),
-        production,
-        dockerfile,
-        ..BuildContext::default()
-    };
-    let Some(store) = store else {
-        return Ok(cx);
-    };
-    let name = facts.service.as_deref().unwrap_or_default();
-    if let Ok(n) = ServiceName::parse(name) {
-        cx.service = store.service(&n)?;
-    }
-    let repo = facts
-        .source_repo
-        .as_deref()
-        .and_then(|r| SourceRepo::parse(r).ok());
-    let commit = facts.commit.as_deref().map(str::to_ascii_lowercase);
-    let mut others_with_builds = 0;
-    let mut all_share_job = facts.ci_job.is_some();
-    for other in store.services()? {
-        if other.name.as_str() == name {
-            continue;
-        }
-        if let Some(r) = &other.source_repo {
-            cx.other_service_repos
-                .push((other.name.to_string(), r.to_string()));
-        }
-        let builds = store.builds_of_service(&other.name, RECENT_BUILDS)?;
-        let same_commit = builds.iter().any(|b| {
-            repo.is_some()
-                && b.source_repo == repo
-                && b.commit.as_ref().map(ToString::to_string) == commit
-        });
-        if same_commit {
-            cx.same_commit_services.push(other.name.to_string());
-        }
-        if let Some(latest) = builds.first() {
-            others_with_builds += 1;
-            let job = latest.ci.as_ref().and_then(|c| c.job.as_ref());
-            all_share_job &= job == facts.ci_job.as_ref();
-        }
-    }
-    cx.ci_job_shared_by_all = all_share_job && others_with_builds > 0;
-    Ok(cx)
-}
-
-fn run_build_gate(
-    setup: &Setup,
-    store: Option<&dyn Store>,
-    facts: &BuildFacts,
-    cx: &BuildContext,
-    now: Timestamp,
-) -> Result<Report, CliError> {
-    let exceptions = match store {
-        Some(st) => exceptions(st)?,
-        None => Vec::new(),
-    };
-    let ev = Evaluation {
-        config: &setup.policy,
-        exceptions: &exceptions,
-        policies: setup.policies.as_ref(),
-        now,
-    };
-    lineage_policy::check_build(&ev, facts, cx).map_err(rego_error)
-}
-
 fn read_dockerfile(path: Option<&PathBuf>) -> Result<Option<String>, CliError> {
     path.map(|p| read_limited(p, MAX_DOCKERFILE_BYTES))
         .transpose()
@@ -403,15 +313,15 @@ fn read_dockerfile(path: Option<&PathBuf>) -> Result<Option<String>, CliError> {
 /// `lineage build check`: the build gate on flags plus CI variables, or on a recorded build
 /// (`--digest D` without `--image`).
 pub fn build_check(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
-    let gate = &args.gate;
-    if gate.allow_failures || gate.sign_key.is_some() || args.print_detected {
+    let options = &args.gate;
+    if options.allow_failures || options.sign_key.is_some() || args.print_detected {
         return Err(CliError::new(
             "`--allow-failures`, `--sign-key` and `--print-detected` belong to `build record`",
             "drop them from `build check`; it only reports and never writes",
         ));
     }
-    let setup = setup(&gate.check, s)?;
-    let (env, production) = build_env(gate, s)?;
+    let setup = setup(&options.check, s)?;
+    let env = build_env(options, s)?;
     let dockerfile = read_dockerfile(args.dockerfile.as_ref())?;
     let (facts, store) = if args.image.is_none() && args.digest.is_some() {
         let raw = args.digest.as_deref().unwrap_or_default();
@@ -432,15 +342,15 @@ pub fn build_check(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
         let store = open_existing(s)?;
         (facts_from_flags(&args, s, store.as_deref()), store)
     };
-    let cx = build_context(
+    let report = gate::check_build(
         store.as_deref(),
+        &setup.gate,
         &facts,
         env.as_ref(),
-        production,
         dockerfile,
+        s.now,
     )?;
-    let report = run_build_gate(&setup, store.as_deref(), &facts, &cx, s.now)?;
-    emit(&setup, &report, s, false)?;
+    emit(&setup.present, &report, s, false)?;
     Ok(verdict(&report))
 }
 
@@ -454,17 +364,14 @@ fn verdict(report: &Report) -> Outcome {
 
 /// The build gate as `build record` runs it: everything parsed before the ledger opens.
 pub struct BuildGate {
-    setup: Setup,
-    env: Option<EnvName>,
-    production: bool,
-    dockerfile: Option<String>,
-    key: Option<lineage_attest::PrivateKey>,
-    allow_failures: bool,
+    pub setup: Setup,
+    pub env: Option<EnvName>,
+    pub dockerfile: Option<String>,
+    pub key: Option<lineage_attest::PrivateKey>,
+    pub allow_failures: bool,
 }
 
 pub fn prepare_build(args: &BuildArgs, s: &Settings) -> Result<BuildGate, CliError> {
-    let setup = setup(&args.gate.check, s)?;
-    let (env, production) = build_env(&args.gate, s)?;
     let key = args
         .gate
         .sign_key
@@ -472,276 +379,205 @@ pub fn prepare_build(args: &BuildArgs, s: &Settings) -> Result<BuildGate, CliErr
         .map(|p| crate::gates_admin::load_private_key(p, s))
         .transpose()?;
     Ok(BuildGate {
-        setup,
-        env,
-        production,
+        setup: setup(&args.gate.check, s)?,
+        env: build_env(&args.gate, s)?,
         dockerfile: read_dockerfile(args.dockerfile.as_ref())?,
         key,
         allow_failures: args.gate.allow_failures,
     })
 }
 
-/// Runs the build gate on the assembled record, then records the build, its check result
-/// and (with `--sign-key`) its signed provenance. A failing production build is refused
-/// unless `--allow-failures`.
+impl BuildGate {
+    /// The options `lineage_core::gate::record_build` takes, with the provenance signed here:
+    /// the key never leaves this machine, also when the record goes to a server.
+    pub fn options(&self, build: &BuildRecord, s: &Settings) -> Result<BuildOptions, CliError> {
+        let provenance = match &self.key {
+            Some(key) => {
+                let att = provenance::sign_build(build, key, s.now)?;
+                Some(att.envelope)
+            }
+            None => None,
+        };
+        Ok(BuildOptions {
+            env: self.env.clone(),
+            dockerfile: self.dockerfile.clone(),
+            allow_failures: self.allow_failures,
+            provenance,
+        })
+    }
+}
+
+/// `build record` on the local ledger: the core use case, then the report.
 pub fn record_build(
     gate: BuildGate,
     build: BuildRecord,
     store: &mut dyn Store,
     s: &Settings,
 ) -> Result<Outcome, CliError> {
-    // A conflicting record is bad input whatever the gate says; report it as such first.
-    if let Some(existing) = store.build(&build.digest)? {
-        if existing != build {
-            return Err(lineage_core::Error::BuildConflict {
-                digest: build.digest.to_string(),
-                fields: record::diff(&existing, &build),
-            }
-            .into());
-        }
-    }
-    let facts = BuildFacts::from(&build);
-    let cx = build_context(
-        Some(&*store),
-        &facts,
-        gate.env.as_ref(),
-        gate.production,
-        gate.dockerfile.clone(),
-    )?;
-    let report = run_build_gate(&gate.setup, Some(&*store), &facts, &cx, s.now)?;
-    if !report.passed && gate.production && !gate.allow_failures {
-        emit(&gate.setup, &report, s, false)?;
-        refuse(
-            s.format,
-            format!(
-                "the build of `{}` fails the production build check ({}); nothing was recorded",
-                build.digest,
-                errors_phrase(&report)
-            ),
-            "fix the findings above and build again, or pass `--allow-failures` to record it anyway (the failure is recorded with it)",
-        );
-        return Ok(Outcome::NotFound);
-    }
+    let options = gate.options(&build, s)?;
     let actor = s.actor(None).ok();
-    let result = record::build(store, build.clone(), s.now, None)?;
-    let mut facts_to_record = Vec::new();
-    let check = CheckResult {
-        digest: build.digest.clone(),
-        gate: "build".into(),
-        passed: report.passed,
-        failed_rules: failed_codes(&report),
-        allowed_failures: !report.passed && gate.allow_failures,
-        by: actor.clone(),
-        at: s.now,
-    };
-    // Re-recording an identical build is a no-op; so is its check, unless the verdict moved.
-    let same_as_last = latest_check(&*store, &build.digest)?.is_some_and(|c| {
-        (c.passed, &c.failed_rules, c.allowed_failures)
-            == (check.passed, &check.failed_rules, check.allowed_failures)
-    });
-    if result.outcome == "recorded" || !same_as_last {
-        facts_to_record.push(Record::Check(check));
-    }
-    let mut signed_by = None;
-    if let Some(key) = &gate.key {
-        let already = !store
-            .facts("attestation", Some(&build.digest.to_string()))?
-            .is_empty();
-        if result.outcome == "recorded" || !already {
-            let att = provenance::sign_build(&build, key, s.now)?;
-            facts_to_record.push(Record::Attestation(att));
-            signed_by = Some(key.key_id().to_string());
+    let decision = gate::record_build(
+        store,
+        &gate.setup.gate,
+        build,
+        options,
+        actor.as_ref(),
+        s.now,
+    )?;
+    show_build(&gate, decision, s)
+}
+
+/// Renders what recording a build did, the same for the local ledger and `--server`.
+pub fn show_build(
+    gate: &BuildGate,
+    decision: Decision<gate::BuildRecorded>,
+    s: &Settings,
+) -> Result<Outcome, CliError> {
+    match decision {
+        Decision::Refused { gate: report } => {
+            emit(&gate.setup.present, &report, s, false)?;
+            refuse(
+                s.format,
+                format!(
+                    "the build of `{}` fails the production build check ({}); nothing was recorded",
+                    report.subject.image.as_deref().unwrap_or("the image"),
+                    errors_phrase(&report)
+                ),
+                "fix the findings above and build again, or pass `--allow-failures` to record it anyway (the failure is recorded with it)",
+            );
+            Ok(Outcome::NotFound)
+        }
+        Decision::Recorded {
+            result,
+            gate: report,
+        } => {
+            show_findings(&gate.setup.present, &report, s)?;
+            crate::render::record(s.format, &result.record);
+            if let (Some(key), Some(index), Format::Human) =
+                (&gate.key, result.provenance_index, s.format)
+            {
+                println!(
+                    "signed provenance (SLSA v1) with key {} (ledger entry {index})",
+                    key.key_id()
+                );
+            }
+            Ok(Outcome::Ok)
         }
     }
-    let indexes = if facts_to_record.is_empty() {
-        Vec::new()
-    } else {
-        store.record_facts(&facts_to_record, s.now, actor.as_ref())?
-    };
-    show_findings(&gate.setup, &report, s)?;
-    crate::render::record(s.format, &result);
-    if let (Some(key_id), Some(index), Format::Human) = (&signed_by, indexes.last(), s.format) {
-        println!("signed provenance (SLSA v1) with key {key_id} (ledger entry {index})");
-    }
-    Ok(Outcome::Ok)
-}
-
-/// The newest recorded build-gate result of `digest`.
-pub fn latest_check(store: &dyn Store, digest: &Digest) -> Result<Option<CheckResult>, CliError> {
-    Ok(store
-        .facts("check", Some(&digest.to_string()))?
-        .into_iter()
-        .rev()
-        .find_map(|e| match e.record {
-            Record::Check(c) if c.gate == "build" => Some(c),
-            _ => None,
-        }))
-}
-
-fn failed_codes(report: &Report) -> Vec<String> {
-    let mut codes: Vec<String> = report
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_failure())
-        .map(|d| d.code.clone())
-        .collect();
-    codes.dedup();
-    codes
 }
 
 fn errors_phrase(report: &Report) -> String {
     let n = report.counts.errors;
-    let codes = failed_codes(report).join(", ");
+    let codes = gate::failed_codes(report).join(", ");
     format!("{n} error{}: {codes}", if n == 1 { "" } else { "s" })
-}
-
-/// Deploy facts for the gate. `image`, `env`, the deployer and the approver are taken as
-/// given; the rest is looked up in the ledger and the trust policy.
-fn deploy_facts(
-    store: &dyn Store,
-    s: &Settings,
-    trust: &lineage_attest::TrustPolicy,
-    image: &str,
-    env: Option<&str>,
-    deployer: Option<String>,
-    approver: Option<String>,
-) -> Result<DeployFacts, CliError> {
-    let parsed = ImageRef::parse(image).ok();
-    let mut facts = DeployFacts {
-        image: Some(image.to_string()),
-        environment: env.map(str::to_string),
-        configured_environments: s
-            .config
-            .environments
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        deployer,
-        approver,
-        ..DeployFacts::default()
-    };
-    let env = env.and_then(|e| EnvName::parse(e.trim()).ok());
-    facts.production = env.as_ref().is_some_and(|e| s.config.is_production(e));
-    if let Some(r) = &parsed {
-        match record::service_for_image(store, &r.repository, None) {
-            Ok(service) => {
-                facts.service_name = Some(service.name.to_string());
-                facts.owner_known = service.owner.is_some();
-                facts.service = Some(service);
-            }
-            Err(lineage_core::Error::Store(e)) => return Err(e.into()),
-            Err(_) => facts.service_name = Some(r.repository.short_name().to_string()),
-        }
-    }
-    let Some(digest) = parsed.and_then(|r| r.digest) else {
-        return Ok(facts);
-    };
-    facts.build = store.build(&digest)?;
-    facts.build_check_passed = latest_check(store, &digest)?.map(|c| c.passed);
-    facts.retired = store
-        .facts("retire", Some(&digest.to_string()))?
-        .into_iter()
-        .rev()
-        .find_map(|e| match e.record {
-            Record::Retire(r) => Some(r.reason),
-            _ => None,
-        });
-    facts.signature = provenance::status(store, trust, env.as_ref(), &digest)?;
-    facts.first_staging_deploy = store
-        .deploys_of_digest(&digest)?
-        .iter()
-        .filter(|d| d.env.as_str() == "staging")
-        .map(|d| d.at)
-        .min();
-    Ok(facts)
-}
-
-fn run_deploy_gate(
-    setup: &Setup,
-    store: &dyn Store,
-    facts: &DeployFacts,
-    now: Timestamp,
-) -> Result<Report, CliError> {
-    let exceptions = exceptions(store)?;
-    let ev = Evaluation {
-        config: &setup.policy,
-        exceptions: &exceptions,
-        policies: setup.policies.as_ref(),
-        now,
-    };
-    lineage_policy::check_deploy(&ev, facts).map_err(rego_error)
 }
 
 /// `lineage deploy check`.
 pub fn deploy_check(args: DeployCheckArgs, s: &Settings) -> Result<Outcome, CliError> {
     let setup = setup(&args.check, s)?;
-    let trust = s.trust_policy()?;
     let deployer = match args.by {
         Some(b) => Some(b),
         None => s.actor(None).ok().map(|i| i.to_string()),
     };
     let store = crate::commands::open(s, false)?;
-    let facts = deploy_facts(
-        store.as_ref(),
-        s,
-        &trust,
-        &args.image,
-        args.env.as_deref(),
+    let ledger = StoreLedger {
+        store: store.as_ref(),
+        trust: &setup.gate.trust,
+    };
+    let req = DeployRequest {
+        image: args.image,
+        env: args.env,
         deployer,
-        args.approved_by,
-    )?;
-    let report = run_deploy_gate(&setup, store.as_ref(), &facts, s.now)?;
-    emit(&setup, &report, s, false)?;
+        approver: args.approved_by,
+    };
+    let report = gate::check_deploy(&ledger, &setup.gate, &req, s.now)?;
+    emit(&setup.present, &report, s, false)?;
     Ok(verdict(&report))
 }
 
-/// Loaded before the ledger opens, so a broken policy or trust section writes nothing.
-pub struct DeployGate {
-    setup: Setup,
-    trust: lineage_attest::TrustPolicy,
-}
-
-pub fn prepare_deploy(check: &CheckArgs, s: &Settings) -> Result<DeployGate, CliError> {
-    Ok(DeployGate {
-        setup: setup(check, s)?,
-        trust: s.trust_policy()?,
-    })
-}
-
-/// Runs the deploy gate on a resolved deploy. Returns the refusal (exit 1, nothing written)
-/// when the gate fails; otherwise shows any findings and lets the caller record.
-pub fn refuse_deploy(
-    gate: &DeployGate,
-    store: &dyn Store,
-    deploy: &DeployRecord,
+/// `deploy record` on the local ledger.
+pub fn record_deploy(
+    setup: &Setup,
+    input: gate::DeployInput,
     s: &Settings,
-) -> Result<Option<Outcome>, CliError> {
-    let image = format!("{}@{}", deploy.image, deploy.digest);
-    let facts = deploy_facts(
-        store,
-        s,
-        &gate.trust,
-        &image,
-        Some(deploy.env.as_str()),
-        Some(deploy.by.to_string()),
-        deploy.approved_by.as_ref().map(Identity::to_string),
-    )?;
-    let report = run_deploy_gate(&gate.setup, store, &facts, s.now)?;
-    if report.passed {
-        show_findings(&gate.setup, &report, s)?;
-        return Ok(None);
+) -> Result<Outcome, CliError> {
+    let mut store = crate::commands::open(s, false)?;
+    let decision = gate::record_deploy(store.as_mut(), &setup.gate, input, None, s.now)?;
+    show_deploy(setup, decision, s)
+}
+
+/// Renders what recording a deploy did, the same for the local ledger and `--server`.
+pub fn show_deploy(
+    setup: &Setup,
+    decision: Decision<lineage_core::record::RecordReport>,
+    s: &Settings,
+) -> Result<Outcome, CliError> {
+    match decision {
+        Decision::Recorded {
+            result,
+            gate: report,
+        } => {
+            show_findings(&setup.present, &report, s)?;
+            crate::render::record(s.format, &result);
+            Ok(Outcome::Ok)
+        }
+        Decision::Refused { gate: report } => {
+            emit(&setup.present, &report, s, false)?;
+            refuse(
+                s.format,
+                format!(
+                    "the deploy of `{}` to `{}` fails the deploy check ({}); nothing was recorded",
+                    report.subject.image.as_deref().unwrap_or("the image"),
+                    report.subject.environment.as_deref().unwrap_or("?"),
+                    errors_phrase(&report)
+                ),
+                "fix the findings above, or have an approver record an exception: `lineage exception add --rule CODE --service NAME --reason TEXT --approved-by ID --expires DATE`",
+            );
+            Ok(Outcome::NotFound)
+        }
     }
-    emit(&gate.setup, &report, s, false)?;
-    refuse(
-        s.format,
-        format!(
-            "the deploy of `{image}` to `{}` fails the deploy check ({}); nothing was recorded",
-            deploy.env,
-            errors_phrase(&report)
+}
+
+/// `lineage approve IMAGE@DIGEST --env ENV`.
+pub fn approve(args: ApproveArgs, s: &Settings) -> Result<Outcome, CliError> {
+    let input = gate::ApprovalInput {
+        image: ImageRef::parse(&args.image).map_err(|e| e.in_field("IMAGE"))?,
+        env: args.env,
+        by: s.actor(args.actor.by.as_deref())?,
+        reason: args.reason,
+    };
+    let mut store = crate::commands::open(s, false)?;
+    let report = gate::approve(store.as_mut(), &s.config, input, s.now)?;
+    show_approval(&report, s);
+    Ok(Outcome::Ok)
+}
+
+pub fn show_approval(report: &gate::ApprovalReport, s: &Settings) {
+    match s.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("reports serialise")
         ),
-        "fix the findings above, or have an approver record an exception: `lineage exception add --rule CODE --service NAME --reason TEXT --approved-by ID --expires DATE`",
-    );
-    Ok(Some(Outcome::NotFound))
+        Format::Human => println!(
+            "{} approval of {} ({}) for {} by {} (ledger entry {})",
+            report.outcome, report.digest, report.service, report.env, report.by, report.index
+        ),
+    }
+}
+
+/// `lineage approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The image to approve, pinned: `REPOSITORY@sha256:…`.
+    pub image: String,
+    /// The environment it may run in.
+    #[arg(long)]
+    pub env: String,
+    /// What was checked (one line).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub actor: crate::args::ActorArgs,
 }
 
 /// A record command wrote nothing because its gate failed: exit 1 with a reason on stderr.
@@ -761,24 +597,24 @@ fn refuse(format: Format, message: String, hint: &str) {
 /// A record command that passed its gate shows warnings, waivers and notes on stderr, so
 /// stdout keeps carrying only the record result. Under `--format json` they are left to
 /// `build check`/`deploy check`, unless `--output` asks for them.
-fn show_findings(setup: &Setup, report: &Report, s: &Settings) -> Result<(), CliError> {
+fn show_findings(present: &Present, report: &Report, s: &Settings) -> Result<(), CliError> {
     let quiet = report.diagnostics.is_empty() && report.notes.is_empty();
-    if quiet || (s.format == Format::Json && !setup.output_explicit) {
+    if quiet || (s.format == Format::Json && !present.output_explicit) {
         append_step_summary(report, s);
         return Ok(());
     }
-    emit(setup, report, s, true)
+    emit(present, report, s, true)
 }
 
 /// Prints the report in the chosen format and appends the job summary in GitHub Actions.
-fn emit(setup: &Setup, report: &Report, s: &Settings, to_stderr: bool) -> Result<(), CliError> {
+fn emit(present: &Present, report: &Report, s: &Settings, to_stderr: bool) -> Result<(), CliError> {
     let terminal = if to_stderr {
         std::io::stderr().is_terminal()
     } else {
         std::io::stdout().is_terminal()
     };
     let colour = terminal && !s.env.contains_key(ENV_NO_COLOR);
-    let text = match setup.output {
+    let text = match present.output {
         Output::Human => lineage_policy::render::human(report, colour),
         Output::Json => lineage_policy::render::json(report),
         Output::Sarif => lineage_policy::render::sarif(
@@ -789,7 +625,7 @@ fn emit(setup: &Setup, report: &Report, s: &Settings, to_stderr: bool) -> Result
                     .diagnostics
                     .iter()
                     .find_map(|d| d.location.as_ref().map(|l| l.file.clone()))
-                    .or_else(|| setup.fallback_uri.clone()),
+                    .or_else(|| present.fallback_uri.clone()),
             },
         ),
         Output::Github => lineage_policy::render::github(report),

@@ -155,44 +155,25 @@ pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
                 lineage_model::ServiceName::parse(&service)
                     .map_err(|e| CliError::from(e.in_field("--service")))?;
             }
-            let reason = reason.trim().to_string();
-            if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
-                return Err(CliError::new(
-                    "--reason must be one line of up to 1000 characters",
-                    "say why the risk is accepted and where it is tracked, e.g. `--reason \"vendor base, SEC-142\"`",
-                ));
-            }
             let approved_by = lineage_model::Identity::parse(&approved_by)
                 .map_err(|e| CliError::from(e.in_field("--approved-by")))?;
             let expires = parse_expiry(&expires)?;
-            if expires <= s.now {
-                return Err(CliError::new(
-                    format!(
-                        "--expires `{expires}` is not in the future (now is {})",
-                        s.now
-                    ),
-                    "an exception must lapse later than now, e.g. `--expires 2026-12-31`",
-                ));
-            }
             let by = s.actor(actor.by.as_deref())?;
+            let setup = crate::gates::gate_setup(s, policy_dir.as_deref())?;
             let mut store = crate::commands::open(s, false)?;
-            if service != "*" {
-                let name = lineage_model::ServiceName::parse(&service)?;
-                if store.service(&name)?.is_none() {
-                    return Err(lineage_core::Error::UnknownService(service).into());
-                }
-            }
-            let record = Exception {
-                rule,
-                service,
-                reason,
-                approved_by,
-                expires,
-                by: by.clone(),
-                at: s.now,
-            };
-            let index =
-                store.record_facts(&[Record::Exception(record.clone())], s.now, Some(&by))?[0];
+            let (index, record) = lineage_core::gate::add_exception(
+                store.as_mut(),
+                &setup,
+                lineage_core::gate::ExceptionInput {
+                    rule,
+                    service,
+                    reason,
+                    approved_by,
+                    expires,
+                    by,
+                },
+                s.now,
+            )?;
             match s.format {
                 Format::Json => print_json(&serde_json::json!({
                     "schema": 1, "outcome": "recorded", "kind": "exception", "index": index,

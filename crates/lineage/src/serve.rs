@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use lineage_core::gate::{self, Decision};
 use lineage_core::ledger_log;
 use lineage_core::query::{AffectedReport, RunningReport, TraceReport};
 use lineage_core::record::RecordReport;
@@ -61,9 +62,14 @@ pub enum TokenCmd {
         /// A lowercase label; writes are recorded as `sa:token-NAME`.
         #[arg(long)]
         name: String,
-        /// `read`, `build:write`, `deploy:write` or `admin` (repeatable).
+        /// `read`, `build:write`, `deploy:write`, `approve`, `act-as` (write as another
+        /// identity) or `admin` (repeatable).
         #[arg(long = "scope", required = true, num_args = 1..)]
         scopes: Vec<String>,
+        /// Who acts with the token: writes and approvals are recorded as this identity
+        /// (default `sa:token-NAME`).
+        #[arg(long, value_name = "IDENTITY")]
+        identity: Option<String>,
         #[arg(long = "by", value_name = "IDENTITY")]
         by: Option<String>,
     },
@@ -116,7 +122,8 @@ fn admission_config(s: &Settings) -> Result<lineage_server::AdmissionConfig, Cli
 
 pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
     let admission = admission_config(s)?;
-    let trust = s.trust_policy()?;
+    // The same loader the CLI's gates use: one set of rules for every path.
+    let gate = crate::gates::gate_setup(s, None)?;
     let log_settings = match settings_text(s) {
         Some((text, dir)) => ledger_log::LogSettings::from_toml(text, "lineage.toml", dir)?,
         None => ledger_log::LogSettings::default(),
@@ -171,9 +178,8 @@ pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
     };
     let cfg = lineage_server::ServerConfig {
         store: s.store.clone(),
-        config: s.config.clone(),
+        gate,
         admission,
-        trust,
         log: Some((Arc::new(key), log_settings)),
         body_limit: args.body_limit,
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
@@ -282,11 +288,26 @@ fn token_error(e: auth::TokenError) -> CliError {
 
 pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
     match cmd {
-        TokenCmd::Create { name, scopes, by } => {
+        TokenCmd::Create {
+            name,
+            scopes,
+            identity,
+            by,
+        } => {
+            let identity = identity
+                .map(|i| Identity::parse(&i).map_err(|e| e.in_field("--identity")))
+                .transpose()?;
             let by = s.actor(by.as_deref())?;
             let mut store = lineage_store::open(&s.store, true)?;
-            let created =
-                auth::create(store.as_mut(), &name, &scopes, &by, s.now).map_err(token_error)?;
+            let created = auth::create(
+                store.as_mut(),
+                &name,
+                &scopes,
+                identity.as_ref(),
+                &by,
+                s.now,
+            )
+            .map_err(token_error)?;
             match s.format {
                 Format::Json => println!(
                     "{}",
@@ -295,6 +316,7 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
                         "id": created.grant.id,
                         "name": created.grant.name,
                         "scopes": created.grant.scopes,
+                        "identity": auth::TokenInfo::from_grant(&created.grant).identity().to_string(),
                         "index": created.index,
                         "token": created.secret,
                     }))
@@ -448,18 +470,43 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
     let client = Client::new(s, &server)?;
     match command {
         Command::Build(BuildCmd::Record(args)) if !args.print_detected => {
+            // Everything is parsed (and the provenance signed) here, so bad input never
+            // reaches the server and the key never leaves this machine.
             let (build, _) = crate::commands::assemble_build(&args, s, None)?;
+            let gate = crate::gates::prepare_build(&args, s)?;
+            let options = gate.options(&build, s)?;
             let mut body = serde_json::to_value(&build).expect("records serialise");
             // Without `--service`, the server picks the service that lists the image, as a
             // local `build record` does.
             if args.service.is_none() {
                 body.as_object_mut().expect("an object").remove("service");
             }
-            let value = client.send("POST", "/api/v1/builds", Some(&body))?.ok()?;
-            render::record(s.format, &record_report(&value)?);
-            Ok(Ok(Outcome::Ok))
+            body["gate"] = serde_json::json!({
+                "env": options.env.as_ref().map(ToString::to_string),
+                "allow_failures": options.allow_failures,
+                "dockerfile": options.dockerfile,
+                "provenance": options.provenance,
+            });
+            let decision = match client.send("POST", "/api/v1/builds", Some(&body))? {
+                Reply::Refused(report) => Decision::Refused { gate: typed(report)? },
+                reply => {
+                    let mut value = reply.ok()?;
+                    let report = value.as_object_mut().and_then(|o| o.remove("gate"));
+                    Decision::Recorded {
+                        result: gate::BuildRecorded {
+                            record: record_report(&value)?,
+                            provenance_index: value.get("provenance_index").and_then(|i| i.as_u64()),
+                        },
+                        gate: typed(report.ok_or_else(|| CliError::new(
+                            "the server's answer has no gate report",
+                            "use the same lineage version as the server",
+                        ))?)?,
+                    }
+                }
+            };
+            Ok(Ok(crate::gates::show_build(&gate, decision, s)?))
         }
-        Command::Deploy(DeployCmd::Record { image, env, by, approved_by, ticket, at, .. }) => {
+        Command::Deploy(DeployCmd::Record { image, env, by, approved_by, ticket, at, check }) => {
             // Check what can be checked here, so bad input never reaches the server.
             ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?;
             Identity::parse(&by).map_err(|e| e.in_field("--by"))?;
@@ -467,15 +514,40 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 Identity::parse(a).map_err(|e| e.in_field("--approved-by"))?;
             }
             let at = match at {
-                Some(t) => Timestamp::parse(&t).map_err(|e| e.in_field("--at"))?,
-                None => s.now,
+                Some(t) => Some(Timestamp::parse(&t).map_err(|e| e.in_field("--at"))?.to_string()),
+                None => None,
             };
+            let setup = crate::gates::setup(&check, s)?;
             let body = serde_json::json!({
                 "image": image, "env": env, "by": by, "approved_by": approved_by,
-                "ticket": ticket, "at": at.to_string(),
+                "ticket": ticket, "at": at,
             });
-            let value = client.send("POST", "/api/v1/deploys", Some(&body))?.ok()?;
-            render::record(s.format, &record_report(&value)?);
+            let decision = match client.send("POST", "/api/v1/deploys", Some(&body))? {
+                Reply::Refused(report) => Decision::Refused { gate: typed(report)? },
+                reply => {
+                    let mut value = reply.ok()?;
+                    let report = value.as_object_mut().and_then(|o| o.remove("gate"));
+                    Decision::Recorded {
+                        result: record_report(&value)?,
+                        gate: typed(report.ok_or_else(|| CliError::new(
+                            "the server's answer has no gate report",
+                            "use the same lineage version as the server",
+                        ))?)?,
+                    }
+                }
+            };
+            Ok(Ok(crate::gates::show_deploy(&setup, decision, s)?))
+        }
+        Command::Approve(args) => {
+            ImageRef::parse(&args.image).map_err(|e| e.in_field("IMAGE"))?;
+            if let Some(b) = &args.actor.by {
+                Identity::parse(b).map_err(|e| e.in_field("--by"))?;
+            }
+            let body = serde_json::json!({
+                "image": args.image, "env": args.env, "by": args.actor.by, "reason": args.reason,
+            });
+            let report: gate::ApprovalReport = typed(client.send("POST", "/api/v1/approvals", Some(&body))?.ok()?)?;
+            crate::gates::show_approval(&report, s);
             Ok(Ok(Outcome::Ok))
         }
         Command::Trace { target } => {
@@ -510,7 +582,7 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
         }
         _ => Err(CliError::new(
             "this command does not work with `--server` yet",
-            "`--server` supports `build record`, `deploy record`, `trace`, `affected` and `running`; run others against the ledger (`--store`)",
+            "`--server` supports `build record`, `deploy record`, `approve`, `trace`, `affected` and `running`; run others against the ledger (`--store`)",
         )),
     }
 }
@@ -577,6 +649,8 @@ fn encode(input: &str, path: bool) -> String {
 enum Reply {
     Ok(serde_json::Value),
     NotFound(String),
+    /// 422 with a gate report: a gate refused the write and nothing was written.
+    Refused(serde_json::Value),
 }
 
 impl Reply {
@@ -584,6 +658,10 @@ impl Reply {
         match self {
             Reply::Ok(v) => Ok(v),
             Reply::NotFound(m) => Err(CliError::new(m, "check the name")),
+            Reply::Refused(_) => Err(CliError::new(
+                "the server refused the request",
+                "run the matching `check` command to see why",
+            )),
         }
     }
 }
@@ -672,6 +750,9 @@ impl Client {
         }
         if (200..300).contains(&status) {
             return Ok(Reply::Ok(value));
+        }
+        if status == 422 && value.get("diagnostics").is_some() && value.get("gate").is_some() {
+            return Ok(Reply::Refused(value));
         }
         let error = value.get("error");
         let message = error

@@ -403,6 +403,9 @@ fn two_server_replicas_on_one_database_keep_the_log_gapless() {
             "deploy:write",
             "--scope",
             "read",
+            // The deploy bot records who pressed the button (`--by`), so it may act for them.
+            "--scope",
+            "act-as",
         ],
     ))
     .unwrap();

@@ -1,0 +1,927 @@
+//! The build and deploy gates' one home.
+//!
+//! Every front end asks here: `build check`/`deploy check`, `build record`/`deploy record`
+//! (local or `--server`), `POST /api/v1/builds|deploys`, and the admission webhook. This
+//! module gathers the facts a gate judges (from a [`Store`], or from any [`DeployLedger`], such
+//! as the server's in-memory admission index), runs `lineage-policy` (built-in rules, `[rules]`
+//! severities, Rego policies, exceptions) and, for the record use cases, writes the record
+//! and everything derived from it in one transaction, or nothing when the gate refuses.
+//!
+//! A refusal is an outcome ([`Decision::Refused`] carrying the gate report), never an `Err`;
+//! `Err` means the gate could not decide (a broken policy, an unreadable ledger) or the input
+//! could not be recorded at all (an unknown service, a time in the future).
+
+use lineage_attest::TrustPolicy;
+use lineage_model::{
+    Approval, Attestation, BuildRecord, CheckResult, DeployRecord, Digest, EnvName, Identity,
+    ImageRef, Record, Repository, Retirement, Service, ServiceName, SourceRepo, Tag, Timestamp,
+};
+use lineage_policy::{
+    Approvals, BuildContext, BuildFacts, DeployFacts, Evaluation, Exception, Policies,
+    PolicyConfig, Report, SignatureStatus, StaleBase,
+};
+use lineage_store::Store;
+use serde::Serialize;
+
+use crate::record::{self, RecordReport};
+use crate::{provenance, Config, Error};
+
+/// How many recent builds per service the copied-metadata rules (B010, B011) look at.
+const RECENT_BUILDS: usize = 50;
+
+/// How far in the future an event time may lie (clock skew between CI runners and the
+/// ledger's writer); anything later is a typo or a forgery.
+pub const MAX_FUTURE_SECONDS: i64 = 5 * 60;
+
+/// Everything a gate judges by besides the facts, loaded once by the front end: the
+/// environments, the gate sections of lineage.toml, the Rego policies and the trust policy.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub config: Config,
+    pub policy: PolicyConfig,
+    pub policies: Option<Policies>,
+    pub trust: TrustPolicy,
+}
+
+impl Setup {
+    fn evaluation<'a>(&'a self, exceptions: &'a [Exception], now: Timestamp) -> Evaluation<'a> {
+        Evaluation {
+            config: &self.policy,
+            exceptions,
+            policies: self.policies.as_ref(),
+            now,
+        }
+    }
+}
+
+/// What a gated write did.
+#[derive(Debug, Clone)]
+pub enum Decision<T> {
+    /// Written (durably) with the gate report, which may hold warnings and waivers.
+    Recorded { result: T, gate: Report },
+    /// The gate failed; nothing was written.
+    Refused { gate: Report },
+}
+
+impl<T> Decision<T> {
+    pub fn gate(&self) -> &Report {
+        match self {
+            Decision::Recorded { gate, .. } | Decision::Refused { gate } => gate,
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Facts about one digest
+// -------------------------------------------------------------------------------------------
+
+/// What the ledger says about one digest, as the deploy gate needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestFacts {
+    pub build: Option<BuildRecord>,
+    /// The newest build-gate result.
+    pub check: Option<CheckResult>,
+    pub retired: Option<Retirement>,
+    /// Provenance signature status per environment asked for (`None`: no environment).
+    pub signature: Vec<(Option<EnvName>, SignatureStatus)>,
+    /// Recorded approvals of the digest, oldest first, every environment.
+    pub approvals: Vec<Approval>,
+    /// Recorded deploys of the digest, newest first.
+    pub deploys: Vec<DeployRecord>,
+    /// The final base and since when a newer digest of its tag has been seen.
+    pub stale_base: Option<(String, Timestamp)>,
+}
+
+impl DigestFacts {
+    pub fn signature_for(&self, env: Option<&EnvName>) -> SignatureStatus {
+        self.signature
+            .iter()
+            .find(|(e, _)| e.as_ref() == env)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// The newest recorded deploy of this digest to `env`.
+    pub fn deployed_to(&self, env: &EnvName) -> Option<&DeployRecord> {
+        self.deploys.iter().find(|d| d.env == *env)
+    }
+}
+
+/// Reads everything the deploy gate needs about `digest`, with the signature judged for each
+/// of `envs`. The server calls this once per digest and keeps the answer in memory.
+pub fn digest_facts(
+    store: &dyn Store,
+    trust: &TrustPolicy,
+    envs: &[Option<EnvName>],
+    digest: &Digest,
+) -> Result<DigestFacts, Error> {
+    let key = digest.to_string();
+    let build = store.build(digest)?;
+    let check = latest_check(store, digest)?;
+    let retired = store
+        .facts("retire", Some(&key))?
+        .into_iter()
+        .rev()
+        .find_map(|e| match e.record {
+            Record::Retire(r) => Some(r),
+            _ => None,
+        });
+    let mut signature = Vec::with_capacity(envs.len());
+    for env in envs {
+        signature.push((
+            env.clone(),
+            provenance::status(store, trust, env.as_ref(), digest)?,
+        ));
+    }
+    let approvals = store
+        .facts("approval", Some(&key))?
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::Approval(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let deploys = store.deploys_of_digest(digest)?;
+    let stale_base = match build.as_ref().and_then(|b| b.final_base()) {
+        Some(base) => match (&base.tag, &base.digest) {
+            (Some(tag), Some(d)) => {
+                newer_base_since(store, &base.name, tag, d)?.map(|since| (base.display(), since))
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    Ok(DigestFacts {
+        build,
+        check,
+        retired,
+        signature,
+        approvals,
+        deploys,
+        stale_base,
+    })
+}
+
+/// The newest recorded build-gate result of `digest`.
+pub fn latest_check(store: &dyn Store, digest: &Digest) -> Result<Option<CheckResult>, Error> {
+    Ok(store
+        .facts("check", Some(&digest.to_string()))?
+        .into_iter()
+        .rev()
+        .find_map(|e| match e.record {
+            Record::Check(c) if c.gate == "build" => Some(c),
+            _ => None,
+        }))
+}
+
+/// When a digest other than `digest` was first seen under `name:tag` after `digest` was, if
+/// one was.
+fn newer_base_since(
+    store: &dyn Store,
+    name: &Repository,
+    tag: &Tag,
+    digest: &Digest,
+) -> Result<Option<Timestamp>, Error> {
+    let seen: Vec<_> = store
+        .facts("base", Some(&name.to_string()))?
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::Base(b) if b.tag.as_ref() == Some(tag) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let ours = seen
+        .iter()
+        .filter(|b| b.digest == *digest)
+        .map(|b| b.seen_at)
+        .min();
+    Ok(seen
+        .iter()
+        .filter(|b| b.digest != *digest && ours.is_none_or(|o| b.seen_at > o))
+        .map(|b| b.seen_at)
+        .min())
+}
+
+/// The exceptions recorded in the ledger, as the gate reads them.
+pub fn exceptions(store: &dyn Store) -> Result<Vec<Exception>, Error> {
+    Ok(store
+        .facts("exception", None)?
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::Exception(x) => Some(Exception {
+                rule: x.rule,
+                service: x.service,
+                reason: x.reason,
+                approved_by: x.approved_by.to_string(),
+                expires: x.expires,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+// -------------------------------------------------------------------------------------------
+// The deploy gate
+// -------------------------------------------------------------------------------------------
+
+/// What the deploy gate reads from the ledger. Every [`Store`] is one (through
+/// [`StoreLedger`]); the server's admission index is another, answering from memory so
+/// that nothing on the admission path waits for a disk or a network.
+pub trait DeployLedger {
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, Error>;
+    fn service_for_image(&self, image: &Repository) -> Result<Option<ServiceName>, Error>;
+    /// Facts of `digest`, with the signature judged for `env`.
+    fn digest(&self, digest: &Digest, env: Option<&EnvName>) -> Result<DigestFacts, Error>;
+    fn exceptions(&self) -> Result<Vec<Exception>, Error>;
+}
+
+/// A [`Store`] as the deploy gate reads it.
+pub struct StoreLedger<'a> {
+    pub store: &'a dyn Store,
+    pub trust: &'a TrustPolicy,
+}
+
+impl DeployLedger for StoreLedger<'_> {
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, Error> {
+        Ok(self.store.service(name)?)
+    }
+    fn service_for_image(&self, image: &Repository) -> Result<Option<ServiceName>, Error> {
+        Ok(self.store.service_for_image(image)?)
+    }
+    fn digest(&self, digest: &Digest, env: Option<&EnvName>) -> Result<DigestFacts, Error> {
+        digest_facts(self.store, self.trust, &[env.cloned()], digest)
+    }
+    fn exceptions(&self) -> Result<Vec<Exception>, Error> {
+        exceptions(self.store)
+    }
+}
+
+/// A deploy as the user describes it, unvalidated: the gate turns a bad value into a coded
+/// finding (an unpinned image is D005, a misspelt environment D002).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployRequest {
+    pub image: String,
+    pub env: Option<String>,
+    pub deployer: Option<String>,
+    pub approver: Option<String>,
+}
+
+/// Gathers the facts of a deploy. `image`, `env`, the deployer and the approver are taken as
+/// given; the rest comes from the ledger.
+pub fn deploy_facts(
+    ledger: &dyn DeployLedger,
+    setup: &Setup,
+    req: &DeployRequest,
+    now: Timestamp,
+) -> Result<DeployFacts, Error> {
+    let parsed = ImageRef::parse(req.image.trim()).ok();
+    let mut facts = DeployFacts {
+        image: Some(req.image.clone()),
+        environment: req.env.clone(),
+        configured_environments: setup
+            .config
+            .environments
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        deployer: req.deployer.clone(),
+        approver: req.approver.clone(),
+        ..DeployFacts::default()
+    };
+    let env = req
+        .env
+        .as_deref()
+        .and_then(|e| EnvName::parse(e.trim()).ok())
+        .filter(|e| setup.config.environments.contains(e));
+    facts.production = env.as_ref().is_some_and(|e| setup.config.is_production(e));
+    let digest = parsed.as_ref().and_then(|r| r.digest.clone());
+    let known = match &digest {
+        Some(d) => Some(ledger.digest(d, env.as_ref())?),
+        None => None,
+    };
+    // The service is the one owning the image repository; a digest built for another
+    // repository still names its own service (and rule D011 says so).
+    let owner_of_repo = match &parsed {
+        Some(r) => ledger.service_for_image(&r.repository)?,
+        None => None,
+    };
+    let service_name = owner_of_repo.or_else(|| {
+        known
+            .as_ref()
+            .and_then(|k| k.build.as_ref())
+            .map(|b| b.service.clone())
+    });
+    match service_name {
+        Some(name) => {
+            facts.service = ledger.service(&name)?;
+            facts.owner_known = facts.service.as_ref().is_some_and(|s| s.owner.is_some());
+            facts.service_name = Some(name.to_string());
+        }
+        None => {
+            facts.service_name = parsed
+                .as_ref()
+                .map(|r| r.repository.short_name().to_string())
+        }
+    }
+    let Some(known) = known else {
+        return Ok(facts);
+    };
+    facts.build_check_passed = known.check.as_ref().map(|c| c.passed);
+    facts.retired = known.retired.as_ref().map(|r| r.reason.clone());
+    facts.signature = known.signature_for(env.as_ref());
+    facts.recorded_approvals = match &env {
+        Some(env) => known
+            .approvals
+            .iter()
+            .filter(|a| a.env == *env)
+            .map(|a| a.by.to_string())
+            .collect(),
+        None => Vec::new(),
+    };
+    facts.first_staging_deploy = known
+        .deploys
+        .iter()
+        .filter(|d| d.env.as_str() == "staging")
+        .map(|d| d.at)
+        .min();
+    facts.stale_base = known.stale_base.as_ref().map(|(base, since)| StaleBase {
+        base: base.clone(),
+        since: *since,
+        days: since.days_until(now),
+    });
+    facts.build = known.build;
+    Ok(facts)
+}
+
+/// The whole deploy gate over a ledger: facts, built-in rules, Rego, exceptions.
+pub fn check_deploy(
+    ledger: &dyn DeployLedger,
+    setup: &Setup,
+    req: &DeployRequest,
+    now: Timestamp,
+) -> Result<Report, Error> {
+    let facts = deploy_facts(ledger, setup, req, now)?;
+    let exceptions = ledger.exceptions()?;
+    Ok(lineage_policy::check_deploy(
+        &setup.evaluation(&exceptions, now),
+        &facts,
+    )?)
+}
+
+/// A deploy to record.
+#[derive(Debug, Clone)]
+pub struct DeployInput {
+    pub image: ImageRef,
+    pub env: String,
+    /// The deployer: on the server, the token's identity (or whom it may act for).
+    pub by: Identity,
+    pub approved_by: Option<Identity>,
+    pub ticket: Option<String>,
+    /// When the deploy happened; `None`: now.
+    pub at: Option<Timestamp>,
+}
+
+/// `deploy record`, `POST /api/v1/deploys`: the deploy gate, then the record. A refused
+/// deploy writes nothing. Under `[gates] approvals = "recorded"` the record names the
+/// approver whose recorded approval let it through.
+pub fn record_deploy(
+    store: &mut dyn Store,
+    setup: &Setup,
+    input: DeployInput,
+    recorded_by: Option<&Identity>,
+    now: Timestamp,
+) -> Result<Decision<RecordReport>, Error> {
+    let req = DeployRequest {
+        image: input.image.to_string(),
+        env: Some(input.env.clone()),
+        deployer: Some(input.by.to_string()),
+        approver: input.approved_by.as_ref().map(ToString::to_string),
+    };
+    let at = input.at.unwrap_or(now);
+    check_event_time("at", at, now)?;
+    let ledger = StoreLedger {
+        store: &*store,
+        trust: &setup.trust,
+    };
+    let facts = deploy_facts(&ledger, setup, &req, now)?;
+    let exceptions = ledger.exceptions()?;
+    let gate = lineage_policy::check_deploy(&setup.evaluation(&exceptions, now), &facts)?;
+    if !gate.passed {
+        return Ok(Decision::Refused { gate });
+    }
+    let mut deploy = record::resolve_deploy(
+        &*store,
+        &setup.config,
+        record::DeployInput {
+            image: input.image,
+            env: input.env,
+            by: input.by,
+            approved_by: input.approved_by,
+            ticket: input.ticket,
+            at,
+        },
+    )?;
+    if let Some(finished) = facts.build.as_ref().and_then(|b| b.finished_at) {
+        if deploy.at < finished {
+            return Err(Error::Refused(
+                format!(
+                    "the deploy is dated `{}`, before its build finished (`{finished}`)",
+                    deploy.at
+                ),
+                "give the time the deploy happened (`--at`, RFC 3339), or leave it out for now"
+                    .into(),
+            ));
+        }
+    }
+    if setup.policy.gates.approvals == Approvals::Recorded && deploy.approved_by.is_none() {
+        // The approval that let the deploy through: the first one not by the deployer.
+        deploy.approved_by = facts
+            .recorded_approvals
+            .iter()
+            .find(|a| !a.eq_ignore_ascii_case(deploy.by.as_str()))
+            .and_then(|a| Identity::parse(a).ok());
+    }
+    let result = record::deploy(store, deploy, now, recorded_by)?;
+    Ok(Decision::Recorded { result, gate })
+}
+
+/// Refuses an event time more than [`MAX_FUTURE_SECONDS`] ahead of `now`: a deploy dated
+/// next year would hide every real deploy after it.
+pub fn check_event_time(field: &str, at: Timestamp, now: Timestamp) -> Result<(), Error> {
+    if at.unix() > now.unix() + MAX_FUTURE_SECONDS {
+        return Err(Error::Refused(
+            format!("`{field}` is `{at}`, in the future (now is `{now}`)"),
+            format!(
+                "give the time it happened (RFC 3339, at most {} minutes ahead of this clock), or leave it out for now",
+                MAX_FUTURE_SECONDS / 60
+            ),
+        ));
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------
+// Approvals
+// -------------------------------------------------------------------------------------------
+
+/// An approval to record.
+#[derive(Debug, Clone)]
+pub struct ApprovalInput {
+    pub image: ImageRef,
+    pub env: String,
+    pub by: Identity,
+    pub reason: Option<String>,
+}
+
+/// The result of `lineage approve`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ApprovalReport {
+    pub schema: u32,
+    /// `recorded`, or `unchanged` when the same person already approved it for that
+    /// environment.
+    pub outcome: String,
+    pub kind: String,
+    pub index: u64,
+    pub digest: String,
+    pub service: String,
+    pub env: String,
+    pub by: String,
+}
+
+/// `lineage approve`, `POST /api/v1/approvals`: records that `by` agrees the digest may run
+/// in `env`. Only recorded builds can be approved: an approval is for a known artefact.
+pub fn approve(
+    store: &mut dyn Store,
+    config: &Config,
+    input: ApprovalInput,
+    now: Timestamp,
+) -> Result<ApprovalReport, Error> {
+    let env = config.environment(&input.env)?;
+    let Some(digest) = input.image.digest.clone() else {
+        return Err(Error::Invalid(
+            format!("image reference `{}` is not pinned by digest", input.image),
+            format!(
+                "approve a digest: `lineage approve {}@sha256:<64 hex> --env {env}`",
+                input.image.repository
+            ),
+        ));
+    };
+    let Some(build) = store.build(&digest)? else {
+        return Err(Error::Invalid(
+            format!("no build is recorded for `{digest}`"),
+            "approve a digest your pipeline recorded (`lineage trace SERVICE` lists them)".into(),
+        ));
+    };
+    if build.image != input.image.repository {
+        return Err(Error::Invalid(
+            format!(
+                "`{digest}` was built as `{}`, not `{}`",
+                build.image, input.image.repository
+            ),
+            format!("approve `{}@{digest}`", build.image),
+        ));
+    }
+    if let Some(reason) = &input.reason {
+        if reason.len() > 1000 || reason.chars().any(char::is_control) {
+            return Err(Error::Invalid(
+                "the reason must be one line of up to 1000 characters".into(),
+                "say what was checked, e.g. `--reason \"CHG-1042 reviewed\"`".into(),
+            ));
+        }
+    }
+    let report = |outcome: &str, index| ApprovalReport {
+        schema: 1,
+        outcome: outcome.to_string(),
+        kind: "approval".to_string(),
+        index,
+        digest: digest.to_string(),
+        service: build.service.to_string(),
+        env: env.to_string(),
+        by: input.by.to_string(),
+    };
+    let existing = store
+        .facts("approval", Some(&digest.to_string()))?
+        .into_iter()
+        .find(|e| matches!(&e.record, Record::Approval(a) if a.env == env && a.by == input.by));
+    if let Some(e) = existing {
+        return Ok(report("unchanged", e.index));
+    }
+    let approval = Approval {
+        digest: digest.clone(),
+        env: env.clone(),
+        by: input.by.clone(),
+        reason: input.reason.clone(),
+        at: now,
+    };
+    let index = store.append(&[Record::Approval(approval)], now, Some(&input.by))?[0];
+    Ok(report("recorded", index))
+}
+
+// -------------------------------------------------------------------------------------------
+// Exceptions
+// -------------------------------------------------------------------------------------------
+
+/// A waiver to record. `rule` is already canonical (a built-in code or a code a loaded Rego
+/// policy emits).
+#[derive(Debug, Clone)]
+pub struct ExceptionInput {
+    pub rule: String,
+    /// A service name, or `*`.
+    pub service: String,
+    pub reason: String,
+    pub approved_by: Identity,
+    pub expires: Timestamp,
+    /// Who asks for it.
+    pub by: Identity,
+}
+
+/// `exception add`: records a waiver, within `[exceptions]`: someone other than the
+/// requester approves it, it lapses within `max_days`, and for rules with named approvers
+/// only they may approve. A refused exception writes nothing.
+pub fn add_exception(
+    store: &mut dyn Store,
+    setup: &Setup,
+    input: ExceptionInput,
+    now: Timestamp,
+) -> Result<(u64, lineage_model::Exception), Error> {
+    let rules = &setup.policy.exceptions;
+    let reason = input.reason.trim().to_string();
+    if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "the reason must be one line of up to 1000 characters".into(),
+            "say why the risk is accepted and where it is tracked, e.g. `--reason \"vendor base, SEC-142\"`".into(),
+        ));
+    }
+    if input.expires <= now {
+        return Err(Error::Refused(
+            format!(
+                "`expires` is `{}`, not in the future (now is `{now}`)",
+                input.expires
+            ),
+            "an exception must lapse later than now, e.g. `--expires 2026-12-31`".into(),
+        ));
+    }
+    let latest = Timestamp::from_unix(now.unix() + rules.max_days * 86_400);
+    if input.expires > latest {
+        return Err(Error::Refused(
+            format!(
+                "`expires` is `{}`, more than {} days away (`[exceptions] max_days`)",
+                input.expires, rules.max_days
+            ),
+            format!("pick a date no later than `{}`, and renew the exception then if it is still needed", latest.date()),
+        ));
+    }
+    if input.approved_by == input.by {
+        return Err(Error::Refused(
+            format!("`{}` cannot approve their own exception", input.by),
+            "an exception needs a second person: pass `--approved-by` with someone else's identity"
+                .into(),
+        ));
+    }
+    if let Some(allowed) = rules.approvers_for(&input.rule) {
+        if !allowed.iter().any(|a| *a == input.approved_by.as_str()) {
+            return Err(Error::Refused(
+                format!(
+                    "`{}` may not approve exceptions for {} (`[exceptions.approvers]`)",
+                    input.approved_by, input.rule
+                ),
+                format!(
+                    "ask one of: {}",
+                    allowed
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    if input.service != "*" {
+        let name = ServiceName::parse(&input.service)?;
+        if store.service(&name)?.is_none() {
+            return Err(Error::UnknownService(input.service));
+        }
+    }
+    let record = lineage_model::Exception {
+        rule: input.rule,
+        service: input.service,
+        reason,
+        approved_by: input.approved_by,
+        expires: input.expires,
+        by: input.by.clone(),
+        at: now,
+    };
+    let index = store.append(&[Record::Exception(record.clone())], now, Some(&input.by))?[0];
+    Ok((index, record))
+}
+
+// -------------------------------------------------------------------------------------------
+// The build gate
+// -------------------------------------------------------------------------------------------
+
+/// What the build gate looks up in the ledger: the service, and other services' builds for
+/// the copied-metadata rules (B010, B011, B012). Without a ledger there is no context.
+pub fn build_context(
+    store: Option<&dyn Store>,
+    facts: &BuildFacts,
+    env: Option<&EnvName>,
+    production: bool,
+    dockerfile: Option<String>,
+) -> Result<BuildContext, Error> {
+    let mut cx = BuildContext {
+        environment: env.map(ToString::to_string),
+        production,
+        dockerfile,
+        ..BuildContext::default()
+    };
+    let Some(store) = store else {
+        return Ok(cx);
+    };
+    let name = facts.service.as_deref().unwrap_or_default();
+    if let Ok(n) = ServiceName::parse(name) {
+        cx.service = store.service(&n)?;
+    }
+    let repo = facts
+        .source_repo
+        .as_deref()
+        .and_then(|r| SourceRepo::parse(r).ok());
+    let commit = facts.commit.as_deref().map(str::to_ascii_lowercase);
+    let mut others_with_builds = 0;
+    let mut all_share_job = facts.ci_job.is_some();
+    for other in store.services()? {
+        if other.name.as_str() == name {
+            continue;
+        }
+        if let Some(r) = &other.source_repo {
+            cx.other_service_repos
+                .push((other.name.to_string(), r.to_string()));
+        }
+        let builds = store.builds_of_service(&other.name, RECENT_BUILDS)?;
+        let same_commit = builds.iter().any(|b| {
+            repo.is_some()
+                && b.source_repo == repo
+                && b.commit.as_ref().map(ToString::to_string) == commit
+        });
+        if same_commit {
+            cx.same_commit_services.push(other.name.to_string());
+        }
+        if let Some(latest) = builds.first() {
+            others_with_builds += 1;
+            let job = latest.ci.as_ref().and_then(|c| c.job.as_ref());
+            all_share_job &= job == facts.ci_job.as_ref();
+        }
+    }
+    cx.ci_job_shared_by_all = all_share_job && others_with_builds > 0;
+    Ok(cx)
+}
+
+/// The environment a build is judged for: production's severities when none is given,
+/// because a build can be promoted anywhere.
+pub fn build_class(setup: &Setup, env: Option<&EnvName>) -> bool {
+    env.is_none_or(|e| setup.config.is_production(e))
+}
+
+/// The whole build gate on facts (`build check`).
+pub fn check_build(
+    store: Option<&dyn Store>,
+    setup: &Setup,
+    facts: &BuildFacts,
+    env: Option<&EnvName>,
+    dockerfile: Option<String>,
+    now: Timestamp,
+) -> Result<Report, Error> {
+    let cx = build_context(store, facts, env, build_class(setup, env), dockerfile)?;
+    let exceptions = match store {
+        Some(st) => exceptions(st)?,
+        None => Vec::new(),
+    };
+    Ok(lineage_policy::check_build(
+        &setup.evaluation(&exceptions, now),
+        facts,
+        &cx,
+    )?)
+}
+
+/// How a build is recorded, besides the record itself.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The environment the build is for; production's severities when `None`.
+    pub env: Option<EnvName>,
+    /// The Dockerfile's text, for the `FROM` rules.
+    pub dockerfile: Option<String>,
+    /// Record a build that fails the production gate; the failure is recorded with it.
+    pub allow_failures: bool,
+    /// A DSSE envelope of the build's provenance, signed by the caller (a key never leaves
+    /// the machine that holds it, so the server only stores what CI signed).
+    pub provenance: Option<String>,
+}
+
+/// What recording a build did besides the record.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BuildRecorded {
+    #[serde(flatten)]
+    pub record: RecordReport,
+    /// The ledger index of the stored provenance attestation, when one was stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance_index: Option<u64>,
+}
+
+/// `build record`, `POST /api/v1/builds`: the build gate, then the build, its gate result
+/// and its signed provenance in one transaction. A failing production build is refused
+/// unless `allow_failures`; an identical build recorded again is a no-op (its gate result is
+/// recorded again only when the verdict moved).
+pub fn record_build(
+    store: &mut dyn Store,
+    setup: &Setup,
+    build: BuildRecord,
+    options: BuildOptions,
+    recorded_by: Option<&Identity>,
+    now: Timestamp,
+) -> Result<Decision<BuildRecorded>, Error> {
+    if store.service(&build.service)?.is_none() {
+        return Err(Error::UnknownService(build.service.to_string()));
+    }
+    for (field, t) in [
+        ("started_at", build.started_at),
+        ("finished_at", build.finished_at),
+    ] {
+        if let Some(t) = t {
+            check_event_time(field, t, now)?;
+        }
+    }
+    for base in &build.bases {
+        if let Some(t) = base.pulled_at {
+            check_event_time("bases.pulled_at", t, now)?;
+        }
+    }
+    let existing = store.build(&build.digest)?;
+    if let Some(existing) = &existing {
+        if *existing != build {
+            return Err(Error::BuildConflict {
+                digest: build.digest.to_string(),
+                fields: record::diff(existing, &build),
+            });
+        }
+    }
+    let attestation = options
+        .provenance
+        .as_deref()
+        .map(|envelope| provenance_attestation(&build.digest, envelope, now))
+        .transpose()?;
+    let production = build_class(setup, options.env.as_ref());
+    let facts = BuildFacts::from(&build);
+    let cx = build_context(
+        Some(&*store),
+        &facts,
+        options.env.as_ref(),
+        production,
+        options.dockerfile,
+    )?;
+    let exceptions = exceptions(&*store)?;
+    let gate = lineage_policy::check_build(&setup.evaluation(&exceptions, now), &facts, &cx)?;
+    if !gate.passed && production && !options.allow_failures {
+        return Ok(Decision::Refused { gate });
+    }
+    let check = CheckResult {
+        digest: build.digest.clone(),
+        gate: "build".into(),
+        passed: gate.passed,
+        failed_rules: failed_codes(&gate),
+        allowed_failures: !gate.passed && options.allow_failures,
+        by: recorded_by.cloned(),
+        at: now,
+    };
+    let mut records = Vec::new();
+    let new = existing.is_none();
+    if new {
+        records.push(Record::Build(build.clone()));
+    }
+    // Re-recording an identical build is a no-op; so is its check, unless the verdict moved.
+    let same_as_last = latest_check(&*store, &build.digest)?.is_some_and(|c| {
+        (c.passed, &c.failed_rules, c.allowed_failures)
+            == (check.passed, &check.failed_rules, check.allowed_failures)
+    });
+    if new || !same_as_last {
+        records.push(Record::Check(check));
+    }
+    // Recording an identical build again does not pile up signatures: a digest that
+    // already has provenance keeps it.
+    let with_provenance = match attestation {
+        Some(att)
+            if new
+                || store
+                    .facts("attestation", Some(&build.digest.to_string()))?
+                    .is_empty() =>
+        {
+            records.push(Record::Attestation(att));
+            true
+        }
+        _ => false,
+    };
+    let indexes = if records.is_empty() {
+        Vec::new()
+    } else {
+        store.append(&records, now, recorded_by)?
+    };
+    let index = match (new, indexes.first()) {
+        (true, Some(i)) => *i,
+        _ => store.build_index(&build.digest)?.unwrap_or_default(),
+    };
+    Ok(Decision::Recorded {
+        result: BuildRecorded {
+            record: RecordReport {
+                schema: 1,
+                outcome: if new { "recorded" } else { "unchanged" },
+                kind: "build",
+                index,
+                digest: build.digest.to_string(),
+                service: build.service.to_string(),
+            },
+            provenance_index: with_provenance.then(|| indexes.last().copied()).flatten(),
+        },
+        gate,
+    })
+}
+
+/// Checks that `envelope` is a DSSE envelope of an in-toto statement about `digest`, and
+/// wraps it as the attestation to store. Its signature is judged later, by the trust policy,
+/// at every deploy; here only its shape and subject are checked, so that a mislabelled
+/// envelope is refused at the door.
+fn provenance_attestation(
+    digest: &Digest,
+    envelope: &str,
+    now: Timestamp,
+) -> Result<Attestation, Error> {
+    let bad = |why: String| {
+        Error::Invalid(
+            format!("the provenance envelope for `{digest}` {why}"),
+            "send the DSSE envelope `lineage attest sign` or `build record --sign-key` makes"
+                .into(),
+        )
+    };
+    let parsed = lineage_attest::dsse::Envelope::from_json(envelope.as_bytes())
+        .map_err(|e| bad(format!("is not a DSSE envelope: {e}")))?;
+    let statement = lineage_attest::Statement::from_json(&parsed.payload)
+        .map_err(|e| bad(format!("holds no in-toto statement: {e}")))?;
+    if !statement.has_subject_digest(digest) {
+        return Err(bad("names another subject".into()));
+    }
+    Ok(Attestation {
+        digest: digest.clone(),
+        predicate_type: statement.predicate_type,
+        envelope: envelope.to_string(),
+        at: now,
+    })
+}
+
+/// Codes of the findings that fail the gate.
+pub fn failed_codes(report: &Report) -> Vec<String> {
+    let mut codes: Vec<String> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_failure())
+        .map(|d| d.code.clone())
+        .collect();
+    codes.dedup();
+    codes
+}
