@@ -136,7 +136,8 @@ pub struct Bundle {
     pub content: Content,
 }
 
-/// Why bytes are not a usable bundle.
+/// Why a bundle could not be judged: bytes that are not a usable bundle, or (from
+/// [`crate::verify_bundle_json`]) a policy that cannot judge the bundle's signer.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error("bundle is not JSON of the expected shape: {0}")]
@@ -148,6 +149,8 @@ pub enum BundleError {
         field: &'static str,
         problem: String,
     },
+    #[error(transparent)]
+    Policy(#[from] crate::PolicyError),
 }
 
 fn malformed(field: &'static str, problem: impl ToString) -> BundleError {

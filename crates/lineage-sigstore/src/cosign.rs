@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::bundle::{DsseEnvelope, TlogEntry};
 use crate::keys::b64;
 use crate::outcome::{Reason, Run, Verification};
-use crate::policy::IdentityPolicy;
+use crate::policy::{IdentityPolicy, PolicyError};
 use crate::trusted_root::TrustedRoot;
 use crate::verify::{verify_evidence, Artifact, Evidence, Signed};
 use crate::x509::Certificate;
@@ -77,7 +77,8 @@ impl<'a> CosignSignature<'a> {
     }
 }
 
-/// Could not decide (only for the file-reading and JSON-shape entry points).
+/// Could not decide: an unreadable layout or file, JSON of the wrong shape, or a policy that
+/// cannot judge a certificate signer.
 #[derive(Debug, thiserror::Error)]
 pub enum CosignError {
     #[error("cannot read `{path}`: {source}")]
@@ -94,6 +95,8 @@ pub enum CosignError {
     },
     #[error("`{0}` is not a valid digest")]
     Digest(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 #[derive(Deserialize)]
@@ -169,33 +172,35 @@ fn layer_material(
 
 /// Verify a cosign `.sig` layer (simple signing) for the image `expected_image_digest`.
 ///
-/// Keyless layers need the certificate and Rekor bundle annotations; key-based layers need
-/// `policy.key`, and their Rekor bundle is verified when present.
+/// Keyless layers need the certificate and Rekor bundle annotations, and a policy naming both
+/// the identity and the issuer (else `Err`); key-based layers need `policy.key`, and their
+/// Rekor bundle is verified when present.
 pub fn verify_cosign_simple_signing(
     sig: &CosignSignature<'_>,
     expected_image_digest: &Digest,
     root: &TrustedRoot,
     policy: &IdentityPolicy,
-) -> Verification {
+) -> Result<Verification, PolicyError> {
     let mut run = Run::default();
-    let _ = simple_signing(&mut run, sig, expected_image_digest, root, policy);
-    run.finish()
+    simple_signing(&mut run, sig, expected_image_digest, root, policy)?;
+    Ok(run.finish())
 }
 
+/// `Err` when the policy cannot judge the signer; a failed check is recorded in `run`.
 fn simple_signing(
     run: &mut Run,
     sig: &CosignSignature<'_>,
     expected: &Digest,
     root: &TrustedRoot,
     policy: &IdentityPolicy,
-) -> Option<()> {
+) -> Result<(), PolicyError> {
     let Some(sig_b64) = sig.signature_b64 else {
         run.fail(
             "signature",
             Reason::MalformedBundle,
             "the layer has no signature annotation",
         );
-        return None;
+        return Ok(());
     };
     let signature = match b64(sig_b64.trim()) {
         Ok(s) => s,
@@ -205,10 +210,12 @@ fn simple_signing(
                 Reason::MalformedBundle,
                 format!("signature annotation: {e}"),
             );
-            return None;
+            return Ok(());
         }
     };
-    let (leaf, entries) = layer_material(run, sig)?;
+    let Some((leaf, entries)) = layer_material(run, sig) else {
+        return Ok(());
+    };
     let evidence = Evidence {
         leaf: leaf.as_ref(),
         signed: Signed::Message {
@@ -220,10 +227,17 @@ fn simple_signing(
         require_inclusion_proof: false,
         require_tlog: leaf.is_some(),
     };
-    verify_evidence(run, &evidence, Artifact::Bytes(sig.blob), root, policy).ok()?;
+    if verify_evidence(run, &evidence, Artifact::Bytes(sig.blob), root, policy)?.is_err() {
+        return Ok(());
+    }
+    signed_image(run, sig.blob, expected);
+    Ok(())
+}
 
+/// Check what an authenticated simple-signing payload claims: its type and the image.
+fn signed_image(run: &mut Run, blob: &[u8], expected: &Digest) {
     // The payload is authenticated now; read what it claims.
-    let payload: serde_json::Value = match serde_json::from_slice(sig.blob) {
+    let payload: serde_json::Value = match serde_json::from_slice(blob) {
         Ok(v) => v,
         Err(e) => {
             run.fail(
@@ -231,7 +245,7 @@ fn simple_signing(
                 Reason::PayloadInvalid,
                 format!("simple-signing payload is not JSON: {e}"),
             );
-            return None;
+            return;
         }
     };
     let ty = payload.pointer("/critical/type").and_then(|v| v.as_str());
@@ -241,7 +255,7 @@ fn simple_signing(
             Reason::PayloadInvalid,
             format!("`critical.type` is {ty:?}, not `{SIMPLE_SIGNING_TYPE}`"),
         );
-        return None;
+        return;
     }
     let signed_digest = payload
         .pointer("/critical/image/docker-manifest-digest")
@@ -257,7 +271,6 @@ fn simple_signing(
                 format!("the payload signs {d} (docker-reference `{reference}`)"),
             );
             run.statement = Some(payload);
-            Some(())
         }
         other => {
             run.fail(
@@ -268,31 +281,32 @@ fn simple_signing(
                     other.unwrap_or("no docker-manifest-digest")
                 ),
             );
-            None
         }
     }
 }
 
 /// Verify a cosign `.att` layer (a DSSE envelope with an in-toto Statement) for the image
-/// `expected_image_digest`: the Statement's subject must name that digest.
+/// `expected_image_digest`: the Statement's subject must name that digest. `Err` as for
+/// [`verify_cosign_simple_signing`].
 pub fn verify_cosign_attestation(
     att: &CosignSignature<'_>,
     expected_image_digest: &Digest,
     root: &TrustedRoot,
     policy: &IdentityPolicy,
-) -> Verification {
+) -> Result<Verification, PolicyError> {
     let mut run = Run::default();
-    let _ = attestation(&mut run, att, expected_image_digest, root, policy);
-    run.finish()
+    attestation(&mut run, att, expected_image_digest, root, policy)?;
+    Ok(run.finish())
 }
 
+/// `Err` when the policy cannot judge the signer; a failed check is recorded in `run`.
 fn attestation(
     run: &mut Run,
     att: &CosignSignature<'_>,
     expected: &Digest,
     root: &TrustedRoot,
     policy: &IdentityPolicy,
-) -> Option<()> {
+) -> Result<(), PolicyError> {
     let envelope = match DsseEnvelope::from_json(att.blob) {
         Ok(e) => e,
         Err(e) => {
@@ -301,10 +315,12 @@ fn attestation(
                 Reason::MalformedBundle,
                 format!("DSSE layer: {e}"),
             );
-            return None;
+            return Ok(());
         }
     };
-    let (leaf, entries) = layer_material(run, att)?;
+    let Some((leaf, entries)) = layer_material(run, att) else {
+        return Ok(());
+    };
     let evidence = Evidence {
         leaf: leaf.as_ref(),
         signed: Signed::Dsse {
@@ -316,7 +332,8 @@ fn attestation(
         require_inclusion_proof: false,
         require_tlog: leaf.is_some(),
     };
-    verify_evidence(run, &evidence, Artifact::Digest(expected), root, policy).ok()
+    let _ = verify_evidence(run, &evidence, Artifact::Digest(expected), root, policy)?;
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -329,7 +346,8 @@ struct RawLegacyBlobBundle {
 }
 
 /// Verify a legacy `cosign sign-blob --bundle` file (`base64Signature`, base64-encoded PEM
-/// `cert`, `rekorBundle`) over `artifact`.
+/// `cert`, `rekorBundle`) over `artifact`. A `cert` needs a policy naming both the identity
+/// and the issuer ([`CosignError::Policy`]).
 pub fn verify_legacy_cosign_bundle(
     json: &[u8],
     artifact: Artifact<'_>,
@@ -341,17 +359,18 @@ pub fn verify_legacy_cosign_bundle(
         source: e,
     })?;
     let mut run = Run::default();
-    let _ = legacy(&mut run, &raw, artifact, root, policy);
+    legacy(&mut run, &raw, artifact, root, policy)?;
     Ok(run.finish())
 }
 
+/// `Err` when the policy cannot judge the signer; a failed check is recorded in `run`.
 fn legacy(
     run: &mut Run,
     raw: &RawLegacyBlobBundle,
     artifact: Artifact<'_>,
     root: &TrustedRoot,
     policy: &IdentityPolicy,
-) -> Option<()> {
+) -> Result<(), PolicyError> {
     let signature = match b64(&raw.signature) {
         Ok(s) => s,
         Err(e) => {
@@ -360,7 +379,7 @@ fn legacy(
                 Reason::MalformedBundle,
                 format!("base64Signature: {e}"),
             );
-            return None;
+            return Ok(());
         }
     };
     let leaf = match raw.cert.as_deref().map(|c| {
@@ -372,7 +391,7 @@ fn legacy(
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             run.fail("signer", Reason::MalformedBundle, format!("cert: {e}"));
-            return None;
+            return Ok(());
         }
     };
     let entries: Vec<TlogEntry> = match &raw.rekor_bundle {
@@ -381,7 +400,7 @@ fn legacy(
             Ok(e) => vec![e],
             Err(e) => {
                 run.fail("tlog-entry", Reason::MalformedBundle, e);
-                return None;
+                return Ok(());
             }
         },
     };
@@ -396,7 +415,8 @@ fn legacy(
         require_inclusion_proof: false,
         require_tlog: true,
     };
-    verify_evidence(run, &evidence, artifact, root, policy).ok()
+    let _ = verify_evidence(run, &evidence, artifact, root, policy)?;
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -446,7 +466,8 @@ fn content_matches(blob: &[u8], digest: &str) -> bool {
 ///
 /// Every `.sig` and `.att` manifest in `index.json` is tried, layer by layer; the result is
 /// the first layer that verifies, or else the first failure. Blobs whose content does not hash
-/// to their digest fail as malformed.
+/// to their digest fail as malformed. A keyless layer reached under a policy that does not name
+/// both the identity and the issuer stops the search with [`CosignError::Policy`].
 pub fn verify_oci_layout(
     dir: &Path,
     expected_image_digest: &Digest,
@@ -499,9 +520,9 @@ pub fn verify_oci_layout(
             } else {
                 let sig = CosignSignature::from_annotations(&blob, &layer.annotations);
                 if is_att && layer.media_type == DSSE_LAYER_MEDIA_TYPE {
-                    verify_cosign_attestation(&sig, expected_image_digest, root, policy)
+                    verify_cosign_attestation(&sig, expected_image_digest, root, policy)?
                 } else if is_sig {
-                    verify_cosign_simple_signing(&sig, expected_image_digest, root, policy)
+                    verify_cosign_simple_signing(&sig, expected_image_digest, root, policy)?
                 } else {
                     continue;
                 }

@@ -4,7 +4,8 @@
 //! Everything here is pure: bytes in, a [`Verification`] out. A failed verification is an
 //! outcome with a stable [`Reason`] code and the list of [`Check`]s that ran; `Err` means the
 //! input could not be judged at all (not JSON, an unreadable trusted root, an IO error in
-//! [`verify_oci_layout`], the one function that reads files).
+//! [`verify_oci_layout`], the one function that reads files, or a [`PolicyError`]: a
+//! certificate signer and a policy that does not name both its identity and its issuer).
 //!
 //! - [`bundle`]: the bundle JSON model (protobuf-specs `sigstore_bundle.proto`).
 //! - [`trusted_root`]: `trusted_root.json` (protobuf-specs `sigstore_trustroot.proto`).
@@ -36,6 +37,6 @@ pub use cosign::{
 };
 pub use keys::VerifyingKey;
 pub use outcome::{Check, Reason, Signer, Verification};
-pub use policy::{IdentityPolicy, Matcher};
+pub use policy::{IdentityPolicy, Matcher, PolicyError};
 pub use trusted_root::{TrustedRoot, TrustedRootError};
 pub use verify::{verify_bundle, verify_bundle_json, Artifact, IN_TOTO_PAYLOAD_TYPE};

@@ -12,6 +12,11 @@
 //! 3. RFC 3161 time-stamps over the signature, verified against the timestamp authorities;
 //! 4. the Fulcio chain at every verified time (RFC 5280 §6.1);
 //! 5. the identity and issuer policy.
+//!
+//! Before any of these, the signer material and the policy decide who must have signed; a
+//! certificate signer with a policy that lacks the identity or the issuer is refused there
+//! ([`IdentityPolicy::certificate_matchers`]), so nothing is verified under a policy that could
+//! not judge the result.
 
 use lineage_log::merkle;
 use lineage_model::{Algorithm, Digest};
@@ -21,7 +26,7 @@ use crate::bundle::{Bundle, BundleVersion, Content, DsseEnvelope, TlogEntry};
 use crate::checkpoint;
 use crate::keys::{b64_encode, sha256, Hash, VerifyingKey};
 use crate::outcome::{Reason, Run, Signer, Stop, Verification};
-use crate::policy::IdentityPolicy;
+use crate::policy::{IdentityPolicy, Matcher, PolicyError};
 use crate::rekor::{self, EntryBody, LoggedVerifier};
 use crate::trusted_root::{TransparencyLog, TrustedRoot};
 use crate::tsa::TimestampToken;
@@ -80,13 +85,14 @@ pub(crate) struct Evidence<'a> {
     pub require_tlog: bool,
 }
 
-/// Verify a parsed bundle.
+/// Verify a parsed bundle. `Err` when the bundle is signed by a certificate and the policy
+/// does not name both the identity and the issuer.
 pub fn verify_bundle(
     bundle: &Bundle,
     artifact: Artifact<'_>,
     root: &TrustedRoot,
     policy: &IdentityPolicy,
-) -> Verification {
+) -> Result<Verification, PolicyError> {
     let mut run = Run::default();
     run.pass(
         "media-type",
@@ -114,13 +120,14 @@ pub fn verify_bundle(
         require_inclusion_proof: bundle.version >= BundleVersion::V0_2,
         require_tlog: true,
     };
-    let _ = verify_evidence(&mut run, &evidence, artifact, root, policy);
-    run.finish()
+    let _ = verify_evidence(&mut run, &evidence, artifact, root, policy)?;
+    Ok(run.finish())
 }
 
 /// Parse and verify a bundle's JSON. Structural problems (an unknown media type, bad base64,
 /// a broken certificate) are failed verifications with a reason; `Err` only when the bytes
-/// are not JSON of a bundle's shape at all.
+/// are not JSON of a bundle's shape at all, or when the policy cannot judge the signer
+/// ([`BundleError::Policy`](crate::BundleError::Policy)).
 pub fn verify_bundle_json(
     json: &[u8],
     artifact: Artifact<'_>,
@@ -128,7 +135,7 @@ pub fn verify_bundle_json(
     policy: &IdentityPolicy,
 ) -> Result<Verification, crate::BundleError> {
     match Bundle::from_json(json) {
-        Ok(bundle) => Ok(verify_bundle(&bundle, artifact, root, policy)),
+        Ok(bundle) => Ok(verify_bundle(&bundle, artifact, root, policy)?),
         Err(crate::BundleError::UnknownMediaType(mt)) => {
             let mut run = Run::default();
             run.fail(
@@ -147,16 +154,62 @@ pub fn verify_bundle_json(
     }
 }
 
+/// Who must have signed, decided from the signer material and the policy before anything is
+/// checked.
+enum Signing<'a> {
+    /// A Fulcio certificate, judged against both matchers.
+    Certificate {
+        leaf: &'a Certificate,
+        identity: &'a Matcher,
+        issuer: &'a Matcher,
+    },
+    /// The managed key the policy names.
+    Key(&'a VerifyingKey),
+    /// The material and the policy disagree about the kind of signer: a failed verification.
+    Mismatch(&'static str),
+}
+
+/// Verify the evidence. The outer `Err` is "could not decide" (the policy cannot judge a
+/// certificate signer) and leaves `run` untouched; the inner `Err` is a failed check, already
+/// recorded in `run`.
 pub(crate) fn verify_evidence(
     run: &mut Run,
     ev: &Evidence<'_>,
     artifact: Artifact<'_>,
     root: &TrustedRoot,
     policy: &IdentityPolicy,
+) -> Result<Result<(), Stop>, PolicyError> {
+    let signing = match (ev.leaf, &policy.key) {
+        (Some(leaf), None) => {
+            let (identity, issuer) = policy.certificate_matchers()?;
+            Signing::Certificate {
+                leaf,
+                identity,
+                issuer,
+            }
+        }
+        (None, Some(key)) => Signing::Key(key),
+        (Some(_), Some(_)) => Signing::Mismatch(
+            "the signature is by a certificate, but the policy requires a managed key",
+        ),
+        (None, None) => {
+            Signing::Mismatch("the signature is by a managed key; supply its public key")
+        }
+    };
+    Ok(check_evidence(run, ev, &signing, artifact, root, policy.at))
+}
+
+fn check_evidence(
+    run: &mut Run,
+    ev: &Evidence<'_>,
+    signing: &Signing<'_>,
+    artifact: Artifact<'_>,
+    root: &TrustedRoot,
+    at: Option<OffsetDateTime>,
 ) -> Result<(), Stop> {
     // 1. Who claims to have signed.
-    let (key, logged_signer): (&VerifyingKey, LoggedVerifier) = match (ev.leaf, &policy.key) {
-        (Some(leaf), None) => match leaf.public_key() {
+    let (key, logged_signer): (&VerifyingKey, LoggedVerifier) = match *signing {
+        Signing::Certificate { leaf, .. } => match leaf.public_key() {
             Ok(k) => (k, LoggedVerifier::Certificate(leaf.der().to_vec())),
             Err(e) => {
                 return Err(run.fail(
@@ -166,21 +219,8 @@ pub(crate) fn verify_evidence(
                 ))
             }
         },
-        (None, Some(k)) => (k, LoggedVerifier::PublicKey(k.spki_der().to_vec())),
-        (Some(_), Some(_)) => {
-            return Err(run.fail(
-                "signer",
-                Reason::KeyRequired,
-                "the signature is by a certificate, but the policy requires a managed key",
-            ))
-        }
-        (None, None) => {
-            return Err(run.fail(
-                "signer",
-                Reason::KeyRequired,
-                "the signature is by a managed key; supply its public key",
-            ))
-        }
+        Signing::Key(k) => (k, LoggedVerifier::PublicKey(k.spki_der().to_vec())),
+        Signing::Mismatch(detail) => return Err(run.fail("signer", Reason::KeyRequired, detail)),
     };
     run.pass(
         "signer",
@@ -260,14 +300,18 @@ pub(crate) fn verify_evidence(
     }
 
     // 4. Signing time and the certificate chain.
-    let check_times: Vec<OffsetDateTime> = match policy.at {
+    let check_times: Vec<OffsetDateTime> = match at {
         Some(at) => vec![at],
         None => times,
     };
     run.signing_time = check_times.iter().min().copied();
 
-    match ev.leaf {
-        Some(leaf) => {
+    match *signing {
+        Signing::Certificate {
+            leaf,
+            identity,
+            issuer,
+        } => {
             if check_times.is_empty() {
                 return Err(run.fail(
                     "signing-time",
@@ -292,9 +336,9 @@ pub(crate) fn verify_evidence(
                         .join(", ")
                 ),
             );
-            verify_identity(run, leaf, policy)?;
+            verify_identity(run, leaf, identity, issuer)?;
         }
-        None => {
+        Signing::Key(_) | Signing::Mismatch(_) => {
             run.signer = Some(Signer::Key {
                 key_id: hex::encode(key.spki_sha256()),
             });
@@ -824,7 +868,12 @@ fn verify_chain(
     Err(run.fail("certificate-chain", Reason::UntrustedCertificate, detail))
 }
 
-fn verify_identity(run: &mut Run, leaf: &Certificate, policy: &IdentityPolicy) -> Result<(), Stop> {
+fn verify_identity(
+    run: &mut Run,
+    leaf: &Certificate,
+    identity: &Matcher,
+    issuer_matcher: &Matcher,
+) -> Result<(), Stop> {
     let identities: Vec<String> = leaf
         .subject_alt_names()
         .iter()
@@ -844,22 +893,23 @@ fn verify_identity(run: &mut Run, leaf: &Certificate, policy: &IdentityPolicy) -
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match &policy.identity {
-        Some(m) if !identities.iter().any(|i| m.matches(i)) => {
-            return Err(run.fail(
-                "identity",
-                Reason::IdentityMismatch,
-                format!(
-                    "certificate identity {shown} does not match {}",
-                    m.describe()
-                ),
-            ))
-        }
-        Some(m) => run.pass("identity", format!("{shown} matches {}", m.describe())),
-        None => run.pass("identity", format!("{shown} (no identity required)")),
+    if !identities.iter().any(|i| identity.matches(i)) {
+        return Err(run.fail(
+            "identity",
+            Reason::IdentityMismatch,
+            format!(
+                "certificate identity {shown} does not match {}",
+                identity.describe()
+            ),
+        ));
     }
-    match (&policy.issuer, &issuer) {
-        (Some(m), None) => {
+    run.pass(
+        "identity",
+        format!("{shown} matches {}", identity.describe()),
+    );
+    let m = issuer_matcher;
+    match &issuer {
+        None => {
             return Err(run.fail(
                 "issuer",
                 Reason::IssuerMismatch,
@@ -869,18 +919,14 @@ fn verify_identity(run: &mut Run, leaf: &Certificate, policy: &IdentityPolicy) -
                 ),
             ))
         }
-        (Some(m), Some(i)) if !m.matches(i) => {
+        Some(i) if !m.matches(i) => {
             return Err(run.fail(
                 "issuer",
                 Reason::IssuerMismatch,
                 format!("certificate issuer `{i}` does not match {}", m.describe()),
             ))
         }
-        (Some(m), Some(i)) => run.pass("issuer", format!("`{i}` matches {}", m.describe())),
-        (None, i) => run.pass(
-            "issuer",
-            format!("`{}` (no issuer required)", i.as_deref().unwrap_or("none")),
-        ),
+        Some(i) => run.pass("issuer", format!("`{i}` matches {}", m.describe())),
     }
     Ok(())
 }

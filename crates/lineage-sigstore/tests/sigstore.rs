@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use lineage_model::Digest;
 use lineage_sigstore::{
     verify_bundle, verify_bundle_json, verify_cosign_simple_signing, verify_legacy_cosign_bundle,
-    verify_oci_layout, Artifact, Bundle, CosignSignature, IdentityPolicy, Matcher, Reason,
-    TrustedRoot, Verification, VerifyingKey,
+    verify_oci_layout, Artifact, Bundle, BundleError, CosignError, CosignSignature, IdentityPolicy,
+    Matcher, PolicyError, Reason, TrustedRoot, Verification, VerifyingKey,
 };
 use serde_json::Value;
 
@@ -63,6 +63,57 @@ const ATT_LAYOUT: &str = "cosign/slsa-verifier-container-att-layout";
 const KUBEWARDEN_IDENTITY: &str =
     "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
 const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+const GITHUB_OAUTH: &str = "https://github.com/login/oauth";
+
+// Who signed each keyless fixture: the leaf certificate's SAN and Fulcio issuer extension
+// (`shared/fixtures/SOURCES.md` states those it names). Keyless verification needs both.
+
+fn signed_by(identity: &str, issuer: &str) -> IdentityPolicy {
+    IdentityPolicy::keyless(Matcher::exact(identity), Matcher::exact(issuer))
+}
+
+fn new_bundle_signer() -> IdentityPolicy {
+    signed_by("aryadeeptade@gmail.com", GITHUB_OAUTH)
+}
+
+fn staging_signer() -> IdentityPolicy {
+    signed_by("jku@goto.fi", GITHUB_OAUTH)
+}
+
+fn npm_signer() -> IdentityPolicy {
+    signed_by(
+        "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main",
+        GITHUB_ISSUER,
+    )
+}
+
+fn rs_dsse_signer() -> IdentityPolicy {
+    signed_by("brian@dehamer.com", GITHUB_OAUTH)
+}
+
+fn kubewarden_signer() -> IdentityPolicy {
+    signed_by(KUBEWARDEN_IDENTITY, GITHUB_ISSUER)
+}
+
+fn cve_signer() -> IdentityPolicy {
+    signed_by("w.vollprecht@gmail.com", GITHUB_OAUTH)
+}
+
+fn keyless_sig_signer() -> IdentityPolicy {
+    signed_by("mitr@redhat.com", GITHUB_OAUTH)
+}
+
+fn att_layout_signer() -> IdentityPolicy {
+    signed_by(
+        "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/heads/main",
+        GITHUB_ISSUER,
+    )
+}
+
+/// No identity, no issuer, no key: what `lineage verify` builds when given no policy flags.
+fn no_policy() -> IdentityPolicy {
+    IdentityPolicy::default()
+}
 
 /// Assert the verification passed, printing its checks otherwise.
 #[track_caller]
@@ -86,10 +137,6 @@ fn assert_fails(v: &Verification, reason: Reason) {
     );
 }
 
-fn any() -> IdentityPolicy {
-    IdentityPolicy::any_identity()
-}
-
 fn verify_json(
     json: &[u8],
     artifact: Artifact<'_>,
@@ -97,6 +144,26 @@ fn verify_json(
     p: &IdentityPolicy,
 ) -> Verification {
     verify_bundle_json(json, artifact, root, p).expect("bundle JSON is decidable")
+}
+
+/// [`verify_bundle`] under a policy that can judge the bundle's signer.
+fn bundle(
+    b: &Bundle,
+    artifact: Artifact<'_>,
+    root: &TrustedRoot,
+    p: &IdentityPolicy,
+) -> Verification {
+    verify_bundle(b, artifact, root, p).expect("the policy can judge this signer")
+}
+
+/// [`verify_cosign_simple_signing`] under a policy that can judge the layer's signer.
+fn simple_signing(
+    sig: &CosignSignature<'_>,
+    image: &Digest,
+    root: &TrustedRoot,
+    p: &IdentityPolicy,
+) -> Verification {
+    verify_cosign_simple_signing(sig, image, root, p).expect("the policy can judge this signer")
 }
 
 /// Edit a bundle's JSON and serialize it back.
@@ -129,7 +196,7 @@ fn new_bundle_v03_hashedrekord_verifies_with_its_artifact() {
         &read(NEW_BUNDLE),
         Artifact::Bytes(&artifact),
         &public_good(),
-        &any(),
+        &new_bundle_signer(),
     );
     assert_verified(&v);
     // The proof is checked at the shard-local index, not the global one.
@@ -162,7 +229,7 @@ fn new_bundle_verifies_from_the_digest_alone() {
         &read(NEW_BUNDLE),
         Artifact::Digest(&digest),
         &public_good(),
-        &any(),
+        &new_bundle_signer(),
     );
     assert_verified(&v);
 }
@@ -174,7 +241,7 @@ fn staging_rekor_v2_verifies_without_a_set() {
         &read(STAGING_BUNDLE),
         Artifact::Bytes(&artifact),
         &staging(),
-        &any(),
+        &staging_signer(),
     );
     assert_verified(&v);
     let set = v.check("set").unwrap();
@@ -186,7 +253,12 @@ fn staging_rekor_v2_verifies_without_a_set() {
 
 #[test]
 fn npm_v02_dsse_slsa_v1_verifies() {
-    let v = verify_json(&read(NPM_BUNDLE), Artifact::Any, &public_good(), &any());
+    let v = verify_json(
+        &read(NPM_BUNDLE),
+        Artifact::Any,
+        &public_good(),
+        &npm_signer(),
+    );
     assert_verified(&v);
     let st = v.statement.as_ref().unwrap();
     assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v1");
@@ -194,7 +266,12 @@ fn npm_v02_dsse_slsa_v1_verifies() {
 
 #[test]
 fn sigstore_rs_v01_dsse_verifies_with_set_only() {
-    let v = verify_json(&read(RS_DSSE), Artifact::Any, &public_good(), &any());
+    let v = verify_json(
+        &read(RS_DSSE),
+        Artifact::Any,
+        &public_good(),
+        &rs_dsse_signer(),
+    );
     assert_verified(&v);
     let proof = v.check("inclusion-proof").unwrap();
     assert!(proof.detail.contains("absent"), "{proof:?}");
@@ -202,7 +279,12 @@ fn sigstore_rs_v01_dsse_verifies_with_set_only() {
 
 #[test]
 fn two_signature_dsse_bundle_is_rejected() {
-    let v = verify_json(&read(RS_DSSE_2SIGS), Artifact::Any, &public_good(), &any());
+    let v = verify_json(
+        &read(RS_DSSE_2SIGS),
+        Artifact::Any,
+        &public_good(),
+        &rs_dsse_signer(),
+    );
     assert_fails(&v, Reason::WrongSignatureCount);
 }
 
@@ -280,7 +362,7 @@ fn cosign_v03_dsse_bundle_rejects_another_subject() {
         &read(KUBEWARDEN),
         Artifact::Digest(&other),
         &public_good(),
-        &any(),
+        &kubewarden_signer(),
     );
     assert_fails(&v, Reason::SubjectMismatch);
 }
@@ -303,7 +385,12 @@ fn managed_key_bundle_verifies_with_its_key_and_root() {
 
 #[test]
 fn managed_key_bundle_needs_the_key_and_the_right_root() {
-    let v = verify_json(&read(MANAGED), Artifact::Any, &root(MANAGED_ROOT), &any());
+    let v = verify_json(
+        &read(MANAGED),
+        Artifact::Any,
+        &root(MANAGED_ROOT),
+        &no_policy(),
+    );
     assert_fails(&v, Reason::KeyRequired);
     let key = VerifyingKey::from_pem(&text(MANAGED_KEY)).unwrap();
     let v = verify_json(
@@ -334,7 +421,12 @@ fn unknown_media_type_is_rejected_with_its_reason() {
         v["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.9+json".into()
     });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
-    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
     assert_fails(&v, Reason::UnknownMediaType);
 }
 
@@ -348,7 +440,7 @@ fn v03_media_type_parameter_spelling_is_accepted() {
         &json,
         Artifact::Bytes(&artifact),
         &public_good(),
-        &any(),
+        &new_bundle_signer(),
     ));
 }
 
@@ -362,7 +454,7 @@ fn flipped_artifact_byte_fails_as_artifact_mismatch() {
         &read(NEW_BUNDLE),
         Artifact::Bytes(&artifact),
         &public_good(),
-        &any(),
+        &new_bundle_signer(),
     );
     assert_fails(&v, Reason::ArtifactMismatch);
 }
@@ -373,13 +465,18 @@ fn flipped_signature_byte_fails_as_signature_invalid() {
         flip_b64(&mut v["messageSignature"]["signature"])
     });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
-    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
     assert_fails(&v, Reason::SignatureInvalid);
     // The same for a DSSE signature.
     let json = mutate(NPM_BUNDLE, |v| {
         flip_b64(&mut v["dsseEnvelope"]["signatures"][0]["sig"])
     });
-    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    let v = verify_json(&json, Artifact::Any, &public_good(), &npm_signer());
     assert_fails(&v, Reason::SignatureInvalid);
 }
 
@@ -389,7 +486,12 @@ fn flipped_inclusion_proof_hash_fails_as_inclusion_proof_invalid() {
         flip_b64(&mut entry0(v)["inclusionProof"]["hashes"][3])
     });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
-    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
     assert_fails(&v, Reason::InclusionProofInvalid);
 }
 
@@ -401,7 +503,12 @@ fn global_log_index_in_the_proof_fails_as_inclusion_proof_invalid() {
         entry0(v)["inclusionProof"]["logIndex"] = global;
     });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
-    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
     assert_fails(&v, Reason::InclusionProofInvalid);
 }
 
@@ -411,7 +518,12 @@ fn flipped_proof_root_fails_as_inclusion_proof_invalid() {
         flip_b64(&mut entry0(v)["inclusionProof"]["rootHash"])
     });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
-    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
     assert_fails(&v, Reason::InclusionProofInvalid);
 }
 
@@ -419,9 +531,19 @@ fn flipped_proof_root_fails_as_inclusion_proof_invalid() {
 fn flipped_checkpoint_root_fails_as_checkpoint_invalid() {
     use base64::Engine;
     let e = base64::engine::general_purpose::STANDARD;
-    for (bundle, root, artifact) in [
-        (NEW_BUNDLE, public_good(), NEW_BUNDLE_ARTIFACT),
-        (STAGING_BUNDLE, staging(), STAGING_ARTIFACT),
+    for (bundle, root, artifact, signer) in [
+        (
+            NEW_BUNDLE,
+            public_good(),
+            NEW_BUNDLE_ARTIFACT,
+            new_bundle_signer(),
+        ),
+        (
+            STAGING_BUNDLE,
+            staging(),
+            STAGING_ARTIFACT,
+            staging_signer(),
+        ),
     ] {
         let json = mutate(bundle, |v| {
             let cp = entry0(v)["inclusionProof"]["checkpoint"]["envelope"]
@@ -439,7 +561,7 @@ fn flipped_checkpoint_root_fails_as_checkpoint_invalid() {
             entry0(v)["inclusionProof"]["rootHash"] = flipped.into();
         });
         let a = read(artifact);
-        let v = verify_json(&json, Artifact::Bytes(&a), &root, &any());
+        let v = verify_json(&json, Artifact::Bytes(&a), &root, &signer);
         assert_fails(&v, Reason::CheckpointInvalid);
     }
 }
@@ -449,13 +571,13 @@ fn flipped_set_fails_as_set_invalid() {
     let json = mutate(RS_DSSE, |v| {
         flip_b64(&mut entry0(v)["inclusionPromise"]["signedEntryTimestamp"])
     });
-    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    let v = verify_json(&json, Artifact::Any, &public_good(), &rs_dsse_signer());
     assert_fails(&v, Reason::SetInvalid);
     // Moving the integrated time breaks the SET too.
     let json = mutate(RS_DSSE, |v| {
         entry0(v)["integratedTime"] = "1668034837".into()
     });
-    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    let v = verify_json(&json, Artifact::Any, &public_good(), &rs_dsse_signer());
     assert_fails(&v, Reason::SetInvalid);
 }
 
@@ -464,7 +586,7 @@ fn v02_bundle_without_inclusion_proof_is_rejected() {
     let json = mutate(NPM_BUNDLE, |v| {
         entry0(v).as_object_mut().unwrap().remove("inclusionProof");
     });
-    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    let v = verify_json(&json, Artifact::Any, &public_good(), &npm_signer());
     assert_fails(&v, Reason::MissingInclusionProof);
 }
 
@@ -473,7 +595,7 @@ fn bundle_without_tlog_entry_is_rejected() {
     let json = mutate(NPM_BUNDLE, |v| {
         v["verificationMaterial"]["tlogEntries"] = Value::Array(vec![]);
     });
-    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    let v = verify_json(&json, Artifact::Any, &public_good(), &npm_signer());
     assert_fails(&v, Reason::MissingTlogEntry);
 }
 
@@ -484,7 +606,7 @@ fn production_root_does_not_trust_the_staging_bundle() {
         &read(STAGING_BUNDLE),
         Artifact::Bytes(&artifact),
         &public_good(),
-        &any(),
+        &staging_signer(),
     );
     assert_fails(&v, Reason::UnknownLog);
 }
@@ -500,39 +622,39 @@ fn staging_root_does_not_trust_a_production_certificate() {
         &read(NEW_BUNDLE),
         Artifact::Bytes(&artifact),
         &mixed,
-        &any(),
+        &new_bundle_signer(),
     );
     assert_fails(&v, Reason::UntrustedCertificate);
 }
 
 #[test]
 fn certificate_outside_its_validity_at_the_signing_time_fails() {
-    let bundle = Bundle::from_json(&read(NEW_BUNDLE)).unwrap();
-    let leaf = bundle.material.leaf().unwrap().clone();
+    let parsed = Bundle::from_json(&read(NEW_BUNDLE)).unwrap();
+    let leaf = parsed.material.leaf().unwrap().clone();
     let artifact = read(NEW_BUNDLE_ARTIFACT);
     let after = leaf.not_after() + time::Duration::minutes(1);
-    let v = verify_bundle(
-        &bundle,
+    let v = bundle(
+        &parsed,
         Artifact::Bytes(&artifact),
         &public_good(),
-        &any().at_time(after),
+        &new_bundle_signer().at_time(after),
     );
     assert_fails(&v, Reason::CertificateExpired);
     let before = leaf.not_before() - time::Duration::minutes(1);
-    let v = verify_bundle(
-        &bundle,
+    let v = bundle(
+        &parsed,
         Artifact::Bytes(&artifact),
         &public_good(),
-        &any().at_time(before),
+        &new_bundle_signer().at_time(before),
     );
     assert_fails(&v, Reason::CertificateNotYetValid);
     // Inside the window it still verifies, so the two failures above are about time only.
     let inside = leaf.not_before() + time::Duration::minutes(1);
-    assert_verified(&verify_bundle(
-        &bundle,
+    assert_verified(&bundle(
+        &parsed,
         Artifact::Bytes(&artifact),
         &public_good(),
-        &any().at_time(inside),
+        &new_bundle_signer().at_time(inside),
     ));
 }
 
@@ -547,7 +669,7 @@ fn swapped_certificate_fails_as_signature_invalid() {
     let json = mutate(NPM_BUNDLE, |v| {
         v["verificationMaterial"]["x509CertificateChain"]["certificates"][0] = other;
     });
-    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    let v = verify_json(&json, Artifact::Any, &public_good(), &npm_signer());
     assert_fails(&v, Reason::SignatureInvalid);
 }
 
@@ -562,7 +684,7 @@ fn tlog_entry_from_another_bundle_fails_as_tlog_entry_mismatch() {
         v["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1".into();
         v["verificationMaterial"]["tlogEntries"][0] = foreign;
     });
-    let v = verify_json(&json, Artifact::Any, &public_good(), &any());
+    let v = verify_json(&json, Artifact::Any, &public_good(), &npm_signer());
     assert_fails(&v, Reason::TlogEntryMismatch);
 }
 
@@ -572,9 +694,20 @@ fn malformed_base64_is_a_reasoned_failure_and_not_json_is_an_error() {
         v["messageSignature"]["signature"] = "MEQC!!".into()
     });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
-    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
     assert_fails(&v, Reason::MalformedBundle);
-    assert!(verify_bundle_json(b"{not json", Artifact::Any, &public_good(), &any()).is_err());
+    assert!(verify_bundle_json(
+        b"{not json",
+        Artifact::Any,
+        &public_good(),
+        &new_bundle_signer()
+    )
+    .is_err());
 }
 
 #[test]
@@ -583,7 +716,12 @@ fn truncated_bundles_never_panic() {
     let artifact = read(NEW_BUNDLE_ARTIFACT);
     let root = public_good();
     for cut in (0..full.len()).step_by(97) {
-        let _ = verify_bundle_json(&full[..cut], Artifact::Bytes(&artifact), &root, &any());
+        let _ = verify_bundle_json(
+            &full[..cut],
+            Artifact::Bytes(&artifact),
+            &root,
+            &new_bundle_signer(),
+        );
     }
 }
 
@@ -609,8 +747,13 @@ fn a_txt_digest() -> Digest {
 #[test]
 fn cve_2022_36056_swapped_entry_fails_as_tlog_entry_mismatch() {
     let d = a_txt_digest();
-    let v = verify_legacy_cosign_bundle(&read(CVE), Artifact::Digest(&d), &public_good(), &any())
-        .unwrap();
+    let v = verify_legacy_cosign_bundle(
+        &read(CVE),
+        Artifact::Digest(&d),
+        &public_good(),
+        &cve_signer(),
+    )
+    .unwrap();
     assert_fails(&v, Reason::TlogEntryMismatch);
     // The signature itself was fine: the failure is the log binding, as the advisory says.
     assert!(
@@ -648,7 +791,7 @@ fn containers_image_keyless_sig_verifies_for_its_digest() {
         Matcher::exact("https://github.com/login/oauth"),
     );
     let d = Digest::parse(KEYLESS_DIGEST).unwrap();
-    let v = verify_cosign_simple_signing(&layer, &d, &public_good(), &p);
+    let v = simple_signing(&layer, &d, &public_good(), &p);
     assert_verified(&v);
     assert!(v.check("image-digest").is_some_and(|c| c.ok));
 }
@@ -664,7 +807,7 @@ fn containers_image_keyless_sig_rejects_another_digest() {
         rekor_bundle: Some(&bundle),
     };
     let other = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
-    let v = verify_cosign_simple_signing(&layer, &other, &public_good(), &any());
+    let v = simple_signing(&layer, &other, &public_good(), &keyless_sig_signer());
     assert_fails(&v, Reason::ImageDigestMismatch);
 }
 
@@ -683,7 +826,7 @@ fn containers_image_keyless_sig_rejects_tampering() {
         rekor_bundle: Some(&bundle),
     };
     assert_fails(
-        &verify_cosign_simple_signing(&layer, &d, &public_good(), &any()),
+        &simple_signing(&layer, &d, &public_good(), &keyless_sig_signer()),
         Reason::SignatureInvalid,
     );
     // Without the Rekor bundle there is no signing time and no log evidence.
@@ -696,7 +839,7 @@ fn containers_image_keyless_sig_rejects_tampering() {
         rekor_bundle: None,
     };
     assert_fails(
-        &verify_cosign_simple_signing(&layer, &d, &public_good(), &any()),
+        &simple_signing(&layer, &d, &public_good(), &keyless_sig_signer()),
         Reason::MissingTlogEntry,
     );
 }
@@ -721,8 +864,13 @@ fn att_layout_verifies_for_the_image_digest() {
 #[test]
 fn att_layout_rejects_another_image_digest() {
     let other = Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap();
-    let v =
-        verify_oci_layout(&fixtures().join(ATT_LAYOUT), &other, &any(), &public_good()).unwrap();
+    let v = verify_oci_layout(
+        &fixtures().join(ATT_LAYOUT),
+        &other,
+        &att_layout_signer(),
+        &public_good(),
+    )
+    .unwrap();
     assert_fails(&v, Reason::SubjectMismatch);
 }
 
@@ -771,7 +919,7 @@ fn key_based_simple_signing_verifies_and_checks_the_digest() {
         ..CosignSignature::default()
     };
     let p = IdentityPolicy::key(key.public.clone());
-    let v = verify_cosign_simple_signing(&layer, &d, &public_good(), &p);
+    let v = simple_signing(&layer, &d, &public_good(), &p);
     assert_verified(&v);
     assert!(matches!(
         v.signer,
@@ -780,12 +928,12 @@ fn key_based_simple_signing_verifies_and_checks_the_digest() {
 
     let other = Digest::parse(&format!("sha256:{}", "2".repeat(64))).unwrap();
     assert_fails(
-        &verify_cosign_simple_signing(&layer, &other, &public_good(), &p),
+        &simple_signing(&layer, &other, &public_good(), &p),
         Reason::ImageDigestMismatch,
     );
 
     let stranger = test_key();
-    let v = verify_cosign_simple_signing(
+    let v = simple_signing(
         &layer,
         &d,
         &public_good(),
@@ -795,7 +943,7 @@ fn key_based_simple_signing_verifies_and_checks_the_digest() {
 
     // Keyless policy for a key-signed layer: the key must be supplied.
     assert_fails(
-        &verify_cosign_simple_signing(&layer, &d, &public_good(), &any()),
+        &simple_signing(&layer, &d, &public_good(), &no_policy()),
         Reason::KeyRequired,
     );
 }
@@ -811,8 +959,7 @@ fn key_based_simple_signing_rejects_a_payload_of_another_type() {
         signature_b64: Some(&sig),
         ..CosignSignature::default()
     };
-    let v =
-        verify_cosign_simple_signing(&layer, &d, &public_good(), &IdentityPolicy::key(key.public));
+    let v = simple_signing(&layer, &d, &public_good(), &IdentityPolicy::key(key.public));
     assert_fails(&v, Reason::PayloadInvalid);
 }
 
@@ -828,7 +975,12 @@ fn timestamp_from_another_signing_fails_as_timestamp_invalid() {
         v["verificationMaterial"]["timestampVerificationData"] = foreign;
     });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
-    let v = verify_json(&json, Artifact::Bytes(&artifact), &public_good(), &any());
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
     assert_fails(&v, Reason::TimestampInvalid);
 }
 
@@ -841,7 +993,7 @@ fn timestamp_without_a_trusted_authority_fails() {
         &read(STAGING_BUNDLE),
         Artifact::Bytes(&artifact),
         &root,
-        &any(),
+        &staging_signer(),
     );
     assert_fails(&v, Reason::TimestampInvalid);
 }
@@ -853,7 +1005,12 @@ fn rekor_v2_without_any_time_source_has_no_signing_time() {
             Value::Array(vec![]);
     });
     let artifact = read(STAGING_ARTIFACT);
-    let v = verify_json(&json, Artifact::Bytes(&artifact), &staging(), &any());
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &staging(),
+        &staging_signer(),
+    );
     assert_fails(&v, Reason::NoSigningTime);
 }
 
@@ -871,7 +1028,7 @@ fn rekor_v2_log_key_outside_its_window_fails() {
         &read(STAGING_BUNDLE),
         Artifact::Bytes(&artifact),
         &root,
-        &any(),
+        &staging_signer(),
     );
     assert_fails(&v, Reason::LogKeyNotValid);
 }
@@ -883,7 +1040,12 @@ fn fulcio_ca_outside_its_window_is_not_trusted() {
         ca.valid_for.end = Some(time::macros::datetime!(2023-01-01 00:00 UTC));
     }
     let artifact = read(NEW_BUNDLE_ARTIFACT);
-    let v = verify_json(&read(NEW_BUNDLE), Artifact::Bytes(&artifact), &root, &any());
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &new_bundle_signer(),
+    );
     assert_fails(&v, Reason::UntrustedCertificate);
     assert!(
         v.failure()
@@ -900,8 +1062,13 @@ fn fulcio_ca_outside_its_window_is_not_trusted() {
 #[test]
 fn verification_serializes_with_stable_reason_codes() {
     let d = a_txt_digest();
-    let v = verify_legacy_cosign_bundle(&read(CVE), Artifact::Digest(&d), &public_good(), &any())
-        .unwrap();
+    let v = verify_legacy_cosign_bundle(
+        &read(CVE),
+        Artifact::Digest(&d),
+        &public_good(),
+        &cve_signer(),
+    )
+    .unwrap();
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["verified"], false);
     let failed: Vec<&Value> = json["checks"]
@@ -948,7 +1115,7 @@ fn att_layout_with_a_tampered_blob_fails() {
     let d =
         Digest::parse("sha256:2bc8d7da45cdfb2902cef3292a3211351079b15b0f14f0ae9d5f9eea98b8b2d2")
             .unwrap();
-    let v = verify_oci_layout(tmp.path(), &d, &any(), &public_good()).unwrap();
+    let v = verify_oci_layout(tmp.path(), &d, &att_layout_signer(), &public_good()).unwrap();
     assert_fails(&v, Reason::MalformedBundle);
 }
 
@@ -961,9 +1128,15 @@ fn layout_without_cosign_manifests_has_nothing_to_verify() {
     )
     .unwrap();
     let d = Digest::parse(KEYLESS_DIGEST).unwrap();
-    let v = verify_oci_layout(tmp.path(), &d, &any(), &public_good()).unwrap();
+    let v = verify_oci_layout(tmp.path(), &d, &no_policy(), &public_good()).unwrap();
     assert_fails(&v, Reason::NoSignature);
-    assert!(verify_oci_layout(&tmp.path().join("missing"), &d, &any(), &public_good()).is_err());
+    assert!(verify_oci_layout(
+        &tmp.path().join("missing"),
+        &d,
+        &no_policy(),
+        &public_good()
+    )
+    .is_err());
 }
 
 #[test]
@@ -974,7 +1147,175 @@ fn two_signature_bundle_parses_but_does_not_verify() {
         other => panic!("unexpected content {other:?}"),
     }
     assert_fails(
-        &verify_bundle(&b, Artifact::Any, &public_good(), &any()),
+        &bundle(&b, Artifact::Any, &public_good(), &rs_dsse_signer()),
         Reason::WrongSignatureCount,
+    );
+}
+
+// ---- keyless verification needs an identity policy ----
+
+fn identity_only(p: IdentityPolicy) -> IdentityPolicy {
+    IdentityPolicy { issuer: None, ..p }
+}
+
+fn issuer_only(p: IdentityPolicy) -> IdentityPolicy {
+    IdentityPolicy {
+        identity: None,
+        ..p
+    }
+}
+
+/// A verifier under test, with its "could not decide" narrowed to the policy's refusal.
+type Verifier<'a> = Box<dyn Fn(&IdentityPolicy) -> Result<Verification, PolicyError> + 'a>;
+
+fn bundle_refusal(r: Result<Verification, BundleError>) -> Result<Verification, PolicyError> {
+    match r {
+        Err(BundleError::Policy(e)) => Err(e),
+        other => Ok(other.expect("decidable apart from the policy")),
+    }
+}
+
+fn cosign_refusal(r: Result<Verification, CosignError>) -> Result<Verification, PolicyError> {
+    match r {
+        Err(CosignError::Policy(e)) => Err(e),
+        other => Ok(other.expect("decidable apart from the policy")),
+    }
+}
+
+fn bundle_verifier<'a>(
+    rel: &'static str,
+    artifact: Artifact<'a>,
+    root: &'a TrustedRoot,
+) -> Verifier<'a> {
+    Box::new(move |p| bundle_refusal(verify_bundle_json(&read(rel), artifact, root, p)))
+}
+
+#[test]
+fn every_certificate_signed_format_refuses_a_policy_without_identity_and_issuer() {
+    let root = public_good();
+    let new_artifact = read(NEW_BUNDLE_ARTIFACT);
+    let kubewarden = kubewarden_digest();
+    let a_txt = a_txt_digest();
+    let (payload, sig, cert, chain, rekor) = keyless_sig_parts();
+    let layer = CosignSignature {
+        blob: &payload,
+        signature_b64: Some(&sig),
+        certificate_pem: Some(&cert),
+        chain_pem: Some(&chain),
+        rekor_bundle: Some(&rekor),
+    };
+    let image = Digest::parse(KEYLESS_DIGEST).unwrap();
+    let att_image =
+        Digest::parse("sha256:2bc8d7da45cdfb2902cef3292a3211351079b15b0f14f0ae9d5f9eea98b8b2d2")
+            .unwrap();
+    let cases: Vec<(&str, IdentityPolicy, Verifier<'_>)> = vec![
+        (
+            "bundle v0.3 message signature",
+            new_bundle_signer(),
+            bundle_verifier(NEW_BUNDLE, Artifact::Bytes(&new_artifact), &root),
+        ),
+        (
+            "bundle v0.3 DSSE",
+            kubewarden_signer(),
+            bundle_verifier(KUBEWARDEN, Artifact::Digest(&kubewarden), &root),
+        ),
+        (
+            "bundle v0.2 certificate chain",
+            npm_signer(),
+            bundle_verifier(NPM_BUNDLE, Artifact::Any, &root),
+        ),
+        (
+            "bundle v0.1 certificate chain",
+            rs_dsse_signer(),
+            bundle_verifier(RS_DSSE, Artifact::Any, &root),
+        ),
+        (
+            "cosign sign-blob --bundle",
+            cve_signer(),
+            Box::new(|p| {
+                let d = Artifact::Digest(&a_txt);
+                cosign_refusal(verify_legacy_cosign_bundle(&read(CVE), d, &root, p))
+            }),
+        ),
+        (
+            "cosign .sig layer",
+            keyless_sig_signer(),
+            Box::new(|p| verify_cosign_simple_signing(&layer, &image, &root, p)),
+        ),
+        (
+            "cosign save layout with an .att layer",
+            att_layout_signer(),
+            Box::new(|p| {
+                let dir = fixtures().join(ATT_LAYOUT);
+                cosign_refusal(verify_oci_layout(&dir, &att_image, p, &root))
+            }),
+        ),
+    ];
+    for (what, full, verify) in cases {
+        // The fixture's own signer is decidable (the CVE case then fails on its log entry).
+        assert!(verify(&full).is_ok(), "{what}: the full policy must decide");
+        assert_eq!(
+            verify(&no_policy()).map(|v| v.checks),
+            Err(PolicyError::MissingIdentityAndIssuer),
+            "{what}"
+        );
+        assert_eq!(
+            verify(&identity_only(full.clone())).map(|v| v.checks),
+            Err(PolicyError::MissingIssuer),
+            "{what}"
+        );
+        assert_eq!(
+            verify(&issuer_only(full.clone())).map(|v| v.checks),
+            Err(PolicyError::MissingIdentity),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn key_signed_material_needs_no_identity_policy_and_a_wrong_identity_is_a_failure() {
+    // A managed key decides alone: no identity, no issuer, and a half policy is not consulted.
+    let key = VerifyingKey::from_pem(&text(MANAGED_KEY)).unwrap();
+    for p in [
+        IdentityPolicy::key(key.clone()),
+        identity_only(IdentityPolicy {
+            key: Some(key.clone()),
+            ..new_bundle_signer()
+        }),
+    ] {
+        assert_verified(&verify_json(
+            &read(MANAGED),
+            Artifact::Any,
+            &root(MANAGED_ROOT),
+            &p,
+        ));
+    }
+    // Without its key the key-signed bundle is a failed verification, not a policy error.
+    let v = verify_bundle_json(
+        &read(MANAGED),
+        Artifact::Any,
+        &root(MANAGED_ROOT),
+        &no_policy(),
+    );
+    assert_fails(&v.unwrap(), Reason::KeyRequired);
+    // A complete policy naming someone else decides: a failed verification, never `Err`.
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_bundle_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &signed_by("mallory@example.com", GITHUB_OAUTH),
+    );
+    assert_fails(&v.unwrap(), Reason::IdentityMismatch);
+    // The half policy that names the right signer is still refused: both halves are needed.
+    let v = verify_bundle_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &identity_only(new_bundle_signer()),
+    );
+    assert!(
+        matches!(v, Err(BundleError::Policy(PolicyError::MissingIssuer))),
+        "{v:?}"
     );
 }

@@ -3,7 +3,9 @@
 //! `verify` looks at what it is given and picks the verifier: a DSSE envelope (Lineage,
 //! in-toto), a Sigstore bundle (v0.1 to v0.3), a legacy `cosign sign-blob --bundle` file, or
 //! a `cosign save` OCI layout directory. Exit 0 verified, 1 failed with the reason, 2 could not
-//! decide (unreadable input, unusable key).
+//! decide (unreadable input, unusable key, or keyless material without both
+//! `--certificate-identity[-regexp]` and `--certificate-oidc-issuer[-regexp]`: lineage-sigstore
+//! refuses to judge a certificate signer without them, and this module only names the flags).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,10 @@ use lineage_attest::{
     TrustedKey, VerifyOptions,
 };
 use lineage_model::Digest;
-use lineage_sigstore::{Artifact, IdentityPolicy, Matcher, TrustedRoot, VerifyingKey};
+use lineage_sigstore::{
+    Artifact, BundleError, CosignError, IdentityPolicy, Matcher, PolicyError, TrustedRoot,
+    VerifyingKey,
+};
 use serde::Serialize;
 
 use crate::args::Format;
@@ -45,12 +50,17 @@ pub struct VerifyArgs {
     /// Sigstore trusted root (`trusted_root.json`) for bundles and keyless cosign signatures.
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
+    /// Keyless material: the signer's identity (certificate SAN), exactly. Keyless
+    /// verification needs an identity and an issuer.
     #[arg(long)]
     pub certificate_identity: Option<String>,
+    /// Keyless material: a regular expression the signer's identity must match (unanchored).
     #[arg(long)]
     pub certificate_identity_regexp: Option<String>,
+    /// Keyless material: the OIDC issuer of the signer's certificate, exactly.
     #[arg(long)]
     pub certificate_oidc_issuer: Option<String>,
+    /// Keyless material: a regular expression the OIDC issuer must match (unanchored).
     #[arg(long)]
     pub certificate_oidc_issuer_regexp: Option<String>,
     /// The signed artifact, for message-signature bundles.
@@ -172,9 +182,21 @@ fn identity_policy(args: &VerifyArgs) -> Result<IdentityPolicy, CliError> {
             )),
             (Some(e), None) => Ok(Some(Matcher::exact(e.clone()))),
             (None, Some(r)) => Matcher::regex(r).map(Some).map_err(|e| {
+                // The regex crate's message draws a caret diagram over several lines; its last
+                // line says what is wrong.
+                let e = e.to_string();
+                let why = e.lines().last().unwrap_or_default().trim();
+                let why = why.strip_prefix("error: ").unwrap_or(why);
+                let example = if flag == "certificate-oidc-issuer" {
+                    r"'^https://token\.actions\.githubusercontent\.com$'"
+                } else {
+                    r"'^https://github\.com/acme/'"
+                };
                 CliError::new(
-                    format!("--{flag}-regexp `{r}` is not a valid regular expression: {e}"),
-                    "write a Rust/Go-style regular expression",
+                    format!("--{flag}-regexp `{r}` is not a valid regular expression: {why}"),
+                    format!(
+                        "write a Go/RE2-style regular expression, e.g. `--{flag}-regexp {example}`"
+                    ),
                 )
             }),
             (None, None) => Ok(None),
@@ -190,9 +212,13 @@ fn identity_policy(args: &VerifyArgs) -> Result<IdentityPolicy, CliError> {
         &args.certificate_oidc_issuer_regexp,
         "certificate-oidc-issuer",
     )?;
-    let mut policy = IdentityPolicy::any_identity();
-    policy.identity = identity;
-    policy.issuer = issuer;
+    // Partial here is fine: lineage-sigstore decides, once it sees the signer, whether the
+    // policy can judge it (a certificate needs both identity and issuer; a key needs neither).
+    let mut policy = IdentityPolicy {
+        identity,
+        issuer,
+        ..IdentityPolicy::default()
+    };
     if let Some(p) = args.keys.first() {
         let pem = String::from_utf8(read(p)?).unwrap_or_default();
         policy.key = Some(VerifyingKey::from_pem(&pem).map_err(|e| {
@@ -203,6 +229,32 @@ fn identity_policy(args: &VerifyArgs) -> Result<IdentityPolicy, CliError> {
         })?);
     }
     Ok(policy)
+}
+
+/// A certificate signer and an incomplete identity policy: name the missing flags and show
+/// them. The hint's values are an example, never the certificate's own identity: copying
+/// whoever signed into the policy would trust any signer.
+fn policy_refused(target: &str, e: PolicyError) -> CliError {
+    const IDENTITY: &str = "--certificate-identity https://github.com/acme/api/.github/workflows/release.yml@refs/heads/main";
+    const ISSUER: &str = "--certificate-oidc-issuer https://token.actions.githubusercontent.com";
+    const IDENTITY_RE: &str = r"--certificate-identity-regexp '^https://github\.com/acme/'";
+    const ISSUER_RE: &str =
+        r"--certificate-oidc-issuer-regexp '^https://token\.actions\.githubusercontent\.com$'";
+    let (missing, hint) = match (e.missing_identity(), e.missing_issuer()) {
+        (true, true) => (
+            "`--certificate-identity` and `--certificate-oidc-issuer` are required (without them any Sigstore user's signature would verify)",
+            format!("add `{IDENTITY} {ISSUER}` (or the `-regexp` forms, e.g. `{IDENTITY_RE}`)"),
+        ),
+        (true, false) => (
+            "`--certificate-identity` is required as well as the issuer",
+            format!("add `{IDENTITY}` (or `{IDENTITY_RE}`)"),
+        ),
+        _ => (
+            "`--certificate-oidc-issuer` is required as well as the identity",
+            format!("add `{ISSUER}` (or `{ISSUER_RE}`)"),
+        ),
+    };
+    CliError::new(format!("`{target}` is signed keyless: {missing}"), hint)
 }
 
 fn trusted_root(args: &VerifyArgs) -> Result<TrustedRoot, CliError> {
@@ -401,12 +453,16 @@ fn verify_bundle(args: &VerifyArgs, target: &str, bytes: &[u8]) -> Result<Verify
         (None, Some(d)) => Artifact::Digest(d),
         (None, None) => Artifact::Any,
     };
-    let v = lineage_sigstore::verify_bundle_json(bytes, artifact, &root, &policy).map_err(|e| {
-        CliError::new(
-            format!("`{target}`: {e}"),
-            "pass a Sigstore bundle (`*.sigstore.json`)",
-        )
-    })?;
+    let v =
+        lineage_sigstore::verify_bundle_json(bytes, artifact, &root, &policy).map_err(
+            |e| match e {
+                BundleError::Policy(p) => policy_refused(target, p),
+                e => CliError::new(
+                    format!("`{target}`: {e}"),
+                    "pass a Sigstore bundle (`*.sigstore.json`)",
+                ),
+            },
+        )?;
     Ok(sigstore_report(target, "sigstore-bundle", v))
 }
 
@@ -420,11 +476,12 @@ fn verify_legacy(args: &VerifyArgs, target: &str, bytes: &[u8]) -> Result<Verify
         (None, None) => Artifact::Any,
     };
     let v = lineage_sigstore::verify_legacy_cosign_bundle(bytes, artifact, &root, &policy)
-        .map_err(|e| {
-            CliError::new(
+        .map_err(|e| match e {
+            CosignError::Policy(p) => policy_refused(target, p),
+            e => CliError::new(
                 format!("`{target}`: {e}"),
                 "pass a `cosign sign-blob --bundle` file",
-            )
+            ),
         })?;
     Ok(sigstore_report(target, "cosign-legacy-bundle", v))
 }
@@ -440,11 +497,12 @@ fn verify_layout(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliErr
     let root = trusted_root(args)?;
     let policy = identity_policy(args)?;
     let v = lineage_sigstore::verify_oci_layout(&args.target, &digest, &policy, &root).map_err(
-        |e| {
-            CliError::new(
+        |e| match e {
+            CosignError::Policy(p) => policy_refused(target, p),
+            e => CliError::new(
                 format!("`{target}`: {e}"),
                 "pass a directory written by `cosign save`",
-            )
+            ),
         },
     )?;
     Ok(sigstore_report(target, "oci-layout", v))

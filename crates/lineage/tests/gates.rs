@@ -867,3 +867,208 @@ fn a_deploy_check_refuses_provenance_signed_by_an_untrusted_key() {
     w.ok(&["attest", "sign", &digest("bad"), "--key", "keys/ci.key"]);
     assert_eq!(check("bad", "production").code, 0);
 }
+
+// ---- `lineage verify` on Sigstore material: keyless needs an identity policy ----
+
+const PUBLIC_GOOD: &str = "sigstore-bundle/sigstore-public-good.trusted_root.json";
+/// sigstore-python's v0.3 bundle and its artifact, signed by `aryadeeptade@gmail.com` via
+/// GitHub's OAuth issuer (shared/fixtures/SOURCES.md).
+const NEW_BUNDLE: &str = "sigstore-bundle/sigstore-python.new_bundle.txt.sigstore.json";
+const NEW_BUNDLE_ARTIFACT: &str = "sigstore-bundle/sigstore-python.new_bundle.txt";
+const NEW_BUNDLE_IDENTITY: &str = "aryadeeptade@gmail.com";
+const GITHUB_OAUTH: &str = "https://github.com/login/oauth";
+
+fn fixture(rel: &str) -> String {
+    lineage_testkit::fixture(rel).display().to_string()
+}
+
+/// Copies the v0.3 bundle, its artifact and the public-good root into the world, so output
+/// names them by short relative paths.
+fn new_bundle(w: &World) {
+    for (from, to) in [
+        (NEW_BUNDLE, "new_bundle.sigstore.json"),
+        (NEW_BUNDLE_ARTIFACT, "new_bundle.txt"),
+        (PUBLIC_GOOD, "trusted_root.json"),
+    ] {
+        std::fs::copy(fixture(from), w.path(to)).unwrap();
+    }
+}
+
+/// `lineage verify` of the copied v0.3 bundle over its artifact, plus `policy` flags.
+fn verify_new_bundle(w: &World, policy: &[&str]) -> Run {
+    let mut args = vec![
+        "verify",
+        "new_bundle.sigstore.json",
+        "--trusted-root",
+        "trusted_root.json",
+        "--artifact",
+        "new_bundle.txt",
+    ];
+    args.extend_from_slice(policy);
+    w.run(&args)
+}
+
+/// Done when (issue 12): every kind of keyless material is refused with exit 2 and the flags to
+/// add when no identity and issuer are given, before anything is verified; key-signed material
+/// still verifies with `--key` alone.
+#[test]
+fn keyless_verify_without_an_identity_policy_is_refused_and_key_signed_needs_none() {
+    let w = World::new();
+    new_bundle(&w);
+    let r = verify_new_bundle(&w, &[]);
+    insta::assert_snapshot!("verify_keyless_without_identity", w.snap(&r));
+
+    // The same refusal for a legacy `cosign sign-blob --bundle` file and a `cosign save`
+    // layout, in JSON too: the error on stderr, nothing on stdout. (The legacy bundle's log
+    // entry is from another signing, so it could only fail: the refusal comes first.)
+    let root = fixture(PUBLIC_GOOD);
+    let cve = fixture("cosign/conformance.cve-2022-36056-swapped-tlog-entry.legacy-bundle.json");
+    let layout = fixture("cosign/slsa-verifier-container-att-layout");
+    let image = "sha256:2bc8d7da45cdfb2902cef3292a3211351079b15b0f14f0ae9d5f9eea98b8b2d2";
+    let any_digest = digest("a.txt");
+    for (target, extra) in [
+        (&cve, ["--artifact-digest", any_digest.as_str()]),
+        (&layout, ["--image-digest", image]),
+    ] {
+        let mut args = vec![
+            "--format",
+            "json",
+            "verify",
+            target,
+            "--trusted-root",
+            &root,
+        ];
+        args.extend(extra);
+        let r = w.run(&args);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (2, ""),
+            "{target}: {}",
+            r.stderr
+        );
+        let e: Value = serde_json::from_str(&r.stderr).unwrap();
+        assert_eq!(
+            e["error"]["message"],
+            format!("`{target}` is signed keyless: `--certificate-identity` and `--certificate-oidc-issuer` are required (without them any Sigstore user's signature would verify)")
+        );
+        assert!(
+            e["error"]["hint"].as_str().unwrap().starts_with(
+                "add `--certificate-identity https://github.com/acme/api/.github/workflows/release.yml@refs/heads/main --certificate-oidc-issuer https://token.actions.githubusercontent.com`"
+            ),
+            "{e}"
+        );
+    }
+
+    // With the signer's identity and issuer, the same bundle verifies.
+    let r = verify_new_bundle(
+        &w,
+        &[
+            "--certificate-identity",
+            NEW_BUNDLE_IDENTITY,
+            "--certificate-oidc-issuer",
+            GITHUB_OAUTH,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    // Key-signed material needs no identity policy: the conformance managed-key bundle
+    // verifies with its key alone.
+    let r = w.run(&[
+        "--format",
+        "json",
+        "verify",
+        &fixture(
+            "sigstore-bundle/conformance.intoto-canonical-log-entry.managed-key.sigstore.json",
+        ),
+        "--trusted-root",
+        &fixture("sigstore-bundle/conformance.intoto-canonical-log-entry.trusted_root.json"),
+        "--key",
+        &fixture("sigstore-bundle/conformance.intoto-canonical-log-entry.key.pub"),
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.json()["signers"][0].as_str().unwrap().starts_with("key "),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Done when (issue 12): half a policy (an identity without an issuer, or the reverse, exact or
+/// regexp) is refused with exit 2 naming the missing flag, as is an invalid regexp; a complete
+/// policy naming someone else is a failed verification (exit 1), not an error.
+#[test]
+fn keyless_verify_with_half_a_policy_is_refused_and_a_wrong_identity_fails() {
+    let w = World::new();
+    new_bundle(&w);
+    let refused = |policy: &[&str], missing: &str| {
+        let r = verify_new_bundle(&w, policy);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (2, ""),
+            "{policy:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!(
+                "error: `new_bundle.sigstore.json` is signed keyless: `{missing}` is required"
+            )) && r.stderr.contains(&format!("hint: add `{missing} https://")),
+            "{policy:?}: {}",
+            r.stderr
+        );
+        r
+    };
+    let r = refused(
+        &["--certificate-identity", NEW_BUNDLE_IDENTITY],
+        "--certificate-oidc-issuer",
+    );
+    insta::assert_snapshot!("verify_keyless_identity_without_issuer", w.snap(&r));
+    refused(
+        &["--certificate-identity-regexp", "@gmail\\.com$"],
+        "--certificate-oidc-issuer",
+    );
+    let r = refused(
+        &["--certificate-oidc-issuer", GITHUB_OAUTH],
+        "--certificate-identity",
+    );
+    insta::assert_snapshot!("verify_keyless_issuer_without_identity", w.snap(&r));
+    refused(
+        &["--certificate-oidc-issuer-regexp", "^https://github\\.com/"],
+        "--certificate-identity",
+    );
+
+    // An invalid regexp names its flag, whatever else is given.
+    let r = verify_new_bundle(
+        &w,
+        &[
+            "--certificate-identity-regexp",
+            "[",
+            "--certificate-oidc-issuer",
+            GITHUB_OAUTH,
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with("error: --certificate-identity-regexp `[` is not a valid regular expression: unclosed character class\n"),
+        "{}",
+        r.stderr
+    );
+
+    // A complete policy that names another signer decides: not verified, exit 1.
+    let r = verify_new_bundle(
+        &w,
+        &[
+            "--format",
+            "json",
+            "--certificate-identity",
+            "mallory@example.com",
+            "--certificate-oidc-issuer",
+            GITHUB_OAUTH,
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(
+        (v["verified"].clone(), v["reason"]["code"].clone()),
+        (Value::Bool(false), Value::from("identity-mismatch"))
+    );
+}
