@@ -182,6 +182,7 @@ fn serve_child(db: &str) {
             request_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             clock: Arc::new(move || now),
+            dashboard: Default::default(),
         })
         .unwrap();
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
