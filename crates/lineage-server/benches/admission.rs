@@ -174,14 +174,17 @@ fn serve_child(db: &str) {
         let now = Timestamp::parse("2026-11-20T12:00:00Z").unwrap();
         let state = lineage_server::state(lineage_server::ServerConfig {
             store: lineage_store::StoreLocation::Sqlite(db.into()),
-            config,
+            gate: lineage_core::gate::Setup {
+                config,
+                ..Default::default()
+            },
             admission,
-            trust: Default::default(),
             log: None,
             body_limit: lineage_server::DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             clock: Arc::new(move || now),
+            dashboard: Default::default(),
         })
         .unwrap();
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

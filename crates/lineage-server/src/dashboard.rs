@@ -3,6 +3,11 @@
 //! Every page is one HTML document with its stylesheet inline: no script, no font, no CDN, so
 //! it works on an isolated network and prints. Values from the ledger are escaped before they
 //! reach the page. Pages read the same reports the API returns.
+//!
+//! Pages need a `read` token unless the server runs with `--public-dashboard`, and every
+//! answer carries a script-free Content-Security-Policy ([`access`]).
+
+mod access;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,6 +15,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -22,12 +28,20 @@ use serde::Deserialize;
 
 use crate::{blocking, ApiError, AppState};
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub use access::{safe_next, DashboardConfig, COOKIE, CSP, LOGIN, LOGIN_FORM_LIMIT};
+
+/// The pages, guarded by a `read` token (or open with `--public-dashboard`), and the login
+/// and logout forms; all of them answer with the dashboard's security headers.
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(fleet))
         .route("/services/{name}", get(service))
         .route("/incident", get(incident))
         .route("/log", get(log))
+        // A route layer, so a page added above is guarded without anyone remembering to.
+        .route_layer(middleware::from_fn_with_state(state, access::require_read))
+        .merge(access::routes())
+        .layer(middleware::map_response(access::security_headers))
 }
 
 const STYLE: &str = "
@@ -42,7 +56,8 @@ th{background:#eef1f5;font-weight:600;font-size:13px;text-transform:uppercase;le
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 .ok{color:#116329}.bad{color:#b42318;font-weight:600}.warn{color:#9a6700}.muted{color:#6b7280}
 .card{background:#fff;padding:12px 16px;box-shadow:0 1px 2px #0002;margin-bottom:14px}
-form input[type=text]{font-size:16px;padding:6px 8px;width:min(640px,90%)}form button{font-size:16px;padding:6px 14px}
+form input[type=text],form input[type=password]{font-size:16px;padding:6px 8px;width:min(640px,90%)}form button{font-size:16px;padding:6px 14px}
+header form{margin:0 0 0 auto}header form button{font-size:13px;padding:2px 10px}
 td.mono{word-break:break-all}
 pre{background:#fff;padding:10px;box-shadow:0 1px 2px #0002;overflow-x:auto}
 ";
@@ -62,20 +77,32 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t} · Lineage</title><style>{STYLE}</style></head><body><header><b>Lineage</b><a href=\"/\">Fleet</a><a href=\"/incident\">Incident</a><a href=\"/log\">Log</a></header><main><h1>{t}</h1>{body}</main></body></html>",
+/// One HTML document: the stylesheet inline (its hash is in the CSP), `nav` in the header bar.
+fn document(title: &str, nav: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t} · Lineage</title><style>{STYLE}</style></head><body><header><b>Lineage</b>{nav}</header><main><h1>{t}</h1>{body}</main></body></html>",
         t = esc(title)
-    ))
+    )
 }
 
-fn error_page(e: ApiError) -> Response {
+/// A page with the dashboard's links, and a sign-out button unless the dashboard is public.
+fn page(st: &AppState, title: &str, body: &str) -> Html<String> {
+    let mut nav = String::from(
+        "<a href=\"/\">Fleet</a><a href=\"/incident\">Incident</a><a href=\"/log\">Log</a>",
+    );
+    if !st.cfg.dashboard.public {
+        nav.push_str("<form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>");
+    }
+    Html(document(title, &nav, body))
+}
+
+fn error_page(st: &AppState, e: ApiError) -> Response {
     let body = format!(
         "<p class=\"bad\">{}</p><p>{}</p>",
         esc(&e.message),
         esc(e.hint.as_deref().unwrap_or(""))
     );
-    (e.status, page("Error", &body)).into_response()
+    (e.status, page(st, "Error", &body)).into_response()
 }
 
 /// A digest as people read it: algorithm and the first 12 hex digits, the full one on hover.
@@ -109,8 +136,8 @@ fn envs_in_order(st: &AppState) -> Vec<EnvName> {
 async fn fleet(State(st): State<Arc<AppState>>) -> Response {
     let s = st.clone();
     match blocking(move || s.read(|store| fleet_html(&s, store))).await {
-        Ok(body) => page("Fleet", &body).into_response(),
-        Err(e) => error_page(e),
+        Ok(body) => page(&st, "Fleet", &body).into_response(),
+        Err(e) => error_page(&st, e),
     }
 }
 
@@ -185,8 +212,8 @@ async fn service(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> R
     let s = st.clone();
     let title = format!("Service {name}");
     match blocking(move || s.read(|store| service_html(&s, store, &name))).await {
-        Ok(body) => page(&title, &body).into_response(),
-        Err(e) => error_page(e),
+        Ok(body) => page(&st, &title, &body).into_response(),
+        Err(e) => error_page(&st, e),
     }
 }
 
@@ -286,7 +313,7 @@ async fn incident(State(st): State<Arc<AppState>>, Query(q): Query<IncidentQuery
             }
         }
     }
-    page("Incident", &html).into_response()
+    page(&st, "Incident", &html).into_response()
 }
 
 fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, ApiError> {
@@ -376,8 +403,8 @@ fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, Ap
 async fn log(State(st): State<Arc<AppState>>) -> Response {
     let s = st.clone();
     match blocking(move || s.read(|store| log_html(&s, store))).await {
-        Ok(body) => page("Log", &body).into_response(),
-        Err(e) => error_page(e),
+        Ok(body) => page(&st, "Log", &body).into_response(),
+        Err(e) => error_page(&st, e),
     }
 }
 

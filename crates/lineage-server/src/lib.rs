@@ -35,6 +35,7 @@ use lineage_model::Timestamp;
 use lineage_store::lineage_log::keys::LogKey;
 use lineage_store::{Store, StoreLocation};
 
+pub use dashboard::DashboardConfig;
 pub use error::ApiError;
 pub use lineage_core::admission::{AdmissionConfig, Mode, NotReady};
 
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     /// How often the index looks for new ledger entries.
     pub poll_interval: Duration,
     pub clock: Clock,
+    /// Who may read the dashboard, and how its login cookie is marked.
+    pub dashboard: DashboardConfig,
 }
 
 /// Default request body limit: 1 MiB, well above any AdmissionReview of a real pod.
@@ -110,7 +113,18 @@ impl AppState {
                 ),
             ));
         };
-        let token = value.to_str().ok().and_then(auth::bearer);
+        self.authorize_token(value.to_str().ok().and_then(auth::bearer), needed)
+    }
+
+    /// The one token decision, whatever carried the token (an `Authorization` header, the
+    /// dashboard's cookie or its login form): `None` is a malformed token. 401 unless the
+    /// token is live, 403 if it lacks `needed`.
+    pub fn authorize_token(
+        &self,
+        token: Option<&str>,
+        needed: Scope,
+    ) -> Result<Arc<TokenInfo>, ApiError> {
+        let create = format!("create one: `lineage token create --name NAME --scope {needed}`");
         let Some(info) = token.and_then(|t| self.index.token(t)) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -200,11 +214,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(api::openapi))
         .route("/admission", post(admit))
         .merge(api::routes())
-        .merge(dashboard::routes())
+        .merge(dashboard::routes(state.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(state.cfg.body_limit))
+        .layer(middleware::map_response(nosniff))
         .with_state(state)
+}
+
+/// Every answer, JSON included, is what its `Content-Type` says: a browser must not sniff an
+/// API error or a ledger value into HTML.
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Loads the index in the background and keeps it fresh until `stop` resolves.

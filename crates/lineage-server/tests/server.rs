@@ -1,12 +1,12 @@
 //! The server, in process: the authorization matrix over every endpoint, the admission webhook
 //! on the shared fixtures and on generated reviews of every workload kind, bad input, body
-//! limits, metrics and the OpenAPI document.
+//! limits, metrics, the OpenAPI document, and the dashboard's login and security headers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{header, HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use lineage_core::{record, services, Config};
 use lineage_model::{
@@ -14,7 +14,7 @@ use lineage_model::{
     Retirement, Service, ServiceName, Tag, Timestamp,
 };
 use lineage_server::auth::{self, Scope};
-use lineage_server::{AdmissionConfig, AppState, Mode, ServerConfig};
+use lineage_server::{AdmissionConfig, AppState, DashboardConfig, Mode, ServerConfig};
 use lineage_store::StoreLocation;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -45,6 +45,10 @@ struct World {
 /// A ledger with services `api` (owned) and `orphan` (no owner), builds `a` (api, running in
 /// production), `r` (api, retired), `o` (orphan), a token per scope, served with `mode`.
 fn world(mode: Mode) -> World {
+    world_with(mode, DashboardConfig::default())
+}
+
+fn world_with(mode: Mode, dashboard: DashboardConfig) -> World {
     let dir = tempfile::tempdir().unwrap();
     let location = StoreLocation::Sqlite(dir.path().join("l.db"));
     let now = Timestamp::parse(NOW).unwrap();
@@ -179,6 +183,7 @@ fn world(mode: Mode) -> World {
         request_timeout: Duration::from_secs(10),
         poll_interval: Duration::from_millis(50),
         clock: Arc::new(move || now),
+        dashboard,
     })
     .unwrap();
     let store = lineage_store::open(&state.cfg.store, false).unwrap();
@@ -828,6 +833,7 @@ async fn readiness_and_not_ready_answer() {
         request_timeout: cfg.request_timeout,
         poll_interval: cfg.poll_interval,
         clock: cfg.clock.clone(),
+        dashboard: cfg.dashboard,
     })
     .unwrap();
     let w2 = World {
@@ -868,4 +874,521 @@ fn webhook_config_has_a_ca_and_a_serving_certificate() {
     assert!(b.key_pem.contains("PRIVATE KEY"));
     // The pair loads as a TLS server configuration.
     lineage_server::tls::server_config(b.cert_pem.as_bytes(), b.key_pem.as_bytes()).unwrap();
+}
+
+// --- Dashboard: login, access and security headers ----------------------------------------
+
+/// Every dashboard page, with a request that renders it.
+const PAGES: &[&str] = &["/", "/services/api", "/incident?q=python:3.12-slim", "/log"];
+
+/// How a request presents a token to the dashboard.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    Nothing,
+    Header(&'a str),
+    Cookie(&'a str),
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(&name)
+            .map_or("", |v| v.to_str().unwrap_or(""))
+    }
+}
+
+async fn send(w: &World, req: Request<Body>) -> Answer {
+    let response = lineage_server::router(w.state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into(),
+    }
+}
+
+async fn browse(w: &World, uri: &str, via: Via<'_>) -> Answer {
+    let req = Request::builder().uri(uri);
+    let req = match via {
+        Via::Nothing => req,
+        Via::Header(t) => req.header("Authorization", format!("Bearer {t}")),
+        Via::Cookie(t) => req.header("Cookie", format!("theme=dark; lineage_token={t}")),
+    };
+    send(w, req.body(Body::empty()).unwrap()).await
+}
+
+async fn post_form(w: &World, uri: &str, form: &str, extra: &[(&str, &str)]) -> Answer {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    send(w, req.body(Body::from(form.to_string())).unwrap()).await
+}
+
+fn token(w: &World, scope: Option<Scope>) -> String {
+    w.tokens
+        .iter()
+        .find(|(s, _)| *s == scope)
+        .unwrap()
+        .1
+        .clone()
+}
+
+/// Form-encodes a value the way a browser does.
+fn form_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The headers every dashboard answer must carry; returns what is wrong.
+fn page_headers(what: &str, a: &Answer) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let csp = a.header(header::CONTENT_SECURITY_POLICY);
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    for want in [
+        "default-src 'none'",
+        "img-src 'self' data:",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        if !directives.contains(&want) {
+            wrong.push(format!("{what}: CSP lacks `{want}`: {csp:?}"));
+        }
+    }
+    let style = directives
+        .iter()
+        .find(|d| d.starts_with("style-src "))
+        .copied()
+        .unwrap_or("");
+    if !(style == "style-src 'unsafe-inline'" || style.starts_with("style-src 'sha256-")) {
+        wrong.push(format!("{what}: CSP style-src is {style:?}"));
+    }
+    if csp.contains("script") {
+        wrong.push(format!("{what}: CSP allows scripts: {csp:?}"));
+    }
+    for (name, want) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        if a.header(name.clone()) != want {
+            wrong.push(format!(
+                "{what}: {name} is {:?}, want {want:?}",
+                a.header(name.clone())
+            ));
+        }
+    }
+    wrong
+}
+
+#[tokio::test]
+async fn dashboard_needs_a_read_token() {
+    let w = world(Mode::Enforce);
+    let read = token(&w, Some(Scope::Read));
+    let admin = token(&w, Some(Scope::Admin));
+    let build = token(&w, Some(Scope::BuildWrite));
+    let deploy = token(&w, Some(Scope::DeployWrite));
+    let revoked = token(&w, None);
+    let bad = "lin_000000000000_bad";
+    let mut wrong = Vec::new();
+    for &page in PAGES {
+        let cases: Vec<(&str, Via, StatusCode)> = vec![
+            ("no token", Via::Nothing, StatusCode::SEE_OTHER),
+            (
+                "bad token in the header",
+                Via::Header(bad),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "bad token in the cookie",
+                Via::Cookie(bad),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "revoked token",
+                Via::Cookie(&revoked),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "read token in the header",
+                Via::Header(&read),
+                StatusCode::OK,
+            ),
+            (
+                "read token in the cookie",
+                Via::Cookie(&read),
+                StatusCode::OK,
+            ),
+            (
+                "admin token in the cookie",
+                Via::Cookie(&admin),
+                StatusCode::OK,
+            ),
+            (
+                "build:write token in the header",
+                Via::Header(&build),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "build:write token in the cookie",
+                Via::Cookie(&build),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "deploy:write token in the cookie",
+                Via::Cookie(&deploy),
+                StatusCode::FORBIDDEN,
+            ),
+        ];
+        for (label, via, want) in cases {
+            let what = format!("GET {page} with {label}");
+            let a = browse(&w, page, via).await;
+            if a.status != want {
+                wrong.push(format!("{what}: got {}, want {want}", a.status));
+                continue;
+            }
+            wrong.extend(page_headers(&what, &a));
+            if !a.header(header::CONTENT_TYPE).starts_with("text/html") {
+                wrong.push(format!(
+                    "{what}: not HTML: {:?}",
+                    a.header(header::CONTENT_TYPE)
+                ));
+            }
+            let ok = match want {
+                StatusCode::SEE_OTHER => {
+                    let location = a.header(header::LOCATION);
+                    let back = if page == "/" {
+                        "/login".to_string()
+                    } else {
+                        format!("/login?next={}", form_value(page).replace("%2F", "/"))
+                    };
+                    location == back && a.body.contains("href=\"/login")
+                }
+                StatusCode::UNAUTHORIZED => {
+                    // The login form again, with the error, never with what was presented.
+                    a.body.contains("type=\"password\"")
+                        && a.body.contains("not valid")
+                        && !a.body.contains(bad)
+                        && !a.body.contains(&revoked)
+                }
+                StatusCode::FORBIDDEN => a.body.contains("needs `read`"),
+                _ => a.body.contains("Sign out") && !a.body.contains("type=\"password\""),
+            };
+            if !ok {
+                wrong.push(format!(
+                    "{what}: unexpected answer {:?}\n{}",
+                    a.header(header::LOCATION),
+                    a.body
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} cases failed:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // A revoked token in the cookie is forgotten, so the next visit is a clean login.
+    let a = browse(&w, "/", Via::Cookie(&revoked)).await;
+    assert!(
+        a.header(header::SET_COOKIE)
+            .starts_with("lineage_token=; Max-Age=0"),
+        "{:?}",
+        a.headers
+    );
+}
+
+#[tokio::test]
+async fn public_dashboard_needs_no_token_but_the_api_still_does() {
+    let w = world_with(
+        Mode::Enforce,
+        DashboardConfig {
+            public: true,
+            secure_cookie: false,
+        },
+    );
+    for &page in PAGES {
+        let a = browse(&w, page, Via::Nothing).await;
+        assert_eq!(a.status, StatusCode::OK, "{page}: {}", a.body);
+        assert!(
+            page_headers(page, &a).is_empty(),
+            "{:?}",
+            page_headers(page, &a)
+        );
+        assert!(!a.body.contains("Sign out"), "{page}");
+    }
+    assert!(browse(&w, "/", Via::Nothing)
+        .await
+        .body
+        .contains("priya@acme.dev"));
+    // There is nothing to sign in to: the login page sends the browser on.
+    let a = browse(&w, "/login?next=/log", Via::Nothing).await;
+    assert_eq!(
+        (a.status, a.header(header::LOCATION)),
+        (StatusCode::SEE_OTHER, "/log")
+    );
+    let (status, _) = call(&w, "GET", "/api/v1/services", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_cookie_and_logout_clears_it() {
+    let w = world(Mode::Enforce);
+    let read = token(&w, Some(Scope::Read));
+    // The form: one password field, and the page asked for, escaped.
+    let a = browse(&w, "/login?next=/services/api%22%3E", Via::Nothing).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body.matches("<input").count(), 2, "{}", a.body);
+    assert_eq!(a.body.matches("type=\"password\"").count(), 1, "{}", a.body);
+    assert!(
+        a.body.contains("value=\"/services/api&quot;&gt;\""),
+        "{}",
+        a.body
+    );
+    assert!(
+        page_headers("GET /login", &a).is_empty(),
+        "{:?}",
+        page_headers("GET /login", &a)
+    );
+
+    let form = format!(
+        "token={}&next={}",
+        form_value(&read),
+        form_value("/services/api")
+    );
+    let a = post_form(&w, "/login", &form, &[]).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(a.header(header::LOCATION), "/services/api");
+    assert!(
+        page_headers("POST /login", &a).is_empty(),
+        "{:?}",
+        page_headers("POST /login", &a)
+    );
+    let cookie = a.header(header::SET_COOKIE).to_string();
+    let mut parts: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    parts.sort();
+    let value = format!("lineage_token={read}");
+    let mut want = vec!["HttpOnly", "Path=/", "SameSite=Strict", value.as_str()];
+    want.sort();
+    assert_eq!(parts, want, "{cookie}");
+    // The cookie it set opens the page asked for.
+    let a = browse(&w, "/services/api", Via::Cookie(&read)).await;
+    assert_eq!(a.status, StatusCode::OK);
+
+    // Served over TLS, the cookie is also `Secure`.
+    let tls = world_with(
+        Mode::Enforce,
+        DashboardConfig {
+            public: false,
+            secure_cookie: true,
+        },
+    );
+    let tls_read = token(&tls, Some(Scope::Read));
+    let a = post_form(
+        &tls,
+        "/login",
+        &format!("token={}", form_value(&tls_read)),
+        &[],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.header(header::LOCATION), "/");
+    assert!(
+        a.header(header::SET_COOKIE)
+            .split(';')
+            .any(|p| p.trim() == "Secure"),
+        "{:?}",
+        a.headers
+    );
+    let a = post_form(&w, "/login", &form, &[]).await;
+    assert!(
+        !a.header(header::SET_COOKIE).contains("Secure"),
+        "{:?}",
+        a.headers
+    );
+
+    // A bad token: the form again, 401, without what was typed.
+    let typed = "lin_0123456789ab_typed-by-hand";
+    let a = post_form(&w, "/login", &format!("token={typed}&next=/log"), &[]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.body.contains("not valid") && a.body.contains("type=\"password\""),
+        "{}",
+        a.body
+    );
+    assert!(
+        !a.body.contains(typed) && !a.body.contains("typed-by-hand"),
+        "{}",
+        a.body
+    );
+    assert!(a.header(header::SET_COOKIE).is_empty());
+    assert!(page_headers("bad login", &a).is_empty());
+    // A live token without `read`: refused, and no cookie.
+    let build = token(&w, Some(Scope::BuildWrite));
+    let a = post_form(&w, "/login", &format!("token={}", form_value(&build)), &[]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("needs `read`"), "{}", a.body);
+    assert!(!a.body.contains(&build));
+    assert!(a.header(header::SET_COOKIE).is_empty());
+    // A form that is too large, or not a form, is refused without quoting it.
+    let huge = format!("token={}", "x".repeat(8 * 1024));
+    let a = post_form(&w, "/login", &huge, &[]).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(!a.body.contains("xxxxxxxx"));
+    assert!(page_headers("huge login", &a).is_empty());
+    let req = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header("Content-Type", "application/json")
+        .body(Body::from(json!({ "token": read }).to_string()))
+        .unwrap();
+    let a = send(&w, req).await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(!a.body.contains(&read));
+    assert!(a.header(header::SET_COOKIE).is_empty());
+    // Another site's page may not post the form.
+    let a = post_form(&w, "/login", &form, &[("Sec-Fetch-Site", "cross-site")]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.header(header::SET_COOKIE).is_empty());
+
+    // Logout clears the cookie.
+    let a = post_form(
+        &w,
+        "/logout",
+        "",
+        &[("Cookie", &format!("lineage_token={read}"))],
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.header(header::LOCATION)),
+        (StatusCode::SEE_OTHER, "/login")
+    );
+    let cleared = a.header(header::SET_COOKIE);
+    assert!(cleared.starts_with("lineage_token=;"), "{cleared}");
+    assert!(
+        cleared.contains("Max-Age=0") && cleared.contains("Path=/"),
+        "{cleared}"
+    );
+    assert!(page_headers("logout", &a).is_empty());
+}
+
+#[tokio::test]
+async fn login_redirects_only_to_local_paths() {
+    let w = world(Mode::Enforce);
+    let read = token(&w, Some(Scope::Read));
+    for (next, want) in [
+        ("//evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil", "/"),
+        ("/\\/evil.example", "/"),
+        ("\\\\evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("/\r\nSet-Cookie: x=1", "/"),
+        ("evil.example/", "/"),
+        ("", "/"),
+        (
+            "/incident?q=python:3.12-slim",
+            "/incident?q=python:3.12-slim",
+        ),
+    ] {
+        let form = format!("token={}&next={}", form_value(&read), form_value(next));
+        let a = post_form(&w, "/login", &form, &[]).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{next:?}: {}", a.body);
+        assert_eq!(a.header(header::LOCATION), want, "next = {next:?}");
+        let a = browse(
+            &w,
+            &format!("/login?next={}", form_value(next)),
+            Via::Nothing,
+        )
+        .await;
+        assert!(
+            a.body.contains(&format!(
+                "name=\"next\" value=\"{}\"",
+                want.replace('"', "&quot;")
+            )),
+            "{next:?}: {}",
+            a.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_its_security_headers() {
+    let w = world(Mode::Enforce);
+    let read = token(&w, Some(Scope::Read));
+    let mut wrong = Vec::new();
+    // Dashboard answers of every kind: pages, errors, a wrong method, login, redirects.
+    let mut answers = vec![
+        ("page", browse(&w, "/log", Via::Header(&read)).await),
+        (
+            "error page",
+            browse(&w, "/services/nothing-here", Via::Header(&read)).await,
+        ),
+        (
+            "bad service name",
+            browse(&w, "/services/Bad%20Name", Via::Header(&read)).await,
+        ),
+        ("login", browse(&w, "/login", Via::Nothing).await),
+        ("redirect", browse(&w, "/incident", Via::Nothing).await),
+        (
+            "forbidden",
+            browse(&w, "/", Via::Header(&token(&w, Some(Scope::BuildWrite)))).await,
+        ),
+        (
+            "bad login",
+            post_form(&w, "/login", "token=nope", &[]).await,
+        ),
+        ("logout", post_form(&w, "/logout", "", &[]).await),
+    ];
+    let req = Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("Authorization", format!("Bearer {read}"))
+        .body(Body::empty())
+        .unwrap();
+    answers.push(("wrong method", send(&w, req).await));
+    for (what, a) in &answers {
+        wrong.extend(page_headers(what, a));
+    }
+    assert!(
+        answers[1].1.status.is_client_error(),
+        "{}",
+        answers[1].1.body
+    );
+    // JSON answers are not sniffed into HTML either.
+    for (what, uri, token) in [
+        ("API answer", "/api/v1/services", Some(read.as_str())),
+        ("API refusal", "/api/v1/services", None),
+        ("health", "/healthz", None),
+        ("no such endpoint", "/api/v1/nothing", None),
+    ] {
+        let a = browse(&w, uri, token.map_or(Via::Nothing, Via::Header)).await;
+        if a.header(header::X_CONTENT_TYPE_OPTIONS) != "nosniff" {
+            wrong.push(format!("{what}: no `X-Content-Type-Options: nosniff`"));
+        }
+        if what == "no such endpoint" && !a.body.contains("no such endpoint") {
+            wrong.push(format!("{what}: not the API's 404: {}", a.body));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

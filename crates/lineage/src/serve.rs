@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Log level: error, warn, info or debug.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Let anyone who reaches the server read the dashboard, without a token. The JSON API
+    /// still needs its tokens.
+    #[arg(long)]
+    pub public_dashboard: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +189,10 @@ pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         poll_interval: Duration::from_millis(args.poll_interval.max(10)),
         clock,
+        dashboard: lineage_server::DashboardConfig {
+            public: args.public_dashboard,
+            secure_cookie: tls.is_some(),
+        },
     };
     init_logging(args.log_format, level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -218,6 +226,12 @@ pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
             None => (lineage_server::Listener::Plain(tcp), "http"),
         };
         tracing::info!(address = %local, scheme, "listening");
+        if args.public_dashboard {
+            tracing::warn!(
+                address = %local,
+                "the dashboard is public (--public-dashboard): anyone who reaches this address reads the ledger without a token"
+            );
+        }
         println!("lineage serve: listening on {scheme}://{local}");
         lineage_server::serve(state, listener, shutdown_signal()).await?;
         tracing::info!("stopped; in-flight requests were answered");

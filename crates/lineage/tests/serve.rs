@@ -1,8 +1,9 @@
 //! `lineage serve` end to end (issue 8, "Done when"): a real server on loopback; the CLI
 //! records a build and a deploy through it with a scoped token; the admission webhook denies
 //! an unpinned image and an unknown digest in production and allows a recorded, signed one;
-//! the dashboard pages render in headless Chromium, show that data, and are saved as
-//! screenshots under `target/screenshots/`.
+//! the dashboard asks a browser for a token, headless Chromium (driven over WebDriver) signs in
+//! through the login form, and the pages show that data and are saved as screenshots under
+//! `target/screenshots/`. `--public-dashboard` opens the pages and says so in the log.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -70,19 +71,22 @@ struct Server {
 
 impl Server {
     fn start(w: &World) -> Server {
+        Server::start_with(w, &[])
+    }
+
+    fn start_with(w: &World, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "100",
+            "--log-format",
+            "json",
+        ];
+        args.extend(extra);
         let mut child = w
-            .cmd(
-                &[
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--poll-interval",
-                    "100",
-                    "--log-format",
-                    "json",
-                ],
-                &[],
-            )
+            .cmd(&args, &[])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -137,6 +141,24 @@ fn agent() -> ureq::Agent {
     )
 }
 
+/// The first answer, with its `Location`: redirects are not followed.
+fn get_once(url: &str) -> (u16, String) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build(),
+    );
+    let r = agent.get(url).call().unwrap();
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (r.status().as_u16(), location)
+}
+
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
     let mut req = agent().get(url);
     if let Some(t) = token {
@@ -184,47 +206,183 @@ fn chromium() -> PathBuf {
     path
 }
 
-/// Loads `url` in headless Chromium: the DOM a user sees, and a screenshot saved as `name`.
-fn browse(url: &str, name: &str, profile: &Path) -> String {
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-    ];
-    let run = |extra: &[String]| {
-        let out = Command::new(chromium())
-            .args(flags)
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg(url)
-            .output()
+fn chromedriver() -> PathBuf {
+    let path = PathBuf::from("/usr/bin/chromedriver");
+    assert!(
+        path.exists(),
+        "chromedriver is missing at /usr/bin/chromedriver: install the Debian package `chromium-driver`, as `cargo xtask test` does"
+    );
+    path
+}
+
+/// Headless Chromium driven over WebDriver (W3C), so a test can type into a form and click,
+/// as a person signing in does.
+struct Browser {
+    driver: Child,
+    session: String,
+}
+
+/// The key W3C WebDriver gives an element reference under.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    fn start(profile: &Path) -> Browser {
+        let mut driver = Command::new(chromedriver())
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
             .unwrap();
+        let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("chromedriver stopped before it said its port")
+                .unwrap();
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                break rest.trim_end_matches('.').trim().to_string();
+            }
+        };
+        // Keep reading what it prints, so a full pipe never stalls it.
+        std::thread::spawn(move || lines.for_each(drop));
+        let base = format!("http://127.0.0.1:{port}");
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", "--disable-sync",
+                    "--window-size=1280,900", format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        } } });
+        let mut b = Browser {
+            driver,
+            session: base.clone(),
+        };
+        let v = b.send("POST", "/session", Some(caps));
+        b.session = format!("{base}/session/{}", v["sessionId"].as_str().unwrap());
+        b
+    }
+
+    /// One WebDriver command on the session (or, before there is one, the driver).
+    fn send(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.session);
+        let mut r = match method {
+            "GET" => agent().get(&url).call(),
+            "DELETE" => agent().delete(&url).call(),
+            _ => agent()
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body.unwrap_or(json!({})).to_string()),
+        }
+        .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let status = r.status().as_u16();
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        assert_eq!(status, 200, "WebDriver {method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.send("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn url(&self) -> String {
+        self.send("GET", "/url", None).as_str().unwrap().to_string()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.send(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element `{css}`: {v}"))
+            .to_string()
+    }
+
+    fn type_into(&self, element: &str, text: &str) {
+        self.send(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn click(&self, element: &str) {
+        self.send("POST", &format!("/element/{element}/click"), None);
+    }
+
+    fn css(&self, element: &str, property: &str) -> String {
+        let v = self.send("GET", &format!("/element/{element}/css/{property}"), None);
+        v.as_str().unwrap().to_string()
+    }
+
+    /// Waits (up to 10 s) until the browser is at `url`: a form post navigates on its own time.
+    fn wait_for_url(&self, url: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.url() != url {
+            assert!(
+                Instant::now() < deadline,
+                "the browser is at {}, not {url}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The DOM the user sees, and a screenshot of it saved as `name`.
+    fn page(&self, name: &str) -> String {
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        let shot = shots.join(format!("{name}.png"));
+        let png = self.send("GET", "/screenshot", None);
+        // WebDriver sends the PNG as base64; coreutils decodes it.
+        let mut decode = Command::new("base64")
+            .arg("--decode")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        decode
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(png.as_str().unwrap().as_bytes())
+            .unwrap();
+        let out = decode.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "chromium failed on {url}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "cannot decode the screenshot of {name}"
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let shot = shots.join(format!("{name}.png"));
-    let _ = std::fs::remove_file(&shot);
-    run(&[
-        format!("--screenshot={}", shot.display()),
-        "--window-size=1280,900".into(),
-    ]);
-    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(
-        size > 5_000,
-        "no screenshot of {url} at {} ({size} bytes)",
-        shot.display()
-    );
-    run(&["--dump-dom".into()])
+        std::fs::write(&shot, &out.stdout).unwrap();
+        assert!(
+            out.stdout.starts_with(b"\x89PNG") && out.stdout.len() > 5_000,
+            "no screenshot of {} at {} ({} bytes)",
+            self.url(),
+            shot.display(),
+            out.stdout.len()
+        );
+        self.send("GET", "/source", None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if self.session.contains("/session/") {
+            let url = self.session.clone();
+            let _ = agent().delete(&url).call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
 }
 
 /// The visible text of a DOM dump: tags dropped, entities of the escaper undone.
@@ -432,9 +590,35 @@ fn done_when_issue_8() {
         "{r}"
     );
 
-    // The dashboard, in a real browser.
+    // The dashboard is private: without a token a browser is sent to the login page.
+    assert_eq!(
+        get_once(&format!("{url}/services/api")),
+        (303, "/login?next=/services/api".to_string())
+    );
+    let (status, page) = get(&format!("{url}/"), Some(&viewer));
+    assert_eq!(status, 200, "{page}");
+
+    // The dashboard, in a real browser, signed in through the login form.
     let profile = tempfile::tempdir().unwrap();
-    let fleet = text(&browse(&format!("{url}/"), "fleet", profile.path()));
+    let browser = Browser::start(profile.path());
+    browser.go(&format!("{url}/services/api"));
+    browser.wait_for_url(&format!("{url}/login?next=/services/api"));
+    let login = browser.page("login");
+    assert!(text(&login).contains("Sign in"), "{login}");
+    let field = browser.find("form[action='/login'] input[type=password][name=token]");
+    browser.type_into(&field, &viewer);
+    browser.click(&browser.find("form[action='/login'] button[type=submit]"));
+    // Back at the page asked for, with its stylesheet (allowed by its hash in the CSP).
+    browser.wait_for_url(&format!("{url}/services/api"));
+    assert_eq!(
+        browser.css(&browser.find("header"), "background-color"),
+        "rgba(27, 42, 65, 1)",
+        "the inline stylesheet did not apply: the CSP refused it"
+    );
+    let service_dom = browser.page("service");
+    assert!(!service_dom.contains(&viewer), "the token is in the page");
+    browser.go(&format!("{url}/"));
+    let fleet = text(&browser.page("fleet"));
     for want in [
         "api",
         "priya@acme.dev",
@@ -445,11 +629,7 @@ fn done_when_issue_8() {
     ] {
         assert!(fleet.contains(want), "fleet page lacks `{want}`:\n{fleet}");
     }
-    let service = text(&browse(
-        &format!("{url}/services/api"),
-        "service",
-        profile.path(),
-    ));
+    let service = text(&service_dom);
     for want in [
         "maya@acme.dev",
         "jonas@acme.dev",
@@ -463,11 +643,8 @@ fn done_when_issue_8() {
             "service page lacks `{want}`:\n{service}"
         );
     }
-    let incident = text(&browse(
-        &format!("{url}/incident?q=python%3A3.12-slim"),
-        "incident",
-        profile.path(),
-    ));
+    browser.go(&format!("{url}/incident?q=python%3A3.12-slim"));
+    let incident = text(&browser.page("incident"));
     for want in [
         "1 services built on",
         "api",
@@ -482,9 +659,16 @@ fn done_when_issue_8() {
             "incident page lacks `{want}`:\n{incident}"
         );
     }
-    let log = text(&browse(&format!("{url}/log"), "log", profile.path()));
+    browser.go(&format!("{url}/log"));
+    let log = text(&browser.page("log"));
     assert!(log.contains("verified"), "log page:\n{log}");
     assert!(log.contains("lineage.local/ledger"), "log page:\n{log}");
+    // Signing out forgets the cookie: the next page asks for a token again.
+    browser.click(&browser.find("form[action='/logout'] button[type=submit]"));
+    browser.wait_for_url(&format!("{url}/login"));
+    browser.go(&format!("{url}/log"));
+    browser.wait_for_url(&format!("{url}/login?next=/log"));
+    drop(browser);
 
     // Metrics saw it all; SIGTERM stops the server cleanly; no secret reached the log.
     let (_, metrics) = get(&format!("{url}/metrics"), None);
@@ -507,4 +691,44 @@ fn done_when_issue_8() {
         "a token reached the log"
     );
     eprintln!("done_when_issue_8 took {:?}", started.elapsed());
+}
+
+#[test]
+fn public_dashboard_opens_the_pages_and_says_so() {
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    w.ok(
+        &[
+            "service",
+            "add",
+            "api",
+            "--owner",
+            "priya@acme.dev",
+            "--image",
+            "ghcr.io/acme/api",
+        ],
+        &[],
+    );
+    let server = Server::start_with(&w, &["--public-dashboard"]);
+    let url = server.url.clone();
+    for page in [
+        "/",
+        "/services/api",
+        "/incident?q=python%3A3.12-slim",
+        "/log",
+    ] {
+        let (status, body) = get(&format!("{url}{page}"), None);
+        assert_eq!(status, 200, "{page}: {body}");
+    }
+    assert!(get(&format!("{url}/"), None).1.contains("priya@acme.dev"));
+    // The API keeps its tokens.
+    assert_eq!(get(&format!("{url}/api/v1/services"), None).0, 401);
+    let (code, log) = server.stop();
+    assert_eq!(code, 0, "{log}");
+    let warning = log
+        .lines()
+        .find(|l| l.contains("--public-dashboard"))
+        .unwrap_or_else(|| panic!("no warning about the public dashboard:\n{log}"));
+    assert!(warning.contains("\"level\":\"WARN\""), "{warning}");
 }
