@@ -107,6 +107,9 @@ impl Error {
             Error::Store(StoreError::NewerSchema { .. }) => {
                 Some("upgrade lineage; this file was left untouched".into())
             }
+            Error::Store(StoreError::RecordedBeforeLast { last, .. }) => Some(format!(
+                "check this machine's clock; if LINEAGE_NOW is set, set it to `{last}` or later, or unset it"
+            )),
             Error::Store(_) => None,
         }
     }
