@@ -6,6 +6,8 @@
 
 pub mod ci;
 mod config;
+mod config_keys;
+mod config_source;
 mod error;
 pub mod freshness;
 pub mod ledger_log;
@@ -15,4 +17,6 @@ pub mod record;
 pub mod services;
 
 pub use config::{closest, line_col, Config, DEFAULT_ENVIRONMENTS};
+pub use config_keys::check_keys;
+pub use config_source::{ConfigHow, ConfigSource, CONFIG_FILE, POLICY_DIR};
 pub use error::{Error, FieldDiff};
