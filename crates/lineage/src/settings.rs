@@ -250,3 +250,22 @@ impl Settings {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_discovered_file_is_shown_relative_to_the_working_directory() {
+        let file = Path::new("/repo/lineage.toml");
+        assert_eq!(
+            relative_to(file, Path::new("/repo")),
+            Path::new("lineage.toml")
+        );
+        assert_eq!(
+            relative_to(file, Path::new("/repo/svc/api")),
+            Path::new("../../lineage.toml")
+        );
+        assert_eq!(relative_to(file, Path::new("/elsewhere")), file);
+    }
+}

@@ -1091,7 +1091,8 @@ fn unknown_sections_and_keys_are_errors_with_the_closest_name() {
     );
 }
 
-/// Issue 12: a file with every section and key Lineage reads passes the key check.
+/// Issue 12: a file with every section and key Lineage reads passes the key check, and is
+/// read from a subdirectory (its trusted key, its `[log]` checkpoint directory).
 #[test]
 fn a_settings_file_with_every_section_passes() {
     let w = World::new();
@@ -1148,10 +1149,19 @@ stale_base_days = 30
 allow = ["registry.k8s.io/pause"]
 "#,
     );
-    w.ok(&["service", "add", "web", "--owner", "ana@acme.dev"]);
-    let r = w.ok(&["--format", "json", "key", "list"]);
-    assert_eq!(r.json()["trusted"][0]["id"], "ci");
+    let sub = w.path("web");
+    std::fs::create_dir_all(&sub).unwrap();
+    let r = w.run_in(
+        &sub,
+        &["service", "add", "web", "--owner", "ana@acme.dev"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(w.path("witness/latest").exists());
+    let r = w.run_in(&sub, &["--format", "json", "key", "list"], &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["trusted"][0]["id"], "ci");
+    assert_eq!(r.json()["config"]["how"], "discovered");
 }
 
 /// Issue 12: recorded times never go backwards. With `ci` revoked at T and the ledger's last
