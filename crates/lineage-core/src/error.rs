@@ -22,6 +22,15 @@ pub enum Error {
         col: usize,
         message: String,
     },
+    /// A section or key name `lineage.toml` does not have (`config_keys::check_keys`).
+    #[error("{file}:{line}:{col}: {message}")]
+    ConfigKey {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+        hint: String,
+    },
     #[error("environment `{given}` is not configured")]
     UnknownEnvironment {
         given: String,
@@ -76,6 +85,7 @@ impl Error {
         match self {
             Error::Parse(e) => Some(e.hint.clone()),
             Error::Config { .. } => Some("fix the file; `lineage help config` shows the format".into()),
+            Error::ConfigKey { hint, .. } => Some(hint.clone()),
             Error::UnknownEnvironment {
                 suggestion,
                 configured,
@@ -125,6 +135,9 @@ impl Error {
             Error::Store(StoreError::NewerSchema { .. }) => {
                 Some("upgrade lineage; this file was left untouched".into())
             }
+            Error::Store(StoreError::RecordedBeforeLast { last, .. }) => Some(format!(
+                "check this machine's clock; if LINEAGE_NOW is set, set it to `{last}` or later, or unset it"
+            )),
             Error::Store(_) => None,
         }
     }

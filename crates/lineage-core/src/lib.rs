@@ -7,6 +7,8 @@
 pub mod admission;
 pub mod ci;
 mod config;
+mod config_keys;
+mod config_source;
 mod error;
 pub mod freshness;
 pub mod gate;
@@ -17,4 +19,6 @@ pub mod record;
 pub mod services;
 
 pub use config::{closest, line_col, Config, DEFAULT_ENVIRONMENTS};
+pub use config_keys::check_keys;
+pub use config_source::{ConfigHow, ConfigSource, CONFIG_FILE, POLICY_DIR};
 pub use error::{Error, FieldDiff};

@@ -42,6 +42,7 @@ impl From<lineage_core::Error> for ApiError {
             | E::Invalid(..)
             | E::UnknownEnvironment { .. }
             | E::Config { .. }
+            | E::ConfigKey { .. }
             | E::Import { .. }
             | E::ImageClaimed { .. }
             | E::NoServiceForImage(_)

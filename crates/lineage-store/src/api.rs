@@ -87,11 +87,46 @@ pub enum StoreError {
         server: String,
         detail: String,
     },
+    /// The write is dated before the ledger's last entry, by more than
+    /// [`CLOCK_SKEW_TOLERANCE_SECS`]. Recorded times never go backwards, because trust judges
+    /// when a signature was made by its entry's time; nothing was written.
+    #[error("this write is dated `{given}`, before the ledger's last entry (recorded at `{last}`); recorded times never go backwards, so nothing was written")]
+    RecordedBeforeLast { given: Timestamp, last: Timestamp },
     #[error("cannot create the ledger directory `{path}`: {source}")]
     CreateDir {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// How far (in seconds) a write may be dated before the ledger's last entry and still be
+/// accepted, recorded at the last entry's time instead of its own.
+///
+/// Server replicas and CI runners share one ledger with their own clocks, and "now" is taken
+/// in whole seconds, so a writer whose clock is a moment behind another's would otherwise be
+/// refused at random. Recording it at the last entry's time keeps the journal's times in
+/// order; it gives a writer nothing it could not get anyway, since writing at the last entry's
+/// exact time is always allowed. Anything further behind is a wrong clock or a stale
+/// `LINEAGE_NOW`, and is refused.
+pub const CLOCK_SKEW_TOLERANCE_SECS: i64 = 2;
+
+/// The time a write is recorded at, given the ledger's last entry's time: its own, or the
+/// last entry's when it is behind by at most [`CLOCK_SKEW_TOLERANCE_SECS`]; further behind is
+/// refused. Both backends call this inside their write transaction, under the writer lock.
+pub(crate) fn recorded_time(
+    given: Timestamp,
+    last: Option<Timestamp>,
+) -> Result<Timestamp, StoreError> {
+    match last {
+        Some(last) if given < last => {
+            if given.plus(time::Duration::seconds(CLOCK_SKEW_TOLERANCE_SECS)) >= last {
+                Ok(last)
+            } else {
+                Err(StoreError::RecordedBeforeLast { given, last })
+            }
+        }
+        _ => Ok(given),
+    }
 }
 
 /// One journal entry: a record and where it sits in the ledger.

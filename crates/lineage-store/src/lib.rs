@@ -22,7 +22,7 @@ mod sqlite;
 
 pub use api::{
     BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch, RawEntry,
-    RunningImage, Store, StoreError, StoreLocation, StoredCheckpoint,
+    RunningImage, Store, StoreError, StoreLocation, StoredCheckpoint, CLOCK_SKEW_TOLERANCE_SECS,
 };
 pub use copy::{copy_ledger, CopyReport};
 pub use lineage_log::merkle::Hash;

@@ -34,8 +34,8 @@ pub(crate) use connect::redact;
 pub use connect::PgLocation;
 
 use crate::api::{
-    BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch, RawEntry,
-    RunningImage, Store, StoreError, StoredCheckpoint,
+    recorded_time, BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch,
+    RawEntry, RunningImage, Store, StoreError, StoredCheckpoint,
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
@@ -114,10 +114,16 @@ impl PgStore {
     }
 
     /// Runs `write` in a transaction holding the log sequencer lock, with a frontier that is
-    /// current for the database; adopts the new frontier once the commit succeeded.
+    /// current for the database and the time the entries are recorded at (never before the
+    /// last entry's; see [`recorded_time`]); adopts the new frontier once the commit succeeded.
     fn write<T>(
         &mut self,
-        write: impl FnOnce(&mut postgres::Transaction<'_>, &mut Frontier) -> Result<T, StoreError>,
+        recorded_at: Timestamp,
+        write: impl FnOnce(
+            &mut postgres::Transaction<'_>,
+            &mut Frontier,
+            Timestamp,
+        ) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = get(&self.pool, &self.location)?;
         let mut tx = conn.transaction().map_err(pg)?;
@@ -126,8 +132,21 @@ impl PgStore {
         ))
         .map_err(pg)?;
         check_next_index(&mut tx, &mut self.frontier)?;
+        // Read under the sequencer lock: no writer can append between this read and the
+        // commit, so two replicas cannot both pass the check with out-of-order times.
+        let (at, behind) = match recorded_time(recorded_at, last_recorded_at(&mut tx)?) {
+            Ok(at) => (at, None),
+            Err(e) => (recorded_at, Some(e)),
+        };
         let mut frontier = self.frontier.clone();
-        let out = write(&mut tx, &mut frontier)?;
+        let out = write(&mut tx, &mut frontier, at)?;
+        // Only a write that appends is refused: re-recording an identical build is a no-op
+        // whatever its time. Dropping `tx` rolls the appended rows back.
+        if let Some(e) = behind {
+            if frontier.size() != self.frontier.size() {
+                return Err(e);
+            }
+        }
         if frontier.size() != self.frontier.size() {
             let size = frontier.size().to_string();
             tx.execute_typed(
@@ -323,6 +342,21 @@ fn load_frontier(c: &mut impl GenericClient) -> Result<Frontier, StoreError> {
 fn journal_len(c: &mut impl GenericClient) -> Result<u64, StoreError> {
     let n: i64 = query(c, "SELECT coalesce(max(idx), 0) FROM entries", &[])?[0].get(0);
     Ok(n as u64)
+}
+
+/// The last journal entry's recorded time, if any.
+fn last_recorded_at(c: &mut impl GenericClient) -> Result<Option<Timestamp>, StoreError> {
+    let rows = query(
+        c,
+        "SELECT idx, recorded_at FROM entries ORDER BY idx DESC LIMIT 1",
+        &[],
+    )?;
+    rows.first()
+        .map(|r| {
+            let index = r.get::<_, i64>(0) as u64 - 1;
+            Timestamp::parse(r.get::<_, &str>(1)).map_err(|e| corrupt(index)(e.to_string()))
+        })
+        .transpose()
 }
 
 /// Under the sequencer lock: checks that the journal and the log agree on the next index,
@@ -967,7 +1001,7 @@ impl Store for PgStore {
         change: &ServiceChange,
         recorded_at: Timestamp,
     ) -> Result<u64, StoreError> {
-        self.write(|tx, frontier| {
+        self.write(recorded_at, |tx, frontier, recorded_at| {
             let mut batch = Batch::new(Log::Writer(frontier));
             batch.service_change(tx, change, recorded_at, 0)
         })
@@ -982,7 +1016,7 @@ impl Store for PgStore {
         if builds.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|tx, frontier| {
+        self.write(recorded_at, |tx, frontier, recorded_at| {
             // Which digests the ledger has already, with their records: one query.
             let digests: Vec<String> = builds.iter().map(|b| b.digest.to_string()).collect();
             let rows = query(
@@ -1047,7 +1081,7 @@ impl Store for PgStore {
         if deploys.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|tx, frontier| {
+        self.write(recorded_at, |tx, frontier, recorded_at| {
             let mut batch = Batch::new(Log::Writer(frontier));
             let indexes = deploys
                 .iter()
@@ -1299,7 +1333,7 @@ impl Store for PgStore {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|tx, frontier| {
+        self.write(recorded_at, |tx, frontier, recorded_at| {
             let mut batch = Batch::new(Log::Writer(frontier));
             let mut indexes = Vec::with_capacity(records.len());
             for r in records {
@@ -1329,7 +1363,7 @@ impl Store for PgStore {
         if facts.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|tx, frontier| {
+        self.write(recorded_at, |tx, frontier, recorded_at| {
             let mut batch = Batch::new(Log::Writer(frontier));
             let indexes = facts
                 .iter()

@@ -14,8 +14,8 @@ use lineage_model::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
-    BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch, RawEntry,
-    RunningImage, Store, StoreError, StoredCheckpoint,
+    recorded_time, BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch,
+    RawEntry, RunningImage, Store, StoreError, StoredCheckpoint,
 };
 use crate::SCHEMA_VERSION;
 
@@ -585,17 +585,52 @@ fn insert_fact(
     Ok(index)
 }
 
+/// The last journal entry's recorded time, if any.
+fn last_recorded_at(conn: &Connection) -> Result<Option<Timestamp>, StoreError> {
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT idx, recorded_at FROM entries ORDER BY idx DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    last.map(|(idx, at)| {
+        Timestamp::parse(&at).map_err(|e| StoreError::Corrupt {
+            index: idx as u64 - 1,
+            detail: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
 impl SqliteStore {
-    /// Runs one write transaction: checks that the journal and the log agree, lets `f` append
-    /// to a copy of the frontier, and adopts that copy only once the transaction commits.
+    /// Runs one write transaction: checks that the journal and the log agree, decides the
+    /// time the entries are recorded at (never before the last entry's; see
+    /// [`recorded_time`]), lets `f` append to a copy of the frontier at that time, and adopts
+    /// the copy only once the transaction commits.
     fn write<T>(
         &mut self,
-        f: impl FnOnce(&Transaction<'_>, &mut Log<'_>) -> Result<T, StoreError>,
+        recorded_at: Timestamp,
+        f: impl FnOnce(&Transaction<'_>, &mut Log<'_>, Timestamp) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let tx = write_transaction(&mut self.conn)?;
         check_next_index(&tx, &mut self.frontier)?;
+        // Read under the write lock (`BEGIN IMMEDIATE`): no writer can append between this
+        // read and the commit.
+        let (at, behind) = match recorded_time(recorded_at, last_recorded_at(&tx)?) {
+            Ok(at) => (at, None),
+            Err(e) => (recorded_at, Some(e)),
+        };
         let mut frontier = self.frontier.clone();
-        let out = f(&tx, &mut Log::Writer(&mut frontier))?;
+        let out = f(&tx, &mut Log::Writer(&mut frontier), at)?;
+        // Only a write that appends is refused: re-recording an identical build is a no-op
+        // whatever its time. Dropping `tx` rolls the appended rows back.
+        if let Some(e) = behind {
+            if frontier.size() != self.frontier.size() {
+                return Err(e);
+            }
+        }
         tx.commit().map_err(backend)?;
         self.frontier = frontier;
         Ok(out)
@@ -609,7 +644,7 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
-        self.write(|tx, log| {
+        self.write(recorded_at, |tx, log, recorded_at| {
             facts
                 .iter()
                 .map(|f| insert_fact(tx, f, recorded_at, recorded_by, log))
@@ -623,7 +658,7 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
-        self.write(|tx, log| {
+        self.write(recorded_at, |tx, log, recorded_at| {
             records
                 .iter()
                 .map(|r| match r {
@@ -668,7 +703,9 @@ impl Store for SqliteStore {
         change: &ServiceChange,
         recorded_at: Timestamp,
     ) -> Result<u64, StoreError> {
-        self.write(|tx, log| insert_service_change(tx, change, recorded_at, log))
+        self.write(recorded_at, |tx, log, recorded_at| {
+            insert_service_change(tx, change, recorded_at, log)
+        })
     }
 
     fn record_builds(
@@ -677,7 +714,7 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<BuildOutcome>, StoreError> {
-        self.write(|tx, log| {
+        self.write(recorded_at, |tx, log, recorded_at| {
             let mut outcomes = Vec::with_capacity(builds.len());
             for build in builds {
                 let existing: Option<i64> = tx
@@ -731,7 +768,7 @@ impl Store for SqliteStore {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
-        self.write(|tx, log| {
+        self.write(recorded_at, |tx, log, recorded_at| {
             deploys
                 .iter()
                 .map(|d| insert_deploy(tx, d, recorded_at, recorded_by, log))

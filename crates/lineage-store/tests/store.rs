@@ -463,6 +463,134 @@ fn journal_holds_every_record_in_order() {
 }
 
 #[test]
+fn recorded_times_never_go_backwards() {
+    for (backend, mut store, _guard) in backends() {
+        // seed: two service changes recorded at 09:00.
+        seed(store.as_mut());
+        let head = store.log_head().unwrap();
+        let last = t("2026-11-01T09:00:00Z");
+
+        // A day behind the last entry: refused, naming both times, and nothing is written, on
+        // every write method.
+        let behind = t("2026-10-31T09:00:00Z");
+        let refused = |r: Result<(), StoreError>| match r {
+            Err(StoreError::RecordedBeforeLast { given, last: l }) => {
+                assert_eq!((given, l), (behind, last), "{backend}")
+            }
+            other => panic!("{backend}: {other:?}"),
+        };
+        refused(
+            store
+                .record_builds(
+                    &[build("api", "b1", "python:3.12-slim", "py1")],
+                    behind,
+                    None,
+                )
+                .map(drop),
+        );
+        refused(
+            store
+                .record_deploys(
+                    &[deploy("api", "b1", "dev", "2026-10-31T09:00:00Z")],
+                    behind,
+                    None,
+                )
+                .map(drop),
+        );
+        let change = ServiceChange {
+            service: service("late", "priya@acme.dev"),
+            by: id("maya@acme.dev"),
+            at: behind,
+        };
+        refused(store.record_service_change(&change, behind).map(drop));
+        let retire = Record::Retire(lineage_model::Retirement {
+            digest: digest("b1"),
+            reason: "withdrawn".into(),
+            by: id("maya@acme.dev"),
+            at: behind,
+        });
+        refused(
+            store
+                .record_facts(std::slice::from_ref(&retire), behind, None)
+                .map(drop),
+        );
+        assert_eq!(store.log_head().unwrap(), head, "{backend}");
+        assert_eq!(store.len().unwrap(), 2, "{backend}");
+        assert_eq!(store.build(&digest("b1")).unwrap(), None, "{backend}");
+        assert_eq!(store.check_projections(10).unwrap(), vec![], "{backend}");
+        let err = store
+            .record_facts(std::slice::from_ref(&retire), behind, None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`2026-10-31T09:00:00Z`")
+                && err.to_string().contains("`2026-11-01T09:00:00Z`"),
+            "{backend}: {err}"
+        );
+
+        // The same time as the last entry is fine.
+        let i = store
+            .record_facts(std::slice::from_ref(&retire), last, None)
+            .unwrap()[0];
+        assert_eq!(
+            store.entries(i, i + 1).unwrap()[0].recorded_at,
+            last,
+            "{backend}"
+        );
+
+        // A clock up to CLOCK_SKEW_TOLERANCE_SECS behind (another replica's) is recorded at
+        // the last entry's time; one second further is refused.
+        let tolerance = lineage_store::CLOCK_SKEW_TOLERANCE_SECS;
+        let skewed = t("2026-11-01T08:59:58Z");
+        assert_eq!(tolerance, 2, "{backend}: the times below assume 2 s");
+        let i = store
+            .record_builds(
+                &[build("api", "b2", "python:3.12-slim", "py1")],
+                skewed,
+                None,
+            )
+            .unwrap();
+        let BuildOutcome::Recorded { index } = i[0] else {
+            panic!("{backend}: {i:?}")
+        };
+        assert_eq!(
+            store.entries(index, index + 1).unwrap()[0].recorded_at,
+            last,
+            "{backend}"
+        );
+        assert!(
+            matches!(
+                store.record_facts(
+                    std::slice::from_ref(&retire),
+                    t("2026-11-01T08:59:57Z"),
+                    None
+                ),
+                Err(StoreError::RecordedBeforeLast { .. })
+            ),
+            "{backend}"
+        );
+
+        // Re-recording an identical build writes nothing, so its time does not matter.
+        let again = store
+            .record_builds(
+                &[build("api", "b2", "python:3.12-slim", "py1")],
+                behind,
+                None,
+            )
+            .unwrap();
+        assert!(
+            matches!(again[0], BuildOutcome::AlreadyRecorded { .. }),
+            "{backend}"
+        );
+
+        // Later writes go on as usual.
+        store
+            .record_facts(&[retire], t("2026-11-02T09:00:00Z"), None)
+            .unwrap();
+        assert_eq!(store.len().unwrap(), 5, "{backend}");
+    }
+}
+
+#[test]
 fn records_survive_reopening() {
     for (backend, location, _guard) in locations() {
         {

@@ -393,7 +393,11 @@ pub fn policy(cmd: PolicyCmd, s: &Settings) -> Result<Outcome, CliError> {
     if let Some(d) = &dir {
         if !d.is_dir() {
             return Err(CliError::new(
-                format!("no policy directory `{}`", d.display()),
+                format!(
+                    "no policy directory `{}` ({})",
+                    d.display(),
+                    s.config_source
+                ),
                 "put `*.rego` files in `policies/` beside lineage.toml, or pass `--policy-dir DIR`",
             ));
         }
@@ -409,8 +413,11 @@ pub fn policy(cmd: PolicyCmd, s: &Settings) -> Result<Outcome, CliError> {
     };
     let report = lineage_policy::policy_test(&files).map_err(rego_error)?;
     match s.format {
-        Format::Json => print_json(&report),
-        Format::Human => print!("{}", report.render()),
+        Format::Json => print_json(&WithConfig::new(&report, s)),
+        Format::Human => {
+            eprintln!("{}", s.config_source);
+            print!("{}", report.render())
+        }
     }
     Ok(if report.ok() {
         Outcome::Ok
@@ -561,7 +568,10 @@ pub fn verify_ledger(
     let policy = s.trust_policy()?;
     if policy.keys.is_empty() {
         return Err(CliError::new(
-            format!("no trusted keys to verify `{text}` with"),
+            format!(
+                "no trusted keys to verify `{text}` with ({})",
+                s.config_source
+            ),
             "list the signing key under `[[trust.keys]]` in lineage.toml (`lineage key generate` prints the entry)",
         ));
     }
@@ -603,12 +613,35 @@ pub fn verify_ledger(
         signers,
         statement: None,
     };
-    crate::verify::render(s.format, &report);
+    match s.format {
+        Format::Json => print_json(&WithConfig::new(&report, s)),
+        Format::Human => {
+            eprintln!("{}", s.config_source);
+            crate::verify::render(s.format, &report);
+        }
+    }
     Ok(Some(if verified {
         Outcome::Ok
     } else {
         Outcome::NotFound
     }))
+}
+
+/// A report with the `config` it was judged under (`ConfigSource`), for JSON output.
+#[derive(Serialize)]
+struct WithConfig<'a, T: Serialize> {
+    #[serde(flatten)]
+    report: &'a T,
+    config: &'a lineage_core::ConfigSource,
+}
+
+impl<'a, T: Serialize> WithConfig<'a, T> {
+    fn new(report: &'a T, s: &'a Settings) -> WithConfig<'a, T> {
+        WithConfig {
+            report,
+            config: &s.config_source,
+        }
+    }
 }
 
 fn print_json<T: Serialize>(value: &T) {

@@ -89,10 +89,10 @@ pub fn run(args: Vec<String>) -> ExitCode {
         }
     };
     let format = cli.format;
-    let config = cli.config.clone();
     let result = settings::Settings::resolve(&cli).and_then(|s| {
-        // Read `[log]` first, so a bad section stops the command before it writes.
-        let log_settings = log::settings(config.as_deref())?;
+        // Read `[log]` first, so a bad section stops the command before it writes. The file is
+        // the one settings found (given, or discovered above the working directory).
+        let log_settings = log::settings(s.config_path.as_deref())?;
         let outcome = commands::run(cli.command, &s)?;
         // Every write is covered by a signed checkpoint before the command reports success.
         log::seal(&s, &log_settings)?;

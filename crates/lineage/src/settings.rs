@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use lineage_core::Config;
+use lineage_core::{Config, ConfigHow, ConfigSource};
 use lineage_model::{Identity, Timestamp};
 use lineage_store::StoreLocation;
 
@@ -34,6 +34,9 @@ pub const ENV_NO_PROXY_LOWER: &str = "no_proxy";
 pub const ENV_GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 /// When set (to anything), gate reports are never coloured (https://no-color.org).
 pub const ENV_NO_COLOR: &str = "NO_COLOR";
+/// The settings file, when `--config` is not given (clap reads it through `args`; it is named
+/// here to tell the two apart in `ConfigSource`).
+pub const ENV_CONFIG: &str = "LINEAGE_CONFIG";
 /// Default ledger location, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".lineage/lineage.db";
 
@@ -44,8 +47,12 @@ pub struct Settings {
     pub config: Config,
     /// The settings file's text and directory, for sections other crates parse.
     pub config_file: Option<(String, PathBuf)>,
-    /// The settings file's path as given (or `lineage.toml`), for `file:line:col` in errors.
+    /// The settings file's path as given (or, when discovered, relative to the working
+    /// directory: `lineage.toml`, `../lineage.toml`), for `file:line:col` in errors.
     pub config_path: Option<PathBuf>,
+    /// Which settings file and policy directory were read, and how the file was chosen; every
+    /// judging command reports it.
+    pub config_source: ConfigSource,
     pub format: Format,
     /// `--server URL`: a Lineage server to send commands to instead of the local ledger.
     pub server: Option<String>,
@@ -69,15 +76,14 @@ impl Settings {
                     "pass `--store postgres://USER@HOST:5432/DATABASE` or an SQLite file path",
                 )
             })?;
-        let (config, config_file) = load_config(cli.config.as_deref())?;
+        let loaded = load_config(cli.config.as_deref(), &env)?;
         Ok(Settings {
             store_explicit: cli.store.is_some(),
             store,
-            config,
-            config_path: config_file
-                .as_ref()
-                .map(|_| cli.config.clone().unwrap_or_else(|| "lineage.toml".into())),
-            config_file,
+            config: loaded.config,
+            config_path: loaded.path,
+            config_file: loaded.file,
+            config_source: loaded.source,
             format: cli.format,
             server: cli.server.clone(),
             now,
@@ -110,17 +116,51 @@ impl Settings {
     }
 }
 
-type ConfigFile = Option<(String, PathBuf)>;
+/// The settings as loaded: the checked config, the file's text and directory, the path to
+/// show in errors, and where it all came from.
+struct Loaded {
+    config: Config,
+    file: Option<(String, PathBuf)>,
+    path: Option<PathBuf>,
+    source: ConfigSource,
+}
 
-fn load_config(explicit: Option<&Path>) -> Result<(Config, ConfigFile), CliError> {
-    let path: PathBuf = match explicit {
-        Some(p) => p.to_path_buf(),
+/// Finds the settings file (`--config`, LINEAGE_CONFIG, else the nearest `lineage.toml` from
+/// the working directory up to the repository root), checks every name in it, then parses
+/// `[environments]`. Sections other crates own are parsed later from the same text.
+fn load_config(
+    explicit: Option<&Path>,
+    env: &BTreeMap<String, String>,
+) -> Result<Loaded, CliError> {
+    let cwd = std::env::current_dir().map_err(|e| {
+        CliError::new(
+            format!("cannot read the working directory: {e}"),
+            "run lineage from an existing directory, or pass `--config PATH`",
+        )
+    })?;
+    let (source, path) = match explicit {
+        Some(p) => {
+            // clap fills `--config` from LINEAGE_CONFIG; the same value there means it came
+            // from the environment (or both said the same, which names the same file).
+            let how = if env.get(ENV_CONFIG).map(Path::new) == Some(p) {
+                ConfigHow::Env
+            } else {
+                ConfigHow::Flag
+            };
+            (ConfigSource::given(p, how, &cwd), p.to_path_buf())
+        }
         None => {
-            let default = PathBuf::from("lineage.toml");
-            if !default.exists() {
-                return Ok((Config::default(), None));
-            }
-            default
+            let source = ConfigSource::discover(&cwd);
+            let Some(file) = &source.file else {
+                return Ok(Loaded {
+                    config: Config::default(),
+                    file: None,
+                    path: None,
+                    source,
+                });
+            };
+            let shown = relative_to(file, &cwd);
+            (source, shown)
         }
     };
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -129,13 +169,37 @@ fn load_config(explicit: Option<&Path>) -> Result<(Config, ConfigFile), CliError
             "pass an existing file with `--config`, or remove the flag to use the defaults",
         )
     })?;
-    let config = Config::from_toml(&text, &path.display().to_string())?;
+    let shown = path.display().to_string();
+    // Names first: a misspelt section must not fall back to defaults in any parser.
+    lineage_core::check_keys(&text, &shown)?;
+    let config = Config::from_toml(&text, &shown)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    Ok((config, Some((text, dir))))
+    Ok(Loaded {
+        config,
+        file: Some((text, dir)),
+        path: Some(path),
+        source,
+    })
+}
+
+/// `file` (found in `cwd` or one of its parents) as a path relative to `cwd`, so paths in
+/// messages stay short: `lineage.toml`, `../../lineage.toml`.
+fn relative_to(file: &Path, cwd: &Path) -> PathBuf {
+    let Some(dir) = file.parent() else {
+        return file.to_path_buf();
+    };
+    match cwd.strip_prefix(dir) {
+        Ok(below) => {
+            let mut rel: PathBuf = below.components().map(|_| "..").collect();
+            rel.push(file.file_name().unwrap_or_default());
+            rel
+        }
+        Err(_) => file.to_path_buf(),
+    }
 }
 
 impl Settings {
@@ -184,5 +248,24 @@ impl Settings {
                     "check the `public_key_file` paths (relative to lineage.toml)",
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_discovered_file_is_shown_relative_to_the_working_directory() {
+        let file = Path::new("/repo/lineage.toml");
+        assert_eq!(
+            relative_to(file, Path::new("/repo")),
+            Path::new("lineage.toml")
+        );
+        assert_eq!(
+            relative_to(file, Path::new("/repo/svc/api")),
+            Path::new("../../lineage.toml")
+        );
+        assert_eq!(relative_to(file, Path::new("/elsewhere")), file);
     }
 }

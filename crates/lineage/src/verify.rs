@@ -677,11 +677,12 @@ pub fn key(cmd: KeyCmd, s: &Settings) -> Result<Outcome, CliError> {
                 Format::Json => println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &serde_json::json!({"schema": 1, "local": local, "trusted": trusted})
+                        &serde_json::json!({"schema": 1, "local": local, "trusted": trusted, "config": s.config_source})
                     )
                     .expect("json")
                 ),
                 Format::Human => {
+                    eprintln!("{}", s.config_source);
                     println!("local keys in {}", dir.display());
                     if local.is_empty() {
                         println!("  (none; `lineage key generate` makes one)");

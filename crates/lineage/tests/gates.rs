@@ -106,9 +106,14 @@ impl World {
     }
 
     fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_in(self.dir.path(), args, env)
+    }
+
+    /// Runs in `cwd` (a subdirectory, say) with the same ledger and variables.
+    fn run_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lineage"));
         cmd.args(args)
-            .current_dir(self.dir.path())
+            .current_dir(cwd)
             .env_clear()
             .env("LINEAGE_STORE", self.path("ledger.db"))
             .env("LINEAGE_NOW", NOW)
@@ -1071,4 +1076,349 @@ fn keyless_verify_with_half_a_policy_is_refused_and_a_wrong_identity_fails() {
         (v["verified"].clone(), v["reason"]["code"].clone()),
         (Value::Bool(false), Value::from("identity-mismatch"))
     );
+}
+
+/// The `config` part of a JSON report: which settings file, found how, and its policies.
+fn config_of(r: &Run) -> (Value, Value, Value) {
+    let c = &r.json()["config"];
+    (c["how"].clone(), c["file"].clone(), c["policy_dir"].clone())
+}
+
+/// Issue 12: `lineage.toml` is found by walking up from the working directory, and stops at
+/// the repository root; `policies/` is the one beside the file found. The same check gives the
+/// same answer from a subdirectory, and says which file it read.
+#[test]
+fn settings_are_found_above_the_working_directory_up_to_the_repository_root() {
+    let w = World::new();
+    let root = w.dir.path().canonicalize().unwrap();
+    w.write("lineage.toml", "[rules]\nB003 = \"off\"\n");
+    for f in ["registry.rego", "registry_test.rego"] {
+        w.write(
+            &format!("policies/{f}"),
+            &std::fs::read_to_string(examples().join(f)).unwrap(),
+        );
+    }
+    let sub = w.path("svc/api");
+    std::fs::create_dir_all(&sub).unwrap();
+    let unpinned = build_args("check", "api", "a1", "python:3.12-slim");
+    let mut check = strs(&unpinned);
+    check.extend(["--output", "json"]);
+
+    // From a subdirectory: the project's file and its policies.
+    let r = w.run_in(&sub, &check, &GITHUB_ENV);
+    assert_eq!(codes(&r.json(), "error"), vec!["ACME001"], "{}", r.stdout);
+    for args in [
+        &["--format", "json", "key", "list"][..],
+        &["--format", "json", "policy", "test"],
+    ] {
+        let r = w.run_in(&sub, args, &[]);
+        assert_eq!(r.code, 0, "{args:?}: {}\n{}", r.stdout, r.stderr);
+        assert_eq!(
+            config_of(&r),
+            (
+                Value::from("discovered"),
+                Value::from(root.join("lineage.toml").to_str().unwrap()),
+                Value::from(root.join("policies").to_str().unwrap())
+            ),
+            "{args:?}"
+        );
+        assert_eq!(
+            r.json()["config"]["searched_from"],
+            sub.canonicalize().unwrap().to_str().unwrap()
+        );
+    }
+    let r = w.run_in(&sub, &["policy", "test"], &[]);
+    assert_eq!(
+        r.stderr.replace(&root.display().to_string(), "[TMP]"),
+        "configuration: [TMP]/lineage.toml (found from [TMP]/svc/api); policies: [TMP]/policies\n"
+    );
+
+    // Below a repository root (`.git`, here a directory) the walk stops there.
+    let repo = w.path("repo");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::create_dir_all(repo.join("svc")).unwrap();
+    let r = w.run_in(&repo.join("svc"), &check, &GITHUB_ENV);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(codes(&r.json(), "error"), vec!["B003"], "{}", r.stdout);
+    let r = w.run_in(&repo.join("svc"), &["--format", "json", "key", "list"], &[]);
+    assert_eq!(
+        config_of(&r),
+        (Value::from("none"), Value::Null, Value::Null)
+    );
+    assert_eq!(
+        r.json()["config"]["searched_to"],
+        root.join("repo").to_str().unwrap()
+    );
+}
+
+/// Issue 12: `--config` wins over LINEAGE_CONFIG, which wins over discovery.
+#[test]
+fn the_config_flag_and_lineage_config_win_over_discovery() {
+    let w = World::new();
+    let root = w.dir.path().canonicalize().unwrap();
+    w.write("lineage.toml", "");
+    w.write("ci/ci.toml", "");
+    w.write("ci/other.toml", "");
+    let list = ["--format", "json", "key", "list"];
+    let file = |name: &str| Value::from(root.join(name).to_str().unwrap());
+
+    let r = w.run(&list);
+    assert_eq!(config_of(&r).0, "discovered");
+    let with_flag = ["--config", "ci/ci.toml", "--format", "json", "key", "list"];
+    let r = w.run(&with_flag);
+    assert_eq!(
+        config_of(&r),
+        (Value::from("flag"), file("ci/ci.toml"), Value::Null)
+    );
+    let r = w.run_with(&list, &[("LINEAGE_CONFIG", "ci/other.toml")]);
+    assert_eq!(
+        config_of(&r),
+        (Value::from("env"), file("ci/other.toml"), Value::Null)
+    );
+    let r = w.run_with(&with_flag, &[("LINEAGE_CONFIG", "ci/other.toml")]);
+    assert_eq!(
+        config_of(&r),
+        (Value::from("flag"), file("ci/ci.toml"), Value::Null)
+    );
+    let r = w.run_with(&["key", "list"], &[("LINEAGE_CONFIG", "ci/other.toml")]);
+    assert_eq!(
+        r.stderr.replace(&root.display().to_string(), "[TMP]"),
+        "configuration: [TMP]/ci/other.toml (from LINEAGE_CONFIG); no policies/ beside it\n"
+    );
+}
+
+/// Issue 12: with no settings file anywhere up to `/`, every judging command says that it used
+/// the built-in defaults, in human and in JSON output.
+#[test]
+fn with_no_settings_file_the_judging_commands_say_so() {
+    let w = World::new();
+    let root = w.dir.path().canonicalize().unwrap();
+    let none = format!(
+        "configuration: none found from {} up to /; built-in defaults",
+        root.display()
+    );
+    for f in ["registry.rego", "registry_test.rego"] {
+        w.write(
+            &format!("rego/{f}"),
+            &std::fs::read_to_string(examples().join(f)).unwrap(),
+        );
+    }
+
+    let r = w.ok(&["key", "list"]);
+    assert_eq!(r.stderr, format!("{none}\n"));
+    let r = w.ok(&["--format", "json", "key", "list"]);
+    assert_eq!(
+        config_of(&r),
+        (Value::from("none"), Value::Null, Value::Null)
+    );
+    assert_eq!(r.json()["config"]["searched_to"], "/");
+
+    let r = w.ok(&["policy", "test", "--policy-dir", "rego"]);
+    assert_eq!(r.stderr, format!("{none}\n"));
+    let r = w.ok(&["--format", "json", "policy", "test", "--policy-dir", "rego"]);
+    assert_eq!(
+        config_of(&r),
+        (Value::from("none"), Value::Null, Value::Null)
+    );
+    assert_eq!(r.json()["passed"], 4);
+    let r = w.run(&["policy", "test"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains(&none), "{}", r.stderr);
+
+    // Without a file there are no trusted keys: `verify` cannot decide, and says why.
+    let d = digest("a1");
+    let r = w.run(&["verify", &d, "--env", "production"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error: no trusted keys to verify `{d}` with ({none})\n"
+        )),
+        "{}",
+        r.stderr
+    );
+    let r = w.run(&["--format", "json", "verify", &d]);
+    assert_eq!(r.code, 2);
+    let e: Value = serde_json::from_str(&r.stderr).unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains(&none),
+        "{e:#}"
+    );
+}
+
+/// Issue 12: a misspelt section or an unknown key in lineage.toml is an error at its line and
+/// column with the closest valid name, for every command, and nothing is written.
+#[test]
+fn unknown_sections_and_keys_are_errors_with_the_closest_name() {
+    let w = World::new();
+    let before = w.ledger_bytes();
+    let cases = [
+        (
+            "[enviroments]\nnames = [\"dev\", \"production\"]\n",
+            "error: lineage.toml:1:2: unknown section `[enviroments]`\n  hint: did you mean `[environments]`?\n",
+        ),
+        (
+            "[gates]\nfour_eye = \"all\"\n",
+            "error: lineage.toml:2:1: unknown key `four_eye` in `[gates]`\n  hint: did you mean `four_eyes`?\n",
+        ),
+        (
+            "[log]\norign = \"acme.dev/ledger\"\n",
+            "error: lineage.toml:2:1: unknown key `orign` in `[log]`\n  hint: did you mean `origin`?\n",
+        ),
+        (
+            "[admission]\nnamespace = { prod = \"production\" }\n",
+            "error: lineage.toml:2:1: unknown key `namespace` in `[admission]`\n  hint: did you mean `namespaces`?\n",
+        ),
+        (
+            "[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"keys/ci.pub\"\nroles = [\"builder\"]\nrevoke_at = \"2026-01-01T00:00:00Z\"\n",
+            "error: lineage.toml:5:1: unknown key `revoke_at` in `[[trust.keys]]`\n  hint: did you mean `revoked_at`?\n",
+        ),
+        (
+            "[log]\nwitnesses = 2\n",
+            "error: lineage.toml:2:1: unknown key `witnesses` in `[log]`\n  hint: valid keys in `[log]`: `origin`, `key`, `checkpoint_dir`, `checkpoint_file`\n",
+        ),
+    ];
+    for (text, expected) in cases {
+        w.write("lineage.toml", text);
+        for args in [
+            &["service", "list"][..],
+            &["service", "add", "web", "--owner", "ana@acme.dev"],
+        ] {
+            let r = w.run(args);
+            assert_eq!((r.code, r.stderr.as_str()), (2, expected), "{text}{args:?}");
+        }
+        assert_eq!(w.ledger_bytes(), before, "{text}");
+    }
+    let r = w.run(&["--format", "json", "service", "list"]);
+    let e: Value = serde_json::from_str(&r.stderr).unwrap();
+    assert_eq!(
+        e["error"]["hint"],
+        "valid keys in `[log]`: `origin`, `key`, `checkpoint_dir`, `checkpoint_file`"
+    );
+}
+
+/// Issue 12: a file with every section and key Lineage reads passes the key check, and is
+/// read from a subdirectory (its trusted key, its `[log]` checkpoint directory).
+#[test]
+fn a_settings_file_with_every_section_passes() {
+    let w = World::new();
+    key(&w, "ci");
+    w.write(
+        "lineage.toml",
+        r#"[environments]
+names = ["dev", "staging", "production", "customer-eu"]
+production = ["production", "customer-eu"]
+
+[rules]
+B004 = "warn"
+shared-ci-job = "off"
+[rules.production]
+B004 = "error"
+
+[allowlist]
+registries = ["registry.acme.dev"]
+base_images = ["docker.io/library/debian", "gcr.io/distroless/*"]
+
+[gates]
+four_eyes = "production"
+approval = "production"
+approvals = "recorded"
+stale_base_days = 30
+[gates.environments.staging]
+four_eyes = true
+approval = false
+
+[exceptions]
+max_days = 30
+[exceptions.approvers]
+B004 = ["sec@acme.dev"]
+
+[[trust.keys]]
+id = "ci"
+public_key_file = "keys/ci.pub"
+roles = ["builder"]
+environments = ["staging", "production"]
+not_before = "2026-01-01T00:00:00Z"
+not_after = "2027-01-01T00:00:00Z"
+revoked_at = "2026-12-01T12:00:00Z"
+
+[log]
+origin = "lineage.local/ledger"
+key = "log.key"
+checkpoint_dir = "witness/"
+checkpoint_file = "checkpoint.txt"
+
+[admission]
+namespaces = { prod = "production", default = "dev" }
+mode = "enforce"
+when_not_ready = "deny"
+allow = ["registry.k8s.io/pause@*"]
+"#,
+    );
+    let sub = w.path("web");
+    std::fs::create_dir_all(&sub).unwrap();
+    let r = w.run_in(
+        &sub,
+        &["service", "add", "web", "--owner", "ana@acme.dev"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(w.path("witness/latest").exists());
+    let r = w.run_in(&sub, &["--format", "json", "key", "list"], &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["trusted"][0]["id"], "ci");
+    assert_eq!(r.json()["config"]["how"], "discovered");
+}
+
+/// Issue 12: recorded times never go backwards. With `ci` revoked at T and the ledger's last
+/// entry at T + 1 day, signing with the clock set to T - 1 day is refused (exit 2, nothing
+/// written), so the revoked key cannot pass for one used before its revocation.
+#[test]
+fn a_write_dated_before_the_last_entry_is_refused() {
+    let w = World::new();
+    key(&w, "ci");
+    let revoked = "2026-11-18T00:00:00Z";
+    trust(&w, &[("ci", &format!("revoked_at = \"{revoked}\""))]);
+    let (day_after, day_before) = ("2026-11-19T00:00:00Z", "2026-11-17T00:00:00Z");
+    let args = build_args("record", "api", "a1", &pinned_base());
+    let env: Vec<(&str, &str)> = GITHUB_ENV
+        .iter()
+        .copied()
+        .chain([("LINEAGE_NOW", day_after)])
+        .collect();
+    let r = w.run_with(&strs(&args), &env);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    let d = digest("a1");
+    let before = w.ledger_bytes();
+    let r = w.run_with(
+        &["attest", "sign", &d, "--key", "keys/ci.key"],
+        &[("LINEAGE_NOW", day_before)],
+    );
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: this write is dated `{day_before}`, before the ledger's last entry (recorded at `{day_after}`); recorded times never go backwards, so nothing was written\n  hint: check this machine's clock; if LINEAGE_NOW is set, set it to `{day_after}` or later, or unset it\n"
+        )
+    );
+    assert_eq!(w.ledger_bytes(), before);
+
+    let now = [("LINEAGE_NOW", day_after)];
+    let r = w.run_with(
+        &["--format", "json", "verify", &d, "--env", "production"],
+        &now,
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["verified"], false);
+    assert_eq!(r.json()["reason"]["code"], "unsigned");
+
+    // Signed at the ledger's time, the signature is what it is: made after the revocation.
+    let r = w.run_with(&["attest", "sign", &d, "--key", "keys/ci.key"], &now);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = w.run_with(
+        &["--format", "json", "verify", &d, "--env", "production"],
+        &now,
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["reason"]["code"], "untrusted", "{}", r.stdout);
 }
