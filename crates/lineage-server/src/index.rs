@@ -200,7 +200,10 @@ impl Index {
                         .insert(g.sha256.clone(), Arc::new(TokenInfo::from_grant(g)));
                 }
                 Record::TokenRevoked(r) => data.tokens.retain(|_, t| t.id != r.id),
-                Record::Deploy(_) | Record::Exception(_) | Record::Check(_) => {}
+                Record::Deploy(_)
+                | Record::Exception(_)
+                | Record::Check(_)
+                | Record::LogKeyRotation(_) => {}
             }
         }
         data.len = len;
