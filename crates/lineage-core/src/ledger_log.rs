@@ -1,21 +1,31 @@
-//! The ledger's tamper-evident log as a use case: the `[log]` settings, the Ed25519 log key,
-//! signing a checkpoint after each write (`seal`), proof bundles, and the full audit
-//! (`verify`). The CLI calls `seal` after every command; the server calls it after each batch.
+//! The ledger's tamper-evident log as a use case: the `[log]` settings, the Ed25519 log key and
+//! where it lives, the key a writer may sign with (`writer_key`), signing a checkpoint after a
+//! write (`seal`), deliberate key rotation (`rotate_key`), proof bundles, and the full audit
+//! (`verify`). The CLI seals when a command that opened the ledger for writing is done; the
+//! server seals after each batch.
 //!
 //! Checkpoints are C2SP signed notes (<https://c2sp.org/tlog-checkpoint>,
 //! <https://c2sp.org/signed-note>) over the RFC 6962 / RFC 9162 tree the store maintains.
-//! The key is a dedicated Ed25519 log key, kept as PKCS#8 PEM beside the ledger.
+//! The key is a dedicated Ed25519 log key, kept as PKCS#8 PEM: beside an SQLite ledger, or
+//! where `[log] key` says (the only place for a PostgreSQL ledger).
+//!
+//! Key rules. A key is created only for a log with no checkpoint. After that, a writer whose
+//! key is missing, or is not the key that signed the latest checkpoint (or that the latest
+//! rotation installed), is refused before it writes: a new key would not verify the older
+//! checkpoints. Changing the key is an explicit, logged act: a `log_key_rotation` record,
+//! sealed by the old key, names the new one, so `verify` can follow the chain of keys.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use lineage_model::Timestamp;
+use lineage_model::{Identity, LogKeyRotation, Record, Timestamp};
 use lineage_store::lineage_log::checkpoint::{
-    verify_checkpoint, Checkpoint, CheckpointVerification,
+    parse_signed_checkpoint, verify_checkpoint, Checkpoint, CheckpointVerification,
 };
 use lineage_store::lineage_log::keys::{LogKey, Verifier};
 use lineage_store::lineage_log::merkle::{self, Frontier, Hash};
 use lineage_store::lineage_log::proof::{ConsistencyBundle, InclusionBundle};
-use lineage_store::{Store, StoredCheckpoint};
+use lineage_store::{Store, StoreLocation, StoredCheckpoint};
 use serde::{Deserialize, Serialize};
 
 use crate::config::line_col;
@@ -27,14 +37,21 @@ pub const DEFAULT_ORIGIN: &str = "lineage.local/ledger";
 pub const KEY_FILE: &str = "log.key";
 pub const PUBLIC_KEY_FILE: &str = "log.pub";
 pub const VKEY_FILE: &str = "log.vkey";
+/// The record kind of a log key rotation, and the fact key every rotation is filed under.
+pub const ROTATION_KIND: &str = "log_key_rotation";
+const ROTATION_FACT_KEY: &str = "log";
 
 /// The `[log]` section of `lineage.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     /// The checkpoint origin line, also the key's signer name. Fixed for the life of a log.
     pub origin: String,
-    /// The private key file; default `log.key` beside the ledger.
+    /// The private key file; default `log.key` beside an SQLite ledger. Required for
+    /// PostgreSQL.
     pub key: Option<PathBuf>,
+    /// The public key `log verify` trusts when no `--key` is given; default: `log.pub` beside
+    /// the key, else the public half of the key itself.
+    pub public_key: Option<PathBuf>,
     /// Where each new checkpoint is also written (`<size>` and `latest`), for witnesses.
     pub checkpoint_dir: Option<PathBuf>,
     /// A single file overwritten with each new checkpoint.
@@ -46,6 +63,7 @@ impl Default for LogSettings {
         LogSettings {
             origin: DEFAULT_ORIGIN.to_string(),
             key: None,
+            public_key: None,
             checkpoint_dir: None,
             checkpoint_file: None,
         }
@@ -63,6 +81,7 @@ struct Raw {
 struct RawLog {
     origin: Option<toml::Spanned<String>>,
     key: Option<String>,
+    public_key: Option<String>,
     checkpoint_dir: Option<String>,
     checkpoint_file: Option<String>,
 }
@@ -110,17 +129,57 @@ impl LogSettings {
         Ok(LogSettings {
             origin,
             key: path(log.key),
+            public_key: path(log.public_key),
             checkpoint_dir: path(log.checkpoint_dir),
             checkpoint_file: path(log.checkpoint_file),
         })
     }
 
-    /// The private key path for a ledger whose files live in `ledger_dir`.
-    pub fn key_path(&self, ledger_dir: &Path) -> PathBuf {
-        self.key
-            .clone()
-            .unwrap_or_else(|| ledger_dir.join(KEY_FILE))
+    /// The log key file of the ledger at `store`: `[log] key`, else `log.key` beside an SQLite
+    /// ledger. `None` for a PostgreSQL ledger without `[log] key`: a database has no directory,
+    /// and a default relative to wherever a command runs would give each process its own key.
+    pub fn key_file(&self, store: &StoreLocation) -> Option<PathBuf> {
+        if let Some(key) = &self.key {
+            return Some(key.clone());
+        }
+        match store {
+            StoreLocation::Sqlite(p) => Some(
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .join(KEY_FILE),
+            ),
+            StoreLocation::Postgres(_) => None,
+        }
     }
+
+    /// [`LogSettings::key_file`] for a writer: a PostgreSQL ledger without `[log] key` is an
+    /// error that says where the key must be configured.
+    pub fn writer_key_file(&self, store: &StoreLocation) -> Result<PathBuf, Error> {
+        self.key_file(store).ok_or_else(|| {
+            Error::Invalid(
+                format!("the PostgreSQL ledger `{store}` takes its log key from `[log] key` in lineage.toml, which is not set; nothing was written"),
+                "add `[log]` with `key = \"/etc/lineage/log.key\"` to lineage.toml: the path of the key that signs this ledger's checkpoints (the first write creates it there); every process writing to the database needs the same file".into(),
+            )
+        })
+    }
+
+    /// How messages name the key file: its full path, and where that path was configured.
+    fn place(&self, key_file: &Path) -> String {
+        if self.key.as_deref() == Some(key_file) {
+            format!("`{}` (`[log] key` in lineage.toml)", shown(key_file))
+        } else {
+            format!("`{}`", shown(key_file))
+        }
+    }
+}
+
+/// A path as messages show it: absolute, so it does not depend on where the command ran.
+fn shown(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error, hint: &str) -> Error {
@@ -130,85 +189,376 @@ fn io_error(what: &str, path: &Path, e: std::io::Error, hint: &str) -> Error {
     )
 }
 
-/// Loads the log key, creating it (mode 0600) with `log.pub` and `log.vkey` beside it on
-/// first use. The signer name is the origin.
-pub fn load_or_create_key(path: &Path, origin: &str) -> Result<LogKey, Error> {
-    let hint = "check the permissions of the ledger directory, or set `[log] key` in lineage.toml";
-    let key = match std::fs::read_to_string(path) {
-        Ok(pem) => LogKey::from_pkcs8_pem(origin, &pem).map_err(|e| {
+// ---------------------------------------------------------------------------------------------
+// Key files.
+// ---------------------------------------------------------------------------------------------
+
+const KEY_FILE_HINT: &str =
+    "check the permissions of the key's directory, or set `[log] key` in lineage.toml";
+
+/// Reads the log key at `path` (signing under `origin`); `None` when there is no file.
+pub fn load_key(path: &Path, origin: &str) -> Result<Option<LogKey>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => LogKey::from_pkcs8_pem(origin, &pem).map(Some).map_err(|e| {
             Error::Invalid(
                 format!("log key `{}` is unusable: {e}", path.display()),
                 "restore the key from backup; a new key would not match the signed checkpoints"
                     .into(),
             )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = LogKey::generate(origin).map_err(|e| {
-                Error::Invalid(format!("cannot generate a log key: {e}"), hint.into())
-            })?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e, hint))?;
-            }
-            write_private(path, key.to_pkcs8_pem().as_bytes())
-                .map_err(|e| io_error("write", path, e, hint))?;
-            key
-        }
-        Err(e) => return Err(io_error("read", path, e, hint)),
-    };
-    // The public forms are derived, so (re)write them when missing.
-    let dir = path.parent().unwrap_or(Path::new("."));
-    for (name, text) in [
-        (PUBLIC_KEY_FILE, key.public_key_pem()),
-        (VKEY_FILE, format!("{}\n", key.vkey())),
-    ] {
-        let p = dir.join(name);
-        if !p.exists() {
-            std::fs::write(&p, text).map_err(|e| io_error("write", &p, e, hint))?;
-        }
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read", path, e, KEY_FILE_HINT)),
     }
-    Ok(key)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
+/// A file name beside `path` that no other process uses: `.<name>.<pid>.<tag>.tmp`.
+fn temporary(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{tag}.tmp", std::process::id()))
+}
+
+/// Writes `bytes` to a new file at `path` with permission bits `mode`, synced to disk.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     let mut f = options.open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
 
+/// Makes a rename or link in `path`'s directory durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename, so a reader (or a
+/// crash) sees the old file or the new one, never a partial or empty one.
+fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = temporary(path, "new");
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, bytes, mode)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path)
+}
+
+/// Creates the log key at `path` unless a key is there already, which then wins: two
+/// processes starting on a new ledger at once end up with the same key.
+fn create_key(path: &Path, origin: &str) -> Result<LogKey, Error> {
+    let key = LogKey::generate(origin).map_err(|e| {
+        Error::Invalid(
+            format!("cannot generate a log key: {e}"),
+            KEY_FILE_HINT.into(),
+        )
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e, KEY_FILE_HINT))?;
+    }
+    let tmp = temporary(path, "key");
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, key.to_pkcs8_pem().as_bytes(), 0o600)
+        .map_err(|e| io_error("write", &tmp, e, KEY_FILE_HINT))?;
+    // A hard link publishes the complete file under its name, and fails if one exists.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(path).map_err(|e| io_error("sync", path, e, KEY_FILE_HINT))?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_key(path, origin)?.ok_or_else(|| io_error("read", path, e, KEY_FILE_HINT))
+        }
+        Err(e) => Err(io_error("write", path, e, KEY_FILE_HINT)),
+    }
+}
+
+/// Writes `log.pub` and `log.vkey` beside the key when they are missing or do not match it.
+fn write_public_files(key_file: &Path, key: &LogKey) -> Result<(), Error> {
+    let dir = key_file.parent().unwrap_or(Path::new("."));
+    for (name, text) in [
+        (PUBLIC_KEY_FILE, key.public_key_pem()),
+        (VKEY_FILE, format!("{}\n", key.vkey())),
+    ] {
+        let p = dir.join(name);
+        if std::fs::read_to_string(&p).ok().as_deref() != Some(text.as_str()) {
+            replace_file(&p, text.as_bytes(), 0o644)
+                .map_err(|e| io_error("write", &p, e, KEY_FILE_HINT))?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which key the log expects.
+// ---------------------------------------------------------------------------------------------
+
+/// The key the log says must sign its next checkpoint.
+enum Current {
+    /// No checkpoint and no rotation yet: the log has no key.
+    Unkeyed,
+    /// The key that signed this, the latest checkpoint.
+    Signed(StoredCheckpoint),
+    /// The key the rotation at ledger entry `index` installed.
+    Rotated { index: u64, vkey: String },
+}
+
+fn current_key(store: &dyn Store) -> Result<Current, Error> {
+    let latest_rotation = store
+        .facts(ROTATION_KIND, Some(ROTATION_FACT_KEY))?
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::LogKeyRotation(r) => Some((e.index, r)),
+            _ => None,
+        })
+        .next_back();
+    if let Some((index, r)) = latest_rotation {
+        return Ok(Current::Rotated {
+            index,
+            vkey: r.new_public_key,
+        });
+    }
+    Ok(match store.latest_checkpoint()? {
+        Some(cp) => Current::Signed(cp),
+        None => Current::Unkeyed,
+    })
+}
+
+/// The key ids (hex) on a signed note's signature lines.
+fn signer_ids(text: &str) -> Vec<String> {
+    parse_signed_checkpoint(text)
+        .map(|(_, note)| {
+            note.signatures()
+                .iter()
+                .map(|s| hex::encode(s.key_id))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn vkey_id(vkey: &str) -> String {
+    vkey.split('+').nth(1).unwrap_or_default().to_string()
+}
+
+impl Current {
+    /// Whether `key` is the log's current key.
+    fn accepts(&self, key: &LogKey) -> bool {
+        match self {
+            Current::Unkeyed => true,
+            Current::Signed(cp) => verify_checkpoint(&cp.text, &key.verifier()).is_verified(),
+            Current::Rotated { vkey, .. } => {
+                Verifier::from_vkey(vkey).is_ok_and(|v| v.key() == &key.public_key())
+            }
+        }
+    }
+
+    /// Why `key` is not the current key, as the end of a sentence about it.
+    fn mismatch(&self, key: &LogKey) -> String {
+        let id = hex::encode(key.key_id());
+        match self {
+            Current::Unkeyed => String::new(),
+            Current::Signed(cp) => format!(
+                "(key id {id}) did not sign this ledger's latest checkpoint (size {}, signed by key id {})",
+                cp.size,
+                signer_ids(&cp.text).join(", ")
+            ),
+            Current::Rotated { index, vkey } => format!(
+                "(key id {id}) is not the key this ledger's log rotated to at entry {index} (key id {})",
+                vkey_id(vkey)
+            ),
+        }
+    }
+}
+
+/// Refuses settings whose `[log] origin` differs from the one the log's checkpoints carry.
+fn check_origin(store: &dyn Store, settings: &LogSettings) -> Result<(), Error> {
+    let Some(latest) = store.latest_checkpoint()? else {
+        return Ok(());
+    };
+    if let Ok(cp) = Checkpoint::parse(checkpoint_body(&latest.text)) {
+        if cp.origin != settings.origin {
+            return Err(Error::Invalid(
+                format!(
+                    "the ledger's log origin is `{}` but lineage.toml sets `[log] origin` to `{}`",
+                    cp.origin, settings.origin
+                ),
+                format!(
+                    "a log keeps its origin for life; set `origin = \"{}\"` under [log]",
+                    cp.origin
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn missing_key(settings: &LogSettings, key_file: &Path) -> Error {
+    Error::Invalid(
+        format!(
+            "this ledger's checkpoints are signed, but its log key {} is missing; nothing was written",
+            settings.place(key_file)
+        ),
+        format!(
+            "restore the key from a backup to `{}` (a new key would not verify the signed checkpoints); if it is lost for good, replace it on the record: `lineage log rotate-key --old-key-lost --reason TEXT`",
+            shown(key_file)
+        ),
+    )
+}
+
+fn wrong_key(settings: &LogSettings, key_file: &Path, current: &Current, key: &LogKey) -> Error {
+    Error::Invalid(
+        format!(
+            "the log key {} {}; nothing was written",
+            settings.place(key_file),
+            current.mismatch(key)
+        ),
+        format!(
+            "put this ledger's log key at `{}`; to change keys deliberately, run `lineage log rotate-key` with the current key in place",
+            shown(key_file)
+        ),
+    )
+}
+
+/// The key a writer signs with, decided before it writes anything. `store` is `None` when the
+/// ledger does not exist yet.
+///
+/// A log with no checkpoint and no rotation has no key yet: the key at `key_file` is used, or
+/// created there (mode 0600, written atomically). Otherwise the key at `key_file` must be the
+/// log's current key: the one that signed the latest checkpoint, or the one the latest
+/// rotation installed. A missing or different key is refused; replacing it is
+/// [`rotate_key`]'s job, never a side effect of a write.
+pub fn writer_key(
+    store: Option<&dyn Store>,
+    settings: &LogSettings,
+    key_file: &Path,
+) -> Result<LogKey, Error> {
+    let current = match store {
+        Some(store) => {
+            check_origin(store, settings)?;
+            current_key(store)?
+        }
+        None => Current::Unkeyed,
+    };
+    let key = match (load_key(key_file, &settings.origin)?, &current) {
+        (Some(key), _) => key,
+        (None, Current::Unkeyed) => create_key(key_file, &settings.origin)?,
+        (None, _) => return Err(missing_key(settings, key_file)),
+    };
+    if !current.accepts(&key) {
+        return Err(wrong_key(settings, key_file, &current, &key));
+    }
+    // The public forms are derived; keep them beside the key for auditors and `log verify`.
+    write_public_files(key_file, &key)?;
+    Ok(key)
+}
+
+/// The public key `log verify` trusts when not given one: `[log] public_key`, else `log.pub`
+/// beside the log key, else the public half of the log key itself.
+pub fn public_key(settings: &LogSettings, store: &StoreLocation) -> Result<Verifier, Error> {
+    if let Some(path) = &settings.public_key {
+        return read_public_key(path, "`[log] public_key` in lineage.toml");
+    }
+    let Some(key_file) = settings.key_file(store) else {
+        return Err(Error::Invalid(
+            format!("cannot tell which key verifies the PostgreSQL ledger `{store}`: `[log] key` is not set in lineage.toml"),
+            "pass the log's public key with `--key log.pub`, or set `[log] key` (or `[log] public_key`) in lineage.toml".into(),
+        ));
+    };
+    let public = key_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(PUBLIC_KEY_FILE);
+    if public.exists() {
+        return read_public_key(&public, "the log's public key");
+    }
+    match load_key(&key_file, &settings.origin)? {
+        Some(key) => Ok(key.verifier()),
+        None => Err(Error::Invalid(
+            format!(
+                "cannot find the log's public key: neither `{}` nor the log key {} exists",
+                public.display(),
+                settings.place(&key_file)
+            ),
+            "pass the log's public key with `--key log.pub`, or set `[log] public_key` in lineage.toml".into(),
+        )),
+    }
+}
+
+/// Reads a public key: PEM (`log.pub`) or a note verifier key (`log.vkey`).
+pub fn read_public_key(path: &Path, what: &str) -> Result<Verifier, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Invalid(
+            format!("cannot read public key `{}` ({what}): {e}", path.display()),
+            "check the path".into(),
+        )
+    })?;
+    Verifier::parse(&text).map_err(|e| {
+        Error::Invalid(
+            format!("`{}` is not a usable public key: {e}", path.display()),
+            "pass the log's `log.pub` (PEM) or `log.vkey` file".into(),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealing and rotating.
+// ---------------------------------------------------------------------------------------------
+
 /// Signs a checkpoint for the log's current size if none covers it yet, keeps it in the
 /// store, and writes it where `[log]` says witnesses pick it up. Returns the new checkpoint.
+/// Refuses a key that is not the log's current key, so a retired key never signs again.
 pub fn seal(
     store: &mut dyn Store,
     key: &LogKey,
     settings: &LogSettings,
     now: Timestamp,
 ) -> Result<Option<StoredCheckpoint>, Error> {
+    check_origin(store, settings)?;
+    let current = current_key(store)?;
+    if !current.accepts(key) {
+        return Err(Error::Invalid(
+            format!(
+                "the log key {}; no checkpoint was signed",
+                current.mismatch(key)
+            ),
+            "give this process the ledger's current log key (after `lineage log rotate-key`, restart servers with the new key)".into(),
+        ));
+    }
+    sign_head(store, key, settings, now)
+}
+
+/// Signs the log's head with `key` unless a checkpoint covers it already.
+fn sign_head(
+    store: &mut dyn Store,
+    key: &LogKey,
+    settings: &LogSettings,
+    now: Timestamp,
+) -> Result<Option<StoredCheckpoint>, Error> {
     let head = store.log_head()?;
-    let latest = store.latest_checkpoint()?;
-    if let Some(latest) = &latest {
-        if let Ok(cp) = Checkpoint::parse(checkpoint_body(&latest.text)) {
-            if cp.origin != settings.origin {
-                return Err(Error::Invalid(
-                    format!(
-                        "the ledger's log origin is `{}` but lineage.toml sets `[log] origin` to `{}`",
-                        cp.origin, settings.origin
-                    ),
-                    format!("a log keeps its origin for life; set `origin = \"{}\"` under [log]", cp.origin),
-                ));
-            }
-        }
-        if latest.size >= head.size {
-            return Ok(None);
-        }
-    } else if head.size == 0 {
+    let covered = store.latest_checkpoint()?.map_or(0, |c| c.size);
+    if head.size == 0 || covered >= head.size {
         return Ok(None);
     }
     let text = Checkpoint::new(&settings.origin, head.size, head.root).sign(key);
@@ -219,6 +569,215 @@ pub fn seal(
         text,
         created: now,
     }))
+}
+
+/// What `lineage log rotate-key` is asked to do.
+pub struct Rotation {
+    /// The key to switch to; `None` generates one.
+    pub new_key: Option<LogKey>,
+    /// The old key is gone: record the rotation without its seal.
+    pub old_key_lost: bool,
+    pub reason: Option<String>,
+    pub by: Identity,
+}
+
+/// What a rotation did (`"schema": 1`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RotationReport {
+    pub schema: u32,
+    /// The ledger entry that records the rotation.
+    pub index: u64,
+    pub old_key_id: String,
+    pub new_key_id: String,
+    /// The new key as a note verifier key.
+    pub new_public_key: String,
+    pub old_key_lost: bool,
+    /// The key id that signed the checkpoint covering the rotation (the old key unless lost).
+    pub sealed_by: String,
+    /// The tree size of that checkpoint.
+    pub checkpoint_size: Option<u64>,
+    /// Where the new key now is.
+    pub key_file: String,
+}
+
+/// Replaces the log key on the record. The rotation is a `log_key_rotation` entry naming the
+/// old and the new key; the old key seals it (so it vouches for its successor), then the new
+/// key is installed at `key_file` and signs from then on. With `old_key_lost`, the entry is
+/// sealed by the new key instead and `verify` reports the break in the chain.
+///
+/// The new key is written to a synced temporary file before the entry is appended, so it is
+/// never lost once the log names it. Other writers of the ledger should be stopped meanwhile.
+pub fn rotate_key(
+    store: &mut dyn Store,
+    settings: &LogSettings,
+    key_file: &Path,
+    rotation: Rotation,
+    now: Timestamp,
+) -> Result<RotationReport, Error> {
+    check_origin(store, settings)?;
+    let current = current_key(store)?;
+    if let Current::Unkeyed = current {
+        return Err(Error::Invalid(
+            "this ledger's log has no key to rotate yet: nothing is signed".into(),
+            format!(
+                "the first write creates the key at `{}`; to start with a key of your own, put it there first",
+                shown(key_file)
+            ),
+        ));
+    }
+    let reason = match rotation.reason.as_deref().map(str::trim) {
+        Some(r) if r.is_empty() || r.len() > 1000 || r.chars().any(char::is_control) => {
+            return Err(Error::Invalid(
+                "--reason must be one line of up to 1000 characters".into(),
+                "say why, e.g. `--reason \"the laptop holding the key was lost\"`".into(),
+            ))
+        }
+        Some(r) => Some(r.to_string()),
+        None if rotation.old_key_lost => {
+            return Err(Error::Invalid(
+                "a rotation without the old key needs a reason".into(),
+                "say why, e.g. `--reason \"the laptop holding the key was lost\"`".into(),
+            ))
+        }
+        None => None,
+    };
+    // Without the old key, whatever is in the key file (nothing, garbage, a stray key) goes.
+    let present = if rotation.old_key_lost {
+        load_key(key_file, &settings.origin).ok().flatten()
+    } else {
+        load_key(key_file, &settings.origin)?
+    }
+    .filter(|k| current.accepts(k));
+    let (old_key, old_key_id, old_public_key) = match (present, rotation.old_key_lost) {
+        (Some(_), true) => {
+            return Err(Error::Invalid(
+                format!(
+                    "the log key {} is present and is this ledger's current key",
+                    settings.place(key_file)
+                ),
+                "rotate with it: `lineage log rotate-key` (without `--old-key-lost`)".into(),
+            ))
+        }
+        (Some(old), false) => {
+            let (id, vkey) = (hex::encode(old.key_id()), old.vkey());
+            (Some(old), id, Some(vkey))
+        }
+        (None, false) => {
+            return Err(match load_key(key_file, &settings.origin)? {
+                Some(other) => wrong_key(settings, key_file, &current, &other),
+                None => missing_key(settings, key_file),
+            })
+        }
+        (None, true) => {
+            let (id, vkey) = lost_key(&current, settings, key_file);
+            (None, id, vkey)
+        }
+    };
+    let new_key = match rotation.new_key {
+        Some(k) => k,
+        None => LogKey::generate(&settings.origin).map_err(|e| {
+            Error::Invalid(
+                format!("cannot generate a log key: {e}"),
+                KEY_FILE_HINT.into(),
+            )
+        })?,
+    };
+    if old_public_key.as_deref() == Some(new_key.vkey().as_str()) {
+        return Err(Error::Invalid(
+            "the new key is the log's current key".into(),
+            "pass a different key to `--new-key`, or leave it out to generate one".into(),
+        ));
+    }
+    // The new key is on disk before the log names it.
+    if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e, KEY_FILE_HINT))?;
+    }
+    let staged = temporary(key_file, "rotated");
+    let _ = std::fs::remove_file(&staged);
+    write_new(&staged, new_key.to_pkcs8_pem().as_bytes(), 0o600)
+        .map_err(|e| io_error("write", &staged, e, KEY_FILE_HINT))?;
+    let record = LogKeyRotation {
+        old_key_id: old_key_id.clone(),
+        old_public_key,
+        new_public_key: new_key.vkey(),
+        old_key_lost: rotation.old_key_lost,
+        reason,
+        by: rotation.by.clone(),
+        at: now,
+    };
+    let index = match store.record_facts(&[Record::LogKeyRotation(record)], now, Some(&rotation.by))
+    {
+        Ok(indexes) => indexes[0],
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(e.into());
+        }
+    };
+    // The old key vouches for its successor by signing the tree that names it.
+    let sealer = old_key.as_ref().unwrap_or(&new_key);
+    let sealed = sign_head(store, sealer, settings, now);
+    let installed = std::fs::rename(&staged, key_file)
+        .and_then(|()| sync_dir(key_file))
+        .map_err(|e| {
+            Error::Invalid(
+                format!(
+                    "the rotation is recorded (ledger entry {index}) but the new key could not be moved into place: {e}"
+                ),
+                format!(
+                    "move `{}` to `{}` by hand; it is the key the log now expects",
+                    staged.display(),
+                    shown(key_file)
+                ),
+            )
+        });
+    installed?;
+    write_public_files(key_file, &new_key)?;
+    let checkpoint = sealed?;
+    Ok(RotationReport {
+        schema: 1,
+        index,
+        old_key_id,
+        new_key_id: hex::encode(new_key.key_id()),
+        new_public_key: new_key.vkey(),
+        old_key_lost: rotation.old_key_lost,
+        sealed_by: hex::encode(sealer.key_id()),
+        checkpoint_size: checkpoint.map(|c| c.size),
+        key_file: shown(key_file),
+    })
+}
+
+/// The id and, when it can be found, the public key of a lost log key: from the rotation
+/// that installed it, or a public key file (`[log] public_key`, `log.pub`, `log.vkey`) that
+/// verifies the latest checkpoint.
+fn lost_key(
+    current: &Current,
+    settings: &LogSettings,
+    key_file: &Path,
+) -> (String, Option<String>) {
+    match current {
+        Current::Rotated { vkey, .. } => (vkey_id(vkey), Some(vkey.clone())),
+        Current::Unkeyed => (String::new(), None),
+        Current::Signed(cp) => {
+            let dir = key_file.parent().unwrap_or(Path::new("."));
+            let candidates = settings
+                .public_key
+                .iter()
+                .cloned()
+                .chain([dir.join(PUBLIC_KEY_FILE), dir.join(VKEY_FILE)]);
+            for path in candidates {
+                let Ok(v) = read_public_key(&path, "") else {
+                    continue;
+                };
+                if let CheckpointVerification::Verified { key_id, .. } =
+                    verify_checkpoint(&cp.text, &v)
+                {
+                    return (hex::encode(key_id), v.to_vkey(&settings.origin));
+                }
+            }
+            let id = signer_ids(&cp.text).into_iter().next().unwrap_or_default();
+            (id, None)
+        }
+    }
 }
 
 /// The note text (checkpoint body) of a signed note: everything before the blank line.
@@ -243,9 +802,7 @@ fn publish(settings: &LogSettings, size: u64, text: &str) -> Result<(), Error> {
 
 /// Writes through a temporary file and a rename, so a witness never reads half a checkpoint.
 fn write_atomic(path: &Path, text: &str, hint: &str) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| io_error("write", &tmp, e, hint))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error("write", path, e, hint))
+    replace_file(path, text.as_bytes(), 0o644).map_err(|e| io_error("write", path, e, hint))
 }
 
 /// An inclusion bundle for ledger entry `index` against the latest checkpoint.
@@ -259,7 +816,7 @@ pub fn prove(store: &dyn Store, index: u64) -> Result<InclusionBundle, Error> {
                 latest.size
             ),
             if index < len {
-                "run any lineage command to sign a new checkpoint, then try again".into()
+                "the next write signs a checkpoint that covers it; until then, prove an earlier entry".into()
             } else {
                 format!("the ledger has entries 0 to {}", len.saturating_sub(1))
             },
@@ -345,6 +902,28 @@ pub struct VerifyReport {
     pub since: Option<CheckpointSummary>,
     /// Problems, the earliest leaf first.
     pub problems: Vec<Problem>,
+    /// The log's keys in the order they signed, as its rotation records chain them.
+    pub keys: Vec<KeySummary>,
+    /// Findings that do not fail the audit but must not pass unnoticed (a key rotated without
+    /// the old key's signature, checkpoints whose lost key cannot be checked).
+    pub warnings: Vec<Problem>,
+}
+
+/// One key in the log's chain of keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeySummary {
+    /// The C2SP note key id (8 hex digits).
+    pub key_id: String,
+    /// The smallest tree size this key signs checkpoints for.
+    pub signs_from: u64,
+    /// The ledger entry of the rotation that installed it; `None` for the log's first key.
+    pub introduced_at: Option<u64>,
+    /// True when the rotation that installed it was not sealed by the old key.
+    pub old_key_lost: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// True for the key the audit was given to trust.
+    pub trusted: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -411,16 +990,20 @@ fn record_ref(kind: &str, body: &str) -> RecordRef {
 const CHUNK: u64 = 50_000;
 
 /// Recomputes the whole tree from the journal bodies and checks it against the stored hashes,
-/// every stored checkpoint (signature by `key`, and root), the projections, and, with
-/// `since`, a checkpoint saved earlier (RFC 9162 §2.1.4 consistency).
+/// every stored checkpoint (signature and root), the projections, and, with `since`, a
+/// checkpoint saved earlier (RFC 9162 §2.1.4 consistency). `key` is the key the caller
+/// trusts; each checkpoint must be signed by the key the log's chain of keys names for its
+/// size, and the trusted key must be in that chain.
 pub fn verify(
     store: &dyn Store,
     key: &Verifier,
     since: Option<&str>,
 ) -> Result<VerifyReport, Error> {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     // 1. Leaf hashes from the bodies, in stored order; note the first gap.
     let mut leaves: Vec<Hash> = Vec::new();
+    let mut rotations: Vec<(u64, LogKeyRotation)> = Vec::new();
     let mut gap: Option<u64> = None;
     let mut from = 0;
     let log_size = store.log_head()?.size;
@@ -432,6 +1015,12 @@ pub fn verify(
         for e in &chunk {
             if gap.is_none() && e.index != leaves.len() as u64 {
                 gap = Some(leaves.len() as u64);
+            }
+            // The chain of keys comes from the journal itself, which the tree covers.
+            if e.kind == ROTATION_KIND {
+                if let Ok(Record::LogKeyRotation(r)) = serde_json::from_str(&e.body) {
+                    rotations.push((leaves.len() as u64, r));
+                }
             }
             leaves.push(merkle::leaf_hash(e.body.as_bytes()));
         }
@@ -492,19 +1081,47 @@ pub fn verify(
         });
     }
 
-    // 2. Every stored checkpoint: signed by the key, and its root is the recomputed root.
+    // 2. Every stored checkpoint: signed by the key the chain of keys names for its size, and
+    // its root is the recomputed root.
     let checkpoints = store.checkpoints()?;
+    let origin = checkpoints
+        .iter()
+        .rev()
+        .find_map(|c| parse_signed_checkpoint(&c.text).ok())
+        .map(|(c, _)| c.origin)
+        .or_else(|| key.name().map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_ORIGIN.to_string());
+    let chain = KeyChain::new(&rotations, key, &origin, &mut problems, &mut warnings);
+    for (index, r) in &rotations {
+        // The old key vouches for the new one by signing the tree that ends with the rotation.
+        if !r.old_key_lost && !checkpoints.iter().any(|c| c.size == index + 1) {
+            problems.push(Problem {
+                code: "key-rotation-unsealed",
+                message: format!(
+                    "ledger entry {index} rotates the log key to key id {}, but no checkpoint signed by the old key covers it",
+                    vkey_id(&r.new_public_key)
+                ),
+                leaf: Some(*index),
+                record: None,
+            });
+        }
+    }
     let mut frontier = Frontier::new();
     let mut fed = 0usize;
     let mut latest_summary = None;
     let mut good_size = 0;
+    let mut unverifiable: Vec<(u64, String)> = Vec::new();
     for stored_cp in &checkpoints {
-        let cp = match verify_checkpoint(&stored_cp.text, key) {
-            CheckpointVerification::Verified { checkpoint, .. } => checkpoint,
-            other => {
+        let cp = match chain.check(&stored_cp.text) {
+            Ok(Checked::Verified(cp)) => cp,
+            Ok(Checked::Unverifiable(cp, key_id)) => {
+                unverifiable.push((cp.size, key_id));
+                cp
+            }
+            Err(why) => {
                 problems.push(Problem {
                     code: "checkpoint-invalid",
-                    message: format!("stored checkpoint for size {}: {other}", stored_cp.size),
+                    message: format!("stored checkpoint for size {}: {why}", stored_cp.size),
                     leaf: None,
                     record: None,
                 });
@@ -548,6 +1165,17 @@ pub fn verify(
         }
         good_size = cp.size;
     }
+    if let (Some((first, key_id)), Some((last, _))) = (unverifiable.first(), unverifiable.last()) {
+        warnings.push(Problem {
+            code: "checkpoint-unverifiable",
+            message: format!(
+                "{} checkpoints (sizes {first} to {last}) are signed by key id {key_id}, which was lost before the log recorded its public key: their signatures cannot be checked, only their roots",
+                unverifiable.len()
+            ),
+            leaf: None,
+            record: None,
+        });
+    }
     if checkpoints.is_empty() && log_size > 0 {
         problems.push(Problem {
             code: "no-checkpoint",
@@ -561,23 +1189,27 @@ pub fn verify(
     let since_summary = match since {
         None => None,
         Some(text) => {
-            let cp = match verify_checkpoint(text, key) {
-                CheckpointVerification::Verified { checkpoint, .. } => checkpoint,
-                other => {
+            let cp = match chain.check(text) {
+                Ok(Checked::Verified(cp) | Checked::Unverifiable(cp, _)) => cp,
+                Err(why) => {
                     problems.push(Problem {
                         code: "since-invalid",
-                        message: format!("the saved checkpoint does not verify: {other}"),
+                        message: format!("the saved checkpoint does not verify: {why}"),
                         leaf: None,
                         record: None,
                     });
                     return Ok(report(
-                        entries,
-                        log_size,
-                        &recomputed.root,
-                        latest_summary,
-                        checkpoints.len(),
-                        None,
+                        Found {
+                            entries,
+                            log_size,
+                            root: recomputed.root,
+                            checkpoint: latest_summary,
+                            checked: checkpoints.len(),
+                            since: None,
+                        },
                         problems,
+                        &chain,
+                        warnings,
                     ));
                 }
             };
@@ -651,35 +1283,268 @@ pub fn verify(
     // added or altered entry disturbs the projections after it.
     problems.sort_by_key(|p| (p.code == "projection-altered", p.leaf.unwrap_or(u64::MAX)));
     Ok(report(
-        entries,
-        log_size,
-        &recomputed.root,
-        latest_summary,
-        checkpoints.len(),
-        since_summary,
+        Found {
+            entries,
+            log_size,
+            root: recomputed.root,
+            checkpoint: latest_summary,
+            checked: checkpoints.len(),
+            since: since_summary,
+        },
         problems,
+        &chain,
+        warnings,
     ))
 }
 
-fn report(
+/// What the audit measured, for the report.
+struct Found {
     entries: u64,
     log_size: u64,
-    root: &Hash,
+    root: Hash,
     checkpoint: Option<CheckpointSummary>,
     checked: usize,
     since: Option<CheckpointSummary>,
+}
+
+fn report(
+    found: Found,
     problems: Vec<Problem>,
+    chain: &KeyChain,
+    warnings: Vec<Problem>,
 ) -> VerifyReport {
     VerifyReport {
         schema: 1,
         verified: problems.is_empty(),
-        entries,
-        log_size,
-        root: hex::encode(root),
-        checkpoint,
-        checkpoints_checked: checked as u64,
-        since,
+        entries: found.entries,
+        log_size: found.log_size,
+        root: hex::encode(found.root),
+        checkpoint: found.checkpoint,
+        checkpoints_checked: found.checked as u64,
+        since: found.since,
         problems,
+        keys: chain.summaries(),
+        warnings,
+    }
+}
+
+/// The span of tree sizes one key signs.
+struct Epoch {
+    key_id: String,
+    /// `None` when the key was lost before the log recorded its public key.
+    verifier: Option<Verifier>,
+    /// The smallest tree size it signs.
+    starts: u64,
+    /// The rotation that installed it: ledger entry and record.
+    rotation: Option<(u64, LogKeyRotation)>,
+}
+
+/// The log's keys, in order, as its rotation records chain them, and which one the audit
+/// trusts. A rotation at entry `r` sealed by the old key leaves sizes up to `r + 1` to the old
+/// key; a rotation whose old key was lost hands size `r + 1` to the new key.
+///
+/// Trust runs backwards freely: a checkpoint by the trusted key commits to the whole tree,
+/// which holds every earlier rotation record and so every earlier public key. It runs forwards
+/// only through rotations the old key sealed.
+struct KeyChain {
+    epochs: Vec<Epoch>,
+    trusted: Option<usize>,
+}
+
+/// A checkpoint that passed [`KeyChain::check`].
+enum Checked {
+    Verified(Checkpoint),
+    /// Signed by a lost key whose public key the log never recorded (key id).
+    Unverifiable(Checkpoint, String),
+}
+
+impl KeyChain {
+    fn new(
+        rotations: &[(u64, LogKeyRotation)],
+        trusted: &Verifier,
+        origin: &str,
+        problems: &mut Vec<Problem>,
+        warnings: &mut Vec<Problem>,
+    ) -> KeyChain {
+        let trusted_id = hex::encode(trusted.key().key_id(trusted.name().unwrap_or(origin)));
+        let first = match rotations.first() {
+            None => Epoch {
+                key_id: trusted_id.clone(),
+                verifier: Some(trusted.clone()),
+                starts: 0,
+                rotation: None,
+            },
+            Some((_, r)) => Epoch {
+                key_id: r.old_key_id.clone(),
+                verifier: r
+                    .old_public_key
+                    .as_deref()
+                    .and_then(|v| Verifier::from_vkey(v).ok()),
+                starts: 0,
+                rotation: None,
+            },
+        };
+        let mut epochs = vec![first];
+        for (index, r) in rotations {
+            let previous = &epochs[epochs.len() - 1].key_id;
+            if &r.old_key_id != previous {
+                problems.push(Problem {
+                    code: "key-chain-broken",
+                    message: format!(
+                        "ledger entry {index} rotates away key id {}, but the log's key then was key id {previous}",
+                        r.old_key_id
+                    ),
+                    leaf: Some(*index),
+                    record: None,
+                });
+            }
+            let verifier = Verifier::from_vkey(&r.new_public_key).ok();
+            if verifier.is_none() {
+                problems.push(Problem {
+                    code: "key-chain-broken",
+                    message: format!(
+                        "ledger entry {index} rotates to a key that does not parse: `{}`",
+                        r.new_public_key
+                    ),
+                    leaf: Some(*index),
+                    record: None,
+                });
+            }
+            epochs.push(Epoch {
+                key_id: vkey_id(&r.new_public_key),
+                verifier,
+                starts: index + if r.old_key_lost { 1 } else { 2 },
+                rotation: Some((*index, r.clone())),
+            });
+        }
+        let at = epochs.iter().position(|e| match &e.verifier {
+            Some(v) => v.key() == trusted.key(),
+            None => e.key_id == trusted_id,
+        });
+        if let Some(a) = at {
+            // A lost key's public half may be exactly what the auditor brought.
+            epochs[a].verifier.get_or_insert_with(|| trusted.clone());
+        }
+        let chain = KeyChain {
+            epochs,
+            trusted: at,
+        };
+        let Some(a) = at else {
+            problems.push(Problem {
+                code: "key-unknown",
+                message: format!(
+                    "the key given to verify with (key id {trusted_id}) is not one this log introduced; its keys are key ids {}",
+                    chain.ids().join(", ")
+                ),
+                leaf: None,
+                record: None,
+            });
+            return chain;
+        };
+        for (i, e) in chain.epochs.iter().enumerate() {
+            let Some((index, r)) = &e.rotation else {
+                continue;
+            };
+            if !r.old_key_lost {
+                continue;
+            }
+            let reason = r.reason.as_deref().unwrap_or("no reason given");
+            if i > a {
+                problems.push(Problem {
+                    code: "key-rotation-unattested",
+                    message: format!(
+                        "ledger entry {index} replaced the log key with key id {} without the old key ({reason:?}): the key given to verify with (key id {trusted_id}) cannot vouch for checkpoints after it; verify with the new key",
+                        e.key_id
+                    ),
+                    leaf: Some(*index),
+                    record: None,
+                });
+            } else {
+                warnings.push(Problem {
+                    code: "key-rotated-without-old-key",
+                    message: format!(
+                        "ledger entry {index} replaced the lost log key {} with key id {} without the old key's signature ({reason:?}, by {} at {})",
+                        r.old_key_id, e.key_id, r.by, r.at
+                    ),
+                    leaf: Some(*index),
+                    record: None,
+                });
+            }
+        }
+        chain
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.epochs.iter().map(|e| e.key_id.clone()).collect()
+    }
+
+    /// The position of the key that must sign a checkpoint of `size` leaves.
+    fn epoch_for(&self, size: u64) -> usize {
+        self.epochs
+            .iter()
+            .rposition(|e| e.starts <= size)
+            .unwrap_or(0)
+    }
+
+    /// Checks a signed checkpoint against the key the chain names for its size; the error
+    /// says which key signed it instead, when the log knows that key.
+    fn check(&self, text: &str) -> Result<Checked, String> {
+        let size = match parse_signed_checkpoint(text) {
+            Ok((cp, _)) => cp.size,
+            Err(e) => return Err(e.to_string()),
+        };
+        let at = self.epoch_for(size);
+        let epoch = &self.epochs[at];
+        let Some(verifier) = &epoch.verifier else {
+            let (cp, _) = parse_signed_checkpoint(text).map_err(|e| e.to_string())?;
+            return Ok(Checked::Unverifiable(cp, epoch.key_id.clone()));
+        };
+        let other = match verify_checkpoint(text, verifier) {
+            CheckpointVerification::Verified { checkpoint, .. } => {
+                return Ok(Checked::Verified(checkpoint))
+            }
+            other => other,
+        };
+        if self.epochs.len() == 1 {
+            return Err(other.to_string());
+        }
+        let signer = self.epochs.iter().enumerate().find(|(_, e)| {
+            e.verifier
+                .as_ref()
+                .is_some_and(|v| verify_checkpoint(text, v).is_verified())
+        });
+        let must = &epoch.key_id;
+        Err(match signer {
+            Some((j, e)) if j < at => format!(
+                "signed by key id {}, which the log retired at entry {} (key id {must} must sign it)",
+                e.key_id,
+                self.epochs[j + 1].rotation.as_ref().map_or(0, |(i, _)| *i)
+            ),
+            Some((_, e)) => format!(
+                "signed by key id {}, which the log introduces only at entry {} (key id {must} must sign it)",
+                e.key_id,
+                e.rotation.as_ref().map_or(0, |(i, _)| *i)
+            ),
+            None => format!(
+                "signed by key id {}, which the log never introduced (key id {must} must sign it)",
+                signer_ids(text).join(", ")
+            ),
+        })
+    }
+
+    fn summaries(&self) -> Vec<KeySummary> {
+        self.epochs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| KeySummary {
+                key_id: e.key_id.clone(),
+                signs_from: e.starts.max(1),
+                introduced_at: e.rotation.as_ref().map(|(i, _)| *i),
+                old_key_lost: e.rotation.as_ref().is_some_and(|(_, r)| r.old_key_lost),
+                reason: e.rotation.as_ref().and_then(|(_, r)| r.reason.clone()),
+                trusted: self.trusted == Some(i),
+            })
+            .collect()
     }
 }
 
@@ -746,6 +1611,55 @@ mod tests {
                 .unwrap(),
             LogSettings::default()
         );
+    }
+
+    #[test]
+    fn the_chain_of_keys_hands_tree_sizes_from_key_to_key() {
+        let [a, b, c, stranger] =
+            ["a", "b", "c", "s"].map(|_| LogKey::generate(DEFAULT_ORIGIN).unwrap());
+        let rotation = |index: u64, old: &LogKey, new: &LogKey, lost: bool| {
+            let record = LogKeyRotation {
+                old_key_id: hex::encode(old.key_id()),
+                old_public_key: Some(old.vkey()),
+                new_public_key: new.vkey(),
+                old_key_lost: lost,
+                reason: lost.then(|| "lost".to_string()),
+                by: Identity::parse("maya@acme.dev").unwrap(),
+                at: Timestamp::parse("2026-11-17T09:12:00Z").unwrap(),
+            };
+            (index, record)
+        };
+        // Entry 4 rotates a -> b, sealed by a; entry 9 rotates b -> c, b lost.
+        let rotations = [rotation(4, &a, &b, false), rotation(9, &b, &c, true)];
+        let chain = |trusted: &LogKey| {
+            let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+            let chain = KeyChain::new(
+                &rotations,
+                &trusted.verifier(),
+                DEFAULT_ORIGIN,
+                &mut problems,
+                &mut warnings,
+            );
+            let codes = |v: &[Problem]| v.iter().map(|p| p.code).collect::<Vec<_>>();
+            (chain, codes(&problems), codes(&warnings))
+        };
+        let (keys, problems, warnings) = chain(&c);
+        // a signs the tree that ends with its rotation (size 5); c signs the tree ending with
+        // the rotation that b could not seal (size 10).
+        assert_eq!(
+            [1, 5, 6, 9, 10, 11].map(|n| keys.epoch_for(n)),
+            [0, 0, 1, 1, 2, 2]
+        );
+        assert_eq!(
+            (problems, warnings),
+            (vec![], vec!["key-rotated-without-old-key"])
+        );
+        // Trusting a, nothing vouches for c.
+        let (_, problems, _) = chain(&a);
+        assert_eq!(problems, vec!["key-rotation-unattested"]);
+        // A key the log never introduced is not trusted at all.
+        let (_, problems, _) = chain(&stranger);
+        assert_eq!(problems, vec!["key-unknown"]);
     }
 
     #[test]

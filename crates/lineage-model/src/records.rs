@@ -268,6 +268,29 @@ pub struct TokenRevocation {
     pub at: Timestamp,
 }
 
+/// A deliberate change of the key that signs the ledger's checkpoints (`lineage log
+/// rotate-key`). Keeping it in the log lets an auditor follow the chain of keys: checkpoints up
+/// to and including this entry are signed by the old key, later ones by the new key. When the
+/// old key was lost, it could not sign this entry, and the new key signs it instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogKeyRotation {
+    /// The C2SP note key id (8 lowercase hex digits) of the key being retired.
+    pub old_key_id: String,
+    /// The retired key as a note verifier key (`<origin>+<key id>+<base64 key>`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_public_key: Option<String>,
+    /// The key that signs from now on, as a note verifier key.
+    pub new_public_key: String,
+    /// True when the old key was lost, so this entry is not sealed by it.
+    #[serde(default)]
+    pub old_key_lost: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
 /// Anything the ledger holds, tagged with its kind. The ledger's log leaf covers the
 /// canonical JSON of this value.
 // Records are read one at a time and moved, not stored in bulk, so the size difference
@@ -287,6 +310,7 @@ pub enum Record {
     Approval(Approval),
     Token(TokenGrant),
     TokenRevoked(TokenRevocation),
+    LogKeyRotation(LogKeyRotation),
 }
 
 impl Record {
@@ -303,11 +327,12 @@ impl Record {
             Record::Approval(_) => "approval",
             Record::Token(_) => "token",
             Record::TokenRevoked(_) => "token_revoked",
+            Record::LogKeyRotation(_) => "log_key_rotation",
         }
     }
 
     /// For facts (every kind but build, deploy and service), the key they are looked up by:
-    /// the base repository, the service, the digest, or the token id.
+    /// the base repository, the service, the digest, the token id, or `log` for log key rotations.
     pub fn fact_key(&self) -> Option<String> {
         match self {
             Record::Build(_) | Record::Deploy(_) | Record::Service(_) => None,
@@ -319,6 +344,8 @@ impl Record {
             Record::Approval(a) => Some(a.digest.to_string()),
             Record::Token(t) => Some(t.id.clone()),
             Record::TokenRevoked(t) => Some(t.id.clone()),
+            // A log has one chain of keys; its rotations are read together, oldest first.
+            Record::LogKeyRotation(_) => Some("log".to_string()),
         }
     }
 }

@@ -215,6 +215,7 @@ impl Index {
                         .insert(g.sha256.clone(), Arc::new(TokenInfo::from_grant(g)));
                 }
                 Record::TokenRevoked(r) => data.tokens.retain(|_, t| t.id != r.id),
+                Record::LogKeyRotation(_) => {}
             }
         }
         if services_changed {

@@ -903,6 +903,28 @@ fn facts_are_filed_by_key_and_logged() {
             4,
             "{backend}: a refused batch writes nothing"
         );
+        // A log key rotation is a fact too, filed under `log`, so a writer finds the current
+        // key without reading the journal.
+        let rotation = Record::LogKeyRotation(lineage_model::LogKeyRotation {
+            old_key_id: "0a0b0c0d".into(),
+            old_public_key: None,
+            new_public_key: "lineage.local/ledger+01020304+AQ==".into(),
+            old_key_lost: true,
+            reason: Some("the key was lost".into()),
+            by: id("maya@acme.dev"),
+            at,
+        });
+        assert_eq!(
+            store
+                .record_facts(std::slice::from_ref(&rotation), at, None)
+                .unwrap(),
+            vec![4],
+            "{backend}"
+        );
+        let rotations = store.facts("log_key_rotation", Some("log")).unwrap();
+        assert_eq!(rotations.len(), 1, "{backend}");
+        assert_eq!(rotations[0].record, rotation, "{backend}");
+        assert_eq!(store.check_projections(10).unwrap(), vec![], "{backend}");
     }
 }
 

@@ -104,8 +104,18 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
     }
 }
 
+/// Opens the ledger for a command that only reads. Nothing opened this way is ever signed or
+/// written; commands that write use [`open_write`].
 pub fn open(s: &Settings, create: bool) -> Result<Box<dyn Store>, CliError> {
     Ok(lineage_store::open(&s.store, create)?)
+}
+
+/// Opens the ledger for a command that writes: the one way the binary writes to a ledger.
+/// The log key is checked first (a ledger with checkpoints and no matching key is refused,
+/// nothing written), and when the returned writer goes out of scope it seals a checkpoint
+/// over what the command appended.
+pub fn open_write(s: &Settings, create: bool) -> Result<crate::log::Writer, CliError> {
+    crate::log::Writer::open(s, create)
 }
 
 fn parse_opt<T>(
@@ -156,7 +166,7 @@ fn service(cmd: ServiceCmd, s: &Settings) -> Result<Outcome, CliError> {
                     .collect::<Result<_, _>>()?,
             };
             let by = s.actor(actor.by.as_deref())?;
-            let mut store = open(s, true)?;
+            let mut store = open_write(s, true)?;
             let index = services::add(store.as_mut(), service.clone(), by, s.now)?;
             render::service_changed(s.format, &service, Some(index), "added");
             Ok(Outcome::Ok)
@@ -178,7 +188,7 @@ fn service(cmd: ServiceCmd, s: &Settings) -> Result<Outcome, CliError> {
                 ));
             }
             let by = s.actor(actor.by.as_deref())?;
-            let mut store = open(s, false)?;
+            let mut store = open_write(s, false)?;
             let index = services::set_owner(store.as_mut(), &name, change, by, s.now)?;
             let service = store
                 .service(&name)?
@@ -216,7 +226,7 @@ fn service(cmd: ServiceCmd, s: &Settings) -> Result<Outcome, CliError> {
             let text = read_limited(&file, MAX_IMPORT_BYTES)?;
             let rows = services::parse_import(&text, &file.display().to_string())?;
             let by = s.actor(actor.by.as_deref())?;
-            let mut store = open(s, true)?;
+            let mut store = open_write(s, true)?;
             let report = services::import(store.as_mut(), rows, by, s.now)?;
             render::import(s.format, &report);
             Ok(Outcome::Ok)
@@ -409,7 +419,7 @@ fn build_record(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
     assemble_build(&args, s, None)?;
     let gate = crate::gates::prepare_build(&args, s)?;
     // A build needs a registered service, so the ledger must already exist.
-    let mut store = open(s, false)?;
+    let mut store = open_write(s, false)?;
     let (build, _) = assemble_build(&args, s, Some(store.as_ref()))?;
     // The build gate runs first; it records the build, its check result and its signature.
     crate::gates::record_build(gate, build, store.as_mut(), s)

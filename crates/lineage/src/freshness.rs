@@ -141,7 +141,7 @@ const DEFAULT_PLATFORM: &str = "linux/amd64";
 fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Outcome, CliError> {
     let insecure = crate::registry::parse_insecure(&registry)?;
     let by = s.actor(actor.by.as_deref())?;
-    let mut store = crate::commands::open(s, false)?;
+    let mut store = crate::commands::open_write(s, false)?;
     let tags = freshness::Knowledge::load(store.as_ref())?.tags();
     let platform = Platform::parse(DEFAULT_PLATFORM).expect("constant platform");
     // One client per registry host: tokens are cached per client, and a registry that is

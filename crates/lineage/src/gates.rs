@@ -501,7 +501,7 @@ pub fn record_deploy(
     input: gate::DeployInput,
     s: &Settings,
 ) -> Result<Outcome, CliError> {
-    let mut store = crate::commands::open(s, false)?;
+    let mut store = crate::commands::open_write(s, false)?;
     let decision = gate::record_deploy(store.as_mut(), &setup.gate, input, None, s.now)?;
     show_deploy(setup, decision, s)
 }
@@ -546,7 +546,7 @@ pub fn approve(args: ApproveArgs, s: &Settings) -> Result<Outcome, CliError> {
         by: s.actor(args.actor.by.as_deref())?,
         reason: args.reason,
     };
-    let mut store = crate::commands::open(s, false)?;
+    let mut store = crate::commands::open_write(s, false)?;
     let report = gate::approve(store.as_mut(), &s.config, input, s.now)?;
     show_approval(&report, s);
     Ok(Outcome::Ok)

@@ -160,7 +160,7 @@ pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
             let expires = parse_expiry(&expires)?;
             let by = s.actor(actor.by.as_deref())?;
             let setup = crate::gates::gate_setup(s, policy_dir.as_deref())?;
-            let mut store = crate::commands::open(s, false)?;
+            let mut store = crate::commands::open_write(s, false)?;
             let (index, record) = lineage_core::gate::add_exception(
                 store.as_mut(),
                 &setup,
@@ -345,7 +345,7 @@ pub fn retire(args: RetireArgs, s: &Settings) -> Result<Outcome, CliError> {
         ));
     }
     let by = s.actor(args.actor.by.as_deref())?;
-    let mut store = crate::commands::open(s, false)?;
+    let mut store = crate::commands::open_write(s, false)?;
     let build = store.build(&digest)?;
     if build.is_none() && store.deploys_of_digest(&digest)?.is_empty() {
         return Err(CliError::new(
@@ -488,7 +488,7 @@ pub fn attest(cmd: AttestCmd, s: &Settings) -> Result<Outcome, CliError> {
             let digest = parse_digest(&digest, "digest")?;
             let key = load_private_key(&key, s)?;
             let by = s.actor(None).ok();
-            let mut store = crate::commands::open(s, false)?;
+            let mut store = crate::commands::open_write(s, false)?;
             let Some(build) = store.build(&digest)? else {
                 return Err(CliError::new(
                     format!("no build is recorded for `{digest}`"),

@@ -1,6 +1,8 @@
 //! `lineage log …`: the ledger's tamper-evident log (RFC 6962 / RFC 9162 Merkle tree with
-//! C2SP signed checkpoints). Also `seal`, which `main` runs after every successful command so
-//! that each write is covered by a freshly signed checkpoint.
+//! C2SP signed checkpoints). Also [`Writer`], the ledger opened for writing: the only way the
+//! binary writes to a ledger, it checks the log key before the command writes and seals a
+//! checkpoint over what the command appended when the command is done. Read-only commands
+//! open the ledger with `commands::open` and never sign.
 //!
 //! `verify-proof` is the auditor's command: it needs only the proof file and the public key,
 //! never the ledger.
@@ -8,14 +10,14 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use lineage_core::ledger_log::{self, LogSettings, VerifyReport};
-use lineage_model::Digest;
+use lineage_core::ledger_log::{self, LogSettings, RotationReport, VerifyReport};
+use lineage_model::{Digest, Timestamp};
 use lineage_store::lineage_log::checkpoint::Checkpoint;
-use lineage_store::lineage_log::keys::Verifier;
+use lineage_store::lineage_log::keys::{LogKey, Verifier};
 use lineage_store::lineage_log::proof::{self, Outcome as ProofOutcome, ProofBundle, Verified};
-use lineage_store::{StoreError, StoreLocation};
+use lineage_store::Store;
 
-use crate::args::Format;
+use crate::args::{ActorArgs, Format};
 use crate::commands::open;
 use crate::settings::Settings;
 use crate::{CliError, Outcome};
@@ -52,9 +54,26 @@ pub enum LogCmd {
         /// A checkpoint saved earlier; the ledger must be consistent with it.
         #[arg(long, value_name = "CHECKPOINT_FILE")]
         since: Option<PathBuf>,
-        /// The public key to check signatures with (default: `log.pub` beside the ledger).
+        /// The public key you trust (default: `[log] public_key`, else `log.pub` beside the
+        /// log key, else the log key's public half). Checkpoints may be signed by any key the
+        /// log's rotation records chain to it.
         #[arg(long, value_name = "PUB")]
         key: Option<PathBuf>,
+    },
+    /// Replace the log key on the record: a rotation entry, sealed by the old key, names the
+    /// new key, which signs from then on. Stop other writers and servers first.
+    RotateKey {
+        /// Switch to this Ed25519 PKCS#8 PEM key instead of generating one.
+        #[arg(long, value_name = "PATH")]
+        new_key: Option<PathBuf>,
+        /// The old key is gone: record the rotation without its seal (`log verify` reports it).
+        #[arg(long, requires = "reason")]
+        old_key_lost: bool,
+        /// Why the key changes (one line; required with `--old-key-lost`).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        actor: ActorArgs,
     },
 }
 
@@ -78,64 +97,122 @@ pub fn run(cmd: LogCmd, s: &Settings) -> Result<Outcome, CliError> {
         }
         LogCmd::VerifyProof { file, key } => verify_proof(s.format, &file, &key),
         LogCmd::Verify { since, key } => verify(s, since.as_deref(), key.as_deref()),
+        LogCmd::RotateKey {
+            new_key,
+            old_key_lost,
+            reason,
+            actor,
+        } => rotate_key(s, new_key.as_deref(), old_key_lost, reason, &actor),
     }
 }
 
-/// The directory a ledger's log key and public keys live in (the CLI and `serve` share it).
-pub(crate) fn ledger_dir(location: &StoreLocation) -> PathBuf {
-    match location {
-        StoreLocation::Sqlite(p) => p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf(),
-        // A database has no directory; the key lives where the default ledger would.
-        StoreLocation::Postgres(_) => PathBuf::from(".lineage"),
-    }
-}
-
-/// The `[log]` section of the settings file (`--config`, else `./lineage.toml` if present).
-pub fn settings(config: Option<&Path>) -> Result<LogSettings, CliError> {
-    let path = match config {
-        Some(p) => p.to_path_buf(),
-        None => PathBuf::from("lineage.toml"),
-    };
-    if config.is_none() && !path.exists() {
-        return Ok(LogSettings::default());
-    }
-    // Settings already reported an unreadable file; here a missing one means defaults.
-    let Ok(text) = std::fs::read_to_string(&path) else {
+/// The `[log]` section of the settings file.
+pub fn settings(s: &Settings) -> Result<LogSettings, CliError> {
+    let Some((text, dir)) = &s.config_file else {
         return Ok(LogSettings::default());
     };
-    let base = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Ok(LogSettings::from_toml(
-        &text,
-        &path.display().to_string(),
-        base,
-    )?)
+    let file = s
+        .config_path
+        .as_deref()
+        .unwrap_or(Path::new("lineage.toml"))
+        .display()
+        .to_string();
+    Ok(LogSettings::from_toml(text, &file, dir)?)
 }
 
-/// Signs a checkpoint for any records no checkpoint covers yet. A ledger that does not exist
-/// is left alone. `main` calls this after every successful command.
-pub fn seal(s: &Settings, settings: &LogSettings) -> Result<(), CliError> {
-    let mut store = match lineage_store::open(&s.store, false) {
-        Ok(store) => store,
-        Err(StoreError::Missing(_)) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let head = store.log_head()?;
-    if store.latest_checkpoint()?.map(|c| c.size) == Some(head.size) || head.size == 0 {
-        return Ok(());
+/// The ledger opened for writing, with the log key that will sign what is written. Opening
+/// checks the key before anything is written (a ledger with checkpoints and no matching key is
+/// refused); when the writer goes out of scope, a checkpoint is sealed over what it appended.
+/// Build one with `commands::open_write`.
+pub struct Writer {
+    store: Box<dyn Store>,
+    key: LogKey,
+    settings: LogSettings,
+    now: Timestamp,
+    format: Format,
+    /// The log's size when opened: a writer that appended nothing signs nothing.
+    opened_at: u64,
+}
+
+impl Writer {
+    pub(crate) fn open(s: &Settings, create: bool) -> Result<Writer, CliError> {
+        // `[log]` and the key's place are checked before the ledger is touched.
+        let settings = settings(s)?;
+        let key_file = settings.writer_key_file(&s.store)?;
+        let store = lineage_store::open(&s.store, create)?;
+        let key = ledger_log::writer_key(Some(store.as_ref()), &settings, &key_file)?;
+        let opened_at = store.log_head()?.size;
+        Ok(Writer {
+            store,
+            key,
+            settings,
+            now: s.now,
+            format: s.format,
+            opened_at,
+        })
     }
-    let key = ledger_log::load_or_create_key(
-        &settings.key_path(&ledger_dir(&s.store)),
-        &settings.origin,
-    )?;
-    ledger_log::seal(store.as_mut(), &key, settings, s.now)?;
-    Ok(())
+
+    /// Signs a checkpoint over the log's head if this writer appended anything.
+    fn seal(&mut self) -> Result<(), CliError> {
+        if self.store.log_head()?.size > self.opened_at {
+            ledger_log::seal(self.store.as_mut(), &self.key, &self.settings, self.now)?;
+        }
+        Ok(())
+    }
+}
+
+impl AsRef<dyn Store> for Writer {
+    fn as_ref(&self) -> &(dyn Store + 'static) {
+        self.store.as_ref()
+    }
+}
+
+impl AsMut<dyn Store> for Writer {
+    fn as_mut(&mut self) -> &mut (dyn Store + 'static) {
+        self.store.as_mut()
+    }
+}
+
+impl std::ops::Deref for Writer {
+    type Target = dyn Store;
+    fn deref(&self) -> &Self::Target {
+        self.store.as_ref()
+    }
+}
+
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.store.as_mut()
+    }
+}
+
+impl Drop for Writer {
+    /// Sealing here ties it to the write open itself, so no command can forget it. The records
+    /// are durable already, so a failure is a warning (the next write signs them), not an error.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if let Err(e) = self.seal() {
+            let hint = e.hint.as_deref().unwrap_or_default();
+            match self.format {
+                Format::Json => eprintln!(
+                    "{}",
+                    serde_json::json!({"schema": 1, "warning": {
+                        "message": format!("written, but no checkpoint was signed: {}", e.message),
+                        "hint": hint,
+                    }})
+                ),
+                Format::Human => {
+                    eprintln!(
+                        "warning: written, but no checkpoint was signed: {}",
+                        e.message
+                    );
+                    eprintln!("  hint: {hint}");
+                }
+            }
+        }
+    }
 }
 
 fn checkpoint(s: &Settings) -> Result<Outcome, CliError> {
@@ -326,10 +403,10 @@ fn verify(s: &Settings, since: Option<&Path>, key: Option<&Path>) -> Result<Outc
     let since = since
         .map(|p| read_file(p, "saved checkpoint"))
         .transpose()?;
-    let key_path = key
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| ledger_dir(&s.store).join(ledger_log::PUBLIC_KEY_FILE));
-    let key = read_key(&key_path)?;
+    let key = match key {
+        Some(path) => read_key(path)?,
+        None => ledger_log::public_key(&settings(s)?, &s.store)?,
+    };
     let store = open(s, false)?;
     let report = ledger_log::verify(store.as_ref(), &key, since.as_deref())?;
     render_verify(s.format, &report);
@@ -363,6 +440,22 @@ fn render_verify(format: Format, r: &VerifyReport) {
             cp.origin, cp.size, r.checkpoints_checked
         );
     }
+    if r.keys.len() > 1 {
+        for k in &r.keys {
+            let from = match k.introduced_at {
+                None => "the log's first key".to_string(),
+                Some(i) if k.old_key_lost => {
+                    format!("rotated in at entry {i} WITHOUT the old key")
+                }
+                Some(i) => format!("rotated in at entry {i}, sealed by the old key"),
+            };
+            let trusted = if k.trusted { ", the key you trust" } else { "" };
+            println!(
+                "  key         {} signs from size {} ({from}{trusted})",
+                k.key_id, k.signs_from
+            );
+        }
+    }
     if let Some(since) = &r.since {
         let bad = r.problems.iter().any(|p| p.code.starts_with("since"));
         println!(
@@ -370,6 +463,9 @@ fn render_verify(format: Format, r: &VerifyReport) {
             since.size,
             if bad { "NOT consistent" } else { "consistent" }
         );
+    }
+    for w in &r.warnings {
+        println!("  warning [{}] {}", w.code, w.message);
     }
     for p in &r.problems {
         let leaf = p.leaf.map(|l| format!("leaf {l}")).unwrap_or_default();
@@ -383,4 +479,72 @@ fn render_verify(format: Format, r: &VerifyReport) {
             println!("    {}", p.message);
         }
     }
+}
+
+fn rotate_key(
+    s: &Settings,
+    new_key: Option<&Path>,
+    old_key_lost: bool,
+    reason: Option<String>,
+    actor: &ActorArgs,
+) -> Result<Outcome, CliError> {
+    let settings = settings(s)?;
+    let key_file = settings.writer_key_file(&s.store)?;
+    let by = s.actor(actor.by.as_deref())?;
+    let new_key = new_key
+        .map(|path| {
+            let pem = read_file(path, "new log key")?;
+            LogKey::from_pkcs8_pem(&settings.origin, &pem).map_err(|e| {
+                CliError::new(
+                    format!("`--new-key` `{}` is not a usable log key: {e}", path.display()),
+                    "pass an Ed25519 private key in PKCS#8 PEM, e.g. from `openssl genpkey -algorithm ed25519`",
+                )
+            })
+        })
+        .transpose()?;
+    // The one writer that does not go through `open_write`: it replaces the key that
+    // `open_write` checks, so `rotate_key` checks the old key itself and seals with it.
+    let mut store = open(s, false)?;
+    let report = ledger_log::rotate_key(
+        store.as_mut(),
+        &settings,
+        &key_file,
+        ledger_log::Rotation {
+            new_key,
+            old_key_lost,
+            reason,
+            by,
+        },
+        s.now,
+    )?;
+    render_rotation(s.format, &report);
+    Ok(Outcome::Ok)
+}
+
+fn render_rotation(format: Format, r: &RotationReport) {
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(r).expect("reports serialise")
+        );
+        return;
+    }
+    println!(
+        "rotated the log key: key id {} -> key id {} (ledger entry {})",
+        r.old_key_id, r.new_key_id, r.index
+    );
+    let size = r
+        .checkpoint_size
+        .map(|n| format!(" (checkpoint size {n})"))
+        .unwrap_or_default();
+    if r.old_key_lost {
+        println!("  the old key was lost: the new key sealed the rotation{size}, and `lineage log verify` reports it");
+    } else {
+        println!("  sealed by the old key{size}, which vouches for the new one");
+    }
+    println!("  new key     {}", r.key_file);
+    println!("  public key  {}", r.new_public_key);
+    println!(
+        "  give every other writer and `lineage serve` replica the new key, then restart them"
+    );
 }

@@ -89,15 +89,10 @@ pub fn run(args: Vec<String>) -> ExitCode {
         }
     };
     let format = cli.format;
-    let result = settings::Settings::resolve(&cli).and_then(|s| {
-        // Read `[log]` first, so a bad section stops the command before it writes. The file is
-        // the one settings found (given, or discovered above the working directory).
-        let log_settings = log::settings(s.config_path.as_deref())?;
-        let outcome = commands::run(cli.command, &s)?;
-        // Every write is covered by a signed checkpoint before the command reports success.
-        log::seal(&s, &log_settings)?;
-        Ok(outcome)
-    });
+    // A command that writes opens the ledger with `commands::open_write`, which checks the log
+    // key first and seals a checkpoint when the command is done; one that only reads never
+    // signs.
+    let result = settings::Settings::resolve(&cli).and_then(|s| commands::run(cli.command, &s));
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::NotFound) => ExitCode::from(1),

@@ -683,7 +683,7 @@ fn detect_base(
 pub fn after_build(outcome: Outcome, s: &Settings) -> Result<Outcome, CliError> {
     let fact = pending().as_mut().and_then(|p| p.base_fact.take());
     if let (Outcome::Ok, Some(fact)) = (&outcome, fact) {
-        let mut store = lineage_store::open(&s.store, false)?;
+        let mut store = crate::commands::open_write(s, false)?;
         store.record_facts(&[Record::Base(fact)], s.now, None)?;
     }
     Ok(outcome)
@@ -765,7 +765,7 @@ pub fn base(cmd: BaseCmd, s: &Settings) -> Result<Outcome, CliError> {
         created: fact_value(&details.facts.created).and_then(|c| Timestamp::parse(c).ok()),
         seen_at: s.now,
     };
-    let mut store = crate::commands::open(s, true)?;
+    let mut store = crate::commands::open_write(s, true)?;
     let same = store
         .facts("base", Some(&fact.name.to_string()))?
         .into_iter()
@@ -1222,7 +1222,7 @@ fn pull(
     let mut recorded: Vec<u64> = Vec::new();
     let mut unchanged = 0usize;
     if record && !to_record.is_empty() {
-        let mut store = crate::commands::open(s, true)?;
+        let mut store = crate::commands::open_write(s, true)?;
         let existing: Vec<String> = store
             .facts("attestation", Some(&subject.digest.to_string()))?
             .into_iter()

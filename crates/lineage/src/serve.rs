@@ -128,12 +128,17 @@ pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
     let admission = admission_config(s)?;
     // The same loader the CLI's gates use: one set of rules for every path.
     let gate = crate::gates::gate_setup(s, None)?;
-    let log_settings = match settings_text(s) {
-        Some((text, dir)) => ledger_log::LogSettings::from_toml(text, "lineage.toml", dir)?,
-        None => ledger_log::LogSettings::default(),
+    // The same key rule as every CLI writer, decided before serving: a ledger with checkpoints
+    // and no matching key is refused rather than signed with a new key.
+    let log_settings = crate::log::settings(s)?;
+    let key_file = log_settings.writer_key_file(&s.store)?;
+    let key = match lineage_store::open(&s.store, false) {
+        Ok(store) => ledger_log::writer_key(Some(store.as_ref()), &log_settings, &key_file)?,
+        Err(lineage_store::StoreError::Missing(_)) => {
+            ledger_log::writer_key(None, &log_settings, &key_file)?
+        }
+        Err(e) => return Err(e.into()),
     };
-    let key_path = log_settings.key_path(&crate::log::ledger_dir(&s.store));
-    let key = ledger_log::load_or_create_key(&key_path, &log_settings.origin)?;
     let listen: std::net::SocketAddr = args.listen.parse().map_err(|_| {
         CliError::new(
             format!("`--listen {}` is not an address and port", args.listen),
@@ -312,7 +317,7 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
                 .map(|i| Identity::parse(&i).map_err(|e| e.in_field("--identity")))
                 .transpose()?;
             let by = s.actor(by.as_deref())?;
-            let mut store = lineage_store::open(&s.store, true)?;
+            let mut store = crate::commands::open_write(s, true)?;
             let created = auth::create(
                 store.as_mut(),
                 &name,
@@ -382,7 +387,7 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
         }
         TokenCmd::Revoke { id, by } => {
             let by = s.actor(by.as_deref())?;
-            let mut store = lineage_store::open(&s.store, false)?;
+            let mut store = crate::commands::open_write(s, false)?;
             let index = auth::revoke(store.as_mut(), &id, &by, s.now).map_err(token_error)?;
             match s.format {
                 Format::Json => println!(

@@ -3,11 +3,15 @@
 //! `lineage store migrate --from sqlite:PATH --to postgres://…` copies a whole ledger (either
 //! direction) through the store API, so the target projects and hashes every record with its
 //! own code, then prints both logs' sizes and roots and the record counts side by side. It
-//! exits 0 only when they are identical.
+//! exits 0 only when they are identical. The copied checkpoints are signed with the source's
+//! log key, and writers of the copy refuse any other key, so it also says where that key must
+//! go for the target: a file to copy, or the `[log] key` line for lineage.toml.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use lineage_core::ledger_log::LogSettings;
 use lineage_store::{CopyReport, StoreError, StoreLocation};
 
 use crate::args::Format;
@@ -55,6 +59,7 @@ fn migrate(from: &str, to: &str, s: &Settings) -> Result<Outcome, CliError> {
             "pass the ledger to copy with --from and a different, empty one with --to",
         ));
     }
+    let log = crate::log::settings(s)?;
     let source = lineage_store::open(&from, false)?;
     let mut target = lineage_store::open(&to, true)?;
     let report = match lineage_store::copy_ledger(source.as_ref(), target.as_mut()) {
@@ -65,12 +70,17 @@ fn migrate(from: &str, to: &str, s: &Settings) -> Result<Outcome, CliError> {
         )),
         Err(e) => return Err(e.into()),
     };
+    let key = key_move(&log, &from, &to, target.latest_checkpoint()?.is_some());
     match s.format {
-        Format::Human => print_human(&from, &to, &report),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json(&from, &to, &report)).expect("json")
-        ),
+        Format::Human => {
+            print_human(&from, &to, &report);
+            print_key_move(&key);
+        }
+        Format::Json => {
+            let mut body = json(&from, &to, &report);
+            body["log_key"] = key_json(&key);
+            println!("{}", serde_json::to_string_pretty(&body).expect("json"));
+        }
     }
     Ok(if report.identical() {
         Outcome::Ok
@@ -148,4 +158,87 @@ fn json(from: &StoreLocation, to: &StoreLocation, r: &CopyReport) -> serde_json:
         },
         "identical": r.identical(),
     })
+}
+
+/// What the copy needs for its log key.
+enum KeyMove {
+    /// Nothing is signed yet: the copy's first write creates its key.
+    Unsigned,
+    /// Both ledgers take their key from the same file (`[log] key`).
+    Shared(PathBuf),
+    /// Copy the source's key file (when known) to the target's default place.
+    CopyFile { from: Option<PathBuf>, to: PathBuf },
+    /// The target is a PostgreSQL database without `[log] key`: configure it.
+    Configure { from: Option<PathBuf> },
+}
+
+fn key_move(log: &LogSettings, from: &StoreLocation, to: &StoreLocation, signed: bool) -> KeyMove {
+    if !signed {
+        return KeyMove::Unsigned;
+    }
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let source = log.key_file(from).map(absolute);
+    match log.key_file(to).map(absolute) {
+        Some(target) if Some(&target) == source.as_ref() => KeyMove::Shared(target),
+        Some(target) => KeyMove::CopyFile {
+            from: source,
+            to: target,
+        },
+        None => KeyMove::Configure { from: source },
+    }
+}
+
+/// The lines to add to lineage.toml so a writer of the copy uses `key`.
+fn toml_lines(key: Option<&Path>) -> String {
+    let path = key.map_or("/path/to/the/source/log.key".to_string(), |k| {
+        k.display().to_string()
+    });
+    format!("[log]\nkey = {}", toml::Value::String(path))
+}
+
+fn print_key_move(key: &KeyMove) {
+    let shown = |p: &Option<PathBuf>| match p {
+        Some(p) => format!("`{}`", p.display()),
+        None => "the source's log key (its `[log] key` is not set here)".to_string(),
+    };
+    println!();
+    match key {
+        KeyMove::Unsigned => println!(
+            "log key: nothing is signed yet; the copy's first write creates its key"
+        ),
+        KeyMove::Shared(path) => println!(
+            "log key: both ledgers use the log key `{}`; nothing to move",
+            path.display()
+        ),
+        KeyMove::CopyFile { from, to } => println!(
+            "log key: the copy's checkpoints are signed with the source's key; before writing to the copy, copy {} to `{}`",
+            shown(from),
+            to.display()
+        ),
+        KeyMove::Configure { from } => {
+            println!(
+                "log key: the copy's checkpoints are signed with the source's key {}; before writing to or verifying the copy, add to lineage.toml:",
+                shown(from)
+            );
+            for line in toml_lines(from.as_deref()).lines() {
+                println!("  {line}");
+            }
+        }
+    }
+}
+
+fn key_json(key: &KeyMove) -> serde_json::Value {
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    match key {
+        KeyMove::Unsigned => serde_json::json!({"action": "none"}),
+        KeyMove::Shared(p) => {
+            serde_json::json!({"action": "none", "source": p.display().to_string(), "target": p.display().to_string()})
+        }
+        KeyMove::CopyFile { from, to } => {
+            serde_json::json!({"action": "copy", "source": path(from), "target": to.display().to_string()})
+        }
+        KeyMove::Configure { from } => {
+            serde_json::json!({"action": "configure", "source": path(from), "toml": toml_lines(from.as_deref())})
+        }
+    }
 }

@@ -572,3 +572,489 @@ fn wrong_keys_other_sizes_and_bad_files_are_reported() {
         "{report:#}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Who signs, and with which key.
+// ---------------------------------------------------------------------------------------------
+
+impl Ledger {
+    fn store(&self) -> Box<dyn lineage_store::Store> {
+        lineage_store::open(&lineage_store::StoreLocation::Sqlite(self.db()), false).unwrap()
+    }
+
+    /// The journal and the checkpoints, row for row, as the `sqlite3` tool prints them.
+    fn dump(&self) -> String {
+        let out = Command::new("sqlite3")
+            .arg(self.db())
+            .arg("SELECT * FROM entries; SELECT '--'; SELECT * FROM checkpoints;")
+            .output()
+            .expect("the `sqlite3` command-line tool is required (apt install sqlite3)");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn checkpoint_sizes(&self) -> Vec<u64> {
+        self.store()
+            .checkpoints()
+            .unwrap()
+            .iter()
+            .map(|c| c.size)
+            .collect()
+    }
+
+    /// Appends a retirement through the store library, as a process without the log key
+    /// would: the tail is not covered by any checkpoint.
+    fn append_unsigned(&self, label: &str) -> u64 {
+        let at = lineage_model::Timestamp::parse(NOW).unwrap();
+        let retire = lineage_model::Record::Retire(lineage_model::Retirement {
+            digest: lineage_model::Digest::parse(&digest(label)).unwrap(),
+            reason: "appended without the log key".into(),
+            by: lineage_model::Identity::parse("mallory@acme.dev").unwrap(),
+            at,
+        });
+        self.store().record_facts(&[retire], at, None).unwrap()[0]
+    }
+
+    fn deploy(&self, label: &str, env: &str) -> Output {
+        self.run(&[
+            "deploy",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/api@{}", digest(label)),
+            "--env",
+            env,
+            "--by",
+            "jonas@acme.dev",
+        ])
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every command that only reads, over the scenario's ledger.
+fn read_only_commands(l: &Ledger) -> Vec<Vec<String>> {
+    let proof = l.path("read-only-proof.json").display().to_string();
+    let (api1, api2) = (digest("api-1"), digest("api-2"));
+    let signed = l.checkpoint_sizes();
+    let (first, last) = (signed[0].to_string(), signed[signed.len() - 1].to_string());
+    let image = format!("ghcr.io/acme/api@{api1}");
+    [
+        vec!["trace", "api"],
+        vec!["trace", &api1],
+        vec!["affected", "--base", "python:3.12-slim"],
+        vec!["running"],
+        vec!["running", "--env", "dev"],
+        vec!["service", "show", "api"],
+        vec!["service", "list"],
+        vec!["log", "checkpoint"],
+        vec!["log", "prove", "0"],
+        vec!["log", "prove", &api2, "--output", &proof],
+        vec!["log", "verify-proof", &proof, "--key", "log.pub"],
+        vec!["log", "consistency", &first, &last],
+        vec!["log", "verify"],
+        vec!["--format", "json", "log", "verify"],
+        vec!["exception", "list"],
+        vec!["key", "list"],
+        vec!["policy", "rules"],
+        vec!["report", "stale"],
+        vec!["base", "history", "python:3.12-slim"],
+        vec!["build", "diff", &api1, &api2],
+        vec!["build", "check", "--digest", &api1],
+        vec!["deploy", "check", "--image", &image, "--env", "staging"],
+        vec!["attest", "export", &api1],
+        vec!["token", "list"],
+        vec!["build", "record", "--image", &image, "--print-detected"],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(str::to_string).collect())
+    .collect()
+}
+
+#[test]
+fn read_only_commands_never_sign_or_write() {
+    let l = scenario();
+    let appended = l.append_unsigned("unsigned-1");
+    assert_eq!(
+        l.checkpoint_sizes().last(),
+        Some(&appended),
+        "the tail is unsigned"
+    );
+    let before = l.dump();
+    for args in read_only_commands(&l) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = l.run(&args);
+        assert_ne!(
+            out.status.code(),
+            Some(2),
+            "lineage {args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(l.dump(), before, "lineage {args:?} changed the ledger");
+    }
+    // Without the key, reading still works and still signs nothing; no key appears.
+    std::fs::remove_file(l.path("log.key")).unwrap();
+    for args in read_only_commands(&l) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = l.run(&args);
+        assert_ne!(
+            out.status.code(),
+            Some(2),
+            "lineage {args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(l.dump(), before, "lineage {args:?} changed the ledger");
+        assert!(!l.path("log.key").exists(), "lineage {args:?} made a key");
+    }
+}
+
+#[test]
+fn a_writer_without_the_ledgers_key_refuses_and_writes_nothing() {
+    let l = scenario();
+    // The ledger copied without its key.
+    let copy = Ledger::new();
+    std::fs::copy(l.db(), copy.db()).unwrap();
+    let before = copy.dump();
+    let out = copy.deploy("api-1", "dev");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let key = copy.path("log.key").display().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "error: this ledger's checkpoints are signed, but its log key `{key}` is missing"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: restore the key from a backup"), "{err}");
+    assert!(
+        err.contains("lineage log rotate-key --old-key-lost"),
+        "{err}"
+    );
+    assert_eq!(copy.dump(), before, "nothing was written");
+    assert!(!copy.path("log.key").exists(), "no key was made");
+
+    // Where `[log] key` points, the error names the setting.
+    std::fs::write(
+        copy.path("lineage.toml"),
+        "[log]\nkey = \"keys/ledger.key\"\n",
+    )
+    .unwrap();
+    let err = stderr(&copy.deploy("api-1", "dev"));
+    assert!(
+        err.contains("keys/ledger.key` (`[log] key` in lineage.toml) is missing"),
+        "{err}"
+    );
+    std::fs::remove_file(copy.path("lineage.toml")).unwrap();
+
+    // Another ledger's key is refused too: it did not sign this ledger's checkpoints.
+    let other = scenario();
+    std::fs::copy(other.path("log.key"), copy.path("log.key")).unwrap();
+    let out = copy.deploy("api-1", "dev");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("did not sign this ledger's latest checkpoint"),
+        "{err}"
+    );
+    assert!(err.contains("lineage log rotate-key"), "{err}");
+    assert_eq!(copy.dump(), before, "nothing was written");
+
+    // With its own key back, the copy takes writes again.
+    std::fs::copy(l.path("log.key"), copy.path("log.key")).unwrap();
+    assert_eq!(copy.deploy("api-1", "dev").status.code(), Some(0));
+    assert_eq!(copy.verify(&[]).0, 0);
+}
+
+#[test]
+fn a_new_ledgers_key_is_private_and_written_whole() {
+    let l = Ledger::new();
+    l.ok(&["service", "add", "api", "--owner", "priya@acme.dev"]);
+    let pem = std::fs::read_to_string(l.path("log.key")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(l.path("log.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(l.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    // An unsigned ledger whose key is missing is not refused: nothing is signed yet.
+    let l = Ledger::new();
+    l.append_unsigned_service();
+    assert!(l.checkpoint_sizes().is_empty());
+    l.ok(&["service", "add", "web", "--owner", "priya@acme.dev"]);
+    assert_eq!(l.checkpoint_sizes(), vec![2]);
+}
+
+impl Ledger {
+    /// Creates the ledger through the store library with one service and no checkpoint.
+    fn append_unsigned_service(&self) {
+        let mut store =
+            lineage_store::open(&lineage_store::StoreLocation::Sqlite(self.db()), true).unwrap();
+        let change = lineage_model::ServiceChange {
+            service: lineage_model::Service {
+                name: lineage_model::ServiceName::parse("api").unwrap(),
+                owner: None,
+                backup_owner: None,
+                emergency_approver: None,
+                source_repo: None,
+                images: vec![],
+            },
+            by: lineage_model::Identity::parse("maya@acme.dev").unwrap(),
+            at: lineage_model::Timestamp::parse(NOW).unwrap(),
+        };
+        store
+            .record_service_change(&change, lineage_model::Timestamp::parse(NOW).unwrap())
+            .unwrap();
+    }
+}
+
+#[test]
+fn serve_refuses_a_ledger_whose_key_is_missing() {
+    let l = scenario();
+    std::fs::remove_file(l.path("log.key")).unwrap();
+    let before = l.dump();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(l.dir.path())
+        .env_clear()
+        .env("LINEAGE_STORE", l.db())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must exit by itself; a server that started anyway is stopped and fails the test.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("lineage serve started on a ledger without its log key");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    let key = l.path("log.key").display().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "error: this ledger's checkpoints are signed, but its log key `{key}` is missing"
+        )),
+        "{err}"
+    );
+    assert_eq!(l.dump(), before);
+    assert!(!l.path("log.key").exists());
+}
+
+/// Generates an Ed25519 PKCS#8 key with the real `openssl` tool.
+fn openssl_key(path: &Path) {
+    let out = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(path)
+        .output()
+        .expect("the `openssl` command-line tool is required");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Signs a checkpoint over the current log head with `pem`, behind Lineage's back.
+fn sign_behind_lineages_back(l: &Ledger, pem: &str) {
+    use lineage_store::lineage_log::checkpoint::Checkpoint;
+    use lineage_store::lineage_log::keys::LogKey;
+    let origin = "lineage.local/ledger";
+    let key = LogKey::from_pkcs8_pem(origin, pem).unwrap();
+    let mut store = l.store();
+    let head = store.log_head().unwrap();
+    let text = Checkpoint::new(origin, head.size, head.root).sign(&key);
+    store
+        .save_checkpoint(
+            head.size,
+            &text,
+            lineage_model::Timestamp::parse(NOW).unwrap(),
+        )
+        .unwrap();
+}
+
+#[test]
+fn rotate_key_records_the_new_key_and_verify_follows_the_chain() {
+    let l = scenario();
+    let old_pem = std::fs::read_to_string(l.path("log.key")).unwrap();
+    copy_to(&l.path("log.pub"), l.dir.path(), "old.pub");
+    openssl_key(&l.path("new.key"));
+    let out: Value = serde_json::from_str(&l.ok(&[
+        "--format",
+        "json",
+        "log",
+        "rotate-key",
+        "--new-key",
+        "new.key",
+        "--reason",
+        "yearly rotation",
+    ]))
+    .unwrap();
+    let index = out["index"].as_u64().unwrap();
+    assert_eq!(index + 1, l.last_row(), "{out:#}");
+    assert_eq!(out["checkpoint_size"], index + 1, "{out:#}");
+    assert_eq!(out["old_key_lost"], false);
+    assert_eq!(out["sealed_by"], out["old_key_id"], "the old key seals it");
+    assert_eq!(
+        l.query(&format!(
+            "SELECT count(*) FROM entries WHERE kind = 'log_key_rotation' AND idx = {}",
+            index + 1
+        )),
+        1
+    );
+    // The new key is installed: the same key as new.key, and the public files follow it.
+    let installed = std::fs::read_to_string(l.path("log.key")).unwrap();
+    assert_ne!(installed, old_pem);
+    let new_pub = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(l.path("new.key"))
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(
+        std::fs::read_to_string(l.path("log.pub")).unwrap(),
+        String::from_utf8(new_pub).unwrap()
+    );
+
+    // Later writes are signed by the new key; the audit follows the chain from either key.
+    assert_eq!(l.deploy("api-1", "dev").status.code(), Some(0));
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 0, "{report:#}");
+    assert_eq!(report["keys"].as_array().unwrap().len(), 2, "{report:#}");
+    assert_eq!(report["keys"][1]["introduced_at"], index);
+    assert_eq!(report["keys"][1]["trusted"], true);
+    let (exit, report) = l.verify(&["--key", "old.pub"]);
+    assert_eq!(exit, 0, "{report:#}");
+    assert_eq!(report["keys"][0]["trusted"], true);
+    let text = l.ok(&["log", "verify"]);
+    assert!(text.contains("rotated in at entry"), "{text}");
+
+    // A checkpoint signed by the retired key, after the rotation, fails.
+    l.append_unsigned("late-1");
+    sign_behind_lineages_back(&l, &old_pem);
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 1, "{report:#}");
+    assert_eq!(report["problems"][0]["code"], "checkpoint-invalid");
+    let message = report["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("which the log retired at entry {index}")),
+        "{message}"
+    );
+    // And so does one signed by a key the log never introduced.
+    let stranger = l.path("stranger.key");
+    openssl_key(&stranger);
+    l.append_unsigned("late-2");
+    sign_behind_lineages_back(&l, &std::fs::read_to_string(stranger).unwrap());
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 1, "{report:#}");
+    let messages: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("which the log never introduced")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn a_lost_key_is_rotated_on_the_record_and_verify_reports_it() {
+    let l = scenario();
+    copy_to(&l.path("log.pub"), l.dir.path(), "old.pub");
+    std::fs::remove_file(l.path("log.key")).unwrap();
+    let before = l.dump();
+    // Without the key, a plain rotation is refused and points at `--old-key-lost`.
+    let out = l.run(&["log", "rotate-key"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--old-key-lost"), "{}", stderr(&out));
+    // `--old-key-lost` needs a reason.
+    let out = l.run(&["log", "rotate-key", "--old-key-lost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(l.dump(), before, "nothing was written");
+
+    let text = l.ok(&[
+        "log",
+        "rotate-key",
+        "--old-key-lost",
+        "--reason",
+        "the laptop holding the key was stolen",
+    ]);
+    assert!(text.contains("the old key was lost"), "{text}");
+    assert!(l.path("log.key").exists());
+    assert_eq!(l.deploy("api-1", "dev").status.code(), Some(0));
+
+    // Trusting the new key, the audit passes and says the chain was broken on purpose.
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 0, "{report:#}");
+    assert_eq!(
+        report["warnings"][0]["code"], "key-rotated-without-old-key",
+        "{report:#}"
+    );
+    assert!(report["warnings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the laptop holding the key was stolen"));
+    assert_eq!(report["keys"][1]["old_key_lost"], true);
+    let human = l.ok(&["log", "verify"]);
+    assert!(
+        human.contains("warning [key-rotated-without-old-key]"),
+        "{human}"
+    );
+    // Trusting only the old key, nothing after the rotation can be vouched for.
+    let (exit, report) = l.verify(&["--key", "old.pub"]);
+    assert_eq!(exit, 1, "{report:#}");
+    assert_eq!(
+        report["problems"][0]["code"], "key-rotation-unattested",
+        "{report:#}"
+    );
+
+    // With the key present, `--old-key-lost` is refused: rotate with the key instead.
+    let out = l.run(&["log", "rotate-key", "--old-key-lost", "--reason", "oops"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is present and is this ledger's current key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_migrated_ledger_is_written_and_verified_with_the_source_key() {
+    let l = scenario();
+    let target = Ledger::new();
+    let text = l.ok(&[
+        "store",
+        "migrate",
+        "--from",
+        l.db().to_str().unwrap(),
+        "--to",
+        target.db().to_str().unwrap(),
+    ]);
+    let from = l.path("log.key").display().to_string();
+    let to = target.path("log.key").display().to_string();
+    assert!(text.contains(&format!("copy `{from}` to `{to}`")), "{text}");
+    // Until the key is there, the copy takes no writes.
+    assert_eq!(target.deploy("api-1", "dev").status.code(), Some(2));
+    std::fs::copy(&from, &to).unwrap();
+    assert_eq!(target.deploy("api-1", "dev").status.code(), Some(0));
+    // `log verify` finds the public key through the log key (no `log.pub` was copied).
+    let (exit, report) = target.verify(&[]);
+    assert_eq!(exit, 0, "{report:#}");
+}

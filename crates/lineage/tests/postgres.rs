@@ -110,6 +110,12 @@ fn ok(dir: &Path, store: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Points `[log] key` at `log.key` in `dir`: where every process working in `dir` finds the
+/// database's log key.
+fn shared_key(dir: &Path) {
+    std::fs::write(dir.join("lineage.toml"), "[log]\nkey = \"log.key\"\n").unwrap();
+}
+
 fn digest(label: &str) -> String {
     use sha2::Digest as _;
     format!(
@@ -137,6 +143,31 @@ fn the_demo_ledger_migrates_to_postgres_with_identical_roots_and_answers() {
     assert_eq!(report["identical"], true, "{report:#}");
     assert_eq!(report["source"], report["target"], "{report:#}");
     assert!(report["copied"].as_u64().unwrap() > 20, "{report:#}");
+    // The copy's checkpoints are signed with the demo's key; the report says how a writer of
+    // the database finds it: `[log] key` in lineage.toml.
+    let key_file = d.join("log.key").display().to_string();
+    assert_eq!(report["log_key"]["action"], "configure", "{report:#}");
+    let toml = report["log_key"]["toml"].as_str().unwrap();
+    assert_eq!(toml, format!("[log]\nkey = \"{key_file}\""), "{report:#}");
+    // Until then neither writing nor auditing the copy can find the key.
+    let out = lineage(
+        d,
+        &db.url,
+        &["service", "add", "billing", "--owner", "ana@acme.dev"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`[log] key` in lineage.toml, which is not set"),
+        "{err}"
+    );
+    assert_eq!(
+        lineage(d, &db.url, &["log", "verify"]).status.code(),
+        Some(2)
+    );
+    std::fs::write(d.join("lineage.toml"), format!("{toml}\n")).unwrap();
+    let verified = ok(d, &db.url, &["log", "verify"]);
+    assert!(verified.starts_with("verified"), "{verified}");
 
     // The same signed checkpoint and the same answers from both ledgers.
     for args in [
@@ -202,6 +233,15 @@ fn the_demo_ledger_migrates_to_postgres_with_identical_roots_and_answers() {
     ))
     .unwrap();
     assert_eq!(report["identical"], true, "{report:#}");
+
+    // The database takes writes signed with the same key, and still verifies.
+    ok(
+        d,
+        &db.url,
+        &["service", "add", "billing", "--owner", "ana@acme.dev"],
+    );
+    let verified = ok(d, &db.url, &["log", "verify"]);
+    assert!(verified.starts_with("verified"), "{verified}");
 }
 
 #[test]
@@ -212,6 +252,7 @@ fn several_processes_append_at_once_without_gaps_or_duplicates() {
     let d = dir.path().to_path_buf();
     let db = Db::fresh();
     let url = db.url.clone();
+    shared_key(&d);
     // The first write creates the ledger and the log key every process then signs with.
     ok(
         &d,
@@ -373,6 +414,7 @@ fn two_server_replicas_on_one_database_keep_the_log_gapless() {
     let d = dir.path().to_path_buf();
     let db = Db::fresh();
     let url = db.url.clone();
+    shared_key(&d);
     // The first write creates the ledger and the log key both replicas sign with.
     ok(
         &d,
@@ -522,9 +564,8 @@ fn build_flags(image: &str, label: &str, run_id: &str) -> Vec<String> {
 /// indexes are 0..n each once, the counts are right (`writes` builds and as many deploys),
 /// every acknowledged record is present, and the query tables match the journal.
 fn audit_concurrent_writes(d: &Path, url: &str, acknowledged: &[(&str, String)], writes: usize) {
-    // The audit passes: every leaf hashes to the signed roots.
-    let key = d.join(".lineage/log.pub").display().to_string();
-    let verify = ok(d, url, &["log", "verify", "--key", &key]);
+    // The audit passes: every leaf hashes to the signed roots (the key is `[log] key`).
+    let verify = ok(d, url, &["log", "verify"]);
     assert!(verify.contains("verified"), "{verify}");
 
     // Every acknowledged record is in the journal, and the indexes are 0..n, each once.
@@ -558,4 +599,106 @@ fn audit_concurrent_writes(d: &Path, url: &str, acknowledged: &[(&str, String)],
         assert!(found, "acknowledged {kind} {label} is missing");
     }
     assert_eq!(store.check_projections(10).unwrap(), vec![]);
+}
+
+/// Runs `lineage serve` and waits for it to exit on its own, as a refused start does; one
+/// that starts serving anyway is stopped and fails the test.
+fn serve_refused(dir: &Path, store: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_clear()
+        .env("LINEAGE_STORE", store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("lineage serve started without the database's log key");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    err
+}
+
+#[test]
+fn a_database_ledger_keeps_its_log_key_where_lineage_toml_says() {
+    let db = Db::fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let add = ["service", "add", "api", "--owner", "priya@acme.dev"];
+    // No `[log] key`: the first writer is refused before it touches the database.
+    let out = lineage(d, &db.url, &add);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("takes its log key from `[log] key` in lineage.toml, which is not set"),
+        "{err}"
+    );
+    assert!(err.contains("hint: add `[log]` with `key = "), "{err}");
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'entries'"
+        ),
+        "0\n",
+        "nothing was written"
+    );
+    assert!(
+        !d.join(".lineage").exists(),
+        "no key beside the working directory"
+    );
+
+    // With it, the first write creates the key there, and every command finds it.
+    std::fs::write(d.join("lineage.toml"), "[log]\nkey = \"keys/ledger.key\"\n").unwrap();
+    ok(d, &db.url, &add);
+    assert!(d.join("keys/ledger.key").exists());
+    let verified = ok(d, &db.url, &["log", "verify"]);
+    assert!(verified.starts_with("verified: 1 records"), "{verified}");
+
+    // A process somewhere else, without the setting, can neither audit nor serve nor write.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let e = elsewhere.path();
+    let out = lineage(e, &db.url, &["log", "verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("pass the log's public key with `--key log.pub`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = serve_refused(e, &db.url);
+    assert!(
+        err.contains("`[log] key` in lineage.toml, which is not set"),
+        "{err}"
+    );
+    // With the setting but not the file, the refusal names the file and the setting.
+    std::fs::write(e.join("lineage.toml"), "[log]\nkey = \"log.key\"\n").unwrap();
+    let before = psql(&db.url, "SELECT count(*) FROM entries");
+    let expected = format!(
+        "error: this ledger's checkpoints are signed, but its log key `{}` (`[log] key` in lineage.toml) is missing",
+        e.join("log.key").display()
+    );
+    let out = lineage(
+        e,
+        &db.url,
+        &["service", "add", "web", "--owner", "ana@acme.dev"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with(&expected), "{err}");
+    let err = serve_refused(e, &db.url);
+    assert!(err.starts_with(&expected), "{err}");
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM entries"), before);
+    assert!(!e.join("log.key").exists());
 }
