@@ -41,9 +41,20 @@ pub struct Setup {
     pub policy: PolicyConfig,
     pub policies: Option<Policies>,
     pub trust: TrustPolicy,
+    /// Where these settings came from, named in every report.
+    pub source: Option<crate::ConfigSource>,
 }
 
 impl Setup {
+    /// Names the settings a report was judged by.
+    fn stamp(&self, mut report: Report) -> Report {
+        report.config = self
+            .source
+            .as_ref()
+            .map(|s| serde_json::to_value(s).expect("sources serialise"));
+        report
+    }
+
     fn evaluation<'a>(&'a self, exceptions: &'a [Exception], now: Timestamp) -> Evaluation<'a> {
         Evaluation {
             config: &self.policy,
@@ -362,10 +373,8 @@ pub fn check_deploy(
 ) -> Result<Report, Error> {
     let facts = deploy_facts(ledger, setup, req, now)?;
     let exceptions = ledger.exceptions()?;
-    Ok(lineage_policy::check_deploy(
-        &setup.evaluation(&exceptions, now),
-        &facts,
-    )?)
+    let report = lineage_policy::check_deploy(&setup.evaluation(&exceptions, now), &facts)?;
+    Ok(setup.stamp(report))
 }
 
 /// A deploy to record.
@@ -405,7 +414,10 @@ pub fn record_deploy(
     };
     let facts = deploy_facts(&ledger, setup, &req, now)?;
     let exceptions = ledger.exceptions()?;
-    let gate = lineage_policy::check_deploy(&setup.evaluation(&exceptions, now), &facts)?;
+    let gate = setup.stamp(lineage_policy::check_deploy(
+        &setup.evaluation(&exceptions, now),
+        &facts,
+    )?);
     if !gate.passed {
         return Ok(Decision::Refused { gate });
     }
@@ -494,6 +506,7 @@ pub fn approve(
     store: &mut dyn Store,
     config: &Config,
     input: ApprovalInput,
+    recorded_by: Option<&Identity>,
     now: Timestamp,
 ) -> Result<ApprovalReport, Error> {
     let env = config.environment(&input.env)?;
@@ -553,7 +566,7 @@ pub fn approve(
         reason: input.reason.clone(),
         at: now,
     };
-    let index = store.append(&[Record::Approval(approval)], now, Some(&input.by))?[0];
+    let index = store.append(&[Record::Approval(approval)], now, recorded_by)?[0];
     Ok(report("recorded", index))
 }
 
@@ -735,11 +748,8 @@ pub fn check_build(
         Some(st) => exceptions(st)?,
         None => Vec::new(),
     };
-    Ok(lineage_policy::check_build(
-        &setup.evaluation(&exceptions, now),
-        facts,
-        &cx,
-    )?)
+    let report = lineage_policy::check_build(&setup.evaluation(&exceptions, now), facts, &cx)?;
+    Ok(setup.stamp(report))
 }
 
 /// How a build is recorded, besides the record itself.
@@ -818,7 +828,11 @@ pub fn record_build(
         options.dockerfile,
     )?;
     let exceptions = exceptions(&*store)?;
-    let gate = lineage_policy::check_build(&setup.evaluation(&exceptions, now), &facts, &cx)?;
+    let gate = setup.stamp(lineage_policy::check_build(
+        &setup.evaluation(&exceptions, now),
+        &facts,
+        &cx,
+    )?);
     if !gate.passed && production && !options.allow_failures {
         return Ok(Decision::Refused { gate });
     }

@@ -157,6 +157,10 @@ pub struct Report {
     pub notes: Vec<String>,
     pub counts: Counts,
     pub passed: bool,
+    /// Which settings the gate judged by (`file`, `how`, `policy_dir`, …), as the caller
+    /// found them; `file` is null when no lineage.toml was found and the defaults applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -169,6 +173,7 @@ impl Report {
             notes: Vec::new(),
             counts: Counts::default(),
             passed: true,
+            config: None,
         }
     }
 

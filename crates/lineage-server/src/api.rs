@@ -564,10 +564,19 @@ async fn record_approval(
         by: acting_as(&token, b.by.as_deref(), "by")?,
         reason: b.reason,
     };
+    let recorded_by = token.identity();
     let s = st.clone();
     let report = blocking(move || {
         let now = s.now();
-        s.write(|store| Ok(gate::approve(store, &s.cfg.gate.config, input, now)?))
+        s.write(|store| {
+            Ok(gate::approve(
+                store,
+                &s.cfg.gate.config,
+                input,
+                Some(&recorded_by),
+                now,
+            )?)
+        })
     })
     .await?;
     let created = report.outcome == "recorded";

@@ -1392,3 +1392,270 @@ async fn every_response_carries_its_security_headers() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+// --- Issue 12: authenticated identity on every write ---------------------------------------
+
+/// Makes a token in the world's ledger and lets the index see it.
+fn new_token(w: &World, name: &str, scopes: &[&str], identity: Option<&str>) -> String {
+    let now = Timestamp::parse(NOW).unwrap();
+    let mut store = lineage_store::open(&w.state.cfg.store, false).unwrap();
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    let created = auth::create(
+        store.as_mut(),
+        name,
+        &scopes,
+        identity.map(id).as_ref(),
+        &id("ops@acme.dev"),
+        now,
+    )
+    .unwrap();
+    w.state.index.refresh(store.as_ref()).unwrap();
+    created.secret
+}
+
+#[tokio::test]
+async fn every_write_endpoint_checks_the_token_and_who_it_acts_as() {
+    let w = world(Mode::Enforce);
+    let d = format!("sha256:{}", "a".repeat(64));
+    // (endpoint, scope it needs, body, whether the body can name another actor)
+    let writes: Vec<(&str, &str, &str, Value, bool)> = vec![
+        (
+            "POST",
+            "/api/v1/services",
+            "admin",
+            json!({ "name": "svc-x", "owner": "a@acme.dev" }),
+            false,
+        ),
+        (
+            "PATCH",
+            "/api/v1/services/api",
+            "admin",
+            json!({ "backup_owner": "b@acme.dev" }),
+            false,
+        ),
+        (
+            "POST",
+            "/api/v1/builds",
+            "build:write",
+            complete_build(&format!("sha256:{}", "8".repeat(64)), "4.0"),
+            false,
+        ),
+        (
+            "POST",
+            "/api/v1/deploys",
+            "deploy:write",
+            json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "staging" }),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/approvals",
+            "approve",
+            json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "production" }),
+            true,
+        ),
+    ];
+    for (n, (method, path, scope, body, names_actor)) in writes.into_iter().enumerate() {
+        let what = format!("{method} {path}");
+        let (status, _) = call(&w, method, path, None, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} without a token");
+        let wrong = if scope == "build:write" {
+            "deploy:write"
+        } else {
+            "build:write"
+        };
+        let wrong_token = new_token(&w, &format!("wrong-{n}"), &[wrong], None);
+        let (status, v) = call(&w, method, path, Some(&wrong_token), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what} with `{wrong}`: {v}");
+        let right = new_token(&w, &format!("right-{n}"), &[scope], None);
+        if names_actor {
+            // The right scope, claiming to act for someone else: refused, nothing written.
+            let before = lineage_store::open(&w.state.cfg.store, false)
+                .unwrap()
+                .len()
+                .unwrap();
+            let mut other = body.clone();
+            other["by"] = json!("jonas@acme.dev");
+            let (status, v) = call(&w, method, path, Some(&right), Some(other.clone())).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{what} acting for another: {v}"
+            );
+            assert!(
+                v["error"]["hint"].as_str().unwrap().contains("act-as"),
+                "{v}"
+            );
+            let after = lineage_store::open(&w.state.cfg.store, false)
+                .unwrap()
+                .len()
+                .unwrap();
+            assert_eq!(before, after, "{what}: a refused write wrote");
+            // A token that may act for others records the named actor, and who wrote it.
+            let bot = new_token(&w, &format!("bot-{n}"), &[scope, "act-as"], None);
+            let (status, v) = call(&w, method, path, Some(&bot), Some(other)).await;
+            assert_eq!(status, StatusCode::CREATED, "{what} with act-as: {v}");
+            let store = lineage_store::open(&w.state.cfg.store, false).unwrap();
+            let index = v["index"].as_u64().unwrap();
+            let entry = store.entries(index, index + 1).unwrap().pop().unwrap();
+            let actor = match &entry.record {
+                Record::Deploy(d) => d.by.to_string(),
+                Record::Approval(a) => a.by.to_string(),
+                other => panic!("{what} wrote a {}", other.kind()),
+            };
+            assert_eq!(actor, "jonas@acme.dev", "{what}");
+            let by = entry.recorded_by.map(|i| i.to_string()).unwrap_or_default();
+            assert!(by.starts_with("sa:token-bot-"), "{what}: recorded by {by}");
+        }
+        // Without a name, the actor is the token's own identity.
+        let (status, v) = call(&w, method, path, Some(&right), Some(body.clone())).await;
+        assert!(status.is_success(), "{what} with `{scope}`: {status} {v}");
+    }
+    // A token made for a person acts as that person, and may name them.
+    let jonas = new_token(&w, "jonas", &["approve"], Some("jonas@acme.dev"));
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/approvals",
+        Some(&jonas),
+        Some(json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "staging", "by": "jonas@acme.dev" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["by"], "jonas@acme.dev");
+}
+
+#[tokio::test]
+async fn a_write_the_gate_refuses_is_422_with_the_report_and_writes_nothing() {
+    let w = world(Mode::Enforce);
+    let writer = new_token(
+        &w,
+        "writer",
+        &["build:write", "deploy:write", "act-as"],
+        None,
+    );
+    let before = lineage_store::open(&w.state.cfg.store, false)
+        .unwrap()
+        .len()
+        .unwrap();
+    // A production deploy with no approval: D003, as `deploy check` says.
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/deploys",
+        Some(&writer),
+        Some(json!({ "image": format!("ghcr.io/acme/api@{}", digest('a')), "env": "production", "by": "jonas@acme.dev" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        (v["schema"].clone(), v["gate"].clone(), v["passed"].clone()),
+        (json!(1), json!("deploy"), json!(false))
+    );
+    assert_eq!(v["diagnostics"][0]["code"], "D003", "{v}");
+    // A build with five gate errors.
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/builds",
+        Some(&writer),
+        Some(
+            json!({ "image": "ghcr.io/acme/api", "digest": format!("sha256:{}", "9".repeat(64)) }),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["counts"]["errors"], 5, "{v}");
+    // A deploy dated next year, or before its build finished: bad input, 422 with a hint.
+    for at in ["2027-06-01T00:00:00Z", "2026-01-01T00:00:00Z"] {
+        let (status, v) = call(
+            &w,
+            "POST",
+            "/api/v1/deploys",
+            Some(&writer),
+            Some(json!({ "image": format!("ghcr.io/acme/api@{}", digest('a')), "env": "staging", "at": at })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{at}: {v}");
+        assert!(v["error"]["hint"].is_string(), "{v}");
+    }
+    let after = lineage_store::open(&w.state.cfg.store, false)
+        .unwrap()
+        .len()
+        .unwrap();
+    assert_eq!(before, after, "a refused write wrote");
+}
+
+#[tokio::test]
+async fn admission_allows_listed_third_party_images_and_its_annotations_are_valid_keys() {
+    let mut w = world(Mode::Enforce);
+    let nginx = format!("docker.io/library/nginx@sha256:{}", "c".repeat(64));
+    let r = admit(
+        &w,
+        review("Pod", "prod", pod_spec(&[("containers", "web", &nginx)])),
+    )
+    .await;
+    check(
+        &r,
+        false,
+        &["D001", "D006"],
+        "an unlisted third-party image",
+    );
+    for key in r["auditAnnotations"].as_object().unwrap().keys() {
+        assert!(lineage_server::admission::audit_key_ok(key), "`{key}`");
+    }
+    // `[admission] allow` names it: admitted, and the answer says which pattern did it.
+    let cfg = &w.state.cfg;
+    let admission = AdmissionConfig::from_toml(
+        "[admission]\nnamespaces = { prod = \"production\" }\nallow = [\"nginx@*\"]\n",
+        "lineage.toml",
+        &cfg.gate.config,
+    )
+    .unwrap();
+    let state = lineage_server::state(ServerConfig {
+        store: cfg.store.clone(),
+        gate: cfg.gate.clone(),
+        admission,
+        log: None,
+        body_limit: cfg.body_limit,
+        request_timeout: cfg.request_timeout,
+        poll_interval: cfg.poll_interval,
+        clock: cfg.clock.clone(),
+        dashboard: Default::default(),
+    })
+    .unwrap();
+    let store = lineage_store::open(&state.cfg.store, false).unwrap();
+    state
+        .index
+        .load(store.as_ref(), Timestamp::parse(NOW).unwrap())
+        .unwrap();
+    w.state = state;
+    let r = admit(
+        &w,
+        review("Pod", "prod", pod_spec(&[("containers", "web", &nginx)])),
+    )
+    .await;
+    check(&r, true, &[], "a listed third-party image");
+    assert!(
+        r["status"]["message"].as_str().unwrap().contains("nginx@*"),
+        "{r}"
+    );
+    for key in r["auditAnnotations"].as_object().unwrap().keys() {
+        assert!(lineage_server::admission::audit_key_ok(key), "`{key}`");
+    }
+    // A pattern never admits an image of a repository a service owns, nor an unpinned one.
+    let r = admit(
+        &w,
+        review(
+            "Pod",
+            "prod",
+            pod_spec(&[("containers", "web", "nginx:1.27")]),
+        ),
+    )
+    .await;
+    check(&r, false, &["D005"], "unpinned");
+    assert!(!lineage_server::admission::audit_key_ok(
+        "lineage.dev/reason"
+    ));
+    assert!(lineage_server::admission::audit_key_ok("reason"));
+}

@@ -144,6 +144,7 @@ pub fn gate_setup(s: &Settings, extra: Option<&Path>) -> Result<gate::Setup, Cli
         policy,
         policies,
         trust: s.trust_policy()?,
+        source: Some(s.config_source.clone()),
     })
 }
 
@@ -547,7 +548,8 @@ pub fn approve(args: ApproveArgs, s: &Settings) -> Result<Outcome, CliError> {
         reason: args.reason,
     };
     let mut store = crate::commands::open_write(s, false)?;
-    let report = gate::approve(store.as_mut(), &s.config, input, s.now)?;
+    let by = input.by.clone();
+    let report = gate::approve(store.as_mut(), &s.config, input, Some(&by), s.now)?;
     show_approval(&report, s);
     Ok(Outcome::Ok)
 }

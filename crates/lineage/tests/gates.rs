@@ -1422,3 +1422,268 @@ fn a_write_dated_before_the_last_entry_is_refused() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.json()["reason"]["code"], "untrusted", "{}", r.stdout);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: the ways around the gates, closed.
+// ---------------------------------------------------------------------------------------------
+
+/// Records a complete CI build of api `label` (finished at `finished`).
+fn record_api(w: &World, label: &str, finished: &str) {
+    let mut args = build_args("record", "api", label, &pinned_base());
+    args.extend(["--finished-at".into(), finished.into()]);
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn an_exception_needs_a_second_person_a_horizon_and_the_named_approvers() {
+    let w = World::new();
+    w.write(
+        "lineage.toml",
+        "[exceptions]\nmax_days = 30\n[exceptions.approvers]\nD004 = [\"sec@acme.dev\"]\n",
+    );
+    let before = std::fs::read(w.path("ledger.db")).unwrap();
+    let add = |rule: &str, approved_by: &str, by: &str, expires: &str| {
+        w.run_with(
+            &[
+                "exception",
+                "add",
+                "--rule",
+                rule,
+                "--service",
+                "api",
+                "--reason",
+                "SEC-142",
+                "--approved-by",
+                approved_by,
+                "--by",
+                by,
+                "--expires",
+                expires,
+            ],
+            &[],
+        )
+    };
+    // Waiving four-eyes for yourself, for ever: the reproduction from the issue.
+    let r = add("D004", "li@acme.dev", "li@acme.dev", "2999-01-01");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("more than 30 days away"), "{}", r.stderr);
+    let r = add("B003", "li@acme.dev", "li@acme.dev", "2026-12-01");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot approve their own exception"),
+        "{}",
+        r.stderr
+    );
+    let r = add("D004", "maya@acme.dev", "li@acme.dev", "2026-12-01");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("may not approve exceptions for D004")
+            && r.stderr.contains("`sec@acme.dev`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(w.path("ledger.db")).unwrap(),
+        before,
+        "a refused exception wrote"
+    );
+    // Within the rules: recorded.
+    let r = add("D004", "sec@acme.dev", "li@acme.dev", "2026-12-01");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = add("B003", "maya@acme.dev", "li@acme.dev", "2026-12-17");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The default horizon is 90 days.
+    std::fs::remove_file(w.path("lineage.toml")).unwrap();
+    let r = add("B004", "maya@acme.dev", "li@acme.dev", "2027-03-01");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("90 days"), "{}", r.stderr);
+}
+
+#[test]
+fn event_times_in_the_future_or_before_the_build_are_refused() {
+    let w = World::new();
+    record_api(&w, "t1", "2026-11-17T09:00:00Z");
+    let before = std::fs::read(w.path("ledger.db")).unwrap();
+    let image = format!("ghcr.io/acme/api@{}", digest("t1"));
+    for (at, says) in [
+        // A typo for 2026 that would hide every real deploy after it.
+        ("2027-11-17T09:00:00Z", "in the future"),
+        ("2026-11-17T08:00:00Z", "before its build finished"),
+    ] {
+        let r = w.run_with(
+            &[
+                "deploy",
+                "record",
+                "--image",
+                &image,
+                "--env",
+                "dev",
+                "--by",
+                "jonas@acme.dev",
+                "--at",
+                at,
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{at}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{at}: {}", r.stderr);
+    }
+    let mut args = build_args("record", "api", "t2", &pinned_base());
+    args.extend(["--finished-at".into(), "2027-01-01T00:00:00Z".into()]);
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`finished_at` is `2027-01-01T00:00:00Z`, in the future"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(w.path("ledger.db")).unwrap(),
+        before,
+        "a refused record wrote"
+    );
+    // Five minutes of clock skew are fine.
+    let r = w.run_with(
+        &[
+            "deploy",
+            "record",
+            "--image",
+            &image,
+            "--env",
+            "dev",
+            "--by",
+            "jonas@acme.dev",
+            "--at",
+            "2026-11-17T09:15:00Z",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn recorded_approvals_are_acts_and_a_name_is_not_enough() {
+    let w = World::new();
+    w.write("lineage.toml", "[gates]\napprovals = \"recorded\"\n");
+    record_api(&w, "r1", "2026-11-17T09:00:00Z");
+    let image = format!("ghcr.io/acme/api@{}", digest("r1"));
+    let deploy = |approved_by: Option<&str>| {
+        let mut args = vec![
+            "--format",
+            "json",
+            "deploy",
+            "record",
+            "--image",
+            &image,
+            "--env",
+            "production",
+            "--by",
+            "jonas@acme.dev",
+            "--output",
+            "json",
+        ];
+        if let Some(a) = approved_by {
+            args.extend(["--approved-by", a]);
+        }
+        w.run_with(&args, &[])
+    };
+    // Naming an approver who approved nothing: refused.
+    let r = deploy(Some("maya@acme.dev"));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(codes(&r.json(), "error"), vec!["D003"], "{}", r.stdout);
+    assert!(
+        r.stdout.contains("has recorded no approval"),
+        "{}",
+        r.stdout
+    );
+    // The deployer approving their own deploy: four-eyes.
+    let r = w.run_with(
+        &[
+            "approve",
+            &image,
+            "--env",
+            "production",
+            "--by",
+            "jonas@acme.dev",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = deploy(None);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(codes(&r.json(), "error"), vec!["D004"], "{}", r.stdout);
+    // Maya approves, as herself: the deploy passes and names her approval.
+    let r = w.run_with(
+        &["--format", "json", "approve", &image, "--env", "production"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        (r.json()["outcome"].clone(), r.json()["by"].clone()),
+        (Value::from("recorded"), Value::from("maya@acme.dev"))
+    );
+    let r = w.run_with(&["approve", &image, "--env", "production"], &[]);
+    assert!(r.stdout.starts_with("unchanged approval"), "{}", r.stdout);
+    let r = deploy(None);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let running = w
+        .ok(&["--format", "json", "running", "--env", "production"])
+        .json();
+    assert_eq!(
+        running["rows"][0]["approved_by"], "maya@acme.dev",
+        "{running}"
+    );
+    // An approval is for a recorded digest, under the repository it was built for.
+    let r = w.run_with(
+        &[
+            "approve",
+            &format!("ghcr.io/acme/orphan@{}", digest("r1")),
+            "--env",
+            "production",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = w.run_with(
+        &[
+            "approve",
+            &format!("ghcr.io/acme/api@{}", digest("zz")),
+            "--env",
+            "production",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn every_gate_report_names_the_settings_it_judged_by() {
+    let w = World::new();
+    record_api(&w, "c1", "2026-11-17T09:00:00Z");
+    let image = format!("ghcr.io/acme/api@{}", digest("c1"));
+    let check = [
+        "--format", "json", "deploy", "check", "--image", &image, "--env", "dev",
+    ];
+    let r = w.run_with(&check, &[]);
+    assert_eq!(r.json()["config"]["how"], "none", "{}", r.stdout);
+    let r = w.run_with(&["deploy", "check", "--image", &image, "--env", "dev"], &[]);
+    assert!(
+        r.stdout
+            .contains("config      none found (built-in defaults)"),
+        "{}",
+        r.stdout
+    );
+    w.write("lineage.toml", "[rules]\nD006 = \"error\"\n");
+    std::fs::create_dir_all(w.path("policies")).unwrap();
+    let r = w.run_with(&check, &[]);
+    let config = &r.json()["config"];
+    assert_eq!(config["how"], "discovered", "{}", r.stdout);
+    assert!(config["file"].as_str().unwrap().ends_with("lineage.toml"));
+    assert!(config["policy_dir"].as_str().unwrap().ends_with("policies"));
+    let mut build = build_args("check", "api", "c2", &pinned_base());
+    build.splice(0..0, ["--format".to_string(), "json".to_string()]);
+    let r = w.run_with(&strs(&build), &GITHUB_ENV);
+    assert_eq!(r.json()["config"]["how"], "discovered", "{}", r.stdout);
+}

@@ -416,7 +416,8 @@ fn done_when_issue_8() {
     w.ok(&["key", "generate", "--name", "ci", "--dir", "keys"], &[]);
     std::fs::write(
         w.dir.path().join("lineage.toml"),
-        "[admission]\nnamespaces = { prod = \"production\", default = \"dev\" }\n\n[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"keys/ci.pub\"\nroles = [\"builder\"]\n",
+        // Unsigned provenance fails production here (D010 is a warning by default).
+        "[admission]\nnamespaces = { prod = \"production\", default = \"dev\" }\n\n[rules.production]\nD010 = \"error\"\n\n[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"keys/ci.pub\"\nroles = [\"builder\"]\n",
     )
     .unwrap();
     w.ok(
@@ -443,6 +444,8 @@ fn done_when_issue_8() {
             "build:write",
             "deploy:write",
             "read",
+            // The pipeline records who pressed the button (`--by`), so it acts for them.
+            "act-as",
         ],
         &[],
     );
@@ -486,6 +489,12 @@ fn done_when_issue_8() {
         "github-actions",
         "--ci-run-id",
         "42",
+        "--base-pulled-at",
+        NOW,
+        "--repo",
+        "https://github.com/acme/api",
+        "--branch",
+        "main",
     ];
     // A read-only token may not record.
     let r = remote(&build, &viewer);
@@ -579,6 +588,9 @@ fn done_when_issue_8() {
             &commit,
             "--builder",
             "sa:ci",
+            // A dev build: its gaps are warnings there.
+            "--env",
+            "dev",
         ],
         &secret,
     );
@@ -731,4 +743,448 @@ fn public_dashboard_opens_the_pages_and_says_so() {
         .find(|l| l.contains("--public-dashboard"))
         .unwrap_or_else(|| panic!("no warning about the public dashboard:\n{log}"));
     assert!(warning.contains("\"level\":\"WARN\""), "{warning}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: one decision on every path.
+// ---------------------------------------------------------------------------------------------
+
+/// What a gate concluded, as any path reports it: passed, and the codes of its errors and of
+/// its warnings (waived findings count as neither).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decided {
+    passed: bool,
+    errors: std::collections::BTreeSet<String>,
+    warnings: std::collections::BTreeSet<String>,
+}
+
+impl Decided {
+    fn of_report(passed: bool, report: Option<&Value>) -> Decided {
+        let mut d = Decided {
+            passed,
+            errors: Default::default(),
+            warnings: Default::default(),
+        };
+        let diagnostics = report
+            .and_then(|r| r["diagnostics"].as_array().cloned())
+            .unwrap_or_default();
+        for diag in diagnostics {
+            if diag.get("waived").is_some_and(|w| !w.is_null()) {
+                continue;
+            }
+            let code = diag["code"].as_str().unwrap().to_string();
+            match diag["level"].as_str() {
+                Some("error") => d.errors.insert(code),
+                _ => d.warnings.insert(code),
+            };
+        }
+        assert_eq!(
+            passed,
+            d.errors.is_empty(),
+            "a report passes exactly when it has no errors: {report:?}"
+        );
+        d
+    }
+
+    /// A record command run with `--format json --output json`: the refused report is on
+    /// stdout (exit 1); a passing one with findings is on stderr (exit 0).
+    fn of_cli(r: &Run) -> Decided {
+        match r.code {
+            0 => {
+                let report = r
+                    .stderr
+                    .lines()
+                    .find_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .filter(|v| v.get("diagnostics").is_some());
+                let report = report.or_else(|| serde_json::from_str(&r.stderr).ok());
+                Decided::of_report(true, report.as_ref())
+            }
+            1 => Decided::of_report(
+                false,
+                Some(
+                    &serde_json::from_str(&r.stdout)
+                        .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr)),
+                ),
+            ),
+            code => panic!("exit {code}: {}\n{}", r.stdout, r.stderr),
+        }
+    }
+
+    /// The API's answer to a gated write: 201/200 with `gate`, or 422 with the report.
+    fn of_api(status: u16, body: &Value) -> Decided {
+        match status {
+            200 | 201 => Decided::of_report(true, Some(&body["gate"])),
+            422 => Decided::of_report(false, Some(body)),
+            other => panic!("API answered {other}: {body}"),
+        }
+    }
+
+    /// An admission answer: denied codes come from the denial message, warned ones from the
+    /// warnings, both as `CODE NAME:`.
+    fn of_admission(r: &Value, rules: &[(String, String)]) -> Decided {
+        let message = r["status"]["message"].as_str().unwrap_or("");
+        let warnings = r["warnings"].to_string();
+        let found = |text: &str| -> std::collections::BTreeSet<String> {
+            rules
+                .iter()
+                .filter(|(code, name)| text.contains(&format!("{code} {name}:")))
+                .map(|(code, _)| code.clone())
+                .collect()
+        };
+        let allowed = r["allowed"].as_bool().unwrap();
+        Decided {
+            passed: allowed,
+            errors: if allowed {
+                Default::default()
+            } else {
+                found(message)
+            },
+            warnings: found(&warnings),
+        }
+    }
+}
+
+fn post(url: &str, token: &str, body: &Value) -> (u16, Value) {
+    let mut r = agent()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {token}"))
+        .send(body.to_string())
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// The path-equivalence matrix: one row per rule, one column per path (local CLI,
+/// `--server`, the raw API, admission where the rule applies). No row may differ.
+#[test]
+fn every_rule_decides_alike_on_every_path() {
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    for key in ["ci", "rogue"] {
+        w.ok(&["key", "generate", "--name", key, "--dir", "keys"], &[]);
+    }
+    std::fs::write(
+        w.dir.path().join("lineage.toml"),
+        "[gates]\napprovals = \"recorded\"\n\n[admission]\nnamespaces = { prod = \"production\", dev = \"dev\" }\n\n[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"keys/ci.pub\"\nroles = [\"builder\"]\n",
+    )
+    .unwrap();
+    for (name, owner, image) in [
+        ("api", Some("priya@acme.dev"), "ghcr.io/acme/api"),
+        ("web", Some("ana@acme.dev"), "ghcr.io/acme/web"),
+        ("orphan", None, "ghcr.io/acme/orphan"),
+    ] {
+        let mut args = vec!["service", "add", name, "--image", image];
+        if let Some(o) = owner {
+            args.extend(["--owner", o]);
+        }
+        w.ok(&args, &[]);
+    }
+    let commit = hex('c', 40);
+    let base = format!("python:3.12-slim@sha256:{}", hex('b', 64));
+    let digest = |c: char| format!("sha256:{}", hex(c, 64));
+    // A complete build of `repo@digest(c)`, signed with `key` when given.
+    let build = |repo: &str, c: char, key: Option<&str>, complete: bool| {
+        let image = format!("ghcr.io/acme/{repo}@{}", digest(c));
+        let mut args: Vec<String> = ["build", "record", "--image", &image, "--base", &base]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let facts = [
+            "--base-pulled-at",
+            NOW,
+            "--repo",
+            "https://github.com/acme/app",
+            "--branch",
+            "main",
+            "--ci-system",
+            "github-actions",
+            "--ci-run-id",
+            "7",
+        ];
+        if complete {
+            args.extend(["--commit", &commit].iter().map(|s| s.to_string()));
+            args.extend(facts.iter().map(|s| s.to_string()));
+        } else {
+            // No commit, source or CI run: a failing build, recorded anyway.
+            args.extend(
+                ["--builder", "sa:laptop", "--allow-failures"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+        if let Some(k) = key {
+            args.extend(["--sign-key".to_string(), format!("keys/{k}.key")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        w.ok(&args, &[]);
+    };
+    build("api", 'a', Some("ci"), true); // passes everything
+    build("api", '1', None, true); // unsigned: D010 warns
+    build("api", '2', Some("ci"), false); // its build gate failed: D007
+    build("api", '3', Some("ci"), true); // retired: D008
+    build("api", '4', Some("rogue"), true); // signed by an untrusted key: D009
+    build("orphan", '5', Some("ci"), true); // a service with no owner: D001
+    build("api", '6', Some("ci"), true); // nobody approved it: D003
+    build("api", '7', Some("ci"), true); // approved by its deployer only: D004
+    w.ok(&["retire", &digest('3'), "--reason", "CVE-2026-1234"], &[]);
+    for (repo, c) in [
+        ("api", 'a'),
+        ("api", '1'),
+        ("api", '2'),
+        ("api", '3'),
+        ("api", '4'),
+        ("orphan", '5'),
+    ] {
+        w.ok(
+            &[
+                "approve",
+                &format!("ghcr.io/acme/{repo}@{}", digest(c)),
+                "--env",
+                "production",
+                "--by",
+                "maya@acme.dev",
+            ],
+            &[],
+        );
+    }
+    w.ok(
+        &[
+            "approve",
+            &format!("ghcr.io/acme/api@{}", digest('7')),
+            "--env",
+            "production",
+            "--by",
+            "jonas@acme.dev",
+        ],
+        &[],
+    );
+    let token = w.ok(
+        &[
+            "--format",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "deployer",
+            "--scope",
+            "deploy:write",
+            "build:write",
+            "act-as",
+        ],
+        &[],
+    );
+    let token: Value = serde_json::from_str(&token.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let rules: Vec<(String, String)> = {
+        let r = w.ok(&["--format", "json", "policy", "rules"], &[]);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["code"].as_str().unwrap().into(),
+                    r["name"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let server = Server::start(&w);
+    let url = server.url.clone();
+
+    // (rule, image, environment, admission namespace where the rule applies there)
+    let api = |c: char| format!("ghcr.io/acme/api@{}", digest(c));
+    let rows: Vec<(&str, String, &str, Option<&str>)> = vec![
+        ("pass", api('a'), "production", Some("prod")),
+        (
+            "D001",
+            format!("ghcr.io/acme/orphan@{}", digest('5')),
+            "production",
+            Some("prod"),
+        ),
+        // Admission maps a namespace to a configured environment: D002 cannot arise there.
+        ("D002", api('a'), "prodution", None),
+        ("D003", api('6'), "production", Some("prod")),
+        // A pod has no deployer of its own: four-eyes is judged when the deploy is recorded.
+        ("D004", api('7'), "production", None),
+        (
+            "D005",
+            "ghcr.io/acme/api:1.0".into(),
+            "production",
+            Some("prod"),
+        ),
+        ("D006", api('d'), "production", Some("prod")),
+        ("D007", api('2'), "production", Some("prod")),
+        ("D008", api('3'), "production", Some("prod")),
+        ("D009", api('4'), "production", Some("prod")),
+        ("D010", api('1'), "production", Some("prod")),
+        (
+            "D011",
+            format!("ghcr.io/acme/web@{}", digest('a')),
+            "production",
+            Some("prod"),
+        ),
+    ];
+    let mut differ = Vec::new();
+    for (rule, image, env, namespace) in &rows {
+        let args = [
+            "--format",
+            "json",
+            "deploy",
+            "record",
+            "--image",
+            image,
+            "--env",
+            env,
+            "--by",
+            "jonas@acme.dev",
+            "--output",
+            "json",
+        ];
+        let local = Decided::of_cli(&w.run(&args, &[]));
+        let mut remote_args = vec!["--server", url.as_str()];
+        remote_args.extend(args);
+        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]));
+        let (status, body) = post(
+            &format!("{url}/api/v1/deploys"),
+            &token,
+            &json!({ "image": image, "env": env, "by": "jonas@acme.dev" }),
+        );
+        let api = Decided::of_api(status, &body);
+        // The index sees the CLI's writes within a poll interval.
+        std::thread::sleep(Duration::from_millis(250));
+        let admission = namespace.map(|ns| Decided::of_admission(&admit(&url, ns, image), &rules));
+        match *rule {
+            "pass" => assert!(
+                local.passed && local.warnings.is_empty(),
+                "{rule}: {local:?}"
+            ),
+            "D010" => assert!(
+                local.passed && local.warnings.contains("D010"),
+                "{rule}: {local:?}"
+            ),
+            code => assert!(
+                !local.passed && local.errors.contains(code),
+                "{rule}: the local gate did not refuse with it: {local:?}"
+            ),
+        }
+        for (path, got) in [("--server", &remote), ("API", &api)] {
+            if *got != local {
+                differ.push(format!("{rule}: local {local:?} but {path} {got:?}"));
+            }
+        }
+        if let Some(admission) = admission {
+            if admission != local {
+                differ.push(format!(
+                    "{rule}: local {local:?} but admission {admission:?}"
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "paths disagree:\n{}", differ.join("\n"));
+
+    // Only the passing rows were recorded: what runs in production is the approved digests.
+    let running = w.ok(&["--format", "json", "running", "--env", "production"], &[]);
+    let running: Value = serde_json::from_str(&running.stdout).unwrap();
+    let rows: Vec<(String, String)> = running["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["service"].as_str().unwrap().into(),
+                r["digest"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, vec![("api".to_string(), digest('1'))], "{running}");
+
+    // The build gate, on the three write paths: a complete build, one with five gate
+    // errors, and a Dockerfile whose `FROM` is not pinned (its text travels to the server).
+    std::fs::write(
+        w.dir.path().join("Dockerfile"),
+        "FROM python:3.12-slim\nCOPY . /app\n",
+    )
+    .unwrap();
+    let complete = |c: char| -> Vec<String> {
+        let image = format!("ghcr.io/acme/web@{}", digest(c));
+        [
+            "build",
+            "record",
+            "--image",
+            &image,
+            "--base",
+            &base,
+            "--base-pulled-at",
+            NOW,
+            "--commit",
+            &commit,
+            "--repo",
+            "https://github.com/acme/web",
+            "--branch",
+            "main",
+            "--ci-system",
+            "github-actions",
+            "--ci-run-id",
+            "9",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let bare = |c: char| -> Vec<String> {
+        [
+            "build",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/web@{}", digest(c)),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut dockerfile = complete('f');
+    dockerfile.extend(["--dockerfile".to_string(), "Dockerfile".to_string()]);
+    let builds: Vec<(&str, Vec<String>, bool)> = vec![
+        ("complete", complete('e'), true),
+        ("five errors", bare('9'), false),
+        ("B009", dockerfile, false),
+    ];
+    for (what, flags, passes) in builds {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let mut args = vec!["--format", "json"];
+        args.extend(&flags);
+        args.extend(["--output", "json"]);
+        let local = Decided::of_cli(&w.run(&args, &[]));
+        assert_eq!(local.passed, passes, "{what}: {local:?}");
+        let mut remote_args = vec!["--server", url.as_str()];
+        remote_args.extend(&args);
+        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]));
+        // The raw API gets the record `--print-detected` shows, and the Dockerfile's text.
+        let mut detect = vec!["--format", "json"];
+        detect.extend(&flags);
+        detect.push("--print-detected");
+        let detected: Value = serde_json::from_str(&w.ok(&detect, &[]).stdout).unwrap();
+        let mut body = detected["build"].clone();
+        if flags.contains(&"--dockerfile") {
+            body["gate"] = json!({ "dockerfile": std::fs::read_to_string(w.dir.path().join("Dockerfile")).unwrap() });
+        }
+        let (status, answer) = post(&format!("{url}/api/v1/builds"), &token, &body);
+        let api = Decided::of_api(status, &answer);
+        assert_eq!(remote, local, "{what}: --server differs");
+        assert_eq!(api, local, "{what}: the API differs");
+        if what == "five errors" {
+            assert!(local.errors.len() >= 4, "{local:?}");
+        }
+        if what == "B009" {
+            assert!(local.errors.contains("B009"), "{local:?}");
+        }
+    }
 }

@@ -67,6 +67,17 @@ fn summary_rows(report: &Report) -> Vec<(&'static str, String)> {
             rows.push(("approval", show(&s.approved_by)));
         }
     }
+    if let Some(config) = &report.config {
+        // "Passed" means something only with the rules it was judged by.
+        let file = config["file"].as_str().map_or_else(
+            || "none found (built-in defaults)".to_string(),
+            str::to_string,
+        );
+        let policies = config["policy_dir"]
+            .as_str()
+            .map_or(String::new(), |d| format!("; policies {d}"));
+        rows.push(("config", format!("{file}{policies}")));
+    }
     rows
 }
 
