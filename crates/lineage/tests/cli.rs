@@ -564,3 +564,38 @@ fn demo_answers_the_four_questions() {
     let by_name = q(&["affected", "--base", "python:3.12-slim"]);
     assert_eq!(by_name["services"].as_array().unwrap().len(), 2);
 }
+
+/// ARCHITECTURE.md, "every write path goes through the gate": the front ends (this binary and
+/// the server) record builds and deploys only through `lineage_core::gate`, never through the
+/// ungated use cases or the store's write methods.
+#[test]
+fn front_ends_write_builds_and_deploys_only_through_the_gate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let forbidden = [
+        "record::build(",
+        "record::deploy(",
+        "record::resolve_deploy(",
+        ".record_builds(",
+        ".record_deploys(",
+    ];
+    let mut found = Vec::new();
+    for dir in ["crates/lineage/src", "crates/lineage-server/src"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (n, line) in text.lines().enumerate() {
+                        if forbidden.iter().any(|f| line.contains(f)) {
+                            found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "ungated writes:\n{}", found.join("\n"));
+}
