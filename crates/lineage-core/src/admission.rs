@@ -416,33 +416,27 @@ pub fn malformed(reason: &str, mode: Mode) -> Verdict {
 
 /// The verdict while the index is loading, or when it could not be read.
 pub fn not_ready(allow: bool) -> Verdict {
-    let message =
-        "lineage's admission index is still loading; try again in a few seconds".to_string();
-    Verdict {
-        allowed: allow,
-        message: Some(message.clone()),
-        warnings: if allow {
-            vec![format!("allowed unchecked: {message}")]
-        } else {
-            Vec::new()
-        },
-        findings: Vec::new(),
-        outcome: "not_ready",
-    }
+    unchecked(
+        "lineage's admission index is still loading; try again in a few seconds".into(),
+        allow,
+    )
 }
 
 /// The verdict when the gate could not decide (a broken policy, an unreadable ledger):
 /// allowed only when `[admission] when_not_ready = "allow"`, like a loading index.
 pub fn undecided(reason: &str, allow: bool) -> Verdict {
-    let message = format!("lineage could not decide: {reason}");
+    unchecked(format!("lineage could not decide: {reason}"), allow)
+}
+
+fn unchecked(message: String, allow: bool) -> Verdict {
     Verdict {
         allowed: allow,
-        message: Some(message.clone()),
         warnings: if allow {
             vec![format!("allowed unchecked: {message}")]
         } else {
             Vec::new()
         },
+        message: Some(message),
         findings: Vec::new(),
         outcome: "not_ready",
     }

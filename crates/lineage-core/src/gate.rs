@@ -377,26 +377,13 @@ pub fn check_deploy(
     Ok(setup.stamp(report))
 }
 
-/// A deploy to record.
-#[derive(Debug, Clone)]
-pub struct DeployInput {
-    pub image: ImageRef,
-    pub env: String,
-    /// The deployer: on the server, the token's identity (or whom it may act for).
-    pub by: Identity,
-    pub approved_by: Option<Identity>,
-    pub ticket: Option<String>,
-    /// When the deploy happened; `None`: now.
-    pub at: Option<Timestamp>,
-}
-
 /// `deploy record`, `POST /api/v1/deploys`: the deploy gate, then the record. A refused
 /// deploy writes nothing. Under `[gates] approvals = "recorded"` the record names the
 /// approver whose recorded approval let it through.
 pub fn record_deploy(
     store: &mut dyn Store,
     setup: &Setup,
-    input: DeployInput,
+    input: record::DeployInput,
     recorded_by: Option<&Identity>,
     now: Timestamp,
 ) -> Result<Decision<RecordReport>, Error> {
@@ -406,8 +393,7 @@ pub fn record_deploy(
         deployer: Some(input.by.to_string()),
         approver: input.approved_by.as_ref().map(ToString::to_string),
     };
-    let at = input.at.unwrap_or(now);
-    check_event_time("at", at, now)?;
+    check_event_time("at", input.at, now)?;
     let ledger = StoreLedger {
         store: &*store,
         trust: &setup.trust,
@@ -421,18 +407,7 @@ pub fn record_deploy(
     if !gate.passed {
         return Ok(Decision::Refused { gate });
     }
-    let mut deploy = record::resolve_deploy(
-        &*store,
-        &setup.config,
-        record::DeployInput {
-            image: input.image,
-            env: input.env,
-            by: input.by,
-            approved_by: input.approved_by,
-            ticket: input.ticket,
-            at,
-        },
-    )?;
+    let mut deploy = record::resolve_deploy(&*store, &setup.config, input)?;
     if let Some(finished) = facts.build.as_ref().and_then(|b| b.finished_at) {
         if deploy.at < finished {
             return Err(Error::Refused(
@@ -574,27 +549,16 @@ pub fn approve(
 // Exceptions
 // -------------------------------------------------------------------------------------------
 
-/// A waiver to record. `rule` is already canonical (a built-in code or a code a loaded Rego
-/// policy emits).
-#[derive(Debug, Clone)]
-pub struct ExceptionInput {
-    pub rule: String,
-    /// A service name, or `*`.
-    pub service: String,
-    pub reason: String,
-    pub approved_by: Identity,
-    pub expires: Timestamp,
-    /// Who asks for it.
-    pub by: Identity,
-}
-
 /// `exception add`: records a waiver, within `[exceptions]`: someone other than the
 /// requester approves it, it lapses within `max_days`, and for rules with named approvers
 /// only they may approve. A refused exception writes nothing.
+///
+/// `input.rule` is canonical already (a built-in code, or a code a loaded Rego policy emits);
+/// `input.at` is set to `now`.
 pub fn add_exception(
     store: &mut dyn Store,
     setup: &Setup,
-    input: ExceptionInput,
+    input: lineage_model::Exception,
     now: Timestamp,
 ) -> Result<(u64, lineage_model::Exception), Error> {
     let rules = &setup.policy.exceptions;
@@ -656,15 +620,11 @@ pub fn add_exception(
         }
     }
     let record = lineage_model::Exception {
-        rule: input.rule,
-        service: input.service,
         reason,
-        approved_by: input.approved_by,
-        expires: input.expires,
-        by: input.by.clone(),
         at: now,
+        ..input
     };
-    let index = store.append(&[Record::Exception(record.clone())], now, Some(&input.by))?[0];
+    let index = store.append(&[Record::Exception(record.clone())], now, Some(&record.by))?[0];
     Ok((index, record))
 }
 

@@ -114,6 +114,7 @@ pub struct DeployInput {
     pub by: Identity,
     pub approved_by: Option<Identity>,
     pub ticket: Option<String>,
+    /// When the deploy happened (the caller defaults it to now).
     pub at: Timestamp,
 }
 

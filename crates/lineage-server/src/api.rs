@@ -505,13 +505,13 @@ async fn record_deploy(
 ) -> Result<Response, ApiError> {
     let token = st.authorize(&headers, Scope::DeployWrite)?;
     let b: DeployBody = parse_body(body)?;
-    let input = gate::DeployInput {
+    let input = record::DeployInput {
         image: ImageRef::parse(&b.image).map_err(|e| e.in_field("image"))?,
         env: b.env,
         by: acting_as(&token, b.by.as_deref(), "by")?,
         approved_by: opt(b.approved_by.as_deref(), Identity::parse, "approved_by")?,
         ticket: b.ticket,
-        at: opt(b.at.as_deref(), Timestamp::parse, "at")?,
+        at: opt(b.at.as_deref(), Timestamp::parse, "at")?.unwrap_or_else(|| st.now()),
     };
     let recorded_by = token.identity();
     let s = st.clone();

@@ -34,13 +34,13 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             at,
             check,
         }) => {
-            let input = lineage_core::gate::DeployInput {
+            let input = lineage_core::record::DeployInput {
                 image: ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?,
                 env,
                 by: Identity::parse(&by).map_err(|e| e.in_field("--by"))?,
                 approved_by: parse_opt(approved_by.as_deref(), Identity::parse, "--approved-by")?,
                 ticket,
-                at: parse_opt(at.as_deref(), Timestamp::parse, "--at")?,
+                at: parse_opt(at.as_deref(), Timestamp::parse, "--at")?.unwrap_or(s.now),
             };
             let setup = crate::gates::setup(&check, s)?;
             // The deploy gate decides before anything is written; a refusal exits 1.

@@ -499,7 +499,7 @@ pub fn deploy_check(args: DeployCheckArgs, s: &Settings) -> Result<Outcome, CliE
 /// `deploy record` on the local ledger.
 pub fn record_deploy(
     setup: &Setup,
-    input: gate::DeployInput,
+    input: lineage_core::record::DeployInput,
     s: &Settings,
 ) -> Result<Outcome, CliError> {
     let mut store = crate::commands::open_write(s, false)?;

@@ -164,13 +164,14 @@ pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
             let (index, record) = lineage_core::gate::add_exception(
                 store.as_mut(),
                 &setup,
-                lineage_core::gate::ExceptionInput {
+                Exception {
                     rule,
                     service,
                     reason,
                     approved_by,
                     expires,
                     by,
+                    at: s.now,
                 },
                 s.now,
             )?;
