@@ -869,6 +869,23 @@ fn every_rule_decides_alike_on_every_path() {
     for key in ["ci", "rogue"] {
         w.ok(&["key", "generate", "--name", key, "--dir", "keys"], &[]);
     }
+    // D012 needs a base left behind by its tag for a month: two images pushed under one tag
+    // to a real registry, each recorded by `base add` when it was current. These are the
+    // ledger's first writes, so their earlier times keep recorded-at moving forward.
+    let registry = lineage_testkit::Registry::start();
+    let images = lineage_testkit::World::new();
+    let tag = registry.reference("base:1");
+    let old_base = images.umoci_image(&tag, &[&[("etc/os-release", "ID=old\n")]], &[]);
+    w.ok(
+        &["base", "add", &tag],
+        &[("LINEAGE_NOW", "2026-09-01T00:00:00Z")],
+    );
+    images.umoci_image(&tag, &[&[("etc/os-release", "ID=new\n")]], &[]);
+    w.ok(
+        &["base", "add", &tag],
+        &[("LINEAGE_NOW", "2026-10-01T00:00:00Z")],
+    );
+    let stale_base = format!("{tag}@{}", old_base.digest);
     std::fs::write(
         w.dir.path().join("lineage.toml"),
         "[gates]\napprovals = \"recorded\"\n\n[admission]\nnamespaces = { prod = \"production\", dev = \"dev\" }\n\n[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"keys/ci.pub\"\nroles = [\"builder\"]\n",
@@ -889,9 +906,9 @@ fn every_rule_decides_alike_on_every_path() {
     let base = format!("python:3.12-slim@sha256:{}", hex('b', 64));
     let digest = |c: char| format!("sha256:{}", hex(c, 64));
     // A complete build of `repo@digest(c)`, signed with `key` when given.
-    let build = |repo: &str, c: char, key: Option<&str>, complete: bool| {
+    let build_on = |repo: &str, c: char, key: Option<&str>, complete: bool, base: &str| {
         let image = format!("ghcr.io/acme/{repo}@{}", digest(c));
-        let mut args: Vec<String> = ["build", "record", "--image", &image, "--base", &base]
+        let mut args: Vec<String> = ["build", "record", "--image", &image, "--base", base]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -924,6 +941,9 @@ fn every_rule_decides_alike_on_every_path() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         w.ok(&args, &[]);
     };
+    let build = |repo: &str, c: char, key: Option<&str>, complete: bool| {
+        build_on(repo, c, key, complete, &base)
+    };
     build("api", 'a', Some("ci"), true); // passes everything
     build("api", '1', None, true); // unsigned: D010 warns
     build("api", '2', Some("ci"), false); // its build gate failed: D007
@@ -932,6 +952,7 @@ fn every_rule_decides_alike_on_every_path() {
     build("orphan", '5', Some("ci"), true); // a service with no owner: D001
     build("api", '6', Some("ci"), true); // nobody approved it: D003
     build("api", '7', Some("ci"), true); // approved by its deployer only: D004
+    build_on("api", '8', Some("ci"), true, &stale_base); // its base is 47 days behind: D012
     w.ok(&["retire", &digest('3'), "--reason", "CVE-2026-1234"], &[]);
     for (repo, c) in [
         ("api", 'a'),
@@ -940,6 +961,7 @@ fn every_rule_decides_alike_on_every_path() {
         ("api", '3'),
         ("api", '4'),
         ("orphan", '5'),
+        ("api", '8'),
     ] {
         w.ok(
             &[
@@ -1031,6 +1053,7 @@ fn every_rule_decides_alike_on_every_path() {
             "production",
             Some("prod"),
         ),
+        ("D012", api('8'), "production", Some("prod")),
     ];
     let mut differ = Vec::new();
     for (rule, image, env, namespace) in &rows {
@@ -1048,7 +1071,8 @@ fn every_rule_decides_alike_on_every_path() {
             "--output",
             "json",
         ];
-        let local = Decided::of_cli(&w.run(&args, &[]));
+        let run = w.run(&args, &[]);
+        let local = Decided::of_cli(&run);
         let mut remote_args = vec!["--server", url.as_str()];
         remote_args.extend(args);
         let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]));
@@ -1066,8 +1090,8 @@ fn every_rule_decides_alike_on_every_path() {
                 local.passed && local.warnings.is_empty(),
                 "{rule}: {local:?}"
             ),
-            "D010" => assert!(
-                local.passed && local.warnings.contains("D010"),
+            "D010" | "D012" => assert!(
+                local.passed && local.warnings.contains(*rule),
                 "{rule}: {local:?}"
             ),
             code => assert!(
@@ -1104,7 +1128,7 @@ fn every_rule_decides_alike_on_every_path() {
             )
         })
         .collect();
-    assert_eq!(rows, vec![("api".to_string(), digest('1'))], "{running}");
+    assert_eq!(rows, vec![("api".to_string(), digest('8'))], "{running}");
 
     // The build gate, on the three write paths: a complete build, one with five gate
     // errors, and a Dockerfile whose `FROM` is not pinned (its text travels to the server).
