@@ -81,6 +81,12 @@ impl IntoResponse for ApiError {
             "error": { "message": self.message, "hint": self.hint },
         });
         let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 here passes (loading, a slow request, an unreachable database).
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -125,6 +125,14 @@ impl AppState {
         needed: Scope,
     ) -> Result<Arc<TokenInfo>, ApiError> {
         let create = format!("create one: `lineage token create --name NAME --scope {needed}`");
+        if token.is_some() && !self.index.is_ready() {
+            // The tokens load with the index: "not valid" now would be a false answer.
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is still loading the ledger, so it cannot check tokens yet",
+                "retry in a few seconds; `GET /readyz` answers 200 once it is ready",
+            ));
+        }
         let Some(info) = token.and_then(|t| self.index.token(t)) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -246,7 +254,12 @@ pub fn start_index(state: Arc<AppState>, stop: tokio::sync::watch::Receiver<bool
                     None => lineage_store::open(&st.cfg.store, false)?,
                 };
                 if st.index.is_ready() {
-                    st.index.refresh(store.as_ref())?;
+                    // Woken by the database (`LISTEN` on PostgreSQL) or by the log's head
+                    // moving (SQLite), never by scanning the ledger.
+                    let seen = st.index.ledger_len();
+                    if store.wait_for_change(seen, st.cfg.poll_interval)? > seen {
+                        st.index.refresh(store.as_ref())?;
+                    }
                 } else {
                     st.index.load(store.as_ref(), st.now())?;
                     tracing::info!(entries = st.index.ledger_len(), "admission index loaded");
@@ -254,12 +267,25 @@ pub fn start_index(state: Arc<AppState>, stop: tokio::sync::watch::Receiver<bool
                 Ok::<_, lineage_store::StoreError>(store)
             })
             .await;
-            match result {
-                Ok(Ok(store)) => poller = Some(store),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot refresh the index from the ledger")
+            let waited = match result {
+                Ok(Ok(store)) => {
+                    poller = Some(store);
+                    true
                 }
-                Err(e) => tracing::warn!(error = %e, "index refresh failed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot refresh the index from the ledger");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "index refresh failed");
+                    false
+                }
+            };
+            if waited {
+                if stop.has_changed().unwrap_or(true) {
+                    return;
+                }
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(state.cfg.poll_interval) => {}
@@ -330,7 +356,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "the admission index is loading\n",
+            [(header::RETRY_AFTER, "2")],
+            "loading the ledger: tokens and the admission index are not ready yet\n",
         )
             .into_response()
     }

@@ -853,6 +853,20 @@ async fn readiness_and_not_ready_answer() {
     .await;
     check(&r, false, &[], "not ready");
     assert!(r["status"]["message"].as_str().unwrap().contains("loading"));
+    // A valid token is not "not valid" while the tokens load: 503 with Retry-After.
+    let (_, secret) = &w.tokens[0];
+    let response = lineage_server::router(w2.state.clone())
+        .oneshot(
+            Request::builder()
+                .uri("/api/v1/services")
+                .header("Authorization", format!("Bearer {secret}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "2");
 }
 
 #[test]
