@@ -85,6 +85,10 @@ pub struct TraceReport {
     pub digest: String,
     /// The build record of the digest; `None` when it was deployed without one.
     pub build: Option<BuildRecord>,
+    /// When the ledger recorded the build: the build time to go by when the pipeline gave
+    /// none (`build.finished_at` absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_recorded_at: Option<Timestamp>,
     /// Environments where this digest runs now, production first.
     pub running: Vec<Placement>,
     /// Environments where the service runs another digest now.
@@ -107,6 +111,10 @@ pub fn trace(
         return Ok(None);
     };
     let build = store.build(&digest)?;
+    let build_recorded_at = match store.build_index(&digest)? {
+        Some(i) => store.entries(i, i + 1)?.pop().map(|e| e.recorded_at),
+        None => None,
+    };
     let service_record = store.service(&service)?;
     let mut running = Vec::new();
     let mut elsewhere = Vec::new();
@@ -140,6 +148,7 @@ pub fn trace(
         image: image.to_string(),
         digest: digest.to_string(),
         build,
+        build_recorded_at,
         running,
         elsewhere,
         previous,

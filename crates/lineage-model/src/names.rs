@@ -166,7 +166,11 @@ impl Identity {
         if body.is_empty() {
             return Err(err("names no account after the prefix"));
         }
-        let allowed = |c: char| c.is_ascii_alphanumeric() || "._-+@:/".contains(c);
+        // A URI names a workload identity (a CI workflow, a SPIFFE id): it may carry
+        // percent-encoded characters; no email rules apply.
+        let is_uri = body.contains("://");
+        let allowed =
+            |c: char| c.is_ascii_alphanumeric() || "._-+@:/".contains(c) || (is_uri && c == '%');
         if let Some(bad) = body.chars().find(|c| !allowed(*c)) {
             return Err(ParseError::new(
                 "identity",
@@ -175,8 +179,6 @@ impl Identity {
                 IDENTITY_HINT,
             ));
         }
-        // A URI names a workload identity (a CI workflow, a SPIFFE id); no email rules apply.
-        let is_uri = body.contains("://");
         if let Some((local, domain)) = body.split_once('@').filter(|_| !is_uri) {
             if local.is_empty()
                 || domain.is_empty()

@@ -128,6 +128,40 @@ fn parse_opt<T>(
         .transpose()
 }
 
+/// A flag's value, or the one CI detection found for `field`. An error about a detected value
+/// names the variable it came from, since the user never typed it.
+fn flag_or_detected<T>(
+    flag_value: &Option<String>,
+    d: &ci::Detected,
+    field: &'static str,
+    flag: &'static str,
+    parse: fn(&str) -> Result<T, lineage_model::ParseError>,
+) -> Result<Option<T>, CliError> {
+    if flag_value.is_some() {
+        return parse_opt(flag_value.as_deref(), parse, flag);
+    }
+    let detected = match field {
+        "commit" => &d.commit,
+        "source_repo" => &d.source_repo,
+        "builder" => &d.builder,
+        "started_at" => &d.started_at,
+        _ => return Ok(None),
+    };
+    let Some(value) = detected else {
+        return Ok(None);
+    };
+    parse(value).map(Some).map_err(|e| {
+        let mut err = CliError::from(e.in_field(flag));
+        if let Some(var) = d.from.get(field) {
+            err.message = format!(
+                "{} (detected from {var}; pass `{flag}` to give it yourself)",
+                err.message
+            );
+        }
+        err
+    })
+}
+
 fn owners(args: &OwnerArgs) -> Result<services::OwnerChange, CliError> {
     Ok(services::OwnerChange {
         owner: parse_opt(args.owner.as_deref(), Identity::parse, "--owner")?,
@@ -337,12 +371,9 @@ pub(crate) fn assemble_build(
         })
         .collect::<Result<Vec<_>, CliError>>()?;
 
-    let commit = pick(&args.commit, &d.commit);
-    let commit = parse_opt(commit.as_deref(), CommitId::parse, "--commit")?;
-    let repo = pick(&args.repo, &d.source_repo);
-    let source_repo = parse_opt(repo.as_deref(), SourceRepo::parse, "--repo")?;
-    let builder = pick(&args.builder, &d.builder);
-    let builder = parse_opt(builder.as_deref(), Identity::parse, "--builder")?;
+    let commit = flag_or_detected(&args.commit, &d, "commit", "--commit", CommitId::parse)?;
+    let source_repo = flag_or_detected(&args.repo, &d, "source_repo", "--repo", SourceRepo::parse)?;
+    let builder = flag_or_detected(&args.builder, &d, "builder", "--builder", Identity::parse)?;
     let ci_system = pick(&args.ci_system, &d.system);
     let ci = ci_system.map(|system| CiRun {
         system,
@@ -391,7 +422,13 @@ pub(crate) fn assemble_build(
             source_repo,
             git_ref: pick(&args.branch, &d.git_ref),
             commit,
-            started_at: parse_opt(args.started_at.as_deref(), Timestamp::parse, "--started-at")?,
+            started_at: flag_or_detected(
+                &args.started_at,
+                &d,
+                "started_at",
+                "--started-at",
+                Timestamp::parse,
+            )?,
             finished_at: parse_opt(
                 args.finished_at.as_deref(),
                 Timestamp::parse,

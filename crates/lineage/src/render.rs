@@ -171,12 +171,13 @@ pub fn detected(format: Format, build: &BuildRecord, ci: Option<&Detected>) {
                 None => println!("detected CI: none (not running in a known CI system)"),
             }
             println!("would record (nothing written):");
-            print!("{}", build_block(build));
+            print!("{}", build_block(build, None));
         }
     }
 }
 
-fn build_block(b: &BuildRecord) -> String {
+/// A build's facts; `recorded_at` stands in for a build time the pipeline did not give.
+fn build_block(b: &BuildRecord, recorded_at: Option<lineage_model::Timestamp>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "  image     {}@{}", b.image, b.digest);
     if !b.tags.is_empty() {
@@ -205,10 +206,14 @@ fn build_block(b: &BuildRecord) -> String {
         or_none(b.git_ref.as_deref()),
         or_none(b.commit.as_ref().map(|c| c.as_str()))
     );
+    let built = match (b.finished_at, recorded_at) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(r)) => format!("{r} (recorded; no build time given)"),
+        (None, None) => "(none)".to_string(),
+    };
     let _ = writeln!(
         out,
-        "  built     {} by {}",
-        or_none(b.finished_at.map(|t| t.to_string()).as_deref()),
+        "  built     {built} by {}",
         or_none(b.builder.as_ref().map(|i| i.as_str()))
     );
     if let Some(ci) = &b.ci {
@@ -272,7 +277,7 @@ pub fn trace(format: Format, r: &TraceReport) {
     );
     println!();
     match &r.build {
-        Some(b) => print!("{}", build_block(b)),
+        Some(b) => print!("{}", build_block(b, r.build_recorded_at)),
         None => {
             println!("  image     {}@{}", r.image, r.digest);
             println!("  build     NOT RECORDED: provenance of this digest is unknown");

@@ -1687,3 +1687,81 @@ fn every_gate_report_names_the_settings_it_judged_by() {
     let r = w.run_with(&strs(&build), &GITHUB_ENV);
     assert_eq!(r.json()["config"]["how"], "discovered", "{}", r.stdout);
 }
+
+/// Issue 13, items 1–3: Azure Pipelines on a Microsoft-hosted agent records its builds, with
+/// the branch as people write it, and a build with no time given shows when it was recorded.
+#[test]
+fn azure_and_jenkins_builds_record_with_normalised_builders_and_branches() {
+    let w = World::new();
+    let azure = [
+        ("TF_BUILD", "True"),
+        ("AGENT_NAME", "Azure Pipelines 3"),
+        ("BUILD_SOURCEBRANCH", "refs/heads/release/2.4"),
+        ("BUILD_SOURCEBRANCHNAME", "2.4"),
+        ("BUILD_BUILDID", "44"),
+        ("BUILD_SOURCEVERSION", COMMIT),
+        ("BUILD_REPOSITORY_URI", "https://github.com/acme/api"),
+    ];
+    let image = format!("ghcr.io/acme/api@{}", digest("az"));
+    let base = pinned_base();
+    let args = [
+        "build",
+        "record",
+        "--image",
+        &image,
+        "--base",
+        &base,
+        "--base-pulled-at",
+        "2026-11-17T08:00:00Z",
+        "--env",
+        "dev",
+    ];
+    let r = w.run_with(&args, &azure);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let t = w.ok(&["--format", "json", "trace", &image]).json();
+    assert_eq!(
+        t["build"]["builder"], "sa:azure-agent:Azure-Pipelines-3",
+        "{t}"
+    );
+    assert_eq!(t["build"]["git_ref"], "release/2.4", "{t}");
+    assert_eq!(t["build_recorded_at"], NOW, "{t}");
+    let human = w.ok(&["trace", &image]).stdout;
+    assert!(
+        human.contains(&format!("built     {NOW} (recorded; no build time given)")),
+        "{human}"
+    );
+    // Jenkins: a node name with spaces, and the remote-tracking branch.
+    let jenkins = [
+        ("JENKINS_URL", "https://ci.acme.dev/"),
+        ("NODE_NAME", "build node 7"),
+        ("GIT_BRANCH", "origin/main"),
+        ("BUILD_NUMBER", "31"),
+        ("GIT_COMMIT", COMMIT),
+    ];
+    let image = format!("ghcr.io/acme/api@{}", digest("jk"));
+    let r = w.run_with(
+        &[
+            "build", "record", "--image", &image, "--base", &base, "--env", "dev",
+        ],
+        &jenkins,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let t = w.ok(&["--format", "json", "trace", &image]).json();
+    assert_eq!(t["build"]["git_ref"], "main", "{t}");
+    assert_eq!(
+        t["build"]["builder"], "https://ci.acme.dev/computer/build%20node%207",
+        "{t}"
+    );
+    // A detected value that still does not parse names the variable it came from.
+    let bad = [("GITLAB_CI", "true"), ("CI_COMMIT_SHA", "4f2a9c1")];
+    let r = w.run_with(
+        &["build", "record", "--image", &image, "--env", "dev"],
+        &bad,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("detected from CI_COMMIT_SHA"),
+        "{}",
+        r.stderr
+    );
+}
