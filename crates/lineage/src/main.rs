@@ -88,6 +88,16 @@ pub fn run(args: Vec<String>) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // A reader that goes away (`lineage affected … | head -1`) ends the process quietly, as
+    // with any Unix filter: Rust ignores SIGPIPE, which turns the closed pipe into a panic in
+    // `println!`. The server keeps ignoring it: a client hanging up must not stop it.
+    #[cfg(unix)]
+    if !matches!(cli.command, args::Command::Serve(_)) {
+        // SAFETY: restores the default disposition of one signal, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let format = cli.format;
     // A command that writes opens the ledger with `commands::open_write`, which checks the log
     // key first and seals a checkpoint when the command is done; one that only reads never

@@ -599,3 +599,52 @@ fn front_ends_write_builds_and_deploys_only_through_the_gate() {
     }
     assert!(found.is_empty(), "ungated writes:\n{}", found.join("\n"));
 }
+
+/// Issue 13, item 6: output piped into a reader that stops early (`| head -1`) ends quietly,
+/// never with a panic about a broken pipe.
+#[test]
+fn a_closed_pipe_ends_the_process_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    // More output than a pipe holds (64 KiB), so the writer is still writing when the
+    // reader leaves.
+    let mut csv = String::from(
+        "service,owner,backup owner,source repo,image repositories,emergency approver\n",
+    );
+    for i in 0..3000 {
+        csv.push_str(&format!(
+            "svc-{i},owner-{i}@acme.dev,,,ghcr.io/acme/svc-{i},\n"
+        ));
+    }
+    std::fs::write(dir.path().join("services.csv"), csv).unwrap();
+    let import = std::process::Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["service", "import", "services.csv", "--by", "ops@acme.dev"])
+        .env("LINEAGE_STORE", dir.path().join("l.db"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .arg("service")
+        .arg("list")
+        .env("LINEAGE_STORE", dir.path().join("l.db"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The reader is gone; the rest of the output has nowhere to go.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}
