@@ -3,11 +3,12 @@
 //! Each returns a versioned report (`"schema": 1`). Reports never contain internal types:
 //! their JSON form is documented in README.md and is the public format.
 
+use lineage_model::DigestQuery;
 use lineage_model::{
     BaseImage, BuildRecord, DeployRecord, Digest, EnvName, ImageRef, Repository, Service,
     ServiceName, Tag, Timestamp,
 };
-use lineage_store::{BaseFilter, RunningImage, Store};
+use lineage_store::{BaseFilter, DigestRole, RunningImage, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::{Config, Error};
@@ -172,8 +173,26 @@ fn resolve_trace_target(
     config: &Config,
     query: &str,
 ) -> Result<Option<(ServiceName, Digest, Repository)>, Error> {
-    if query.starts_with("sha256:") || query.starts_with("sha512:") {
-        let digest = Digest::parse(query)?;
+    if let Some(parsed) = DigestQuery::parse(query) {
+        let parsed = parsed?;
+        let Some(digest) = resolve_digest(
+            store,
+            query,
+            &parsed,
+            &[DigestRole::Build, DigestRole::Deploy],
+        )?
+        else {
+            // A base is not traced; the question about it is which images use it.
+            if resolve_digest(store, query, &parsed, &[DigestRole::Base])?.is_some() {
+                return Err(Error::Invalid(
+                    format!(
+                        "`{query}` is a base image digest, not an image Lineage built or deployed"
+                    ),
+                    format!("ask which images are built on it: `lineage affected --base {query}`"),
+                ));
+            }
+            return Ok(None);
+        };
         return Ok(by_digest(store, &digest)?.map(|(s, i)| (s, digest, i)));
     }
     if !query.contains(['/', ':', '@', '.']) {
@@ -239,6 +258,83 @@ fn current_of_service(
 }
 
 /// Parses an `affected --base` argument: a digest, or a name with an optional tag.
+/// The digest `input` names, among the ledger's digests in `roles`: itself when whole, the
+/// one digest a prefix matches, `None` when none does, and an error listing the candidates
+/// when several do (as git does for short commit ids).
+pub fn resolve_digest(
+    store: &dyn Store,
+    input: &str,
+    query: &DigestQuery,
+    roles: &[DigestRole],
+) -> Result<Option<Digest>, Error> {
+    let prefix = match query {
+        DigestQuery::Full(d) => return Ok(Some(d.clone())),
+        DigestQuery::Prefix(p) => p,
+    };
+    let mut found: Vec<Digest> = store
+        .digests_with_prefix(prefix, 3)?
+        .into_iter()
+        .filter(|(_, role)| roles.contains(role))
+        .map(|(d, _)| d)
+        .collect();
+    found.dedup();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(Error::Invalid(
+            format!(
+                "digest prefix `{input}` is ambiguous: it matches {}",
+                found
+                    .iter()
+                    .map(|d| format!("`{d}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "give more hex characters, or the whole digest".into(),
+        )),
+    }
+}
+
+/// A base query with its digest prefix resolved against the bases builds used. `Ok(None)`
+/// when a prefix matches no base.
+pub fn resolve_base_filter(store: &dyn Store, input: &str) -> Result<Option<BaseFilter>, Error> {
+    if let Some(parsed) = DigestQuery::parse(input) {
+        let parsed = parsed.map_err(|e| e.in_field("--base"))?;
+        return Ok(
+            resolve_digest(store, input, &parsed, &[DigestRole::Base])?.map(BaseFilter::Digest)
+        );
+    }
+    base_filter(input).map(Some)
+}
+
+/// `affected --base INPUT`: the base named by a digest, a digest prefix or a name, resolved
+/// against the ledger; a prefix no base has gives an empty report.
+pub fn affected_by(
+    store: &dyn Store,
+    config: &Config,
+    input: &str,
+) -> Result<AffectedReport, Error> {
+    match resolve_base_filter(store, input)? {
+        Some(filter) => affected(store, config, &filter),
+        None => Ok(AffectedReport {
+            schema: 1,
+            base: input.to_string(),
+            services: Vec::new(),
+        }),
+    }
+}
+
+/// Checks a base query's form without a ledger (a digest prefix passes; the ledger resolves
+/// it).
+pub fn check_base_query(input: &str) -> Result<(), Error> {
+    match DigestQuery::parse(input) {
+        Some(parsed) => parsed
+            .map(drop)
+            .map_err(|e| Error::Parse(e.in_field("--base"))),
+        None => base_filter(input).map(drop),
+    }
+}
+
 pub fn base_filter(input: &str) -> Result<BaseFilter, Error> {
     if input.starts_with("sha256:") || input.starts_with("sha512:") {
         return Ok(BaseFilter::Digest(

@@ -186,3 +186,87 @@ mod tests {
         }
     }
 }
+
+/// The shortest prefix of a digest Lineage accepts for one, as git accepts short commit ids:
+/// the 12 hex characters its human output shows.
+pub const MIN_DIGEST_PREFIX: usize = 12;
+
+/// What a user typed to name a digest: the whole digest, or a prefix of at least
+/// [`MIN_DIGEST_PREFIX`] hex characters that the ledger must resolve. A bare hex string is a
+/// sha256 digest (or prefix), never an image name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestQuery {
+    Full(Digest),
+    /// `sha256:` or `sha512:` followed by lowercase hex, shorter than a whole digest.
+    Prefix(String),
+}
+
+impl DigestQuery {
+    /// `None` when `input` does not look like a digest at all (an image name, a service);
+    /// an error when it looks like one but is malformed.
+    pub fn parse(input: &str) -> Option<Result<DigestQuery, ParseError>> {
+        let (algorithm, hex) = match input.split_once(':') {
+            Some((a @ ("sha256" | "sha512"), hex)) => (a, hex),
+            Some(_) => return None,
+            None if input.len() >= MIN_DIGEST_PREFIX
+                && input.chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                ("sha256", input)
+            }
+            None => return None,
+        };
+        let full = format!("{algorithm}:{hex}");
+        let hex_len = if algorithm == "sha256" { 64 } else { 128 };
+        if hex.len() >= hex_len {
+            return Some(Digest::parse(&full).map(DigestQuery::Full));
+        }
+        let err = |problem: &str| {
+            ParseError::new(
+                "digest",
+                input,
+                problem,
+                format!(
+                    "give the whole digest or at least its first {MIN_DIGEST_PREFIX} hex characters, e.g. `sha256:4f2a9c1e8b7d`"
+                ),
+            )
+        };
+        if hex.len() < MIN_DIGEST_PREFIX {
+            return Some(Err(err(&format!(
+                "has {} hex characters; a digest prefix needs at least {MIN_DIGEST_PREFIX}",
+                hex.len()
+            ))));
+        }
+        if let Some(bad) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Some(Err(err(&format!(
+                "contains `{bad}`, which is not a hex character"
+            ))));
+        }
+        Some(Ok(DigestQuery::Prefix(full.to_ascii_lowercase())))
+    }
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_bare_hex() {
+        let full = "a".repeat(64);
+        assert!(matches!(
+            DigestQuery::parse(&full),
+            Some(Ok(DigestQuery::Full(_)))
+        ));
+        assert_eq!(
+            DigestQuery::parse("sha256:4f2a9c1e8b7d"),
+            Some(Ok(DigestQuery::Prefix("sha256:4f2a9c1e8b7d".into())))
+        );
+        assert_eq!(
+            DigestQuery::parse("4F2A9C1E8B7D00"),
+            Some(Ok(DigestQuery::Prefix("sha256:4f2a9c1e8b7d00".into())))
+        );
+        assert!(matches!(DigestQuery::parse("sha256:4f2a"), Some(Err(_))));
+        assert_eq!(DigestQuery::parse("ghcr.io/acme/api:1.0"), None);
+        assert_eq!(DigestQuery::parse("api"), None);
+        assert_eq!(DigestQuery::parse("deadbeef"), None);
+    }
+}

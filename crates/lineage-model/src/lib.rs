@@ -12,7 +12,7 @@ mod reference;
 mod suggest;
 mod timestamp;
 
-pub use digest::{Algorithm, Digest};
+pub use digest::{Algorithm, Digest, DigestQuery, MIN_DIGEST_PREFIX};
 pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
 pub use records::{

@@ -634,10 +634,10 @@ async fn affected(
             "pass `?base=DIGEST` or `?base=NAME[:TAG]`",
         ));
     };
-    let filter = query::base_filter(&base)?;
+    query::check_base_query(&base)?;
     let s = st.clone();
     let report =
-        blocking(move || s.read(|store| Ok(query::affected(store, &s.cfg.gate.config, &filter)?)))
+        blocking(move || s.read(|store| Ok(query::affected_by(store, &s.cfg.gate.config, &base)?)))
             .await?;
     Ok(Json(report).into_response())
 }

@@ -318,7 +318,7 @@ async fn incident(State(st): State<Arc<AppState>>, Query(q): Query<IncidentQuery
 
 fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, ApiError> {
     let mut html = String::new();
-    let mut filter = query::base_filter(q).ok();
+    let mut filter = query::resolve_base_filter(store, q).ok().flatten();
     let mut report = match &filter {
         Some(f) => Some(query::affected(store, &st.cfg.gate.config, f)?),
         None => None,

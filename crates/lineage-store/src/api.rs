@@ -224,6 +224,29 @@ pub struct ProjectionMismatch {
     pub entry: Option<u64>,
 }
 
+/// Where a digest appears in the ledger, for resolving a prefix the user typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DigestRole {
+    /// The digest of a recorded build.
+    Build,
+    /// A digest deployed somewhere (with or without a build record).
+    Deploy,
+    /// A base image some build was built on.
+    Base,
+}
+
+/// Reads `(digest, role)` rows whose digest is well-formed; a malformed one would be a
+/// tampered projection, which `log verify` reports.
+pub(crate) fn digest_roles(rows: Vec<(String, DigestRole)>) -> Vec<(Digest, DigestRole)> {
+    let mut out: Vec<(Digest, DigestRole)> = rows
+        .into_iter()
+        .filter_map(|(d, role)| Digest::parse(&d).ok().map(|d| (d, role)))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The ledger. Every write appends journal entries and updates projections atomically, and is
 /// durable when the call returns.
 pub trait Store: Send {
@@ -281,6 +304,13 @@ pub trait Store: Send {
     ) -> Result<Vec<RunningImage>, StoreError>;
     /// What runs now and was built on a matching base (any stage).
     fn running_on_base(&self, filter: &BaseFilter) -> Result<Vec<RunningImage>, StoreError>;
+    /// Digests starting with `prefix` (`sha256:4f2a9c1e8b7d`) and where each appears: at most
+    /// `limit` per role, enough to tell a unique prefix from an ambiguous one.
+    fn digests_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(Digest, DigestRole)>, StoreError>;
     /// Every deploy of a digest, newest first.
     fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError>;
 

@@ -21,7 +21,7 @@ mod postgres;
 mod sqlite;
 
 pub use api::{
-    BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch, RawEntry,
+    BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ProjectionMismatch, RawEntry,
     RunningImage, Store, StoreError, StoreLocation, StoredCheckpoint, CLOCK_SKEW_TOLERANCE_SECS,
 };
 pub use copy::{copy_ledger, CopyReport};

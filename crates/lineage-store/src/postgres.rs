@@ -34,8 +34,8 @@ pub(crate) use connect::redact;
 pub use connect::PgLocation;
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch,
-    RawEntry, RunningImage, Store, StoreError, StoredCheckpoint,
+    recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead,
+    ProjectionMismatch, RawEntry, RunningImage, Store, StoreError, StoredCheckpoint,
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
@@ -1307,6 +1307,27 @@ impl Store for PgStore {
                 &[(&name.to_string(), Type::TEXT), (&tag.as_str(), Type::TEXT)],
             ),
         }
+    }
+
+    fn digests_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(Digest, DigestRole)>, StoreError> {
+        let mut c = self.conn()?;
+        let limit = limit as i64;
+        let mut rows = Vec::new();
+        // `left(…) =` is exact whatever the database's collation (a range would depend on it).
+        for (sql, role) in [
+            ("SELECT DISTINCT digest FROM builds WHERE left(digest, length($1)) = $1 LIMIT $2", DigestRole::Build),
+            ("SELECT DISTINCT digest FROM deploys WHERE left(digest, length($1)) = $1 LIMIT $2", DigestRole::Deploy),
+            ("SELECT DISTINCT base_digest FROM build_bases WHERE left(base_digest, length($1)) = $1 LIMIT $2", DigestRole::Base),
+        ] {
+            for r in query(&mut *c, sql, &[(&prefix, Type::TEXT), (&limit, Type::INT8)])? {
+                rows.push((r.get::<_, String>(0), role));
+            }
+        }
+        Ok(crate::api::digest_roles(rows))
     }
 
     fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError> {

@@ -14,8 +14,8 @@ use lineage_model::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ProjectionMismatch,
-    RawEntry, RunningImage, Store, StoreError, StoredCheckpoint,
+    recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead,
+    ProjectionMismatch, RawEntry, RunningImage, Store, StoreError, StoredCheckpoint,
 };
 use crate::SCHEMA_VERSION;
 
@@ -974,6 +974,30 @@ impl Store for SqliteStore {
             )?,
         };
         self.running_from(entries)
+    }
+
+    fn digests_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(Digest, DigestRole)>, StoreError> {
+        // A range on the indexed column: hex sorts below `g` in SQLite's binary collation.
+        let upper = format!("{prefix}g");
+        let mut rows = Vec::new();
+        for (sql, role) in [
+            ("SELECT DISTINCT digest FROM builds WHERE digest >= ?1 AND digest < ?2 LIMIT ?3", DigestRole::Build),
+            ("SELECT DISTINCT digest FROM deploys WHERE digest >= ?1 AND digest < ?2 LIMIT ?3", DigestRole::Deploy),
+            ("SELECT DISTINCT base_digest FROM build_bases WHERE base_digest >= ?1 AND base_digest < ?2 LIMIT ?3", DigestRole::Base),
+        ] {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(backend)?;
+            let found = stmt
+                .query_map(params![prefix, upper, limit as i64], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            for d in found {
+                rows.push((d.map_err(backend)?, role));
+            }
+        }
+        Ok(crate::api::digest_roles(rows))
     }
 
     fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError> {

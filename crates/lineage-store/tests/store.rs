@@ -5,7 +5,7 @@ use lineage_model::{
     BaseImage, BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity, Record, Repository,
     Service, ServiceChange, ServiceName, Tag, Timestamp,
 };
-use lineage_store::{BaseFilter, BuildOutcome, Store, StoreError, StoreLocation};
+use lineage_store::{BaseFilter, BuildOutcome, DigestRole, Store, StoreError, StoreLocation};
 
 /// Fresh stores of every backend, with a guard that keeps their files (or database) alive.
 fn backends() -> Vec<(&'static str, Box<dyn Store>, Guard)> {
@@ -1312,4 +1312,45 @@ fn store_locations_parse_by_scheme() {
     assert!(matches!(err, StoreError::BadLocation { .. }), "{err}");
     assert!(err.to_string().contains("`mysql://`"), "{err}");
     assert!(!err.to_string().contains("pw@"), "{err}");
+}
+
+#[test]
+fn digest_prefixes_resolve_to_builds_deploys_and_bases() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-01T10:00:00Z");
+        store
+            .record_builds(&[build("api", "a1", "python:3.12-slim", "py1")], at, None)
+            .unwrap();
+        store
+            .record_deploys(
+                &[deploy("api", "a1", "production", "2026-11-03T10:00:00Z")],
+                at,
+                None,
+            )
+            .unwrap();
+        let a1 = digest("a1").to_string();
+        let found = store.digests_with_prefix(&a1[..7 + 12], 3).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                (digest("a1"), DigestRole::Build),
+                (digest("a1"), DigestRole::Deploy)
+            ],
+            "{backend}"
+        );
+        let py1 = digest("py1").to_string();
+        assert_eq!(
+            store.digests_with_prefix(&py1[..7 + 12], 3).unwrap(),
+            vec![(digest("py1"), DigestRole::Base)],
+            "{backend}"
+        );
+        assert!(
+            store
+                .digests_with_prefix("sha256:ffffffffffff0000", 3)
+                .unwrap()
+                .is_empty(),
+            "{backend}"
+        );
+    }
 }

@@ -61,9 +61,9 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             }
         }
         Command::Affected { base } => {
-            let filter = query::base_filter(&base)?;
+            query::check_base_query(&base)?;
             let store = open(s, false)?;
-            let report = query::affected(store.as_ref(), &s.config, &filter)?;
+            let report = query::affected_by(store.as_ref(), &s.config, &base)?;
             render::affected(s.format, &report);
             Ok(if report.services.is_empty() {
                 Outcome::NotFound

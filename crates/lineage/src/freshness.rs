@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use lineage_core::freshness::{self, BaseTag, Resolved, StaleOptions};
-use lineage_model::{Digest, ImageRef, Timestamp};
+use lineage_model::{ImageRef, Timestamp};
 use lineage_registry::Platform;
 
 use crate::args::{ActorArgs, Format};
@@ -347,19 +347,19 @@ fn post_json(s: &Settings, url: &str, body: &str) -> Result<u16, CliError> {
 
 /// A build named by digest, `REPO@DIGEST` or `REPO:TAG`.
 enum BuildRef {
-    Digest(Digest),
+    Digest(lineage_model::DigestQuery),
     Tag(ImageRef),
 }
 
 fn build_ref(input: &str, field: &'static str) -> Result<BuildRef, CliError> {
-    if input.starts_with("sha256:") || input.starts_with("sha512:") {
-        return Ok(BuildRef::Digest(
-            Digest::parse(input).map_err(|e| e.in_field(field))?,
-        ));
+    if let Some(parsed) = lineage_model::DigestQuery::parse(input) {
+        return Ok(BuildRef::Digest(parsed.map_err(|e| e.in_field(field))?));
     }
     let image = ImageRef::parse(input).map_err(|e| e.in_field(field))?;
     match (&image.digest, &image.tag) {
-        (Some(d), _) => Ok(BuildRef::Digest(d.clone())),
+        (Some(d), _) => Ok(BuildRef::Digest(lineage_model::DigestQuery::Full(
+            d.clone(),
+        ))),
         (None, Some(_)) => Ok(BuildRef::Tag(image)),
         (None, None) => Err(CliError::new(
             format!("{field} `{input}` names no build"),
@@ -377,7 +377,17 @@ pub fn build_diff(args: DiffArgs, s: &Settings) -> Result<Outcome, CliError> {
     let store = crate::commands::open(s, false)?;
     let find = |r: &BuildRef, given: &str| -> Result<lineage_model::BuildRecord, CliError> {
         let found = match r {
-            BuildRef::Digest(d) => store.build(d)?,
+            BuildRef::Digest(q) => {
+                match lineage_core::query::resolve_digest(
+                    store.as_ref(),
+                    given,
+                    q,
+                    &[lineage_store::DigestRole::Build],
+                )? {
+                    Some(d) => store.build(&d)?,
+                    None => None,
+                }
+            }
             BuildRef::Tag(i) => {
                 store.build_by_tag(&i.repository, i.tag.as_ref().expect("tagged reference"))?
             }

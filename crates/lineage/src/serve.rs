@@ -584,7 +584,7 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             }
         }
         Command::Affected { base } => {
-            lineage_core::query::base_filter(&base)?;
+            lineage_core::query::check_base_query(&base)?;
             let path = format!("/api/v1/affected?base={}", encode(&base, false));
             let report: AffectedReport = typed(client.send("GET", &path, None)?.ok()?)?;
             render::affected(s.format, &report);

@@ -648,3 +648,76 @@ fn a_closed_pipe_ends_the_process_quietly() {
     );
     assert_ne!(out.status.code(), Some(101), "{stderr}");
 }
+
+/// Issue 13, item 5: the 12-hex digests human output shows are accepted back, as any unique
+/// prefix of at least 12 hex characters; an ambiguous one says so; a bare 64-hex string is a
+/// digest; and tracing a base digest points at `affected --base`.
+#[test]
+fn short_digests_are_accepted_where_they_are_unique() {
+    let l = scenario();
+    let a1 = digest("a1");
+    let a2 = digest("a2");
+    let short = &a1[..7 + 12];
+    let t = l.json(&["trace", short]);
+    assert_eq!(t["digest"], a1.as_str(), "{t}");
+    let bare = a1.strip_prefix("sha256:").unwrap();
+    assert_eq!(l.json(&["trace", bare])["digest"], a1.as_str());
+    assert_eq!(l.json(&["trace", &bare[..12]])["digest"], a1.as_str());
+    // `build diff` takes them too.
+    let d = l.json(&["build", "diff", &a1[..7 + 12], &a2[..7 + 14]]);
+    assert!(d["fields"].is_array(), "{d}");
+    // A base digest: `affected` takes its prefix; `trace` says where to ask.
+    let py1 = digest("py1");
+    let a = l.json(&["affected", "--base", &py1[..7 + 12]]);
+    assert_eq!(a["services"][0]["service"], "api", "{a}");
+    let out = l.run(&["trace", &py1[..7 + 12]]);
+    assert!(
+        out.starts_with("exit: 2\n") && out.contains("lineage affected --base"),
+        "{out}"
+    );
+    // Too short, or not found.
+    let out = l.run(&["trace", "sha256:1234"]);
+    assert!(
+        out.starts_with("exit: 2\n") && out.contains("at least 12"),
+        "{out}"
+    );
+    let out = l.run(&["trace", "sha256:000000000000"]);
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+}
+
+/// Two digests sharing their first 12 hex characters: the prefix is ambiguous, and the error
+/// lists both.
+#[test]
+fn an_ambiguous_digest_prefix_lists_the_candidates() {
+    let l = Ledger::new();
+    l.ok(&[
+        "service",
+        "add",
+        "api",
+        "--owner",
+        "priya@acme.dev",
+        "--image",
+        "ghcr.io/acme/api",
+    ]);
+    let one = format!("sha256:abcdef012345{}", "1".repeat(52));
+    let two = format!("sha256:abcdef012345{}", "2".repeat(52));
+    for d in [&one, &two] {
+        l.ok(&[
+            "build",
+            "record",
+            "--image",
+            &format!("ghcr.io/acme/api@{d}"),
+            "--env",
+            "dev",
+            "--builder",
+            "sa:ci",
+        ]);
+    }
+    let out = l.run(&["trace", "sha256:abcdef012345"]);
+    assert!(out.starts_with("exit: 2\n"), "{out}");
+    assert!(
+        out.contains("ambiguous") && out.contains(&one) && out.contains(&two),
+        "{out}"
+    );
+    assert_eq!(l.json(&["trace", &one[..7 + 13]])["digest"], one.as_str());
+}
