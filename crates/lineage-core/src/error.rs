@@ -84,7 +84,9 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Parse(e) => Some(e.hint.clone()),
-            Error::Config { .. } => Some("fix the file; `lineage help config` shows the format".into()),
+            Error::Config { .. } => Some(
+                "fix the file; the `lineage.toml` section of README.md lists every setting".into(),
+            ),
             Error::ConfigKey { hint, .. } => Some(hint.clone()),
             Error::UnknownEnvironment {
                 suggestion,

@@ -17,6 +17,7 @@ use lineage_core::{ledger_log, query, record, services};
 use lineage_model::{
     BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp,
 };
+use lineage_store::lineage_log::proof::ProofBundle;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -712,7 +713,8 @@ async fn proof(
     })?;
     let s = st.clone();
     let bundle = blocking(move || s.read(|store| Ok(ledger_log::prove(store, index)?))).await?;
-    Ok(Json(bundle).into_response())
+    // The same tagged bundle `lineage log prove` writes, so `log verify-proof` reads it.
+    Ok(Json(ProofBundle::Inclusion(bundle)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -737,7 +739,7 @@ async fn consistency(
     let s = st.clone();
     let bundle =
         blocking(move || s.read(|store| Ok(ledger_log::consistency(store, old, new)?))).await?;
-    Ok(Json(bundle).into_response())
+    Ok(Json(ProofBundle::Consistency(bundle)).into_response())
 }
 
 async fn tokens(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -1673,3 +1673,50 @@ async fn admission_allows_listed_third_party_images_and_its_annotations_are_vali
     ));
     assert!(lineage_server::admission::audit_key_ok("reason"));
 }
+
+/// Issue 13, item 21: what the API serves as a proof, `lineage log verify-proof` reads.
+#[tokio::test]
+async fn proof_bundles_from_the_api_carry_their_kind() {
+    use lineage_store::lineage_log::proof::ProofBundle;
+    let w = world(Mode::Enforce);
+    let read = w
+        .tokens
+        .iter()
+        .find(|(s, _)| *s == Some(Scope::Read))
+        .unwrap()
+        .1
+        .clone();
+    // Seal a checkpoint over the world's records first, as any write does.
+    let store = lineage_store::open(&w.state.cfg.store, false).unwrap();
+    let size = store.len().unwrap();
+    drop(store);
+    let (_, _) = call(
+        &w,
+        "POST",
+        "/api/v1/services",
+        Some(
+            &w.tokens
+                .iter()
+                .find(|(s, _)| *s == Some(Scope::Admin))
+                .unwrap()
+                .1,
+        ),
+        Some(json!({ "name": "sealer", "owner": "a@acme.dev" })),
+    )
+    .await;
+    let (status, v) = call(&w, "GET", "/api/v1/log/proof/0", Some(&read), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["kind"], "inclusion", "{v}");
+    assert!(ProofBundle::from_json(&v.to_string()).is_ok(), "{v}");
+    let (status, v) = call(
+        &w,
+        "GET",
+        &format!("/api/v1/log/consistency?old=1&new={}", size + 1),
+        Some(&read),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["kind"], "consistency", "{v}");
+    assert!(ProofBundle::from_json(&v.to_string()).is_ok(), "{v}");
+}

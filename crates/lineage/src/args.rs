@@ -14,7 +14,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// The ledger: an SQLite file path (default ./.lineage/lineage.db).
-    #[arg(long, global = true, env = "LINEAGE_STORE", value_name = "PATH")]
+    // `hide_env_values`: a PostgreSQL URL may carry a password, and `--help` must not show it.
+    #[arg(
+        long,
+        global = true,
+        env = "LINEAGE_STORE",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
     pub store: Option<String>,
 
     /// Settings file (default ./lineage.toml when it exists).

@@ -240,14 +240,26 @@ impl Settings {
                 "see `[[trust.keys]]` in the README",
             )
         })?;
-        config
+        let policy = config
             .resolve(|p| std::fs::read_to_string(dir.join(p)))
             .map_err(|e| {
                 CliError::new(
                     format!("lineage.toml: {e}"),
                     "check the `public_key_file` paths (relative to lineage.toml)",
                 )
-            })
+            })?;
+        // A misspelt environment would make the key silently trusted nowhere.
+        for key in &policy.keys {
+            for env in &key.environments {
+                if let Err(e) = self.config.environment(env.as_str()) {
+                    return Err(CliError::new(
+                        format!("lineage.toml: `[[trust.keys]]` `{}`: {e}", key.id),
+                        e.hint().unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        Ok(policy)
     }
 }
 

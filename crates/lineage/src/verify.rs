@@ -36,8 +36,8 @@ pub struct VerifyArgs {
     #[arg(long = "key", value_name = "PEM")]
     pub keys: Vec<PathBuf>,
     /// How many distinct trusted keys must have signed a DSSE envelope.
-    #[arg(long, default_value_t = 1)]
-    pub threshold: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threshold: u16,
     /// Accept hex-encoded signatures, as written by older in-toto and securesystemslib.
     #[arg(long)]
     pub legacy_hex: bool,
@@ -319,7 +319,7 @@ fn verify_dsse(args: &VerifyArgs, target: &str, bytes: &[u8]) -> Result<VerifyRe
         ));
     }
     let options = VerifyOptions {
-        threshold: args.threshold,
+        threshold: usize::from(args.threshold),
         payload_types: PayloadTypes::Any,
         sig_encoding: if args.legacy_hex {
             SigEncoding::HexLegacy

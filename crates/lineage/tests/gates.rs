@@ -1765,3 +1765,55 @@ fn azure_and_jenkins_builds_record_with_normalised_builders_and_branches() {
         r.stderr
     );
 }
+
+/// Issue 13, items 20 and 23: small ways a setting went wrong silently.
+#[test]
+fn settings_mistakes_are_named_and_secrets_stay_out_of_help() {
+    let w = World::new();
+    // `--help` never shows the PostgreSQL password in LINEAGE_STORE.
+    let r = w.run_with(
+        &["--help"],
+        &[("LINEAGE_STORE", "postgres://lineage:s3cret-pw@db:5432/l")],
+    );
+    assert_eq!(r.code, 0);
+    assert!(
+        !r.stdout.contains("s3cret") && !r.stderr.contains("s3cret"),
+        "{}",
+        r.stdout
+    );
+    // A threshold of zero would accept an unsigned envelope.
+    w.write("e.json", "{}");
+    let r = w.run_with(&["verify", "e.json", "--threshold", "0"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // A misspelt environment on a trusted key would trust it nowhere.
+    w.ok(&["key", "generate", "--name", "ci", "--dir", "keys"]);
+    w.write(
+        "lineage.toml",
+        "[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"keys/ci.pub\"\nroles = [\"builder\"]\nenvironments = [\"prodution\"]\n",
+    );
+    let r = w.run_with(
+        &[
+            "deploy",
+            "check",
+            "--image",
+            &format!("ghcr.io/acme/api@{}", digest("x")),
+            "--env",
+            "dev",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`prodution` is not configured") && r.stderr.contains("production"),
+        "{}",
+        r.stderr
+    );
+    // A settings error points at the README, not at a command that does not exist.
+    w.write(
+        "lineage.toml",
+        "[environments]\nnames = [\"dev\", \"Prod\"]\n",
+    );
+    let r = w.run_with(&["running"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!r.stderr.contains("help config"), "{}", r.stderr);
+}
