@@ -331,6 +331,8 @@ pub struct StaleOptions {
     pub min_days: u32,
     /// Count rows more than this many days behind (the CLI exits 1 when any).
     pub fail_after: Option<u32>,
+    /// With `fail_after`: do not fail on running images whose base could not be assessed.
+    pub allow_unassessed: bool,
 }
 
 /// One service in one environment running on an outdated base.
@@ -389,6 +391,11 @@ pub struct StaleReport {
     pub fail_after: Option<u32>,
     /// Rows more than `fail_after` days behind (0 without `fail_after`).
     pub over_limit: usize,
+    /// Whether the report fails its `fail_after` limit: a row over it, or (unless allowed) a
+    /// running image that could not be assessed — "not checked" is never "clean".
+    pub fails: bool,
+    /// Rows left out because they are fewer than `min_days` behind.
+    pub below_min_days: usize,
     /// Production first, then most days behind.
     pub rows: Vec<StaleRow>,
     /// Service × environment pairs on the newest known base.
@@ -431,6 +438,7 @@ pub fn stale(
     let mut used: BTreeSet<BaseTag> = BTreeSet::new();
     let mut services = BTreeMap::new();
     let mut over_limit = 0;
+    let mut below_min_days = 0;
     for running in store.running(options.env.as_ref(), None)? {
         let deploy = &running.deploy;
         let skip = |reason: &str| NotAssessed {
@@ -473,7 +481,15 @@ pub fn stale(
             .filter(|e| e.first_seen > mine.first_seen)
             .collect();
         let Some(oldest_newer) = newer.last() else {
-            up_to_date += 1;
+            // No newer digest is known; that means "up to date" only if the registry was
+            // asked. Builds alone cannot say the tag has not moved.
+            if knowledge.last_refresh(&base_tag).is_none() {
+                not_assessed.push(skip(
+                    "its base tag was never checked in its registry (run `lineage base refresh`)",
+                ));
+            } else {
+                up_to_date += 1;
+            }
             continue;
         };
         let days_behind = oldest_newer.first_seen.days_until(now).max(0);
@@ -484,6 +500,7 @@ pub fn stale(
             over_limit += 1;
         }
         if days_behind < i64::from(options.min_days) {
+            below_min_days += 1;
             continue;
         }
         if !services.contains_key(&deploy.service) {
@@ -546,6 +563,9 @@ pub fn stale(
         min_days: options.min_days,
         fail_after: options.fail_after,
         over_limit,
+        fails: options.fail_after.is_some()
+            && (over_limit > 0 || (!not_assessed.is_empty() && !options.allow_unassessed)),
+        below_min_days,
         rows,
         up_to_date,
         not_assessed,
@@ -570,7 +590,19 @@ fn plural(n: i64, one: &str, many: &str) -> String {
 
 fn headline(r: &StaleReport) -> String {
     let scope = r.env.as_ref().map_or(String::new(), |e| format!(" in {e}"));
-    if r.rows.is_empty() {
+    if r.rows.is_empty() && r.below_min_days > 0 {
+        format!(
+            "No base image more than {} days behind{scope} (as of {}); {} fewer days behind left out.",
+            r.min_days,
+            r.generated_at,
+            plural(r.below_min_days as i64, "image", "images")
+        )
+    } else if r.rows.is_empty() && r.up_to_date == 0 && !r.not_assessed.is_empty() {
+        format!(
+            "Nothing could be assessed{scope} (as of {}): see \"not assessed\" below.",
+            r.generated_at
+        )
+    } else if r.rows.is_empty() {
         format!("No stale base images{scope} (as of {}).", r.generated_at)
     } else {
         format!(

@@ -62,9 +62,12 @@ pub struct StaleArgs {
     /// Leave out services fewer than N days behind.
     #[arg(long, value_name = "N")]
     pub min_days: Option<String>,
-    /// Exit 1 when anything is more than N days behind.
+    /// Exit 1 when anything is more than N days behind, or could not be assessed.
     #[arg(long, value_name = "N")]
     pub fail_after: Option<String>,
+    /// With `--fail-after`: do not fail on images whose base could not be assessed.
+    #[arg(long, requires = "fail_after")]
+    pub allow_unassessed: bool,
     /// Report format (default: text, or json under `--format json`).
     #[arg(long, value_enum)]
     pub output: Option<ReportOutput>,
@@ -210,7 +213,13 @@ fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Out
             );
         }
     }
-    Ok(Outcome::Ok)
+    // A tag that could not be checked is not an all-clear: the refresh failed for it (the
+    // others' answers are recorded).
+    Ok(if report.tags.iter().any(|t| t.status == "failed") {
+        Outcome::NotFound
+    } else {
+        Outcome::Ok
+    })
 }
 
 /// Parses a whole number of days, naming the flag and showing the right form.
@@ -274,6 +283,7 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
             .transpose()?,
         min_days: days(args.min_days.as_deref(), "--min-days")?.unwrap_or(0),
         fail_after: days(args.fail_after.as_deref(), "--fail-after")?,
+        allow_unassessed: args.allow_unassessed,
     };
     let post = args.post.as_deref().map(webhook_url).transpose()?;
     let output = args.output.unwrap_or(match s.format {
@@ -300,7 +310,7 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
         }
         eprintln!("posted the report to {url} (HTTP {status})");
     }
-    Ok(if report.over_limit > 0 {
+    Ok(if report.fails {
         Outcome::NotFound
     } else {
         Outcome::Ok

@@ -721,3 +721,37 @@ fn an_ambiguous_digest_prefix_lists_the_candidates() {
     );
     assert_eq!(l.json(&["trace", &one[..7 + 13]])["digest"], one.as_str());
 }
+
+/// Issue 13, items 10 and 17: a base never checked in its registry is "not assessed", never
+/// "up to date", and `--fail-after` fails on it unless `--allow-unassessed`; rows only
+/// filtered out by `--min-days` are not reported as "no stale base images".
+#[test]
+fn an_unchecked_base_is_not_an_all_clear() {
+    let l = scenario();
+    // Staging runs a2 on the newest python digest any build used, but no registry was asked:
+    // not assessed. Production runs a1, two days behind that digest (known from builds).
+    let report = l.json(&["report", "stale"]);
+    assert_eq!(report["up_to_date"], 0, "{report}");
+    assert_eq!(report["not_assessed"][0]["env"], "staging", "{report}");
+    assert_eq!(report["rows"][0]["env"], "production", "{report}");
+    let staging = ["report", "stale", "--env", "staging", "--fail-after", "0"];
+    let out = l.run(&staging);
+    assert!(out.starts_with("exit: 1\n"), "{out}");
+    assert!(
+        out.contains("Nothing could be assessed in staging")
+            && out.contains("never checked in its registry"),
+        "{out}"
+    );
+    assert!(!out.contains("No stale base images"), "{out}");
+    let mut allowed = staging.to_vec();
+    allowed.push("--allow-unassessed");
+    let out = l.run(&allowed);
+    assert!(out.starts_with("exit: 0\n"), "{out}");
+    // Filtered out by `--min-days` is not "no stale base images".
+    let out = l.run(&["report", "stale", "--env", "production", "--min-days", "5"]);
+    assert!(
+        out.contains("No base image more than 5 days behind in production")
+            && out.contains("1 image fewer days behind left out"),
+        "{out}"
+    );
+}
