@@ -347,7 +347,12 @@ fn mutable_tag(e: &mut Emitter, facts: &BuildFacts) {
     let Ok(parsed) = ImageRef::parse(image) else {
         return;
     };
-    if parsed.is_pinned() {
+    // `--image x:latest --digest D` records the build by D just as `x:latest@D` does.
+    let digest_given = facts
+        .digest
+        .as_deref()
+        .is_some_and(|d| lineage_model::Digest::parse(d.trim()).is_ok());
+    if parsed.is_pinned() || digest_given {
         return;
     }
     let tag = parsed.tag.as_ref().map_or("latest", Tag::as_str);

@@ -243,7 +243,13 @@ fn build_env(gate: &BuildGateArgs, s: &Settings) -> Result<Option<EnvName>, CliE
 fn facts_from_flags(args: &BuildArgs, s: &Settings, store: Option<&dyn Store>) -> BuildFacts {
     let d = ci::detect(&s.env).unwrap_or_default();
     let pick = |flag: &Option<String>, found: &Option<String>| flag.clone().or(found.clone());
-    let parsed = args.image.as_deref().and_then(|i| ImageRef::parse(i).ok());
+    // A malformed digest (uppercase, say) is the gate's to report; the repository before
+    // it still names the service.
+    let parsed = args.image.as_deref().and_then(|i| {
+        ImageRef::parse(i)
+            .ok()
+            .or_else(|| i.split_once('@').and_then(|(r, _)| ImageRef::parse(r).ok()))
+    });
     let digest = args.digest.clone().or_else(|| {
         args.image
             .as_deref()

@@ -1817,3 +1817,41 @@ fn settings_mistakes_are_named_and_secrets_stay_out_of_help() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(!r.stderr.contains("help config"), "{}", r.stderr);
 }
+
+/// Issue 13, item 17: `--image x:latest --digest D` is as pinned as `x:latest@D`, and an
+/// uppercase digest is reported as such, not as someone else's source repository.
+#[test]
+fn a_digest_given_apart_pins_the_build_and_a_bad_digest_keeps_its_service() {
+    let w = World::new();
+    let d = digest("p1");
+    let base = pinned_base();
+    let mut apart = build_args("check", "api", "p1", &base);
+    apart[3] = "ghcr.io/acme/api:latest".into();
+    apart.extend([
+        "--digest".into(),
+        d.clone(),
+        "--format".into(),
+        "json".into(),
+    ]);
+    let r = w.run_with(&strs(&apart), &GITHUB_ENV);
+    assert!(
+        !codes(&r.json(), "error").contains(&"B008".to_string()),
+        "{}",
+        r.stdout
+    );
+    let mut upper = build_args("check", "api", "p1", &base);
+    upper[3] = format!(
+        "ghcr.io/acme/api@{}",
+        d.to_uppercase().replace("SHA256", "sha256")
+    );
+    upper.extend(["--format".into(), "json".into()]);
+    let r = w.run_with(&strs(&upper), &GITHUB_ENV);
+    let report = r.json();
+    assert!(
+        !codes(&report, "error").contains(&"B012".to_string()),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("<service>"), "{}", r.stdout);
+    assert_eq!(report["subject"]["service"], "api", "{}", r.stdout);
+}
