@@ -187,9 +187,6 @@ fn every_build_rule_fails_on_its_own_case() {
             f.ci_run_id = None;
         }),
         ("B007", |f, _| f.ci_run_id = None),
-        ("B008", |f, _| {
-            f.image = Some("registry.acme.dev/api:latest".into())
-        }),
         ("B009", |_, cx| {
             cx.dockerfile = Some("FROM registry.acme.dev/mirror/debian:12\nCOPY x /x\n".to_string())
         }),
@@ -219,6 +216,18 @@ fn every_build_rule_fails_on_its_own_case() {
         );
         assert!(!report.passed || d.level == Level::Warning, "{code}");
     }
+}
+
+#[test]
+fn a_mutable_tag_alone_fails_but_a_digest_given_apart_pins() {
+    let mut facts = full_build();
+    facts.image = Some("registry.acme.dev/api:latest".into());
+    // The digest, given apart (`--digest`), pins the build as `api:latest@D` would.
+    let report = build_with(&PolicyConfig::default(), &facts, &prod_context());
+    assert!(codes(&report).is_empty(), "{:#?}", report.diagnostics);
+    facts.digest = None;
+    let report = build_with(&PolicyConfig::default(), &facts, &prod_context());
+    assert!(codes(&report).contains("B008"), "{:#?}", report.diagnostics);
 }
 
 #[test]
