@@ -383,7 +383,7 @@ pub fn prepare_build(args: &BuildArgs, s: &Settings) -> Result<BuildGate, CliErr
         .gate
         .sign_key
         .as_deref()
-        .map(|p| crate::gates_admin::load_private_key(p, s))
+        .map(|p| crate::gates_admin::load_private_key(p, "--sign-key", s))
         .transpose()?;
     Ok(BuildGate {
         setup: setup(&args.gate.check, s)?,

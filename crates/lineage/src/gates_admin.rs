@@ -122,7 +122,12 @@ fn parse_digest(input: &str, field: &'static str) -> Result<Digest, CliError> {
 }
 
 /// Reads a signing key, asking for the passphrase only when the key is encrypted.
-pub fn load_private_key(path: &Path, s: &Settings) -> Result<lineage_attest::PrivateKey, CliError> {
+/// `flag` is the option the path came from, so the error names what the user typed.
+pub fn load_private_key(
+    path: &Path,
+    flag: &str,
+    s: &Settings,
+) -> Result<lineage_attest::PrivateKey, CliError> {
     let pem = read_limited(path, 1 << 20)?;
     let passphrase = if pem.contains("ENCRYPTED PRIVATE KEY") {
         Some(s.key_password()?)
@@ -132,7 +137,7 @@ pub fn load_private_key(path: &Path, s: &Settings) -> Result<lineage_attest::Pri
     lineage_attest::PrivateKey::from_pem(&pem, passphrase.as_deref().map(str::as_bytes)).map_err(
         |e| {
             CliError::new(
-                format!("--sign-key `{}`: {e}", path.display()),
+                format!("{flag} `{}`: {e}", path.display()),
                 "pass a PKCS#8 private key from `lineage key generate`, with its passphrase in LINEAGE_KEY_PASSWORD",
             )
         },
@@ -487,7 +492,7 @@ pub fn attest(cmd: AttestCmd, s: &Settings) -> Result<Outcome, CliError> {
     match cmd {
         AttestCmd::Sign { digest, key } => {
             let digest = parse_digest(&digest, "digest")?;
-            let key = load_private_key(&key, s)?;
+            let key = load_private_key(&key, "--key", s)?;
             let by = s.actor(None).ok();
             let mut store = crate::commands::open_write(s, false)?;
             let Some(build) = store.build(&digest)? else {

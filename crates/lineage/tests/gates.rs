@@ -1855,3 +1855,24 @@ fn a_digest_given_apart_pins_the_build_and_a_bad_digest_keeps_its_service() {
     assert!(!r.stdout.contains("<service>"), "{}", r.stdout);
     assert_eq!(report["subject"]["service"], "api", "{}", r.stdout);
 }
+
+/// Issue 13, item 18: an `attest sign` error names `--key`, the flag it was given.
+#[test]
+fn attest_sign_errors_name_its_own_flag() {
+    let w = World::new();
+    let mut args = build_args("record", "api", "k1", &pinned_base());
+    args.extend(["--env".into(), "dev".into()]);
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    w.write(
+        "bad.key",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    let r = w.run_with(&["attest", "sign", &digest("k1"), "--key", "bad.key"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--key `bad.key`") && !r.stderr.contains("--sign-key"),
+        "{}",
+        r.stderr
+    );
+}
