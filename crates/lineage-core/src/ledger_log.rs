@@ -1046,6 +1046,21 @@ pub fn verify(
             from += CHUNK;
         }
     };
+    // Whether the journal itself still matches the newest stored checkpoint: then a mismatch
+    // is in the stored log hashes, not in the records (signatures are checked below).
+    let journal_matches_checkpoint = || -> Option<u64> {
+        let newest = store.latest_checkpoint().ok()??;
+        let (cp, _) = parse_signed_checkpoint(&newest.text).ok()?;
+        let size = usize::try_from(cp.size).ok()?;
+        if size == 0 || size > leaves.len() {
+            return None;
+        }
+        let mut frontier = Frontier::new();
+        for leaf in &leaves[..size] {
+            frontier.append(*leaf);
+        }
+        (frontier.root() == cp.root).then_some(cp.size)
+    };
     if let Some(m) = &recomputed.first_mismatch {
         let leaf = m.leaf_index;
         let (code, message) = if gap.is_some_and(|g| g <= leaf) {
@@ -1059,12 +1074,24 @@ pub fn verify(
                 "record-missing",
                 format!("the log has {log_size} leaves but the journal only {entries} records: entry {leaf} was deleted"),
             )
+        } else if let Some(size) =
+            journal_matches_checkpoint().filter(|&size| m.stored.is_none() && leaf < size)
+        {
+            (
+                "log-truncated",
+                format!("the stored log hashes stop before leaf {leaf}, but the records match the signed checkpoint of {size} leaves: the log table was cut, the records are intact"),
+            )
         } else if m.stored.is_none() {
             (
                 "record-added",
                 format!(
                     "ledger entry {leaf} is not in the log: it was added behind Lineage's back"
                 ),
+            )
+        } else if let Some(size) = journal_matches_checkpoint().filter(|&size| leaf < size) {
+            (
+                "log-hash-altered",
+                format!("the stored log hash for leaf {leaf} was changed, but the records match the signed checkpoint of {size} leaves: the log table was edited, the records are intact"),
             )
         } else {
             (

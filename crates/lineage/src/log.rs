@@ -400,9 +400,22 @@ fn describe(v: &Verified) -> String {
 }
 
 fn verify(s: &Settings, since: Option<&Path>, key: Option<&Path>) -> Result<Outcome, CliError> {
+    let since_path = since;
     let since = since
         .map(|p| read_file(p, "saved checkpoint"))
         .transpose()?;
+    // A file that is not a checkpoint at all is bad input (exit 2), not a failed audit.
+    if let (Some(text), Some(path)) = (&since, since_path) {
+        if let Err(e) = lineage_store::lineage_log::checkpoint::parse_signed_checkpoint(text) {
+            return Err(CliError::new(
+                format!(
+                    "--since `{}` is not a signed checkpoint: {e}",
+                    path.display()
+                ),
+                "pass a checkpoint saved from `lineage log checkpoint` (the whole signed note)",
+            ));
+        }
+    }
     let key = match key {
         Some(path) => read_key(path)?,
         None => ledger_log::public_key(&settings(s)?, &s.store)?,
@@ -468,14 +481,16 @@ fn render_verify(format: Format, r: &VerifyReport) {
         println!("  warning [{}] {}", w.code, w.message);
     }
     for p in &r.problems {
-        let leaf = p.leaf.map(|l| format!("leaf {l}")).unwrap_or_default();
-        let record = p
-            .record
-            .as_ref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        println!("  [{}] {leaf}{record}", p.code);
-        if !std::ptr::eq(p, &r.problems[0]) {
+        // Every problem line says something: where (leaf and record) when it has a place,
+        // else its message.
+        let place = match (p.leaf, &p.record) {
+            (Some(l), Some(rec)) => format!("leaf {l}: {rec}"),
+            (Some(l), None) => format!("leaf {l}"),
+            (None, Some(rec)) => rec.to_string(),
+            (None, None) => p.message.clone(),
+        };
+        println!("  [{}] {place}", p.code);
+        if !std::ptr::eq(p, &r.problems[0]) && place != p.message {
             println!("    {}", p.message);
         }
     }

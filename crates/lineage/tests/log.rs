@@ -295,6 +295,53 @@ fn rewritten_log_hashes_are_caught() {
     let (exit, report) = l.verify(&[]);
     assert_eq!(exit, 1);
     assert_eq!(report["problems"][0]["leaf"], 0, "{report:#}");
+    // Issue 13, item 19: the records still match the signed checkpoint, so the log table is
+    // what was edited, not a record.
+    assert_eq!(
+        report["problems"][0]["code"], "log-hash-altered",
+        "{report:#}"
+    );
+}
+
+/// Issue 13, item 19: a log table cut short is not "a record added".
+#[test]
+fn a_truncated_log_table_is_named_as_such() {
+    let l = scenario();
+    // Three stored hashes hold exactly two leaves (leaf 0, leaf 1, their parent).
+    l.sqlite("DELETE FROM log_hashes WHERE idx >= 3");
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 1, "{report:#}");
+    assert_eq!(report["problems"][0]["code"], "log-truncated", "{report:#}");
+    assert_eq!(report["problems"][0]["leaf"], 2, "{report:#}");
+}
+
+/// Issue 13, item 19: every problem line says something, and `--since` with a file that is
+/// no checkpoint at all is bad input (exit 2), not a failed audit.
+#[test]
+fn verify_output_has_no_empty_lines_and_a_bad_since_file_is_an_error() {
+    let l = scenario();
+    l.sqlite("UPDATE checkpoints SET text = replace(text, '— ', '— X')");
+    let out = l.run(&["log", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines().filter(|l| l.trim_start().starts_with('[')) {
+        let rest = line
+            .trim_start()
+            .split_once(']')
+            .map(|(_, r)| r.trim())
+            .unwrap_or("");
+        assert!(!rest.is_empty(), "an empty problem line in:\n{text}");
+    }
+    let scenario_ok = scenario();
+    std::fs::write(scenario_ok.path("garbage.txt"), "not a checkpoint\n").unwrap();
+    let out = scenario_ok.run(&["log", "verify", "--since", "garbage.txt"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a signed checkpoint"));
 }
 
 fn copy_to(from: &Path, dir: &Path, name: &str) -> PathBuf {
