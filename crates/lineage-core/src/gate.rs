@@ -888,6 +888,29 @@ fn provenance_attestation(
     })
 }
 
+/// The bases a Dockerfile builds on, one per `FROM` of an external image (with `ARG` defaults
+/// and `build_args` resolved), the final stage's marked: what `build record --dockerfile`
+/// records when no `--base` is given. References that do not parse are left to the gate.
+pub fn bases_from_dockerfile(
+    text: &str,
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> Vec<lineage_model::BaseImage> {
+    let df = lineage_policy::parse_dockerfile_with_args(text, build_args);
+    df.bases
+        .iter()
+        .filter(|b| b.used_by == lineage_policy::dockerfile::ImageUse::From)
+        .filter_map(|b| {
+            Some(lineage_model::BaseImage {
+                name: b.name.clone()?,
+                tag: b.tag.clone(),
+                digest: b.digest.clone(),
+                pulled_at: None,
+                final_stage: b.final_stage,
+            })
+        })
+        .collect()
+}
+
 /// Codes of the findings that fail the gate.
 pub fn failed_codes(report: &Report) -> Vec<String> {
     let mut codes: Vec<String> = report

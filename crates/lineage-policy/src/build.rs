@@ -52,6 +52,7 @@ pub fn evaluate_build(config: &PolicyConfig, facts: &BuildFacts, cx: &BuildConte
     mutable_tag(&mut e, facts);
     if let Some(df) = &dockerfile {
         unpinned_from(&mut e, facts, df);
+        dockerfile_agrees(&mut e, facts, df);
     }
     copied_metadata(&mut e, facts, cx, service);
     allowlist(&mut e, facts, dockerfile.as_ref());
@@ -396,6 +397,65 @@ fn unpinned_from(e: &mut Emitter, facts: &BuildFacts, df: &Dockerfile) {
             d.location = Some(Location {
                 file: path.to_string(),
                 line: Some(base.line),
+                column: Some(1),
+            });
+        }
+    }
+}
+
+/// B014: a digest-pinned `FROM` of the Dockerfile must be the base the record names for that
+/// image, and the final stage's must be recorded (a record with no bases is B002's business).
+fn dockerfile_agrees(e: &mut Emitter, facts: &BuildFacts, df: &Dockerfile) {
+    if facts.bases.is_empty() || facts.bases.iter().any(|b| blank(&b.name).is_none()) {
+        return;
+    }
+    let path = dockerfile_path(facts);
+    for from in df.bases.iter().filter(|b| b.used_by == ImageUse::From) {
+        let (Some(name), Some(digest)) = (&from.name, &from.digest) else {
+            continue;
+        };
+        let recorded: Vec<&BaseFacts> = facts
+            .bases
+            .iter()
+            .filter(|b| {
+                b.name
+                    .as_deref()
+                    .and_then(|n| Repository::parse(n).ok())
+                    .is_some_and(|r| r == *name)
+            })
+            .collect();
+        let agrees = recorded
+            .iter()
+            .any(|b| b.digest.as_deref() == Some(digest.to_string().as_str()));
+        // A build stage the record leaves out is an omission, not a contradiction; the
+        // final stage's base must be there.
+        // A base recorded without a digest is B003's finding, not a contradiction.
+        let undigested = !recorded.is_empty()
+            && recorded.iter().all(|b| {
+                b.digest
+                    .as_deref()
+                    .is_none_or(|d| Digest::parse(d.trim()).is_err())
+            });
+        if agrees || undigested || (recorded.is_empty() && !from.final_stage) {
+            continue;
+        }
+        let said = if recorded.is_empty() {
+            format!("the record names no base `{name}`")
+        } else {
+            let list: Vec<String> = recorded
+                .iter()
+                .map(|b| format!("`{}`", b.display()))
+                .collect();
+            format!("the record says {}", list.join(", "))
+        };
+        if let Some(d) = e.emit(
+            RuleId::DockerfileBaseMismatch,
+            format!("the Dockerfile builds `FROM {name}@{digest}` (line {}), but {said}", from.line),
+            format!("record the base the Dockerfile pins: `--base {}@{digest}`, or leave `--base` out and let `--dockerfile` fill it", from.reference.split('@').next().unwrap_or(&from.reference)),
+        ) {
+            d.location = Some(Location {
+                file: path.to_string(),
+                line: Some(from.line),
                 column: Some(1),
             });
         }

@@ -80,6 +80,7 @@ pub enum RuleId {
     ProvenanceUnsigned,
     ImageRepositoryMismatch,
     BaseStale,
+    DockerfileBaseMismatch,
 }
 
 /// The static facts about a rule.
@@ -98,7 +99,7 @@ pub struct RuleInfo {
 
 impl RuleId {
     /// Every rule, in code order.
-    pub const ALL: [RuleId; 25] = [
+    pub const ALL: [RuleId; 26] = [
         RuleId::FinalDigestMissing,
         RuleId::BaseNameOrTagMissing,
         RuleId::BaseDigestMissing,
@@ -112,6 +113,7 @@ impl RuleId {
         RuleId::SharedCiJob,
         RuleId::ForeignSourceRepo,
         RuleId::BaseNotAllowlisted,
+        RuleId::DockerfileBaseMismatch,
         RuleId::OwnerMissing,
         RuleId::EnvironmentUnknown,
         RuleId::ApprovalMissing,
@@ -243,6 +245,15 @@ impl RuleId {
                 Gate::Build,
                 "a base image or its registry is not in the allowlist",
                 "bases from unvetted images or registries bypass the patching and scanning the allowlist stands for",
+                Error,
+                Error,
+            ),
+            RuleId::DockerfileBaseMismatch => (
+                "B014",
+                "dockerfile-base-mismatch",
+                Gate::Build,
+                "a base the record names contradicts the Dockerfile's pinned `FROM`",
+                "when the record and the Dockerfile disagree about the base, an incident on one of them finds the wrong images",
                 Error,
                 Error,
             ),

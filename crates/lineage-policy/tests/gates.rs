@@ -172,6 +172,12 @@ fn every_build_rule_fails_on_its_own_case() {
         ("B002", |f, _| f.bases[0].tag = None),
         ("B002", |f, _| f.bases[0].name = None),
         ("B002", |f, _| f.bases.clear()),
+        ("B014", |_, cx| {
+            cx.dockerfile = Some(format!(
+                "FROM registry.acme.dev/mirror/debian:12@sha256:{}\nCOPY x /x\n",
+                "9".repeat(64)
+            ))
+        }),
         ("B003", |f, _| f.bases[0].digest = None),
         ("B003", |f, _| f.bases[0].digest = Some("sha256:12".into())),
         ("B004", |f, _| f.bases[0].pulled_at = None),
@@ -242,7 +248,10 @@ fn base_allowlist_denies_other_registries() {
 
     let mut facts = full_build();
     facts.bases[0].name = Some("debian".into());
-    let report = build_with(&config, &facts, &prod_context());
+    // Without the Dockerfile, which names another image (B014 would say so too).
+    let mut cx = prod_context();
+    cx.dockerfile = None;
+    let report = build_with(&config, &facts, &cx);
     assert_eq!(codes(&report), one("B013"));
     assert!(report.diagnostics[0]
         .message
@@ -252,7 +261,11 @@ fn base_allowlist_denies_other_registries() {
     let mut cx = prod_context();
     cx.dockerfile = Some(format!("FROM ghcr.io/evil/base:1@{D_BASE}\n"));
     let report = build_with(&config, &full_build(), &cx);
-    assert_eq!(codes(&report), one("B013"));
+    // The record (debian) contradicts that Dockerfile too: B014.
+    assert_eq!(
+        codes(&report),
+        BTreeSet::from(["B013".to_string(), "B014".to_string()])
+    );
 }
 
 #[test]

@@ -344,18 +344,13 @@ pub(crate) fn assemble_build(
         .iter()
         .map(|t| Timestamp::parse(t).map_err(|e| e.in_field("--base-pulled-at")))
         .collect::<Result<_, _>>()?;
-    if pulled.len() > 1 && pulled.len() != args.bases.len() {
-        return Err(CliError::new(
-            format!(
-                "{} `--base-pulled-at` values for {} `--base` images",
-                pulled.len(),
-                args.bases.len()
-            ),
-            "give one `--base-pulled-at` for all bases, or one per `--base`, in the same order",
-        ));
-    }
+    let dockerfile_text = args
+        .dockerfile
+        .as_ref()
+        .map(|path| read_limited(path, MAX_DOCKERFILE_BYTES))
+        .transpose()?;
     let last = args.bases.len().saturating_sub(1);
-    let bases = args
+    let mut bases = args
         .bases
         .iter()
         .enumerate()
@@ -365,11 +360,28 @@ pub(crate) fn assemble_build(
                 name: r.repository,
                 tag: r.tag,
                 digest: r.digest,
-                pulled_at: pulled.get(i).or(pulled.first()).copied(),
+                pulled_at: None,
                 final_stage: i == last,
             })
         })
         .collect::<Result<Vec<_>, CliError>>()?;
+    // No `--base`: the Dockerfile says what the build is on, so the record cannot contradict it.
+    if let (true, Some(text)) = (bases.is_empty(), &dockerfile_text) {
+        bases = lineage_core::gate::bases_from_dockerfile(text, &Default::default());
+    }
+    if pulled.len() > 1 && pulled.len() != bases.len() {
+        return Err(CliError::new(
+            format!(
+                "{} `--base-pulled-at` values for {} base images",
+                pulled.len(),
+                bases.len()
+            ),
+            "give one `--base-pulled-at` for all bases, or one per `--base`, in the same order",
+        ));
+    }
+    for (i, base) in bases.iter_mut().enumerate() {
+        base.pulled_at = pulled.get(i).or(pulled.first()).copied();
+    }
 
     let commit = flag_or_detected(&args.commit, &d, "commit", "--commit", CommitId::parse)?;
     let source_repo = flag_or_detected(&args.repo, &d, "source_repo", "--repo", SourceRepo::parse)?;
@@ -394,15 +406,12 @@ pub(crate) fn assemble_build(
             ));
         }
     }
-    let dockerfile = match &args.dockerfile {
-        Some(path) => {
-            let text = read_limited(path, MAX_DOCKERFILE_BYTES)?;
-            Some(DockerfileRef {
-                path: path.display().to_string(),
-                sha256: Some(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
-            })
-        }
-        None => None,
+    let dockerfile = match (&args.dockerfile, &dockerfile_text) {
+        (Some(path), Some(text)) => Some(DockerfileRef {
+            path: path.display().to_string(),
+            sha256: Some(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
+        }),
+        _ => None,
     };
     let explicit = parse_opt(args.service.as_deref(), ServiceName::parse, "--service")?;
     let service = match store {

@@ -240,7 +240,12 @@ fn build_env(gate: &BuildGateArgs, s: &Settings) -> Result<Option<EnvName>, CliE
 }
 
 /// Build facts from flags and the CI environment, without validating anything.
-fn facts_from_flags(args: &BuildArgs, s: &Settings, store: Option<&dyn Store>) -> BuildFacts {
+fn facts_from_flags(
+    args: &BuildArgs,
+    s: &Settings,
+    store: Option<&dyn Store>,
+    dockerfile: Option<&String>,
+) -> BuildFacts {
     let d = ci::detect(&s.env).unwrap_or_default();
     let pick = |flag: &Option<String>, found: &Option<String>| flag.clone().or(found.clone());
     // A malformed digest (uppercase, say) is the gate's to report; the repository before
@@ -264,7 +269,7 @@ fn facts_from_flags(args: &BuildArgs, s: &Settings, store: Option<&dyn Store>) -
     }
     let last = args.bases.len().saturating_sub(1);
     let pulled = &args.base_pulled_at;
-    let bases = args
+    let mut bases: Vec<BaseFacts> = args
         .bases
         .iter()
         .enumerate()
@@ -289,6 +294,24 @@ fn facts_from_flags(args: &BuildArgs, s: &Settings, store: Option<&dyn Store>) -
             base
         })
         .collect();
+    // As `build record` does: no `--base`, the Dockerfile says.
+    if let (true, Some(text)) = (bases.is_empty(), dockerfile) {
+        bases = gate::bases_from_dockerfile(text, &Default::default())
+            .iter()
+            .enumerate()
+            .map(|(i, b)| BaseFacts {
+                name: Some(b.name.to_string()),
+                tag: b.tag.as_ref().map(ToString::to_string),
+                digest: b.digest.as_ref().map(ToString::to_string),
+                pulled_at: if pulled.len() == 1 {
+                    pulled.first().cloned()
+                } else {
+                    pulled.get(i).cloned()
+                },
+                final_stage: b.final_stage,
+            })
+            .collect();
+    }
     let service = args.service.clone().or_else(|| {
         let repo = &parsed.as_ref()?.repository;
         let claimed = store.and_then(|st| st.service_for_image(repo).ok().flatten());
@@ -347,7 +370,10 @@ pub fn build_check(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
         (facts, Some(store))
     } else {
         let store = open_existing(s)?;
-        (facts_from_flags(&args, s, store.as_deref()), store)
+        (
+            facts_from_flags(&args, s, store.as_deref(), dockerfile.as_ref()),
+            store,
+        )
     };
     let report = gate::check_build(
         store.as_deref(),

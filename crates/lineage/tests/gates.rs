@@ -587,7 +587,8 @@ fn check_output_human_json_sarif_github() {
     assert_eq!(r.code, 1);
     assert_eq!(
         codes(&r.json(), "error"),
-        vec!["B003", "B005", "B007", "B009"]
+        // B014: the record names `python:3.12-slim`, the Dockerfile's final stage distroless.
+        vec!["B003", "B005", "B007", "B009", "B014"]
     );
     insta::assert_snapshot!("build_check_json", w.snap(&r));
 
@@ -1874,5 +1875,63 @@ fn attest_sign_errors_name_its_own_flag() {
         r.stderr.contains("--key `bad.key`") && !r.stderr.contains("--sign-key"),
         "{}",
         r.stderr
+    );
+}
+
+/// Issue 13, item 4: with `--dockerfile` and no `--base`, the bases come from the Dockerfile
+/// (`ARG` defaults resolved); a `--base` that contradicts a pinned `FROM` is B014.
+#[test]
+fn the_record_follows_its_dockerfile() {
+    let w = World::new();
+    let pinned = format!("sha256:{}", "b".repeat(64));
+    w.write(
+        "Dockerfile",
+        &format!("ARG BASE=alpine:3.20@{pinned}\nFROM ${{BASE}}\nCOPY . /app\n"),
+    );
+    let mut args = build_args("record", "api", "df1", "ignored");
+    // Drop `--base ignored` and its pull time's pairing stays one value for all bases.
+    let i = args.iter().position(|a| a == "--base").unwrap();
+    args.drain(i..i + 2);
+    args.extend([
+        "--dockerfile".into(),
+        "Dockerfile".into(),
+        "--env".into(),
+        "dev".into(),
+    ]);
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let t = w
+        .ok(&[
+            "--format",
+            "json",
+            "trace",
+            &format!("ghcr.io/acme/api@{}", digest("df1")),
+        ])
+        .json();
+    assert_eq!(
+        t["build"]["bases"][0]["name"], "docker.io/library/alpine",
+        "{t}"
+    );
+    assert_eq!(t["build"]["bases"][0]["tag"], "3.20", "{t}");
+    assert_eq!(t["build"]["bases"][0]["digest"], pinned.as_str(), "{t}");
+    // A `--base` the Dockerfile contradicts.
+    let mut args = build_args(
+        "check",
+        "api",
+        "df2",
+        &format!("alpine:3.20@sha256:{}", "9".repeat(64)),
+    );
+    args.extend([
+        "--dockerfile".into(),
+        "Dockerfile".into(),
+        "--format".into(),
+        "json".into(),
+    ]);
+    let r = w.run_with(&strs(&args), &GITHUB_ENV);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        codes(&r.json(), "error").contains(&"B014".to_string()),
+        "{}",
+        r.stdout
     );
 }
