@@ -602,7 +602,7 @@ fn check_output_human_json_sarif_github() {
     let run = &log.runs[0];
     assert_eq!(run.tool.driver.name, "lineage");
     let results = run.results.as_ref().unwrap();
-    assert_eq!(results.len(), 4);
+    assert_eq!(results.len(), 5);
     let rules = run.tool.driver.rules.as_ref().unwrap();
     for result in results {
         let id = result.rule_id.as_deref().unwrap();
