@@ -108,6 +108,10 @@ const SCHEMA: &[Field] = &[
         ]),
     },
     Field {
+        name: "registry",
+        shape: Shape::Table(&[value("timeout")]),
+    },
+    Field {
         name: "admission",
         shape: Shape::Table(&[
             Field {

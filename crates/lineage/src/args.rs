@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
 
+    /// Seconds to wait for a registry to connect and to answer each request (default:
+    /// `[registry] timeout` in lineage.toml, else 30).
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub registry_timeout: Option<u64>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -232,6 +232,8 @@ pub(crate) fn connect(
     let config = ClientConfig {
         insecure_registries: insecure.to_vec(),
         proxy: proxy_for(s, registry),
+        connect_timeout: s.registry_timeout,
+        request_timeout: s.registry_timeout,
         ..ClientConfig::default()
     };
     let mut client = Client::new(config).map_err(|e| registry_error(e, ""))?;
@@ -258,7 +260,7 @@ fn registry_error(e: RegistryError, docker_config: &str) -> CliError {
             "check that a registry listens on `{registry}` and that the host and port are right"
         ),
         E::Unreachable { .. } => "check the registry host name and the network (and HTTPS_PROXY, if one is needed)".into(),
-        E::Timeout { .. } => "the registry may be overloaded or behind a firewall; retry, or check the network".into(),
+        E::Timeout { .. } => "the registry may be overloaded or behind a firewall; retry, check the network, or wait longer with `--registry-timeout SECONDS` (or `[registry] timeout` in lineage.toml)".into(),
         E::Tls { registry, .. } => format!(
             "if `{registry}` serves plain HTTP, pass `--insecure-registry {registry}`; otherwise check its certificate"
         ),

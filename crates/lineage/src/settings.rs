@@ -45,6 +45,8 @@ pub struct Settings {
     /// Whether the ledger location was given (flag or LINEAGE_STORE) rather than defaulted.
     pub store_explicit: bool,
     pub config: Config,
+    /// How long a registry may take to connect and to answer one request.
+    pub registry_timeout: std::time::Duration,
     /// The settings file's text and directory, for sections other crates parse.
     pub config_file: Option<(String, PathBuf)>,
     /// The settings file's path as given (or, when discovered, relative to the working
@@ -59,6 +61,25 @@ pub struct Settings {
     pub now: Timestamp,
     /// The process environment, captured once; CI detection reads it from here.
     pub env: BTreeMap<String, String>,
+}
+
+/// Seconds a registry may take, when neither `--registry-timeout` nor lineage.toml says.
+pub const DEFAULT_REGISTRY_TIMEOUT: u64 = 30;
+
+/// `[registry] timeout` in the settings file, else the default.
+fn registry_timeout(text: Option<&str>) -> Result<u64, CliError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_REGISTRY_TIMEOUT);
+    };
+    let table: toml::Table = toml::from_str(text).unwrap_or_default();
+    match table.get("registry").and_then(|r| r.get("timeout")) {
+        None => Ok(DEFAULT_REGISTRY_TIMEOUT),
+        Some(toml::Value::Integer(n)) if (1..=3600).contains(n) => Ok(*n as u64),
+        Some(other) => Err(CliError::new(
+            format!("lineage.toml: `[registry] timeout` is `{other}`"),
+            "write a whole number of seconds from 1 to 3600, e.g. `timeout = 30`",
+        )),
+    }
 }
 
 impl Settings {
@@ -77,7 +98,12 @@ impl Settings {
                 )
             })?;
         let loaded = load_config(cli.config.as_deref(), &env)?;
+        let registry_timeout = match cli.registry_timeout {
+            Some(secs) => secs,
+            None => registry_timeout(loaded.file.as_ref().map(|(t, _)| t.as_str()))?,
+        };
         Ok(Settings {
+            registry_timeout: std::time::Duration::from_secs(registry_timeout),
             store_explicit: cli.store.is_some(),
             store,
             config: loaded.config,

@@ -755,3 +755,43 @@ fn an_unchecked_base_is_not_an_all_clear() {
         "{out}"
     );
 }
+
+/// Issue 13, item 14: a registry that accepts the connection and never answers gives a clear
+/// error after `--registry-timeout`, not a five-minute hang.
+#[test]
+fn a_silent_registry_times_out_with_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold connections without a word.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let l = Ledger::new();
+    let mut child = l
+        .cmd(&[
+            "--registry-timeout",
+            "1",
+            "inspect",
+            &format!("127.0.0.1:{port}/app:1"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A guard against a hang, not a measurement: far above the timeout given.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("lineage did not give up on a silent registry");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--registry-timeout"), "{stderr}");
+}
