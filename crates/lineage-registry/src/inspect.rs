@@ -386,13 +386,39 @@ pub fn inspect(
         .flat_map(|a| &a.layers)
         .chain(report.cosign.iter().flat_map(|c| &c.layers))
         .chain(report.referrers.iter().flat_map(|r| &r.layers));
-    report.has_provenance = statements
-        .clone()
-        .any(|l| l.statement.as_ref().is_some_and(|s| s.provenance.is_some()))
-        || report
-            .referrers
-            .iter()
-            .any(|r| r.artifact_type.as_deref() == Some(LINEAGE_PROVENANCE_ARTIFACT_TYPE));
+    // Provenance counts only when it is about this image: its index or one of its platform
+    // manifests. A statement about another digest, attached here, proves nothing about it.
+    let mut ours = vec![top.digest.to_string()];
+    if let Manifest::Index(index) = &fetched.manifest {
+        ours.extend(index.manifests.iter().map(|d| d.digest.to_string()));
+    }
+    let about_this = |st: &Statement| {
+        st.subjects.iter().any(|m| {
+            m.digest
+                .iter()
+                .any(|(algo, hex)| ours.contains(&format!("{algo}:{hex}")))
+        })
+    };
+    for st in statements.clone().filter_map(|l| l.statement.as_ref()) {
+        if st.provenance.is_some() && !about_this(st) {
+            let named: Vec<String> = st
+                .subjects
+                .iter()
+                .flat_map(|m| m.digest.iter().map(|(a, h)| format!("{a}:{h}")))
+                .collect();
+            warnings.push(format!(
+                "a provenance attestation attached to {} is about {}, not this image: not counted as its provenance",
+                top.digest,
+                if named.is_empty() { "no digest".to_string() } else { named.join(", ") }
+            ));
+        }
+    }
+    // Lineage's own provenance artifacts are judged like any other: by the statement inside.
+    report.has_provenance = statements.clone().any(|l| {
+        l.statement
+            .as_ref()
+            .is_some_and(|s| s.provenance.is_some() && about_this(s))
+    });
     report.warnings = warnings;
     Ok(report)
 }

@@ -742,9 +742,7 @@ fn attach_round_trips_through_the_tag_fallback_keeping_other_referrers() {
         .unwrap();
 
     // Attach ours twice: the second push must not duplicate the entry.
-    let envelope =
-        br#"{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}"#
-            .to_vec();
+    let envelope = provenance_envelope(&subject.digest);
     let mut artifact = Artifact::lineage_provenance(envelope.clone());
     artifact.annotations = BTreeMap::from([(
         "org.opencontainers.image.created".to_string(),
@@ -786,7 +784,31 @@ fn attach_round_trips_through_the_tag_fallback_keeping_other_referrers() {
     assert!(progress.load(Ordering::SeqCst) > 0, "progress was reported");
 
     let report = inspect(&source, &Reference::of(&r), &amd64()).unwrap();
-    assert!(report.has_provenance);
+    assert!(report.has_provenance, "{:#?}", report.warnings);
+    assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
+
+    // Issue 13, item 15: provenance about another digest, attached to this image, is no
+    // provenance of it; inspection says so.
+    let stray = push_base(&world, &registry, "stray:1");
+    let s_ref = image(&stray.reference);
+    let elsewhere = lineage_model::Digest::parse(&format!("sha256:{}", "e".repeat(64))).unwrap();
+    attach(
+        &client,
+        &s_ref,
+        &Artifact::lineage_provenance(provenance_envelope(&elsewhere)),
+    )
+    .unwrap();
+    let stray_source = RemoteRepository::new(&client, s_ref.repository.clone());
+    let stray_report = inspect(&stray_source, &Reference::of(&s_ref), &amd64()).unwrap();
+    assert!(!stray_report.has_provenance, "{stray_report:#?}");
+    assert!(
+        stray_report
+            .warnings
+            .iter()
+            .any(|w| w.contains("not this image") && w.contains(&elsewhere.to_string())),
+        "{:#?}",
+        stray_report.warnings
+    );
     let types: Vec<_> = report
         .referrers
         .iter()
@@ -893,7 +915,14 @@ fn buildkit_and_cosign_attachments_in_a_registry_are_inspected() {
 
     let source = RemoteRepository::new(&client, repo.clone());
     let report = inspect(&source, &tag("multi"), &amd64()).unwrap();
-    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // The fixtures are real statements about the upstream images' digests, grafted onto this
+    // test image: they decode, but they are not its provenance (issue 13, item 15).
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    assert!(
+        report.warnings.iter().all(|w| w.contains("not this image")),
+        "{:?}",
+        report.warnings
+    );
     assert_eq!(report.digest, pushed_index.digest);
     let img = report.image.as_ref().unwrap();
     assert_eq!(img.manifest_digest, platform_manifest.digest);
@@ -931,7 +960,7 @@ fn buildkit_and_cosign_attachments_in_a_registry_are_inspected() {
             .as_deref(),
         Some("2801118579-2")
     );
-    assert!(report.has_provenance);
+    assert!(!report.has_provenance);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1301,4 +1330,25 @@ fn layouts_report_malformed_unsupported_and_tampered_content() {
         }
         other => panic!("expected DigestMismatch, got {other:?}"),
     }
+}
+
+/// A DSSE envelope (unsigned; inspection decodes, it does not verify) of a SLSA v1
+/// statement about `digest`.
+fn provenance_envelope(digest: &lineage_model::Digest) -> Vec<u8> {
+    use base64::Engine as _;
+    let (algo, hex) = digest
+        .to_string()
+        .split_once(':')
+        .map(|(a, h)| (a.to_string(), h.to_string()))
+        .unwrap();
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": "image", "digest": { algo: hex } }],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": { "buildDefinition": { "buildType": "https://lineage.dev/build/v1" }, "runDetails": { "builder": { "id": "sa:ci" } } },
+    });
+    let payload = base64::engine::general_purpose::STANDARD.encode(statement.to_string());
+    serde_json::json!({ "payloadType": "application/vnd.in-toto+json", "payload": payload, "signatures": [] })
+        .to_string()
+        .into_bytes()
 }

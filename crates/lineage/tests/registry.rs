@@ -449,7 +449,16 @@ fn inspect_decodes_buildkit_attestations_in_a_registry_and_flags_a_bare_image() 
             "https://slsa.dev/provenance/v0.2",
         ),
     ] {
-        let statement = read(file);
+        // The fixtures are about the upstream images; aim their subject at this one, as
+        // BuildKit does for the image it builds.
+        let mut st: Value = serde_json::from_slice(&read(file)).unwrap();
+        let hex = platform
+            .digest
+            .to_string()
+            .trim_start_matches("sha256:")
+            .to_string();
+        st["subject"] = json!([{ "name": "app", "digest": { "sha256": hex } }]);
+        let statement = serde_json::to_vec(&st).unwrap();
         let layer = client.push_blob(&repo, &statement).unwrap();
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
