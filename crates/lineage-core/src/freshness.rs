@@ -331,6 +331,8 @@ pub struct StaleOptions {
     pub min_days: u32,
     /// Count rows more than this many days behind (the CLI exits 1 when any).
     pub fail_after: Option<u32>,
+    /// Only placements a runtime source observes running now.
+    pub observed_only: bool,
 }
 
 /// One service in one environment running on an outdated base.
@@ -358,6 +360,9 @@ pub struct StaleRow {
     pub rebuild: Option<String>,
     /// The CI run that built the running digest, to re-run it instead.
     pub ci_url: Option<String>,
+    /// Whether a runtime source saw the digest running there; absent without observations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<crate::observe::ObservedState>,
 }
 
 /// A running digest whose staleness cannot be computed, and why.
@@ -431,8 +436,14 @@ pub fn stale(
     let mut used: BTreeSet<BaseTag> = BTreeSet::new();
     let mut services = BTreeMap::new();
     let mut over_limit = 0;
+    let truth = crate::observe::Truth::load(store, options.env.as_ref(), None, Some(now))?;
     for running in store.running(options.env.as_ref(), None)? {
         let deploy = &running.deploy;
+        let observed = truth.as_ref().map(|t| t.state(&deploy.env, &deploy.digest));
+        // A placement nobody sees running pages nobody when only the truth is asked for.
+        if options.observed_only && !observed.as_ref().is_some_and(|o| o.is_observed()) {
+            continue;
+        }
         let skip = |reason: &str| NotAssessed {
             service: deploy.service.to_string(),
             env: deploy.env.to_string(),
@@ -510,6 +521,7 @@ pub fn stale(
             commit: build.commit.as_ref().map(|c| c.to_string()),
             rebuild: rebuild_command(build),
             ci_url: build.ci.as_ref().and_then(|c| c.url.clone()),
+            observed,
         });
     }
     let rank = |env: &str| {
@@ -646,6 +658,9 @@ pub fn render_text(r: &StaleReport) -> String {
         );
         let _ = writeln!(out, "  owner     {}", owners_line(row));
         let _ = writeln!(out, "  rebuild   {}", rebuild_line(row));
+        if let Some(o) = &row.observed {
+            let _ = writeln!(out, "  runtime   {}", o.phrase());
+        }
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", footer_counts(r));

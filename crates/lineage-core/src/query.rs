@@ -10,8 +10,35 @@ use lineage_model::{
 use lineage_store::{BaseFilter, RunningImage, Store};
 use serde::{Deserialize, Serialize};
 
+use crate::observe::{ObservedState, Truth};
 use crate::{Config, Error};
 
+/// How a query looks at runtime truth: the time it is asked at (for "observed 3 min ago"),
+/// and whether to keep only placements a runtime source saw running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct View {
+    pub now: Option<Timestamp>,
+    /// Keep only placements whose digest a runtime source observes running now.
+    pub observed_only: bool,
+}
+
+impl View {
+    /// Adds the observed state to each placement and drops unobserved ones when asked.
+    /// Without any observation in the ledger, placements carry no state, and
+    /// `observed_only` keeps nothing: nothing was seen running.
+    fn apply(&self, truth: Option<&Truth>, list: &mut Vec<Placement>) {
+        for p in list.iter_mut() {
+            if let (Some(t), Ok(env), Ok(digest)) =
+                (truth, EnvName::parse(&p.env), Digest::parse(&p.digest))
+            {
+                p.observed = Some(t.state(&env, &digest));
+            }
+        }
+        if self.observed_only {
+            list.retain(|p| p.observed.as_ref().is_some_and(ObservedState::is_observed));
+        }
+    }
+}
 /// Owners to call, as every report shows them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Owners {
@@ -47,6 +74,10 @@ pub struct Placement {
     pub commit: Option<String>,
     /// The final-stage base digest of the running digest, when known.
     pub base_digest: Option<String>,
+    /// Whether a runtime source saw it running, and when; absent when the ledger holds no
+    /// observations at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedState>,
 }
 
 impl Placement {
@@ -63,6 +94,7 @@ impl Placement {
                 .and_then(|b| b.final_base())
                 .and_then(|b| b.digest.as_ref())
                 .map(|d| d.to_string()),
+            observed: None,
         }
     }
 }
@@ -103,6 +135,16 @@ pub fn trace(
     config: &Config,
     query: &str,
 ) -> Result<Option<TraceReport>, Error> {
+    trace_with(store, config, query, &View::default())
+}
+
+/// [`trace`], with each placement's observed state.
+pub fn trace_with(
+    store: &dyn Store,
+    config: &Config,
+    query: &str,
+    view: &View,
+) -> Result<Option<TraceReport>, Error> {
     let Some((service, digest, image)) = resolve_trace_target(store, config, query)? else {
         return Ok(None);
     };
@@ -118,6 +160,9 @@ pub fn trace(
             elsewhere.push(placement);
         }
     }
+    let truth = Truth::load(store, None, None, view.now)?;
+    view.apply(truth.as_ref(), &mut running);
+    view.apply(truth.as_ref(), &mut elsewhere);
     sort_placements(config, &mut running);
     sort_placements(config, &mut elsewhere);
     let previous = store
@@ -286,6 +331,17 @@ pub fn affected(
     config: &Config,
     filter: &BaseFilter,
 ) -> Result<AffectedReport, Error> {
+    affected_with(store, config, filter, &View::default())
+}
+
+/// [`affected`], with each placement's observed state.
+pub fn affected_with(
+    store: &dyn Store,
+    config: &Config,
+    filter: &BaseFilter,
+    view: &View,
+) -> Result<AffectedReport, Error> {
+    let truth = Truth::load(store, None, None, view.now)?;
     let usage = store.base_usage(filter)?;
     let mut services: Vec<AffectedService> = Vec::new();
     for u in usage {
@@ -313,6 +369,8 @@ pub fn affected(
             })
             .map(|r| Placement::of(&r.deploy, r.build.as_ref()))
             .collect();
+        let mut running = running;
+        view.apply(truth.as_ref(), &mut running);
         services.push(AffectedService {
             service: u.service.to_string(),
             owners: Owners::of(store.service(&u.service)?.as_ref()),
@@ -369,15 +427,31 @@ pub fn running(
     config: &Config,
     env: Option<&EnvName>,
 ) -> Result<RunningReport, Error> {
+    running_with(store, config, env, &View::default())
+}
+
+/// [`running`], with each placement's observed state.
+pub fn running_with(
+    store: &dyn Store,
+    config: &Config,
+    env: Option<&EnvName>,
+    view: &View,
+) -> Result<RunningReport, Error> {
+    let truth = Truth::load(store, env, None, view.now)?;
     let mut rows = Vec::new();
     for r in store.running(env, None)? {
+        let mut placement = vec![Placement::of(&r.deploy, r.build.as_ref())];
+        view.apply(truth.as_ref(), &mut placement);
+        let Some(placement) = placement.pop() else {
+            continue;
+        };
         let owner = store
             .service(&r.deploy.service)?
             .and_then(|s| s.owner)
             .map(|o| o.to_string());
         rows.push(RunningRow {
             service: r.deploy.service.to_string(),
-            placement: Placement::of(&r.deploy, r.build.as_ref()),
+            placement,
             owner,
         });
     }

@@ -173,6 +173,7 @@ fn deploy(name: &str, label: &str, env: &str, at: &str) -> DeployRecord {
         approved_by: Some(id("maya@acme.dev")),
         ticket: None,
         at: t(at),
+        rollback: false,
     }
 }
 
