@@ -7,6 +7,8 @@ use lineage_model::{
     BaseImage, BuildRecord, DeployRecord, Digest, EnvName, ImageRef, Repository, Service,
     ServiceName, Tag, Timestamp,
 };
+use std::collections::{BTreeMap, BTreeSet};
+
 use lineage_store::{BaseFilter, RunningImage, Store};
 use serde::{Deserialize, Serialize};
 
@@ -312,6 +314,31 @@ pub struct AffectedReport {
     pub services: Vec<AffectedService>,
 }
 
+/// The name a service goes by now: itself, or where renames took it (`service rename`).
+fn current_name(store: &dyn Store, name: &ServiceName) -> Result<ServiceName, Error> {
+    let mut name = name.clone();
+    // A chain of renames is short; the bound only guards against a cycle.
+    for _ in 0..16 {
+        if store.service(&name)?.is_some() {
+            break;
+        }
+        let renamed = store
+            .facts("service_removed", Some(name.as_str()))?
+            .into_iter()
+            .rev()
+            .find_map(|e| match e.record {
+                lineage_model::Record::ServiceRemoved(r) => Some(r.renamed_to),
+                _ => None,
+            })
+            .flatten();
+        match renamed {
+            Some(next) => name = next,
+            None => break,
+        }
+    }
+    Ok(name)
+}
+
 /// Whether `base` is one the filter names.
 fn base_matches(filter: &BaseFilter, base: &BaseImage) -> bool {
     match filter {
@@ -343,9 +370,19 @@ pub fn affected_with(
 ) -> Result<AffectedReport, Error> {
     let truth = Truth::load(store, None, None, view.now)?;
     let usage = store.base_usage(filter)?;
-    let mut services: Vec<AffectedService> = Vec::new();
+    // Builds are filed under the service that recorded them. A service renamed since runs
+    // under its new name, and a repository moved to another service runs there: their
+    // usage is counted for the service that runs it now.
+    struct Usage {
+        bases: BTreeSet<String>,
+        builds: u64,
+        latest: BuildRecord,
+        /// Listed even when it runs nothing (it built on the base itself).
+        own: bool,
+    }
+    let mut by_service: BTreeMap<ServiceName, Usage> = BTreeMap::new();
     for u in usage {
-        let bases = u
+        let bases: BTreeSet<String> = u
             .bases
             .into_iter()
             .map(|(name, tag, digest)| {
@@ -359,8 +396,34 @@ pub fn affected_with(
                 .display()
             })
             .collect();
-        let running = store
-            .running(None, Some(&u.service))?
+        let primary = current_name(store, &u.service)?;
+        let mut targets = vec![(primary, true)];
+        if let Some(owner) = store.service_for_image(&u.latest_build.image)? {
+            if owner != targets[0].0 {
+                targets.push((owner, false));
+            }
+        }
+        for (target, own) in targets {
+            let entry = by_service.entry(target).or_insert_with(|| Usage {
+                bases: BTreeSet::new(),
+                builds: 0,
+                latest: u.latest_build.clone(),
+                own,
+            });
+            entry.bases.extend(bases.iter().cloned());
+            entry.own |= own;
+            if own {
+                entry.builds += u.builds;
+            }
+            if u.latest_build.finished_at > entry.latest.finished_at {
+                entry.latest = u.latest_build.clone();
+            }
+        }
+    }
+    let mut services: Vec<AffectedService> = Vec::new();
+    for (service, u) in by_service {
+        let mut running: Vec<Placement> = store
+            .running(None, Some(&service))?
             .into_iter()
             .filter(|r| {
                 r.build
@@ -369,15 +432,17 @@ pub fn affected_with(
             })
             .map(|r| Placement::of(&r.deploy, r.build.as_ref()))
             .collect();
-        let mut running = running;
+        if running.is_empty() && !u.own {
+            continue;
+        }
         view.apply(truth.as_ref(), &mut running);
         services.push(AffectedService {
-            service: u.service.to_string(),
-            owners: Owners::of(store.service(&u.service)?.as_ref()),
-            bases,
+            service: service.to_string(),
+            owners: Owners::of(store.service(&service)?.as_ref()),
+            bases: u.bases.into_iter().collect(),
             builds: u.builds,
-            latest_digest: u.latest_build.digest.to_string(),
-            latest_commit: u.latest_build.commit.as_ref().map(|c| c.to_string()),
+            latest_digest: u.latest.digest.to_string(),
+            latest_commit: u.latest.commit.as_ref().map(|c| c.to_string()),
             running,
         });
     }
