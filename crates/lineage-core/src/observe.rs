@@ -10,7 +10,7 @@
 //! References: the Pod, PodList and OwnerReference objects of the Kubernetes API
 //! (<https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/>).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use lineage_model::{
     Digest, EnvName, Identity, ImageRef, ObservationBatch, Observed, Record, Repository,
@@ -281,6 +281,17 @@ struct ContainerStatus {
     image_id: Option<String>,
 }
 
+static NO_SPEC: PodSpec = PodSpec {
+    containers: Vec::new(),
+    init_containers: Vec::new(),
+    ephemeral_containers: Vec::new(),
+};
+static NO_STATUS: PodStatus = PodStatus {
+    container_statuses: Vec::new(),
+    init_container_statuses: Vec::new(),
+    ephemeral_container_statuses: Vec::new(),
+};
+
 impl K8sMeta {
     /// The owner that manages the object: the reference marked `controller`, else the first.
     fn controller(&self) -> Option<&OwnerRef> {
@@ -367,6 +378,11 @@ const IMAGE_ID_HINT: &str = "an `imageID` is what the runtime reports, e.g. `doc
 
 fn parse_pods(text: &str, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
     let name = opts.name.as_str();
+    // Tracking the path of every value costs a third of the parse; it is only needed to
+    // name where a malformed input went wrong, so it runs then, on the same text.
+    if let Ok(list) = serde_json::from_str::<K8sList>(text) {
+        return pods_of(list, opts);
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     let list: K8sList = serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();
@@ -382,6 +398,11 @@ fn parse_pods(text: &str, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
             "pass the output of `kubectl get pods -A -o json` unchanged",
         )
     })?;
+    pods_of(list, opts)
+}
+
+fn pods_of(list: K8sList, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
+    let name = opts.name.as_str();
     let objects = match list.kind.as_deref() {
         Some("List") | Some("PodList") => list.items,
         Some("Pod") => vec![K8sObject {
@@ -414,6 +435,10 @@ fn parse_pods(text: &str, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
         }
     }
     let mut out = batch(opts, "kubernetes", true);
+    // A fleet runs few distinct images in many pods (every pod has the mesh's sidecar):
+    // each spelling is parsed once.
+    let mut refs: HashMap<&str, ImageRef> = HashMap::new();
+    let mut ids: HashMap<&str, Result<ImageId, String>> = HashMap::new();
     let mut unmapped: BTreeMap<String, usize> = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut envs = BTreeSet::new();
@@ -443,10 +468,8 @@ fn parse_pods(text: &str, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
         };
         envs.insert(env.clone());
         let workload = workload(&o.metadata, namespace, &owners);
-        let empty = PodSpec::default();
-        let spec = o.spec.as_ref().unwrap_or(&empty);
-        let status_empty = PodStatus::default();
-        let status = o.status.as_ref().unwrap_or(&status_empty);
+        let spec = o.spec.as_ref().unwrap_or(&NO_SPEC);
+        let status = o.status.as_ref().unwrap_or(&NO_STATUS);
         for (field, status_field, kind, containers, statuses) in [
             (
                 "containers",
@@ -475,16 +498,24 @@ fn parse_pods(text: &str, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
                 let Some(written) = c.image.as_deref() else {
                     return Err(invalid(name, &spec_at, "is missing", "every container names its image"));
                 };
-                let spec_ref = ImageRef::parse(written.trim()).map_err(|e| {
-                    invalid(name, &spec_at, &e, &e.hint)
-                })?;
+                let spec_ref = match refs.get(written) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = ImageRef::parse(written.trim())
+                            .map_err(|e| invalid(name, &spec_at, &e, &e.hint))?;
+                        refs.insert(written, r.clone());
+                        r
+                    }
+                };
                 let found = statuses.iter().position(|s| s.name == c.name);
                 let id = match found {
                     Some(k) => {
                         let at = format!("items[{i}].status.{status_field}[{k}].imageID");
                         match statuses[k].image_id.as_deref().filter(|s| !s.is_empty()) {
                             Some(text) => Some(
-                                parse_image_id(text)
+                                ids.entry(text)
+                                    .or_insert_with(|| parse_image_id(text))
+                                    .clone()
                                     .map_err(|p| invalid(name, &at, p, IMAGE_ID_HINT))?,
                             ),
                             None => None,

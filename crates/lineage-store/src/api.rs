@@ -236,25 +236,27 @@ pub struct SourceState {
 pub(crate) fn observation_rows(
     batch: &ObservationBatch,
 ) -> BTreeMap<(String, String, String), (i64, String)> {
-    let mut rows: BTreeMap<(String, String, String), (i64, String)> = BTreeMap::new();
+    // Aggregated by reference first: a batch holds many containers of few digests.
+    let mut by_ref: BTreeMap<(&EnvName, &Repository, &Digest), (i64, &str)> = BTreeMap::new();
     for item in &batch.items {
-        let key = (
-            item.env.to_string(),
-            item.image.to_string(),
-            item.digest.to_string(),
-        );
-        let workload = item.workload.clone().unwrap_or_default();
+        let workload = item.workload.as_deref().unwrap_or_default();
         let seen = item.seen_at.unix();
-        rows.entry(key)
+        by_ref
+            .entry((&item.env, &item.image, &item.digest))
             .and_modify(|(s, w)| {
                 *s = (*s).max(seen);
                 if workload < *w {
-                    *w = workload.clone();
+                    *w = workload;
                 }
             })
             .or_insert((seen, workload));
     }
-    rows
+    by_ref
+        .into_iter()
+        .map(|((e, i, d), (s, w))| {
+            ((e.to_string(), i.to_string(), d.to_string()), (s, w.to_string()))
+        })
+        .collect()
 }
 
 /// An observed row as a backend reads it, before parsing.
