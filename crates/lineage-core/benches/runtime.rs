@@ -105,16 +105,22 @@ fn main() {
             by: by.clone(),
             name: "pods.json".into(),
         };
-        let mut store =
-            lineage_store::open(&StoreLocation::Sqlite(dir.path().join(format!("api{r}.db"))), true)
-                .unwrap();
+        let mut store = lineage_store::open(
+            &StoreLocation::Sqlite(dir.path().join(format!("api{r}.db"))),
+            true,
+        )
+        .unwrap();
         seed_services(store.as_mut());
         let t = Instant::now();
         let parsed = observe::parse(&text, &opts).unwrap();
         let parse_took = t.elapsed();
         let report = observe::record(store.as_mut(), parsed, now).unwrap();
         let took = t.elapsed();
-        println!("  round {r}: parse {:.0} ms, record {:.0} ms", parse_took.as_secs_f64() * 1e3, (took - parse_took).as_secs_f64() * 1e3);
+        println!(
+            "  round {r}: parse {:.0} ms, record {:.0} ms",
+            parse_took.as_secs_f64() * 1e3,
+            (took - parse_took).as_secs_f64() * 1e3
+        );
         assert_eq!(report.containers, pods * 3);
         api_rates.push(report.containers as f64 / took.as_secs_f64());
 
@@ -122,7 +128,11 @@ fn main() {
         let parsed = observe::parse(&text, &opts).unwrap();
         let t0 = Instant::now();
         let body = canonical_json(&Record::Observation(parsed.batch.clone()));
-        println!("  canonical json {:.0} ms, {} bytes", t0.elapsed().as_secs_f64() * 1e3, body.len());
+        println!(
+            "  canonical json {:.0} ms, {} bytes",
+            t0.elapsed().as_secs_f64() * 1e3,
+            body.len()
+        );
         let rows: Vec<RawObserved> = parsed
             .batch
             .items
@@ -152,7 +162,10 @@ fn main() {
     let (api, raw) = (median(api_rates), median(raw_rates));
     println!("  observe (parse, check, record)  {api:>10.0} containers/s");
     println!("  raw INSERT of the same rows     {raw:>10.0} containers/s");
-    println!("  ratio                           {:>10.2}x  (goal >= 0.5x)", api / raw);
+    println!(
+        "  ratio                           {:>10.2}x  (goal >= 0.5x)",
+        api / raw
+    );
 
     // ---- Drift over 1,000 services --------------------------------------------------------
     let mut store =
@@ -224,9 +237,14 @@ fn main() {
             by: by.clone(),
             at: now,
         };
-        store.append(&[Record::Observation(batch)], now, None).unwrap();
+        store
+            .append(&[Record::Observation(batch)], now, None)
+            .unwrap();
     }
-    for (label, env) in [("whole fleet", None), ("--env production", Some(envs[2].clone()))] {
+    for (label, env) in [
+        ("whole fleet", None),
+        ("--env production", Some(envs[2].clone())),
+    ] {
         let options = DriftOptions {
             env,
             ..DriftOptions::default()

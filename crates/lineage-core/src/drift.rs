@@ -74,7 +74,9 @@ impl DriftKind {
                     return Err(Error::Invalid(
                         format!("drift kind `{part}` is not one Lineage knows"),
                         match close {
-                            Some(c) => format!("did you mean `{c}`? kinds: {}, or `all`", names.join(", ")),
+                            Some(c) => {
+                                format!("did you mean `{c}`? kinds: {}, or `all`", names.join(", "))
+                            }
                             None => format!("kinds: {}, or `all`", names.join(", ")),
                         },
                     ));
@@ -325,7 +327,11 @@ pub fn drift(
                         format!("`{pinned}` runs in `{env}` but is retired"),
                         format!(
                             "deploy a newer build; `lineage trace {}` lists recent digests",
-                            shell_quote(&service.as_ref().map_or(image.to_string(), |s| s.to_string()))
+                            shell_quote(
+                                &service
+                                    .as_ref()
+                                    .map_or(image.to_string(), |s| s.to_string())
+                            )
                         ),
                     ));
                 }
@@ -529,9 +535,10 @@ pub fn reconcile(
                     &options.by,
                     now,
                 )?;
-                records.extend(ends.into_iter().filter(
-                    |r| matches!(r, Record::DeployEnd(e) if e.env == env),
-                ));
+                records.extend(
+                    ends.into_iter()
+                        .filter(|r| matches!(r, Record::DeployEnd(e) if e.env == env)),
+                );
                 proposals.push(Proposal {
                     kind: "deploy_end".into(),
                     resolves: item.kind.clone(),
@@ -564,7 +571,10 @@ pub fn reconcile(
                     service: service.clone(),
                     env: item.env.clone(),
                     digest: item.digest.clone(),
-                    command: item.fix.replace("--by EMAIL", &format!("--by {}", shell_quote(options.by.as_str()))),
+                    command: item.fix.replace(
+                        "--by EMAIL",
+                        &format!("--by {}", shell_quote(options.by.as_str())),
+                    ),
                     status: "proposed".into(),
                     refused_by: Vec::new(),
                 };

@@ -13,8 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use lineage_model::{
-    Digest, EnvName, Identity, ImageRef, ObservationBatch, Observed, Record, Repository,
-    Timestamp,
+    Digest, EnvName, Identity, ImageRef, ObservationBatch, Observed, Record, Repository, Timestamp,
 };
 use lineage_store::{ObservedRow, SourceState, Store};
 use serde::{Deserialize, Serialize};
@@ -173,14 +172,22 @@ pub fn parse(text: &str, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
         InputFormat::Csv => parse_csv(text, opts)?,
     };
     parsed.batch.items.sort_by(|a, b| {
-        (&a.env, &a.image, &a.digest, &a.namespace, &a.workload, &a.container).cmp(&(
-            &b.env,
-            &b.image,
-            &b.digest,
-            &b.namespace,
-            &b.workload,
-            &b.container,
-        ))
+        (
+            &a.env,
+            &a.image,
+            &a.digest,
+            &a.namespace,
+            &a.workload,
+            &a.container,
+        )
+            .cmp(&(
+                &b.env,
+                &b.image,
+                &b.digest,
+                &b.namespace,
+                &b.workload,
+                &b.container,
+            ))
     });
     Ok(parsed)
 }
@@ -316,7 +323,11 @@ fn workload(
     let Some(owner) = meta.controller() else {
         return format!("Pod/{pod}");
     };
-    let key = (namespace.to_string(), owner.kind.clone(), owner.name.clone());
+    let key = (
+        namespace.to_string(),
+        owner.kind.clone(),
+        owner.name.clone(),
+    );
     if let Some(up) = owners.get(&key) {
         return format!("{}/{}", up.kind, up.name);
     }
@@ -371,7 +382,9 @@ fn parse_image_id(text: &str) -> Result<ImageId, String> {
             .map(ImageId::LocalId)
             .map_err(|e| e.to_string());
     }
-    Err(format!("`{text}` is neither `REPOSITORY@sha256:…` nor `sha256:…`"))
+    Err(format!(
+        "`{text}` is neither `REPOSITORY@sha256:…` nor `sha256:…`"
+    ))
 }
 
 const IMAGE_ID_HINT: &str = "an `imageID` is what the runtime reports, e.g. `docker-pullable://ghcr.io/acme/api@sha256:<64 hex>` or `ghcr.io/acme/api@sha256:<64 hex>`; pass kubectl's output unchanged";
@@ -496,7 +509,12 @@ fn pods_of(list: K8sList, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
             for (j, c) in containers.iter().enumerate() {
                 let spec_at = format!("items[{i}].spec.{field}[{j}].image");
                 let Some(written) = c.image.as_deref() else {
-                    return Err(invalid(name, &spec_at, "is missing", "every container names its image"));
+                    return Err(invalid(
+                        name,
+                        &spec_at,
+                        "is missing",
+                        "every container names its image",
+                    ));
                 };
                 let spec_ref = match refs.get(written) {
                     Some(r) => r.clone(),
@@ -599,12 +617,7 @@ const LINE_HINT: &str = "write one object per line: `{\"env\": \"production\", \
 const CSV_HINT: &str = "write `env, image@digest[, host, seen_at]` per line, e.g. `production, ghcr.io/acme/api@sha256:<64 hex>, vm-12, 2026-11-17T09:00:00Z`";
 
 /// One inventory line, checked.
-fn item(
-    opts: &ObserveOptions<'_>,
-    at: &str,
-    hint: &str,
-    line: Line,
-) -> Result<Observed, Error> {
+fn item(opts: &ObserveOptions<'_>, at: &str, hint: &str, line: Line) -> Result<Observed, Error> {
     let name = opts.name.as_str();
     let env = opts.config.environment(line.env.trim()).map_err(|e| {
         invalid(
@@ -647,7 +660,12 @@ fn item(
             ));
         }
     }
-    let seen_at = match line.seen_at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let seen_at = match line
+        .seen_at
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(t) => Timestamp::parse(t)
             .map_err(|e| invalid(name, &format!("{at}: field `seen_at`"), &e, &e.hint))?,
         None => opts.seen_at,
@@ -673,11 +691,7 @@ fn item(
     })
 }
 
-fn inventory_batch(
-    opts: &ObserveOptions<'_>,
-    format: InputFormat,
-    items: Vec<Observed>,
-) -> Parsed {
+fn inventory_batch(opts: &ObserveOptions<'_>, format: InputFormat, items: Vec<Observed>) -> Parsed {
     let mut b = batch(
         opts,
         match format {
@@ -706,8 +720,8 @@ fn parse_jsonl(text: &str, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
             continue;
         }
         let at = format!("line {}", n + 1);
-        let line: Line = serde_json::from_str(raw)
-            .map_err(|e| invalid(&opts.name, &at, e, LINE_HINT))?;
+        let line: Line =
+            serde_json::from_str(raw).map_err(|e| invalid(&opts.name, &at, e, LINE_HINT))?;
         items.push(item(opts, &at, LINE_HINT, line)?);
     }
     Ok(inventory_batch(opts, InputFormat::Jsonl, items))
@@ -753,7 +767,11 @@ fn parse_csv(text: &str, opts: &ObserveOptions<'_>) -> Result<Parsed, Error> {
             return Err(invalid(
                 &opts.name,
                 &at,
-                format!("has {} fields; at most {} are read", record.len(), columns.len()),
+                format!(
+                    "has {} fields; at most {} are read",
+                    record.len(),
+                    columns.len()
+                ),
                 CSV_HINT,
             ));
         }
@@ -1051,7 +1069,11 @@ pub struct Admitted {
 /// The batch admission writes for what it admitted: not complete (a pod starting says
 /// nothing about the others), labelled `source`.
 pub fn admitted_batch(source: &str, admitted: Vec<Admitted>, by: Identity) -> ObservationBatch {
-    let at = admitted.iter().map(|a| a.at).max().unwrap_or(Timestamp::from_unix(0));
+    let at = admitted
+        .iter()
+        .map(|a| a.at)
+        .max()
+        .unwrap_or(Timestamp::from_unix(0));
     let envs: BTreeSet<EnvName> = admitted.iter().map(|a| a.env.clone()).collect();
     let mut items: Vec<Observed> = admitted
         .into_iter()
@@ -1068,8 +1090,13 @@ pub fn admitted_batch(source: &str, admitted: Vec<Admitted>, by: Identity) -> Ob
         })
         .collect();
     items.sort_by(|a, b| {
-        (&a.env, &a.image, &a.digest, &a.namespace, &a.container)
-            .cmp(&(&b.env, &b.image, &b.digest, &b.namespace, &b.container))
+        (&a.env, &a.image, &a.digest, &a.namespace, &a.container).cmp(&(
+            &b.env,
+            &b.image,
+            &b.digest,
+            &b.namespace,
+            &b.container,
+        ))
     });
     ObservationBatch {
         source: source.to_string(),

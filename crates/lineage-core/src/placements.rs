@@ -127,7 +127,11 @@ pub fn end(
         by: input.by.clone(),
         at: now.max(running.deploy.at),
     };
-    let index = store.append(&[Record::DeployEnd(end)], now, recorded_by.or(Some(&input.by)))?[0];
+    let index = store.append(
+        &[Record::DeployEnd(end)],
+        now,
+        recorded_by.or(Some(&input.by)),
+    )?[0];
     Ok(Some(EndReport {
         schema: 1,
         outcome: "ended".into(),

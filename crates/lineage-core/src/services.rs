@@ -272,7 +272,11 @@ pub fn rename(
         &*store,
         old,
         None,
-        Some(reason.clone().unwrap_or_else(|| format!("service renamed to `{new}`"))),
+        Some(
+            reason
+                .clone()
+                .unwrap_or_else(|| format!("service renamed to `{new}`")),
+        ),
         &by,
         at,
     )?;
@@ -529,7 +533,12 @@ pub fn show(store: &dyn Store, name: &ServiceName) -> Result<ServiceReport, Erro
         items.push(HistoryItem {
             at: r.at,
             by: r.by.clone(),
-            field: if r.renamed_to.is_some() { "name" } else { "removed" }.to_string(),
+            field: if r.renamed_to.is_some() {
+                "name"
+            } else {
+                "removed"
+            }
+            .to_string(),
             old,
             new,
         });

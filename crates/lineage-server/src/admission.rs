@@ -212,7 +212,11 @@ fn workload_of(kind: &str, object: &Value) -> Option<String> {
             object
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
-                .or_else(|| object.pointer("/metadata/generateName").and_then(Value::as_str))?,
+                .or_else(|| {
+                    object
+                        .pointer("/metadata/generateName")
+                        .and_then(Value::as_str)
+                })?,
         ),
     };
     Some(format!("{kind}/{}", name.trim_end_matches('-')))

@@ -723,7 +723,14 @@ async fn affected(
     let s = st.clone();
     let view = st.view(q.observed_only);
     let report = blocking(move || {
-        s.read(|store| Ok(query::affected_with(store, &s.cfg.gate.config, &filter, &view)?))
+        s.read(|store| {
+            Ok(query::affected_with(
+                store,
+                &s.cfg.gate.config,
+                &filter,
+                &view,
+            )?)
+        })
     })
     .await?;
     Ok(Json(report).into_response())

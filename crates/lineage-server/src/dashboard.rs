@@ -149,7 +149,12 @@ fn drift_report(st: &AppState, store: &dyn Store) -> Result<Option<DriftReport>,
         allow: st.cfg.admission.allow.clone(),
         ..DriftOptions::default()
     };
-    Ok(Some(drift::drift(store, &st.cfg.gate.config, &options, st.now())?))
+    Ok(Some(drift::drift(
+        store,
+        &st.cfg.gate.config,
+        &options,
+        st.now(),
+    )?))
 }
 
 /// The drift table, for the fleet or one service.
@@ -163,13 +168,7 @@ fn drift_html(report: &DriftReport, service: Option<&str>) -> String {
     let sources: Vec<String> = report
         .sources
         .iter()
-        .map(|s| {
-            format!(
-                "<code>{}</code> {}",
-                esc(&s.source),
-                esc(&s.at.to_string())
-            )
-        })
+        .map(|s| format!("<code>{}</code> {}", esc(&s.source), esc(&s.at.to_string())))
         .collect();
     let _ = write!(
         html,
@@ -178,10 +177,7 @@ fn drift_html(report: &DriftReport, service: Option<&str>) -> String {
         if report.unwatched.is_empty() {
             String::new()
         } else {
-            format!(
-                " · not observed: {}",
-                esc(&report.unwatched.join(", "))
-            )
+            format!(" · not observed: {}", esc(&report.unwatched.join(", ")))
         }
     );
     if items.is_empty() {
@@ -363,7 +359,9 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
         );
     }
     if placements.is_empty() {
-        html.push_str("<tr><td colspan=\"5\" class=\"muted\">not recorded as running anywhere</td></tr>");
+        html.push_str(
+            "<tr><td colspan=\"5\" class=\"muted\">not recorded as running anywhere</td></tr>",
+        );
     }
     html.push_str("</tbody></table>");
     if let Some(report) = drift_report(st, store)? {

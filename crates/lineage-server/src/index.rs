@@ -149,7 +149,10 @@ impl Index {
                 RunningDigest {
                     digest: d.to_string(),
                     since: r.deploy.at,
-                    built_at: r.build.as_ref().and_then(|b| b.finished_at.or(b.started_at)),
+                    built_at: r
+                        .build
+                        .as_ref()
+                        .and_then(|b| b.finished_at.or(b.started_at)),
                 },
             );
         }

@@ -333,7 +333,8 @@ pub async fn flush_admitted(state: Arc<AppState>) {
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         let by = lineage_model::Identity::parse("sa:lineage-admission").expect("a valid identity");
-        let batch = lineage_core::observe::admitted_batch(ADMISSION_SOURCE, pending.clone(), by.clone());
+        let batch =
+            lineage_core::observe::admitted_batch(ADMISSION_SOURCE, pending.clone(), by.clone());
         let n = batch.items.len();
         let written = st.write(|store| {
             let now = st.now();
@@ -518,7 +519,10 @@ fn remember_admitted(state: &AppState, req: &admission::Request, now: Timestamp)
     let mut buffer = state.admitted.lock().unwrap_or_else(|p| p.into_inner());
     let room = OBSERVE_BUFFER.saturating_sub(buffer.len());
     if room < items.len() {
-        tracing::warn!(dropped = items.len() - room, "the admitted-images buffer is full; dropping");
+        tracing::warn!(
+            dropped = items.len() - room,
+            "the admitted-images buffer is full; dropping"
+        );
     }
     buffer.extend(items.into_iter().take(room));
 }

@@ -169,9 +169,8 @@ fn world_full(mode: Mode, dashboard: DashboardConfig, extra: &str) -> World {
     drop(store);
 
     let config = Config::default();
-    let toml = format!(
-        "[admission]\nnamespaces = {{ prod = \"production\", dev = \"dev\" }}\n{extra}"
-    );
+    let toml =
+        format!("[admission]\nnamespaces = {{ prod = \"production\", dev = \"dev\" }}\n{extra}");
     let mut admission = AdmissionConfig::from_toml(&toml, "lineage.toml", &config).unwrap();
     admission.mode = mode;
     let policy = lineage_policy::PolicyConfig::from_toml(&toml, "lineage.toml").unwrap();
@@ -1677,7 +1676,8 @@ async fn admission_allows_listed_third_party_images_and_its_annotations_are_vali
 async fn deploy_end_over_the_api_acts_as_the_token() {
     let w = world(Mode::Enforce);
     let deployer = new_token(&w, "ender", &["deploy:write"], Some("sre@acme.dev"));
-    let body = json!({ "service": "api", "env": "production", "reason": "moved to the new cluster" });
+    let body =
+        json!({ "service": "api", "env": "production", "reason": "moved to the new cluster" });
     // Naming someone else needs `act-as`.
     let (status, v) = call(
         &w,
@@ -1688,7 +1688,14 @@ async fn deploy_end_over_the_api_acts_as_the_token() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    let (status, v) = call(&w, "POST", "/api/v1/deploys/end", Some(&deployer), Some(body.clone())).await;
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/deploys/end",
+        Some(&deployer),
+        Some(body.clone()),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["by"], "sre@acme.dev");
     assert_eq!(v["digest"], digest('a').to_string());
@@ -1697,7 +1704,14 @@ async fn deploy_end_over_the_api_acts_as_the_token() {
     let (_, running) = call(&w, "GET", "/api/v1/running", Some(&reader), None).await;
     assert!(running["rows"].as_array().unwrap().is_empty(), "{running}");
     // Nothing left to end.
-    let (status, v) = call(&w, "POST", "/api/v1/deploys/end", Some(&deployer), Some(body)).await;
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/deploys/end",
+        Some(&deployer),
+        Some(body),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
     assert_eq!(v["found"], false);
 }
@@ -1754,7 +1768,11 @@ async fn an_older_digest_than_the_running_one_is_denied_until_its_rollback_is_re
     let newer = review(
         "Pod",
         "prod",
-        pod_spec(&[("containers", "app", &format!("ghcr.io/acme/api@{}", digest('a')))]),
+        pod_spec(&[(
+            "containers",
+            "app",
+            &format!("ghcr.io/acme/api@{}", digest('a')),
+        )]),
     );
     let r = admit(&w, newer).await;
     assert!(!r.to_string().contains("D013"), "{r}");
@@ -1762,7 +1780,11 @@ async fn an_older_digest_than_the_running_one_is_denied_until_its_rollback_is_re
 
 #[tokio::test]
 async fn admission_records_what_it_admitted_off_the_answer_path() {
-    let w = world_full(Mode::Enforce, DashboardConfig::default(), "observe = true\n");
+    let w = world_full(
+        Mode::Enforce,
+        DashboardConfig::default(),
+        "observe = true\n",
+    );
     let image = format!("ghcr.io/acme/api@{}", digest('a'));
     let mut pod = review("Pod", "prod", pod_spec(&[("containers", "app", &image)]));
     pod["request"]["object"]["metadata"]["ownerReferences"] =
@@ -1770,28 +1792,64 @@ async fn admission_records_what_it_admitted_off_the_answer_path() {
     let r = admit(&w, pod).await;
     check(&r, true, &[], "running digest");
     // Denied and ungoverned pods are not observations.
-    admit(&w, review("Pod", "prod", pod_spec(&[("containers", "app", "ghcr.io/acme/api:1.0")]))).await;
-    admit(&w, review("Pod", "other", pod_spec(&[("containers", "app", &image)]))).await;
+    admit(
+        &w,
+        review(
+            "Pod",
+            "prod",
+            pod_spec(&[("containers", "app", "ghcr.io/acme/api:1.0")]),
+        ),
+    )
+    .await;
+    admit(
+        &w,
+        review("Pod", "other", pod_spec(&[("containers", "app", &image)])),
+    )
+    .await;
     // Nothing is written until the flusher runs.
     let store = lineage_store::open(&w.state.cfg.store, false).unwrap();
     assert!(store.observation_sources().unwrap().is_empty());
     lineage_server::flush_admitted(w.state.clone()).await;
     let sources = store.observation_sources().unwrap();
     assert_eq!(sources.len(), 1);
-    assert_eq!((sources[0].source.as_str(), sources[0].complete), ("admission", false));
+    assert_eq!(
+        (sources[0].source.as_str(), sources[0].complete),
+        ("admission", false)
+    );
     let rows = store.observed(None, None).unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].workload.as_deref(), Some("ReplicaSet/api-7d9f8c6b5"));
+    assert_eq!(
+        rows[0].workload.as_deref(),
+        Some("ReplicaSet/api-7d9f8c6b5")
+    );
     // Queries and the dashboard show it.
     let reader = token(&w, Some(Scope::Read));
-    let (_, running) = call(&w, "GET", "/api/v1/running?observed_only=true", Some(&reader), None).await;
-    assert_eq!(running["rows"][0]["observed"]["status"], "observed", "{running}");
+    let (_, running) = call(
+        &w,
+        "GET",
+        "/api/v1/running?observed_only=true",
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(
+        running["rows"][0]["observed"]["status"], "observed",
+        "{running}"
+    );
     assert_eq!(running["rows"][0]["observed"]["sources"][0], "admission");
     let page = browse(&w, "/", Via::Header(&reader)).await;
     assert!(page.body.contains("observed just now"), "{}", page.body);
-    assert!(page.body.contains("Drift: recorded vs. running"), "{}", page.body);
+    assert!(
+        page.body.contains("Drift: recorded vs. running"),
+        "{}",
+        page.body
+    );
     let page = browse(&w, "/services/api", Via::Header(&reader)).await;
-    assert!(page.body.contains("Runs now") && page.body.contains("observed just now"), "{}", page.body);
+    assert!(
+        page.body.contains("Runs now") && page.body.contains("observed just now"),
+        "{}",
+        page.body
+    );
     // An empty buffer writes nothing.
     let before = store.len().unwrap();
     lineage_server::flush_admitted(w.state.clone()).await;
@@ -1829,17 +1887,54 @@ async fn drift_over_the_api_and_on_the_dashboard() {
         })
         .unwrap();
     let reader = token(&w, Some(Scope::Read));
-    let (status, v) = call(&w, "GET", "/api/v1/drift?fail_on=recorded-not-observed", Some(&reader), None).await;
+    let (status, v) = call(
+        &w,
+        "GET",
+        "/api/v1/drift?fail_on=recorded-not-observed",
+        Some(&reader),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let kinds: Vec<&str> = v["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["recorded-not-observed", "observed-not-recorded"], "{v}");
+    let kinds: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["recorded-not-observed", "observed-not-recorded"],
+        "{v}"
+    );
     assert_eq!(v["failed"], true);
-    let (status, v) = call(&w, "GET", "/api/v1/drift?fail_on=nonsense", Some(&reader), None).await;
+    let (status, v) = call(
+        &w,
+        "GET",
+        "/api/v1/drift?fail_on=nonsense",
+        Some(&reader),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert!(v["error"]["hint"].as_str().unwrap().contains("recorded-not-observed"), "{v}");
+    assert!(
+        v["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("recorded-not-observed"),
+        "{v}"
+    );
     let page = browse(&w, "/", Via::Header(&reader)).await;
-    assert!(page.body.contains("recorded-not-observed") && page.body.contains("never observed"), "{}", page.body);
+    assert!(
+        page.body.contains("recorded-not-observed") && page.body.contains("never observed"),
+        "{}",
+        page.body
+    );
     let page = browse(&w, "/services/orphan", Via::Header(&reader)).await;
     assert!(page.body.contains("observed-not-recorded"), "{}", page.body);
-    assert!(!page.body.contains("recorded-not-observed"), "{}", page.body);
+    assert!(
+        !page.body.contains("recorded-not-observed"),
+        "{}",
+        page.body
+    );
 }

@@ -254,7 +254,10 @@ pub(crate) fn observation_rows(
     by_ref
         .into_iter()
         .map(|((e, i, d), (s, w))| {
-            ((e.to_string(), i.to_string(), d.to_string()), (s, w.to_string()))
+            (
+                (e.to_string(), i.to_string(), d.to_string()),
+                (s, w.to_string()),
+            )
         })
         .collect()
 }

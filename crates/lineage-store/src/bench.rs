@@ -159,7 +159,9 @@ pub fn raw_insert_observations(
                  entry = excluded.entry, workload = excluded.workload",
         )?;
         for r in rows {
-            upsert.execute(params![source, r.env, r.image, r.digest, r.seen_at, e, r.workload])?;
+            upsert.execute(params![
+                source, r.env, r.image, r.digest, r.seen_at, e, r.workload
+            ])?;
         }
     }
     tx.commit()

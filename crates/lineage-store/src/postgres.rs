@@ -34,9 +34,8 @@ pub(crate) use connect::redact;
 pub use connect::PgLocation;
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ObservedRow,
-    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError,
-    StoredCheckpoint,
+    recorded_time, BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ObservedRow, PlacementRow,
+    ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError, StoredCheckpoint,
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
@@ -553,7 +552,9 @@ impl<'a> Batch<'a> {
         };
         let index = self.entry(stored, record, at, by);
         let entry = index as i64 + 1;
-        self.rows.facts.push((record.kind().to_string(), key, entry));
+        self.rows
+            .facts
+            .push((record.kind().to_string(), key, entry));
         // These facts change projections that later records in the batch read (what runs,
         // which services exist), so they are written at once, after what the batch holds.
         match record {
@@ -563,7 +564,11 @@ impl<'a> Batch<'a> {
                 execute(
                     tx,
                     "DELETE FROM current WHERE service = $1 AND env = $2 AND at <= $3",
-                    &[(&service, Type::TEXT), (&env, Type::TEXT), (&when, Type::INT8)],
+                    &[
+                        (&service, Type::TEXT),
+                        (&env, Type::TEXT),
+                        (&when, Type::INT8),
+                    ],
                 )?;
                 execute(
                     tx,
@@ -581,7 +586,11 @@ impl<'a> Batch<'a> {
             Record::ServiceRemoved(removal) => {
                 self.flush(tx)?;
                 let name = removal.service.as_str();
-                execute(tx, "DELETE FROM services WHERE name = $1", &[(&name, Type::TEXT)])?;
+                execute(
+                    tx,
+                    "DELETE FROM services WHERE name = $1",
+                    &[(&name, Type::TEXT)],
+                )?;
                 execute(
                     tx,
                     "DELETE FROM service_images WHERE service = $1",
@@ -617,7 +626,8 @@ impl<'a> Batch<'a> {
                     ],
                 )?;
                 let (mut v, mut i, mut d, mut t, mut w) = (vec![], vec![], vec![], vec![], vec![]);
-                for ((env, image, digest), (seen, workload)) in crate::api::observation_rows(batch) {
+                for ((env, image, digest), (seen, workload)) in crate::api::observation_rows(batch)
+                {
                     v.push(env);
                     i.push(image);
                     d.push(digest);

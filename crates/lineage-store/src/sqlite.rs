@@ -14,9 +14,8 @@ use lineage_model::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ObservedRow,
-    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError,
-    StoredCheckpoint,
+    recorded_time, BaseFilter, BaseUsage, BuildOutcome, Entry, LogHead, ObservedRow, PlacementRow,
+    ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError, StoredCheckpoint,
 };
 use crate::SCHEMA_VERSION;
 
@@ -1142,7 +1141,9 @@ impl Store for SqliteStore {
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
-        rows.into_iter().map(crate::api::RawObserved::parse).collect()
+        rows.into_iter()
+            .map(crate::api::RawObserved::parse)
+            .collect()
     }
 
     fn observation_sources(&self) -> Result<Vec<SourceState>, StoreError> {

@@ -1360,12 +1360,29 @@ fn batch(source: &str, complete: bool, at: &str, items: Vec<lineage_model::Obser
     })
 }
 
+/// (source, env, image, last seen, current, owner, built for) of an observed row.
+type ObservedView = (
+    String,
+    String,
+    String,
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+);
+
 fn running_pairs(store: &dyn Store) -> Vec<(String, String, String)> {
     store
         .placements(None)
         .unwrap()
         .into_iter()
-        .map(|p| (p.service.to_string(), p.env.to_string(), p.digest.to_string()))
+        .map(|p| {
+            (
+                p.service.to_string(),
+                p.env.to_string(),
+                p.digest.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -1409,7 +1426,10 @@ fn ended_placements_leave_current_and_late_deploys_do_not_bring_them_back() {
         );
         assert!(
             store
-                .running(Some(&EnvName::parse("production").unwrap()), Some(&ServiceName::parse("api").unwrap()))
+                .running(
+                    Some(&EnvName::parse("production").unwrap()),
+                    Some(&ServiceName::parse("api").unwrap())
+                )
                 .unwrap()
                 .is_empty(),
             "{backend}"
@@ -1417,12 +1437,24 @@ fn ended_placements_leave_current_and_late_deploys_do_not_bring_them_back() {
         // A later deploy starts a new placement.
         store
             .append(
-                &[Record::Deploy(deploy("api", "a1", "production", "2026-11-02T01:00:00Z"))],
+                &[Record::Deploy(deploy(
+                    "api",
+                    "a1",
+                    "production",
+                    "2026-11-02T01:00:00Z",
+                ))],
                 t("2026-11-02T01:00:00Z"),
                 None,
             )
             .unwrap();
-        assert_eq!(store.placements(Some(&EnvName::parse("production").unwrap())).unwrap().len(), 2, "{backend}");
+        assert_eq!(
+            store
+                .placements(Some(&EnvName::parse("production").unwrap()))
+                .unwrap()
+                .len(),
+            2,
+            "{backend}"
+        );
         // A removed service leaves `services` and frees its images; its history stays.
         let web = ServiceName::parse("web").unwrap();
         store
@@ -1450,7 +1482,11 @@ fn ended_placements_leave_current_and_late_deploys_do_not_bring_them_back() {
             "{backend}"
         );
         assert_eq!(store.service_history(&web).unwrap().len(), 1, "{backend}");
-        assert_eq!(store.facts("deploy_end", Some("api")).unwrap().len(), 1, "{backend}");
+        assert_eq!(
+            store.facts("deploy_end", Some("api")).unwrap().len(),
+            1,
+            "{backend}"
+        );
         assert_eq!(store.check_projections(10).unwrap(), vec![], "{backend}");
     }
 }
@@ -1461,7 +1497,11 @@ fn observations_are_projected_per_source_with_the_newest_batch_current() {
         seed(store.as_mut());
         let at = t("2026-11-02T00:00:00Z");
         store
-            .append(&[Record::Build(build("api", "a1", "python:3.12", "py1"))], at, None)
+            .append(
+                &[Record::Build(build("api", "a1", "python:3.12", "py1"))],
+                at,
+                None,
+            )
             .unwrap();
         store
             .append(
@@ -1470,10 +1510,28 @@ fn observations_are_projected_per_source_with_the_newest_batch_current() {
                     true,
                     "2026-11-02T00:00:00Z",
                     vec![
-                        seen("production", "api", "a1", "2026-11-02T00:00:00Z", "Deployment/api"),
+                        seen(
+                            "production",
+                            "api",
+                            "a1",
+                            "2026-11-02T00:00:00Z",
+                            "Deployment/api",
+                        ),
                         // The same digest twice (two replicas): one row, the newest time.
-                        seen("production", "api", "a1", "2026-11-01T23:00:00Z", "Deployment/api"),
-                        seen("production", "web", "w9", "2026-11-02T00:00:00Z", "Deployment/web"),
+                        seen(
+                            "production",
+                            "api",
+                            "a1",
+                            "2026-11-01T23:00:00Z",
+                            "Deployment/api",
+                        ),
+                        seen(
+                            "production",
+                            "web",
+                            "w9",
+                            "2026-11-02T00:00:00Z",
+                            "Deployment/web",
+                        ),
                     ],
                 )],
                 at,
@@ -1488,13 +1546,25 @@ fn observations_are_projected_per_source_with_the_newest_batch_current() {
                         "prod-eu",
                         true,
                         "2026-11-02T01:00:00Z",
-                        vec![seen("production", "api", "a1", "2026-11-02T01:00:00Z", "Deployment/api")],
+                        vec![seen(
+                            "production",
+                            "api",
+                            "a1",
+                            "2026-11-02T01:00:00Z",
+                            "Deployment/api",
+                        )],
                     ),
                     batch(
                         "admission",
                         false,
                         "2026-11-02T00:30:00Z",
-                        vec![seen("staging", "api", "a1", "2026-11-02T00:30:00Z", "ReplicaSet/api-1")],
+                        vec![seen(
+                            "staging",
+                            "api",
+                            "a1",
+                            "2026-11-02T00:30:00Z",
+                            "ReplicaSet/api-1",
+                        )],
                     ),
                 ],
                 later,
@@ -1502,7 +1572,7 @@ fn observations_are_projected_per_source_with_the_newest_batch_current() {
             )
             .unwrap();
         let rows = store.observed(None, None).unwrap();
-        let shown: Vec<(String, String, String, String, bool, Option<String>, Option<String>)> = rows
+        let shown: Vec<ObservedView> = rows
             .iter()
             .map(|r| {
                 (
@@ -1517,24 +1587,73 @@ fn observations_are_projected_per_source_with_the_newest_batch_current() {
             })
             .collect();
         let mut expected = vec![
-            ("prod-eu".to_string(), "production".to_string(), "ghcr.io/acme/api".to_string(), "2026-11-02T01:00:00Z".to_string(), true, Some("api".to_string()), Some("api".to_string())),
+            (
+                "prod-eu".to_string(),
+                "production".to_string(),
+                "ghcr.io/acme/api".to_string(),
+                "2026-11-02T01:00:00Z".to_string(),
+                true,
+                Some("api".to_string()),
+                Some("api".to_string()),
+            ),
             // Left out of the source's newest batch: no longer running there.
-            ("prod-eu".into(), "production".into(), "ghcr.io/acme/web".into(), "2026-11-02T00:00:00Z".into(), false, Some("web".into()), None),
+            (
+                "prod-eu".into(),
+                "production".into(),
+                "ghcr.io/acme/web".into(),
+                "2026-11-02T00:00:00Z".into(),
+                false,
+                Some("web".into()),
+                None,
+            ),
             // Admission batches are not complete: what they saw stays current.
-            ("admission".into(), "staging".into(), "ghcr.io/acme/api".into(), "2026-11-02T00:30:00Z".into(), true, Some("api".into()), Some("api".into())),
+            (
+                "admission".into(),
+                "staging".into(),
+                "ghcr.io/acme/api".into(),
+                "2026-11-02T00:30:00Z".into(),
+                true,
+                Some("api".into()),
+                Some("api".into()),
+            ),
         ];
         let mut shown_sorted = shown.clone();
         shown_sorted.sort();
         expected.sort();
         assert_eq!(shown_sorted, expected, "{backend}");
-        assert_eq!(rows.iter().find(|r| r.env.as_str() == "staging").unwrap().workload.as_deref(), Some("ReplicaSet/api-1"), "{backend}");
-        assert_eq!(store.observed(Some(&EnvName::parse("staging").unwrap()), None).unwrap().len(), 1, "{backend}");
-        assert_eq!(store.observed(None, Some(&digest("w9"))).unwrap().len(), 1, "{backend}");
+        assert_eq!(
+            rows.iter()
+                .find(|r| r.env.as_str() == "staging")
+                .unwrap()
+                .workload
+                .as_deref(),
+            Some("ReplicaSet/api-1"),
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .observed(Some(&EnvName::parse("staging").unwrap()), None)
+                .unwrap()
+                .len(),
+            1,
+            "{backend}"
+        );
+        assert_eq!(
+            store.observed(None, Some(&digest("w9"))).unwrap().len(),
+            1,
+            "{backend}"
+        );
         let sources: Vec<(String, bool, Vec<String>)> = store
             .observation_sources()
             .unwrap()
             .into_iter()
-            .map(|s| (s.source, s.complete, s.envs.iter().map(ToString::to_string).collect()))
+            .map(|s| {
+                (
+                    s.source,
+                    s.complete,
+                    s.envs.iter().map(ToString::to_string).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             sources,
@@ -1544,7 +1663,11 @@ fn observations_are_projected_per_source_with_the_newest_batch_current() {
             ],
             "{backend}"
         );
-        assert_eq!(store.facts("observation", Some("prod-eu")).unwrap().len(), 2, "{backend}");
+        assert_eq!(
+            store.facts("observation", Some("prod-eu")).unwrap().len(),
+            2,
+            "{backend}"
+        );
         assert_eq!(store.check_projections(10).unwrap(), vec![], "{backend}");
     }
 }
@@ -1566,7 +1689,18 @@ fn tampered_runtime_projections_are_found_on_both_backends() {
                 &[
                     Record::Deploy(deploy("api", "a1", "production", "2026-11-01T12:00:00Z")),
                     end("api", "production", "2026-11-02T00:00:00Z"),
-                    batch("prod-eu", true, "2026-11-02T00:00:00Z", vec![seen("production", "api", "a1", "2026-11-02T00:00:00Z", "Deployment/api")]),
+                    batch(
+                        "prod-eu",
+                        true,
+                        "2026-11-02T00:00:00Z",
+                        vec![seen(
+                            "production",
+                            "api",
+                            "a1",
+                            "2026-11-02T00:00:00Z",
+                            "Deployment/api",
+                        )],
+                    ),
                 ],
                 at,
                 None,

@@ -501,12 +501,7 @@ fn show_removed(format: Format, r: &RemoveReport) {
         ),
     }
     for e in &r.ended {
-        println!(
-            "  ended {} in {} ({})",
-            e.service,
-            e.env,
-            short(&e.digest)
-        );
+        println!("  ended {} in {} ({})", e.service, e.env, short(&e.digest));
         if let Some(new) = &r.renamed_to {
             println!(
                 "    if {new} runs it now, record that: {}",

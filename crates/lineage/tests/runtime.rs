@@ -64,7 +64,12 @@ impl Ledger {
         let mut all = vec!["--format", "json"];
         all.extend_from_slice(args);
         let r = self.run(&all);
-        assert!(r.code == 0 || r.code == 1, "lineage {args:?}:\n{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.code == 0 || r.code == 1,
+            "lineage {args:?}:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
     }
 
@@ -273,7 +278,9 @@ fn rename_move_and_decommission_give_the_right_answers() {
 
     // A service renamed: the old name stops running; the renamed service's next deploy
     // is recorded under the new name.
-    let out = l.ok(&["service", "rename", "billing", "payments", "--reason", "CHG-7"]);
+    let out = l.ok(&[
+        "service", "rename", "billing", "payments", "--reason", "CHG-7",
+    ]);
     assert!(out.contains("renamed service billing to payments"), "{out}");
     assert!(out.contains("lineage deploy record --image"), "{out}");
     l.deploy(BILLING, "b1", "production", "2026-11-17T09:00:00Z");
@@ -286,7 +293,13 @@ fn rename_move_and_decommission_give_the_right_answers() {
     assert!(out.contains("ended legacy in production"), "{out}");
     l.deploy(WORKER, "k1", "production", "2026-11-17T09:00:00Z");
     // A decommissioned service.
-    l.ok(&["service", "remove", "report", "--reason", "decommissioned, CHG-9"]);
+    l.ok(&[
+        "service",
+        "remove",
+        "report",
+        "--reason",
+        "decommissioned, CHG-9",
+    ]);
 
     assert_eq!(
         l.running(&[]),
@@ -334,7 +347,10 @@ fn observed_state_shows_on_every_query_and_observed_only_keeps_the_truth() {
     ]);
     l.write("pods.json", &pods);
     let out = l.ok(&["observe", "pods.json", "--cluster", "prod-eu-1"]);
-    assert!(out.contains("2 container(s), 2 digest(s) in production"), "{out}");
+    assert!(
+        out.contains("2 container(s), 2 digest(s) in production"),
+        "{out}"
+    );
 
     let v = l.json(&["running", "--env", "production"]);
     let states: Vec<(String, String)> = v["rows"]
@@ -361,7 +377,12 @@ fn observed_state_shows_on_every_query_and_observed_only_keeps_the_truth() {
     assert_eq!(v["rows"][0]["observed"]["sources"][0], "prod-eu-1");
     assert_eq!(v["rows"][0]["observed"]["age_seconds"], 0);
     let human = l.ok(&["running"]);
-    assert!(human.contains("OBSERVED") && human.contains("observed just now") && human.contains("never observed"), "{human}");
+    assert!(
+        human.contains("OBSERVED")
+            && human.contains("observed just now")
+            && human.contains("never observed"),
+        "{human}"
+    );
 
     assert_eq!(
         l.running(&["--observed-only"]),
@@ -383,9 +404,21 @@ fn observed_state_shows_on_every_query_and_observed_only_keeps_the_truth() {
 
     // A later batch without web: web is no longer observed, since the first batch.
     l.write("pods2.json", &pod_list(vec![pod("prod", "api", API, "a1")]));
-    l.ok(&["observe", "pods2.json", "--cluster", "prod-eu-1", "--at", "2026-11-17T09:10:00Z"]);
+    l.ok(&[
+        "observe",
+        "pods2.json",
+        "--cluster",
+        "prod-eu-1",
+        "--at",
+        "2026-11-17T09:10:00Z",
+    ]);
     let v = l.json(&["running", "--env", "production"]);
-    let web = v["rows"].as_array().unwrap().iter().find(|r| r["service"] == "web").unwrap();
+    let web = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "web")
+        .unwrap();
     assert_eq!(web["observed"]["status"], "not_observed");
     assert_eq!(web["observed"]["last_seen"], NOW);
     // Staging is not reported on by any source.
@@ -405,7 +438,12 @@ fn every_drift_kind_is_found_and_fail_on_sets_the_exit_code() {
     l.build(WEB, "w2", "p1", "2026-11-05T10:00:00Z");
     l.build("ghcr.io/acme/ghost", "g1", "p1", "2026-11-01T10:00:00Z");
     l.deploy(API, "a2", "production", "2026-11-06T10:00:00Z");
-    l.deploy("ghcr.io/acme/ghost", "g1", "production", "2026-11-06T10:00:00Z");
+    l.deploy(
+        "ghcr.io/acme/ghost",
+        "g1",
+        "production",
+        "2026-11-06T10:00:00Z",
+    );
     l.deploy(WEB, "w2", "staging", "2026-11-06T10:00:00Z");
     l.ok(&["retire", &digest("w2"), "--reason", "CVE-2026-4242"]);
 
@@ -458,29 +496,48 @@ fn every_drift_kind_is_found_and_fail_on_sets_the_exit_code() {
         ghost["fix"],
         "lineage deploy end --service ghost --env production --reason 'never observed by `prod-eu-1`'"
     );
-    assert!(report["items"][1]["fix"].as_str().unwrap().ends_with("--rollback"));
+    assert!(report["items"][1]["fix"]
+        .as_str()
+        .unwrap()
+        .ends_with("--rollback"));
     assert_eq!(report["items"][3]["workloads"][0], "Deployment/web");
 
     // Exit codes: 0 without `--fail-on` or when no listed kind is found, 1 otherwise.
     assert_eq!(l.run(&["drift"]).code, 0);
     assert_eq!(l.run(&["drift", "--fail-on", "retired"]).code, 1);
-    assert_eq!(l.run(&["drift", "--env", "staging", "--fail-on", "all"]).code, 0);
+    assert_eq!(
+        l.run(&["drift", "--env", "staging", "--fail-on", "all"])
+            .code,
+        0
+    );
     let bad = l.run(&["drift", "--fail-on", "retierd"]);
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("did you mean `retired`?"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("did you mean `retired`?"),
+        "{}",
+        bad.stderr
+    );
     let human = l.ok(&["drift", "--env", "production"]);
     assert!(human.contains("compared with `prod-eu-1`"), "{human}");
-    assert!(human.contains("not compared: no source reports on") || !human.contains("staging"), "{human}");
+    assert!(
+        human.contains("not compared: no source reports on") || !human.contains("staging"),
+        "{human}"
+    );
 
     // The deploy gate says the same about the rolled-back digest (D013), unless it is a
     // recorded rollback.
     let check = |extra: &[&str]| {
-        let mut args = vec![
-            "--format", "json", "deploy", "check", "--image",
-        ];
+        let mut args = vec!["--format", "json", "deploy", "check", "--image"];
         let image = format!("{API}@{}", digest("a1"));
         args.push(&image);
-        args.extend(["--env", "production", "--by", "jonas@acme.dev", "--output", "json"]);
+        args.extend([
+            "--env",
+            "production",
+            "--by",
+            "jonas@acme.dev",
+            "--output",
+            "json",
+        ]);
         args.extend_from_slice(extra);
         let r = l.run(&args);
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -506,10 +563,18 @@ fn reconcile_proposes_without_writing_and_applies_through_the_gate() {
     l.build(WEB, "w2", "p1", "2026-11-05T10:00:00Z");
     l.build("ghcr.io/acme/ghost", "g1", "p1", "2026-11-01T10:00:00Z");
     l.deploy(API, "a2", "production", "2026-11-06T10:00:00Z");
-    l.deploy("ghcr.io/acme/ghost", "g1", "production", "2026-11-06T10:00:00Z");
+    l.deploy(
+        "ghcr.io/acme/ghost",
+        "g1",
+        "production",
+        "2026-11-06T10:00:00Z",
+    );
     l.write(
         "pods.json",
-        &pod_list(vec![pod("prod", "api", API, "a1"), pod("prod", "web", WEB, "w2")]),
+        &pod_list(vec![
+            pod("prod", "api", API, "a1"),
+            pod("prod", "web", WEB, "w2"),
+        ]),
     );
     l.ok(&["observe", "pods.json", "--cluster", "prod-eu-1"]);
     let entries = l.entries();
@@ -561,18 +626,43 @@ fn reconcile_proposes_without_writing_and_applies_through_the_gate() {
 #[test]
 fn deploy_end_ends_one_placement() {
     let l = fleet();
-    let r = l.json(&["deploy", "end", "--service", "report", "--env", "production", "--reason", "moved to the data team"]);
+    let r = l.json(&[
+        "deploy",
+        "end",
+        "--service",
+        "report",
+        "--env",
+        "production",
+        "--reason",
+        "moved to the data team",
+    ]);
     assert_eq!(r["outcome"], "ended");
     assert_eq!(r["digest"], digest("r1"));
     assert!(!l.running(&[]).iter().any(|t| t.0 == "report"));
     // Nothing more to end: exit 1, nothing written.
     let before = l.entries();
-    let again = l.run(&["deploy", "end", "--service", "report", "--env", "production"]);
+    let again = l.run(&[
+        "deploy",
+        "end",
+        "--service",
+        "report",
+        "--env",
+        "production",
+    ]);
     assert_eq!(again.code, 1, "{}", again.stderr);
-    assert!(again.stderr.contains("nothing is recorded as running for `report` in `production`"));
+    assert!(again
+        .stderr
+        .contains("nothing is recorded as running for `report` in `production`"));
     assert_eq!(l.entries(), before);
     // A typo in the service is an error.
-    let typo = l.run(&["deploy", "end", "--service", "reprot", "--env", "production"]);
+    let typo = l.run(&[
+        "deploy",
+        "end",
+        "--service",
+        "reprot",
+        "--env",
+        "production",
+    ]);
     assert_eq!(typo.code, 2);
     // A new deploy starts a new placement.
     l.deploy(OLD, "r1", "production", NOW);
@@ -584,17 +674,22 @@ fn malformed_or_oversized_input_exits_2_naming_where_and_writes_nothing() {
     let l = fleet();
     let before = l.entries();
     let mut list = json!({ "kind": "List", "items": [pod("prod", "api", API, "a1"), pod("prod", "web", WEB, "w1")] });
-    list["items"][1]["status"]["containerStatuses"][0]["imageID"] = json!("docker-pullable://ghcr.io/acme/web@sha256:12");
+    list["items"][1]["status"]["containerStatuses"][0]["imageID"] =
+        json!("docker-pullable://ghcr.io/acme/web@sha256:12");
     l.write("bad.json", &list.to_string());
     let r = l.run(&["observe", "bad.json", "--cluster", "prod-eu-1"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.starts_with("error: `bad.json`: items[1].status.containerStatuses[0].imageID: "),
+        r.stderr
+            .starts_with("error: `bad.json`: items[1].status.containerStatuses[0].imageID: "),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("hint: "), "{}", r.stderr);
-    l.write("bad.csv", &format!("production,{API}@{}\nproduction,{API}:1.0\n", digest("a1")));
+    l.write(
+        "bad.csv",
+        &format!("production,{API}@{}\nproduction,{API}:1.0\n", digest("a1")),
+    );
     let r = l.run(&["observe", "bad.csv", "--cluster", "vms"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("line 2: field `image`"), "{}", r.stderr);
@@ -613,8 +708,17 @@ fn malformed_or_oversized_input_exits_2_naming_where_and_writes_nothing() {
 #[test]
 fn inventories_from_stdin_and_unmapped_namespaces_are_reported() {
     let l = fleet();
-    let mut pods = vec![pod("prod", "api", API, "a1"), pod("kube-system", "coredns", "registry.k8s.io/coredns/coredns", "d1")];
-    pods[0]["spec"]["initContainers"] = json!([{ "name": "migrate", "image": format!("{API}@{}", digest("a1")) }]);
+    let mut pods = vec![
+        pod("prod", "api", API, "a1"),
+        pod(
+            "kube-system",
+            "coredns",
+            "registry.k8s.io/coredns/coredns",
+            "d1",
+        ),
+    ];
+    pods[0]["spec"]["initContainers"] =
+        json!([{ "name": "migrate", "image": format!("{API}@{}", digest("a1")) }]);
     pods[0]["status"]["initContainerStatuses"] = json!([{ "name": "migrate", "imageID": format!("{API}@{}", digest("a1")), "ready": true, "restartCount": 0 }]);
     let mut child = l
         .cmd(&["--format", "json", "observe", "-", "--cluster", "prod-eu-1"])
@@ -623,16 +727,33 @@ fn inventories_from_stdin_and_unmapped_namespaces_are_reported() {
         .spawn()
         .unwrap();
     use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(pod_list(pods).as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pod_list(pods).as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["containers"], 2);
     assert_eq!(r["digests"], 1);
-    assert_eq!(r["unmapped_namespaces"], json!([{ "namespace": "kube-system", "pods": 1 }]));
+    assert_eq!(
+        r["unmapped_namespaces"],
+        json!([{ "namespace": "kube-system", "pods": 1 }])
+    );
     let human = {
-        l.write("inv.jsonl", &format!("{{\"env\": \"staging\", \"image\": \"{WEB}@{}\", \"host\": \"vm-3\"}}\n", digest("w1")));
+        l.write(
+            "inv.jsonl",
+            &format!(
+                "{{\"env\": \"staging\", \"image\": \"{WEB}@{}\", \"host\": \"vm-3\"}}\n",
+                digest("w1")
+            ),
+        );
         l.ok(&["observe", "inv.jsonl", "--cluster", "vms"])
     };
-    assert!(human.contains("recorded what `vms` runs (jsonl): 1 container(s), 1 digest(s) in staging"), "{human}");
+    assert!(
+        human.contains("recorded what `vms` runs (jsonl): 1 container(s), 1 digest(s) in staging"),
+        "{human}"
+    );
 }

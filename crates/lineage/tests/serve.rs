@@ -1203,26 +1203,76 @@ fn an_older_build_than_the_running_one_decides_alike_on_every_path() {
         "[gates]\napproval = \"off\"\n\n[admission]\nnamespaces = { prod = \"production\" }\n",
     )
     .unwrap();
-    w.ok(&["service", "add", "api", "--owner", "priya@acme.dev", "--image", "ghcr.io/acme/api"], &[]);
+    w.ok(
+        &[
+            "service",
+            "add",
+            "api",
+            "--owner",
+            "priya@acme.dev",
+            "--image",
+            "ghcr.io/acme/api",
+        ],
+        &[],
+    );
     let digest = |c: char| format!("sha256:{}", hex(c, 64));
     let image = |c: char| format!("ghcr.io/acme/api@{}", digest(c));
     for (c, at) in [('1', "2026-11-01T10:00:00Z"), ('2', "2026-11-10T10:00:00Z")] {
         let base = format!("python:3.12-slim@sha256:{}", hex('b', 64));
         w.ok(
             &[
-                "build", "record", "--image", &image(c), "--base", &base, "--base-pulled-at", at,
-                "--repo", "https://github.com/acme/api", "--branch", "main", "--commit", &hex('c', 40),
-                "--ci-system", "github-actions", "--ci-run-id", "7", "--finished-at", at,
+                "build",
+                "record",
+                "--image",
+                &image(c),
+                "--base",
+                &base,
+                "--base-pulled-at",
+                at,
+                "--repo",
+                "https://github.com/acme/api",
+                "--branch",
+                "main",
+                "--commit",
+                &hex('c', 40),
+                "--ci-system",
+                "github-actions",
+                "--ci-run-id",
+                "7",
+                "--finished-at",
+                at,
             ],
             &[],
         );
     }
     let restore = || {
-        w.ok(&["deploy", "record", "--image", &image('2'), "--env", "production", "--by", "jonas@acme.dev"], &[]);
+        w.ok(
+            &[
+                "deploy",
+                "record",
+                "--image",
+                &image('2'),
+                "--env",
+                "production",
+                "--by",
+                "jonas@acme.dev",
+            ],
+            &[],
+        );
     };
     restore();
     let token = w.ok(
-        &["--format", "json", "token", "create", "--name", "deployer", "--scope", "deploy:write", "act-as"],
+        &[
+            "--format",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "deployer",
+            "--scope",
+            "deploy:write",
+            "act-as",
+        ],
         &[],
     );
     let token: Value = serde_json::from_str(&token.stdout).unwrap();
@@ -1233,8 +1283,18 @@ fn an_older_build_than_the_running_one_decides_alike_on_every_path() {
     for rollback in [false, true] {
         let img = image('1');
         let mut args = vec![
-            "--format", "json", "deploy", "record", "--image", &img, "--env", "production",
-            "--by", "jonas@acme.dev", "--output", "json",
+            "--format",
+            "json",
+            "deploy",
+            "record",
+            "--image",
+            &img,
+            "--env",
+            "production",
+            "--by",
+            "jonas@acme.dev",
+            "--output",
+            "json",
         ];
         if rollback {
             args.push("--rollback");

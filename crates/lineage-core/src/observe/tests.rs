@@ -84,11 +84,29 @@ fn a_docker_pod_list_resolves_owners_and_every_container_kind() {
             // `docker-pullable://` gives the repository digest of a tag.
             row("Deployment/api", "api", "", "ghcr.io/acme/api", 'a'),
             // The init container counts, with its own digest.
-            row("Deployment/api", "migrate", "init", "ghcr.io/acme/api-migrate", 'c'),
+            row(
+                "Deployment/api",
+                "migrate",
+                "init",
+                "ghcr.io/acme/api-migrate",
+                'c'
+            ),
             // A CronJob's Job is `<cronjob>-<minutes>`; containerd writes `REPO@sha256:…`.
             row("CronJob/report", "report", "", "ghcr.io/acme/report", 'd'),
-            row("DaemonSet/log-agent", "agent", "", "ghcr.io/acme/agent", '9'),
-            row("StatefulSet/db", "postgres", "", "docker.io/library/postgres", 'f'),
+            row(
+                "DaemonSet/log-agent",
+                "agent",
+                "",
+                "ghcr.io/acme/agent",
+                '9'
+            ),
+            row(
+                "StatefulSet/db",
+                "postgres",
+                "",
+                "docker.io/library/postgres",
+                'f'
+            ),
         ]
         .into_iter()
         .collect::<std::collections::BTreeSet<_>>()
@@ -115,8 +133,16 @@ fn a_docker_pod_list_resolves_owners_and_every_container_kind() {
             "items[4].spec.containers[0]"
         ]
     );
-    assert!(p.skipped[0].reason.contains("local image id"), "{:?}", p.skipped);
-    assert!(p.skipped[1].reason.contains("no `imageID`"), "{:?}", p.skipped);
+    assert!(
+        p.skipped[0].reason.contains("local image id"),
+        "{:?}",
+        p.skipped
+    );
+    assert!(
+        p.skipped[1].reason.contains("no `imageID`"),
+        "{:?}",
+        p.skipped
+    );
 }
 
 #[test]
@@ -139,7 +165,10 @@ fn every_image_id_spelling() {
             Some("ghcr.io/acme/api"),
         ),
         (format!("ghcr.io/acme/api@{a}"), Some("ghcr.io/acme/api")),
-        (format!("docker.io/library/nginx@{a}"), Some("docker.io/library/nginx")),
+        (
+            format!("docker.io/library/nginx@{a}"),
+            Some("docker.io/library/nginx"),
+        ),
         (format!("nginx@{a}"), Some("docker.io/library/nginx")),
         (format!("docker://{a}"), None),
         (a.clone(), None),
@@ -171,20 +200,31 @@ fn a_malformed_pod_names_its_path_and_field() {
     );
     let no_ns = OWNERS.replacen("\"namespace\": \"staging\",", "", 1);
     let e = f.error(&no_ns);
-    assert!(e.starts_with("`pods.json`: items[0].metadata.namespace: is missing"), "{e}");
+    assert!(
+        e.starts_with("`pods.json`: items[0].metadata.namespace: is missing"),
+        "{e}"
+    );
     let wrong_type = OWNERS.replacen(
         "\"containerStatuses\": [",
         "\"containerStatuses\": {\"x\": [",
         1,
     );
-    let wrong_type = wrong_type.replacen("\"restartCount\": 0}\n                ]", "\"restartCount\": 0}\n                ]}", 1);
+    let wrong_type = wrong_type.replacen(
+        "\"restartCount\": 0}\n                ]",
+        "\"restartCount\": 0}\n                ]}",
+        1,
+    );
     let e = f.error(&wrong_type);
     assert!(e.contains("items[0].status.containerStatuses"), "{e}");
     let e = f.error("{\"kind\": \"Deployment\", \"metadata\": {\"name\": \"api\"}}");
     assert!(e.contains("kind: is `Deployment`"), "{e}");
     let e = f.error("{\"kind\": \"List\", \"items\": [");
     assert!(e.contains("line 1 column"), "{e}");
-    let unpinned_bad = OWNERS.replacen("ghcr.io/acme/web:3.1.0\", \"name\"", "ghcr.io/acme/web:\", \"name\"", 1);
+    let unpinned_bad = OWNERS.replacen(
+        "ghcr.io/acme/web:3.1.0\", \"name\"",
+        "ghcr.io/acme/web:\", \"name\"",
+        1,
+    );
     let e = f.error(&unpinned_bad);
     assert!(e.contains("items[0].spec.containers[0].image"), "{e}");
 }
@@ -215,11 +255,23 @@ fn inventories_as_json_lines_and_csv() {
     let e = f.error(&format!(
         "{{\"env\": \"production\", \"image\": \"ghcr.io/acme/api@{a}\"}}\n{{\"env\": \"prodution\", \"image\": \"ghcr.io/acme/api@{a}\"}}\n"
     ));
-    assert!(e.starts_with("`pods.json`: line 2: field `env`: environment `prodution` is not configured"), "{e}");
+    assert!(
+        e.starts_with(
+            "`pods.json`: line 2: field `env`: environment `prodution` is not configured"
+        ),
+        "{e}"
+    );
     assert!(e.contains("did you mean `production`?"), "{e}");
     let e = f.error("production,ghcr.io/acme/api:1.8.0\n");
-    assert!(e.starts_with("`pods.json`: line 1: field `image`: `ghcr.io/acme/api:1.8.0` is not pinned by digest"), "{e}");
-    let e = f.error(&format!("{{\"env\": \"production\", \"image\": \"ghcr.io/acme/api@{a}\", \"node\": \"x\"}}\n"));
+    assert!(
+        e.starts_with(
+            "`pods.json`: line 1: field `image`: `ghcr.io/acme/api:1.8.0` is not pinned by digest"
+        ),
+        "{e}"
+    );
+    let e = f.error(&format!(
+        "{{\"env\": \"production\", \"image\": \"ghcr.io/acme/api@{a}\", \"node\": \"x\"}}\n"
+    ));
     assert!(e.contains("line 1: unknown field `node`"), "{e}");
 }
 
