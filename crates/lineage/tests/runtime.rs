@@ -519,8 +519,13 @@ fn every_drift_kind_is_found_and_fail_on_sets_the_exit_code() {
     );
     let human = l.ok(&["drift", "--env", "production"]);
     assert!(human.contains("compared with `prod-eu-1`"), "{human}");
+    assert!(!human.contains("not compared"), "{human}");
+    // web is recorded in staging, which no source reports on: not compared, not clean.
+    let all = l.json(&["drift"]);
+    assert_eq!(all["unwatched"], json!(["staging"]));
+    let human = l.ok(&["drift"]);
     assert!(
-        human.contains("not compared: no source reports on") || !human.contains("staging"),
+        human.contains("not compared: no source reports on staging"),
         "{human}"
     );
 
