@@ -108,6 +108,9 @@ pub struct AdmissionConfig {
     pub when_not_ready: NotReady,
     /// Third-party images that may run although no service owns their repository.
     pub allow: Vec<AllowPattern>,
+    /// Record what admission admitted as observations (source `admission`), batched by
+    /// the server, never on the answer's path.
+    pub observe: bool,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +127,8 @@ struct RawAdmission {
     when_not_ready: Option<toml::Spanned<String>>,
     #[serde(default)]
     allow: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    observe: bool,
 }
 
 impl AdmissionConfig {
@@ -192,6 +197,7 @@ impl AdmissionConfig {
             mode,
             when_not_ready,
             allow,
+            observe: raw.observe,
         })
     }
 
@@ -290,6 +296,9 @@ pub fn judge(
                 .as_ref()
                 .and_then(|d| d.approved_by.as_ref())
                 .map(ToString::to_string),
+            // A pod is no rollback of its own; a recorded rollback made its digest the one
+            // recorded as running, so rule D013 lets it pass.
+            rollback: false,
         };
         let report = gate::check_deploy(ledger, setup, &req, now)?;
         findings.extend(findings_of(&report, c));

@@ -121,6 +121,7 @@ const SCHEMA: &[Field] = &[
             value("mode"),
             value("when_not_ready"),
             value("allow"),
+            value("observe"),
         ]),
     },
 ];
@@ -374,6 +375,7 @@ namespaces = { prod = "production", default = "dev" }
 mode = "enforce"
 when_not_ready = "deny"
 allow = ["registry.k8s.io/pause@*"]
+observe = true
 "#;
 
     #[test]

@@ -333,6 +333,8 @@ pub struct StaleOptions {
     pub fail_after: Option<u32>,
     /// With `fail_after`: do not fail on running images whose base could not be assessed.
     pub allow_unassessed: bool,
+    /// Only placements a runtime source observes running now.
+    pub observed_only: bool,
 }
 
 /// One service in one environment running on an outdated base.
@@ -366,6 +368,9 @@ pub struct StaleRow {
     pub rebuilt: Option<String>,
     /// The CI run that built the running digest, to re-run it instead.
     pub ci_url: Option<String>,
+    /// Whether a runtime source saw the digest running there; absent without observations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<crate::observe::ObservedState>,
 }
 
 /// A running digest whose staleness cannot be computed, and why.
@@ -493,8 +498,14 @@ pub fn stale(
     let mut services = BTreeMap::new();
     let mut over_limit = 0;
     let mut below_min_days = 0;
+    let truth = crate::observe::Truth::load(store, options.env.as_ref(), None, Some(now))?;
     for running in store.running(options.env.as_ref(), None)? {
         let deploy = &running.deploy;
+        let observed = truth.as_ref().map(|t| t.state(&deploy.env, &deploy.digest));
+        // A placement nobody sees running pages nobody when only the truth is asked for.
+        if options.observed_only && !observed.as_ref().is_some_and(|o| o.is_observed()) {
+            continue;
+        }
         let skip = |reason: &str| NotAssessed {
             service: deploy.service.to_string(),
             env: deploy.env.to_string(),
@@ -583,6 +594,7 @@ pub fn stale(
             from_line: format!("FROM {base_tag}@{}", history[0].digest),
             rebuilt: rebuilt_on(store, build, &history[0].digest, &deploy.env)?,
             ci_url: build.ci.as_ref().and_then(|c| c.url.clone()),
+            observed,
         });
     }
     let rank = |env: &str| {
@@ -745,6 +757,9 @@ pub fn render_text(r: &StaleReport) -> String {
                 let _ = writeln!(out, "  pin       {}", row.from_line);
                 let _ = writeln!(out, "  rebuild   {}", rebuild_line(row));
             }
+        }
+        if let Some(o) = &row.observed {
+            let _ = writeln!(out, "  runtime   {}", o.phrase());
         }
     }
     let _ = writeln!(out);

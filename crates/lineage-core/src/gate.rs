@@ -18,7 +18,7 @@ use lineage_model::{
 };
 use lineage_policy::{
     Approvals, BuildContext, BuildFacts, DeployFacts, Evaluation, Exception, Policies,
-    PolicyConfig, Report, SignatureStatus, StaleBase,
+    PolicyConfig, Report, RunningDigest, SignatureStatus, StaleBase,
 };
 use lineage_store::Store;
 use serde::Serialize;
@@ -244,6 +244,27 @@ pub trait DeployLedger {
     /// Facts of `digest`, with the signature judged for `env`.
     fn digest(&self, digest: &Digest, env: Option<&EnvName>) -> Result<DigestFacts, Error>;
     fn exceptions(&self) -> Result<Vec<Exception>, Error>;
+    /// The digest recorded as running for `service` in `env` now (its placement), with when
+    /// its build finished, for rule D013.
+    fn running(&self, service: &ServiceName, env: &EnvName)
+        -> Result<Option<RunningDigest>, Error>;
+}
+
+/// The placement of `service` in `env` as rule D013 reads it, from a store.
+pub fn running_digest(
+    store: &dyn Store,
+    service: &ServiceName,
+    env: &EnvName,
+) -> Result<Option<RunningDigest>, Error> {
+    Ok(store
+        .running(Some(env), Some(service))?
+        .into_iter()
+        .next()
+        .map(|r| RunningDigest {
+            digest: r.deploy.digest.to_string(),
+            since: r.deploy.at,
+            built_at: r.build.and_then(|b| b.finished_at.or(b.started_at)),
+        }))
 }
 
 /// A [`Store`] as the deploy gate reads it.
@@ -265,6 +286,13 @@ impl DeployLedger for StoreLedger<'_> {
     fn exceptions(&self) -> Result<Vec<Exception>, Error> {
         exceptions(self.store)
     }
+    fn running(
+        &self,
+        service: &ServiceName,
+        env: &EnvName,
+    ) -> Result<Option<RunningDigest>, Error> {
+        running_digest(self.store, service, env)
+    }
 }
 
 /// A deploy as the user describes it, unvalidated: the gate turns a bad value into a coded
@@ -275,6 +303,8 @@ pub struct DeployRequest {
     pub env: Option<String>,
     pub deployer: Option<String>,
     pub approver: Option<String>,
+    /// The deployer declares the deploy a rollback to an older build (rule D013).
+    pub rollback: bool,
 }
 
 /// Gathers the facts of a deploy. `image`, `env`, the deployer and the approver are taken as
@@ -297,6 +327,7 @@ pub fn deploy_facts(
             .collect(),
         deployer: req.deployer.clone(),
         approver: req.approver.clone(),
+        rollback: req.rollback,
         ..DeployFacts::default()
     };
     let env = req
@@ -332,6 +363,13 @@ pub fn deploy_facts(
             facts.service_name = parsed
                 .as_ref()
                 .map(|r| r.repository.short_name().to_string())
+        }
+    }
+    if let (Some(name), Some(env), Some(d)) = (&facts.service_name, &env, &digest) {
+        if let Ok(name) = ServiceName::parse(name) {
+            facts.running = ledger
+                .running(&name, env)?
+                .filter(|r| r.digest != d.to_string());
         }
     }
     let Some(known) = known else {
@@ -387,15 +425,33 @@ pub fn record_deploy(
     recorded_by: Option<&Identity>,
     now: Timestamp,
 ) -> Result<Decision<RecordReport>, Error> {
+    match gate_deploy(&*store, setup, input, now)? {
+        Decision::Refused { gate } => Ok(Decision::Refused { gate }),
+        Decision::Recorded { result, gate } => {
+            let result = record::deploy(store, result, now, recorded_by)?;
+            Ok(Decision::Recorded { result, gate })
+        }
+    }
+}
+
+/// The deploy gate and the record it would write, writing nothing: `record_deploy` writes
+/// it at once; `drift --reconcile` writes several with placement ends in one transaction.
+pub fn gate_deploy(
+    store: &dyn Store,
+    setup: &Setup,
+    input: record::DeployInput,
+    now: Timestamp,
+) -> Result<Decision<DeployRecord>, Error> {
     let req = DeployRequest {
         image: input.image.to_string(),
         env: Some(input.env.clone()),
         deployer: Some(input.by.to_string()),
         approver: input.approved_by.as_ref().map(ToString::to_string),
+        rollback: input.rollback,
     };
     check_event_time("at", input.at, now)?;
     let ledger = StoreLedger {
-        store: &*store,
+        store,
         trust: &setup.trust,
     };
     let facts = deploy_facts(&ledger, setup, &req, now)?;
@@ -407,7 +463,7 @@ pub fn record_deploy(
     if !gate.passed {
         return Ok(Decision::Refused { gate });
     }
-    let mut deploy = record::resolve_deploy(&*store, &setup.config, input)?;
+    let mut deploy = record::resolve_deploy(store, &setup.config, input)?;
     if let Some(finished) = facts.build.as_ref().and_then(|b| b.finished_at) {
         if deploy.at < finished {
             return Err(Error::Refused(
@@ -428,8 +484,10 @@ pub fn record_deploy(
             .find(|a| !a.eq_ignore_ascii_case(deploy.by.as_str()))
             .and_then(|a| Identity::parse(a).ok());
     }
-    let result = record::deploy(store, deploy, now, recorded_by)?;
-    Ok(Decision::Recorded { result, gate })
+    Ok(Decision::Recorded {
+        result: deploy,
+        gate,
+    })
 }
 
 /// Refuses an event time more than [`MAX_FUTURE_SECONDS`] ahead of `now`: a deploy dated

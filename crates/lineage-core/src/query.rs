@@ -8,11 +8,40 @@ use lineage_model::{
     BaseImage, BuildRecord, DeployRecord, Digest, EnvName, ImageRef, Repository, Service,
     ServiceName, Tag, Timestamp,
 };
+use std::collections::{BTreeMap, BTreeSet};
+
 use lineage_store::{BaseFilter, DigestRole, RunningImage, Store};
 use serde::{Deserialize, Serialize};
 
+use crate::observe::{ObservedState, Truth};
 use crate::{Config, Error};
 
+/// How a query looks at runtime truth: the time it is asked at (for "observed 3 min ago"),
+/// and whether to keep only placements a runtime source saw running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct View {
+    pub now: Option<Timestamp>,
+    /// Keep only placements whose digest a runtime source observes running now.
+    pub observed_only: bool,
+}
+
+impl View {
+    /// Adds the observed state to each placement and drops unobserved ones when asked.
+    /// Without any observation in the ledger, placements carry no state, and
+    /// `observed_only` keeps nothing: nothing was seen running.
+    fn apply(&self, truth: Option<&Truth>, list: &mut Vec<Placement>) {
+        for p in list.iter_mut() {
+            if let (Some(t), Ok(env), Ok(digest)) =
+                (truth, EnvName::parse(&p.env), Digest::parse(&p.digest))
+            {
+                p.observed = Some(t.state(&env, &digest));
+            }
+        }
+        if self.observed_only {
+            list.retain(|p| p.observed.as_ref().is_some_and(ObservedState::is_observed));
+        }
+    }
+}
 /// Owners to call, as every report shows them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Owners {
@@ -48,6 +77,10 @@ pub struct Placement {
     pub commit: Option<String>,
     /// The final-stage base digest of the running digest, when known.
     pub base_digest: Option<String>,
+    /// Whether a runtime source saw it running, and when; absent when the ledger holds no
+    /// observations at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedState>,
 }
 
 impl Placement {
@@ -64,6 +97,7 @@ impl Placement {
                 .and_then(|b| b.final_base())
                 .and_then(|b| b.digest.as_ref())
                 .map(|d| d.to_string()),
+            observed: None,
         }
     }
 }
@@ -108,6 +142,16 @@ pub fn trace(
     config: &Config,
     query: &str,
 ) -> Result<Option<TraceReport>, Error> {
+    trace_with(store, config, query, &View::default())
+}
+
+/// [`trace`], with each placement's observed state.
+pub fn trace_with(
+    store: &dyn Store,
+    config: &Config,
+    query: &str,
+    view: &View,
+) -> Result<Option<TraceReport>, Error> {
     let Some((service, digest, image)) = resolve_trace_target(store, config, query)? else {
         return Ok(None);
     };
@@ -127,6 +171,9 @@ pub fn trace(
             elsewhere.push(placement);
         }
     }
+    let truth = Truth::load(store, None, None, view.now)?;
+    view.apply(truth.as_ref(), &mut running);
+    view.apply(truth.as_ref(), &mut elsewhere);
     sort_placements(config, &mut running);
     sort_placements(config, &mut elsewhere);
     let previous = store
@@ -313,9 +360,10 @@ pub fn affected_by(
     store: &dyn Store,
     config: &Config,
     input: &str,
+    view: &View,
 ) -> Result<AffectedReport, Error> {
     match resolve_base_filter(store, input)? {
-        Some(filter) => affected(store, config, &filter),
+        Some(filter) => affected_with(store, config, &filter, view),
         None => Ok(AffectedReport {
             schema: 1,
             base: input.to_string(),
@@ -372,6 +420,31 @@ pub struct AffectedReport {
     pub services: Vec<AffectedService>,
 }
 
+/// The name a service goes by now: itself, or where renames took it (`service rename`).
+fn current_name(store: &dyn Store, name: &ServiceName) -> Result<ServiceName, Error> {
+    let mut name = name.clone();
+    // A chain of renames is short; the bound only guards against a cycle.
+    for _ in 0..16 {
+        if store.service(&name)?.is_some() {
+            break;
+        }
+        let renamed = store
+            .facts("service_removed", Some(name.as_str()))?
+            .into_iter()
+            .rev()
+            .find_map(|e| match e.record {
+                lineage_model::Record::ServiceRemoved(r) => Some(r.renamed_to),
+                _ => None,
+            })
+            .flatten();
+        match renamed {
+            Some(next) => name = next,
+            None => break,
+        }
+    }
+    Ok(name)
+}
+
 /// Whether `base` is one the filter names.
 fn base_matches(filter: &BaseFilter, base: &BaseImage) -> bool {
     match filter {
@@ -391,10 +464,31 @@ pub fn affected(
     config: &Config,
     filter: &BaseFilter,
 ) -> Result<AffectedReport, Error> {
+    affected_with(store, config, filter, &View::default())
+}
+
+/// [`affected`], with each placement's observed state.
+pub fn affected_with(
+    store: &dyn Store,
+    config: &Config,
+    filter: &BaseFilter,
+    view: &View,
+) -> Result<AffectedReport, Error> {
+    let truth = Truth::load(store, None, None, view.now)?;
     let usage = store.base_usage(filter)?;
-    let mut services: Vec<AffectedService> = Vec::new();
+    // Builds are filed under the service that recorded them. A service renamed since runs
+    // under its new name, and a repository moved to another service runs there: their
+    // usage is counted for the service that runs it now.
+    struct Usage {
+        bases: BTreeSet<String>,
+        builds: u64,
+        latest: BuildRecord,
+        /// Listed even when it runs nothing (it built on the base itself).
+        own: bool,
+    }
+    let mut by_service: BTreeMap<ServiceName, Usage> = BTreeMap::new();
     for u in usage {
-        let bases = u
+        let bases: BTreeSet<String> = u
             .bases
             .into_iter()
             .map(|(name, tag, digest)| {
@@ -408,8 +502,34 @@ pub fn affected(
                 .display()
             })
             .collect();
-        let running = store
-            .running(None, Some(&u.service))?
+        let primary = current_name(store, &u.service)?;
+        let mut targets = vec![(primary, true)];
+        if let Some(owner) = store.service_for_image(&u.latest_build.image)? {
+            if owner != targets[0].0 {
+                targets.push((owner, false));
+            }
+        }
+        for (target, own) in targets {
+            let entry = by_service.entry(target).or_insert_with(|| Usage {
+                bases: BTreeSet::new(),
+                builds: 0,
+                latest: u.latest_build.clone(),
+                own,
+            });
+            entry.bases.extend(bases.iter().cloned());
+            entry.own |= own;
+            if own {
+                entry.builds += u.builds;
+            }
+            if u.latest_build.finished_at > entry.latest.finished_at {
+                entry.latest = u.latest_build.clone();
+            }
+        }
+    }
+    let mut services: Vec<AffectedService> = Vec::new();
+    for (service, u) in by_service {
+        let mut running: Vec<Placement> = store
+            .running(None, Some(&service))?
             .into_iter()
             .filter(|r| {
                 r.build
@@ -418,13 +538,17 @@ pub fn affected(
             })
             .map(|r| Placement::of(&r.deploy, r.build.as_ref()))
             .collect();
+        if running.is_empty() && !u.own {
+            continue;
+        }
+        view.apply(truth.as_ref(), &mut running);
         services.push(AffectedService {
-            service: u.service.to_string(),
-            owners: Owners::of(store.service(&u.service)?.as_ref()),
-            bases,
+            service: service.to_string(),
+            owners: Owners::of(store.service(&service)?.as_ref()),
+            bases: u.bases.into_iter().collect(),
             builds: u.builds,
-            latest_digest: u.latest_build.digest.to_string(),
-            latest_commit: u.latest_build.commit.as_ref().map(|c| c.to_string()),
+            latest_digest: u.latest.digest.to_string(),
+            latest_commit: u.latest.commit.as_ref().map(|c| c.to_string()),
             running,
         });
     }
@@ -474,15 +598,31 @@ pub fn running(
     config: &Config,
     env: Option<&EnvName>,
 ) -> Result<RunningReport, Error> {
+    running_with(store, config, env, &View::default())
+}
+
+/// [`running`], with each placement's observed state.
+pub fn running_with(
+    store: &dyn Store,
+    config: &Config,
+    env: Option<&EnvName>,
+    view: &View,
+) -> Result<RunningReport, Error> {
+    let truth = Truth::load(store, env, None, view.now)?;
     let mut rows = Vec::new();
     for r in store.running(env, None)? {
+        let mut placement = vec![Placement::of(&r.deploy, r.build.as_ref())];
+        view.apply(truth.as_ref(), &mut placement);
+        let Some(placement) = placement.pop() else {
+            continue;
+        };
         let owner = store
             .service(&r.deploy.service)?
             .and_then(|s| s.owner)
             .map(|o| o.to_string());
         rows.push(RunningRow {
             service: r.deploy.service.to_string(),
-            placement: Placement::of(&r.deploy, r.build.as_ref()),
+            placement,
             owner,
         });
     }

@@ -116,6 +116,8 @@ pub struct DeployInput {
     pub ticket: Option<String>,
     /// When the deploy happened (the caller defaults it to now).
     pub at: Timestamp,
+    /// A deliberate rollback to an older build (rule D013 lets it pass).
+    pub rollback: bool,
 }
 
 /// Resolves a deploy's service and environment into a record, writing nothing.
@@ -152,6 +154,7 @@ pub fn resolve_deploy(
         approved_by: input.approved_by,
         ticket: input.ticket,
         at: input.at,
+        rollback: input.rollback,
     })
 }
 

@@ -1,11 +1,15 @@
-//! Services and who owns them: add, change owners, import a team's table, and show history.
+//! Services and who owns them: add, change owners, import a team's table, rename, remove,
+//! and show history. A rename, a removal or an image repository moving to another service
+//! ends the placements it makes untrue, in the same transaction; the history stays.
 
 use lineage_model::{
-    Identity, Repository, Service, ServiceChange, ServiceName, SourceRepo, Timestamp,
+    Identity, Record, Repository, Service, ServiceChange, ServiceName, ServiceRemoval, SourceRepo,
+    Timestamp,
 };
 use lineage_store::Store;
 use serde::Serialize;
 
+use crate::placements::{self, Ended};
 use crate::Error;
 
 /// Adds a new service. Refuses a name that exists or an image another service owns.
@@ -88,6 +92,9 @@ pub struct ImportReport {
     pub added: Vec<String>,
     pub updated: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Placements ended because their image repository moved to another service.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ended: Vec<Ended>,
 }
 
 /// Parses a YAML or CSV service table. The whole file is checked before anything is written.
@@ -166,7 +173,9 @@ pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
     Ok(rows)
 }
 
-/// Applies parsed rows: adds new services, records a change for rows that differ.
+/// Applies parsed rows: adds new services, records a change for rows that differ. An image
+/// repository that moves to another service ends the placements of its old service that run
+/// that repository. Everything is one transaction.
 pub fn import(
     store: &mut dyn Store,
     rows: Vec<ImportRow>,
@@ -174,6 +183,7 @@ pub fn import(
     at: Timestamp,
 ) -> Result<ImportReport, Error> {
     // Check every row against the ledger first, so a conflict on row 9 writes nothing.
+    let mut moves: Vec<(ServiceName, Repository, ServiceName)> = Vec::new();
     for row in &rows {
         for image in &row.service.images {
             if let Some(owner) = store.service_for_image(image)? {
@@ -184,6 +194,9 @@ pub fn import(
                         owner: owner.to_string(),
                     });
                 }
+                if owner != row.service.name {
+                    moves.push((owner, image.clone(), row.service.name.clone()));
+                }
             }
         }
     }
@@ -191,19 +204,17 @@ pub fn import(
         schema: 1,
         ..ImportReport::default()
     };
+    let mut records = Vec::new();
     for row in rows {
         let name = row.service.name.to_string();
         match store.service(&row.service.name)? {
             Some(existing) if existing == row.service => report.unchanged.push(name),
             existing => {
-                store.record_service_change(
-                    &ServiceChange {
-                        service: row.service,
-                        by: by.clone(),
-                        at,
-                    },
+                records.push(Record::Service(ServiceChange {
+                    service: row.service,
+                    by: by.clone(),
                     at,
-                )?;
+                }));
                 if existing.is_some() {
                     report.updated.push(name);
                 } else {
@@ -212,7 +223,126 @@ pub fn import(
             }
         }
     }
+    for (from, image, to) in &moves {
+        let reason = format!("image repository `{image}` moved to service `{to}`");
+        let (ends, ended) = placements::ends_of(&*store, from, Some(image), Some(reason), &by, at)?;
+        records.extend(ends);
+        report.ended.extend(ended);
+    }
+    if !records.is_empty() {
+        store.append(&records, at, Some(&by))?;
+    }
     Ok(report)
+}
+
+/// What a rename or a removal did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RemoveReport {
+    pub schema: u32,
+    /// `renamed` or `removed`.
+    pub outcome: String,
+    pub service: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_to: Option<String>,
+    /// The ledger index of the removal entry.
+    pub index: u64,
+    /// Placements ended by the change; a renamed service's deploys start new ones.
+    pub ended: Vec<Ended>,
+}
+
+/// `service rename OLD NEW`: the service keeps its owners, repository, images and history
+/// under the new name; its placements end, because the name they were recorded under no
+/// longer runs anything. The next deploy (or `drift --reconcile`) records where NEW runs.
+pub fn rename(
+    store: &mut dyn Store,
+    old: &ServiceName,
+    new: ServiceName,
+    reason: Option<String>,
+    by: Identity,
+    at: Timestamp,
+) -> Result<RemoveReport, Error> {
+    let reason = placements::check_reason(reason.as_deref())?;
+    let Some(mut service) = store.service(old)? else {
+        return Err(Error::UnknownService(old.to_string()));
+    };
+    if store.service(&new)?.is_some() {
+        return Err(Error::ServiceExists(new.to_string()));
+    }
+    let (ends, ended) = placements::ends_of(
+        &*store,
+        old,
+        None,
+        Some(
+            reason
+                .clone()
+                .unwrap_or_else(|| format!("service renamed to `{new}`")),
+        ),
+        &by,
+        at,
+    )?;
+    let mut records = ends;
+    records.push(Record::ServiceRemoved(ServiceRemoval {
+        service: old.clone(),
+        renamed_to: Some(new.clone()),
+        reason,
+        by: by.clone(),
+        at,
+    }));
+    service.name = new.clone();
+    records.push(Record::Service(ServiceChange {
+        service,
+        by: by.clone(),
+        at,
+    }));
+    let n = records.len();
+    let indexes = store.append(&records, at, Some(&by))?;
+    Ok(RemoveReport {
+        schema: 1,
+        outcome: "renamed".into(),
+        service: old.to_string(),
+        renamed_to: Some(new.to_string()),
+        index: indexes[n - 2],
+        ended,
+    })
+}
+
+/// `service remove NAME`: a decommissioned service. Its placements end, its name and image
+/// repositories are free again, and its history stays (`service show NAME`).
+pub fn remove(
+    store: &mut dyn Store,
+    name: &ServiceName,
+    reason: Option<String>,
+    by: Identity,
+    at: Timestamp,
+) -> Result<RemoveReport, Error> {
+    let reason = placements::check_reason(reason.as_deref())?;
+    if store.service(name)?.is_none() {
+        return Err(Error::UnknownService(name.to_string()));
+    }
+    let (mut records, ended) = placements::ends_of(
+        &*store,
+        name,
+        None,
+        Some(reason.clone().unwrap_or_else(|| "service removed".into())),
+        &by,
+        at,
+    )?;
+    records.push(Record::ServiceRemoved(ServiceRemoval {
+        service: name.clone(),
+        renamed_to: None,
+        reason,
+        by: by.clone(),
+        at,
+    }));
+    let indexes = store.append(&records, at, Some(&by))?;
+    Ok(RemoveReport {
+        schema: 1,
+        outcome: "removed".into(),
+        service: name.to_string(),
+        renamed_to: None,
+        index: *indexes.last().expect("one removal"),
+        ended,
+    })
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -359,17 +489,66 @@ pub struct ServiceReport {
     pub schema: u32,
     pub service: Service,
     pub history: Vec<HistoryItem>,
+    /// Set when the service was removed or renamed: its last state is `service`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<ServiceRemoval>,
 }
 
+/// `service show`: a service and its history; a removed or renamed one too, from its history.
 pub fn show(store: &dyn Store, name: &ServiceName) -> Result<ServiceReport, Error> {
-    let service = store
-        .service(name)?
-        .ok_or_else(|| Error::UnknownService(name.to_string()))?;
     let changes = store.service_history(name)?;
+    let removals: Vec<ServiceRemoval> = store
+        .facts("service_removed", None)?
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::ServiceRemoved(r)
+                if r.service == *name || r.renamed_to.as_ref() == Some(name) =>
+            {
+                Some(r)
+            }
+            _ => None,
+        })
+        .collect();
+    let (service, removed) = match store.service(name)? {
+        Some(s) => (s, None),
+        None => {
+            let last = changes
+                .last()
+                .map(|c| c.service.clone())
+                .ok_or_else(|| Error::UnknownService(name.to_string()))?;
+            let removal = removals.iter().rev().find(|r| r.service == *name).cloned();
+            (last, removal)
+        }
+    };
+    let mut items = history(&changes);
+    for r in &removals {
+        let (old, new) = if r.service == *name {
+            (
+                Some(r.service.to_string()),
+                r.renamed_to.as_ref().map(ToString::to_string),
+            )
+        } else {
+            (Some(r.service.to_string()), Some(name.to_string()))
+        };
+        items.push(HistoryItem {
+            at: r.at,
+            by: r.by.clone(),
+            field: if r.renamed_to.is_some() {
+                "name"
+            } else {
+                "removed"
+            }
+            .to_string(),
+            old,
+            new,
+        });
+    }
+    items.sort_by_key(|i| i.at);
     Ok(ServiceReport {
         schema: 1,
         service,
-        history: history(&changes),
+        history: items,
+        removed,
     })
 }
 

@@ -17,8 +17,9 @@ pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
 pub use records::{
     canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
-    DeployRecord, DockerfileRef, Exception, LogKeyRotation, Record, Retirement, Service,
-    ServiceChange, TokenGrant, TokenRevocation,
+    DeployRecord, DockerfileRef, Exception, LogKeyRotation, ObservationBatch, Observed,
+    PlacementEnd, Record, Retirement, Service, ServiceChange, ServiceRemoval, TokenGrant,
+    TokenRevocation,
 };
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use suggest::closest;

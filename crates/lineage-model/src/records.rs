@@ -123,6 +123,10 @@ pub struct DeployRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
     pub at: Timestamp,
+    /// The deployer declared this deploy a rollback to an older build (`deploy record
+    /// --rollback`), so rule D013 does not hold it against them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 /// A service and who answers for it.
@@ -291,6 +295,84 @@ pub struct LogKeyRotation {
     pub at: Timestamp,
 }
 
+/// A placement that ended: the service no longer runs in the environment (`deploy end`,
+/// `service rename`/`remove`, or reconciliation with what runs). `running` stops showing it;
+/// a deploy recorded later starts a new placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementEnd {
+    pub service: ServiceName,
+    pub env: EnvName,
+    /// The digest that was recorded as running when it ended, for the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// A service that was removed, or renamed to `renamed_to`. Its history stays in the ledger;
+/// its name and image repositories are free again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRemoval {
+    pub service: ServiceName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_to: Option<ServiceName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// One container image seen running (or admitted) in an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observed {
+    pub env: EnvName,
+    pub image: Repository,
+    pub digest: Digest,
+    /// The Kubernetes namespace, when the source is a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The owning workload, `Kind/name` (`Deployment/api`, `CronJob/report`), or the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// `init` or `ephemeral` for those containers; absent for ordinary ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_kind: Option<String>,
+    /// The host or cluster an inventory line names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub seen_at: Timestamp,
+}
+
+/// What one runtime source showed at one time: a cluster's pods, an inventory of VMs or
+/// tasks, or what admission admitted. A `complete` batch lists everything running at the
+/// source, so what it leaves out no longer runs there; admission batches are not complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationBatch {
+    /// The cluster or inventory the batch came from (`--cluster`), e.g. `prod-eu-1`.
+    pub source: String,
+    /// `kubernetes`, `inventory` or `admission`.
+    pub format: String,
+    pub complete: bool,
+    /// Environments the batch speaks for: those its namespace mapping or lines name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envs: Vec<EnvName>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Observed>,
+    /// Namespaces with pods that map to no environment: reported, never guessed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmapped_namespaces: Vec<String>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
 /// Anything the ledger holds, tagged with its kind. The ledger's log leaf covers the
 /// canonical JSON of this value.
 // Records are read one at a time and moved, not stored in bulk, so the size difference
@@ -311,6 +393,9 @@ pub enum Record {
     Token(TokenGrant),
     TokenRevoked(TokenRevocation),
     LogKeyRotation(LogKeyRotation),
+    DeployEnd(PlacementEnd),
+    ServiceRemoved(ServiceRemoval),
+    Observation(ObservationBatch),
 }
 
 impl Record {
@@ -328,11 +413,15 @@ impl Record {
             Record::Token(_) => "token",
             Record::TokenRevoked(_) => "token_revoked",
             Record::LogKeyRotation(_) => "log_key_rotation",
+            Record::DeployEnd(_) => "deploy_end",
+            Record::ServiceRemoved(_) => "service_removed",
+            Record::Observation(_) => "observation",
         }
     }
 
     /// For facts (every kind but build, deploy and service), the key they are looked up by:
-    /// the base repository, the service, the digest, the token id, or `log` for log key rotations.
+    /// the base repository, the service, the digest, the token id, the observation source, or
+    /// `log` for log key rotations.
     pub fn fact_key(&self) -> Option<String> {
         match self {
             Record::Build(_) | Record::Deploy(_) | Record::Service(_) => None,
@@ -346,6 +435,9 @@ impl Record {
             Record::TokenRevoked(t) => Some(t.id.clone()),
             // A log has one chain of keys; its rotations are read together, oldest first.
             Record::LogKeyRotation(_) => Some("log".to_string()),
+            Record::DeployEnd(e) => Some(e.service.to_string()),
+            Record::ServiceRemoved(r) => Some(r.service.to_string()),
+            Record::Observation(o) => Some(o.source.clone()),
         }
     }
 }

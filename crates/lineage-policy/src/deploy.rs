@@ -1,4 +1,4 @@
-//! The deploy gate: rules `D001`–`D012` over [`DeployFacts`].
+//! The deploy gate: rules `D001`–`D013` over [`DeployFacts`].
 
 use lineage_model::ImageRef;
 
@@ -35,6 +35,7 @@ pub fn evaluate_deploy(config: &PolicyConfig, facts: &DeployFacts) -> Report {
     image(&mut e, facts);
     provenance(&mut e, facts);
     base(&mut e, config, facts);
+    older_than_running(&mut e, facts, env);
 
     let mut report = Report::new(Gate::Deploy, subject(facts, &service, env));
     report.diagnostics = e.out;
@@ -336,6 +337,44 @@ fn base(e: &mut Emitter, config: &PolicyConfig, facts: &DeployFacts) {
             "rebuild on the current base: `lineage report stale` gives the command".to_string(),
         );
     }
+}
+
+/// D013: a digest built before the one recorded as running in the environment, unless the
+/// deployer records it as a rollback. Builds without a recorded time are not compared: a
+/// wrong "older" is worse than none.
+fn older_than_running(e: &mut Emitter, facts: &DeployFacts, env: Option<&str>) {
+    let (Some(running), false) = (&facts.running, facts.rollback) else {
+        return;
+    };
+    let Some(built) = facts
+        .build
+        .as_ref()
+        .and_then(|b| b.finished_at.or(b.started_at))
+    else {
+        return;
+    };
+    let Some(running_built) = running.built_at else {
+        return;
+    };
+    let same = facts
+        .build
+        .as_ref()
+        .is_some_and(|b| b.digest.to_string() == running.digest);
+    if same || built >= running_built {
+        return;
+    }
+    let image = facts.image.as_deref().unwrap_or("<image>");
+    let where_ = env.unwrap_or("this environment");
+    e.emit(
+        RuleId::OlderThanRunning,
+        format!(
+            "image `{image}` was built at {built}, before `{}` (built at {running_built}), which is recorded as running in `{where_}` since {}",
+            running.digest, running.since
+        ),
+        format!(
+            "deploy the current build, or record the rollback on purpose: `lineage deploy record --image {image} --env {where_} --by EMAIL --rollback`"
+        ),
+    );
 }
 
 fn digest_of(facts: &DeployFacts) -> String {

@@ -194,6 +194,23 @@ pub struct DeployFacts {
     /// The final base, when a newer digest of its tag has been seen, and for how many days.
     #[serde(default)]
     pub stale_base: Option<StaleBase>,
+    /// What the ledger records as running for this service in this environment now, when
+    /// it is another digest than this one.
+    #[serde(default)]
+    pub running: Option<RunningDigest>,
+    /// The deployer declares this deploy a rollback (`deploy record --rollback`).
+    #[serde(default)]
+    pub rollback: bool,
+}
+
+/// The digest recorded as running where a deploy goes, for rule D013.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningDigest {
+    pub digest: String,
+    /// When the deploy that put it there happened.
+    pub since: Timestamp,
+    /// When its build finished (or started), when recorded.
+    pub built_at: Option<Timestamp>,
 }
 
 /// A final base left behind by its tag.

@@ -32,7 +32,9 @@ pub use config::{
 };
 pub use dockerfile::{parse_dockerfile, parse_dockerfile_with_args, Dockerfile};
 pub use exception::{apply_exceptions, Exception};
-pub use facts::{BaseFacts, BuildContext, BuildFacts, DeployFacts, SignatureStatus, StaleBase};
+pub use facts::{
+    BaseFacts, BuildContext, BuildFacts, DeployFacts, RunningDigest, SignatureStatus, StaleBase,
+};
 pub use rego::{build_input, deploy_input, policy_test, Policies, RegoError, TestReport};
 pub use report::{Counts, Diagnostic, Level, Location, Origin, Report, Subject, Waiver};
 pub use rules::{validate_rule_code, Gate, RuleId, Severity, UnknownRule};

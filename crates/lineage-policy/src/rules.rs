@@ -81,6 +81,7 @@ pub enum RuleId {
     ImageRepositoryMismatch,
     BaseStale,
     DockerfileBaseMismatch,
+    OlderThanRunning,
 }
 
 /// The static facts about a rule.
@@ -99,7 +100,7 @@ pub struct RuleInfo {
 
 impl RuleId {
     /// Every rule, in code order.
-    pub const ALL: [RuleId; 26] = [
+    pub const ALL: [RuleId; 27] = [
         RuleId::FinalDigestMissing,
         RuleId::BaseNameOrTagMissing,
         RuleId::BaseDigestMissing,
@@ -126,6 +127,7 @@ impl RuleId {
         RuleId::ProvenanceUnsigned,
         RuleId::ImageRepositoryMismatch,
         RuleId::BaseStale,
+        RuleId::OlderThanRunning,
     ];
 
     pub fn info(self) -> RuleInfo {
@@ -362,6 +364,15 @@ impl RuleId {
                 Gate::Deploy,
                 "the final base is behind a newer digest of its tag for longer than `[gates] stale_base_days`",
                 "a base left behind its tag keeps the vulnerabilities the newer digest fixed",
+                Warn,
+                Warn,
+            ),
+            RuleId::OlderThanRunning => (
+                "D013",
+                "older-than-running",
+                Gate::Deploy,
+                "the digest was built before the one recorded as running there, and the deploy is not a recorded rollback",
+                "a hand-made `kubectl set image` to an older build quietly brings back what the newer build fixed, such as a vulnerable base",
                 Warn,
                 Warn,
             ),

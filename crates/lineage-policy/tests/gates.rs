@@ -115,6 +115,8 @@ fn full_deploy() -> DeployFacts {
         first_staging_deploy: Some(ts("2026-11-15T08:00:00Z")),
         recorded_approvals: Vec::new(),
         stale_base: None,
+        running: None,
+        rollback: false,
     }
 }
 
@@ -365,6 +367,10 @@ fn every_deploy_rule_fails_on_its_own_case() {
                 days: 47,
             })
         }),
+        ("D013", |f| {
+            f.build.as_mut().unwrap().finished_at = Some(ts("2026-11-15T07:00:00Z"));
+            f.running = Some(newer_running());
+        }),
     ];
     for (code, mutate) in cases {
         let mut facts = full_deploy();
@@ -379,6 +385,46 @@ fn every_deploy_rule_fails_on_its_own_case() {
         let d = report.with_code(code).next().unwrap();
         assert!(!d.hint.is_empty() && !d.why.is_empty(), "{code}");
     }
+}
+
+/// A digest recorded as running in production, built after `build_record()`.
+fn newer_running() -> RunningDigest {
+    RunningDigest {
+        digest: format!("sha256:{}", "9".repeat(64)),
+        since: ts("2026-11-16T10:00:00Z"),
+        built_at: Some(ts("2026-11-16T09:00:00Z")),
+    }
+}
+
+#[test]
+fn an_older_build_than_the_running_one_warns_unless_it_is_a_recorded_rollback() {
+    let mut facts = full_deploy();
+    facts.build.as_mut().unwrap().finished_at = Some(ts("2026-11-15T07:00:00Z"));
+    facts.running = Some(newer_running());
+    let report = deploy_with(&PolicyConfig::default(), &facts);
+    assert_eq!(codes(&report), one("D013"));
+    assert!(report.passed, "D013 warns by default");
+    // A declared rollback passes silently.
+    facts.rollback = true;
+    assert!(codes(&deploy_with(&PolicyConfig::default(), &facts)).is_empty());
+    // A newer build than the running one, or one with no recorded time, is not older.
+    facts.rollback = false;
+    let mut running = newer_running();
+    running.built_at = Some(ts("2020-01-01T00:00:00Z"));
+    facts.running = Some(running);
+    assert!(codes(&deploy_with(&PolicyConfig::default(), &facts)).is_empty());
+    facts.running = Some(RunningDigest {
+        built_at: None,
+        ..newer_running()
+    });
+    assert!(codes(&deploy_with(&PolicyConfig::default(), &facts)).is_empty());
+    // `[rules.production] D013 = "error"` refuses it (admission in enforce mode denies).
+    facts.running = Some(newer_running());
+    let config =
+        PolicyConfig::from_toml("[rules.production]\nD013 = \"error\"\n", "lineage.toml").unwrap();
+    let report = deploy_with(&config, &facts);
+    assert!(!report.passed);
+    assert_eq!(codes(&report), one("D013"));
 }
 
 #[test]

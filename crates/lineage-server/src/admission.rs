@@ -25,6 +25,8 @@ pub struct Request {
     pub namespace: Option<String>,
     pub operation: String,
     pub images: Vec<ContainerImage>,
+    /// The object's workload, `Kind/name` (a pod's controlling owner), for observations.
+    pub workload: Option<String>,
 }
 
 /// What reading a review gave.
@@ -178,13 +180,46 @@ fn parse_value(value: &Value) -> Parsed {
                 .and_then(Value::as_str)
         })
         .map(str::to_string);
+    let workload = workload_of(&kind, object);
     Parsed::Judge(Request {
         uid,
         kind,
         namespace,
         operation,
         images,
+        workload,
     })
+}
+
+/// `Kind/name` of what a request starts: a pod's controlling owner (a ReplicaSet, a Job, a
+/// StatefulSet…), else the object itself. Pods made from `generateName` have no name yet.
+fn workload_of(kind: &str, object: &Value) -> Option<String> {
+    let owners = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array);
+    let owner = owners.and_then(|o| {
+        o.iter()
+            .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+            .or(o.first())
+    });
+    let (kind, name) = match owner {
+        Some(o) => (
+            o.get("kind").and_then(Value::as_str)?,
+            o.get("name").and_then(Value::as_str)?,
+        ),
+        None => (
+            kind,
+            object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .or_else(|| {
+                    object
+                        .pointer("/metadata/generateName")
+                        .and_then(Value::as_str)
+                })?,
+        ),
+    };
+    Some(format!("{kind}/{}", name.trim_end_matches('-')))
 }
 
 /// The digests a request's images are pinned to (what must be looked up before judging).

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lineage_core::gate::{self, Decision};
-use lineage_core::{ledger_log, query, record, services};
+use lineage_core::{ledger_log, placements, query, record, services};
 use lineage_model::{
     BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp,
 };
@@ -50,10 +50,12 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "patch", path: "/api/v1/services/{name}", scope: Some(Scope::Admin), summary: "Change owners (`service set-owner`)", body: Some(owners_schema), query: &[] },
     RouteDoc { method: "post", path: "/api/v1/builds", scope: Some(Scope::BuildWrite), summary: "Record a build (`build record`) after the build gate; 422 with the gate report when refused. The body is a build record (`service` optional) plus optional `gate` options", body: Some(build_schema), query: &[] },
     RouteDoc { method: "post", path: "/api/v1/deploys", scope: Some(Scope::DeployWrite), summary: "Record a deploy (`deploy record`) after the deploy gate; 422 with the gate report when refused. `by` defaults to the token's identity; another identity needs `act-as`", body: Some(deploy_schema), query: &[] },
+    RouteDoc { method: "post", path: "/api/v1/deploys/end", scope: Some(Scope::DeployWrite), summary: "End a placement (`deploy end`): the service no longer runs in the environment. `by` defaults to the token's identity; another identity needs `act-as`. 404 with `found: false` when nothing is recorded as running there", body: Some(deploy_end_schema), query: &[] },
     RouteDoc { method: "post", path: "/api/v1/approvals", scope: Some(Scope::Approve), summary: "Record an approval of a digest for an environment (`approve`), as the token's identity", body: Some(approval_schema), query: &[] },
-    RouteDoc { method: "get", path: "/api/v1/trace/{target}", scope: Some(Scope::Read), summary: "One image, digest or service on one screen (`trace`); 404 with `found: false` when nothing matches", body: None, query: &[] },
-    RouteDoc { method: "get", path: "/api/v1/affected", scope: Some(Scope::Read), summary: "Services built on a base (`affected --base`)", body: None, query: &[("base", true)] },
-    RouteDoc { method: "get", path: "/api/v1/running", scope: Some(Scope::Read), summary: "What runs where (`running`)", body: None, query: &[("env", false)] },
+    RouteDoc { method: "get", path: "/api/v1/trace/{target}", scope: Some(Scope::Read), summary: "One image, digest or service on one screen (`trace`); 404 with `found: false` when nothing matches", body: None, query: &[("observed_only", false)] },
+    RouteDoc { method: "get", path: "/api/v1/affected", scope: Some(Scope::Read), summary: "Services built on a base (`affected --base`)", body: None, query: &[("base", true), ("observed_only", false)] },
+    RouteDoc { method: "get", path: "/api/v1/running", scope: Some(Scope::Read), summary: "What runs where (`running`), with each placement's observed state", body: None, query: &[("env", false), ("observed_only", false)] },
+    RouteDoc { method: "get", path: "/api/v1/drift", scope: Some(Scope::Read), summary: "Where what runs differs from what is recorded (`drift`)", body: None, query: &[("env", false), ("fail_on", false)] },
     RouteDoc { method: "get", path: "/api/v1/log/checkpoint", scope: Some(Scope::Read), summary: "The latest signed checkpoint (`log checkpoint`)", body: None, query: &[] },
     RouteDoc { method: "get", path: "/api/v1/log/proof/{index}", scope: Some(Scope::Read), summary: "Inclusion proof bundle of a ledger entry (`log prove`)", body: None, query: &[] },
     RouteDoc { method: "get", path: "/api/v1/log/consistency", scope: Some(Scope::Read), summary: "Consistency proof bundle between two tree sizes (`log consistency`)", body: None, query: &[("old", true), ("new", true)] },
@@ -69,6 +71,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/builds", post(record_build))
         .route("/api/v1/deploys", post(record_deploy))
+        .route("/api/v1/deploys/end", post(end_deploy))
+        .route("/api/v1/drift", get(drift))
         .route("/api/v1/approvals", post(record_approval))
         .route("/api/v1/trace/{*target}", get(trace))
         .route("/api/v1/affected", get(affected))
@@ -196,7 +200,14 @@ fn deploy_schema() -> Value {
     json!({ "type": "object", "additionalProperties": false, "required": ["image", "env"], "properties": {
         "image": { "type": "string", "description": "`REPOSITORY@sha256:…`" }, "env": { "type": "string" },
         "by": identity_schema(), "approved_by": identity_schema(), "ticket": { "type": "string" },
-        "at": { "type": "string", "format": "date-time" } } })
+        "at": { "type": "string", "format": "date-time" },
+        "rollback": { "type": "boolean", "description": "a deliberate rollback to an older build (rule D013)" } } })
+}
+
+fn deploy_end_schema() -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": ["service", "env"], "properties": {
+        "service": { "type": "string" }, "env": { "type": "string" },
+        "by": identity_schema(), "reason": { "type": "string" } } })
 }
 
 fn admission_schema() -> Value {
@@ -474,6 +485,8 @@ struct DeployBody {
     approved_by: Option<String>,
     ticket: Option<String>,
     at: Option<String>,
+    #[serde(default)]
+    rollback: bool,
 }
 
 /// The identity a write acts as: the token's own, or the one the body names when the token
@@ -513,6 +526,7 @@ async fn record_deploy(
         approved_by: opt(b.approved_by.as_deref(), Identity::parse, "approved_by")?,
         ticket: b.ticket,
         at: opt(b.at.as_deref(), Timestamp::parse, "at")?.unwrap_or_else(|| st.now()),
+        rollback: b.rollback,
     };
     let recorded_by = token.identity();
     let s = st.clone();
@@ -540,6 +554,55 @@ async fn record_deploy(
             Ok(recorded(&result, true, &gate))
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployEndBody {
+    service: String,
+    env: String,
+    /// Who ends it; the token's identity when absent. Another identity needs `act-as`.
+    by: Option<String>,
+    reason: Option<String>,
+}
+
+async fn end_deploy(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = st.authorize(&headers, Scope::DeployWrite)?;
+    let b: DeployEndBody = parse_body(body)?;
+    let input = placements::EndInput {
+        service: ServiceName::parse(&b.service).map_err(|e| e.in_field("service"))?,
+        env: b.env,
+        by: acting_as(&token, b.by.as_deref(), "by")?,
+        reason: b.reason,
+    };
+    let recorded_by = token.identity();
+    let s = st.clone();
+    let (service, env) = (input.service.to_string(), input.env.clone());
+    let report = blocking(move || {
+        let now = s.now();
+        s.write(|store| {
+            Ok(placements::end(
+                store,
+                &s.cfg.gate.config,
+                input,
+                Some(&recorded_by),
+                now,
+            )?)
+        })
+    })
+    .await?;
+    let Some(report) = report else {
+        return Ok(not_found(format!(
+            "nothing is recorded as running for `{service}` in `{env}`"
+        )));
+    };
+    st.metrics.record_written("deploy_end");
+    tracing::info!(service = %report.service, env = %report.env, by = %report.by, "placement ended");
+    Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -601,16 +664,36 @@ fn not_found(message: String) -> Response {
         .into_response()
 }
 
+#[derive(Deserialize)]
+struct ViewQuery {
+    #[serde(default)]
+    observed_only: bool,
+}
+
+impl AppState {
+    /// How a query looks at runtime truth: now, and `observed_only` when asked.
+    fn view(&self, observed_only: bool) -> query::View {
+        query::View {
+            now: Some(self.now()),
+            observed_only,
+        }
+    }
+}
+
 async fn trace(
     State(st): State<Arc<AppState>>,
     Path(target): Path<String>,
+    Query(q): Query<ViewQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
     let s = st.clone();
     let t = target.clone();
-    let report =
-        blocking(move || s.read(|store| Ok(query::trace(store, &s.cfg.gate.config, &t)?))).await?;
+    let view = st.view(q.observed_only);
+    let report = blocking(move || {
+        s.read(|store| Ok(query::trace_with(store, &s.cfg.gate.config, &t, &view)?))
+    })
+    .await?;
     Ok(match report {
         Some(r) => Json(r).into_response(),
         None => not_found(format!("nothing recorded for `{target}`")),
@@ -620,6 +703,8 @@ async fn trace(
 #[derive(Deserialize)]
 struct AffectedQuery {
     base: Option<String>,
+    #[serde(default)]
+    observed_only: bool,
 }
 
 async fn affected(
@@ -637,15 +722,19 @@ async fn affected(
     };
     query::check_base_query(&base)?;
     let s = st.clone();
-    let report =
-        blocking(move || s.read(|store| Ok(query::affected_by(store, &s.cfg.gate.config, &base)?)))
-            .await?;
+    let view = st.view(q.observed_only);
+    let report = blocking(move || {
+        s.read(|store| Ok(query::affected_by(store, &s.cfg.gate.config, &base, &view)?))
+    })
+    .await?;
     Ok(Json(report).into_response())
 }
 
 #[derive(Deserialize)]
 struct RunningQuery {
     env: Option<String>,
+    #[serde(default)]
+    observed_only: bool,
 }
 
 async fn running(
@@ -659,8 +748,57 @@ async fn running(
         .map(|e| st.cfg.gate.config.environment(&e))
         .transpose()?;
     let s = st.clone();
+    let view = st.view(q.observed_only);
     let report = blocking(move || {
-        s.read(|store| Ok(query::running(store, &s.cfg.gate.config, env.as_ref())?))
+        s.read(|store| {
+            Ok(query::running_with(
+                store,
+                &s.cfg.gate.config,
+                env.as_ref(),
+                &view,
+            )?)
+        })
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+struct DriftQuery {
+    env: Option<String>,
+    fail_on: Option<String>,
+}
+
+async fn drift(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<DriftQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let options = lineage_core::drift::DriftOptions {
+        env: q
+            .env
+            .map(|e| st.cfg.gate.config.environment(&e))
+            .transpose()?,
+        fail_on: q
+            .fail_on
+            .as_deref()
+            .map(lineage_core::drift::DriftKind::parse_list)
+            .transpose()?
+            .unwrap_or_default(),
+        allow: st.cfg.admission.allow.clone(),
+    };
+    let s = st.clone();
+    let report = blocking(move || {
+        let now = s.now();
+        s.read(|store| {
+            Ok(lineage_core::drift::drift(
+                store,
+                &s.cfg.gate.config,
+                &options,
+                now,
+            )?)
+        })
     })
     .await?;
     Ok(Json(report).into_response())

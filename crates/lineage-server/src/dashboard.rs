@@ -19,6 +19,8 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use lineage_core::drift::{self, DriftOptions, DriftReport};
+use lineage_core::observe::{ObservedState, Truth};
 use lineage_core::{query, services};
 use lineage_model::{DeployRecord, EnvName, ServiceName};
 use lineage_policy::SignatureStatus;
@@ -127,6 +129,88 @@ fn signature(s: &SignatureStatus) -> String {
     }
 }
 
+/// A placement's observed state, coloured: seen running, gone, never seen, not watched.
+fn observed(state: &ObservedState) -> String {
+    let class = match state.status.as_str() {
+        "observed" => "ok",
+        "not_observed" => "bad",
+        "never_observed" => "warn",
+        _ => "muted",
+    };
+    format!("<span class=\"{class}\">{}</span>", esc(&state.phrase()))
+}
+
+/// Drift over the fleet, or `None` when no runtime source ever reported.
+fn drift_report(st: &AppState, store: &dyn Store) -> Result<Option<DriftReport>, ApiError> {
+    if store.observation_sources()?.is_empty() {
+        return Ok(None);
+    }
+    let options = DriftOptions {
+        allow: st.cfg.admission.allow.clone(),
+        ..DriftOptions::default()
+    };
+    Ok(Some(drift::drift(
+        store,
+        &st.cfg.gate.config,
+        &options,
+        st.now(),
+    )?))
+}
+
+/// The drift table, for the fleet or one service.
+fn drift_html(report: &DriftReport, service: Option<&str>) -> String {
+    let items: Vec<_> = report
+        .items
+        .iter()
+        .filter(|i| service.is_none() || i.service.as_deref() == service)
+        .collect();
+    let mut html = String::from("<h2>Drift: recorded vs. running</h2>");
+    let sources: Vec<String> = report
+        .sources
+        .iter()
+        .map(|s| format!("<code>{}</code> {}", esc(&s.source), esc(&s.at.to_string())))
+        .collect();
+    let _ = write!(
+        html,
+        "<p class=\"muted\">Compared with {}{}</p>",
+        sources.join(", "),
+        if report.unwatched.is_empty() {
+            String::new()
+        } else {
+            format!(" · not observed: {}", esc(&report.unwatched.join(", ")))
+        }
+    );
+    if items.is_empty() {
+        html.push_str("<p class=\"ok\">No drift.</p>");
+        return html;
+    }
+    html.push_str("<table><thead><tr><th>Kind</th><th>Service</th><th>Environment</th><th>Digest</th><th>What</th><th>Fix</th></tr></thead><tbody>");
+    for i in items.iter().take(200) {
+        let svc = match &i.service {
+            Some(n) => format!("<a href=\"/services/{n}\">{n}</a>", n = esc(n)),
+            None => "<span class=\"muted\">no service</span>".into(),
+        };
+        let _ = write!(
+            html,
+            "<tr><td class=\"bad\">{}</td><td>{svc}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            esc(&i.kind),
+            esc(&i.env),
+            short(&i.digest),
+            esc(&i.message),
+            esc(&i.fix),
+        );
+    }
+    html.push_str("</tbody></table>");
+    if items.len() > 200 {
+        let _ = write!(
+            html,
+            "<p class=\"muted\">{} more; <code>lineage drift</code> lists them all.</p>",
+            items.len() - 200
+        );
+    }
+    html
+}
+
 fn envs_in_order(st: &AppState) -> Vec<EnvName> {
     let mut envs = st.cfg.gate.config.environments.clone();
     envs.sort_by_key(|e| st.cfg.gate.config.env_rank(e));
@@ -149,6 +233,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
     for r in store.running(None, None)? {
         running.entry(r.deploy.service.clone()).or_default().push(r);
     }
+    let truth = Truth::load(store, None, None, Some(now))?;
     let mut html = String::new();
     let _ = write!(html, "<p class=\"muted\">{} services · now {}</p><table><thead><tr><th>Service</th><th>Owner</th><th>Backup</th>", services.len(), esc(&now.to_string()));
     for e in &envs {
@@ -172,9 +257,13 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                     if let Some((_, since)) = &facts.stale_base {
                         behind = Some(behind.unwrap_or(0).max(since.days_until(now)));
                     }
+                    let seen = truth
+                        .as_ref()
+                        .map(|t| format!("<br>{}", observed(&t.state(e, &r.deploy.digest))))
+                        .unwrap_or_default();
                     let _ = write!(
                         html,
-                        "<td>{}<br>{}</td>",
+                        "<td>{}<br>{}{seen}</td>",
                         short(&r.deploy.digest.to_string()),
                         signature(&facts.signature_for(Some(e)))
                     );
@@ -204,6 +293,10 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
     html.push_str("</tbody></table>");
     if services.is_empty() {
         html.push_str("<p>No services yet: <code>lineage service add NAME --owner EMAIL --image REPOSITORY</code></p>");
+    }
+    match drift_report(st, store)? {
+        Some(report) => html.push_str(&drift_html(&report, None)),
+        None => html.push_str("<h2>Drift: recorded vs. running</h2><p class=\"muted\">No runtime observations yet, so placements are as deploy jobs recorded them: <code>kubectl get pods -A -o json | lineage observe - --cluster NAME</code></p>"),
     }
     Ok(html)
 }
@@ -247,6 +340,33 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
         );
     }
     html.push_str("</tbody></table>");
+    let truth = Truth::load(store, None, None, Some(st.now()))?;
+    html.push_str("<h2>Runs now</h2><table><thead><tr><th>Environment</th><th>Digest</th><th>Since</th><th>Deployed by</th><th>Observed</th></tr></thead><tbody>");
+    let mut placements = store.running(None, Some(&name))?;
+    placements.sort_by_key(|r| st.cfg.gate.config.env_rank(&r.deploy.env));
+    for r in &placements {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(r.deploy.env.as_str()),
+            short(&r.deploy.digest.to_string()),
+            esc(&r.deploy.at.to_string()),
+            esc(&r.deploy.by.to_string()),
+            match &truth {
+                Some(t) => observed(&t.state(&r.deploy.env, &r.deploy.digest)),
+                None => "<span class=\"muted\">no observations</span>".into(),
+            },
+        );
+    }
+    if placements.is_empty() {
+        html.push_str(
+            "<tr><td colspan=\"5\" class=\"muted\">not recorded as running anywhere</td></tr>",
+        );
+    }
+    html.push_str("</tbody></table>");
+    if let Some(report) = drift_report(st, store)? {
+        html.push_str(&drift_html(&report, Some(name.as_str())));
+    }
     let mut deploys: Vec<DeployRecord> = Vec::new();
     let mut digests: Vec<_> = builds.iter().map(|b| b.digest.clone()).collect();
     for r in store.running(None, Some(&name))? {
@@ -284,7 +404,6 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
         );
     }
     html.push_str("</tbody></table>");
-    let _ = st;
     Ok(html)
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use lineage_attest::TrustPolicy;
 use lineage_core::gate::{self, DeployLedger, DigestFacts};
 use lineage_model::{Digest, EnvName, Record, Repository, Service, ServiceName, Timestamp};
-use lineage_policy::Exception;
+use lineage_policy::{Exception, RunningDigest};
 use lineage_store::{Store, StoreError};
 
 use crate::auth::{token_hash, TokenInfo};
@@ -31,6 +31,8 @@ struct Data {
     tokens: HashMap<String, Arc<TokenInfo>>,
     digests: HashMap<Digest, Arc<DigestFacts>>,
     exceptions: Vec<Exception>,
+    /// What runs per (service, environment), for rule D013.
+    running: HashMap<(ServiceName, EnvName), RunningDigest>,
 }
 
 impl Data {
@@ -136,11 +138,23 @@ impl Index {
             })
             .collect();
         let mut digests = HashMap::new();
+        let mut running = HashMap::new();
         for r in store.running(None, None)? {
             let d = r.deploy.digest.clone();
             if !digests.contains_key(&d) {
                 digests.insert(d.clone(), Arc::new(self.lookup(store, &d)?));
             }
+            running.insert(
+                (r.deploy.service.clone(), r.deploy.env.clone()),
+                RunningDigest {
+                    digest: d.to_string(),
+                    since: r.deploy.at,
+                    built_at: r
+                        .build
+                        .as_ref()
+                        .and_then(|b| b.finished_at.or(b.started_at)),
+                },
+            );
         }
         let exceptions = gate::exceptions(store).map_err(core_error)?;
         {
@@ -150,6 +164,7 @@ impl Index {
                 tokens,
                 digests,
                 exceptions,
+                running,
                 ..Data::default()
             };
             data.set_services(services);
@@ -173,7 +188,34 @@ impl Index {
             return Ok(len);
         }
         let entries = store.entries(seen, len)?;
+        // What runs where changes with deploys and ends: read those pairs again, with the
+        // store's own rule for which deploy is current, before taking the lock.
+        let mut pairs: Vec<(ServiceName, EnvName)> = entries
+            .iter()
+            .filter_map(|e| match &e.record {
+                Record::Deploy(d) => Some((d.service.clone(), d.env.clone())),
+                Record::DeployEnd(x) => Some((x.service.clone(), x.env.clone())),
+                _ => None,
+            })
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        let mut reread = Vec::with_capacity(pairs.len());
+        for (service, env) in pairs {
+            let now = gate::running_digest(store, &service, &env).map_err(core_error)?;
+            reread.push(((service, env), now));
+        }
         let mut data = self.write();
+        for (pair, now) in reread {
+            match now {
+                Some(r) => {
+                    data.running.insert(pair, r);
+                }
+                None => {
+                    data.running.remove(&pair);
+                }
+            }
+        }
         let mut services_changed = false;
         for e in &entries {
             // Drop what the entry changes; the next lookup reads it again.
@@ -215,7 +257,12 @@ impl Index {
                         .insert(g.sha256.clone(), Arc::new(TokenInfo::from_grant(g)));
                 }
                 Record::TokenRevoked(r) => data.tokens.retain(|_, t| t.id != r.id),
-                Record::LogKeyRotation(_) => {}
+                Record::ServiceRemoved(r) => {
+                    data.services.remove(&r.service);
+                    services_changed = true;
+                }
+                // Ends were applied above; observations are not gate facts.
+                Record::LogKeyRotation(_) | Record::DeployEnd(_) | Record::Observation(_) => {}
             }
         }
         if services_changed {
@@ -316,5 +363,17 @@ impl DeployLedger for IndexLedger<'_> {
     }
     fn exceptions(&self) -> Result<Vec<Exception>, lineage_core::Error> {
         Ok(self.index.read().exceptions.clone())
+    }
+    fn running(
+        &self,
+        service: &ServiceName,
+        env: &EnvName,
+    ) -> Result<Option<RunningDigest>, lineage_core::Error> {
+        Ok(self
+            .index
+            .read()
+            .running
+            .get(&(service.clone(), env.clone()))
+            .cloned())
     }
 }

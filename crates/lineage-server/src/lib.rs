@@ -89,7 +89,17 @@ pub struct AppState {
     pub readers: StorePool,
     pub index: Index,
     pub metrics: Metrics,
+    /// What admission admitted and has not yet been recorded (`[admission] observe`).
+    pub admitted: Mutex<Vec<lineage_core::observe::Admitted>>,
 }
+
+/// How often admitted images are recorded as one observation batch.
+pub const OBSERVE_FLUSH: Duration = Duration::from_secs(5);
+/// At most this many admitted images wait for a flush; more are dropped (and counted), so
+/// a ledger that cannot be written never grows the server's memory.
+pub const OBSERVE_BUFFER: usize = 100_000;
+/// The source label of admission's observations.
+pub const ADMISSION_SOURCE: &str = "admission";
 
 impl AppState {
     pub fn now(&self) -> Timestamp {
@@ -210,6 +220,7 @@ pub fn state(cfg: ServerConfig) -> Result<Arc<AppState>, ServeError> {
         writer: Mutex::new(writer),
         readers: StorePool::new(readers),
         metrics: Metrics::default(),
+        admitted: Mutex::new(Vec::new()),
     }))
 }
 
@@ -308,14 +319,69 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    start_index(state.clone(), stop_rx);
-    let app = router(state);
+    start_index(state.clone(), stop_rx.clone());
+    if state.cfg.admission.observe {
+        start_observer(state.clone(), stop_rx);
+    }
+    let app = router(state.clone());
     let result = match listener {
         Listener::Plain(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
         Listener::Tls(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
     };
     let _ = stop_tx.send(true);
+    // What was admitted while draining is recorded before the process ends.
+    flush_admitted(state).await;
     result.map_err(ServeError::Io)
+}
+
+/// Records what admission admitted, one batch every [`OBSERVE_FLUSH`], until `stop`.
+pub fn start_observer(state: Arc<AppState>, stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut stop = stop;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(OBSERVE_FLUSH) => {}
+                _ = stop.changed() => return,
+            }
+            flush_admitted(state.clone()).await;
+        }
+    });
+}
+
+/// Writes the admitted images waiting in memory as one observation batch (source
+/// `admission`, not complete). Runs off the admission path: admission only appends to the
+/// buffer. A failed write puts the batch back for the next flush.
+pub async fn flush_admitted(state: Arc<AppState>) {
+    let pending = std::mem::take(&mut *state.admitted.lock().unwrap_or_else(|p| p.into_inner()));
+    if pending.is_empty() {
+        return;
+    }
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let by = lineage_model::Identity::parse("sa:lineage-admission").expect("a valid identity");
+        let batch =
+            lineage_core::observe::admitted_batch(ADMISSION_SOURCE, pending.clone(), by.clone());
+        let n = batch.items.len();
+        let written = st.write(|store| {
+            let now = st.now();
+            Ok(store.append(&[lineage_model::Record::Observation(batch)], now, Some(&by))?)
+        });
+        (written.map(|_| n), pending)
+    })
+    .await;
+    match result {
+        Ok((Ok(n), _)) => {
+            state.metrics.record_written("observation");
+            tracing::info!(images = n, "recorded what admission admitted");
+        }
+        Ok((Err(e), pending)) => {
+            tracing::warn!(error = %e.message, "cannot record admitted images; retrying at the next flush");
+            let mut buffer = state.admitted.lock().unwrap_or_else(|p| p.into_inner());
+            let room = OBSERVE_BUFFER.saturating_sub(buffer.len());
+            buffer.extend(pending.into_iter().take(room));
+        }
+        Err(e) => tracing::warn!(error = %e, "recording admitted images failed"),
+    }
 }
 
 /// Times each request, enforces the request timeout and writes one log line per request.
@@ -421,6 +487,7 @@ async fn admit(
     let cfg = &state.cfg.admission;
     let now = state.now();
     let (api_version, parsed) = admission::parse(&body);
+    let mut judged = None;
     let (uid, verdict) = match parsed {
         admission::Parsed::Malformed { uid, reason } => {
             let v = admission::malformed(&reason, cfg.mode);
@@ -433,15 +500,58 @@ async fn admit(
             } else {
                 decide(&state, &req, now).await
             };
-            (req.uid, v)
+            let uid = req.uid.clone();
+            judged = Some(req);
+            (uid, v)
         }
     };
     let rules: Vec<&str> = verdict.findings.iter().map(|f| f.code.as_str()).collect();
     state.metrics.decision(verdict.outcome, &rules);
+    if let (true, true, Some(req)) = (cfg.observe, verdict.allowed, judged.as_ref()) {
+        remember_admitted(&state, req, now);
+    }
     if !verdict.allowed {
         tracing::info!(uid = %uid, outcome = verdict.outcome, rules = ?rules, "admission denied");
     }
     Json(admission::response(&api_version, &uid, &verdict)).into_response()
+}
+
+/// Keeps the pinned images of an admitted request for the next observation batch. Only an
+/// append to memory: the answer never waits for a disk.
+fn remember_admitted(state: &AppState, req: &admission::Request, now: Timestamp) {
+    let Some(env) = state.cfg.admission.environment(req.namespace.as_deref()) else {
+        return;
+    };
+    let items: Vec<lineage_core::observe::Admitted> = req
+        .images
+        .iter()
+        .filter_map(|c| {
+            let image = lineage_model::ImageRef::parse(c.image.trim()).ok()?;
+            Some(lineage_core::observe::Admitted {
+                env: env.clone(),
+                digest: image.digest?,
+                image: image.repository,
+                namespace: req.namespace.clone().unwrap_or_default(),
+                workload: req.workload.clone(),
+                container: c.container.clone(),
+                container_kind: match c.field {
+                    "initContainers" => Some("init".into()),
+                    "ephemeralContainers" => Some("ephemeral".into()),
+                    _ => None,
+                },
+                at: now,
+            })
+        })
+        .collect();
+    let mut buffer = state.admitted.lock().unwrap_or_else(|p| p.into_inner());
+    let room = OBSERVE_BUFFER.saturating_sub(buffer.len());
+    if room < items.len() {
+        tracing::warn!(
+            dropped = items.len() - room,
+            "the admitted-images buffer is full; dropping"
+        );
+    }
+    buffer.extend(items.into_iter().take(room));
 }
 
 async fn decide(

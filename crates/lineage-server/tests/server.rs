@@ -49,6 +49,11 @@ fn world(mode: Mode) -> World {
 }
 
 fn world_with(mode: Mode, dashboard: DashboardConfig) -> World {
+    world_full(mode, dashboard, "")
+}
+
+/// A world whose lineage.toml also holds `extra` (gate sections, `[admission]` keys).
+fn world_full(mode: Mode, dashboard: DashboardConfig, extra: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let location = StoreLocation::Sqlite(dir.path().join("l.db"));
     let now = Timestamp::parse(NOW).unwrap();
@@ -118,6 +123,7 @@ fn world_with(mode: Mode, dashboard: DashboardConfig) -> World {
             approved_by: Some(id("maya@acme.dev")),
             ticket: None,
             at: now,
+            rollback: false,
         },
         now,
         None,
@@ -163,18 +169,17 @@ fn world_with(mode: Mode, dashboard: DashboardConfig) -> World {
     drop(store);
 
     let config = Config::default();
-    let mut admission = AdmissionConfig::from_toml(
-        "[admission]\nnamespaces = { prod = \"production\", dev = \"dev\" }\n",
-        "lineage.toml",
-        &config,
-    )
-    .unwrap();
+    let toml =
+        format!("[admission]\nnamespaces = {{ prod = \"production\", dev = \"dev\" }}\n{extra}");
+    let mut admission = AdmissionConfig::from_toml(&toml, "lineage.toml", &config).unwrap();
     admission.mode = mode;
+    let policy = lineage_policy::PolicyConfig::from_toml(&toml, "lineage.toml").unwrap();
     let key = lineage_store::lineage_log::keys::LogKey::generate("lineage.test/ledger").unwrap();
     let state = lineage_server::state(ServerConfig {
         store: location,
         gate: lineage_core::gate::Setup {
             config,
+            policy,
             ..Default::default()
         },
         admission,
@@ -249,6 +254,8 @@ fn example(method: &str, path: &str, n: usize) -> (String, Option<Value>) {
         ("post", "/api/v1/deploys") => {
             Some(json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "staging" }))
         }
+        // An environment that is not configured: past authorization, nothing ended.
+        ("post", "/api/v1/deploys/end") => Some(json!({ "service": "api", "env": "qa" })),
         ("post", "/api/v1/approvals") => {
             Some(json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "staging" }))
         }
@@ -770,6 +777,7 @@ async fn index_sees_new_ledger_entries_and_revocations() {
             approved_by: Some(id("maya@acme.dev")),
             ticket: None,
             at: now,
+            rollback: false,
         },
         now,
         None,
@@ -1719,4 +1727,275 @@ async fn proof_bundles_from_the_api_carry_their_kind() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["kind"], "consistency", "{v}");
     assert!(ProofBundle::from_json(&v.to_string()).is_ok(), "{v}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime truth (issue 17).
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn deploy_end_over_the_api_acts_as_the_token() {
+    let w = world(Mode::Enforce);
+    let deployer = new_token(&w, "ender", &["deploy:write"], Some("sre@acme.dev"));
+    let body =
+        json!({ "service": "api", "env": "production", "reason": "moved to the new cluster" });
+    // Naming someone else needs `act-as`.
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/deploys/end",
+        Some(&deployer),
+        Some(json!({ "service": "api", "env": "production", "by": "maya@acme.dev" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/deploys/end",
+        Some(&deployer),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["by"], "sre@acme.dev");
+    assert_eq!(v["digest"], digest('a').to_string());
+    assert_eq!(v["reason"], "moved to the new cluster");
+    let reader = token(&w, Some(Scope::Read));
+    let (_, running) = call(&w, "GET", "/api/v1/running", Some(&reader), None).await;
+    assert!(running["rows"].as_array().unwrap().is_empty(), "{running}");
+    // Nothing left to end.
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/deploys/end",
+        Some(&deployer),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["found"], false);
+}
+
+/// An older build than the one running, in production, with `[rules.production] D013 =
+/// "error"`: admission denies it, the API refuses it, and a recorded rollback lets both pass.
+#[tokio::test]
+async fn an_older_digest_than_the_running_one_is_denied_until_its_rollback_is_recorded() {
+    let w = world_full(
+        Mode::Enforce,
+        DashboardConfig::default(),
+        "[gates]\napproval = \"off\"\n[rules.production]\nD013 = \"error\"\n",
+    );
+    let now = Timestamp::parse(NOW).unwrap();
+    let old = digest('d');
+    w.state
+        .write(|store| {
+            let mut b = match store.build(&digest('a')).unwrap() {
+                Some(b) => b,
+                None => unreachable!(),
+            };
+            b.digest = old.clone();
+            b.finished_at = Some(now.plus(time::Duration::days(-10)));
+            Ok(record::build(store, b, now, None)?)
+        })
+        .unwrap();
+    let image = format!("ghcr.io/acme/api@{old}");
+    let pod = review("Pod", "prod", pod_spec(&[("containers", "app", &image)]));
+    let r = admit(&w, pod.clone()).await;
+    check(&r, false, &["D013 older-than-running"], "older digest");
+    let deployer = new_token(&w, "rollbacker", &["deploy:write"], Some("jonas@acme.dev"));
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/deploys",
+        Some(&deployer),
+        Some(json!({ "image": image, "env": "production" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("D013"), "{v}");
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/deploys",
+        Some(&deployer),
+        Some(json!({ "image": image, "env": "production", "rollback": true })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let r = admit(&w, pod).await;
+    check(&r, true, &[], "recorded rollback");
+    // The newer digest is now "newer than running", never denied by D013.
+    let newer = review(
+        "Pod",
+        "prod",
+        pod_spec(&[(
+            "containers",
+            "app",
+            &format!("ghcr.io/acme/api@{}", digest('a')),
+        )]),
+    );
+    let r = admit(&w, newer).await;
+    assert!(!r.to_string().contains("D013"), "{r}");
+}
+
+#[tokio::test]
+async fn admission_records_what_it_admitted_off_the_answer_path() {
+    let w = world_full(
+        Mode::Enforce,
+        DashboardConfig::default(),
+        "observe = true\n",
+    );
+    let image = format!("ghcr.io/acme/api@{}", digest('a'));
+    let mut pod = review("Pod", "prod", pod_spec(&[("containers", "app", &image)]));
+    pod["request"]["object"]["metadata"]["ownerReferences"] =
+        json!([{ "kind": "ReplicaSet", "name": "api-7d9f8c6b5", "controller": true }]);
+    let r = admit(&w, pod).await;
+    check(&r, true, &[], "running digest");
+    // Denied and ungoverned pods are not observations.
+    admit(
+        &w,
+        review(
+            "Pod",
+            "prod",
+            pod_spec(&[("containers", "app", "ghcr.io/acme/api:1.0")]),
+        ),
+    )
+    .await;
+    admit(
+        &w,
+        review("Pod", "other", pod_spec(&[("containers", "app", &image)])),
+    )
+    .await;
+    // Nothing is written until the flusher runs.
+    let store = lineage_store::open(&w.state.cfg.store, false).unwrap();
+    assert!(store.observation_sources().unwrap().is_empty());
+    lineage_server::flush_admitted(w.state.clone()).await;
+    let sources = store.observation_sources().unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(
+        (sources[0].source.as_str(), sources[0].complete),
+        ("admission", false)
+    );
+    let rows = store.observed(None, None).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].workload.as_deref(),
+        Some("ReplicaSet/api-7d9f8c6b5")
+    );
+    // Queries and the dashboard show it.
+    let reader = token(&w, Some(Scope::Read));
+    let (_, running) = call(
+        &w,
+        "GET",
+        "/api/v1/running?observed_only=true",
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(
+        running["rows"][0]["observed"]["status"], "observed",
+        "{running}"
+    );
+    assert_eq!(running["rows"][0]["observed"]["sources"][0], "admission");
+    let page = browse(&w, "/", Via::Header(&reader)).await;
+    assert!(page.body.contains("observed just now"), "{}", page.body);
+    assert!(
+        page.body.contains("Drift: recorded vs. running"),
+        "{}",
+        page.body
+    );
+    let page = browse(&w, "/services/api", Via::Header(&reader)).await;
+    assert!(
+        page.body.contains("Runs now") && page.body.contains("observed just now"),
+        "{}",
+        page.body
+    );
+    // An empty buffer writes nothing.
+    let before = store.len().unwrap();
+    lineage_server::flush_admitted(w.state.clone()).await;
+    assert_eq!(store.len().unwrap(), before);
+}
+
+#[tokio::test]
+async fn drift_over_the_api_and_on_the_dashboard() {
+    let w = world(Mode::Enforce);
+    let now = Timestamp::parse(NOW).unwrap();
+    // A cluster that runs the orphan's digest and not api's.
+    w.state
+        .write(|store| {
+            let batch = lineage_model::ObservationBatch {
+                source: "prod-eu-1".into(),
+                format: "kubernetes".into(),
+                complete: true,
+                envs: vec![EnvName::parse("production").unwrap()],
+                items: vec![lineage_model::Observed {
+                    env: EnvName::parse("production").unwrap(),
+                    image: Repository::parse("ghcr.io/acme/orphan").unwrap(),
+                    digest: digest('f'),
+                    namespace: Some("prod".into()),
+                    workload: Some("Deployment/orphan".into()),
+                    container: Some("app".into()),
+                    container_kind: None,
+                    host: None,
+                    seen_at: now,
+                }],
+                unmapped_namespaces: Vec::new(),
+                by: id("sa:inventory"),
+                at: now,
+            };
+            Ok(store.append(&[Record::Observation(batch)], now, None)?)
+        })
+        .unwrap();
+    let reader = token(&w, Some(Scope::Read));
+    let (status, v) = call(
+        &w,
+        "GET",
+        "/api/v1/drift?fail_on=recorded-not-observed",
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let kinds: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["recorded-not-observed", "observed-not-recorded"],
+        "{v}"
+    );
+    assert_eq!(v["failed"], true);
+    let (status, v) = call(
+        &w,
+        "GET",
+        "/api/v1/drift?fail_on=nonsense",
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("recorded-not-observed"),
+        "{v}"
+    );
+    let page = browse(&w, "/", Via::Header(&reader)).await;
+    assert!(
+        page.body.contains("recorded-not-observed") && page.body.contains("never observed"),
+        "{}",
+        page.body
+    );
+    let page = browse(&w, "/services/orphan", Via::Header(&reader)).await;
+    assert!(page.body.contains("observed-not-recorded"), "{}", page.body);
+    assert!(
+        !page.body.contains("recorded-not-observed"),
+        "{}",
+        page.body
+    );
 }

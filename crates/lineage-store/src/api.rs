@@ -9,8 +9,8 @@ use lineage_log::merkle::Hash;
 pub use crate::postgres::PgLocation;
 
 use lineage_model::{
-    BuildRecord, DeployRecord, Digest, EnvName, Identity, Record, Repository, Service,
-    ServiceChange, ServiceName, Tag, Timestamp,
+    BuildRecord, DeployRecord, Digest, EnvName, Identity, ObservationBatch, Record, Repository,
+    Service, ServiceChange, ServiceName, Tag, Timestamp,
 };
 
 /// Where a ledger lives.
@@ -183,6 +183,153 @@ pub struct RunningImage {
     pub build: Option<BuildRecord>,
 }
 
+/// What runs now in one (service, environment), as the `current` projection holds it: cheap
+/// to read for a whole fleet, without the deploy record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacementRow {
+    pub service: ServiceName,
+    pub env: EnvName,
+    pub digest: Digest,
+    /// When the deploy that put it there happened.
+    pub since: Timestamp,
+    /// The ledger index of that deploy.
+    pub index: u64,
+}
+
+/// One (source, environment, image, digest) a runtime source observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedRow {
+    pub source: String,
+    pub env: EnvName,
+    pub image: Repository,
+    pub digest: Digest,
+    /// The newest time it was seen.
+    pub last_seen: Timestamp,
+    /// The ledger index of the newest batch that held it.
+    pub index: u64,
+    /// True when that batch is its source's newest complete one, or the source's batches are
+    /// not complete (admission): as far as the source knows, it runs now.
+    pub current: bool,
+    /// One workload it ran as (`Deployment/api`), when known.
+    pub workload: Option<String>,
+    /// The service that lists the image repository, if any.
+    pub owner: Option<ServiceName>,
+    /// The service the digest's build record names, if there is one.
+    pub built_for: Option<ServiceName>,
+}
+
+/// A runtime source and its newest batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceState {
+    pub source: String,
+    /// The ledger index of its newest batch.
+    pub index: u64,
+    pub at: Timestamp,
+    pub complete: bool,
+    /// The environments its newest batch speaks for.
+    pub envs: Vec<EnvName>,
+}
+
+/// The projection rows of an observation batch: per (environment, image, digest), the newest
+/// time seen (unix seconds) and the first workload in sort order, so that both backends
+/// store the same rows for the same batch.
+pub(crate) fn observation_rows(
+    batch: &ObservationBatch,
+) -> BTreeMap<(String, String, String), (i64, String)> {
+    // Aggregated by reference first: a batch holds many containers of few digests.
+    let mut by_ref: BTreeMap<(&EnvName, &Repository, &Digest), (i64, &str)> = BTreeMap::new();
+    for item in &batch.items {
+        let workload = item.workload.as_deref().unwrap_or_default();
+        let seen = item.seen_at.unix();
+        by_ref
+            .entry((&item.env, &item.image, &item.digest))
+            .and_modify(|(s, w)| {
+                *s = (*s).max(seen);
+                if workload < *w {
+                    *w = workload;
+                }
+            })
+            .or_insert((seen, workload));
+    }
+    by_ref
+        .into_iter()
+        .map(|((e, i, d), (s, w))| {
+            (
+                (e.to_string(), i.to_string(), d.to_string()),
+                (s, w.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// An observed row as a backend reads it, before parsing.
+pub(crate) struct RawObserved {
+    pub source: String,
+    pub env: String,
+    pub image: String,
+    pub digest: String,
+    pub last_seen: i64,
+    pub entry: i64,
+    pub current: bool,
+    pub workload: String,
+    pub owner: Option<String>,
+    pub built_for: Option<String>,
+}
+
+impl RawObserved {
+    pub(crate) fn parse(self) -> Result<ObservedRow, StoreError> {
+        let index = self.entry as u64 - 1;
+        let corrupt = |e: lineage_model::ParseError| StoreError::Corrupt {
+            index,
+            detail: e.to_string(),
+        };
+        let name = |n: Option<String>| {
+            n.map(|n| ServiceName::parse(&n).map_err(corrupt))
+                .transpose()
+        };
+        Ok(ObservedRow {
+            env: EnvName::parse(&self.env).map_err(corrupt)?,
+            image: Repository::parse(&self.image).map_err(corrupt)?,
+            digest: Digest::parse(&self.digest).map_err(corrupt)?,
+            last_seen: Timestamp::from_unix(self.last_seen),
+            index,
+            current: self.current,
+            workload: (!self.workload.is_empty()).then_some(self.workload),
+            owner: name(self.owner)?,
+            built_for: name(self.built_for)?,
+            source: self.source,
+        })
+    }
+}
+
+pub(crate) fn source_state(
+    source: String,
+    entry: i64,
+    at: i64,
+    complete: bool,
+    envs: &str,
+) -> Result<SourceState, StoreError> {
+    let index = entry as u64 - 1;
+    let mut envs = envs
+        .split(' ')
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            EnvName::parse(e).map_err(|e| StoreError::Corrupt {
+                index,
+                detail: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    envs.sort();
+    Ok(SourceState {
+        source,
+        index,
+        at: Timestamp::from_unix(at),
+        complete,
+        envs,
+    })
+}
+
 /// The log's current state: how many leaves it has and its RFC 9162 §2.1.1 root hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogHead {
@@ -313,6 +460,18 @@ pub trait Store: Send {
     ) -> Result<Vec<(Digest, DigestRole)>, StoreError>;
     /// Every deploy of a digest, newest first.
     fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError>;
+    /// The placements that run now (the `current` rows), optionally for one environment,
+    /// ordered by service and environment.
+    fn placements(&self, env: Option<&EnvName>) -> Result<Vec<PlacementRow>, StoreError>;
+    /// What runtime sources observed, optionally for one environment and/or one digest,
+    /// ordered by environment, digest and source.
+    fn observed(
+        &self,
+        env: Option<&EnvName>,
+        digest: Option<&Digest>,
+    ) -> Result<Vec<ObservedRow>, StoreError>;
+    /// Every runtime source with its newest batch, by source name.
+    fn observation_sources(&self) -> Result<Vec<SourceState>, StoreError>;
 
     /// Appends facts (bases seen, exceptions, retirements, attestations, gate results) in one
     /// transaction. Builds, deploys and service changes have their own methods.

@@ -118,3 +118,51 @@ pub(crate) struct RawParts<'a> {
     pub tags: &'a [String],
     pub bases: &'a [(String, String, String, bool)],
 }
+
+/// One observed container, prepared outside the timed section.
+pub struct RawObserved {
+    pub env: String,
+    pub image: String,
+    pub digest: String,
+    pub seen_at: i64,
+    pub workload: String,
+}
+
+/// The observation reference: the batch's journal row (body pre-serialised) and one
+/// `observations` upsert per container, in one transaction, with the store's durability.
+/// No parsing, validation, aggregation or log hashing.
+pub fn raw_insert_observations(
+    path: &Path,
+    source: &str,
+    body: &str,
+    rows: &[RawObserved],
+) -> rusqlite::Result<()> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    let tx = conn.transaction()?;
+    {
+        tx.execute(
+            "INSERT INTO entries (kind, body, recorded_at, recorded_by) VALUES ('observation', ?1, '2026-11-01T00:00:00Z', NULL)",
+            [body],
+        )?;
+        let e = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO observation_sources (source, entry, at, complete) VALUES (?1, ?2, 0, 1)
+             ON CONFLICT (source) DO UPDATE SET entry = excluded.entry",
+            params![source, e],
+        )?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO observations (source, env, image, digest, last_seen, entry, workload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (source, env, image, digest) DO UPDATE SET
+                 last_seen = max(observations.last_seen, excluded.last_seen),
+                 entry = excluded.entry, workload = excluded.workload",
+        )?;
+        for r in rows {
+            upsert.execute(params![
+                source, r.env, r.image, r.digest, r.seen_at, e, r.workload
+            ])?;
+        }
+    }
+    tx.commit()
+}

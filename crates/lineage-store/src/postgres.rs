@@ -34,17 +34,19 @@ pub(crate) use connect::redact;
 pub use connect::PgLocation;
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead,
-    ProjectionMismatch, RawEntry, RunningImage, Store, StoreError, StoredCheckpoint,
+    recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
+    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError,
+    StoredCheckpoint,
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
-pub const PG_SCHEMA_VERSION: i64 = 2;
+pub const PG_SCHEMA_VERSION: i64 = 3;
 
 /// Append-only migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001_initial.sql"),
     include_str!("postgres/0002_autovacuum.sql"),
+    include_str!("postgres/0004_runtime.sql"),
 ];
 
 /// Advisory lock keys ("LNAG" and "LNAM"): the log sequencer and the migration lock.
@@ -67,6 +69,10 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("deploys", Some("entry")),
     ("current", Some("entry")),
     ("facts", Some("entry")),
+    ("placement_ends", Some("entry")),
+    ("observation_sources", Some("entry")),
+    ("observation_envs", Some("entry")),
+    ("observations", Some("entry")),
 ];
 
 type Conn = r2d2::PooledConnection<connect::Manager>;
@@ -536,6 +542,7 @@ impl<'a> Batch<'a> {
 
     fn fact(
         &mut self,
+        tx: &mut impl GenericClient,
         record: &Record,
         at: Timestamp,
         by: Option<&Identity>,
@@ -545,9 +552,111 @@ impl<'a> Batch<'a> {
             return Err(not_a_fact(record));
         };
         let index = self.entry(stored, record, at, by);
+        let entry = index as i64 + 1;
         self.rows
             .facts
-            .push((record.kind().to_string(), key, index as i64 + 1));
+            .push((record.kind().to_string(), key, entry));
+        // These facts change projections that later records in the batch read (what runs,
+        // which services exist), so they are written at once, after what the batch holds.
+        match record {
+            Record::DeployEnd(end) => {
+                self.flush(tx)?;
+                let (service, env, when) = (end.service.as_str(), end.env.as_str(), end.at.unix());
+                execute(
+                    tx,
+                    "DELETE FROM current WHERE service = $1 AND env = $2 AND at <= $3",
+                    &[
+                        (&service, Type::TEXT),
+                        (&env, Type::TEXT),
+                        (&when, Type::INT8),
+                    ],
+                )?;
+                execute(
+                    tx,
+                    "INSERT INTO placement_ends (service, env, entry, at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry, at = excluded.at
+                     WHERE excluded.at >= placement_ends.at",
+                    &[
+                        (&service, Type::TEXT),
+                        (&env, Type::TEXT),
+                        (&entry, Type::INT8),
+                        (&when, Type::INT8),
+                    ],
+                )?;
+            }
+            Record::ServiceRemoved(removal) => {
+                self.flush(tx)?;
+                let name = removal.service.as_str();
+                execute(
+                    tx,
+                    "DELETE FROM services WHERE name = $1",
+                    &[(&name, Type::TEXT)],
+                )?;
+                execute(
+                    tx,
+                    "DELETE FROM service_images WHERE service = $1",
+                    &[(&name, Type::TEXT)],
+                )?;
+            }
+            Record::Observation(batch) => {
+                self.flush(tx)?;
+                let source = batch.source.as_str();
+                let when = batch.at.unix();
+                execute(
+                    tx,
+                    "INSERT INTO observation_sources (source, entry, at, complete) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (source) DO UPDATE SET entry = excluded.entry, at = excluded.at,
+                         complete = excluded.complete",
+                    &[
+                        (&source, Type::TEXT),
+                        (&entry, Type::INT8),
+                        (&when, Type::INT8),
+                        (&batch.complete, Type::BOOL),
+                    ],
+                )?;
+                let envs: Vec<String> = batch.envs.iter().map(ToString::to_string).collect();
+                execute(
+                    tx,
+                    "INSERT INTO observation_envs (source, env, entry)
+                     SELECT $1, e, $2 FROM unnest($3::text[]) AS e
+                     ON CONFLICT (source, env) DO UPDATE SET entry = excluded.entry",
+                    &[
+                        (&source, Type::TEXT),
+                        (&entry, Type::INT8),
+                        (&envs, Type::TEXT_ARRAY),
+                    ],
+                )?;
+                let (mut v, mut i, mut d, mut t, mut w) = (vec![], vec![], vec![], vec![], vec![]);
+                for ((env, image, digest), (seen, workload)) in crate::api::observation_rows(batch)
+                {
+                    v.push(env);
+                    i.push(image);
+                    d.push(digest);
+                    t.push(seen);
+                    w.push(workload);
+                }
+                execute(
+                    tx,
+                    "INSERT INTO observations (source, env, image, digest, last_seen, entry, workload)
+                     SELECT $1, u.env, u.image, u.digest, u.seen, $2, u.workload
+                     FROM unnest($3::text[], $4::text[], $5::text[], $6::int8[], $7::text[])
+                         AS u(env, image, digest, seen, workload)
+                     ON CONFLICT (source, env, image, digest) DO UPDATE SET
+                         last_seen = greatest(observations.last_seen, excluded.last_seen),
+                         entry = excluded.entry, workload = excluded.workload",
+                    &[
+                        (&source, Type::TEXT),
+                        (&entry, Type::INT8),
+                        (&v, Type::TEXT_ARRAY),
+                        (&i, Type::TEXT_ARRAY),
+                        (&d, Type::TEXT_ARRAY),
+                        (&t, Type::INT8_ARRAY),
+                        (&w, Type::TEXT_ARRAY),
+                    ],
+                )?;
+            }
+            _ => {}
+        }
         Ok(index)
     }
 
@@ -760,7 +869,10 @@ impl<'a> Batch<'a> {
             execute(
                 tx,
                 "INSERT INTO current (service, env, entry, digest, at)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[])
+                 SELECT u.* FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[])
+                     AS u(service, env, entry, digest, at)
+                 WHERE NOT EXISTS (SELECT 1 FROM placement_ends p
+                     WHERE p.service = u.service AND p.env = u.env AND p.at > u.at)
                  ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry,
                      digest = excluded.digest, at = excluded.at
                  WHERE excluded.at >= current.at",
@@ -1345,6 +1457,86 @@ impl Store for PgStore {
             .collect()
     }
 
+    fn placements(&self, env: Option<&EnvName>) -> Result<Vec<PlacementRow>, StoreError> {
+        let mut c = self.conn()?;
+        let env = env.map(EnvName::as_str);
+        let rows = query(
+            &mut *c,
+            "SELECT service, env, digest, at, entry FROM current
+             WHERE $1::text IS NULL OR env = $1
+             ORDER BY service COLLATE \"C\", env COLLATE \"C\"",
+            &[(&env, Type::TEXT)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let index = r.get::<_, i64>(4) as u64 - 1;
+                let bad = |e: lineage_model::ParseError| corrupt(index)(e.to_string());
+                Ok(PlacementRow {
+                    service: ServiceName::parse(r.get(0)).map_err(bad)?,
+                    env: EnvName::parse(r.get(1)).map_err(bad)?,
+                    digest: Digest::parse(r.get(2)).map_err(bad)?,
+                    since: Timestamp::from_unix(r.get(3)),
+                    index,
+                })
+            })
+            .collect()
+    }
+
+    fn observed(
+        &self,
+        env: Option<&EnvName>,
+        digest: Option<&Digest>,
+    ) -> Result<Vec<ObservedRow>, StoreError> {
+        let mut c = self.conn()?;
+        let env = env.map(EnvName::as_str);
+        let digest = digest.map(|d| d.to_string());
+        let rows = query(
+            &mut *c,
+            "SELECT o.source, o.env, o.image, o.digest, o.last_seen, o.entry,
+                    (o.entry = s.entry OR NOT s.complete), o.workload, si.service, b.service
+             FROM observations o JOIN observation_sources s ON s.source = o.source
+             LEFT JOIN service_images si ON si.image = o.image
+             LEFT JOIN builds b ON b.digest = o.digest
+             WHERE ($1::text IS NULL OR o.env = $1) AND ($2::text IS NULL OR o.digest = $2)
+             ORDER BY o.env COLLATE \"C\", o.digest COLLATE \"C\", o.source COLLATE \"C\",
+                 o.image COLLATE \"C\"",
+            &[(&env, Type::TEXT), (&digest, Type::TEXT)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                crate::api::RawObserved {
+                    source: r.get(0),
+                    env: r.get(1),
+                    image: r.get(2),
+                    digest: r.get(3),
+                    last_seen: r.get(4),
+                    entry: r.get(5),
+                    current: r.get(6),
+                    workload: r.get(7),
+                    owner: r.get(8),
+                    built_for: r.get(9),
+                }
+                .parse()
+            })
+            .collect()
+    }
+
+    fn observation_sources(&self) -> Result<Vec<SourceState>, StoreError> {
+        let mut c = self.conn()?;
+        let rows = query(
+            &mut *c,
+            "SELECT s.source, s.entry, s.at, s.complete,
+                    coalesce(string_agg(e.env, ' '), '')
+             FROM observation_sources s
+             LEFT JOIN observation_envs e ON e.source = s.source AND e.entry = s.entry
+             GROUP BY s.source, s.entry, s.at, s.complete ORDER BY s.source COLLATE \"C\"",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| crate::api::source_state(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect()
+    }
+
     fn append(
         &mut self,
         records: &[Record],
@@ -1362,7 +1554,7 @@ impl Store for PgStore {
                     Record::Build(b) => batch.build(b, recorded_at, recorded_by, 0),
                     Record::Deploy(d) => batch.deploy(d, recorded_at, recorded_by, 0),
                     Record::Service(c) => batch.service_change(tx, c, recorded_at, 0)?,
-                    fact => batch.fact(fact, recorded_at, recorded_by, 0)?,
+                    fact => batch.fact(tx, fact, recorded_at, recorded_by, 0)?,
                 });
             }
             // A build already recorded violates the `builds` key: the whole call fails.
@@ -1386,10 +1578,10 @@ impl Store for PgStore {
         }
         self.write(recorded_at, |tx, frontier, recorded_at| {
             let mut batch = Batch::new(Log::Writer(frontier));
-            let indexes = facts
-                .iter()
-                .map(|f| batch.fact(f, recorded_at, recorded_by, 0))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut indexes = Vec::with_capacity(facts.len());
+            for f in facts {
+                indexes.push(batch.fact(tx, f, recorded_at, recorded_by, 0)?);
+            }
             batch.flush(tx)?;
             Ok(indexes)
         })
@@ -1686,7 +1878,10 @@ fn rebuild_and_compare(
                     batch.service_change(&mut tx, change, at, index)?;
                 }
                 fact => {
-                    let _ = batch.fact(fact, at, by.as_ref(), index);
+                    // Only a record with no fact key fails here, and it projects nothing.
+                    if fact.fact_key().is_some() {
+                        batch.fact(&mut tx, fact, at, by.as_ref(), index)?;
+                    }
                 }
             }
         }

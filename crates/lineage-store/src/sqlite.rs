@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 
 use lineage_log::merkle::{self, Frontier, Hash, HashReader, TreeError};
 use lineage_model::{
-    canonical_json, BuildRecord, DeployRecord, Digest, EnvName, Identity, Record, Repository,
-    Service, ServiceChange, ServiceName, Tag, Timestamp,
+    canonical_json, BuildRecord, DeployRecord, Digest, EnvName, Identity, ObservationBatch,
+    PlacementEnd, Record, Repository, Service, ServiceChange, ServiceName, Tag, Timestamp,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead,
-    ProjectionMismatch, RawEntry, RunningImage, Store, StoreError, StoredCheckpoint,
+    recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
+    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError,
+    StoredCheckpoint,
 };
 use crate::SCHEMA_VERSION;
 
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0001_initial.sql"),
     include_str!("sqlite/0002_log.sql"),
     include_str!("sqlite/0003_facts.sql"),
+    include_str!("sqlite/0004_runtime.sql"),
 ];
 
 /// The projection tables `check_projections` rebuilds and compares, and the column that
@@ -43,6 +45,10 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("deploys", Some("entry")),
     ("current", Some("entry")),
     ("facts", Some("entry")),
+    ("placement_ends", Some("entry")),
+    ("observation_sources", Some("entry")),
+    ("observation_envs", Some("entry")),
+    ("observations", Some("entry")),
 ];
 
 pub struct SqliteStore {
@@ -511,9 +517,12 @@ fn insert_deploy(
     .map_err(backend)?
     .execute(params![entry, service, env, digest, at])
     .map_err(backend)?;
-    // A deploy recorded late (with an earlier `--at`) does not displace a newer one.
+    // A deploy recorded late (with an earlier `--at`) does not displace a newer one, nor
+    // bring back a placement that ended after it.
     tx.prepare_cached(
-        "INSERT INTO current (service, env, entry, digest, at) VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO current (service, env, entry, digest, at)
+         SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
+             SELECT 1 FROM placement_ends p WHERE p.service = ?1 AND p.env = ?2 AND p.at > ?5)
          ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry,
              digest = excluded.digest, at = excluded.at
          WHERE excluded.at >= current.at",
@@ -578,11 +587,85 @@ fn insert_fact(
         )));
     };
     let index = append(tx, record, recorded_at, recorded_by, log)?;
+    let entry = index as i64 + 1;
     tx.prepare_cached("INSERT INTO facts (kind, key, entry) VALUES (?1, ?2, ?3)")
         .map_err(backend)?
-        .execute(params![record.kind(), key, index as i64 + 1])
+        .execute(params![record.kind(), key, entry])
         .map_err(backend)?;
+    match record {
+        Record::DeployEnd(end) => project_end(tx, end, entry)?,
+        Record::ServiceRemoved(removal) => {
+            let name = removal.service.as_str();
+            tx.execute("DELETE FROM services WHERE name = ?1", [name])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
+                .map_err(backend)?;
+        }
+        Record::Observation(batch) => project_observation(tx, batch, entry)?,
+        _ => {}
+    }
     Ok(index)
+}
+
+/// An ended placement leaves `current` (unless a newer deploy replaced it already) and is
+/// remembered, so that an older deploy recorded later cannot bring it back.
+fn project_end(tx: &Transaction<'_>, end: &PlacementEnd, entry: i64) -> Result<(), StoreError> {
+    let (service, env, at) = (end.service.as_str(), end.env.as_str(), end.at.unix());
+    tx.prepare_cached("DELETE FROM current WHERE service = ?1 AND env = ?2 AND at <= ?3")
+        .map_err(backend)?
+        .execute(params![service, env, at])
+        .map_err(backend)?;
+    tx.prepare_cached(
+        "INSERT INTO placement_ends (service, env, entry, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry, at = excluded.at
+         WHERE excluded.at >= placement_ends.at",
+    )
+    .map_err(backend)?
+    .execute(params![service, env, entry, at])
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// A batch becomes its source's newest; each (environment, image, digest) it holds is seen
+/// again in it.
+fn project_observation(
+    tx: &Transaction<'_>,
+    batch: &ObservationBatch,
+    entry: i64,
+) -> Result<(), StoreError> {
+    let source = batch.source.as_str();
+    tx.prepare_cached(
+        "INSERT INTO observation_sources (source, entry, at, complete) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source) DO UPDATE SET entry = excluded.entry, at = excluded.at,
+             complete = excluded.complete",
+    )
+    .map_err(backend)?
+    .execute(params![source, entry, batch.at.unix(), batch.complete])
+    .map_err(backend)?;
+    for env in &batch.envs {
+        tx.prepare_cached(
+            "INSERT INTO observation_envs (source, env, entry) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source, env) DO UPDATE SET entry = excluded.entry",
+        )
+        .map_err(backend)?
+        .execute(params![source, env.as_str(), entry])
+        .map_err(backend)?;
+    }
+    let mut upsert = tx
+        .prepare_cached(
+            "INSERT INTO observations (source, env, image, digest, last_seen, entry, workload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (source, env, image, digest) DO UPDATE SET
+                 last_seen = max(observations.last_seen, excluded.last_seen),
+                 entry = excluded.entry, workload = excluded.workload",
+        )
+        .map_err(backend)?;
+    for (key, (seen, workload)) in crate::api::observation_rows(batch) {
+        upsert
+            .execute(params![source, key.0, key.1, key.2, seen, entry, workload])
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// The last journal entry's recorded time, if any.
@@ -1006,6 +1089,116 @@ impl Store for SqliteStore {
             &[&digest.to_string()],
         )?;
         found.into_iter().map(|i| self.deploy_at(i)).collect()
+    }
+
+    fn placements(&self, env: Option<&EnvName>) -> Result<Vec<PlacementRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT service, env, digest, at, entry FROM current
+                 WHERE ?1 IS NULL OR env = ?1 ORDER BY service, env",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([env.map(EnvName::as_str)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(service, env, digest, at, entry)| {
+                let index = entry as u64 - 1;
+                let corrupt = |e: lineage_model::ParseError| StoreError::Corrupt {
+                    index,
+                    detail: e.to_string(),
+                };
+                Ok(PlacementRow {
+                    service: ServiceName::parse(&service).map_err(corrupt)?,
+                    env: EnvName::parse(&env).map_err(corrupt)?,
+                    digest: Digest::parse(&digest).map_err(corrupt)?,
+                    since: Timestamp::from_unix(at),
+                    index,
+                })
+            })
+            .collect()
+    }
+
+    fn observed(
+        &self,
+        env: Option<&EnvName>,
+        digest: Option<&Digest>,
+    ) -> Result<Vec<ObservedRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT o.source, o.env, o.image, o.digest, o.last_seen, o.entry,
+                        (o.entry = s.entry OR s.complete = 0), o.workload, si.service, b.service
+                 FROM observations o JOIN observation_sources s ON s.source = o.source
+                 LEFT JOIN service_images si ON si.image = o.image
+                 LEFT JOIN builds b ON b.digest = o.digest
+                 WHERE (?1 IS NULL OR o.env = ?1) AND (?2 IS NULL OR o.digest = ?2)
+                 ORDER BY o.env, o.digest, o.source, o.image",
+            )
+            .map_err(backend)?;
+        let digest = digest.map(|d| d.to_string());
+        let rows = stmt
+            .query_map(params![env.map(EnvName::as_str), digest], |r| {
+                Ok(crate::api::RawObserved {
+                    source: r.get(0)?,
+                    env: r.get(1)?,
+                    image: r.get(2)?,
+                    digest: r.get(3)?,
+                    last_seen: r.get(4)?,
+                    entry: r.get(5)?,
+                    current: r.get(6)?,
+                    workload: r.get(7)?,
+                    owner: r.get(8)?,
+                    built_for: r.get(9)?,
+                })
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(crate::api::RawObserved::parse)
+            .collect()
+    }
+
+    fn observation_sources(&self) -> Result<Vec<SourceState>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT s.source, s.entry, s.at, s.complete, coalesce(group_concat(e.env, ' '), '')
+                 FROM observation_sources s
+                 LEFT JOIN observation_envs e ON e.source = s.source AND e.entry = s.entry
+                 GROUP BY s.source ORDER BY s.source",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(source, entry, at, complete, envs)| {
+                crate::api::source_state(source, entry, at, complete, &envs)
+            })
+            .collect()
     }
 
     fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StoreError> {

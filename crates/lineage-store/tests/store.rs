@@ -173,6 +173,7 @@ fn deploy(name: &str, label: &str, env: &str, at: &str) -> DeployRecord {
         approved_by: Some(id("maya@acme.dev")),
         ticket: None,
         at: t(at),
+        rollback: false,
     }
 }
 
@@ -827,7 +828,7 @@ fn a_pre_log_ledger_is_hashed_on_upgrade() {
     drop(store);
     // Turn the file back into a version-1 ledger.
     rusqlite_open(&path)
-        .execute_batch("DROP TABLE facts; DROP TABLE log_hashes; DROP TABLE checkpoints; PRAGMA user_version = 1;")
+        .execute_batch("DROP TABLE facts; DROP TABLE log_hashes; DROP TABLE checkpoints; DROP TABLE placement_ends; DROP TABLE observation_sources; DROP TABLE observation_envs; DROP TABLE observations; PRAGMA user_version = 1;")
         .unwrap();
     let store = lineage_store::open(&location, false).unwrap();
     assert_eq!(store.log_head().unwrap(), before);
@@ -1351,6 +1352,417 @@ fn digest_prefixes_resolve_to_builds_deploys_and_bases() {
                 .unwrap()
                 .is_empty(),
             "{backend}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime truth: placements end, services are removed, observations are projected.
+// ---------------------------------------------------------------------------------------------
+
+fn end(name: &str, env: &str, at: &str) -> Record {
+    Record::DeployEnd(lineage_model::PlacementEnd {
+        service: ServiceName::parse(name).unwrap(),
+        env: EnvName::parse(env).unwrap(),
+        digest: None,
+        reason: Some("decommissioned".into()),
+        by: id("maya@acme.dev"),
+        at: t(at),
+    })
+}
+
+fn seen(env: &str, name: &str, label: &str, at: &str, workload: &str) -> lineage_model::Observed {
+    lineage_model::Observed {
+        env: EnvName::parse(env).unwrap(),
+        image: Repository::parse(&format!("ghcr.io/acme/{name}")).unwrap(),
+        digest: digest(label),
+        namespace: Some("prod".into()),
+        workload: Some(workload.into()),
+        container: Some(name.into()),
+        container_kind: None,
+        host: None,
+        seen_at: t(at),
+    }
+}
+
+fn batch(source: &str, complete: bool, at: &str, items: Vec<lineage_model::Observed>) -> Record {
+    let mut envs: Vec<EnvName> = items.iter().map(|i| i.env.clone()).collect();
+    envs.sort();
+    envs.dedup();
+    Record::Observation(lineage_model::ObservationBatch {
+        source: source.into(),
+        format: "kubernetes".into(),
+        complete,
+        envs,
+        items,
+        unmapped_namespaces: vec!["kube-system".into()],
+        by: id("sa:inventory"),
+        at: t(at),
+    })
+}
+
+/// (source, env, image, last seen, current, owner, built for) of an observed row.
+type ObservedView = (
+    String,
+    String,
+    String,
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+);
+
+fn running_pairs(store: &dyn Store) -> Vec<(String, String, String)> {
+    store
+        .placements(None)
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            (
+                p.service.to_string(),
+                p.env.to_string(),
+                p.digest.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ended_placements_leave_current_and_late_deploys_do_not_bring_them_back() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-02T00:00:00Z");
+        store
+            .append(
+                &[
+                    Record::Build(build("api", "a1", "python:3.12", "py1")),
+                    Record::Build(build("web", "w1", "python:3.12", "py1")),
+                    Record::Deploy(deploy("api", "a1", "production", "2026-11-01T12:00:00Z")),
+                    Record::Deploy(deploy("web", "w1", "production", "2026-11-01T12:00:00Z")),
+                    Record::Deploy(deploy("api", "a1", "staging", "2026-11-01T11:00:00Z")),
+                ],
+                at,
+                None,
+            )
+            .unwrap();
+        // An end, and in the same transaction a deploy dated before it (recorded late):
+        // the placement stays ended.
+        store
+            .append(
+                &[
+                    end("api", "production", "2026-11-02T00:00:00Z"),
+                    Record::Deploy(deploy("api", "a1", "production", "2026-11-01T18:00:00Z")),
+                ],
+                at,
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            running_pairs(store.as_ref()),
+            vec![
+                ("api".into(), "staging".into(), digest("a1").to_string()),
+                ("web".into(), "production".into(), digest("w1").to_string()),
+            ],
+            "{backend}"
+        );
+        assert!(
+            store
+                .running(
+                    Some(&EnvName::parse("production").unwrap()),
+                    Some(&ServiceName::parse("api").unwrap())
+                )
+                .unwrap()
+                .is_empty(),
+            "{backend}"
+        );
+        // A later deploy starts a new placement.
+        store
+            .append(
+                &[Record::Deploy(deploy(
+                    "api",
+                    "a1",
+                    "production",
+                    "2026-11-02T01:00:00Z",
+                ))],
+                t("2026-11-02T01:00:00Z"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            store
+                .placements(Some(&EnvName::parse("production").unwrap()))
+                .unwrap()
+                .len(),
+            2,
+            "{backend}"
+        );
+        // A removed service leaves `services` and frees its images; its history stays.
+        let web = ServiceName::parse("web").unwrap();
+        store
+            .append(
+                &[
+                    end("web", "production", "2026-11-02T01:00:00Z"),
+                    Record::ServiceRemoved(lineage_model::ServiceRemoval {
+                        service: web.clone(),
+                        renamed_to: None,
+                        reason: None,
+                        by: id("maya@acme.dev"),
+                        at: t("2026-11-02T01:00:00Z"),
+                    }),
+                ],
+                t("2026-11-02T01:00:00Z"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(store.service(&web).unwrap(), None, "{backend}");
+        assert_eq!(
+            store
+                .service_for_image(&Repository::parse("ghcr.io/acme/web").unwrap())
+                .unwrap(),
+            None,
+            "{backend}"
+        );
+        assert_eq!(store.service_history(&web).unwrap().len(), 1, "{backend}");
+        assert_eq!(
+            store.facts("deploy_end", Some("api")).unwrap().len(),
+            1,
+            "{backend}"
+        );
+        assert_eq!(store.check_projections(10).unwrap(), vec![], "{backend}");
+    }
+}
+
+#[test]
+fn observations_are_projected_per_source_with_the_newest_batch_current() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-02T00:00:00Z");
+        store
+            .append(
+                &[Record::Build(build("api", "a1", "python:3.12", "py1"))],
+                at,
+                None,
+            )
+            .unwrap();
+        store
+            .append(
+                &[batch(
+                    "prod-eu",
+                    true,
+                    "2026-11-02T00:00:00Z",
+                    vec![
+                        seen(
+                            "production",
+                            "api",
+                            "a1",
+                            "2026-11-02T00:00:00Z",
+                            "Deployment/api",
+                        ),
+                        // The same digest twice (two replicas): one row, the newest time.
+                        seen(
+                            "production",
+                            "api",
+                            "a1",
+                            "2026-11-01T23:00:00Z",
+                            "Deployment/api",
+                        ),
+                        seen(
+                            "production",
+                            "web",
+                            "w9",
+                            "2026-11-02T00:00:00Z",
+                            "Deployment/web",
+                        ),
+                    ],
+                )],
+                at,
+                None,
+            )
+            .unwrap();
+        let later = t("2026-11-02T01:00:00Z");
+        store
+            .append(
+                &[
+                    batch(
+                        "prod-eu",
+                        true,
+                        "2026-11-02T01:00:00Z",
+                        vec![seen(
+                            "production",
+                            "api",
+                            "a1",
+                            "2026-11-02T01:00:00Z",
+                            "Deployment/api",
+                        )],
+                    ),
+                    batch(
+                        "admission",
+                        false,
+                        "2026-11-02T00:30:00Z",
+                        vec![seen(
+                            "staging",
+                            "api",
+                            "a1",
+                            "2026-11-02T00:30:00Z",
+                            "ReplicaSet/api-1",
+                        )],
+                    ),
+                ],
+                later,
+                None,
+            )
+            .unwrap();
+        let rows = store.observed(None, None).unwrap();
+        let shown: Vec<ObservedView> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.source.clone(),
+                    r.env.to_string(),
+                    r.image.to_string(),
+                    r.last_seen.to_string(),
+                    r.current,
+                    r.owner.as_ref().map(ToString::to_string),
+                    r.built_for.as_ref().map(ToString::to_string),
+                )
+            })
+            .collect();
+        let mut expected = vec![
+            (
+                "prod-eu".to_string(),
+                "production".to_string(),
+                "ghcr.io/acme/api".to_string(),
+                "2026-11-02T01:00:00Z".to_string(),
+                true,
+                Some("api".to_string()),
+                Some("api".to_string()),
+            ),
+            // Left out of the source's newest batch: no longer running there.
+            (
+                "prod-eu".into(),
+                "production".into(),
+                "ghcr.io/acme/web".into(),
+                "2026-11-02T00:00:00Z".into(),
+                false,
+                Some("web".into()),
+                None,
+            ),
+            // Admission batches are not complete: what they saw stays current.
+            (
+                "admission".into(),
+                "staging".into(),
+                "ghcr.io/acme/api".into(),
+                "2026-11-02T00:30:00Z".into(),
+                true,
+                Some("api".into()),
+                Some("api".into()),
+            ),
+        ];
+        let mut shown_sorted = shown.clone();
+        shown_sorted.sort();
+        expected.sort();
+        assert_eq!(shown_sorted, expected, "{backend}");
+        assert_eq!(
+            rows.iter()
+                .find(|r| r.env.as_str() == "staging")
+                .unwrap()
+                .workload
+                .as_deref(),
+            Some("ReplicaSet/api-1"),
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .observed(Some(&EnvName::parse("staging").unwrap()), None)
+                .unwrap()
+                .len(),
+            1,
+            "{backend}"
+        );
+        assert_eq!(
+            store.observed(None, Some(&digest("w9"))).unwrap().len(),
+            1,
+            "{backend}"
+        );
+        let sources: Vec<(String, bool, Vec<String>)> = store
+            .observation_sources()
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                (
+                    s.source,
+                    s.complete,
+                    s.envs.iter().map(ToString::to_string).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                ("admission".into(), false, vec!["staging".into()]),
+                ("prod-eu".into(), true, vec!["production".into()]),
+            ],
+            "{backend}"
+        );
+        assert_eq!(
+            store.facts("observation", Some("prod-eu")).unwrap().len(),
+            2,
+            "{backend}"
+        );
+        assert_eq!(store.check_projections(10).unwrap(), vec![], "{backend}");
+    }
+}
+
+#[test]
+fn tampered_runtime_projections_are_found_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let db = pg::fresh_database();
+    for (backend, location) in [
+        ("sqlite", StoreLocation::Sqlite(path.clone())),
+        ("postgres", StoreLocation::parse(&db.url).unwrap()),
+    ] {
+        let mut store = lineage_store::open(&location, true).unwrap();
+        seed(store.as_mut());
+        let at = t("2026-11-02T00:00:00Z");
+        store
+            .append(
+                &[
+                    Record::Deploy(deploy("api", "a1", "production", "2026-11-01T12:00:00Z")),
+                    end("api", "production", "2026-11-02T00:00:00Z"),
+                    batch(
+                        "prod-eu",
+                        true,
+                        "2026-11-02T00:00:00Z",
+                        vec![seen(
+                            "production",
+                            "api",
+                            "a1",
+                            "2026-11-02T00:00:00Z",
+                            "Deployment/api",
+                        )],
+                    ),
+                ],
+                at,
+                None,
+            )
+            .unwrap();
+        assert_eq!(store.check_projections(10).unwrap(), vec![], "{backend}");
+        // Bring the ended placement back, and pretend a digest was seen later, behind
+        // Lineage's back: `log verify` must find both.
+        let sql = "INSERT INTO current (service, env, entry, digest, at) SELECT service, env, entry, digest, at FROM deploys;
+                   UPDATE observations SET last_seen = last_seen + 3600";
+        match backend {
+            "sqlite" => rusqlite_open(&path).execute_batch(sql).unwrap(),
+            _ => pg::client(&db.url).batch_execute(sql).unwrap(),
+        }
+        let found = store.check_projections(10).unwrap();
+        let tables: std::collections::BTreeSet<&str> =
+            found.iter().map(|m| m.table.as_str()).collect();
+        assert_eq!(
+            tables,
+            ["current", "observations"].into_iter().collect(),
+            "{backend}: {found:?}"
         );
     }
 }

@@ -70,18 +70,31 @@ pub enum Command {
     Trace {
         /// A digest, an image reference (`ghcr.io/acme/api:1.4.2`) or a service name.
         target: String,
+        /// Only placements a runtime source (`lineage observe`) sees running now.
+        #[arg(long)]
+        observed_only: bool,
     },
     /// Every image built on a base, where it runs now and who owns it.
     Affected {
         /// A base digest, or a base name with an optional tag (`python:3.12-slim`).
         #[arg(long)]
         base: String,
+        /// Only placements a runtime source (`lineage observe`) sees running now.
+        #[arg(long)]
+        observed_only: bool,
     },
     /// What runs in each environment now.
     Running {
         #[arg(long)]
         env: Option<String>,
+        /// Only placements a runtime source (`lineage observe`) sees running now.
+        #[arg(long)]
+        observed_only: bool,
     },
+    /// Record what runs: a Kubernetes PodList (`kubectl get pods -A -o json`) or an inventory.
+    Observe(crate::runtime::ObserveArgs),
+    /// Where what runs differs from what the ledger records; `--reconcile` proposes fixes.
+    Drift(crate::runtime::DriftArgs),
     /// Seed a fresh ledger with a small team's story and walk through a CVE morning.
     Demo,
     /// The tamper-evident log: checkpoints, proofs and audits.
@@ -162,6 +175,10 @@ pub enum ServiceCmd {
         #[command(flatten)]
         actor: ActorArgs,
     },
+    /// Rename a service; history stays, its placements end.
+    Rename(crate::runtime::RenameArgs),
+    /// Remove (decommission) a service; history stays, its placements end.
+    Remove(crate::runtime::RemoveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -271,10 +288,15 @@ pub enum DeployCmd {
         /// When (default: now).
         #[arg(long)]
         at: Option<String>,
+        /// A deliberate rollback to an older build (rule D013 lets it pass).
+        #[arg(long)]
+        rollback: bool,
         /// `--output`, `--policy-dir` for the deploy gate this runs first.
         #[command(flatten)]
         check: crate::gates::CheckArgs,
     },
     /// Run the deploy gate: owner, environment, approval, pinning, provenance, policies.
     Check(crate::gates::DeployCheckArgs),
+    /// Record that a service no longer runs in an environment.
+    End(crate::runtime::EndArgs),
 }

@@ -32,6 +32,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             approved_by,
             ticket,
             at,
+            rollback,
             check,
         }) => {
             let input = lineage_core::record::DeployInput {
@@ -41,15 +42,20 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 approved_by: parse_opt(approved_by.as_deref(), Identity::parse, "--approved-by")?,
                 ticket,
                 at: parse_opt(at.as_deref(), Timestamp::parse, "--at")?.unwrap_or(s.now),
+                rollback,
             };
             let setup = crate::gates::setup(&check, s)?;
             // The deploy gate decides before anything is written; a refusal exits 1.
             crate::gates::record_deploy(&setup, input, s)
         }
         Command::Approve(args) => crate::gates::approve(args, s),
-        Command::Trace { target } => {
+        Command::Trace {
+            target,
+            observed_only,
+        } => {
             let store = open(s, false)?;
-            match query::trace(store.as_ref(), &s.config, &target)? {
+            let view = crate::runtime::view(s, observed_only);
+            match query::trace_with(store.as_ref(), &s.config, &target, &view)? {
                 Some(report) => {
                     render::trace(s.format, &report);
                     Ok(Outcome::Ok)
@@ -60,10 +66,14 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 }
             }
         }
-        Command::Affected { base } => {
+        Command::Affected {
+            base,
+            observed_only,
+        } => {
             query::check_base_query(&base)?;
             let store = open(s, false)?;
-            let report = query::affected_by(store.as_ref(), &s.config, &base)?;
+            let view = crate::runtime::view(s, observed_only);
+            let report = query::affected_by(store.as_ref(), &s.config, &base, &view)?;
             render::affected(s.format, &report);
             Ok(if report.services.is_empty() {
                 Outcome::NotFound
@@ -71,10 +81,11 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 Outcome::Ok
             })
         }
-        Command::Running { env } => {
+        Command::Running { env, observed_only } => {
             let env = env.map(|e| s.config.environment(&e)).transpose()?;
             let store = open(s, false)?;
-            let report = query::running(store.as_ref(), &s.config, env.as_ref())?;
+            let view = crate::runtime::view(s, observed_only);
+            let report = query::running_with(store.as_ref(), &s.config, env.as_ref(), &view)?;
             render::running(s.format, &report);
             Ok(if report.rows.is_empty() {
                 Outcome::NotFound
@@ -101,6 +112,9 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Token(cmd) => crate::serve::token(cmd, s),
         Command::K8s(cmd) => crate::serve::k8s(cmd, s),
         Command::Store(cmd) => crate::store_cmd::run(cmd, s),
+        Command::Observe(args) => crate::runtime::observe(args, s),
+        Command::Drift(args) => crate::runtime::drift(args, s),
+        Command::Deploy(DeployCmd::End(args)) => crate::runtime::end(args, s),
     }
 }
 
@@ -265,6 +279,8 @@ fn service(cmd: ServiceCmd, s: &Settings) -> Result<Outcome, CliError> {
             render::import(s.format, &report);
             Ok(Outcome::Ok)
         }
+        ServiceCmd::Rename(args) => crate::runtime::rename(args, s),
+        ServiceCmd::Remove(args) => crate::runtime::remove(args, s),
     }
 }
 

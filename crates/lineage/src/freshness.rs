@@ -74,6 +74,9 @@ pub struct StaleArgs {
     /// Send the Slack/Mattermost payload to this incoming-webhook URL.
     #[arg(long, value_name = "URL")]
     pub post: Option<String>,
+    /// Only placements a runtime source (`lineage observe`) sees running now.
+    #[arg(long)]
+    pub observed_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -284,6 +287,7 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
         min_days: days(args.min_days.as_deref(), "--min-days")?.unwrap_or(0),
         fail_after: days(args.fail_after.as_deref(), "--fail-after")?,
         allow_unassessed: args.allow_unassessed,
+        observed_only: args.observed_only,
     };
     let post = args.post.as_deref().map(webhook_url).transpose()?;
     let output = args.output.unwrap_or(match s.format {

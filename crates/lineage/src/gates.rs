@@ -82,6 +82,9 @@ pub struct DeployCheckArgs {
     pub by: Option<String>,
     #[arg(long)]
     pub approved_by: Option<String>,
+    /// Judge it as a deliberate rollback to an older build (rule D013 lets it pass).
+    #[arg(long)]
+    pub rollback: bool,
     #[command(flatten)]
     pub check: CheckArgs,
 }
@@ -522,6 +525,7 @@ pub fn deploy_check(args: DeployCheckArgs, s: &Settings) -> Result<Outcome, CliE
         env: args.env,
         deployer,
         approver: args.approved_by,
+        rollback: args.rollback,
     };
     let report = gate::check_deploy(&ledger, &setup.gate, &req, s.now)?;
     emit(&setup.present, &report, s, false)?;

@@ -11,6 +11,7 @@ mod gates_admin;
 mod log;
 mod registry;
 mod render;
+mod runtime;
 mod serve;
 mod settings;
 mod store_cmd;

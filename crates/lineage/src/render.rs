@@ -104,6 +104,12 @@ pub fn service_report(format: Format, r: &ServiceReport) {
         Format::Json => json(r),
         Format::Human => {
             println!("service {}", r.service.name);
+            if let Some(removed) = &r.removed {
+                match &removed.renamed_to {
+                    Some(new) => println!("  RENAMED to {new} at {} by {}", removed.at, removed.by),
+                    None => println!("  REMOVED at {} by {}", removed.at, removed.by),
+                }
+            }
             print!("{}", owners_block(&r.service));
             println!("history");
             for h in &r.history {
@@ -149,12 +155,23 @@ pub fn service_list(format: Format, list: &[Service]) {
 pub fn import(format: Format, r: &ImportReport) {
     match format {
         Format::Json => json(r),
-        Format::Human => println!(
-            "imported: {} added, {} updated, {} unchanged",
-            r.added.len(),
-            r.updated.len(),
-            r.unchanged.len()
-        ),
+        Format::Human => {
+            println!(
+                "imported: {} added, {} updated, {} unchanged",
+                r.added.len(),
+                r.updated.len(),
+                r.unchanged.len()
+            );
+            for e in &r.ended {
+                println!(
+                    "  ended {} in {} ({}): `{}` moved to another service",
+                    e.service,
+                    e.env,
+                    short(&e.digest),
+                    e.image
+                );
+            }
+        }
     }
 }
 
@@ -255,6 +272,9 @@ fn placement_line(p: &Placement, show_digest: bool) -> String {
     if let Some(t) = &p.ticket {
         let _ = write!(line, "  ticket {t}");
     }
+    if let Some(o) = &p.observed {
+        let _ = write!(line, "  {}", o.phrase());
+    }
     line
 }
 
@@ -347,14 +367,18 @@ pub fn affected(format: Format, r: &AffectedReport) {
         }
         for p in &s.running {
             println!(
-                "  runs now     {:<12} {}  commit {}  since {}  approved by {}",
+                "  runs now     {:<12} {}  commit {}  since {}  approved by {}{}",
                 p.env,
                 short(&p.digest),
                 p.commit
                     .as_deref()
                     .map_or("(none)", |c| &c[..12.min(c.len())]),
                 p.since,
-                or_none(p.approved_by.as_deref())
+                or_none(p.approved_by.as_deref()),
+                p.observed
+                    .as_ref()
+                    .map(|o| format!("  {}", o.phrase()))
+                    .unwrap_or_default()
             );
         }
         println!(
@@ -400,6 +424,40 @@ pub fn running(format: Format, r: &RunningReport) {
             ]
         })
         .collect();
+    // With observations in the ledger, each row also says whether it was seen running.
+    if r.rows.iter().any(|row| row.placement.observed.is_some()) {
+        let rows: Vec<[String; 9]> = rows
+            .into_iter()
+            .zip(&r.rows)
+            .map(|(cells, row)| {
+                let [a, b, c, d, e, f, g, h] = cells;
+                let seen = row
+                    .placement
+                    .observed
+                    .as_ref()
+                    .map_or(String::new(), |o| o.phrase());
+                [a, b, c, d, e, f, g, h, seen]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "SERVICE",
+                    "ENV",
+                    "DIGEST",
+                    "SINCE",
+                    "DEPLOYED BY",
+                    "APPROVED BY",
+                    "BASE",
+                    "OWNER",
+                    "OBSERVED"
+                ],
+                &rows
+            )
+        );
+        return;
+    }
     print!(
         "{}",
         table(

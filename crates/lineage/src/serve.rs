@@ -115,7 +115,7 @@ fn settings_text(s: &Settings) -> Option<(&str, &Path)> {
         .map(|(t, d)| (t.as_str(), d.as_path()))
 }
 
-fn admission_config(s: &Settings) -> Result<lineage_server::AdmissionConfig, CliError> {
+pub(crate) fn admission_config(s: &Settings) -> Result<lineage_server::AdmissionConfig, CliError> {
     let text = settings_text(s).map_or("", |(t, _)| t);
     Ok(lineage_server::AdmissionConfig::from_toml(
         text,
@@ -525,7 +525,7 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             };
             Ok(Ok(crate::gates::show_build(&gate, decision, s)?))
         }
-        Command::Deploy(DeployCmd::Record { image, env, by, approved_by, ticket, at, check }) => {
+        Command::Deploy(DeployCmd::Record { image, env, by, approved_by, ticket, at, rollback, check }) => {
             // Check what can be checked here, so bad input never reaches the server.
             ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?;
             Identity::parse(&by).map_err(|e| e.in_field("--by"))?;
@@ -539,7 +539,7 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             let setup = crate::gates::setup(&check, s)?;
             let body = serde_json::json!({
                 "image": image, "env": env, "by": by, "approved_by": approved_by,
-                "ticket": ticket, "at": at,
+                "ticket": ticket, "at": at, "rollback": rollback,
             });
             let decision = match client.send("POST", "/api/v1/deploys", Some(&body))? {
                 Reply::Refused(report) => Decision::Refused { gate: typed(report)? },
@@ -569,8 +569,25 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             crate::gates::show_approval(&report, s);
             Ok(Ok(Outcome::Ok))
         }
-        Command::Trace { target } => {
-            let path = format!("/api/v1/trace/{}", encode(&target, true));
+        Command::Deploy(DeployCmd::End(args)) => {
+            let body = crate::runtime::end_body(&args, s)?;
+            match client.send("POST", "/api/v1/deploys/end", Some(&body))? {
+                Reply::NotFound(message) => {
+                    render::not_found(s.format, &message);
+                    Ok(Ok(Outcome::NotFound))
+                }
+                reply => {
+                    let report: lineage_core::placements::EndReport = typed(reply.ok()?)?;
+                    crate::runtime::show_end(s, &report);
+                    Ok(Ok(Outcome::Ok))
+                }
+            }
+        }
+        Command::Trace { target, observed_only } => {
+            let mut path = format!("/api/v1/trace/{}", encode(&target, true));
+            if observed_only {
+                path.push_str("?observed_only=true");
+            }
             match client.send("GET", &path, None)? {
                 Reply::NotFound(message) => {
                     render::not_found(s.format, &message);
@@ -583,25 +600,32 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 }
             }
         }
-        Command::Affected { base } => {
+        Command::Affected { base, observed_only } => {
             lineage_core::query::check_base_query(&base)?;
-            let path = format!("/api/v1/affected?base={}", encode(&base, false));
+            let mut path = format!("/api/v1/affected?base={}", encode(&base, false));
+            if observed_only {
+                path.push_str("&observed_only=true");
+            }
             let report: AffectedReport = typed(client.send("GET", &path, None)?.ok()?)?;
             render::affected(s.format, &report);
             Ok(Ok(if report.services.is_empty() { Outcome::NotFound } else { Outcome::Ok }))
         }
-        Command::Running { env } => {
-            let path = match &env {
+        Command::Running { env, observed_only } => {
+            let mut path = match &env {
                 Some(e) => format!("/api/v1/running?env={}", encode(e, false)),
-                None => "/api/v1/running".to_string(),
+                None => "/api/v1/running?".to_string(),
             };
+            if observed_only {
+                path.push_str(if env.is_some() { "&observed_only=true" } else { "observed_only=true" });
+            }
+            let path = path.trim_end_matches('?').to_string();
             let report: RunningReport = typed(client.send("GET", &path, None)?.ok()?)?;
             render::running(s.format, &report);
             Ok(Ok(if report.rows.is_empty() { Outcome::NotFound } else { Outcome::Ok }))
         }
         _ => Err(CliError::new(
             "this command does not work with `--server` yet",
-            "`--server` supports `build record`, `deploy record`, `approve`, `trace`, `affected` and `running`; run others against the ledger (`--store`)",
+            "`--server` supports `build record`, `deploy record`, `deploy end`, `approve`, `trace`, `affected` and `running`; run others against the ledger (`--store`)",
         )),
     }
 }

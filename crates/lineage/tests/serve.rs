@@ -1212,3 +1212,141 @@ fn every_rule_decides_alike_on_every_path() {
         }
     }
 }
+
+/// Rule D013 on every path: a digest built before the one recorded as running in production
+/// warns alike through the local CLI, `--server`, the API and admission. Each path that
+/// records the older digest is undone (the newer one recorded again) before the next one
+/// is asked, so each path judges the same ledger; `--rollback` passes silently everywhere.
+#[test]
+fn an_older_build_than_the_running_one_decides_alike_on_every_path() {
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::write(
+        w.dir.path().join("lineage.toml"),
+        "[gates]\napproval = \"off\"\n\n[admission]\nnamespaces = { prod = \"production\" }\n",
+    )
+    .unwrap();
+    w.ok(
+        &[
+            "service",
+            "add",
+            "api",
+            "--owner",
+            "priya@acme.dev",
+            "--image",
+            "ghcr.io/acme/api",
+        ],
+        &[],
+    );
+    let digest = |c: char| format!("sha256:{}", hex(c, 64));
+    let image = |c: char| format!("ghcr.io/acme/api@{}", digest(c));
+    for (c, at) in [('1', "2026-11-01T10:00:00Z"), ('2', "2026-11-10T10:00:00Z")] {
+        let base = format!("python:3.12-slim@sha256:{}", hex('b', 64));
+        w.ok(
+            &[
+                "build",
+                "record",
+                "--image",
+                &image(c),
+                "--base",
+                &base,
+                "--base-pulled-at",
+                at,
+                "--repo",
+                "https://github.com/acme/api",
+                "--branch",
+                "main",
+                "--commit",
+                &hex('c', 40),
+                "--ci-system",
+                "github-actions",
+                "--ci-run-id",
+                "7",
+                "--finished-at",
+                at,
+            ],
+            &[],
+        );
+    }
+    let restore = || {
+        w.ok(
+            &[
+                "deploy",
+                "record",
+                "--image",
+                &image('2'),
+                "--env",
+                "production",
+                "--by",
+                "jonas@acme.dev",
+            ],
+            &[],
+        );
+    };
+    restore();
+    let token = w.ok(
+        &[
+            "--format",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "deployer",
+            "--scope",
+            "deploy:write",
+            "act-as",
+        ],
+        &[],
+    );
+    let token: Value = serde_json::from_str(&token.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let rules = vec![("D013".to_string(), "older-than-running".to_string())];
+    let server = Server::start(&w);
+    let url = server.url.clone();
+    for rollback in [false, true] {
+        let img = image('1');
+        let mut args = vec![
+            "--format",
+            "json",
+            "deploy",
+            "record",
+            "--image",
+            &img,
+            "--env",
+            "production",
+            "--by",
+            "jonas@acme.dev",
+            "--output",
+            "json",
+        ];
+        if rollback {
+            args.push("--rollback");
+        }
+        let local = Decided::of_cli(&w.run(&args, &[]));
+        restore();
+        let mut remote_args = vec!["--server", url.as_str()];
+        remote_args.extend(&args);
+        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]));
+        restore();
+        let (status, body) = post(
+            &format!("{url}/api/v1/deploys"),
+            &token,
+            &json!({ "image": img, "env": "production", "by": "jonas@acme.dev", "rollback": rollback }),
+        );
+        let api = Decided::of_api(status, &body);
+        restore();
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(local.passed, "D013 warns by default: {local:?}");
+        assert_eq!(local.warnings.contains("D013"), !rollback, "{local:?}");
+        assert_eq!(remote, local, "--server differs (rollback {rollback})");
+        assert_eq!(api, local, "the API differs (rollback {rollback})");
+        if !rollback {
+            // A pod is never a rollback of its own; with none recorded, admission warns.
+            let admission = Decided::of_admission(&admit(&url, "prod", &img), &rules);
+            assert_eq!(admission, local, "admission differs");
+        }
+    }
+    let (code, log) = server.stop();
+    assert_eq!(code, 0, "{log}");
+}

@@ -145,6 +145,7 @@ pub fn load_fleet(store: &mut dyn Store, total: usize, now: Timestamp) -> usize 
                         approved_by: (e == 2).then(|| Identity::parse("lead@acme.dev").unwrap()),
                         ticket: None,
                         at: b.finished_at.unwrap().plus(time::Duration::hours(e as i64)),
+                        rollback: false,
                     });
                 }
             }
