@@ -438,7 +438,7 @@ observe = true
         );
         assert_eq!(
             check("environments = 1\nfoo = 2\n"),
-            Err("2:1: unknown top-level key `foo`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[admission]`".into())
+            Err("2:1: unknown top-level key `foo`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`".into())
         );
     }
 
@@ -450,7 +450,7 @@ observe = true
         );
         assert_eq!(
             check("[server]\nport = 1\n"),
-            Err("1:2: unknown section `[server]`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[admission]`".into())
+            Err("1:2: unknown section `[server]`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`".into())
         );
     }
 
