@@ -411,6 +411,10 @@ pub struct AffectedService {
     pub latest_commit: Option<String>,
     /// Where a digest built on a matching base runs now, production first.
     pub running: Vec<Placement>,
+    /// True when the base was used only in a build stage: it is not in the running image
+    /// (its tools built the app, its files did not ship), so the risk is lower.
+    #[serde(default)]
+    pub build_stage_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -528,7 +532,7 @@ pub fn affected_with(
     }
     let mut services: Vec<AffectedService> = Vec::new();
     for (service, u) in by_service {
-        let mut running: Vec<Placement> = store
+        let runs: Vec<RunningImage> = store
             .running(None, Some(&service))?
             .into_iter()
             .filter(|r| {
@@ -536,6 +540,18 @@ pub fn affected_with(
                     .as_ref()
                     .is_some_and(|b| b.bases.iter().any(|base| base_matches(filter, base)))
             })
+            .collect();
+        // Whether any build that matters (running, or the newest) ships the base in its
+        // final stage.
+        let in_final = |b: &BuildRecord| {
+            b.bases
+                .iter()
+                .any(|base| base.final_stage && base_matches(filter, base))
+        };
+        let build_stage_only = !(runs.iter().any(|r| r.build.as_ref().is_some_and(in_final))
+            || (runs.is_empty() && in_final(&u.latest)));
+        let mut running: Vec<Placement> = runs
+            .iter()
             .map(|r| Placement::of(&r.deploy, r.build.as_ref()))
             .collect();
         if running.is_empty() && !u.own {
@@ -550,6 +566,7 @@ pub fn affected_with(
             latest_digest: u.latest.digest.to_string(),
             latest_commit: u.latest.commit.as_ref().map(|c| c.to_string()),
             running,
+            build_stage_only,
         });
     }
     for s in &mut services {
@@ -564,7 +581,9 @@ pub fn affected_with(
             .map(|e| config.env_rank(&e))
             .min()
             .unwrap_or(usize::MAX);
-        (best, s.service.clone())
+        // Within an environment, images that ship the base before those that only built
+        // with it.
+        (best, s.build_stage_only, s.service.clone())
     });
     Ok(AffectedReport {
         schema: 1,

@@ -362,6 +362,9 @@ pub fn affected(format: Format, r: &AffectedReport) {
             or_none(s.owners.backup_owner.as_deref()),
             or_none(s.owners.emergency_approver.as_deref())
         );
+        if s.build_stage_only {
+            println!("  build stage  only: the base built the app but is not in the image");
+        }
         if s.running.is_empty() {
             println!("  runs now     nowhere on this base");
         }

@@ -795,3 +795,73 @@ fn a_silent_registry_times_out_with_a_clear_error() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--registry-timeout"), "{stderr}");
 }
+
+/// Issue 13, item 7: an image that used a base only in a build stage is marked as such in
+/// `affected`, and listed after images that ship the base.
+#[test]
+fn build_stage_only_usage_is_marked() {
+    let l = Ledger::new();
+    for s in ["api", "tool"] {
+        l.ok(&[
+            "service",
+            "add",
+            s,
+            "--owner",
+            "priya@acme.dev",
+            "--image",
+            &format!("ghcr.io/acme/{s}"),
+        ]);
+    }
+    let golang = format!("golang:1.23@{}", digest("go"));
+    let python = format!("python:3.12-slim@{}", digest("py"));
+    // api: golang builds, python ships. tool: golang ships.
+    for (svc, label, bases) in [
+        ("api", "a1", vec![&golang, &python]),
+        ("tool", "t1", vec![&golang]),
+    ] {
+        let image = format!("ghcr.io/acme/{svc}@{}", digest(label));
+        let mut args = vec![
+            "build",
+            "record",
+            "--image",
+            &image,
+            "--env",
+            "dev",
+            "--builder",
+            "sa:ci",
+        ];
+        for b in &bases {
+            args.extend(["--base", b.as_str()]);
+        }
+        l.ok(&args);
+        l.ok(&[
+            "deploy",
+            "record",
+            "--image",
+            &image,
+            "--env",
+            "dev",
+            "--by",
+            "jonas@acme.dev",
+        ]);
+    }
+    let report = l.json(&["affected", "--base", &golang]);
+    let services: Vec<(&str, bool)> = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap(),
+                s["build_stage_only"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(services, vec![("tool", false), ("api", true)], "{report}");
+    let human = l.ok(&["affected", "--base", &golang]);
+    assert!(human.contains("build stage  only"), "{human}");
+    assert_eq!(
+        l.json(&["affected", "--base", &python])["services"][0]["build_stage_only"],
+        false
+    );
+}
