@@ -25,6 +25,8 @@ use zeroize::Zeroizing;
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
@@ -45,7 +47,7 @@ pub enum KeyError {
     WrongPemLabel { expected: String, found: String },
     #[error("the key is not valid DER: {0}")]
     Der(String),
-    #[error("unsupported key algorithm `{0}`; Lineage reads ECDSA P-256, Ed25519 and RSA keys")]
+    #[error("unsupported key algorithm `{0}`; Lineage reads ECDSA P-256, P-384 and P-521, Ed25519 and RSA keys")]
     UnsupportedAlgorithm(String),
     #[error("the key material was rejected: {0}")]
     Rejected(String),
@@ -67,6 +69,10 @@ pub enum KeyError {
 pub enum KeyAlgorithm {
     /// ECDSA over NIST P-256 with SHA-256 (FIPS 186-5); signatures in ASN.1 DER or raw r||s.
     EcdsaP256Sha256,
+    /// ECDSA over NIST P-384 with SHA-384, as cosign and sigstore pair them.
+    EcdsaP384Sha384,
+    /// ECDSA over NIST P-521 with SHA-512.
+    EcdsaP521Sha512,
     /// Ed25519 (RFC 8032 §5.1).
     Ed25519,
     /// RSASSA-PSS with SHA-256 and MGF1-SHA-256 (RFC 8017 §8.1), securesystemslib's
@@ -81,6 +87,8 @@ impl KeyAlgorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             KeyAlgorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+            KeyAlgorithm::EcdsaP384Sha384 => "ecdsa-p384-sha384",
+            KeyAlgorithm::EcdsaP521Sha512 => "ecdsa-p521-sha512",
             KeyAlgorithm::Ed25519 => "ed25519",
             KeyAlgorithm::RsaPssSha256 => "rsa-pss-sha256",
             KeyAlgorithm::RsaPkcs1Sha256 => "rsa-pkcs1-sha256",
@@ -112,7 +120,7 @@ pub struct PublicKey {
     key_id: String,
     /// The key bound to its main verification algorithm (ASN.1 ECDSA for P-256).
     primary: ParsedPublicKey,
-    /// For P-256 only: the same key bound to fixed-width r||s signatures.
+    /// For ECDSA only: the same key bound to fixed-width r||s signatures.
     fixed: Option<ParsedPublicKey>,
 }
 
@@ -171,18 +179,35 @@ impl PublicKey {
                 .algorithm
                 .parameters_oid()
                 .map_err(|e| KeyError::Der(format!("EC key without a named curve: {e}")))?;
-            if curve != OID_P256 {
+            // Each curve with the hash its size calls for (FIPS 186-5, and cosign's pairing).
+            let (algorithm, asn1, fixed) = if curve == OID_P256 {
+                (
+                    KeyAlgorithm::EcdsaP256Sha256,
+                    &sig::ECDSA_P256_SHA256_ASN1,
+                    &sig::ECDSA_P256_SHA256_FIXED,
+                )
+            } else if curve == OID_P384 {
+                (
+                    KeyAlgorithm::EcdsaP384Sha384,
+                    &sig::ECDSA_P384_SHA384_ASN1,
+                    &sig::ECDSA_P384_SHA384_FIXED,
+                )
+            } else if curve == OID_P521 {
+                (
+                    KeyAlgorithm::EcdsaP521Sha512,
+                    &sig::ECDSA_P521_SHA512_ASN1,
+                    &sig::ECDSA_P521_SHA512_FIXED,
+                )
+            } else {
                 return Err(KeyError::UnsupportedAlgorithm(format!(
                     "EC key on curve {curve}"
                 )));
-            }
+            };
             // Both bindings parse the uncompressed point; the fixed one accepts the raw
             // r||s form used by the DSSE protocol.md example.
-            let primary =
-                ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_ASN1, bits).map_err(rejected)?;
-            let fixed =
-                ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, bits).map_err(rejected)?;
-            (KeyAlgorithm::EcdsaP256Sha256, primary, Some(fixed))
+            let primary = ParsedPublicKey::new(asn1, bits).map_err(rejected)?;
+            let fixed = ParsedPublicKey::new(fixed, bits).map_err(rejected)?;
+            (algorithm, primary, Some(fixed))
         } else if oid == OID_ED25519 {
             let primary = ParsedPublicKey::new(&sig::ED25519, bits).map_err(rejected)?;
             (KeyAlgorithm::Ed25519, primary, None)
@@ -257,7 +282,12 @@ impl PublicKey {
     /// checked against the same (r, s) equation, so neither admits a forgery the other rejects.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         if let Some(fixed) = &self.fixed {
-            if signature.len() == 64 && fixed.verify_sig(message, signature).is_ok() {
+            let width = match self.algorithm {
+                KeyAlgorithm::EcdsaP384Sha384 => 96,
+                KeyAlgorithm::EcdsaP521Sha512 => 132,
+                _ => 64,
+            };
+            if signature.len() == width && fixed.verify_sig(message, signature).is_ok() {
                 return true;
             }
         }

@@ -18,6 +18,9 @@ const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
 
+/// The key algorithms this crate verifies with, for errors that refuse another one.
+pub const SUPPORTED_KEYS: &str = "ECDSA P-256, P-384, P-521, RSA, Ed25519";
+
 /// The kind of a public key, which decides how it verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -48,7 +51,38 @@ pub enum Hash {
     Sha512,
 }
 
+/// The message digest algorithms this crate verifies, as protobuf-specs `HashAlgorithm` names
+/// them; an error that refuses another one lists these.
+pub const SUPPORTED_HASHES: &str = "SHA2_256, SHA2_384, SHA2_512";
+
 impl Hash {
+    /// Parse a digest algorithm name as bundles and Rekor entries write it: protobuf-specs
+    /// `HashAlgorithm` (`SHA2_256`) or Rekor v1's lowercase form (`sha256`).
+    pub fn from_name(name: &str) -> Option<Hash> {
+        match name {
+            "SHA2_256" | "sha256" => Some(Hash::Sha256),
+            "SHA2_384" | "sha384" => Some(Hash::Sha384),
+            "SHA2_512" | "sha512" => Some(Hash::Sha512),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name used in digests (`sha256:…`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hash::Sha256 => "sha256",
+            Hash::Sha384 => "sha384",
+            Hash::Sha512 => "sha512",
+        }
+    }
+
+    /// The digest of `data` under this algorithm.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        digest::digest(self.digest_algorithm(), data)
+            .as_ref()
+            .to_vec()
+    }
+
     fn digest_algorithm(self) -> &'static digest::Algorithm {
         match self {
             Hash::Sha256 => &digest::SHA256,
@@ -75,7 +109,7 @@ pub enum KeyError {
     Pem(String),
     #[error("malformed SubjectPublicKeyInfo: {0}")]
     Der(#[from] der::DerError),
-    #[error("unsupported key algorithm `{0}`")]
+    #[error("unsupported key algorithm `{0}` (supported: {SUPPORTED_KEYS})")]
     Unsupported(String),
 }
 
@@ -233,7 +267,16 @@ pub fn pem_blocks(pem: &str, label: &str) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// Decode standard base64 (RFC 4648 §4) with padding, as the protobuf JSON mapping writes it.
+/// Line breaks are skipped, as Go's decoder (which wrote and reads most bundles) skips them:
+/// a time-stamp wrapped at 76 columns is the same bytes.
 pub fn b64(input: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    if input.contains(['\n', '\r']) {
+        let joined: String = input
+            .chars()
+            .filter(|c| !matches!(c, '\n' | '\r'))
+            .collect();
+        return base64::engine::general_purpose::STANDARD.decode(joined.as_bytes());
+    }
     base64::engine::general_purpose::STANDARD.decode(input.as_bytes())
 }
 

@@ -25,6 +25,7 @@ pub mod keys;
 mod outcome;
 mod policy;
 pub mod rekor;
+pub mod sct;
 pub mod trusted_root;
 pub mod tsa;
 mod verify;

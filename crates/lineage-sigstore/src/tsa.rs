@@ -194,7 +194,7 @@ impl TimestampToken {
                     if let Err(e) =
                         x509::validate_path(leaf, chain, self.gen_time, Purpose::TimeStamping)
                     {
-                        last = format!("TSA certificate path: {e:?}");
+                        last = format!("TSA certificate `{}`: {e}", leaf.subject_text());
                         continue;
                     }
                 }

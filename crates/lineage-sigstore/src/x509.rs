@@ -210,6 +210,14 @@ impl Certificate {
         &self.subject
     }
 
+    /// The subject as RFC 4514 text, for messages (`CN=sigstore-intermediate,O=sigstore.dev`).
+    pub fn subject_text(&self) -> String {
+        use ::der::Decode;
+        x509_cert::name::Name::from_der(&self.subject)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "(unreadable subject)".into())
+    }
+
     pub fn public_key(&self) -> Result<&VerifyingKey, &KeyError> {
         self.public_key.as_ref()
     }
@@ -354,6 +362,24 @@ pub enum PathError {
     LeafNotYetValid { not_before: OffsetDateTime },
     /// Anything else: a broken signature, a non-CA issuer, a CA outside its window, ...
     Untrusted(String),
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathError::LeafExpired { not_after } => {
+                write!(f, "the certificate expired at {}", fmt_time(*not_after))
+            }
+            PathError::LeafNotYetValid { not_before } => {
+                write!(
+                    f,
+                    "the certificate is valid only from {}",
+                    fmt_time(*not_before)
+                )
+            }
+            PathError::Untrusted(why) => f.write_str(why),
+        }
+    }
 }
 
 /// Validate `leaf` against `chain` (issuer first, trust anchor last) at time `at`.

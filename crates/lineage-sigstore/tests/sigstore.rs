@@ -965,21 +965,61 @@ fn key_based_simple_signing_rejects_a_payload_of_another_type() {
 
 // ---- time sources and trust windows ----
 
+/// Issue 16: a time-stamp that does not verify (here: another signing's) is set aside when the
+/// verified times meet the threshold (the SET), as the reference clients do; when it is the
+/// only time source left, the bundle fails for it.
 #[test]
-fn timestamp_from_another_signing_fails_as_timestamp_invalid() {
+fn timestamp_from_another_signing_is_set_aside_unless_it_is_needed() {
     let foreign = {
         let v: Value = serde_json::from_slice(&read(KUBEWARDEN)).unwrap();
         v["verificationMaterial"]["timestampVerificationData"].clone()
     };
-    let json = mutate(NEW_BUNDLE, |v| {
-        v["verificationMaterial"]["timestampVerificationData"] = foreign;
-    });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let json = mutate(NEW_BUNDLE, |v| {
+        v["verificationMaterial"]["timestampVerificationData"] = foreign.clone();
+    });
     let v = verify_json(
         &json,
         Artifact::Bytes(&artifact),
         &public_good(),
         &new_bundle_signer(),
+    );
+    assert_verified(&v);
+    assert!(
+        v.checks
+            .iter()
+            .any(|c| c.name == "timestamp" && c.detail.contains("set aside")),
+        "{:#?}",
+        v.checks
+    );
+
+    // The staging Rekor v2 bundle has no SET: its own time-stamp is what counts, and a
+    // foreign one beside it is set aside.
+    let staging_artifact = read(STAGING_ARTIFACT);
+    let json = mutate(STAGING_BUNDLE, |v| {
+        let own =
+            v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0].clone();
+        let theirs = foreign["rfc3161Timestamps"][0].clone();
+        v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
+            serde_json::json!([theirs, own]);
+    });
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&staging_artifact),
+        &staging(),
+        &staging_signer(),
+    );
+    assert_verified(&v);
+
+    // Alone, the foreign time-stamp leaves no verified time.
+    let json = mutate(STAGING_BUNDLE, |v| {
+        v["verificationMaterial"]["timestampVerificationData"] = foreign.clone();
+    });
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&staging_artifact),
+        &staging(),
+        &staging_signer(),
     );
     assert_fails(&v, Reason::TimestampInvalid);
 }
@@ -1318,4 +1358,183 @@ fn key_signed_material_needs_no_identity_policy_and_a_wrong_identity_is_a_failur
         matches!(v, Err(BundleError::Policy(PolicyError::MissingIssuer))),
         "{v:?}"
     );
+}
+
+// ---- issue 16: what the reference clients accept ----
+
+/// npm provenance names its subject by sha512 only; the README lists sha512 digests as
+/// accepted. Before, any non-sha256 `--artifact-digest` was refused.
+#[test]
+fn sha512_artifact_digest_matches_an_npm_subject() {
+    let statement: Value = serde_json::from_slice(&read(
+        "slsa/npm.sigstore-3.1.0.statement-v1.slsa-v1.github-actions.json",
+    ))
+    .unwrap();
+    let sha512 = statement["subject"][0]["digest"]["sha512"]
+        .as_str()
+        .unwrap();
+    let digest = Digest::parse(&format!("sha512:{sha512}")).unwrap();
+    let v = verify_json(
+        &read(NPM_BUNDLE),
+        Artifact::Digest(&digest),
+        &public_good(),
+        &npm_signer(),
+    );
+    assert_verified(&v);
+    assert!(v.check("subject").unwrap().detail.contains("sha512:"));
+
+    let other = Digest::parse(&format!("sha512:{}", "ab".repeat(64))).unwrap();
+    let v = verify_json(
+        &read(NPM_BUNDLE),
+        Artifact::Digest(&other),
+        &public_good(),
+        &npm_signer(),
+    );
+    assert_fails(&v, Reason::SubjectMismatch);
+}
+
+/// A private deployment names its logs as it likes: the checkpoint's origin is bound by the
+/// trusted root's log entry (its key, and for C2SP logs the key ID over the name), never by
+/// the `baseUrl`. Before, any `baseUrl` whose host was not the origin failed the checkpoint.
+#[test]
+fn checkpoint_origin_comes_from_the_log_entry_not_the_base_url() {
+    let mut root = public_good();
+    for log in &mut root.tlogs {
+        log.base_url = "https://transparency.internal.example:8443/rekor".into();
+    }
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &new_bundle_signer(),
+    );
+    assert_verified(&v);
+
+    let mut root = staging();
+    for log in &mut root.tlogs {
+        log.base_url = "https://tlog.private.example".into();
+    }
+    let artifact = read(STAGING_ARTIFACT);
+    let v = verify_json(
+        &read(STAGING_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &staging_signer(),
+    );
+    assert_verified(&v);
+
+    // The name still binds for a C2SP log: a checkpoint whose origin line differs from the
+    // name its signature is under fails.
+    let json = mutate(STAGING_BUNDLE, |v| {
+        let cp = entry0(v)["inclusionProof"]["checkpoint"]["envelope"]
+            .as_str()
+            .unwrap()
+            .replacen(
+                "log2025-alpha1.rekor.sigstage.dev\n",
+                "rekor.elsewhere.example\n",
+                1,
+            );
+        entry0(v)["inclusionProof"]["checkpoint"]["envelope"] = cp.into();
+    });
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &staging(),
+        &staging_signer(),
+    );
+    assert_fails(&v, Reason::CheckpointInvalid);
+}
+
+/// A P-384 certificate that signed a SHA-256 digest (the bundle says `SHA2_256`): the hash is
+/// the bundle's, not the key's usual one. The conformance case `bundle-with-root-cert_fail`
+/// is such a bundle; before, its signature was reported invalid.
+#[test]
+fn p384_certificate_signature_uses_the_bundles_digest_algorithm() {
+    let dir = "sigstore-conformance/bundle-verify/bundle-with-root-cert_fail";
+    let artifact = read(&format!("{dir}/artifact"));
+    let v = verify_json(
+        &read(&format!("{dir}/bundle.sigstore.json")),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &signed_by("x", "y"),
+    );
+    assert!(
+        v.check("signer").unwrap().detail.contains("P-384"),
+        "{:#?}",
+        v.checks
+    );
+    assert!(
+        v.check("signature").is_some_and(|c| c.ok),
+        "{:#?}",
+        v.checks
+    );
+    // The bundle still fails, for its inclusion proof that no checkpoint vouches for.
+    assert_fails(&v, Reason::CheckpointInvalid);
+}
+
+/// An algorithm the verifier cannot compute is "could not decide", listing the supported
+/// ones, never a bad signature.
+#[test]
+fn unsupported_message_digest_algorithm_is_an_error_naming_the_supported_ones() {
+    let json = mutate(NEW_BUNDLE, |v| {
+        v["messageSignature"]["messageDigest"]["algorithm"] = "SHA3_256".into();
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let e = verify_bundle_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, BundleError::UnsupportedAlgorithm { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "bundle field `messageSignature.messageDigest.algorithm`: algorithm `SHA3_256` is not supported (supported: SHA2_256, SHA2_384, SHA2_512)"
+    );
+}
+
+/// A `validFor` without its required `start` is a malformed trusted root, not an unbounded
+/// window (conformance `trust-root-tlog-missing-validity-start_fail`).
+#[test]
+fn trusted_root_time_range_without_start_is_refused() {
+    let mut v: Value =
+        serde_json::from_slice(&read("sigstore-bundle/sigstore-staging.trusted_root.json"))
+            .unwrap();
+    v["tlogs"][1]["publicKey"]["validFor"]
+        .as_object_mut()
+        .unwrap()
+        .remove("start");
+    let e = TrustedRoot::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("validFor.start"), "{e}");
+    assert!(e.to_string().contains("log2025-alpha1"), "{e}");
+}
+
+/// The trusted root's CT logs are used: a leaf whose SCT no listed CT log signed fails
+/// (conformance `invalid-ct-key_fail`), and one whose SCT verifies says which log signed it.
+#[test]
+fn embedded_scts_are_checked_against_the_trusted_roots_ct_logs() {
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
+    assert_verified(&v);
+    assert!(
+        v.check("sct").unwrap().detail.contains("ctfe.sigstore.dev"),
+        "{:#?}",
+        v.checks
+    );
+    let mut root = public_good();
+    root.ctlogs = staging().ctlogs;
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &new_bundle_signer(),
+    );
+    assert_fails(&v, Reason::SctInvalid);
 }

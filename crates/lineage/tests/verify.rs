@@ -1,0 +1,330 @@
+//! `lineage verify` against the reference clients' own test material, through the real binary.
+//!
+//! The Sigstore conformance suite (`sigstore-conformance/bundle-verify`, 70 cases) is the suite
+//! every Sigstore client runs: a folder ending in `_fail` must not verify, any other must. The
+//! table below also pins *why* each failing case fails (the stable reason code, or for input
+//! Lineage refuses to judge, exit 2 and the words that name the bad input), so a case cannot
+//! start passing its outcome for the wrong reason unnoticed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// What a case must give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Exit 0.
+    Verified,
+    /// Exit 1 with this reason code.
+    Fails(&'static str),
+    /// Exit 2 (could not decide: bad input), with an error containing these words.
+    Refused(&'static str),
+}
+
+use Expect::{Fails, Refused, Verified};
+
+/// Every case of the suite and its outcome. The reason is Lineage's first failed check.
+const CASES: &[(&str, Expect)] = &[
+    (
+        "bundle-empty-certificate-chain_fail",
+        Fails("malformed-bundle"),
+    ),
+    ("bundle-from-wrong-instance_fail", Fails("unknown-log")),
+    (
+        "bundle-invalid-base64-signature_fail",
+        Fails("malformed-bundle"),
+    ),
+    ("bundle-malformed-json_fail", Refused("is not JSON")),
+    ("bundle-negative-log-index_fail", Fails("malformed-bundle")),
+    ("bundle-unknown-version_fail", Fails("unknown-media-type")),
+    // A P-384 certificate signing a SHA-256 digest: the signature verifies (the hash is the
+    // bundle's, not the key's), and the v0.1 inclusion proof has no checkpoint to vouch for it.
+    ("bundle-with-root-cert_fail", Fails("checkpoint-invalid")),
+    ("bundle-with-sct-with-extensions", Verified),
+    ("checkpoint-bad-keyhint_fail", Fails("checkpoint-invalid")),
+    (
+        "checkpoint-wrong-roothash_fail",
+        Fails("inclusion-proof-invalid"),
+    ),
+    ("dsse-invalid-sig_fail", Fails("signature-invalid")),
+    ("dsse-mismatch-envelope_fail", Fails("tlog-entry-mismatch")),
+    ("dsse-mismatch-sig_fail", Fails("tlog-entry-mismatch")),
+    ("happy-path-intoto-in-dsse-v3", Verified),
+    ("happy-path-v0.1", Verified),
+    ("happy-path-v0.2", Verified),
+    ("happy-path-v0.3-new-mediaType", Verified),
+    ("happy-path-v0.3", Verified),
+    (
+        "inclusion-proof-corrupted-hash_fail",
+        Fails("inclusion-proof-invalid"),
+    ),
+    ("incorrect-public-key_fail", Fails("tlog-entry-mismatch")),
+    (
+        "integrated-time-in-future_fail",
+        Fails("certificate-expired"),
+    ),
+    (
+        "intoto-expired-certificate_fail",
+        Fails("certificate-not-yet-valid"),
+    ),
+    (
+        "intoto-log-entry-mismatch_fail",
+        Fails("tlog-entry-mismatch"),
+    ),
+    (
+        "intoto-missing-inclusion-proof_fail",
+        Fails("missing-inclusion-proof"),
+    ),
+    (
+        "intoto-set-outside-signing-cert-validity_fail",
+        Fails("certificate-expired"),
+    ),
+    (
+        "intoto-tsa-timestamp-outside-cert-validity_fail",
+        Fails("certificate-expired"),
+    ),
+    // sigstore-python 4.5.1 gets this one wrong; the folder name is the outcome.
+    ("intoto-with-custom-trust-root", Verified),
+    (
+        "invalid-checkpoint-signature_fail",
+        Fails("checkpoint-invalid"),
+    ),
+    ("invalid-ct-key_fail", Fails("sct-invalid")),
+    (
+        "invalid-inclusion-proof_fail",
+        Fails("inclusion-proof-invalid"),
+    ),
+    ("managed-key-and-trusted-root", Verified),
+    ("managed-key-happy-path", Verified),
+    ("managed-key-no-key_fail", Fails("key-required")),
+    ("managed-key-wrong-key_fail", Refused("--key")),
+    ("message-digest-mismatch_fail", Fails("artifact-mismatch")),
+    ("rekor2-checkpoint-cosigned", Verified),
+    (
+        "rekor2-checkpoint-missing-log-signature_fail",
+        Fails("checkpoint-invalid"),
+    ),
+    (
+        "rekor2-checkpoint-missing-origin_fail",
+        Fails("checkpoint-invalid"),
+    ),
+    (
+        "rekor2-checkpoint-missing-root-hash_fail",
+        Fails("checkpoint-invalid"),
+    ),
+    (
+        "rekor2-checkpoint-missing-size_fail",
+        Fails("checkpoint-invalid"),
+    ),
+    ("rekor2-checkpoint-multiple-cosigs", Verified),
+    (
+        "rekor2-checkpoint-no-matching-signature_fail",
+        Fails("checkpoint-invalid"),
+    ),
+    ("rekor2-checkpoint-origin-not-first", Verified),
+    ("rekor2-checkpoint-two-sigs-cosigned", Verified),
+    ("rekor2-checkpoint-two-sigs-from-origin", Verified),
+    ("rekor2-dsse-happy-path", Verified),
+    ("rekor2-dsse-invalid-sig_fail", Fails("signature-invalid")),
+    (
+        "rekor2-dsse-mismatch-envelope_fail",
+        Fails("tlog-entry-mismatch"),
+    ),
+    (
+        "rekor2-dsse-mismatch-sig_fail",
+        Fails("tlog-entry-mismatch"),
+    ),
+    ("rekor2-happy-path", Verified),
+    (
+        "rekor2-no-inclusion-proof_fail",
+        Fails("missing-inclusion-proof"),
+    ),
+    ("rekor2-no-timestamp_fail", Fails("no-signing-time")),
+    (
+        "rekor2-timestamp-outside-trust-root-tsa-validity_fail",
+        Fails("timestamp-invalid"),
+    ),
+    (
+        "rekor2-timestamp-outside-tsa-cert-validity_fail",
+        Fails("timestamp-invalid"),
+    ),
+    (
+        "rekor2-timestamp-payload-mismatch_fail",
+        Fails("timestamp-invalid"),
+    ),
+    (
+        "rekor2-timestamp-untrusted-tsa-with-embedded-cert_fail",
+        Fails("timestamp-invalid"),
+    ),
+    (
+        "rekor2-timestamp-untrusted-tsa-without-embedded-cert_fail",
+        Fails("timestamp-invalid"),
+    ),
+    ("rekor2-timestamp-with-embedded-cert", Verified),
+    ("rekor2-timestamp-with-expired-cert-chain", Verified),
+    // The time-stamp is base64 wrapped at 76 columns (Go reads it); its time is after the
+    // certificate expired.
+    (
+        "rekor2-timestamp-with-incorrect-time_fail",
+        Fails("certificate-expired"),
+    ),
+    ("rekor2-timestamp-without-embedded-cert", Verified),
+    ("set-invalid-signature_fail", Fails("set-invalid")),
+    ("signature-mismatch_fail", Fails("signature-invalid")),
+    (
+        "trust-root-tlog-missing-validity-start_fail",
+        Refused("validFor.start"),
+    ),
+    ("trust-root-tlog-validity-end-inclusive", Verified),
+    // sigstore-python 4.5.1 gets this one wrong too.
+    ("trust-root-tsa-validity-end-inclusive", Verified),
+    (
+        "wrong-hashedrekord-artifact_fail",
+        Fails("tlog-entry-mismatch"),
+    ),
+    (
+        "wrong-hashedrekord-cert-and-sig_fail",
+        Fails("tlog-entry-mismatch"),
+    ),
+    (
+        "wrong-hashedrekord-entry_fail",
+        Fails("tlog-entry-mismatch"),
+    ),
+    ("wrong-material_fail", Fails("artifact-mismatch")),
+];
+
+const DEFAULT_IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const DEFAULT_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+fn suite() -> PathBuf {
+    lineage_testkit::fixture("sigstore-conformance/bundle-verify")
+}
+
+fn text(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim_end_matches(['\n', '\r'])
+        .to_string()
+}
+
+/// The `lineage verify` arguments for a case, by the suite's conventions (its README).
+fn case_args(dir: &Path) -> Vec<String> {
+    let or = |name: &str, fallback: PathBuf| {
+        let p = dir.join(name);
+        if p.exists() {
+            p
+        } else {
+            fallback
+        }
+    };
+    let path = |p: PathBuf| p.display().to_string();
+    let mut args = vec![
+        "--format".into(),
+        "json".into(),
+        "verify".into(),
+        path(dir.join("bundle.sigstore.json")),
+        "--trusted-root".into(),
+        path(or(
+            "trusted_root.json",
+            lineage_testkit::fixture("sigstore-bundle/sigstore-public-good.trusted_root.json"),
+        )),
+        "--artifact".into(),
+        path(or("artifact", suite().join("a.txt"))),
+    ];
+    if dir.join("key.pub").exists() {
+        args.extend(["--key".into(), path(dir.join("key.pub"))]);
+    } else {
+        let identity = dir.join("identity");
+        let issuer = dir.join("issuer");
+        args.extend([
+            "--certificate-identity".into(),
+            if identity.exists() {
+                text(&identity)
+            } else {
+                DEFAULT_IDENTITY.into()
+            },
+            "--certificate-oidc-issuer".into(),
+            if issuer.exists() {
+                text(&issuer)
+            } else {
+                DEFAULT_ISSUER.into()
+            },
+        ]);
+    }
+    args
+}
+
+/// What a run gave, in the table's terms.
+fn outcome(code: i32, stdout: &str, stderr: &str) -> Result<Expect, String> {
+    match code {
+        0 => Ok(Verified),
+        1 => {
+            let v: Value = serde_json::from_str(stdout).map_err(|e| format!("{e}: {stdout}"))?;
+            let code = v["reason"]["code"]
+                .as_str()
+                .ok_or(format!("no reason code: {stdout}"))?;
+            Ok(Fails(Box::leak(code.to_string().into_boxed_str())))
+        }
+        2 => Ok(Refused(Box::leak(stderr.to_string().into_boxed_str()))),
+        other => Err(format!("exit {other}: {stderr}")),
+    }
+}
+
+fn agrees(want: Expect, got: Expect) -> bool {
+    match (want, got) {
+        (Refused(words), Refused(stderr)) => stderr.contains(words),
+        _ => want == got,
+    }
+}
+
+/// Done when (issue 16): all 70 conformance cases reproduce their stated outcome, each for its
+/// stated reason, through the real binary.
+#[test]
+fn every_sigstore_conformance_case_reproduces_its_outcome() {
+    let mut folders: Vec<String> = std::fs::read_dir(suite())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    let mut listed: Vec<String> = CASES.iter().map(|(n, _)| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        folders, listed,
+        "the table must list exactly the suite's cases"
+    );
+    assert_eq!(folders.len(), 70);
+
+    let mut wrong = Vec::new();
+    for (name, want) in CASES {
+        // The folder name is the outcome; the table must agree with it.
+        assert_eq!(
+            name.ends_with("_fail"),
+            *want != Verified,
+            "{name}: the table contradicts the folder name"
+        );
+        let dir = suite().join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
+            .args(case_args(&dir))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        match outcome(out.status.code().unwrap_or(-1), &stdout, &stderr) {
+            Ok(got) if agrees(*want, got) => {}
+            Ok(got) => wrong.push(format!("{name}: want {want:?}, got {got:?}\n{stdout}")),
+            Err(e) => wrong.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of 70 cases disagree:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
