@@ -7,13 +7,15 @@
 //! is the precertificate's TBSCertificate, i.e. the leaf's TBSCertificate without the SCT
 //! extension, re-encoded in DER, together with the SHA-256 of the issuer's SubjectPublicKeyInfo.
 //!
-//! The certificate is decoded and re-encoded with the `x509-cert` crate; only the TLS
-//! presentation-language structures of the SCT list (RFC 5246 §4, RFC 6962 §3.3), which no
-//! maintained crate parses, are read here, with bounds checked on every length.
+//! The certificate is decoded and re-encoded, and the TLS-encoded SCT list (RFC 6962 §3.3)
+//! parsed, with the `x509-cert` crate (its `sct` feature); what is built here is only the
+//! signed data and the choice of log.
 
-use ::der::asn1::OctetString;
 use ::der::{Decode, Encode};
 use time::OffsetDateTime;
+use x509_cert::ext::pkix::sct::{
+    HashAlgorithm, SignedCertificateTimestamp, SignedCertificateTimestampList,
+};
 
 use crate::keys::{sha256, Hash};
 use crate::trusted_root::TransparencyLog;
@@ -24,85 +26,21 @@ pub const OID_SCT_LIST: ::der::oid::ObjectIdentifier =
     ::der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
 
 /// One SCT, as RFC 6962 §3.2 serializes it (version 1 only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sct {
-    pub log_id: [u8; 32],
-    /// Milliseconds since the epoch.
-    pub timestamp: u64,
-    pub extensions: Vec<u8>,
-    /// TLS `HashAlgorithm` (4 = sha256, 5 = sha384, 6 = sha512).
-    pub hash: u8,
-    /// TLS `SignatureAlgorithm` (1 = rsa, 3 = ecdsa).
-    pub signature_algorithm: u8,
-    pub signature: Vec<u8>,
-}
+pub type Sct = SignedCertificateTimestamp;
 
-/// A bounds-checked reader over TLS-encoded bytes.
-struct Tls<'a>(&'a [u8]);
-
-impl<'a> Tls<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err(format!(
-                "truncated SCT data: {n} bytes needed, {} left",
-                self.0.len()
-            ));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn uint(&mut self, n: usize) -> Result<u64, String> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
-    }
-
-    /// A `<0..2^(8n)-1>` vector with an `n`-byte length prefix.
-    fn vector(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let len = self.uint(n)? as usize;
-        self.take(len)
-    }
-}
-
-/// Parse a `SignedCertificateTimestampList` (RFC 6962 §3.3), the TLS-encoded contents of the
-/// extension's inner OCTET STRING.
-pub fn parse_list(data: &[u8]) -> Result<Vec<Sct>, String> {
-    let mut outer = Tls(data);
-    let list = outer.vector(2)?;
-    if !outer.0.is_empty() {
-        return Err("trailing bytes after the SCT list".into());
-    }
-    let mut r = Tls(list);
-    let mut out = Vec::new();
-    while !r.0.is_empty() {
-        let mut s = Tls(r.vector(2)?);
-        let version = s.uint(1)?;
-        if version != 0 {
-            return Err(format!("unsupported SCT version {version}"));
-        }
-        let mut log_id = [0u8; 32];
-        log_id.copy_from_slice(s.take(32)?);
-        let timestamp = s.uint(8)?;
-        let extensions = s.vector(2)?.to_vec();
-        let hash = s.uint(1)? as u8;
-        let signature_algorithm = s.uint(1)? as u8;
-        let signature = s.vector(2)?.to_vec();
-        if !s.0.is_empty() {
-            return Err("trailing bytes after an SCT".into());
-        }
-        out.push(Sct {
-            log_id,
-            timestamp,
-            extensions,
-            hash,
-            signature_algorithm,
-            signature,
-        });
-    }
-    Ok(out)
+/// Parse a `SignedCertificateTimestampList` extension value (the DER OCTET STRING around the
+/// TLS-encoded list).
+pub fn parse_list(extn_value: &[u8]) -> Result<Vec<Sct>, String> {
+    let list = SignedCertificateTimestampList::from_der(extn_value)
+        .map_err(|e| format!("the SCT extension is not an OCTET STRING: {e}"))?;
+    list.parse_timestamps()
+        .map_err(|e| format!("malformed SCT list: {e:?}"))?
+        .iter()
+        .map(|s| {
+            s.parse_timestamp()
+                .map_err(|e| format!("malformed SCT: {e:?}"))
+        })
+        .collect()
 }
 
 /// The certificate's SCTs and its precertificate TBS (the TBSCertificate without the SCT
@@ -120,9 +58,7 @@ pub fn embedded(leaf_der: &[u8]) -> Result<(Vec<Sct>, Vec<u8>), String> {
             "the certificate carries the SCT extension twice".into()
         });
     };
-    let inner = OctetString::from_der(ext.extn_value.as_bytes())
-        .map_err(|e| format!("the SCT extension is not an OCTET STRING: {e}"))?;
-    let list = parse_list(inner.as_bytes())?;
+    let list = parse_list(ext.extn_value.as_bytes())?;
     tbs.extensions = if rest.is_empty() { None } else { Some(rest) };
     let precert_tbs = tbs
         .to_der()
@@ -141,8 +77,9 @@ pub fn signed_data(sct: &Sct, issuer_spki_der: &[u8], precert_tbs: &[u8]) -> Vec
     let len = precert_tbs.len() as u32;
     m.extend_from_slice(&len.to_be_bytes()[1..]);
     m.extend_from_slice(precert_tbs);
-    m.extend_from_slice(&(sct.extensions.len() as u16).to_be_bytes());
-    m.extend_from_slice(&sct.extensions);
+    let extensions = sct.extensions.as_slice();
+    m.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+    m.extend_from_slice(extensions);
     m
 }
 
@@ -156,8 +93,11 @@ pub fn verify(
     let (scts, precert_tbs) = embedded(leaf_der)?;
     let mut why = Vec::new();
     for sct in &scts {
-        let id = hex::encode(&sct.log_id[..4]);
-        let Some(log) = ctlogs.iter().find(|l| l.log_id[..] == sct.log_id[..]) else {
+        let id = hex::encode(&sct.log_id.key_id[..4]);
+        let Some(log) = ctlogs
+            .iter()
+            .find(|l| l.log_id[..] == sct.log_id.key_id[..])
+        else {
             why.push(format!(
                 "SCT from log {id}… is from no CT log of the trusted root"
             ));
@@ -180,17 +120,19 @@ pub fn verify(
             ));
             continue;
         }
-        let hash = match sct.hash {
-            4 => Hash::Sha256,
-            5 => Hash::Sha384,
-            6 => Hash::Sha512,
-            other => {
-                why.push(format!("SCT uses unsupported TLS hash algorithm {other}"));
+        let hash = match sct.signature.algorithm.hash {
+            HashAlgorithm::Sha256 => Hash::Sha256,
+            HashAlgorithm::Sha384 => Hash::Sha384,
+            HashAlgorithm::Sha512 => Hash::Sha512,
+            ref other => {
+                why.push(format!(
+                    "SCT uses unsupported hash algorithm {other:?} (supported: sha256, sha384, sha512)"
+                ));
                 continue;
             }
         };
         let data = signed_data(sct, issuer_spki_der, &precert_tbs);
-        if key.verify_with(hash, &data, &sct.signature) {
+        if key.verify_with(hash, &data, sct.signature.signature.as_slice()) {
             return Ok(format!(
                 "SCT from CT log {} at {} verifies",
                 log.base_url,
@@ -214,10 +156,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn truncated_lists_are_errors() {
-        for input in [&b""[..], &[0, 5, 0, 3, 0], &[0, 2, 0, 9], &[0, 0, 1]] {
+    fn malformed_lists_are_errors() {
+        // OCTET STRING wrappers around truncated TLS lists.
+        for input in [
+            &b""[..],
+            &[4, 5, 0, 3, 0, 0, 0],
+            &[4, 4, 0, 2, 0, 9],
+            &[4, 1, 0],
+        ] {
             assert!(parse_list(input).is_err(), "{input:?}");
         }
-        assert_eq!(parse_list(&[0, 0]).unwrap(), Vec::new());
+        assert_eq!(parse_list(&[4, 2, 0, 0]).unwrap(), Vec::new());
     }
 }

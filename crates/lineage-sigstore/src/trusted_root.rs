@@ -189,7 +189,7 @@ fn log(raw: RawLog) -> Result<TransparencyLog, TrustedRootError> {
     let key = match &raw.public_key.raw_bytes {
         Some(bytes) => {
             let der = b64(bytes).map_err(|e| field("publicKey.rawBytes", e))?;
-            VerifyingKey::from_spki_der(&der).ok()
+            crate::keys::from_spki_der(&der).ok()
         }
         None => None,
     };

@@ -244,8 +244,8 @@ fn check_evidence(
     run.pass(
         "signer",
         match ev.leaf {
-            Some(_) => format!("certificate with {} key", key.kind().as_str()),
-            None => format!("managed {} key", key.kind().as_str()),
+            Some(_) => format!("certificate with {} key", key.algorithm().as_str()),
+            None => format!("managed {} key", key.algorithm().as_str()),
         },
     );
 

@@ -1460,7 +1460,7 @@ fn p384_certificate_signature_uses_the_bundles_digest_algorithm() {
         &signed_by("x", "y"),
     );
     assert!(
-        v.check("signer").unwrap().detail.contains("P-384"),
+        v.check("signer").unwrap().detail.contains("p384"),
         "{:#?}",
         v.checks
     );

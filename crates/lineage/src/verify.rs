@@ -17,7 +17,6 @@ use lineage_attest::{
 use lineage_model::Digest;
 use lineage_sigstore::{
     Artifact, BundleError, CosignError, IdentityPolicy, Matcher, PolicyError, TrustedRoot,
-    VerifyingKey,
 };
 use serde::Serialize;
 
@@ -221,7 +220,7 @@ fn identity_policy(args: &VerifyArgs) -> Result<IdentityPolicy, CliError> {
     };
     if let Some(p) = args.keys.first() {
         let pem = String::from_utf8(read(p)?).unwrap_or_default();
-        policy.key = Some(VerifyingKey::from_pem(&pem).map_err(|e| {
+        policy.key = Some(lineage_sigstore::keys::from_pem(&pem).map_err(|e| {
             CliError::new(
                 format!("--key `{}`: {e}", p.display()),
                 "pass a PEM public key",

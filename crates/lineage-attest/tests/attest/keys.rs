@@ -160,12 +160,12 @@ fn reads_fixture_keys_of_every_algorithm() {
 fn bad_key_input_is_an_error_not_a_panic() {
     assert!(matches!(
         PublicKey::from_pem("nothing"),
-        Err(KeyError::Pem(_))
+        Err(lineage_log::keys::KeyError::Pem(_))
     ));
     let private = PrivateKey::generate(KeyKind::Ed25519).unwrap();
     assert!(matches!(
         PublicKey::from_pem(&private.to_pkcs8_pem()),
-        Err(KeyError::WrongPemLabel { .. })
+        Err(lineage_log::keys::KeyError::WrongPemLabel { .. })
     ));
     assert!(PublicKey::from_spki_der(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
     assert!(PublicKey::ed25519_from_raw(&[0; 31]).is_err());
