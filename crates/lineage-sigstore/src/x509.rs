@@ -63,10 +63,12 @@ impl SubjectAltName {
 pub struct Certificate {
     der: Vec<u8>,
     subject: Vec<u8>,
-    subject_text: String,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
-    public_key: Result<VerifyingKey, KeyError>,
+    spki: Vec<u8>,
+    /// Parsed on first use: a trusted root holds many certificates whose keys a verification
+    /// never touches, and parsing a key (point validation) is the costly part.
+    public_key: std::sync::OnceLock<Result<VerifyingKey, KeyError>>,
     extensions: Vec<Extension>,
 }
 
@@ -123,25 +125,42 @@ impl Certificate {
         Ok(Certificate {
             der: data.to_vec(),
             subject: tbs.subject.to_der().map_err(der_err)?,
-            subject_text: tbs.subject.to_string(),
             not_before: to_time(tbs.validity.not_before)?,
             not_after: to_time(tbs.validity.not_after)?,
-            public_key: crate::keys::from_spki_der(&spki),
+            spki,
+            public_key: std::sync::OnceLock::new(),
             extensions,
         })
     }
 
-    /// Parse every `CERTIFICATE` block of a PEM text, in order (RFC 7468, via `x509-cert`).
+    /// Parse every `CERTIFICATE` block of a PEM text, in order (RFC 7468, each block decoded
+    /// by `pem-rfc7468` through `lineage_log::keys::pem_block`). Not `x509-cert`'s
+    /// `load_pem_chain`: it panics on empty input (found by `fuzz_arbitrary_bytes`).
     pub fn all_from_pem(pem: &str) -> Result<Vec<Certificate>, CertError> {
-        let certs = x509_cert::Certificate::load_pem_chain(pem.as_bytes())
-            .map_err(|e| CertError::Pem(e.to_string()))?;
-        if certs.is_empty() {
+        let mut out = Vec::new();
+        let mut rest = pem;
+        while let Some(start) = rest.find("-----BEGIN ") {
+            let block = &rest[start..];
+            let end = block
+                .find("-----END ")
+                .and_then(|e| block[e + 9..].find("-----").map(|c| e + 9 + c + 5))
+                .ok_or_else(|| {
+                    CertError::Pem("a `-----BEGIN` line without its `-----END`".into())
+                })?;
+            let (label, der) = lineage_log::keys::pem_block(&block[..end])
+                .map_err(|e| CertError::Pem(e.to_string()))?;
+            if label != "CERTIFICATE" {
+                return Err(CertError::Pem(format!(
+                    "expected `CERTIFICATE` blocks, found `{label}`"
+                )));
+            }
+            out.push(Certificate::from_der(&der)?);
+            rest = &block[end..];
+        }
+        if out.is_empty() {
             return Err(CertError::Pem("no CERTIFICATE block".into()));
         }
-        certs
-            .iter()
-            .map(|c| Certificate::from_der(&c.to_der().map_err(der_err)?))
-            .collect()
+        Ok(out)
     }
 
     /// Parse a PEM text holding exactly one certificate.
@@ -174,11 +193,15 @@ impl Certificate {
 
     /// The subject as RFC 4514 text, for messages (`CN=sigstore-intermediate,O=sigstore.dev`).
     pub fn subject_text(&self) -> String {
-        self.subject_text.clone()
+        x509_cert::name::Name::from_der(&self.subject)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "(unreadable subject)".into())
     }
 
     pub fn public_key(&self) -> Result<&VerifyingKey, &KeyError> {
-        self.public_key.as_ref()
+        self.public_key
+            .get_or_init(|| crate::keys::from_spki_der(&self.spki))
+            .as_ref()
     }
 
     pub fn extension(&self, oid: &str) -> Option<&Extension> {

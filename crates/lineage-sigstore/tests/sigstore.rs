@@ -1538,3 +1538,227 @@ fn embedded_scts_are_checked_against_the_trusted_roots_ct_logs() {
     );
     assert_fails(&v, Reason::SctInvalid);
 }
+
+// ---- fuzzing: every parser of untrusted input, on mutated real material ----
+//
+// cargo-fuzz needs a nightly toolchain, which this project does not use; these proptest
+// properties are the fuzz targets instead. Each starts from real material (bundles, trusted
+// roots, certificates, RFC 3161 tokens, SCT lists, Rekor bodies, checkpoints), applies random
+// byte edits, insertions and truncations, and requires the parser (and the verifier behind it)
+// to return, never panic; a short run is part of the test suite. A long run:
+// `LINEAGE_FUZZ_CASES=200000 cargo test -p lineage-sigstore --test sigstore fuzz_`.
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn cases() -> u32 {
+        std::env::var("LINEAGE_FUZZ_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200)
+    }
+
+    /// One edit: overwrite, insert or delete a byte at a position (taken modulo the length),
+    /// or cut the input there.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Set(usize, u8),
+        Insert(usize, u8),
+        Delete(usize),
+        Truncate(usize),
+    }
+
+    fn edits() -> impl Strategy<Value = Vec<Edit>> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
+                2 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+                2 => any::<usize>().prop_map(Edit::Delete),
+                1 => any::<usize>().prop_map(Edit::Truncate),
+            ],
+            1..6,
+        )
+    }
+
+    fn apply(seed: &[u8], edits: &[Edit]) -> Vec<u8> {
+        let mut v = seed.to_vec();
+        for e in edits {
+            let n = v.len().max(1);
+            match *e {
+                Edit::Set(i, b) if !v.is_empty() => v[i % n] = b,
+                Edit::Insert(i, b) => v.insert(i % (v.len() + 1), b),
+                Edit::Delete(i) if !v.is_empty() => {
+                    v.remove(i % n);
+                }
+                Edit::Truncate(i) => v.truncate(i % n),
+                _ => {}
+            }
+        }
+        v
+    }
+
+    struct Seeds {
+        bundles: Vec<Vec<u8>>,
+        root: Vec<u8>,
+        certs: Vec<Vec<u8>>,
+        tokens: Vec<Vec<u8>>,
+        scts: Vec<Vec<u8>>,
+        bodies: Vec<(Vec<u8>, String, String)>,
+        checkpoints: Vec<Vec<u8>>,
+    }
+
+    fn seeds() -> &'static Seeds {
+        static SEEDS: OnceLock<Seeds> = OnceLock::new();
+        SEEDS.get_or_init(|| {
+            let bundles: Vec<Vec<u8>> =
+                [NEW_BUNDLE, STAGING_BUNDLE, NPM_BUNDLE, KUBEWARDEN, MANAGED]
+                    .iter()
+                    .map(|b| read(b))
+                    .collect();
+            let parsed: Vec<Bundle> = bundles
+                .iter()
+                .map(|b| Bundle::from_json(b).unwrap())
+                .collect();
+            let certs: Vec<Vec<u8>> = parsed
+                .iter()
+                .filter_map(|b| b.material.leaf().map(|c| c.der().to_vec()))
+                .collect();
+            let scts = certs
+                .iter()
+                .filter_map(|c| {
+                    lineage_sigstore::x509::Certificate::from_der(c)
+                        .unwrap()
+                        .extension("1.3.6.1.4.1.11129.2.4.2")
+                        .map(|e| e.value.clone())
+                })
+                .collect();
+            let tokens = parsed
+                .iter()
+                .flat_map(|b| b.rfc3161_timestamps.clone())
+                .collect();
+            let bodies = parsed
+                .iter()
+                .flat_map(|b| b.tlog_entries.clone())
+                .map(|e| (e.canonicalized_body, e.kind, e.version))
+                .collect();
+            let checkpoints = parsed
+                .iter()
+                .flat_map(|b| b.tlog_entries.clone())
+                .filter_map(|e| e.inclusion_proof.and_then(|p| p.checkpoint))
+                .map(String::into_bytes)
+                .collect();
+            Seeds {
+                bundles,
+                root: read("sigstore-bundle/sigstore-public-good.trusted_root.json"),
+                certs,
+                tokens,
+                scts,
+                bodies,
+                checkpoints,
+            }
+        })
+    }
+
+    fn pick<T>(v: &[T], i: usize) -> &T {
+        &v[i % v.len()]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Bundles: parsing and full verification of mutated bundles never panic.
+        #[test]
+        fn fuzz_bundles(i in any::<usize>(), e in edits()) {
+            let json = apply(&pick::<Vec<u8>>(&seeds().bundles, i)[..], &e);
+            let artifact = read(NEW_BUNDLE_ARTIFACT);
+            let _ = verify_bundle_json(&json, Artifact::Bytes(&artifact), &public_good(), &new_bundle_signer());
+            let _ = verify_bundle_json(&json, Artifact::Any, &staging(), &staging_signer());
+        }
+
+        /// Trusted roots.
+        #[test]
+        fn fuzz_trusted_roots(e in edits()) {
+            let _ = TrustedRoot::from_json(&apply(&seeds().root, &e));
+        }
+
+        /// Certificates (x509-cert), and the path validation and extensions read from them.
+        #[test]
+        fn fuzz_certificates(i in any::<usize>(), e in edits()) {
+            let der = apply(&pick::<Vec<u8>>(&seeds().certs, i)[..], &e);
+            if let Ok(c) = lineage_sigstore::x509::Certificate::from_der(&der) {
+                let _ = c.subject_alt_names();
+                let _ = c.fulcio_issuer();
+                let _ = c.public_key();
+                let root = public_good();
+                for ca in &root.certificate_authorities {
+                    let _ = lineage_sigstore::x509::validate_path(
+                        &c, &ca.chain, c.not_before(), lineage_sigstore::x509::Purpose::CodeSigning);
+                }
+                let _ = lineage_sigstore::sct::verify(&der, c.der(), &root.ctlogs);
+            }
+        }
+
+        /// SCT lists (x509-cert's TLS decoding).
+        #[test]
+        fn fuzz_sct_lists(i in any::<usize>(), e in edits()) {
+            let _ = lineage_sigstore::sct::parse_list(&apply(&pick::<Vec<u8>>(&seeds().scts, i)[..], &e));
+        }
+
+        /// RFC 3161 tokens (cms, x509-tsp) and their verification.
+        #[test]
+        fn fuzz_timestamps(i in any::<usize>(), e in edits()) {
+            if let Ok(t) = lineage_sigstore::tsa::TimestampToken::parse(&apply(&pick::<Vec<u8>>(&seeds().tokens, i)[..], &e)) {
+                let _ = t.verify(&public_good());
+            }
+        }
+
+        /// Rekor entry bodies.
+        #[test]
+        fn fuzz_rekor_bodies(i in any::<usize>(), e in edits()) {
+            let (body, kind, version) = pick(&seeds().bodies, i);
+            let _ = lineage_sigstore::rekor::EntryBody::parse(&apply(body, &e), kind, version);
+        }
+
+        /// Checkpoints and signed notes (lineage-log), and their verification by a trusted log.
+        #[test]
+        fn fuzz_checkpoints(i in any::<usize>(), e in edits()) {
+            let bytes = apply(&pick::<Vec<u8>>(&seeds().checkpoints, i)[..], &e);
+            let _ = lineage_log::note::Note::parse_bytes(&bytes);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = lineage_log::checkpoint::Checkpoint::parse(text);
+                for log in public_good().tlogs.iter().chain(staging().tlogs.iter()) {
+                    let _ = lineage_sigstore::checkpoint::verify(text, log);
+                }
+            }
+        }
+
+        /// Arbitrary bytes into every parser.
+        #[test]
+        fn fuzz_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Bundle::from_json(&bytes);
+            let _ = TrustedRoot::from_json(&bytes);
+            let _ = lineage_sigstore::x509::Certificate::from_der(&bytes);
+            let _ = lineage_sigstore::tsa::TimestampToken::parse(&bytes);
+            let _ = lineage_sigstore::sct::parse_list(&bytes);
+            let _ = lineage_sigstore::keys::from_spki_der(&bytes);
+            if let Ok(s) = std::str::from_utf8(&bytes) {
+                let _ = lineage_sigstore::keys::from_pem(s);
+                let _ = lineage_sigstore::x509::Certificate::all_from_pem(s);
+            }
+        }
+    }
+}
+
+/// Found by `fuzz_arbitrary_bytes`: `x509-cert` 0.2.5's `load_pem_chain` panics (integer
+/// underflow) on empty input; certificate PEM is read block by block instead.
+#[test]
+fn empty_or_blockless_certificate_pem_is_an_error_not_a_panic() {
+    use lineage_sigstore::x509::Certificate;
+    for input in ["", "\n", "-----BEGIN CERTIFICATE-----", "no pem here"] {
+        assert!(Certificate::all_from_pem(input).is_err(), "{input:?}");
+    }
+    let chain = text("cosign/containers-image-keyless-sig/fulcio-chain.pem");
+    assert!(Certificate::all_from_pem(&chain).unwrap().len() >= 2);
+}
