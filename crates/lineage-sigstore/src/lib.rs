@@ -23,6 +23,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod cosign;
 pub mod keys;
+pub mod notation;
 mod outcome;
 mod policy;
 pub mod rekor;

@@ -152,6 +152,42 @@ impl TimestampToken {
     /// Verify the token's CMS signature against the trusted root's timestamp authorities.
     /// Returns the URI of the authority that verified it.
     pub fn verify(&self, root: &TrustedRoot) -> Result<String, String> {
+        let message = self.signed_message()?;
+        self.verify_message(&message, root)
+    }
+
+    /// Verify the token against bare trust anchors (a Notary Project `tsa` trust store): the
+    /// signer is a certificate embedded in the token whose path, through the other embedded
+    /// certificates, reaches one of `anchors` at `genTime`. Returns the signer's subject.
+    pub fn verify_with_anchors(&self, anchors: &[Certificate]) -> Result<String, String> {
+        let message = self.signed_message()?;
+        let signer = self
+            .embedded_certs
+            .iter()
+            .find(|c| {
+                c.public_key().is_ok_and(|k| {
+                    k.verify_with(self.signer.signature_hash, &message, &self.signer.signature)
+                })
+            })
+            .ok_or("the time-stamp signature does not verify with any certificate it carries")?;
+        let mut last = "the tsa trust store is empty".to_string();
+        for anchor in anchors {
+            let mut chain: Vec<Certificate> = self
+                .embedded_certs
+                .iter()
+                .filter(|c| *c != signer && *c != anchor)
+                .cloned()
+                .collect();
+            chain.push(anchor.clone());
+            match x509::validate_path(signer, &chain, self.gen_time, Purpose::TimeStamping) {
+                Ok(()) => return Ok(signer.subject_text()),
+                Err(e) => last = format!("certificate `{}`: {e}", signer.subject_text()),
+            }
+        }
+        Err(last)
+    }
+
+    fn signed_message(&self) -> Result<Vec<u8>, String> {
         // RFC 5652 §5.4: with signed attributes, the signature covers their DER with the
         // SET OF tag, and the messageDigest attribute must equal the content's hash.
         let message = match &self.signer.signed_attrs {
@@ -170,6 +206,10 @@ impl TimestampToken {
             }
             None => self.tst_info.clone(),
         };
+        Ok(message)
+    }
+
+    fn verify_message(&self, message: &[u8], root: &TrustedRoot) -> Result<String, String> {
         let mut last = "no timestamp authority in the trusted root".to_string();
         for ta in &root.timestamp_authorities {
             if !ta.valid_for.contains(self.gen_time) {
@@ -188,7 +228,7 @@ impl TimestampToken {
             }
             for (leaf, chain) in candidates {
                 let Ok(key) = leaf.public_key() else { continue };
-                if !key.verify_with(self.signer.signature_hash, &message, &self.signer.signature) {
+                if !key.verify_with(self.signer.signature_hash, message, &self.signer.signature) {
                     last =
                         "the time-stamp signature does not verify with the authority's key".into();
                     continue;

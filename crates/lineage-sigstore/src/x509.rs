@@ -18,12 +18,13 @@ use ::der::{Decode, Encode};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use time::OffsetDateTime;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{KeyUsage, KeyUsages, SubjectAltName as SanExtension};
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName as SanExtension};
 
 use crate::keys::{KeyError, VerifyingKey};
 
 const OID_KEY_USAGE: &str = "2.5.29.15";
 const OID_SAN: &str = "2.5.29.17";
+const OID_EKU: &str = "2.5.29.37";
 /// `id-kp-codeSigning` (RFC 5280 §4.2.1.12), as the DER contents webpki takes.
 const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 /// `id-kp-timeStamping` (RFC 3161 §2.3).
@@ -187,6 +188,16 @@ impl Certificate {
         self.not_after
     }
 
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// Whether the certificate carries the extension with this OID.
+    pub fn has_extension(&self, oid: &str) -> bool {
+        self.extension(oid).is_some()
+    }
+
     pub fn subject_der(&self) -> &[u8] {
         &self.subject
     }
@@ -252,6 +263,14 @@ impl Certificate {
             .and_then(|e| String::from_utf8(e.value.clone()).ok())
     }
 
+    /// Whether the certificate's extended key usage lists `oid` (DER contents).
+    fn has_eku(&self, oid: &[u8]) -> bool {
+        self.extension(OID_EKU).is_some_and(|ext| {
+            ExtendedKeyUsage::from_der(&ext.value)
+                .is_ok_and(|eku| eku.0.iter().any(|o| o.as_bytes() == oid))
+        })
+    }
+
     /// Whether the certificate's key usage, if stated, allows `digitalSignature`
     /// (RFC 5280 §4.2.1.3). webpki leaves an end entity's key usage to the application.
     fn may_sign(&self) -> bool {
@@ -270,6 +289,9 @@ pub enum Purpose {
     CodeSigning,
     /// RFC 3161 TSA certificates: `id-kp-timeStamping` (RFC 3161 §2.3).
     TimeStamping,
+    /// Notary Project signing certificates: `id-kp-codeSigning` when the certificate states
+    /// extended key usages at all.
+    NotarySigning,
 }
 
 /// Why a certificate path was rejected.
@@ -326,7 +348,9 @@ fn describe(e: &webpki::Error, purpose: Purpose) -> String {
             "a certificate in the path has an unknown critical extension".into()
         }
         E::RequiredEkuNotFoundContext(_) => match purpose {
-            Purpose::CodeSigning => "the leaf lacks the codeSigning extended key usage".into(),
+            Purpose::CodeSigning | Purpose::NotarySigning => {
+                "the leaf lacks the codeSigning extended key usage".into()
+            }
             Purpose::TimeStamping => {
                 "the TSA certificate lacks the timeStamping extended key usage".into()
             }
@@ -366,10 +390,24 @@ pub fn validate_path(
         Ok(ee) => ee,
         Err(e) => return untrusted(format!("the certificate is unusable: {e:?}")),
     };
-    let usage = webpki::KeyUsage::required(match purpose {
-        Purpose::CodeSigning => EKU_CODE_SIGNING,
-        Purpose::TimeStamping => EKU_TIME_STAMPING,
-    });
+    // webpki applies one EKU rule to every certificate of the path, and its "required" form
+    // refuses a CA without an EKU extension, which RFC 5280 §4.2.1.12 reads as "any purpose"
+    // (GlobalSign's timestamping CA has none). So the path gets "required if present", and
+    // the leaf's own EKU is required here.
+    let (eku, required) = match purpose {
+        Purpose::CodeSigning => (EKU_CODE_SIGNING, true),
+        Purpose::TimeStamping => (EKU_TIME_STAMPING, true),
+        Purpose::NotarySigning => (EKU_CODE_SIGNING, false),
+    };
+    if required && !leaf.has_eku(eku) {
+        return untrusted(match purpose {
+            Purpose::TimeStamping => {
+                "the TSA certificate lacks the timeStamping extended key usage".into()
+            }
+            _ => "the leaf lacks the codeSigning extended key usage".into(),
+        });
+    }
+    let usage = webpki::KeyUsage::required_if_present(eku);
     let anchors = [anchor];
     let check = |t: OffsetDateTime| {
         ee.verify_for_usage(

@@ -1762,3 +1762,318 @@ fn empty_or_blockless_certificate_pem_is_an_error_not_a_panic() {
     let chain = text("cosign/containers-image-keyless-sig/fulcio-chain.pem");
     assert!(Certificate::all_from_pem(&chain).unwrap().len() >= 2);
 }
+
+// ---- Notation (Notary Project) signatures: notation/README.md's outcome table ----
+
+mod notation {
+    use super::*;
+    use lineage_sigstore::notation::{
+        verify_notation, NotationError, NotationVerification, Subject, TrustPolicyDocument,
+        TrustStore, JWS_MEDIA_TYPE,
+    };
+    use serde_json::json;
+
+    const P1_REPO: &str = "registry.acme-rockets.io/software/net-monitor";
+    const P1_DIGEST: &str =
+        "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";
+    const P3_DIGEST: &str =
+        "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda";
+    const ROOT_SUBJECT: &str = "x509.subject:CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US";
+
+    fn store() -> TrustStore {
+        TrustStore::from_dir(&fixtures().join("notation/truststore")).unwrap()
+    }
+
+    fn now() -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+
+    /// A one-policy document.
+    fn policy(
+        level: &str,
+        stores: &[&str],
+        identities: &[&str],
+        extra: Value,
+    ) -> TrustPolicyDocument {
+        let mut verification = json!({ "level": level });
+        if let Value::Object(m) = extra {
+            verification.as_object_mut().unwrap().extend(m);
+        }
+        let doc = json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "test",
+                "registryScopes": [P1_REPO, "*"],
+                "signatureVerification": verification,
+                "trustStores": stores,
+                "trustedIdentities": identities,
+            }]
+        });
+        TrustPolicyDocument::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
+    }
+
+    fn p1(level: &str) -> TrustPolicyDocument {
+        policy(
+            level,
+            &["ca:valid-trust-store", "signingAuthority:valid-trust-store"],
+            &[ROOT_SUBJECT],
+            json!({}),
+        )
+    }
+
+    fn p3(stores: &[&str]) -> TrustPolicyDocument {
+        policy(
+            "strict",
+            stores,
+            &["*"],
+            json!({ "verifyTimestamp": "always" }),
+        )
+    }
+
+    fn verify(file: &str, digest: &str, doc: &TrustPolicyDocument) -> NotationVerification {
+        verify_notation(
+            &read(&format!("notation/{file}")),
+            JWS_MEDIA_TYPE,
+            Subject {
+                repository: P1_REPO,
+                digest,
+            },
+            doc,
+            &store(),
+            now(),
+        )
+        .unwrap()
+    }
+
+    fn outcome(v: &NotationVerification, step: &str) -> (&'static str, Option<&'static str>) {
+        let c = v
+            .checks
+            .iter()
+            .find(|c| serde_json::to_value(c.step).unwrap() == step)
+            .unwrap_or_else(|| panic!("no {step} check: {v:#?}"));
+        (c.outcome, c.reason)
+    }
+
+    #[test]
+    fn ca_valid_passes_p1_and_fails_with_another_store_or_identity() {
+        let v = verify(
+            "notation-go.ca_valid_sig_env.jws.json",
+            P1_DIGEST,
+            &p1("strict"),
+        );
+        assert!(v.verified, "{v:#?}");
+        assert!(v.checks.iter().all(|c| c.outcome == "pass"), "{v:#?}");
+
+        let untrusted = policy(
+            "strict",
+            &["ca:valid-trust-store-2"],
+            &[ROOT_SUBJECT],
+            json!({}),
+        );
+        let v = verify(
+            "notation-go.ca_valid_sig_env.jws.json",
+            P1_DIGEST,
+            &untrusted,
+        );
+        assert!(!v.verified);
+        assert_eq!(
+            outcome(&v, "authenticity"),
+            ("fail", Some("untrusted-certificate"))
+        );
+        assert!(v
+            .failure()
+            .unwrap()
+            .detail
+            .contains("does not contain any trusted certificate"));
+        // At `audit`, authenticity is only logged.
+        let audit = policy(
+            "audit",
+            &["ca:valid-trust-store-2"],
+            &[ROOT_SUBJECT],
+            json!({}),
+        );
+        let v = verify("notation-go.ca_valid_sig_env.jws.json", P1_DIGEST, &audit);
+        assert!(v.verified, "{v:#?}");
+        assert_eq!(
+            outcome(&v, "authenticity"),
+            ("logged", Some("untrusted-certificate"))
+        );
+
+        let other = policy(
+            "strict",
+            &["ca:valid-trust-store"],
+            &["x509.subject:CN=LOL,O=DummyOrg,L=Hyderabad,ST=TG,C=IN"],
+            json!({}),
+        );
+        let v = verify("notation-go.ca_valid_sig_env.jws.json", P1_DIGEST, &other);
+        assert_eq!(
+            outcome(&v, "authenticity"),
+            ("fail", Some("identity-mismatch"))
+        );
+
+        // A signature for another artifact fails integrity.
+        let v = verify(
+            "notation-go.ca_valid_sig_env.jws.json",
+            P3_DIGEST,
+            &p1("strict"),
+        );
+        assert_eq!(
+            outcome(&v, "integrity"),
+            ("fail", Some("artifact-mismatch"))
+        );
+    }
+
+    #[test]
+    fn ca_invalid_fails_integrity_at_every_level_but_skip() {
+        for level in ["strict", "permissive", "audit"] {
+            let v = verify(
+                "notation-go.ca_invalid_sig_env.jws.json",
+                P1_DIGEST,
+                &p1(level),
+            );
+            assert!(!v.verified, "{level}");
+            assert_eq!(outcome(&v, "integrity").0, "fail", "{level}: {v:#?}");
+        }
+        let v = verify(
+            "notation-go.ca_invalid_sig_env.jws.json",
+            P1_DIGEST,
+            &p1("skip"),
+        );
+        assert!(v.verified);
+        assert!(v.checks.iter().all(|c| c.outcome == "skipped"));
+    }
+
+    #[test]
+    fn ca_expired_fails_expiry_at_strict_and_is_logged_below() {
+        let v = verify(
+            "notation-go.ca_expired_sig_env.jws.json",
+            P1_DIGEST,
+            &p1("strict"),
+        );
+        assert_eq!(outcome(&v, "expiry"), ("fail", Some("signature-expired")));
+        assert!(v.failure().unwrap().detail.contains("2022-07-29T23:59:00Z"));
+        for level in ["permissive", "audit"] {
+            let v = verify(
+                "notation-go.ca_expired_sig_env.jws.json",
+                P1_DIGEST,
+                &p1(level),
+            );
+            assert!(v.verified, "{level}: {v:#?}");
+            assert_eq!(outcome(&v, "expiry"), ("logged", Some("signature-expired")));
+        }
+    }
+
+    #[test]
+    fn p3_timestamps_before_not_before_and_missing_fail() {
+        let v = verify(
+            "notation-go.timestampBeforeNotBefore.jws.sig",
+            P3_DIGEST,
+            &p3(&["ca:valid-trust-store", "tsa:test-timestamp"]),
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("certificate-not-yet-valid")),
+            "{v:#?}"
+        );
+        assert!(v.failure().unwrap().detail.contains("2099-09-18"));
+        // The same token under the wrong TSA root (DigiCert) is not trusted.
+        let v = verify(
+            "notation-go.timestampBeforeNotBefore.jws.sig",
+            P3_DIGEST,
+            &p3(&["ca:valid-trust-store", "tsa:test-mismatch"]),
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("timestamp-untrusted")),
+            "{v:#?}"
+        );
+
+        let v = verify(
+            "notation-go.withoutTimestamp.jws.sig",
+            P3_DIGEST,
+            &p3(&["ca:valid-trust-store", "tsa:test-timestamp"]),
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("timestamp-missing"))
+        );
+        assert_eq!(
+            v.failure().unwrap().detail,
+            "no timestamp countersignature was found in the signature envelope"
+        );
+        // Without a `tsa` store, the same envelope is judged at the verification time.
+        let v = verify(
+            "notation-go.withoutTimestamp.jws.sig",
+            P3_DIGEST,
+            &p3(&["ca:valid-trust-store"]),
+        );
+        assert!(v.verified, "{v:#?}");
+    }
+
+    #[test]
+    fn cose_and_unknown_algorithms_are_errors_not_failures() {
+        let e = verify_notation(
+            &read("notation/notation-go.example_localVerify.cose.sig"),
+            "application/cose",
+            Subject {
+                repository: "example/software",
+                digest: P3_DIGEST,
+            },
+            &p3(&["ca:valid-trust-store"]),
+            &store(),
+            now(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, NotationError::CoseUnsupported), "{e}");
+
+        let mut env: Value =
+            serde_json::from_slice(&read("notation/notation-go.ca_valid_sig_env.jws.json"))
+                .unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut protected: Value =
+            serde_json::from_slice(&b64.decode(env["protected"].as_str().unwrap()).unwrap())
+                .unwrap();
+        protected["alg"] = "RS256".into();
+        env["protected"] = b64.encode(serde_json::to_vec(&protected).unwrap()).into();
+        let e = verify_notation(
+            &serde_json::to_vec(&env).unwrap(),
+            JWS_MEDIA_TYPE,
+            Subject {
+                repository: P1_REPO,
+                digest: P1_DIGEST,
+            },
+            &p1("strict"),
+            &store(),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the envelope uses signature algorithm `RS256` (supported: PS256, PS384, PS512, ES256, ES384, ES512)"
+        );
+    }
+
+    #[test]
+    fn trust_policy_documents_are_checked() {
+        for (doc, words) in [
+            (
+                json!({"version": "2.0", "trustPolicies": []}),
+                "version `2.0`",
+            ),
+            (
+                json!({"version": "1.0", "trustPolicies": [{"name": "a", "registryScopes": ["*"],
+                    "signatureVerification": {"level": "lenient"}, "trustStores": ["ca:x"], "trustedIdentities": ["*"]}]}),
+                "level `lenient`",
+            ),
+            (
+                json!({"version": "1.0", "trustPolicies": [{"name": "a", "registryScopes": ["*"],
+                    "signatureVerification": {"level": "strict"}, "trustStores": ["x509:x"], "trustedIdentities": ["*"]}]}),
+                "trust store `x509:x`",
+            ),
+        ] {
+            let e = TrustPolicyDocument::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+            assert!(e.to_string().contains(words), "{e}");
+        }
+    }
+}
