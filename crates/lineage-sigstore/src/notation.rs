@@ -61,6 +61,8 @@ pub enum NotationError {
     UnsupportedAlgorithm(String),
     #[error("COSE envelopes are not supported yet; Lineage reads JWS (`{JWS_MEDIA_TYPE}`) Notation signatures")]
     CoseUnsupported,
+    #[error("OCI layout: {0}")]
+    Layout(String),
 }
 
 /// The kinds of trust store (`truststore/x509/<kind>/<name>/`).
@@ -952,4 +954,66 @@ fn run(
         }
     }
     Ok(())
+}
+
+/// Verify the Notation signatures stored in an OCI image layout for `subject`: every manifest
+/// of `index.json` whose `artifactType` (or config media type) is [`ARTIFACT_TYPE`] and whose
+/// `subject` is the image is an OCI referrer carrying one envelope layer. The result is the
+/// first signature that verifies, else the first one that did not; `Ok(None)` when the layout
+/// holds no Notation signature for the image. Every blob is checked against its digest.
+pub fn verify_notation_layout(
+    dir: &Path,
+    subject: Subject<'_>,
+    policies: &TrustPolicyDocument,
+    store: &TrustStore,
+    now: OffsetDateTime,
+) -> Result<Option<NotationVerification>, NotationError> {
+    let layout = |e: crate::CosignError| NotationError::Layout(e.to_string());
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("index.json"))
+            .map_err(|e| NotationError::Layout(format!("cannot read `index.json`: {e}")))?,
+    )
+    .map_err(|e| NotationError::Layout(format!("`index.json` is not JSON: {e}")))?;
+    let mut first_failure = None;
+    for m in index["manifests"].as_array().into_iter().flatten() {
+        let Some(digest) = m["digest"].as_str() else {
+            continue;
+        };
+        let bytes = crate::cosign::read_blob(dir, digest).map_err(layout)?;
+        if !crate::cosign::content_matches(&bytes, digest) {
+            return Err(NotationError::Layout(format!(
+                "blob `{digest}` does not hash to its digest"
+            )));
+        }
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        let artifact_type = manifest["artifactType"]
+            .as_str()
+            .or(manifest["config"]["mediaType"].as_str());
+        if artifact_type != Some(ARTIFACT_TYPE)
+            || manifest["subject"]["digest"].as_str() != Some(subject.digest)
+        {
+            continue;
+        }
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            let (Some(media_type), Some(ld)) =
+                (layer["mediaType"].as_str(), layer["digest"].as_str())
+            else {
+                continue;
+            };
+            let envelope = crate::cosign::read_blob(dir, ld).map_err(layout)?;
+            if !crate::cosign::content_matches(&envelope, ld) {
+                return Err(NotationError::Layout(format!(
+                    "blob `{ld}` does not hash to its digest"
+                )));
+            }
+            let v = verify_notation(&envelope, media_type, subject, policies, store, now)?;
+            if v.verified {
+                return Ok(Some(v));
+            }
+            first_failure.get_or_insert(v);
+        }
+    }
+    Ok(first_failure)
 }

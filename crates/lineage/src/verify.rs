@@ -71,6 +71,16 @@ pub struct VerifyArgs {
     /// For OCI layouts: the image manifest digest the signature must name.
     #[arg(long, value_name = "DIGEST")]
     pub image_digest: Option<String>,
+    /// Notation: the Notary Project `trustpolicy.json` that judges the signature.
+    #[arg(long, value_name = "FILE")]
+    pub trust_policy: Option<PathBuf>,
+    /// Notation: the trust store directory (`truststore/`, holding `x509/{ca,signingAuthority,tsa}/NAME/`).
+    #[arg(long, value_name = "DIR")]
+    pub trust_store: Option<PathBuf>,
+    /// Notation: the signed image, `REGISTRY/REPOSITORY@sha256:<64 hex>` (the repository picks
+    /// the trust policy).
+    #[arg(long, value_name = "REF")]
+    pub artifact_ref: Option<String>,
     /// For a DIGEST or IMAGE target: judge the ledger's provenance with the `[trust]` keys
     /// for this environment.
     #[arg(long)]
@@ -112,6 +122,9 @@ pub struct VerifyReport {
     pub signers: Vec<String>,
     /// The in-toto Statement's type and subjects, when the payload is one.
     pub statement: Option<StatementSummary>,
+    /// Failures the verification level only logs (Notation `permissive`/`audit`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logged: Vec<Reason>,
 }
 
 #[derive(Debug, Serialize)]
@@ -278,7 +291,9 @@ pub fn verify(args: VerifyArgs, s: &Settings) -> Result<Outcome, CliError> {
         return Ok(outcome);
     }
     let target = args.target.display().to_string();
-    let report = if args.target.is_dir() {
+    let report = if args.trust_policy.is_some() {
+        verify_notation(&args, &target)?
+    } else if args.target.is_dir() {
         verify_layout(&args, &target)?
     } else {
         let bytes = read(&args.target)?;
@@ -290,6 +305,11 @@ pub fn verify(args: VerifyArgs, s: &Settings) -> Result<Outcome, CliError> {
         })?;
         if json.get("mediaType").is_some() {
             verify_bundle(&args, &target, &bytes)?
+        } else if json.get("protected").is_some() && json.get("signature").is_some() {
+            return Err(CliError::new(
+                format!("`{target}` is a Notation (JWS) signature"),
+                "pass `--trust-policy trustpolicy.json --trust-store truststore/ --artifact-ref REGISTRY/REPO@sha256:<64 hex>`",
+            ));
         } else if json.get("payloadType").is_some() {
             verify_dsse(&args, &target, &bytes)?
         } else if json.get("base64Signature").is_some() && json.get("rekorBundle").is_some() {
@@ -338,6 +358,7 @@ fn verify_dsse(args: &VerifyArgs, target: &str, bytes: &[u8]) -> Result<VerifyRe
         }),
         signers: outcome.verified_keys.clone(),
         statement: None,
+        logged: Vec::new(),
     };
     if report.verified {
         let envelope = dsse::Envelope::from_json_with(bytes, options.sig_encoding)
@@ -440,6 +461,7 @@ fn sigstore_report(
         reason,
         signers,
         statement,
+        logged: Vec::new(),
     }
 }
 
@@ -507,6 +529,137 @@ fn verify_layout(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliErr
     Ok(sigstore_report(target, "oci-layout", v))
 }
 
+/// A Notation signature (a JWS envelope file, or the referrers in an OCI layout directory),
+/// judged by `lineage_sigstore::notation` against the trust policy and store.
+fn verify_notation(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliError> {
+    use lineage_sigstore::notation::{
+        self, NotationError, Subject, TrustPolicyDocument, TrustStore,
+    };
+    let policy_path = args.trust_policy.as_ref().expect("checked by the caller");
+    let policies = TrustPolicyDocument::from_json(&read(policy_path)?).map_err(|e| {
+        CliError::new(
+            format!("--trust-policy `{}`: {e}", policy_path.display()),
+            "pass a Notary Project trustpolicy.json (`\"version\": \"1.0\"`, `trustPolicies`)",
+        )
+    })?;
+    let Some(store_dir) = &args.trust_store else {
+        return Err(CliError::new(
+            "verifying a Notation signature needs its trust store",
+            "pass `--trust-store DIR` (the folder holding `x509/ca/NAME/`)",
+        ));
+    };
+    let store = TrustStore::from_dir(store_dir).map_err(|e| {
+        CliError::new(
+            e.to_string(),
+            "pass the folder holding `x509/{ca,signingAuthority,tsa}/NAME/`",
+        )
+    })?;
+    let hint = "pass `--artifact-ref REGISTRY/REPOSITORY@sha256:<64 hex>`";
+    let Some(reference) = &args.artifact_ref else {
+        return Err(CliError::new(
+            "verifying a Notation signature needs the signed image",
+            hint,
+        ));
+    };
+    let Some((repository, digest)) = reference.split_once('@') else {
+        return Err(CliError::new(
+            format!("--artifact-ref `{reference}` names no digest"),
+            hint,
+        ));
+    };
+    let digest = Digest::parse(digest).map_err(|e| CliError::from(e.in_field("--artifact-ref")))?;
+    let digest = digest.to_string();
+    let subject = Subject {
+        repository,
+        digest: &digest,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let refused = |e: NotationError| match e {
+        NotationError::NoPolicy(_) => CliError::new(
+            format!("`{target}`: {e}"),
+            format!("add `\"{repository}\"` (or `\"*\"`) to a trust policy's `registryScopes`"),
+        ),
+        e => CliError::new(
+            format!("`{target}`: {e}"),
+            "pass a JWS Notation signature (`application/jose+json`)",
+        ),
+    };
+    let (kind, v) = if args.target.is_dir() {
+        match notation::verify_notation_layout(&args.target, subject, &policies, &store, now)
+            .map_err(refused)?
+        {
+            Some(v) => ("notation-oci-layout", v),
+            None => {
+                return Ok(VerifyReport {
+                    schema: 1,
+                    target: target.to_string(),
+                    kind: "notation-oci-layout",
+                    verified: false,
+                    reason: Some(Reason {
+                        code: "no-signature".into(),
+                        message: format!(
+                            "no Notation signature (`{}`) for `{digest}` in the layout",
+                            notation::ARTIFACT_TYPE
+                        ),
+                    }),
+                    signers: Vec::new(),
+                    statement: None,
+                    logged: Vec::new(),
+                });
+            }
+        }
+    } else {
+        let bytes = read(&args.target)?;
+        let media_type = if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() {
+            notation::JWS_MEDIA_TYPE
+        } else {
+            notation::COSE_MEDIA_TYPE
+        };
+        let v = notation::verify_notation(&bytes, media_type, subject, &policies, &store, now)
+            .map_err(refused)?;
+        ("notation", v)
+    };
+    let code = |c: &notation::NotationCheck| Reason {
+        code: c.reason.unwrap_or("failed").to_string(),
+        message: format!(
+            "{}: {}",
+            serde_json::to_value(c.step)
+                .ok()
+                .and_then(|s| s.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            c.detail
+        ),
+    };
+    Ok(VerifyReport {
+        schema: 1,
+        target: target.to_string(),
+        kind,
+        verified: v.verified,
+        reason: v.failure().map(code),
+        signers: v
+            .signer
+            .iter()
+            .map(|s| {
+                format!(
+                    "{s} (policy `{}`, level {})",
+                    v.policy,
+                    serde_json::to_value(v.level)
+                        .ok()
+                        .and_then(|l| l.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+        statement: None,
+        logged: v
+            .checks
+            .iter()
+            .filter(|c| c.outcome == "logged")
+            .map(code)
+            .collect(),
+    })
+}
+
 pub(crate) fn render(format: Format, r: &VerifyReport) {
     if format == Format::Json {
         println!(
@@ -522,6 +675,9 @@ pub(crate) fn render(format: Format, r: &VerifyReport) {
     }
     if let Some(reason) = &r.reason {
         println!("  reason     [{}] {}", reason.code, reason.message);
+    }
+    for l in &r.logged {
+        println!("  logged     [{}] {}", l.code, l.message);
     }
     for s in &r.signers {
         println!("  signed by  {s}");

@@ -328,3 +328,150 @@ fn every_sigstore_conformance_case_reproduces_its_outcome() {
         wrong.join("\n")
     );
 }
+
+// ---- Notation signatures through the CLI ----
+
+const NET_MONITOR: &str = "registry.acme-rockets.io/software/net-monitor";
+const NET_MONITOR_DIGEST: &str =
+    "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";
+
+/// `trustpolicy.json` P1 of `notation/README.md`, at `level`.
+fn write_policy(dir: &Path, level: &str) -> PathBuf {
+    let path = dir.join(format!("trustpolicy-{level}.json"));
+    let doc = serde_json::json!({
+        "version": "1.0",
+        "trustPolicies": [{
+            "name": "net-monitor",
+            "registryScopes": [NET_MONITOR],
+            "signatureVerification": {"level": level},
+            "trustStores": ["ca:valid-trust-store"],
+            "trustedIdentities": ["x509.subject:CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US"],
+        }]
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    path
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// An OCI layout whose only manifest is a Notation signature referrer of the image, holding
+/// `envelope` as its layer, as `notation sign` + `oras copy --to-oci-layout` write it.
+fn notation_layout(dir: &Path, envelope: &[u8]) -> PathBuf {
+    let layout = dir.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let hex = sha256_hex(bytes);
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let (env_digest, env_size) = put(envelope);
+    let (cfg_digest, cfg_size) = put(b"{}");
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cfg_digest, "size": cfg_size},
+        "layers": [{"mediaType": "application/jose+json", "digest": env_digest, "size": env_size}],
+        "subject": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": NET_MONITOR_DIGEST, "size": 528},
+    }))
+    .unwrap();
+    let (m_digest, m_size) = put(&manifest);
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m_digest, "size": m_size, "artifactType": "application/vnd.cncf.notary.signature"}],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    layout
+}
+
+fn notation_verify(target: &Path, policy: &Path) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["--format", "json", "verify"])
+        .arg(target)
+        .arg("--trust-policy")
+        .arg(policy)
+        .arg("--trust-store")
+        .arg(lineage_testkit::fixture("notation/truststore"))
+        .args([
+            "--artifact-ref",
+            &format!("{NET_MONITOR}@{NET_MONITOR_DIGEST}"),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Done when (issue 16): `lineage verify` reads Notation signatures from an OCI layout (the
+/// referrer of the image) and from an envelope file, judged by trustpolicy.json and the trust
+/// store at each verification level.
+#[test]
+fn notation_signatures_verify_from_a_layout_and_an_envelope_by_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = write_policy(dir.path(), "strict");
+    let audit = write_policy(dir.path(), "audit");
+    let valid = std::fs::read(lineage_testkit::fixture(
+        "notation/notation-go.ca_valid_sig_env.jws.json",
+    ))
+    .unwrap();
+
+    let layout = notation_layout(dir.path(), &valid);
+    let (code, v, err) = notation_verify(&layout, &strict);
+    assert_eq!(code, 0, "{v}\n{err}");
+    assert_eq!(v["kind"], "notation-oci-layout");
+    assert!(
+        v["signers"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("CN=Notation Test Root"),
+        "{v}"
+    );
+
+    let expired = lineage_testkit::fixture("notation/notation-go.ca_expired_sig_env.jws.json");
+    let (code, v, _) = notation_verify(&expired, &strict);
+    assert_eq!(
+        (code, v["reason"]["code"].as_str()),
+        (1, Some("signature-expired")),
+        "{v}"
+    );
+    let (code, v, _) = notation_verify(&expired, &audit);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["logged"][0]["code"], "signature-expired", "{v}");
+
+    let invalid = lineage_testkit::fixture("notation/notation-go.ca_invalid_sig_env.jws.json");
+    let (code, v, _) = notation_verify(&invalid, &audit);
+    assert_eq!(code, 1, "integrity is enforced at audit: {v}");
+    assert!(
+        v["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("integrity:"),
+        "{v}"
+    );
+
+    // COSE is not read yet: exit 2, saying so, never a failed signature.
+    let cose = lineage_testkit::fixture("notation/notation-go.example_localVerify.cose.sig");
+    let (code, v, err) = notation_verify(&cose, &strict);
+    assert_eq!((code, v), (2, Value::Null));
+    assert!(
+        err.contains("COSE envelopes are not supported yet"),
+        "{err}"
+    );
+}
