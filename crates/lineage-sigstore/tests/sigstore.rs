@@ -1734,6 +1734,20 @@ mod fuzz {
             }
         }
 
+        /// Notation JWS envelopes and trust policies.
+        #[test]
+        fn fuzz_notation(which in 0usize..3, e in edits()) {
+            use lineage_sigstore::notation::{verify_notation, Subject, TrustPolicyDocument, TrustStore, JWS_MEDIA_TYPE};
+            static STORE: OnceLock<TrustStore> = OnceLock::new();
+            let store = STORE.get_or_init(|| TrustStore::from_dir(&fixtures().join("notation/truststore")).unwrap());
+            let file = ["notation-go.ca_valid_sig_env.jws.json", "notation-go.timestampBeforeNotBefore.jws.sig", "notation-go.ca_expired_sig_env.jws.json"][which];
+            let policy = br#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],"signatureVerification":{"level":"strict","verifyTimestamp":"always"},"trustStores":["ca:valid-trust-store","tsa:test-timestamp"],"trustedIdentities":["*"]}]}"#;
+            let doc = TrustPolicyDocument::from_json(policy).unwrap();
+            let _ = TrustPolicyDocument::from_json(&apply(policy, &e));
+            let envelope = apply(&read(&format!("notation/{file}")), &e);
+            let _ = verify_notation(&envelope, JWS_MEDIA_TYPE, Subject { repository: "r", digest: "sha256:00" }, &doc, store, time::OffsetDateTime::now_utc());
+        }
+
         /// Arbitrary bytes into every parser.
         #[test]
         fn fuzz_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
