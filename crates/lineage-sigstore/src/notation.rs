@@ -21,7 +21,8 @@
 //! Certificates, paths and RFC 3161 countersignatures use the same crates as Sigstore
 //! verification ([`crate::x509`], [`crate::tsa`]). [`TrustStore::from_dir`] reads a trust store
 //! directory: with [`crate::verify_oci_layout`], one of the two functions of this crate that do
-//! IO. COSE envelopes are not read yet.
+//! IO. JWS envelopes (`application/jose+json`) and COSE_Sign1 envelopes (`application/cose`,
+//! decoded with `ciborium`) are both read.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,8 +60,6 @@ pub enum NotationError {
     NoPolicy(String),
     #[error("the envelope uses signature algorithm `{0}` (supported: {SUPPORTED_ALGS})")]
     UnsupportedAlgorithm(String),
-    #[error("COSE envelopes are not supported yet; Lineage reads JWS (`{JWS_MEDIA_TYPE}`) Notation signatures")]
-    CoseUnsupported,
     #[error("OCI layout: {0}")]
     Layout(String),
 }
@@ -537,10 +536,17 @@ pub struct Subject<'a> {
     pub digest: &'a str,
 }
 
-/// A parsed JWS envelope (flattened JSON serialization, RFC 7515 §7.2.2).
-struct Jws {
+/// A signature envelope, JWS or COSE, reduced to what verification reads.
+struct Envelope {
+    /// The JWS `alg` name, or the COSE algorithm mapped to it (-37 is `PS256`, ...).
+    alg: String,
+    crit: Vec<String>,
+    content_type: Option<String>,
+    signing_scheme: Option<String>,
+    expiry: Option<OffsetDateTime>,
+    /// The exact bytes the signature covers: the JWS signing input, or the COSE
+    /// `Sig_structure` (RFC 9052 §4.4).
     signing_input: Vec<u8>,
-    protected: serde_json::Value,
     payload: Vec<u8>,
     signature: Vec<u8>,
     chain: Vec<Certificate>,
@@ -553,7 +559,19 @@ fn b64url(field: &str, s: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("`{field}` is not unpadded base64url: {e}"))
 }
 
-fn parse_jws(bytes: &[u8]) -> Result<Jws, String> {
+fn certificates(ders: Vec<Vec<u8>>) -> Result<Vec<Certificate>, String> {
+    let chain = ders
+        .iter()
+        .map(|der| Certificate::from_der(der).map_err(|e| format!("`x5c` entry: {e}")))
+        .collect::<Result<Vec<_>, String>>()?;
+    if chain.is_empty() {
+        return Err("the `x5c` certificate chain is empty".into());
+    }
+    Ok(chain)
+}
+
+/// Parse a JWS envelope (flattened JSON serialization, RFC 7515 §7.2.2).
+fn parse_jws(bytes: &[u8]) -> Result<Envelope, String> {
     #[derive(Deserialize)]
     struct Raw {
         protected: String,
@@ -566,25 +584,18 @@ fn parse_jws(bytes: &[u8]) -> Result<Jws, String> {
     let protected: serde_json::Value =
         serde_json::from_slice(&b64url("protected", &raw.protected)?)
             .map_err(|e| format!("the protected header is not JSON: {e}"))?;
-    let payload = b64url("payload", &raw.payload)?;
-    let signature = b64url("signature", &raw.signature)?;
     let std = base64::engine::general_purpose::STANDARD;
-    let chain = raw
+    let ders = raw
         .header
         .get("x5c")
         .and_then(|v| v.as_array())
         .ok_or("the unprotected header has no `x5c` certificate chain")?
         .iter()
         .map(|c| {
-            let der = std
-                .decode(c.as_str().unwrap_or_default())
-                .map_err(|e| format!("`x5c` entry is not base64: {e}"))?;
-            Certificate::from_der(&der).map_err(|e| format!("`x5c` entry: {e}"))
+            std.decode(c.as_str().unwrap_or_default())
+                .map_err(|e| format!("`x5c` entry is not base64: {e}"))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    if chain.is_empty() {
-        return Err("the `x5c` certificate chain is empty".into());
-    }
     let timestamp = match raw.header.get("io.cncf.notary.timestampSignature") {
         None => None,
         Some(v) => Some(
@@ -592,12 +603,134 @@ fn parse_jws(bytes: &[u8]) -> Result<Jws, String> {
                 .map_err(|e| format!("the timestamp countersignature is not base64: {e}"))?,
         ),
     };
-    Ok(Jws {
+    let text = |k: &str| protected[k].as_str().map(str::to_string);
+    Ok(Envelope {
+        alg: text("alg").unwrap_or_default(),
+        crit: protected["crit"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect(),
+        content_type: text("cty"),
+        signing_scheme: text("io.cncf.notary.signingScheme"),
+        expiry: protected
+            .get("io.cncf.notary.expiry")
+            .map(|v| rfc3339(v).ok_or("`io.cncf.notary.expiry` is not an RFC 3339 time"))
+            .transpose()?,
         signing_input: format!("{}.{}", raw.protected, raw.payload).into_bytes(),
-        protected,
-        payload,
-        signature,
-        chain,
+        payload: b64url("payload", &raw.payload)?,
+        signature: b64url("signature", &raw.signature)?,
+        chain: certificates(ders)?,
+        timestamp,
+    })
+}
+
+/// Parse a COSE_Sign1 envelope (RFC 9052 §4.2, CBOR tag 18) with `ciborium`.
+fn parse_cose(bytes: &[u8]) -> Result<Envelope, String> {
+    use ciborium::value::Value as C;
+    let value: C = ciborium::from_reader(bytes).map_err(|e| format!("not CBOR: {e}"))?;
+    let items = match value {
+        C::Tag(18, inner) => match *inner {
+            C::Array(a) => a,
+            _ => return Err("COSE_Sign1 is not an array".into()),
+        },
+        C::Array(a) => a,
+        _ => return Err("not a COSE_Sign1 (CBOR tag 18)".into()),
+    };
+    let [C::Bytes(protected_bytes), C::Map(unprotected), C::Bytes(payload), C::Bytes(signature)] =
+        items.as_slice()
+    else {
+        return Err("COSE_Sign1 is not [protected, unprotected, payload, signature]".into());
+    };
+    let protected: Vec<(C, C)> = match ciborium::from_reader(protected_bytes.as_slice()) {
+        Ok(C::Map(m)) => m,
+        _ => return Err("the protected header is not a CBOR map".into()),
+    };
+    let get = |m: &[(C, C)], key: &C| m.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let label = |i: i64| C::Integer(i.into());
+    let text = |s: &str| C::Text(s.to_string());
+    let alg = match get(&protected, &label(1)) {
+        Some(C::Integer(i)) => match i128::from(i) {
+            -37 => "PS256",
+            -38 => "PS384",
+            -39 => "PS512",
+            -7 => "ES256",
+            -35 => "ES384",
+            -36 => "ES512",
+            _ => "unknown COSE algorithm",
+        }
+        .to_string(),
+        _ => String::new(),
+    };
+    let crit = match get(&protected, &label(2)) {
+        Some(C::Array(a)) => a
+            .into_iter()
+            .map(|c| match c {
+                C::Text(t) => t,
+                C::Integer(i) => i128::from(i).to_string(),
+                _ => String::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let content_type = match get(&protected, &label(3)) {
+        Some(C::Text(t)) => Some(t),
+        _ => None,
+    };
+    let signing_scheme = match get(&protected, &text("io.cncf.notary.signingScheme")) {
+        Some(C::Text(t)) => Some(t),
+        _ => None,
+    };
+    // Times are CBOR tag 1 (epoch seconds).
+    let expiry = match get(&protected, &text("io.cncf.notary.expiry")) {
+        None => None,
+        Some(C::Tag(1, t)) => match *t {
+            C::Integer(i) => OffsetDateTime::from_unix_timestamp(i128::from(i) as i64).ok(),
+            _ => None,
+        }
+        .ok_or("`io.cncf.notary.expiry` is not an epoch time")
+        .map(Some)?,
+        Some(_) => return Err("`io.cncf.notary.expiry` is not an epoch time".into()),
+    };
+    let ders = match get(unprotected, &label(33)) {
+        Some(C::Array(a)) => a
+            .into_iter()
+            .map(|c| match c {
+                C::Bytes(b) => Ok(b),
+                _ => Err("`x5chain` entry is not a byte string".to_string()),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(C::Bytes(b)) => vec![b],
+        _ => return Err("the unprotected header has no `x5chain` certificate chain".into()),
+    };
+    let timestamp = match get(unprotected, &text("io.cncf.notary.timestampSignature")) {
+        Some(C::Bytes(b)) => Some(b),
+        None => None,
+        Some(_) => return Err("the timestamp countersignature is not a byte string".into()),
+    };
+    // Sig_structure = ["Signature1", body_protected, external_aad, payload] (RFC 9052 §4.4).
+    let mut signing_input = Vec::new();
+    ciborium::into_writer(
+        &C::Array(vec![
+            C::Text("Signature1".into()),
+            C::Bytes(protected_bytes.clone()),
+            C::Bytes(Vec::new()),
+            C::Bytes(payload.clone()),
+        ]),
+        &mut signing_input,
+    )
+    .map_err(|e| format!("cannot encode the Sig_structure: {e}"))?;
+    Ok(Envelope {
+        alg,
+        crit,
+        content_type,
+        signing_scheme,
+        expiry,
+        signing_input,
+        payload: payload.clone(),
+        signature: signature.clone(),
+        chain: certificates(ders)?,
         timestamp,
     })
 }
@@ -608,8 +741,8 @@ fn rfc3339(v: &serde_json::Value) -> Option<OffsetDateTime> {
 }
 
 /// Verify a Notation signature envelope for `subject` under the trust policy that applies to
-/// its repository. `Err` when nothing can be decided: no policy applies, the envelope is COSE,
-/// or it names an unsupported algorithm.
+/// its repository. `Err` when nothing can be decided: no policy applies, or the envelope names
+/// an unsupported algorithm.
 pub fn verify_notation(
     envelope: &[u8],
     media_type: &str,
@@ -618,9 +751,6 @@ pub fn verify_notation(
     store: &TrustStore,
     now: OffsetDateTime,
 ) -> Result<NotationVerification, NotationError> {
-    if media_type == COSE_MEDIA_TYPE {
-        return Err(NotationError::CoseUnsupported);
-    }
     let policy = policies
         .select(subject.repository)
         .ok_or_else(|| NotationError::NoPolicy(subject.repository.to_string()))?;
@@ -637,17 +767,19 @@ pub fn verify_notation(
     }
     // The algorithm is read before anything is judged: an unsupported one is "could not
     // decide", never a bad signature.
-    let jws = match parse_jws(envelope) {
+    let parsed = if media_type == COSE_MEDIA_TYPE {
+        parse_cose(envelope)
+    } else {
+        parse_jws(envelope)
+    };
+    let jws = match parsed {
         Ok(j) => j,
         Err(e) => {
             let _ = r.fail(Step::Integrity, "envelope-malformed", e);
             return Ok(r.finish());
         }
     };
-    let alg = jws.protected["alg"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let alg = jws.alg.clone();
     let hash = match alg.as_str() {
         "PS256" | "ES256" => Hash::Sha256,
         "PS384" | "ES384" => Hash::Sha384,
@@ -661,7 +793,7 @@ pub fn verify_notation(
 #[allow(clippy::too_many_arguments)]
 fn run(
     r: &mut Report,
-    jws: &Jws,
+    jws: &Envelope,
     alg: &str,
     hash: Hash,
     subject: Subject<'_>,
@@ -707,11 +839,12 @@ fn run(
         "io.cncf.notary.verificationPlugin",
         "io.cncf.notary.verificationPluginMinVersion",
     ];
-    if let Some(crit) = jws.protected["crit"].as_array() {
-        if let Some(unknown) = crit
+    {
+        // COSE marks its own labels critical by number (3: content type); those are known.
+        if let Some(unknown) = jws
+            .crit
             .iter()
-            .filter_map(|c| c.as_str())
-            .find(|c| !known.contains(c))
+            .find(|c| !known.contains(&c.as_str()) && c.parse::<i64>().is_err())
         {
             return r.fail(
                 Step::Integrity,
@@ -720,9 +853,7 @@ fn run(
             );
         }
     }
-    let scheme = jws.protected["io.cncf.notary.signingScheme"]
-        .as_str()
-        .unwrap_or_default();
+    let scheme = jws.signing_scheme.as_deref().unwrap_or_default();
     let store_kind = match scheme {
         "notary.x509" => StoreKind::Ca,
         "notary.x509.signingAuthority" => StoreKind::SigningAuthority,
@@ -736,7 +867,7 @@ fn run(
             )
         }
     };
-    if jws.protected["cty"].as_str() != Some(PAYLOAD_CONTENT_TYPE) {
+    if jws.content_type.as_deref() != Some(PAYLOAD_CONTENT_TYPE) {
         return r.fail(
             Step::Integrity,
             "payload-invalid",
@@ -935,7 +1066,7 @@ fn run(
 
     // 4. Expiry of the signature itself.
     if !r.skipped(Step::Expiry) {
-        match rfc3339(&jws.protected["io.cncf.notary.expiry"]) {
+        match jws.expiry {
             Some(expiry) if now > expiry => r.fail(
                 Step::Expiry,
                 "signature-expired",

@@ -1736,16 +1736,23 @@ mod fuzz {
 
         /// Notation JWS envelopes and trust policies.
         #[test]
-        fn fuzz_notation(which in 0usize..3, e in edits()) {
+        fn fuzz_notation(which in 0usize..5, e in edits()) {
             use lineage_sigstore::notation::{verify_notation, Subject, TrustPolicyDocument, TrustStore, JWS_MEDIA_TYPE};
             static STORE: OnceLock<TrustStore> = OnceLock::new();
             let store = STORE.get_or_init(|| TrustStore::from_dir(&fixtures().join("notation/truststore")).unwrap());
-            let file = ["notation-go.ca_valid_sig_env.jws.json", "notation-go.timestampBeforeNotBefore.jws.sig", "notation-go.ca_expired_sig_env.jws.json"][which];
+            let file = [
+                "notation-go.ca_valid_sig_env.jws.json",
+                "notation-go.timestampBeforeNotBefore.jws.sig",
+                "notation-go.ca_expired_sig_env.jws.json",
+                "notation-go.coseWithTimestamp.sig",
+                "notation-go.example_localVerify.cose.sig",
+            ][which];
+            let media_type = if which >= 3 { "application/cose" } else { JWS_MEDIA_TYPE };
             let policy = br#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],"signatureVerification":{"level":"strict","verifyTimestamp":"always"},"trustStores":["ca:valid-trust-store","tsa:test-timestamp"],"trustedIdentities":["*"]}]}"#;
             let doc = TrustPolicyDocument::from_json(policy).unwrap();
             let _ = TrustPolicyDocument::from_json(&apply(policy, &e));
             let envelope = apply(&read(&format!("notation/{file}")), &e);
-            let _ = verify_notation(&envelope, JWS_MEDIA_TYPE, Subject { repository: "r", digest: "sha256:00" }, &doc, store, time::OffsetDateTime::now_utc());
+            let _ = verify_notation(&envelope, media_type, Subject { repository: "r", digest: "sha256:00" }, &doc, store, time::OffsetDateTime::now_utc());
         }
 
         /// Arbitrary bytes into every parser.
@@ -1782,8 +1789,8 @@ fn empty_or_blockless_certificate_pem_is_an_error_not_a_panic() {
 mod notation {
     use super::*;
     use lineage_sigstore::notation::{
-        verify_notation, NotationError, NotationVerification, Subject, TrustPolicyDocument,
-        TrustStore, JWS_MEDIA_TYPE,
+        verify_notation, NotationVerification, Subject, TrustPolicyDocument, TrustStore,
+        JWS_MEDIA_TYPE,
     };
     use serde_json::json;
 
@@ -2024,22 +2031,115 @@ mod notation {
         assert!(v.verified, "{v:#?}");
     }
 
-    #[test]
-    fn cose_and_unknown_algorithms_are_errors_not_failures() {
-        let e = verify_notation(
-            &read("notation/notation-go.example_localVerify.cose.sig"),
+    fn verify_cose(
+        file: &str,
+        repository: &str,
+        digest: &str,
+        doc: &TrustPolicyDocument,
+        store: &TrustStore,
+    ) -> NotationVerification {
+        verify_notation(
+            &read(&format!("notation/{file}")),
             "application/cose",
-            Subject {
-                repository: "example/software",
-                digest: P3_DIGEST,
-            },
-            &p3(&["ca:valid-trust-store"]),
-            &store(),
+            Subject { repository, digest },
+            doc,
+            store,
             now(),
         )
-        .unwrap_err();
-        assert!(matches!(e, NotationError::CoseUnsupported), "{e}");
+        .unwrap()
+    }
 
+    /// COSE_Sign1 envelopes: the P2 example, and the P3 time-stamped ones (README table).
+    #[test]
+    fn cose_envelopes_give_their_stated_outcomes() {
+        let p2 = policy(
+            "strict",
+            &["ca:example-local-verify"],
+            &["*"],
+            json!({"override": {"revocation": "skip"}}),
+        );
+        let v = verify_cose(
+            "notation-go.example_localVerify.cose.sig",
+            "example/software",
+            "sha256:c0d488a800e4127c334ad20d61d7bc21b4097540327217dfab52262adc02380c",
+            &p2,
+            &store(),
+        );
+        assert!(v.verified, "{v:#?}");
+        assert_eq!(outcome(&v, "revocation").0, "skipped");
+
+        let with_tsa = p3(&["ca:valid-trust-store", "tsa:test-timestamp"]);
+        let v = verify_cose(
+            "notation-go.coseWithTimestamp.sig",
+            P1_REPO,
+            P3_DIGEST,
+            &with_tsa,
+            &store(),
+        );
+        assert!(v.verified, "{v:#?}");
+        assert_eq!(outcome(&v, "authenticTimestamp"), ("pass", None));
+        let mismatch = p3(&["ca:valid-trust-store", "tsa:test-mismatch"]);
+        let v = verify_cose(
+            "notation-go.coseWithTimestamp.sig",
+            P1_REPO,
+            P3_DIGEST,
+            &mismatch,
+            &store(),
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("timestamp-untrusted")),
+            "{v:#?}"
+        );
+
+        // The expired signing certificate is rescued by the time-stamp. It is in no copied
+        // store, so trust its own x5chain[0], as the README says.
+        use ciborium::value::Value as C;
+        let bytes = read("notation/notation-go.coseExpiredWithTimestamp.sig");
+        let C::Tag(18, inner) = ciborium::from_reader::<C, _>(bytes.as_slice()).unwrap() else {
+            panic!("not a COSE_Sign1")
+        };
+        let items = inner.as_array().unwrap().clone();
+        let x5c0 = items[1]
+            .as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_integer() == Some(33.into()))
+            .map(|(_, v)| match v {
+                C::Array(a) => a[0].as_bytes().unwrap().clone(),
+                other => other.as_bytes().unwrap().clone(),
+            })
+            .unwrap();
+        let mut own = store();
+        own.add(
+            lineage_sigstore::notation::StoreKind::Ca,
+            "expired-signer",
+            vec![lineage_sigstore::x509::Certificate::from_der(&x5c0).unwrap()],
+        );
+        let expired = "notation-go.coseExpiredWithTimestamp.sig";
+        let rescued = p3(&["ca:expired-signer", "tsa:test-timestamp"]);
+        let v = verify_cose(expired, P1_REPO, P3_DIGEST, &rescued, &own);
+        assert!(v.verified, "{v:#?}");
+        let v = verify_cose(
+            expired,
+            P1_REPO,
+            P3_DIGEST,
+            &p3(&["ca:expired-signer"]),
+            &own,
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("certificate-expired")),
+            "{v:#?}"
+        );
+        assert!(
+            v.failure().unwrap().detail.contains("2024-06-18T07:30:31Z"),
+            "{v:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_algorithms_are_errors_not_failures() {
         let mut env: Value =
             serde_json::from_slice(&read("notation/notation-go.ca_valid_sig_env.jws.json"))
                 .unwrap();

@@ -466,12 +466,45 @@ fn notation_signatures_verify_from_a_layout_and_an_envelope_by_level() {
         "{v}"
     );
 
-    // COSE is not read yet: exit 2, saying so, never a failed signature.
-    let cose = lineage_testkit::fixture("notation/notation-go.example_localVerify.cose.sig");
-    let (code, v, err) = notation_verify(&cose, &strict);
-    assert_eq!((code, v), (2, Value::Null));
-    assert!(
-        err.contains("COSE envelopes are not supported yet"),
-        "{err}"
+    // A COSE_Sign1 envelope (the Notation example), under its own policy P2.
+    let p2 = dir.path().join("trustpolicy-p2.json");
+    std::fs::write(
+        &p2,
+        serde_json::to_vec(&serde_json::json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "example",
+                "registryScopes": ["example/software"],
+                "signatureVerification": {"level": "strict", "override": {"revocation": "skip"}},
+                "trustStores": ["ca:example-local-verify"],
+                "trustedIdentities": ["*"],
+            }]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["--format", "json", "verify"])
+        .arg(lineage_testkit::fixture("notation/notation-go.example_localVerify.cose.sig"))
+        .arg("--trust-policy")
+        .arg(&p2)
+        .arg("--trust-store")
+        .arg(lineage_testkit::fixture("notation/truststore"))
+        .args([
+            "--artifact-ref",
+            "example/software@sha256:c0d488a800e4127c334ad20d61d7bc21b4097540327217dfab52262adc02380c",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
+
+    // A repository no policy covers is "could not decide": exit 2 with the scope to add.
+    let (code, _, err) = notation_verify(&expired, &p2);
+    assert_eq!(code, 2);
+    assert!(err.contains("registryScopes"), "{err}");
 }
