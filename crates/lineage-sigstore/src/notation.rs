@@ -1105,7 +1105,7 @@ pub fn verify_notation_layout(
             .map_err(|e| NotationError::Layout(format!("cannot read `index.json`: {e}")))?,
     )
     .map_err(|e| NotationError::Layout(format!("`index.json` is not JSON: {e}")))?;
-    let mut first_failure = None;
+    let mut envelopes = Vec::new();
     for m in index["manifests"].as_array().into_iter().flatten() {
         let Some(digest) = m["digest"].as_str() else {
             continue;
@@ -1139,12 +1139,28 @@ pub fn verify_notation_layout(
                     "blob `{ld}` does not hash to its digest"
                 )));
             }
-            let v = verify_notation(&envelope, media_type, subject, policies, store, now)?;
-            if v.verified {
-                return Ok(Some(v));
-            }
-            first_failure.get_or_insert(v);
+            envelopes.push((media_type.to_string(), envelope));
         }
+    }
+    verify_notation_envelopes(envelopes, subject, policies, store, now)
+}
+
+/// Verify several Notation signatures of one artifact (its referrers, wherever they were read
+/// from): the first that verifies, else the first that did not; `Ok(None)` for none.
+pub fn verify_notation_envelopes(
+    envelopes: impl IntoIterator<Item = (String, Vec<u8>)>,
+    subject: Subject<'_>,
+    policies: &TrustPolicyDocument,
+    store: &TrustStore,
+    now: OffsetDateTime,
+) -> Result<Option<NotationVerification>, NotationError> {
+    let mut first_failure = None;
+    for (media_type, envelope) in envelopes {
+        let v = verify_notation(&envelope, &media_type, subject, policies, store, now)?;
+        if v.verified {
+            return Ok(Some(v));
+        }
+        first_failure.get_or_insert(v);
     }
     Ok(first_failure)
 }

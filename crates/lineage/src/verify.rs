@@ -78,9 +78,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub trust_store: Option<PathBuf>,
     /// Notation: the signed image, `REGISTRY/REPOSITORY@sha256:<64 hex>` (the repository picks
-    /// the trust policy).
+    /// the trust policy). Not needed when TARGET is the image itself, in a registry.
     #[arg(long, value_name = "REF")]
     pub artifact_ref: Option<String>,
+    /// Notation, TARGET in a registry: a registry that is reached over plain HTTP (repeat).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
     /// For a DIGEST or IMAGE target: judge the ledger's provenance with the `[trust]` keys
     /// for this environment.
     #[arg(long)]
@@ -286,13 +289,17 @@ fn trusted_root(args: &VerifyArgs) -> Result<TrustedRoot, CliError> {
 
 pub fn verify(args: VerifyArgs, s: &Settings) -> Result<Outcome, CliError> {
     // Not a file but a digest or pinned image: verify the ledger's provenance for it.
-    if let Some(outcome) = crate::gates_admin::verify_ledger(&args.target, args.env.as_deref(), s)?
-    {
-        return Ok(outcome);
+    // (Unless a Notation trust policy is given: then a pinned image is read from its registry.)
+    if args.trust_policy.is_none() {
+        if let Some(outcome) =
+            crate::gates_admin::verify_ledger(&args.target, args.env.as_deref(), s)?
+        {
+            return Ok(outcome);
+        }
     }
     let target = args.target.display().to_string();
     let report = if args.trust_policy.is_some() {
-        verify_notation(&args, &target)?
+        verify_notation(&args, &target, s)?
     } else if args.target.is_dir() {
         verify_layout(&args, &target)?
     } else {
@@ -531,7 +538,11 @@ fn verify_layout(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliErr
 
 /// A Notation signature (a JWS envelope file, or the referrers in an OCI layout directory),
 /// judged by `lineage_sigstore::notation` against the trust policy and store.
-fn verify_notation(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliError> {
+fn verify_notation(
+    args: &VerifyArgs,
+    target: &str,
+    s: &Settings,
+) -> Result<VerifyReport, CliError> {
     use lineage_sigstore::notation::{
         self, NotationError, Subject, TrustPolicyDocument, TrustStore,
     };
@@ -555,13 +566,39 @@ fn verify_notation(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliE
         )
     })?;
     let hint = "pass `--artifact-ref REGISTRY/REPOSITORY@sha256:<64 hex>`";
-    let Some(reference) = &args.artifact_ref else {
-        return Err(CliError::new(
-            "verifying a Notation signature needs the signed image",
-            hint,
-        ));
+    // A TARGET that is no file or directory is the signed image in a registry: its Notation
+    // signatures are its OCI referrers.
+    let remote = if args.target.exists() {
+        None
+    } else {
+        let image = lineage_model::ImageRef::parse(target)
+            .map_err(|e| CliError::from(e.in_field("TARGET")))?;
+        if image.digest.is_none() {
+            return Err(CliError::new(
+                format!("`{target}` is not pinned to a digest"),
+                format!(
+                    "verify `{}@sha256:<64 hex>`: a signature is for a digest, never a tag",
+                    image.repository
+                ),
+            ));
+        }
+        Some(image)
     };
-    let Some((repository, digest)) = reference.split_once('@') else {
+    let reference = match (&remote, &args.artifact_ref) {
+        (Some(image), _) => format!(
+            "{}@{}",
+            image.repository,
+            image.digest.as_ref().expect("checked above")
+        ),
+        (None, Some(r)) => r.clone(),
+        (None, None) => {
+            return Err(CliError::new(
+                "verifying a Notation signature needs the signed image",
+                hint,
+            ))
+        }
+    };
+    let Some((repository, digest)) = reference.rsplit_once('@') else {
         return Err(CliError::new(
             format!("--artifact-ref `{reference}` names no digest"),
             hint,
@@ -584,7 +621,43 @@ fn verify_notation(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliE
             "pass a JWS Notation signature (`application/jose+json`)",
         ),
     };
-    let (kind, v) = if args.target.is_dir() {
+    let (kind, v) = if let Some(image) = &remote {
+        let conn =
+            crate::registry::connect(s, &args.insecure_registries, image.repository.registry())?;
+        let pulled = lineage_registry::pull_attached(&conn.client, image, notation::ARTIFACT_TYPE)
+            .map_err(|e| {
+                CliError::new(
+                    format!("cannot read the referrers of `{target}`: {e}"),
+                    "check the registry and the image (`lineage inspect REF` shows its referrers)",
+                )
+            })?;
+        let envelopes = pulled
+            .into_iter()
+            .map(|p| (p.payload_media_type, p.payload));
+        match notation::verify_notation_envelopes(envelopes, subject, &policies, &store, now)
+            .map_err(refused)?
+        {
+            Some(v) => ("notation-registry", v),
+            None => {
+                return Ok(VerifyReport {
+                    schema: 1,
+                    target: target.to_string(),
+                    kind: "notation-registry",
+                    verified: false,
+                    reason: Some(Reason {
+                        code: "no-signature".into(),
+                        message: format!(
+                            "`{target}` has no Notation signature (`{}`) among its referrers",
+                            notation::ARTIFACT_TYPE
+                        ),
+                    }),
+                    signers: Vec::new(),
+                    statement: None,
+                    logged: Vec::new(),
+                });
+            }
+        }
+    } else if args.target.is_dir() {
         match notation::verify_notation_layout(&args.target, subject, &policies, &store, now)
             .map_err(refused)?
         {

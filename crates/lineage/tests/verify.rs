@@ -508,3 +508,106 @@ fn notation_signatures_verify_from_a_layout_and_an_envelope_by_level() {
     assert_eq!(code, 2);
     assert!(err.contains("registryScopes"), "{err}");
 }
+
+/// Done when (issue 16): `lineage verify REGISTRY/REPO@DIGEST` with a trust policy reads the
+/// image's Notation signatures as its OCI referrers (artifact type
+/// `application/vnd.cncf.notary.signature`), through the registry client's referrers support,
+/// and judges them. The fixture signs another digest, so here the real registry carries a
+/// genuine signature that must fail integrity as "for another artifact"; an image without
+/// one has no signature.
+#[test]
+fn notation_signatures_are_read_from_a_registry_as_referrers() {
+    use lineage_registry::{Client, ClientConfig, Reference};
+    let registry = lineage_testkit::Registry::start();
+    let client = Client::new(ClientConfig::default()).unwrap();
+    let push_image = |name: &str, label: &str| -> String {
+        let repo = lineage_model::Repository::parse(&registry.reference(name)).unwrap();
+        let config = format!(r#"{{"label":"{label}"}}"#);
+        let config_digest = client.push_blob(&repo, config.as_bytes()).unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+            "layers": [],
+        }))
+        .unwrap();
+        client
+            .push_manifest(
+                &repo,
+                &Reference::Tag(lineage_model::Tag::parse("1").unwrap()),
+                "application/vnd.oci.image.manifest.v1+json",
+                &manifest,
+            )
+            .unwrap();
+        format!(
+            "{}@sha256:{}",
+            registry.reference(name),
+            sha256_hex(&manifest)
+        )
+    };
+    let signed = push_image("notary/net-monitor", "signed");
+    let unsigned = push_image("notary/other", "unsigned");
+    let envelope = std::fs::read(lineage_testkit::fixture(
+        "notation/notation-go.ca_valid_sig_env.jws.json",
+    ))
+    .unwrap();
+    lineage_registry::attach(
+        &client,
+        &lineage_model::ImageRef::parse(&signed).unwrap(),
+        &lineage_registry::Artifact {
+            artifact_type: "application/vnd.cncf.notary.signature".into(),
+            payload_media_type: "application/jose+json".into(),
+            payload: envelope,
+            annotations: Default::default(),
+        },
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("trustpolicy.json");
+    std::fs::write(
+        &policy,
+        serde_json::to_vec(&serde_json::json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "all",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:valid-trust-store"],
+                "trustedIdentities": ["*"],
+            }]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let run = |image: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
+            .args(["--format", "json", "verify", image, "--trust-policy"])
+            .arg(&policy)
+            .arg("--trust-store")
+            .arg(lineage_testkit::fixture("notation/truststore"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), v)
+    };
+    let (code, v) = run(&signed);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["kind"], "notation-registry");
+    assert_eq!(v["reason"]["code"], "artifact-mismatch", "{v}");
+    assert!(
+        v["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(NET_MONITOR_DIGEST),
+        "{v}"
+    );
+    let (code, v) = run(&unsigned);
+    assert_eq!(
+        (code, v["reason"]["code"].as_str()),
+        (Some(1), Some("no-signature")),
+        "{v}"
+    );
+}
