@@ -1,8 +1,9 @@
 //! Public and private signing keys.
 //!
-//! Public keys are read from PEM `SubjectPublicKeyInfo` (RFC 5280 §4.1.2.7), the form cosign,
-//! OpenSSL and securesystemslib all write. A key's Lineage id is the lowercase hex SHA-256 of
-//! its SPKI DER, so the same key has the same id whichever tool exported it.
+//! Public keys are `lineage_log::keys::PublicKey`, Lineage's one public-key type (re-exported
+//! here): PEM `SubjectPublicKeyInfo` (RFC 5280 §4.1.2.7), the form cosign, OpenSSL and
+//! securesystemslib all write. A key's Lineage id is the lowercase hex SHA-256 of its SPKI DER,
+//! so the same key has the same id whichever tool exported it.
 //!
 //! Private keys are PKCS#8 (RFC 5208 / RFC 5958), optionally wrapped in an
 //! `EncryptedPrivateKeyInfo` with PBES2 (RFC 8018 §6.2): scrypt (RFC 7914) as the key derivation
@@ -17,17 +18,14 @@ use std::fmt;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey};
+use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use pkcs8::der::Decode;
 use pkcs8::{EncryptedPrivateKeyInfo, LineEnding, ObjectIdentifier, PrivateKeyInfo};
-use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const OID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
 
 /// PEM label of an unencrypted PKCS#8 key (RFC 7468 §10).
 pub const PRIVATE_KEY_LABEL: &str = "PRIVATE KEY";
@@ -45,7 +43,7 @@ pub enum KeyError {
     WrongPemLabel { expected: String, found: String },
     #[error("the key is not valid DER: {0}")]
     Der(String),
-    #[error("unsupported key algorithm `{0}`; Lineage reads ECDSA P-256, Ed25519 and RSA keys")]
+    #[error("unsupported key algorithm `{0}`; Lineage reads ECDSA P-256, P-384 and P-521, Ed25519 and RSA keys")]
     UnsupportedAlgorithm(String),
     #[error("the key material was rejected: {0}")]
     Rejected(String),
@@ -61,207 +59,20 @@ pub enum KeyError {
     Signing,
 }
 
-/// The signature algorithm a public key is used with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeyAlgorithm {
-    /// ECDSA over NIST P-256 with SHA-256 (FIPS 186-5); signatures in ASN.1 DER or raw r||s.
-    EcdsaP256Sha256,
-    /// Ed25519 (RFC 8032 §5.1).
-    Ed25519,
-    /// RSASSA-PSS with SHA-256 and MGF1-SHA-256 (RFC 8017 §8.1), securesystemslib's
-    /// `rsassa-pss-sha256`, which in-toto uses.
-    RsaPssSha256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2).
-    RsaPkcs1Sha256,
-}
+pub use lineage_log::keys::{KeyAlgorithm, PublicKey, RsaScheme};
 
-impl KeyAlgorithm {
-    /// A short stable name for output (`ecdsa-p256-sha256`, `ed25519`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyAlgorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
-            KeyAlgorithm::Ed25519 => "ed25519",
-            KeyAlgorithm::RsaPssSha256 => "rsa-pss-sha256",
-            KeyAlgorithm::RsaPkcs1Sha256 => "rsa-pkcs1-sha256",
+impl From<lineage_log::keys::KeyError> for KeyError {
+    fn from(e: lineage_log::keys::KeyError) -> KeyError {
+        use lineage_log::keys::KeyError as K;
+        match e {
+            K::NotPem => KeyError::Pem("no `PUBLIC KEY` block".into()),
+            K::Pem(m) => KeyError::Pem(m),
+            K::WrongPemLabel { expected, found } => KeyError::WrongPemLabel { expected, found },
+            K::MalformedSpki(m) => KeyError::Der(m),
+            K::UnsupportedAlgorithm(m) => KeyError::UnsupportedAlgorithm(m),
+            K::Rejected(m) => KeyError::Rejected(m),
+            other => KeyError::Rejected(other.to_string()),
         }
-    }
-}
-
-impl fmt::Display for KeyAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which RSA signature scheme to use for an `rsaEncryption` key, whose SPKI does not say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RsaScheme {
-    /// RSASSA-PSS with SHA-256, the in-toto / securesystemslib default.
-    #[default]
-    PssSha256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    Pkcs1Sha256,
-}
-
-/// A parsed verification key.
-#[derive(Clone)]
-pub struct PublicKey {
-    algorithm: KeyAlgorithm,
-    spki_der: Vec<u8>,
-    key_id: String,
-    /// The key bound to its main verification algorithm (ASN.1 ECDSA for P-256).
-    primary: ParsedPublicKey,
-    /// For P-256 only: the same key bound to fixed-width r||s signatures.
-    fixed: Option<ParsedPublicKey>,
-}
-
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublicKey")
-            .field("algorithm", &self.algorithm)
-            .field("key_id", &self.key_id)
-            .finish()
-    }
-}
-
-impl PartialEq for PublicKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.algorithm == other.algorithm && self.spki_der == other.spki_der
-    }
-}
-impl Eq for PublicKey {}
-
-impl PublicKey {
-    /// Reads a `-----BEGIN PUBLIC KEY-----` PEM block. RSA keys are taken as RSASSA-PSS
-    /// SHA-256 keys; see [`PublicKey::from_pem_with`].
-    pub fn from_pem(pem: &str) -> Result<PublicKey, KeyError> {
-        PublicKey::from_pem_with(pem, RsaScheme::default())
-    }
-
-    /// Reads a PEM SPKI; `rsa` says which scheme an `rsaEncryption` key signs with.
-    pub fn from_pem_with(pem: &str, rsa: RsaScheme) -> Result<PublicKey, KeyError> {
-        let (label, der) = decode_pem(pem)?;
-        if label != PUBLIC_KEY_LABEL {
-            return Err(KeyError::WrongPemLabel {
-                expected: PUBLIC_KEY_LABEL.into(),
-                found: label,
-            });
-        }
-        PublicKey::from_spki_der_with(&der, rsa)
-    }
-
-    /// Reads a DER `SubjectPublicKeyInfo`.
-    pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, KeyError> {
-        PublicKey::from_spki_der_with(der, RsaScheme::default())
-    }
-
-    /// Reads a DER `SubjectPublicKeyInfo`; `rsa` as in [`PublicKey::from_pem_with`].
-    pub fn from_spki_der_with(der: &[u8], rsa: RsaScheme) -> Result<PublicKey, KeyError> {
-        let spki = spki::SubjectPublicKeyInfoRef::from_der(der)
-            .map_err(|e| KeyError::Der(e.to_string()))?;
-        let oid = spki.algorithm.oid;
-        let bits = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| KeyError::Der("public key BIT STRING has unused bits".into()))?;
-        let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError::Rejected(e.to_string());
-        let (algorithm, primary, fixed) = if oid == OID_EC_PUBLIC_KEY {
-            let curve = spki
-                .algorithm
-                .parameters_oid()
-                .map_err(|e| KeyError::Der(format!("EC key without a named curve: {e}")))?;
-            if curve != OID_P256 {
-                return Err(KeyError::UnsupportedAlgorithm(format!(
-                    "EC key on curve {curve}"
-                )));
-            }
-            // Both bindings parse the uncompressed point; the fixed one accepts the raw
-            // r||s form used by the DSSE protocol.md example.
-            let primary =
-                ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_ASN1, bits).map_err(rejected)?;
-            let fixed =
-                ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, bits).map_err(rejected)?;
-            (KeyAlgorithm::EcdsaP256Sha256, primary, Some(fixed))
-        } else if oid == OID_ED25519 {
-            let primary = ParsedPublicKey::new(&sig::ED25519, bits).map_err(rejected)?;
-            (KeyAlgorithm::Ed25519, primary, None)
-        } else if oid == OID_RSA_ENCRYPTION || oid == OID_RSASSA_PSS {
-            // The BIT STRING holds a PKCS#1 RSAPublicKey for both OIDs. An id-RSASSA-PSS key
-            // is PSS-only by definition (RFC 4055 §1.2); we assume SHA-256 parameters.
-            let scheme = if oid == OID_RSASSA_PSS {
-                RsaScheme::PssSha256
-            } else {
-                rsa
-            };
-            let (algorithm, params) = match scheme {
-                RsaScheme::PssSha256 => {
-                    (KeyAlgorithm::RsaPssSha256, &sig::RSA_PSS_2048_8192_SHA256)
-                }
-                RsaScheme::Pkcs1Sha256 => (
-                    KeyAlgorithm::RsaPkcs1Sha256,
-                    &sig::RSA_PKCS1_2048_8192_SHA256,
-                ),
-            };
-            let primary = ParsedPublicKey::new(params, bits).map_err(rejected)?;
-            (algorithm, primary, None)
-        } else {
-            return Err(KeyError::UnsupportedAlgorithm(oid.to_string()));
-        };
-        Ok(PublicKey {
-            algorithm,
-            key_id: hex::encode(Sha256::digest(der)),
-            spki_der: der.to_vec(),
-            primary,
-            fixed,
-        })
-    }
-
-    /// Builds an Ed25519 key from its raw 32 bytes (RFC 8032 §5.1.5 encoding).
-    pub fn ed25519_from_raw(raw: &[u8]) -> Result<PublicKey, KeyError> {
-        if raw.len() != 32 {
-            return Err(KeyError::Rejected(format!(
-                "an Ed25519 public key is 32 bytes, got {}",
-                raw.len()
-            )));
-        }
-        // SPKI for Ed25519 (RFC 8410 §4): a fixed 12-byte prefix, then the key.
-        let mut der = hex::decode("302a300506032b6570032100").expect("constant hex");
-        der.extend_from_slice(raw);
-        PublicKey::from_spki_der(&der)
-    }
-
-    pub fn algorithm(&self) -> KeyAlgorithm {
-        self.algorithm
-    }
-
-    /// Lowercase hex SHA-256 of the SPKI DER.
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
-    pub fn spki_der(&self) -> &[u8] {
-        &self.spki_der
-    }
-
-    /// The key as a `-----BEGIN PUBLIC KEY-----` PEM block (LF line endings).
-    pub fn to_pem(&self) -> String {
-        pkcs8::der::pem::encode_string(PUBLIC_KEY_LABEL, LineEnding::LF, &self.spki_der)
-            .expect("a PEM encoding of bytes we hold cannot fail")
-    }
-
-    /// Whether `signature` is a valid signature of `message` under this key.
-    ///
-    /// ECDSA signatures are accepted in ASN.1 DER (what cosign and securesystemslib write) and
-    /// as raw 64-byte r||s (the DSSE protocol.md example). Trying both is safe: each form is
-    /// checked against the same (r, s) equation, so neither admits a forgery the other rejects.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        if let Some(fixed) = &self.fixed {
-            if signature.len() == 64 && fixed.verify_sig(message, signature).is_ok() {
-                return true;
-            }
-        }
-        self.primary.verify_sig(message, signature).is_ok()
     }
 }
 
@@ -491,21 +302,7 @@ impl PrivateKey {
 /// Decodes the first PEM block in `text`, ignoring any explanatory text around it (RFC 7468
 /// §5.2 allows it, and tools such as `openssl x509 -text` write it).
 pub(crate) fn decode_pem(text: &str) -> Result<(String, Vec<u8>), KeyError> {
-    let start = text
-        .find("-----BEGIN ")
-        .ok_or_else(|| KeyError::Pem("no `-----BEGIN` line".into()))?;
-    let rest = &text[start..];
-    let end_marker = rest
-        .find("-----END ")
-        .ok_or_else(|| KeyError::Pem("no `-----END` line".into()))?;
-    let after_end = &rest[end_marker + "-----END ".len()..];
-    let close = after_end
-        .find("-----")
-        .ok_or_else(|| KeyError::Pem("unterminated `-----END` line".into()))?;
-    let block = &rest[..end_marker + "-----END ".len() + close + "-----".len()];
-    let (label, der) = pkcs8::der::pem::decode_vec(block.trim().as_bytes())
-        .map_err(|e| KeyError::Pem(e.to_string()))?;
-    Ok((label.to_string(), der))
+    Ok(lineage_log::keys::pem_block(text)?)
 }
 
 #[cfg(test)]

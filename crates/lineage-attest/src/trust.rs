@@ -248,7 +248,7 @@ impl TrustConfig {
             let public_key = PublicKey::from_pem(&pem).map_err(|source| TrustConfigError::Key {
                 id: k.id.clone(),
                 path: k.public_key_file.clone(),
-                source,
+                source: source.into(),
             })?;
             keys.push(TrustedKeyEntry {
                 id: k.id,

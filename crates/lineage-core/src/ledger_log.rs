@@ -1393,7 +1393,7 @@ impl KeyChain {
         problems: &mut Vec<Problem>,
         warnings: &mut Vec<Problem>,
     ) -> KeyChain {
-        let trusted_id = hex::encode(trusted.key().key_id(trusted.name().unwrap_or(origin)));
+        let trusted_id = hex::encode(trusted.key().note_key_id(trusted.name().unwrap_or(origin)));
         let first = match rotations.first() {
             None => Epoch {
                 key_id: trusted_id.clone(),

@@ -149,6 +149,14 @@ pub enum BundleError {
         field: &'static str,
         problem: String,
     },
+    #[error(
+        "bundle field `{field}`: algorithm `{found}` is not supported (supported: {supported})"
+    )]
+    UnsupportedAlgorithm {
+        field: &'static str,
+        found: String,
+        supported: &'static str,
+    },
     #[error(transparent)]
     Policy(#[from] crate::PolicyError),
 }
@@ -378,6 +386,15 @@ impl Bundle {
                 digest: ms
                     .message_digest
                     .map(|d| {
+                        // An algorithm this crate cannot compute is "could not decide", not a
+                        // bad signature.
+                        if crate::keys::Hash::from_name(&d.algorithm).is_none() {
+                            return Err(BundleError::UnsupportedAlgorithm {
+                                field: "messageSignature.messageDigest.algorithm",
+                                found: d.algorithm,
+                                supported: crate::keys::SUPPORTED_HASHES,
+                            });
+                        }
                         b64(&d.digest)
                             .map(|bytes| (d.algorithm, bytes))
                             .map_err(|e| malformed("messageSignature.messageDigest.digest", e))

@@ -6,9 +6,10 @@
 //! root's `logId.keyId`: Rekor v1 uses SHA-256 of the SPKI DER (which is its log ID), and
 //! Rekor v2 uses the C2SP key ID `SHA-256(name || 0x0A || 0x01 || pubkey)`, which its
 //! trusted-root `logId` is in full. For Ed25519 the full hash is recomputed from the signer
-//! name, so the name the log signed under is bound too, not only four bytes of it.
+//! name, so the name the log signed under is bound too, not only four bytes of it; the
+//! checkpoint's origin must be that name.
 
-use lineage_log::checkpoint::{verify_checkpoint, CheckpointVerification, PublicKey, Verifier};
+use lineage_log::checkpoint::{verify_checkpoint, CheckpointVerification, Verifier};
 use lineage_log::merkle::Hash;
 
 use crate::keys::sha256;
@@ -24,9 +25,8 @@ pub struct VerifiedCheckpoint {
 
 /// Verify a signed checkpoint note against `log` from the trusted root.
 pub fn verify(note: &str, log: &TransparencyLog) -> Result<VerifiedCheckpoint, String> {
+    // The trusted root's key is Lineage's one key type: the checkpoint verifier uses it as is.
     let key = log.key.as_ref().ok_or("the log's key is not usable")?;
-    let key = PublicKey::from_spki_der(key.spki_der())
-        .map_err(|e| format!("the log's key cannot verify checkpoints: {e}"))?;
     let verifier = Verifier::new(None, key.clone()).map_err(|e| e.to_string())?;
     let (checkpoint, signer) = match verify_checkpoint(note, &verifier) {
         CheckpointVerification::Verified {
@@ -34,26 +34,30 @@ pub fn verify(note: &str, log: &TransparencyLog) -> Result<VerifiedCheckpoint, S
         } => (checkpoint, signer),
         other => return Err(other.to_string()),
     };
-    if let PublicKey::Ed25519(raw) = &key {
+    if let Some(raw) = key.ed25519_bytes() {
         let mut id = signer.as_bytes().to_vec();
         id.extend_from_slice(&[0x0a, 0x01]);
-        id.extend_from_slice(raw);
+        id.extend_from_slice(&raw);
         if sha256(&id)[..] != log.log_id[..] {
             return Err(format!(
                 "the checkpoint is signed under name `{signer}`, which is not the trusted log's key ID"
             ));
         }
-    } else if key.key_id(&signer)[..] != log.log_id[..log.log_id.len().min(4)] {
+        // A C2SP log signs under its origin, and the trusted root's log ID binds that name to
+        // the key: the origin comes from the trusted root's entry, whatever its `baseUrl`
+        // (private deployments name their logs as they like).
+        if checkpoint.origin != signer {
+            return Err(format!(
+                "checkpoint origin `{}` is not `{signer}`, the name the trusted log signs under",
+                checkpoint.origin
+            ));
+        }
+    } else if key.note_key_id(&signer)[..] != log.log_id[..log.log_id.len().min(4)] {
         return Err("the checkpoint's key hint is not the trusted log's ID".into());
     }
-    // Rekor v1 origins are `<host> - <tree ID>`, Rekor v2 origins are the host alone.
-    let host = log.origin();
-    if checkpoint.origin != host && !checkpoint.origin.starts_with(&format!("{host} - ")) {
-        return Err(format!(
-            "checkpoint origin `{}` is not the log `{host}`",
-            checkpoint.origin
-        ));
-    }
+    // Rekor v1 (ECDSA) checkpoints name the log `<host> - <tree ID>`, and the trusted root
+    // binds no name to the key; the key is what is trusted, so the origin is not compared with
+    // the `baseUrl` (which a private deployment need not make its origin).
     Ok(VerifiedCheckpoint {
         origin: checkpoint.origin,
         size: checkpoint.size,

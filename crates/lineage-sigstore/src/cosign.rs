@@ -445,7 +445,7 @@ struct RawManifest {
 const KIND_ATTS: &str = "dev.cosignproject.cosign/atts";
 const KIND_SIGS: &str = "dev.cosignproject.cosign/sigs";
 
-fn read_blob(dir: &Path, digest: &str) -> Result<Vec<u8>, CosignError> {
+pub(crate) fn read_blob(dir: &Path, digest: &str) -> Result<Vec<u8>, CosignError> {
     // Parsing first keeps the path to `blobs/<alg>/<hex>`: no traversal via the index.
     let d = Digest::parse(digest).map_err(|_| CosignError::Digest(digest.to_string()))?;
     let path = dir.join("blobs").join(d.algorithm().as_str()).join(d.hex());
@@ -455,7 +455,7 @@ fn read_blob(dir: &Path, digest: &str) -> Result<Vec<u8>, CosignError> {
     })
 }
 
-fn content_matches(blob: &[u8], digest: &str) -> bool {
+pub(crate) fn content_matches(blob: &[u8], digest: &str) -> bool {
     digest
         .strip_prefix("sha256:")
         .is_some_and(|hex| hex::encode(crate::keys::sha256(blob)) == hex)

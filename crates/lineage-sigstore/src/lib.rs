@@ -14,17 +14,20 @@
 //! - [`cosign`]: cosign simple-signing `.sig` layers, legacy `--bundle` files, `.att` layers
 //!   and OCI image layouts.
 //!
-//! Lower layers ([`der`], [`x509`], [`keys`], [`rekor`], [`checkpoint`], [`tsa`]) are public
-//! for reuse and testing but are not needed to verify.
+//! Lower layers ([`x509`], [`keys`], [`rekor`], [`checkpoint`], [`tsa`], [`sct`]) are public
+//! for reuse and testing but are not needed to verify. DER, X.509, CMS, RFC 3161, SCT lists,
+//! SPKI and PEM are decoded by RustCrypto's `der`, `x509-cert`, `cms`, `x509-tsp` and `spki`,
+//! and certificate paths validated by `rustls-webpki`.
 
 pub mod bundle;
 pub mod checkpoint;
 pub mod cosign;
-pub mod der;
 pub mod keys;
+pub mod notation;
 mod outcome;
 mod policy;
 pub mod rekor;
+pub mod sct;
 pub mod trusted_root;
 pub mod tsa;
 mod verify;

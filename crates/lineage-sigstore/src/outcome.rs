@@ -55,6 +55,9 @@ pub enum Reason {
     CertificateExpired,
     /// The certificate was not yet valid at signing time.
     CertificateNotYetValid,
+    /// The signing certificate carries no SCT that a CT log of the trusted root signed
+    /// (RFC 6962): its issuance was not proven public.
+    SctInvalid,
     /// The certificate's subject alternative name does not match the required identity.
     IdentityMismatch,
     /// The certificate's OIDC issuer does not match the required issuer.
@@ -92,6 +95,7 @@ impl Reason {
             Reason::UntrustedCertificate => "untrusted-certificate",
             Reason::CertificateExpired => "certificate-expired",
             Reason::CertificateNotYetValid => "certificate-not-yet-valid",
+            Reason::SctInvalid => "sct-invalid",
             Reason::IdentityMismatch => "identity-mismatch",
             Reason::IssuerMismatch => "issuer-mismatch",
             Reason::PayloadInvalid => "payload-invalid",

@@ -11,7 +11,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::keys::{b64, b64_encode, pem_blocks, VerifyingKey};
+use crate::keys::{b64, b64_encode, VerifyingKey};
 
 /// The signer as the log recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,15 +93,17 @@ fn b64_hash(v: &Value, path: &[&str]) -> Result<LoggedHash, String> {
 fn pem_verifier(b64_pem: &str) -> Result<LoggedVerifier, String> {
     let pem = b64(b64_pem).map_err(|e| format!("verifier is not base64: {e}"))?;
     let pem = String::from_utf8(pem).map_err(|_| "verifier is not UTF-8 PEM".to_string())?;
-    let certs = pem_blocks(&pem, "CERTIFICATE")?;
-    if let [cert] = certs.as_slice() {
-        return Ok(LoggedVerifier::Certificate(cert.clone()));
+    if pem.matches("-----BEGIN ").count() != 1 {
+        return Err("verifier is not exactly one PEM block".into());
     }
-    let keys = pem_blocks(&pem, "PUBLIC KEY")?;
-    if let [key] = keys.as_slice() {
-        return Ok(LoggedVerifier::PublicKey(key.clone()));
+    let (label, der) = lineage_log::keys::pem_block(&pem).map_err(|e| e.to_string())?;
+    match label.as_str() {
+        "CERTIFICATE" => Ok(LoggedVerifier::Certificate(der)),
+        "PUBLIC KEY" => Ok(LoggedVerifier::PublicKey(der)),
+        other => Err(format!(
+            "verifier is a PEM `{other}`, neither a certificate nor a public key"
+        )),
     }
-    Err("verifier is neither one PEM certificate nor one PEM public key".into())
 }
 
 /// A protobuf `Verifier` (Rekor v2 bodies): `x509Certificate.rawBytes` or `publicKey.rawBytes`.

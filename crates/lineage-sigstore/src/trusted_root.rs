@@ -158,18 +158,25 @@ fn parse_time(s: &str, name: &'static str) -> Result<OffsetDateTime, TrustedRoot
     OffsetDateTime::parse(s, &Rfc3339).map_err(|e| field(name, format!("`{s}`: {e}")))
 }
 
-fn valid_for(raw: Option<RawTimeRange>) -> Result<ValidFor, TrustedRootError> {
+/// A `TimeRange` (protobuf-specs `sigstore_common.proto`): `start` is required, `end` is not.
+/// A range without a start is a malformed root, never an unbounded window: reading it as
+/// "valid since forever" would trust a key for times before it existed. An absent `validFor`
+/// stays unbounded, as the spec leaves it optional.
+fn valid_for(raw: Option<RawTimeRange>, owner: &str) -> Result<ValidFor, TrustedRootError> {
     let Some(raw) = raw else {
         return Ok(ValidFor {
             start: None,
             end: None,
         });
     };
+    let Some(start) = raw.start else {
+        return Err(field(
+            "validFor.start",
+            format!("is missing for `{owner}` (a validity window must say when it starts)"),
+        ));
+    };
     Ok(ValidFor {
-        start: raw
-            .start
-            .map(|s| parse_time(&s, "validFor.start"))
-            .transpose()?,
+        start: Some(parse_time(&start, "validFor.start")?),
         end: raw
             .end
             .map(|s| parse_time(&s, "validFor.end"))
@@ -182,16 +189,17 @@ fn log(raw: RawLog) -> Result<TransparencyLog, TrustedRootError> {
     let key = match &raw.public_key.raw_bytes {
         Some(bytes) => {
             let der = b64(bytes).map_err(|e| field("publicKey.rawBytes", e))?;
-            VerifyingKey::from_spki_der(&der).ok()
+            crate::keys::from_spki_der(&der).ok()
         }
         None => None,
     };
+    let valid_for = valid_for(raw.public_key.valid_for, &raw.base_url)?;
     Ok(TransparencyLog {
         base_url: raw.base_url,
         log_id,
         key_details: raw.public_key.key_details,
         key,
-        valid_for: valid_for(raw.public_key.valid_for)?,
+        valid_for,
     })
 }
 
@@ -210,10 +218,11 @@ fn ca(raw: RawCa) -> Result<CertificateAuthority, TrustedRootError> {
     if chain.is_empty() {
         return Err(field("certChain", "is empty"));
     }
+    let valid_for = valid_for(raw.valid_for, &raw.uri)?;
     Ok(CertificateAuthority {
         uri: raw.uri,
         chain,
-        valid_for: valid_for(raw.valid_for)?,
+        valid_for,
     })
 }
 

@@ -24,10 +24,11 @@ use time::OffsetDateTime;
 
 use crate::bundle::{Bundle, BundleVersion, Content, DsseEnvelope, TlogEntry};
 use crate::checkpoint;
-use crate::keys::{b64_encode, sha256, Hash, VerifyingKey};
+use crate::keys::{b64_encode, sha256, Hash, VerifyingKey, SUPPORTED_HASHES};
 use crate::outcome::{Reason, Run, Signer, Stop, Verification};
 use crate::policy::{IdentityPolicy, Matcher, PolicyError};
 use crate::rekor::{self, EntryBody, LoggedVerifier};
+use crate::sct;
 use crate::trusted_root::{TransparencyLog, TrustedRoot};
 use crate::tsa::TimestampToken;
 use crate::x509::{self, fmt_time, Certificate, PathError, Purpose};
@@ -38,13 +39,31 @@ pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// What the signature is claimed to be over.
 #[derive(Debug, Clone, Copy)]
 pub enum Artifact<'a> {
-    /// The artifact's bytes: its SHA-256 is computed here.
+    /// The artifact's bytes: its digests are computed here.
     Bytes(&'a [u8]),
-    /// Only the artifact's digest (sha256).
+    /// Only the artifact's digest (sha256 or sha512).
     Digest(&'a Digest),
     /// For DSSE bundles only: accept any Statement subject; the caller inspects
     /// [`Verification::statement`]. A message signature cannot be verified this way.
     Any,
+}
+
+impl Artifact<'_> {
+    /// The artifact's digest under `hash`, when it can be known: computed from the bytes, or
+    /// the given digest when it is of that algorithm.
+    pub(crate) fn digest(&self, hash: Hash) -> Option<Vec<u8>> {
+        match self {
+            Artifact::Bytes(b) => Some(hash.digest(b)),
+            Artifact::Digest(d) => {
+                let given = match d.algorithm() {
+                    Algorithm::Sha256 => Hash::Sha256,
+                    Algorithm::Sha512 => Hash::Sha512,
+                };
+                (given == hash).then(|| hex::decode(d.hex()).expect("a checked digest is hex"))
+            }
+            Artifact::Any => None,
+        }
+    }
 }
 
 /// What was signed, borrowed from a bundle or a cosign layer.
@@ -225,13 +244,13 @@ fn check_evidence(
     run.pass(
         "signer",
         match ev.leaf {
-            Some(_) => format!("certificate with {} key", key.kind().as_str()),
-            None => format!("managed {} key", key.kind().as_str()),
+            Some(_) => format!("certificate with {} key", key.algorithm().as_str()),
+            None => format!("managed {} key", key.algorithm().as_str()),
         },
     );
 
     // 1b. The signature over the artifact or envelope.
-    let artifact_digest = verify_signed(run, ev.signed, artifact, key)?;
+    verify_signed(run, ev.signed, artifact, key)?;
 
     // 2. Transparency-log entries.
     if ev.entries.is_empty() {
@@ -247,41 +266,45 @@ fn check_evidence(
     let mut times: Vec<OffsetDateTime> = Vec::new();
     let mut logs_without_time: Vec<&TransparencyLog> = Vec::new();
     for entry in ev.entries {
-        match verify_entry(run, entry, ev, &logged_signer, artifact_digest, root)? {
+        match verify_entry(run, entry, ev, &logged_signer, artifact, root)? {
             (_, Some(t)) => times.push(t),
             (log, None) => logs_without_time.push(log),
         }
     }
 
-    // 3. RFC 3161 time-stamps.
-    for ts in ev.timestamps {
-        let token = TimestampToken::parse(ts).map_err(|e| {
-            run.fail(
-                "timestamp",
-                Reason::TimestampInvalid,
-                format!("malformed RFC 3161 time-stamp: {e}"),
-            )
-        })?;
-        let sig = ev.signed.signature().unwrap_or_default();
-        if !token.covers(sig) {
+    // 3. RFC 3161 time-stamps. As in the reference clients, a bundle needs enough verified
+    // times (threshold 1, SETs included), not every time-stamp to verify: one that does not
+    // (another authority's, another signing's) is set aside and named, never trusted.
+    let mut set_aside: Vec<String> = Vec::new();
+    for (i, ts) in ev.timestamps.iter().enumerate() {
+        match verify_timestamp(ts, ev.signed.signature().unwrap_or_default(), root) {
+            Ok((at, tsa)) => {
+                run.pass(
+                    "timestamp",
+                    format!("time-stamp #{i}: {} by {tsa}", fmt_time(at)),
+                );
+                times.push(at);
+            }
+            Err(why) => set_aside.push(format!("time-stamp #{i} {why}")),
+        }
+    }
+    if !set_aside.is_empty() {
+        let needs_time = matches!(signing, Signing::Certificate { .. }) && at.is_none();
+        if times.is_empty() && needs_time {
             return Err(run.fail(
                 "timestamp",
                 Reason::TimestampInvalid,
-                "the RFC 3161 time-stamp is for another signature (its message imprint differs)",
+                format!("no verified time (threshold 1): {}", set_aside.join("; ")),
             ));
         }
-        let tsa = token.verify(root).map_err(|e| {
-            run.fail(
-                "timestamp",
-                Reason::TimestampInvalid,
-                format!("the RFC 3161 time-stamp is not trusted: {e}"),
-            )
-        })?;
         run.pass(
             "timestamp",
-            format!("time-stamped {} by {tsa}", fmt_time(token.gen_time)),
+            format!(
+                "set aside, not trusted ({} verified time(s) suffice): {}",
+                times.len(),
+                set_aside.join("; ")
+            ),
         );
-        times.push(token.gen_time);
     }
     // Rekor v2 entries have no integrated time: their log key must be valid at the
     // time-stamp's time instead.
@@ -322,9 +345,11 @@ fn check_evidence(
             let mut distinct = check_times.clone();
             distinct.sort();
             distinct.dedup();
+            let mut issuer_cert = None;
             for t in &distinct {
-                verify_chain(run, leaf, *t, root)?;
+                issuer_cert = Some(verify_chain(run, leaf, *t, root)?);
             }
+            let issuer_cert = issuer_cert.expect("at least one signing time");
             run.pass(
                 "certificate-chain",
                 format!(
@@ -336,6 +361,7 @@ fn check_evidence(
                         .join(", ")
                 ),
             );
+            verify_sct(run, leaf, issuer_cert, root)?;
             verify_identity(run, leaf, identity, issuer)?;
         }
         Signing::Key(_) | Signing::Mismatch(_) => {
@@ -347,65 +373,83 @@ fn check_evidence(
     Ok(())
 }
 
-/// Verify the signature; returns the artifact digest when one is known.
+/// Verify one RFC 3161 time-stamp over `signature`: its time and the authority's URI, or why
+/// it cannot be trusted.
+fn verify_timestamp(
+    der: &[u8],
+    signature: &[u8],
+    root: &TrustedRoot,
+) -> Result<(OffsetDateTime, String), String> {
+    let token = TimestampToken::parse(der).map_err(|e| format!("is malformed: {e}"))?;
+    if !token.covers(signature) {
+        return Err("is for another signature (its message imprint differs)".into());
+    }
+    let tsa = token
+        .verify(root)
+        .map_err(|e| format!("is not trusted: {e}"))?;
+    Ok((token.gen_time, tsa))
+}
+
+/// Verify the signature over the artifact or the envelope, and that the artifact is the one
+/// signed (the bundle's message digest, or a Statement subject).
 fn verify_signed(
     run: &mut Run,
     signed: Signed<'_>,
     artifact: Artifact<'_>,
     key: &VerifyingKey,
-) -> Result<Option<[u8; 32]>, Stop> {
-    let digest = match artifact {
-        Artifact::Bytes(b) => Some(sha256(b)),
-        Artifact::Digest(d) => {
-            if d.algorithm() != Algorithm::Sha256 {
-                return Err(run.fail(
-                    "artifact",
-                    Reason::ArtifactMismatch,
-                    format!("only sha256 artifact digests can be checked, not `{d}`"),
-                ));
-            }
-            let mut out = [0u8; 32];
-            hex::decode_to_slice(d.hex(), &mut out).expect("a checked sha256 digest is 64 hex");
-            Some(out)
-        }
-        Artifact::Any => None,
-    };
+) -> Result<(), Stop> {
     match signed {
         Signed::Message {
             signature,
             claimed_digest,
         } => {
-            let Some(digest) = digest else {
-                return Err(run.fail(
-                    "artifact",
-                    Reason::ArtifactMismatch,
-                    "a message signature can only be checked against the artifact or its digest",
-                ));
+            // The hash is the one the bundle says the signer used (a P-384 certificate may
+            // sign SHA-256 digests), and the key's usual hash only when the bundle says none.
+            let hash = match claimed_digest {
+                Some((alg, _)) => match Hash::from_name(alg) {
+                    Some(h) => h,
+                    None => {
+                        return Err(run.fail(
+                            "artifact",
+                            Reason::MalformedBundle,
+                            format!(
+                                "message digest algorithm `{alg}` is not supported (supported: {SUPPORTED_HASHES})"
+                            ),
+                        ))
+                    }
+                },
+                None => key.default_hash(),
             };
-            if let Some((alg, claimed)) = claimed_digest {
-                if alg != "SHA2_256" {
-                    return Err(run.fail(
-                        "artifact",
-                        Reason::ArtifactMismatch,
-                        format!("unsupported message digest algorithm `{alg}`"),
-                    ));
-                }
-                if claimed != digest {
+            let Some(digest) = artifact.digest(hash) else {
+                let detail = match artifact {
+                    Artifact::Digest(d) => format!(
+                        "the bundle signed a {} digest, and `{d}` is {}: pass the artifact itself or its {} digest",
+                        hash.as_str(),
+                        d.algorithm().as_str(),
+                        hash.as_str()
+                    ),
+                    _ => "a message signature can only be checked against the artifact or its digest".into(),
+                };
+                return Err(run.fail("artifact", Reason::ArtifactMismatch, detail));
+            };
+            let shown = format!("{}:{}", hash.as_str(), hex::encode(&digest));
+            if let Some((_, claimed)) = claimed_digest {
+                if claimed != &digest[..] {
                     return Err(run.fail(
                         "artifact",
                         Reason::ArtifactMismatch,
                         format!(
-                            "the artifact is sha256:{}, but the bundle signed sha256:{}",
-                            hex::encode(digest),
+                            "the artifact is {shown}, but the bundle signed {}:{}",
+                            hash.as_str(),
                             hex::encode(claimed)
                         ),
                     ));
                 }
             }
-            run.pass("artifact", format!("sha256:{}", hex::encode(digest)));
+            run.pass("artifact", shown);
             let ok = match artifact {
-                Artifact::Bytes(b) => key.verify(b, signature),
-                _ => key.verify_prehashed(Hash::Sha256, &digest, signature),
+                Artifact::Bytes(b) => key.verify_with(hash, b, signature),
+                _ => key.verify_prehashed(hash, &digest, signature),
             };
             if !ok {
                 return Err(run.fail(
@@ -445,16 +489,6 @@ fn verify_signed(
                             format!("the in-toto payload is not JSON: {e}"),
                         )
                     })?;
-                let subjects: Vec<String> = statement
-                    .get("subject")
-                    .and_then(|s| s.as_array())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s.pointer("/digest/sha256").and_then(|d| d.as_str()))
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 if statement.get("_type").and_then(|t| t.as_str()).is_none() {
                     return Err(run.fail(
                         "statement",
@@ -462,36 +496,9 @@ fn verify_signed(
                         "the in-toto payload is not a Statement (no `_type`)",
                     ));
                 }
-                match digest {
-                    Some(d) => {
-                        let want = hex::encode(d);
-                        if !subjects.contains(&want) {
-                            return Err(run.fail(
-                                "subject",
-                                Reason::SubjectMismatch,
-                                format!(
-                                    "the Statement's subjects ({}) do not include sha256:{want}",
-                                    if subjects.is_empty() {
-                                        "none with sha256".to_string()
-                                    } else {
-                                        subjects
-                                            .iter()
-                                            .map(|s| format!("sha256:{s}"))
-                                            .collect::<Vec<_>>()
-                                            .join(", ")
-                                    }
-                                ),
-                            ));
-                        }
-                        run.pass("subject", format!("the Statement names sha256:{want}"));
-                    }
-                    None => run.pass(
-                        "subject",
-                        "not checked: no artifact given; the caller inspects the Statement",
-                    ),
-                }
+                check_subject(run, &statement, artifact)?;
                 run.statement = Some(statement);
-            } else if digest.is_some() {
+            } else if !matches!(artifact, Artifact::Any) {
                 return Err(run.fail(
                     "subject",
                     Reason::PayloadInvalid,
@@ -503,7 +510,69 @@ fn verify_signed(
             }
         }
     }
-    Ok(digest)
+    Ok(())
+}
+
+/// Whether one of the Statement's subjects names the artifact, under any digest algorithm
+/// both sides have (npm provenance names packages by sha512 only).
+fn check_subject(
+    run: &mut Run,
+    statement: &serde_json::Value,
+    artifact: Artifact<'_>,
+) -> Result<(), Stop> {
+    if matches!(artifact, Artifact::Any) {
+        run.pass(
+            "subject",
+            "not checked: no artifact given; the caller inspects the Statement",
+        );
+        return Ok(());
+    }
+    let mut named = Vec::new();
+    for subject in statement
+        .get("subject")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+    {
+        for (alg, value) in subject
+            .get("digest")
+            .and_then(|d| d.as_object())
+            .into_iter()
+            .flatten()
+        {
+            let (Some(hash), Some(value)) = (Hash::from_name(alg), value.as_str()) else {
+                continue;
+            };
+            let shown = format!("{}:{value}", hash.as_str());
+            if artifact
+                .digest(hash)
+                .is_some_and(|d| hex::encode(d).eq_ignore_ascii_case(value))
+            {
+                run.pass("subject", format!("the Statement names {shown}"));
+                return Ok(());
+            }
+            named.push(shown);
+        }
+    }
+    let ours = match artifact {
+        Artifact::Digest(d) => d.to_string(),
+        _ => format!(
+            "sha256:{}",
+            hex::encode(artifact.digest(Hash::Sha256).unwrap_or_default())
+        ),
+    };
+    Err(run.fail(
+        "subject",
+        Reason::SubjectMismatch,
+        format!(
+            "the Statement's subjects ({}) do not include {ours}",
+            if named.is_empty() {
+                "none with a supported digest".to_string()
+            } else {
+                named.join(", ")
+            }
+        ),
+    ))
 }
 
 /// Verify one log entry; returns its log and its verified integrated time (SET), if any.
@@ -512,7 +581,7 @@ fn verify_entry<'r>(
     entry: &TlogEntry,
     ev: &Evidence<'_>,
     logged_signer: &LoggedVerifier,
-    artifact_digest: Option<[u8; 32]>,
+    artifact: Artifact<'_>,
     root: &'r TrustedRoot,
 ) -> Result<(&'r TransparencyLog, Option<OffsetDateTime>), Stop> {
     let Some(log) = root.tlog(&entry.log_id) else {
@@ -533,7 +602,7 @@ fn verify_entry<'r>(
                 format!("unusable log entry body: {e}"),
             )
         })?;
-    bind(&body, logged_signer, ev.signed, artifact_digest).map_err(|e| {
+    bind(&body, logged_signer, ev.signed, artifact).map_err(|e| {
         run.fail(
             "tlog-entry",
             Reason::TlogEntryMismatch,
@@ -604,24 +673,48 @@ fn verify_entry<'r>(
 
     match &entry.inclusion_proof {
         Some(proof) => {
-            let cp_text = proof.checkpoint.as_deref().ok_or_else(|| {
-                run.fail(
-                    "checkpoint",
-                    Reason::CheckpointInvalid,
-                    "the inclusion proof has no signed checkpoint",
+            let leaf = merkle::leaf_hash(&entry.canonicalized_body);
+            let fail = |run: &mut Run, detail: String| {
+                run.fail("inclusion-proof", Reason::InclusionProofInvalid, detail)
+            };
+            let root_hash: [u8; 32] = proof.root_hash[..].try_into().map_err(|_| {
+                fail(
+                    run,
+                    format!(
+                        "the proof's root hash is {} bytes, not 32",
+                        proof.root_hash.len()
+                    ),
                 )
             })?;
+            let hashes = merkle::hashes_from_slices(&proof.hashes)
+                .map_err(|e| fail(run, format!("malformed proof: {e}")))?;
+            let reach = |root: &[u8; 32]| {
+                // The shard-local index: Rekor v1's global `logIndex` spans all shards and
+                // would describe a different path.
+                merkle::verify_inclusion(&leaf, proof.log_index, proof.tree_size, &hashes, root)
+            };
+            let Some(cp_text) = proof.checkpoint.as_deref() else {
+                // Nothing vouches for the proof's root; still, a proof for another entry or
+                // tree is reported as what it is.
+                reach(&root_hash).map_err(|e| {
+                    fail(
+                        run,
+                        format!("the inclusion proof does not reach its own root hash: {e}"),
+                    )
+                })?;
+                return Err(run.fail(
+                    "checkpoint",
+                    Reason::CheckpointInvalid,
+                    "the inclusion proof has no signed checkpoint, so nothing vouches for its root",
+                ));
+            };
             let cp = checkpoint::verify(cp_text, log)
                 .map_err(|e| run.fail("checkpoint", Reason::CheckpointInvalid, e))?;
             run.pass(
                 "checkpoint",
                 format!("`{}` size {} signed by the log", cp.origin, cp.size),
             );
-            let leaf = merkle::leaf_hash(&entry.canonicalized_body);
-            let fail = |run: &mut Run, detail: String| {
-                run.fail("inclusion-proof", Reason::InclusionProofInvalid, detail)
-            };
-            if proof.tree_size != cp.size || proof.root_hash[..] != cp.root[..] {
+            if proof.tree_size != cp.size || root_hash[..] != cp.root[..] {
                 return Err(fail(
                     run,
                     format!(
@@ -633,17 +726,12 @@ fn verify_entry<'r>(
                     ),
                 ));
             }
-            let hashes = merkle::hashes_from_slices(&proof.hashes)
-                .map_err(|e| fail(run, format!("malformed proof: {e}")))?;
-            // The shard-local index: Rekor v1's global `logIndex` spans all shards and would
-            // describe a different path.
-            merkle::verify_inclusion(&leaf, proof.log_index, proof.tree_size, &hashes, &cp.root)
-                .map_err(|e| {
-                    fail(
-                        run,
-                        format!("the inclusion proof does not reach the checkpoint root: {e}"),
-                    )
-                })?;
+            reach(&cp.root).map_err(|e| {
+                fail(
+                    run,
+                    format!("the inclusion proof does not reach the checkpoint root: {e}"),
+                )
+            })?;
             run.pass(
                 "inclusion-proof",
                 format!(
@@ -699,12 +787,24 @@ fn dsse_envelope_hashes(env: &DsseEnvelope) -> Vec<[u8; 32]> {
     vec![sha256(with_keyid.as_bytes()), sha256(without.as_bytes())]
 }
 
+/// The algorithm of a logged digest, which must be one this crate computes.
+fn logged_hash(digest: &crate::rekor::LoggedHash) -> Result<Hash, String> {
+    Hash::from_name(&digest.algorithm)
+        .filter(|h| h.digest(b"").len() == digest.value.len())
+        .ok_or_else(|| {
+            format!(
+                "the entry's digest uses `{}` (supported: {SUPPORTED_HASHES})",
+                digest.algorithm
+            )
+        })
+}
+
 /// Whether the entry body records exactly this signing (CVE-2022-36056).
 fn bind(
     body: &EntryBody,
     signer: &LoggedVerifier,
     signed: Signed<'_>,
-    artifact_digest: Option<[u8; 32]>,
+    artifact: Artifact<'_>,
 ) -> Result<(), String> {
     match (body, signed) {
         (
@@ -713,23 +813,47 @@ fn bind(
                 signature: ours, ..
             },
         ) => {
-            if !digest.is_sha256() {
-                return Err(format!(
-                    "the entry's digest uses `{}`, not sha256",
-                    digest.algorithm
-                ));
-            }
-            if let Some(ad) = artifact_digest {
-                if digest.value != ad {
+            let hash = logged_hash(digest)?;
+            match artifact.digest(hash) {
+                Some(ad) if digest.value != ad => {
                     return Err(format!(
-                        "the entry is for artifact sha256:{}, not sha256:{}",
+                        "the entry is for artifact {h}:{}, not {h}:{}",
                         hex::encode(&digest.value),
-                        hex::encode(ad)
-                    ));
+                        hex::encode(ad),
+                        h = hash.as_str()
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "the entry records the artifact's {} digest, which is not known here",
+                        hash.as_str()
+                    ))
                 }
             }
             if signature.signature.as_deref() != Some(ours) {
                 return Err("the entry logs a different signature".into());
+            }
+            if !same_signer(&signature.verifier, signer) {
+                return Err("the entry logs a different certificate or key".into());
+            }
+            Ok(())
+        }
+        // Rekor v2 logs a DSSE envelope as a `hashedrekord` 0.0.2 entry over the digest of
+        // its PAE (rekor-tiles "hashedrekord-over-DSSE"): the logged digest must be that of
+        // this envelope's PAE, and the logged signature this envelope's one signature.
+        (EntryBody::HashedRekord { digest, signature }, Signed::Dsse { envelope, .. }) => {
+            let hash = logged_hash(digest)?;
+            let pae = lineage_attest::dsse::pae(&envelope.payload_type, &envelope.payload);
+            if digest.value != hash.digest(&pae) {
+                return Err(
+                    "the entry's digest is not the digest of this envelope's PAE (another envelope was logged)"
+                        .into(),
+                );
+            }
+            let ours = envelope.signatures.first().map(|s| &s.sig[..]);
+            if signature.signature.as_deref() != ours {
+                return Err("the entry logs a different envelope signature".into());
             }
             if !same_signer(&signature.verifier, signer) {
                 return Err("the entry logs a different certificate or key".into());
@@ -802,21 +926,53 @@ fn bind(
             }
             Ok(())
         }
-        (EntryBody::HashedRekord { .. }, Signed::Dsse { .. }) => {
-            Err("a hashedrekord entry cannot record a DSSE envelope".into())
-        }
         (EntryBody::Dsse { kind, .. }, Signed::Message { .. }) => Err(format!(
             "a `{kind}` entry cannot record a message signature"
         )),
     }
 }
 
-fn verify_chain(
+/// Certificate transparency: the leaf must carry an SCT from a CT log of the trusted root
+/// (threshold 1, as the reference clients default to). A root that lists no CT logs (a
+/// private deployment without one) cannot check SCTs, and the check says so.
+fn verify_sct(
+    run: &mut Run,
+    leaf: &Certificate,
+    issuer: &Certificate,
+    root: &TrustedRoot,
+) -> Result<(), Stop> {
+    if root.ctlogs.is_empty() {
+        run.pass("sct", "not checked: the trusted root lists no CT logs");
+        return Ok(());
+    }
+    let Ok(issuer_key) = issuer.public_key() else {
+        return Err(run.fail(
+            "sct",
+            Reason::SctInvalid,
+            "the issuing CA's key is unusable",
+        ));
+    };
+    match sct::verify(leaf.der(), issuer_key.spki_der(), &root.ctlogs) {
+        Ok(detail) => {
+            run.pass("sct", detail);
+            Ok(())
+        }
+        Err(why) => Err(run.fail(
+            "sct",
+            Reason::SctInvalid,
+            format!("the signing certificate has no SCT from a trusted CT log: {why}"),
+        )),
+    }
+}
+
+/// Validate the leaf against the trusted root's certificate authorities at `at`; returns the
+/// certificate that issued the leaf.
+fn verify_chain<'r>(
     run: &mut Run,
     leaf: &Certificate,
     at: OffsetDateTime,
-    root: &TrustedRoot,
-) -> Result<(), Stop> {
+    root: &'r TrustedRoot,
+) -> Result<&'r Certificate, Stop> {
     let mut expired = None;
     let mut not_yet = None;
     let mut other = None;
@@ -828,7 +984,7 @@ fn verify_chain(
     {
         any_ca = true;
         match x509::validate_path(leaf, &ca.chain, at, Purpose::CodeSigning) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(&ca.chain[0]),
             Err(PathError::LeafExpired { not_after }) => expired = Some(not_after),
             Err(PathError::LeafNotYetValid { not_before }) => not_yet = Some(not_before),
             Err(PathError::Untrusted(m)) => other = Some(m),

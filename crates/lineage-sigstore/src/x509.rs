@@ -1,43 +1,38 @@
 //! X.509 certificates (RFC 5280) as far as Sigstore needs them: Fulcio leaves, their CA
 //! chains from the trusted root, and RFC 3161 TSA certificates.
 //!
-//! Path validation follows RFC 5280 §6.1 in the reduced form Sigstore clients use: the path is
-//! the leaf plus one `certChain` of the trusted root (never certificates supplied by the
-//! bundle), names are compared as DER bytes (RFC 5280 §7.1 permits binary comparison), every
-//! certificate must be valid at the *signing* time rather than now (Fulcio leaves live ten
-//! minutes), and an unknown critical extension makes the certificate unusable (§4.2).
+//! Certificates are decoded with RustCrypto's `x509-cert`, and paths are validated by
+//! `rustls-webpki` (RFC 5280 §6.1 as the Web PKI profiles it: signatures, CA basic constraints
+//! and path lengths, name chaining, validity of every certificate at the given time, extended
+//! key usage, unknown critical extensions). Sigstore's use differs from TLS in two ways that
+//! stay here: the path is the leaf plus one `certChain` of the trusted root (never certificates
+//! the bundle supplies), and it is validated at the *signing* time rather than now (Fulcio
+//! leaves live ten minutes). What no crate knows is hand-written and small: Fulcio's private
+//! issuer extensions (`fulcio_issuer`) and the rule that an expiry is only reported for a
+//! chain that is otherwise trusted.
 
+use std::time::Duration;
+
+use ::der::asn1::Utf8StringRef;
+use ::der::{Decode, Encode};
+use rustls_pki_types::{CertificateDer, UnixTime};
 use time::OffsetDateTime;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName as SanExtension};
 
-use crate::der::{self, tag};
-use crate::keys::{Hash, KeyError, VerifyingKey};
+use crate::keys::{KeyError, VerifyingKey};
 
 const OID_KEY_USAGE: &str = "2.5.29.15";
 const OID_SAN: &str = "2.5.29.17";
-const OID_BASIC_CONSTRAINTS: &str = "2.5.29.19";
 const OID_EKU: &str = "2.5.29.37";
-const OID_SKI: &str = "2.5.29.14";
-const OID_AKI: &str = "2.5.29.35";
-const OID_EKU_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
-const OID_EKU_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
+/// `id-kp-codeSigning` (RFC 5280 §4.2.1.12), as the DER contents webpki takes.
+const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+/// `id-kp-timeStamping` (RFC 3161 §2.3).
+const EKU_TIME_STAMPING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
 /// Fulcio "OIDC issuer" (deprecated form): the raw issuer string, not DER-wrapped.
 pub const OID_FULCIO_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 /// Fulcio "OIDC issuer (v2)": a DER UTF8String.
 pub const OID_FULCIO_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
-
-/// The extensions this module understands, and so may accept when marked critical.
-const KNOWN_CRITICAL: &[&str] = &[
-    OID_KEY_USAGE,
-    OID_SAN,
-    OID_BASIC_CONSTRAINTS,
-    OID_EKU,
-    OID_SKI,
-    OID_AKI,
-];
-
-/// KeyUsage bits (RFC 5280 §4.2.1.3), numbered from the most significant bit of the first byte.
-const KU_DIGITAL_SIGNATURE: u16 = 1 << 0;
-const KU_KEY_CERT_SIGN: u16 = 1 << 5;
 
 /// One extension, kept raw so callers can read Fulcio's private OIDs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,14 +63,13 @@ impl SubjectAltName {
 #[derive(Debug, Clone)]
 pub struct Certificate {
     der: Vec<u8>,
-    tbs: Vec<u8>,
-    signature_algorithm: String,
-    signature: Vec<u8>,
-    issuer: Vec<u8>,
     subject: Vec<u8>,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
-    public_key: Result<VerifyingKey, KeyError>,
+    spki: Vec<u8>,
+    /// Parsed on first use: a trusted root holds many certificates whose keys a verification
+    /// never touches, and parsing a key (point validation) is the costly part.
+    public_key: std::sync::OnceLock<Result<VerifyingKey, KeyError>>,
     extensions: Vec<Extension>,
 }
 
@@ -89,97 +83,85 @@ impl PartialEq for Certificate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertError {
     #[error("malformed certificate: {0}")]
-    Der(#[from] der::DerError),
+    Der(String),
     #[error("certificate PEM: {0}")]
     Pem(String),
 }
 
+fn der_err(e: ::der::Error) -> CertError {
+    CertError::Der(e.to_string())
+}
+
+fn to_time(t: x509_cert::time::Time) -> Result<OffsetDateTime, CertError> {
+    let secs = t.to_unix_duration().as_secs();
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or_else(|| CertError::Der("validity time out of range".into()))
+}
+
 impl Certificate {
-    /// Parse one DER certificate (RFC 5280 §4.1).
+    /// Parse one DER certificate (RFC 5280 §4.1); trailing bytes are an error.
     pub fn from_der(data: &[u8]) -> Result<Certificate, CertError> {
-        let cert = der::parse_single(data, tag::SEQUENCE, "Certificate")?;
-        let mut r = cert.reader();
-        let tbs = r.expect(tag::SEQUENCE, "tbsCertificate")?;
-        let sig_alg = r.expect(tag::SEQUENCE, "signatureAlgorithm")?;
-        let sig = r.expect(tag::BIT_STRING, "signatureValue")?;
-        r.finish("Certificate")?;
-        let signature_algorithm = der::read_oid(&mut sig_alg.reader(), "signatureAlgorithm")?;
-        let signature = der::bit_string_bytes(&sig)?.to_vec();
-
-        let mut t = tbs.reader();
-        if let Some(version) = t.optional(0xa0)? {
-            let v = version.reader().expect(tag::INTEGER, "version")?;
-            if v.contents != [2] {
-                return Err(
-                    der::DerError("only X.509 v3 certificates are supported".into()).into(),
-                );
-            }
-        }
-        t.expect(tag::INTEGER, "serialNumber")?;
-        let inner_alg = t.expect(tag::SEQUENCE, "signature")?;
-        if inner_alg.raw != sig_alg.raw {
+        let cert = x509_cert::Certificate::from_der(data).map_err(der_err)?;
+        let tbs = &cert.tbs_certificate;
+        if tbs.signature != cert.signature_algorithm {
             // RFC 5280 §4.1.1.2: the two algorithm fields must be identical.
-            return Err(der::DerError("signature algorithm fields differ".into()).into());
+            return Err(CertError::Der("signature algorithm fields differ".into()));
         }
-        let issuer = t.expect(tag::SEQUENCE, "issuer")?;
-        let validity = t.expect(tag::SEQUENCE, "validity")?;
-        let subject = t.expect(tag::SEQUENCE, "subject")?;
-        let spki = t.expect(tag::SEQUENCE, "subjectPublicKeyInfo")?;
-        t.optional(0x81)?;
-        t.optional(0x82)?;
-        let mut extensions = Vec::new();
-        if let Some(exts) = t.optional(0xa3)? {
-            let seq = der::parse_single(exts.contents, tag::SEQUENCE, "extensions")?;
-            let mut er = seq.reader();
-            while !er.is_empty() {
-                let ext = er.expect(tag::SEQUENCE, "extension")?;
-                let mut x = ext.reader();
-                let oid = der::read_oid(&mut x, "extnID")?;
-                let critical = match x.optional(tag::BOOLEAN)? {
-                    Some(b) => b.contents == [0xff],
-                    None => false,
-                };
-                let value = x.expect(tag::OCTET_STRING, "extnValue")?.contents.to_vec();
-                x.finish("extension")?;
-                if extensions.iter().any(|e: &Extension| e.oid == oid) {
-                    // RFC 5280 §4.2: a certificate must not include an extension twice.
-                    return Err(der::DerError(format!("duplicate extension {oid}")).into());
-                }
-                extensions.push(Extension {
-                    oid,
-                    critical,
-                    value,
-                });
+        let mut extensions: Vec<Extension> = Vec::new();
+        for ext in tbs.extensions.iter().flatten() {
+            let oid = ext.extn_id.to_string();
+            if extensions.iter().any(|e| e.oid == oid) {
+                // RFC 5280 §4.2: a certificate must not include an extension twice.
+                return Err(CertError::Der(format!("duplicate extension {oid}")));
             }
+            extensions.push(Extension {
+                oid,
+                critical: ext.critical,
+                value: ext.extn_value.as_bytes().to_vec(),
+            });
         }
-        t.finish("tbsCertificate")?;
-
-        let mut v = validity.reader();
-        let not_before = der::parse_time(&v.read()?)?;
-        let not_after = der::parse_time(&v.read()?)?;
-        v.finish("validity")?;
-
+        let spki = tbs.subject_public_key_info.to_der().map_err(der_err)?;
         Ok(Certificate {
             der: data.to_vec(),
-            tbs: tbs.raw.to_vec(),
-            signature_algorithm,
-            signature,
-            issuer: issuer.raw.to_vec(),
-            subject: subject.raw.to_vec(),
-            not_before,
-            not_after,
-            public_key: VerifyingKey::from_spki_der(spki.raw),
+            subject: tbs.subject.to_der().map_err(der_err)?,
+            not_before: to_time(tbs.validity.not_before)?,
+            not_after: to_time(tbs.validity.not_after)?,
+            spki,
+            public_key: std::sync::OnceLock::new(),
             extensions,
         })
     }
 
-    /// Parse every `CERTIFICATE` block of a PEM text, in order.
+    /// Parse every `CERTIFICATE` block of a PEM text, in order (RFC 7468, each block decoded
+    /// by `pem-rfc7468` through `lineage_log::keys::pem_block`). Not `x509-cert`'s
+    /// `load_pem_chain`: it panics on empty input (found by `fuzz_arbitrary_bytes`).
     pub fn all_from_pem(pem: &str) -> Result<Vec<Certificate>, CertError> {
-        let blocks = crate::keys::pem_blocks(pem, "CERTIFICATE").map_err(CertError::Pem)?;
-        if blocks.is_empty() {
+        let mut out = Vec::new();
+        let mut rest = pem;
+        while let Some(start) = rest.find("-----BEGIN ") {
+            let block = &rest[start..];
+            let end = block
+                .find("-----END ")
+                .and_then(|e| block[e + 9..].find("-----").map(|c| e + 9 + c + 5))
+                .ok_or_else(|| {
+                    CertError::Pem("a `-----BEGIN` line without its `-----END`".into())
+                })?;
+            let (label, der) = lineage_log::keys::pem_block(&block[..end])
+                .map_err(|e| CertError::Pem(e.to_string()))?;
+            if label != "CERTIFICATE" {
+                return Err(CertError::Pem(format!(
+                    "expected `CERTIFICATE` blocks, found `{label}`"
+                )));
+            }
+            out.push(Certificate::from_der(&der)?);
+            rest = &block[end..];
+        }
+        if out.is_empty() {
             return Err(CertError::Pem("no CERTIFICATE block".into()));
         }
-        blocks.iter().map(|b| Certificate::from_der(b)).collect()
+        Ok(out)
     }
 
     /// Parse a PEM text holding exactly one certificate.
@@ -206,12 +188,31 @@ impl Certificate {
         self.not_after
     }
 
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// Whether the certificate carries the extension with this OID.
+    pub fn has_extension(&self, oid: &str) -> bool {
+        self.extension(oid).is_some()
+    }
+
     pub fn subject_der(&self) -> &[u8] {
         &self.subject
     }
 
+    /// The subject as RFC 4514 text, for messages (`CN=sigstore-intermediate,O=sigstore.dev`).
+    pub fn subject_text(&self) -> String {
+        x509_cert::name::Name::from_der(&self.subject)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "(unreadable subject)".into())
+    }
+
     pub fn public_key(&self) -> Result<&VerifyingKey, &KeyError> {
-        self.public_key.as_ref()
+        self.public_key
+            .get_or_init(|| crate::keys::from_spki_der(&self.spki))
+            .as_ref()
     }
 
     pub fn extension(&self, oid: &str) -> Option<&Extension> {
@@ -223,116 +224,61 @@ impl Certificate {
         self.not_before <= at && at <= self.not_after
     }
 
-    /// The subject alternative names this module understands (RFC 5280 §4.2.1.6).
+    /// The subject alternative names Sigstore uses (RFC 5280 §4.2.1.6): email, URI, and an
+    /// `otherName` holding a UTF8String.
     pub fn subject_alt_names(&self) -> Vec<SubjectAltName> {
         let Some(ext) = self.extension(OID_SAN) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        let Ok(seq) = der::parse_single(&ext.value, tag::SEQUENCE, "subjectAltName") else {
-            return out;
+        let Ok(names) = SanExtension::from_der(&ext.value) else {
+            return Vec::new();
         };
-        let mut r = seq.reader();
-        while let Ok(name) = r.read() {
-            let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
-            match name.tag {
-                0x81 => out.extend(text(name.contents).map(SubjectAltName::Email)),
-                0x86 => out.extend(text(name.contents).map(SubjectAltName::Uri)),
-                0xa0 => {
-                    // otherName ::= SEQUENCE { type-id OID, value [0] EXPLICIT ANY }
-                    let mut o = name.reader();
-                    let _ = der::read_oid(&mut o, "otherName type");
-                    if let Ok(v) = o.expect(0xa0, "otherName value") {
-                        if let Ok(s) = v.reader().expect(tag::UTF8_STRING, "otherName string") {
-                            out.extend(text(s.contents).map(SubjectAltName::Other));
-                        }
-                    }
+        names
+            .0
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::Rfc822Name(s) => Some(SubjectAltName::Email(s.to_string())),
+                GeneralName::UniformResourceIdentifier(s) => {
+                    Some(SubjectAltName::Uri(s.to_string()))
                 }
-                _ => {}
-            }
-        }
-        out
+                GeneralName::OtherName(o) => o
+                    .value
+                    .decode_as::<Utf8StringRef<'_>>()
+                    .ok()
+                    .map(|s| SubjectAltName::Other(s.as_str().to_string())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The OIDC issuer Fulcio embedded, preferring the v2 extension (a DER UTF8String) over
-    /// the deprecated v1 one (the raw string).
+    /// the deprecated v1 one (the raw string). No crate knows these private extensions.
     pub fn fulcio_issuer(&self) -> Option<String> {
         if let Some(ext) = self.extension(OID_FULCIO_ISSUER_V2) {
-            if let Ok(s) = der::parse_single(&ext.value, tag::UTF8_STRING, "issuer") {
-                return String::from_utf8(s.contents.to_vec()).ok();
+            if let Ok(s) = Utf8StringRef::from_der(&ext.value) {
+                return Some(s.as_str().to_string());
             }
         }
         self.extension(OID_FULCIO_ISSUER_V1)
             .and_then(|e| String::from_utf8(e.value.clone()).ok())
     }
 
-    fn basic_constraints(&self) -> Option<(bool, Option<u64>)> {
-        let ext = self.extension(OID_BASIC_CONSTRAINTS)?;
-        let seq = der::parse_single(&ext.value, tag::SEQUENCE, "basicConstraints").ok()?;
-        let mut r = seq.reader();
-        let ca = match r.optional(tag::BOOLEAN).ok()? {
-            Some(b) => b.contents == [0xff],
-            None => false,
-        };
-        let path_len = match r.optional(tag::INTEGER).ok()? {
-            Some(i) if i.contents.len() <= 8 => {
-                Some(i.contents.iter().fold(0u64, |a, b| (a << 8) | *b as u64))
-            }
-            _ => None,
-        };
-        Some((ca, path_len))
+    /// Whether the certificate's extended key usage lists `oid` (DER contents).
+    fn has_eku(&self, oid: &[u8]) -> bool {
+        self.extension(OID_EKU).is_some_and(|ext| {
+            ExtendedKeyUsage::from_der(&ext.value)
+                .is_ok_and(|eku| eku.0.iter().any(|o| o.as_bytes() == oid))
+        })
     }
 
-    fn key_usage(&self) -> Option<u16> {
-        let ext = self.extension(OID_KEY_USAGE)?;
-        let bits = der::parse_single(&ext.value, tag::BIT_STRING, "keyUsage").ok()?;
-        let bytes = bits.contents.get(1..)?;
-        // Bit 0 is the MSB of the first byte: reverse into a little-endian flag word.
-        let mut flags = 0u16;
-        for (i, byte) in bytes.iter().take(2).enumerate() {
-            for bit in 0..8 {
-                if byte & (0x80 >> bit) != 0 {
-                    flags |= 1 << (i * 8 + bit);
-                }
-            }
+    /// Whether the certificate's key usage, if stated, allows `digitalSignature`
+    /// (RFC 5280 §4.2.1.3). webpki leaves an end entity's key usage to the application.
+    fn may_sign(&self) -> bool {
+        match self.extension(OID_KEY_USAGE) {
+            None => true,
+            Some(ext) => KeyUsage::from_der(&ext.value)
+                .is_ok_and(|ku| ku.0.contains(KeyUsages::DigitalSignature)),
         }
-        Some(flags)
-    }
-
-    fn extended_key_usages(&self) -> Option<Vec<String>> {
-        let ext = self.extension(OID_EKU)?;
-        let seq = der::parse_single(&ext.value, tag::SEQUENCE, "extKeyUsage").ok()?;
-        let mut r = seq.reader();
-        let mut out = Vec::new();
-        while !r.is_empty() {
-            out.push(der::read_oid(&mut r, "KeyPurposeId").ok()?);
-        }
-        Some(out)
-    }
-
-    fn unknown_critical_extension(&self) -> Option<&str> {
-        self.extensions
-            .iter()
-            .find(|e| e.critical && !KNOWN_CRITICAL.contains(&e.oid.as_str()))
-            .map(|e| e.oid.as_str())
-    }
-
-    /// Whether `issuer` signed this certificate (names chain and the signature verifies).
-    pub fn is_signed_by(&self, issuer: &Certificate) -> bool {
-        if self.issuer != issuer.subject {
-            return false;
-        }
-        let Ok(key) = issuer.public_key() else {
-            return false;
-        };
-        let hash = match self.signature_algorithm.as_str() {
-            "1.2.840.10045.4.3.2" | "1.2.840.113549.1.1.11" => Hash::Sha256,
-            "1.2.840.10045.4.3.3" | "1.2.840.113549.1.1.12" => Hash::Sha384,
-            "1.2.840.10045.4.3.4" | "1.2.840.113549.1.1.13" => Hash::Sha512,
-            "1.3.101.112" => Hash::Sha512,
-            _ => return false,
-        };
-        key.verify_with(hash, &self.tbs, &self.signature)
     }
 }
 
@@ -343,17 +289,77 @@ pub enum Purpose {
     CodeSigning,
     /// RFC 3161 TSA certificates: `id-kp-timeStamping` (RFC 3161 §2.3).
     TimeStamping,
+    /// Notary Project signing certificates: `id-kp-codeSigning` when the certificate states
+    /// extended key usages at all.
+    NotarySigning,
 }
 
 /// Why a certificate path was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
-    /// The leaf's validity window ends before `at`.
+    /// The leaf's validity window ends before `at` (and the chain is otherwise trusted).
     LeafExpired { not_after: OffsetDateTime },
-    /// The leaf's validity window starts after `at`.
+    /// The leaf's validity window starts after `at` (and the chain is otherwise trusted).
     LeafNotYetValid { not_before: OffsetDateTime },
     /// Anything else: a broken signature, a non-CA issuer, a CA outside its window, ...
     Untrusted(String),
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathError::LeafExpired { not_after } => {
+                write!(f, "the certificate expired at {}", fmt_time(*not_after))
+            }
+            PathError::LeafNotYetValid { not_before } => {
+                write!(
+                    f,
+                    "the certificate is valid only from {}",
+                    fmt_time(*not_before)
+                )
+            }
+            PathError::Untrusted(why) => f.write_str(why),
+        }
+    }
+}
+
+fn unix(t: OffsetDateTime) -> UnixTime {
+    UnixTime::since_unix_epoch(Duration::from_secs(
+        u64::try_from(t.unix_timestamp()).unwrap_or(0),
+    ))
+}
+
+/// A sentence for a webpki refusal.
+fn describe(e: &webpki::Error, purpose: Purpose) -> String {
+    use webpki::Error as E;
+    match e {
+        E::UnknownIssuer => "no certificate of the trusted chain issued it (unknown issuer)".into(),
+        E::InvalidSignatureForPublicKey
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            "a signature in the path does not verify with its issuer's key".into()
+        }
+        E::UnsupportedSignatureAlgorithmContext(_) => {
+            "a certificate in the path uses an unsupported signature algorithm".into()
+        }
+        E::CaUsedAsEndEntity => "the leaf is a CA certificate".into(),
+        E::EndEntityUsedAsCa => "an issuer in the trusted chain is not a CA".into(),
+        E::PathLenConstraintViolated => "CA path length constraint exceeded".into(),
+        E::UnsupportedCriticalExtension => {
+            "a certificate in the path has an unknown critical extension".into()
+        }
+        E::RequiredEkuNotFoundContext(_) => match purpose {
+            Purpose::CodeSigning | Purpose::NotarySigning => {
+                "the leaf lacks the codeSigning extended key usage".into()
+            }
+            Purpose::TimeStamping => {
+                "the TSA certificate lacks the timeStamping extended key usage".into()
+            }
+        },
+        E::CertExpired { .. } | E::CertNotValidYet { .. } => {
+            "a CA certificate of the trusted chain is not valid at that time".into()
+        }
+        other => format!("the path is not valid: {other:?}"),
+    }
 }
 
 /// Validate `leaf` against `chain` (issuer first, trust anchor last) at time `at`.
@@ -364,87 +370,78 @@ pub fn validate_path(
     purpose: Purpose,
 ) -> Result<(), PathError> {
     let untrusted = |m: String| Err(PathError::Untrusted(m));
-    if chain.is_empty() {
+    let Some((anchor, intermediates)) = chain.split_last() else {
         return untrusted("the trusted chain is empty".into());
+    };
+    if purpose == Purpose::CodeSigning && !leaf.may_sign() {
+        return untrusted("leaf key usage lacks digitalSignature".into());
     }
-    if let Some(oid) = leaf.unknown_critical_extension() {
-        return untrusted(format!("leaf has unknown critical extension {oid}"));
-    }
-    if matches!(leaf.basic_constraints(), Some((true, _))) {
-        return untrusted("leaf is a CA certificate".into());
-    }
-    match purpose {
-        Purpose::CodeSigning => {
-            if let Some(ku) = leaf.key_usage() {
-                if ku & KU_DIGITAL_SIGNATURE == 0 {
-                    return untrusted("leaf key usage lacks digitalSignature".into());
-                }
+    let anchor_der = CertificateDer::from(anchor.der());
+    let anchor = match webpki::anchor_from_trusted_cert(&anchor_der) {
+        Ok(a) => a,
+        Err(e) => return untrusted(format!("the trust anchor is unusable: {e:?}")),
+    };
+    let intermediates: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.der()))
+        .collect();
+    let leaf_der = CertificateDer::from(leaf.der());
+    let ee = match webpki::EndEntityCert::try_from(&leaf_der) {
+        Ok(ee) => ee,
+        Err(e) => return untrusted(format!("the certificate is unusable: {e:?}")),
+    };
+    // webpki applies one EKU rule to every certificate of the path, and its "required" form
+    // refuses a CA without an EKU extension, which RFC 5280 §4.2.1.12 reads as "any purpose"
+    // (GlobalSign's timestamping CA has none). So the path gets "required if present", and
+    // the leaf's own EKU is required here.
+    let (eku, required) = match purpose {
+        Purpose::CodeSigning => (EKU_CODE_SIGNING, true),
+        Purpose::TimeStamping => (EKU_TIME_STAMPING, true),
+        Purpose::NotarySigning => (EKU_CODE_SIGNING, false),
+    };
+    if required && !leaf.has_eku(eku) {
+        return untrusted(match purpose {
+            Purpose::TimeStamping => {
+                "the TSA certificate lacks the timeStamping extended key usage".into()
             }
-            match leaf.extended_key_usages() {
-                Some(ekus) if ekus.iter().any(|e| e == OID_EKU_CODE_SIGNING) => {}
-                _ => return untrusted("leaf lacks the codeSigning extended key usage".into()),
-            }
-        }
-        Purpose::TimeStamping => match leaf.extended_key_usages() {
-            Some(ekus) if ekus.iter().any(|e| e == OID_EKU_TIME_STAMPING) => {}
-            _ => return untrusted("TSA certificate lacks the timeStamping key usage".into()),
-        },
-    }
-
-    let mut child = leaf;
-    for (depth, ca) in chain.iter().enumerate() {
-        if !child.is_signed_by(ca) {
-            return untrusted(format!(
-                "certificate at depth {depth} is not signed by the next certificate of the trusted chain"
-            ));
-        }
-        match ca.basic_constraints() {
-            Some((true, path_len)) => {
-                // pathLenConstraint counts the CA certificates that may follow below this one.
-                if let Some(max) = path_len {
-                    if (depth as u64) > max {
-                        return untrusted("CA path length constraint exceeded".into());
-                    }
-                }
-            }
-            _ => return untrusted("an issuer in the trusted chain is not a CA".into()),
-        }
-        if let Some(ku) = ca.key_usage() {
-            if ku & KU_KEY_CERT_SIGN == 0 {
-                return untrusted("an issuer in the trusted chain lacks keyCertSign".into());
-            }
-        }
-        if let Some(oid) = ca.unknown_critical_extension() {
-            return untrusted(format!("CA has unknown critical extension {oid}"));
-        }
-        if !ca.valid_at(at) {
-            return untrusted(format!(
-                "CA certificate at depth {} is not valid at {} (valid {} to {})",
-                depth + 1,
-                fmt_time(at),
-                fmt_time(ca.not_before),
-                fmt_time(ca.not_after)
-            ));
-        }
-        child = ca;
-    }
-    let anchor = chain.last().expect("chain is not empty");
-    if !anchor.is_signed_by(anchor) {
-        return untrusted("the trust anchor is not self-signed".into());
-    }
-    // The leaf window is checked last so that a broken chain is never reported as a mere
-    // expiry: "expired" must mean "trusted, but not at that time".
-    if at > leaf.not_after {
-        return Err(PathError::LeafExpired {
-            not_after: leaf.not_after,
+            _ => "the leaf lacks the codeSigning extended key usage".into(),
         });
     }
-    if at < leaf.not_before {
-        return Err(PathError::LeafNotYetValid {
-            not_before: leaf.not_before,
-        });
+    let usage = webpki::KeyUsage::required_if_present(eku);
+    let anchors = [anchor];
+    let check = |t: OffsetDateTime| {
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            unix(t),
+            usage,
+            None,
+            None,
+        )
+        .map(|_| ())
+    };
+    match check(at) {
+        Ok(()) => Ok(()),
+        Err(e) if !leaf.valid_at(at) => {
+            // An expiry is only reported for a chain that is otherwise trusted: "expired" must
+            // mean "trusted, but not at that time", so check the path inside the leaf's window.
+            if let Err(e) = check(leaf.not_before) {
+                return untrusted(describe(&e, purpose));
+            }
+            let _ = e;
+            if at > leaf.not_after {
+                Err(PathError::LeafExpired {
+                    not_after: leaf.not_after,
+                })
+            } else {
+                Err(PathError::LeafNotYetValid {
+                    not_before: leaf.not_before,
+                })
+            }
+        }
+        Err(e) => untrusted(describe(&e, purpose)),
     }
-    Ok(())
 }
 
 /// RFC 3339 rendering for reason details.

@@ -965,21 +965,61 @@ fn key_based_simple_signing_rejects_a_payload_of_another_type() {
 
 // ---- time sources and trust windows ----
 
+/// Issue 16: a time-stamp that does not verify (here: another signing's) is set aside when the
+/// verified times meet the threshold (the SET), as the reference clients do; when it is the
+/// only time source left, the bundle fails for it.
 #[test]
-fn timestamp_from_another_signing_fails_as_timestamp_invalid() {
+fn timestamp_from_another_signing_is_set_aside_unless_it_is_needed() {
     let foreign = {
         let v: Value = serde_json::from_slice(&read(KUBEWARDEN)).unwrap();
         v["verificationMaterial"]["timestampVerificationData"].clone()
     };
-    let json = mutate(NEW_BUNDLE, |v| {
-        v["verificationMaterial"]["timestampVerificationData"] = foreign;
-    });
     let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let json = mutate(NEW_BUNDLE, |v| {
+        v["verificationMaterial"]["timestampVerificationData"] = foreign.clone();
+    });
     let v = verify_json(
         &json,
         Artifact::Bytes(&artifact),
         &public_good(),
         &new_bundle_signer(),
+    );
+    assert_verified(&v);
+    assert!(
+        v.checks
+            .iter()
+            .any(|c| c.name == "timestamp" && c.detail.contains("set aside")),
+        "{:#?}",
+        v.checks
+    );
+
+    // The staging Rekor v2 bundle has no SET: its own time-stamp is what counts, and a
+    // foreign one beside it is set aside.
+    let staging_artifact = read(STAGING_ARTIFACT);
+    let json = mutate(STAGING_BUNDLE, |v| {
+        let own =
+            v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0].clone();
+        let theirs = foreign["rfc3161Timestamps"][0].clone();
+        v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] =
+            serde_json::json!([theirs, own]);
+    });
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&staging_artifact),
+        &staging(),
+        &staging_signer(),
+    );
+    assert_verified(&v);
+
+    // Alone, the foreign time-stamp leaves no verified time.
+    let json = mutate(STAGING_BUNDLE, |v| {
+        v["verificationMaterial"]["timestampVerificationData"] = foreign.clone();
+    });
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&staging_artifact),
+        &staging(),
+        &staging_signer(),
     );
     assert_fails(&v, Reason::TimestampInvalid);
 }
@@ -1318,4 +1358,836 @@ fn key_signed_material_needs_no_identity_policy_and_a_wrong_identity_is_a_failur
         matches!(v, Err(BundleError::Policy(PolicyError::MissingIssuer))),
         "{v:?}"
     );
+}
+
+// ---- issue 16: what the reference clients accept ----
+
+/// npm provenance names its subject by sha512 only; the README lists sha512 digests as
+/// accepted. Before, any non-sha256 `--artifact-digest` was refused.
+#[test]
+fn sha512_artifact_digest_matches_an_npm_subject() {
+    let statement: Value = serde_json::from_slice(&read(
+        "slsa/npm.sigstore-3.1.0.statement-v1.slsa-v1.github-actions.json",
+    ))
+    .unwrap();
+    let sha512 = statement["subject"][0]["digest"]["sha512"]
+        .as_str()
+        .unwrap();
+    let digest = Digest::parse(&format!("sha512:{sha512}")).unwrap();
+    let v = verify_json(
+        &read(NPM_BUNDLE),
+        Artifact::Digest(&digest),
+        &public_good(),
+        &npm_signer(),
+    );
+    assert_verified(&v);
+    assert!(v.check("subject").unwrap().detail.contains("sha512:"));
+
+    let other = Digest::parse(&format!("sha512:{}", "ab".repeat(64))).unwrap();
+    let v = verify_json(
+        &read(NPM_BUNDLE),
+        Artifact::Digest(&other),
+        &public_good(),
+        &npm_signer(),
+    );
+    assert_fails(&v, Reason::SubjectMismatch);
+}
+
+/// A private deployment names its logs as it likes: the checkpoint's origin is bound by the
+/// trusted root's log entry (its key, and for C2SP logs the key ID over the name), never by
+/// the `baseUrl`. Before, any `baseUrl` whose host was not the origin failed the checkpoint.
+#[test]
+fn checkpoint_origin_comes_from_the_log_entry_not_the_base_url() {
+    let mut root = public_good();
+    for log in &mut root.tlogs {
+        log.base_url = "https://transparency.internal.example:8443/rekor".into();
+    }
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &new_bundle_signer(),
+    );
+    assert_verified(&v);
+
+    let mut root = staging();
+    for log in &mut root.tlogs {
+        log.base_url = "https://tlog.private.example".into();
+    }
+    let artifact = read(STAGING_ARTIFACT);
+    let v = verify_json(
+        &read(STAGING_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &staging_signer(),
+    );
+    assert_verified(&v);
+
+    // The name still binds for a C2SP log: a checkpoint whose origin line differs from the
+    // name its signature is under fails.
+    let json = mutate(STAGING_BUNDLE, |v| {
+        let cp = entry0(v)["inclusionProof"]["checkpoint"]["envelope"]
+            .as_str()
+            .unwrap()
+            .replacen(
+                "log2025-alpha1.rekor.sigstage.dev\n",
+                "rekor.elsewhere.example\n",
+                1,
+            );
+        entry0(v)["inclusionProof"]["checkpoint"]["envelope"] = cp.into();
+    });
+    let v = verify_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &staging(),
+        &staging_signer(),
+    );
+    assert_fails(&v, Reason::CheckpointInvalid);
+}
+
+/// A P-384 certificate that signed a SHA-256 digest (the bundle says `SHA2_256`): the hash is
+/// the bundle's, not the key's usual one. The conformance case `bundle-with-root-cert_fail`
+/// is such a bundle; before, its signature was reported invalid.
+#[test]
+fn p384_certificate_signature_uses_the_bundles_digest_algorithm() {
+    let dir = "sigstore-conformance/bundle-verify/bundle-with-root-cert_fail";
+    let artifact = read(&format!("{dir}/artifact"));
+    let v = verify_json(
+        &read(&format!("{dir}/bundle.sigstore.json")),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &signed_by("x", "y"),
+    );
+    assert!(
+        v.check("signer").unwrap().detail.contains("p384"),
+        "{:#?}",
+        v.checks
+    );
+    assert!(
+        v.check("signature").is_some_and(|c| c.ok),
+        "{:#?}",
+        v.checks
+    );
+    // The bundle still fails, for its inclusion proof that no checkpoint vouches for.
+    assert_fails(&v, Reason::CheckpointInvalid);
+}
+
+/// An algorithm the verifier cannot compute is "could not decide", listing the supported
+/// ones, never a bad signature.
+#[test]
+fn unsupported_message_digest_algorithm_is_an_error_naming_the_supported_ones() {
+    let json = mutate(NEW_BUNDLE, |v| {
+        v["messageSignature"]["messageDigest"]["algorithm"] = "SHA3_256".into();
+    });
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let e = verify_bundle_json(
+        &json,
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, BundleError::UnsupportedAlgorithm { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "bundle field `messageSignature.messageDigest.algorithm`: algorithm `SHA3_256` is not supported (supported: SHA2_256, SHA2_384, SHA2_512)"
+    );
+}
+
+/// A `validFor` without its required `start` is a malformed trusted root, not an unbounded
+/// window (conformance `trust-root-tlog-missing-validity-start_fail`).
+#[test]
+fn trusted_root_time_range_without_start_is_refused() {
+    let mut v: Value =
+        serde_json::from_slice(&read("sigstore-bundle/sigstore-staging.trusted_root.json"))
+            .unwrap();
+    v["tlogs"][1]["publicKey"]["validFor"]
+        .as_object_mut()
+        .unwrap()
+        .remove("start");
+    let e = TrustedRoot::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("validFor.start"), "{e}");
+    assert!(e.to_string().contains("log2025-alpha1"), "{e}");
+}
+
+/// The trusted root's CT logs are used: a leaf whose SCT no listed CT log signed fails
+/// (conformance `invalid-ct-key_fail`), and one whose SCT verifies says which log signed it.
+#[test]
+fn embedded_scts_are_checked_against_the_trusted_roots_ct_logs() {
+    let artifact = read(NEW_BUNDLE_ARTIFACT);
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &public_good(),
+        &new_bundle_signer(),
+    );
+    assert_verified(&v);
+    assert!(
+        v.check("sct").unwrap().detail.contains("ctfe.sigstore.dev"),
+        "{:#?}",
+        v.checks
+    );
+    let mut root = public_good();
+    root.ctlogs = staging().ctlogs;
+    let v = verify_json(
+        &read(NEW_BUNDLE),
+        Artifact::Bytes(&artifact),
+        &root,
+        &new_bundle_signer(),
+    );
+    assert_fails(&v, Reason::SctInvalid);
+}
+
+// ---- fuzzing: every parser of untrusted input, on mutated real material ----
+//
+// cargo-fuzz needs a nightly toolchain, which this project does not use; these proptest
+// properties are the fuzz targets instead. Each starts from real material (bundles, trusted
+// roots, certificates, RFC 3161 tokens, SCT lists, Rekor bodies, checkpoints), applies random
+// byte edits, insertions and truncations, and requires the parser (and the verifier behind it)
+// to return, never panic; a short run is part of the test suite. A long run:
+// `LINEAGE_FUZZ_CASES=200000 cargo test -p lineage-sigstore --test sigstore fuzz_`.
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn cases() -> u32 {
+        std::env::var("LINEAGE_FUZZ_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200)
+    }
+
+    /// One edit: overwrite, insert or delete a byte at a position (taken modulo the length),
+    /// or cut the input there.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Set(usize, u8),
+        Insert(usize, u8),
+        Delete(usize),
+        Truncate(usize),
+    }
+
+    fn edits() -> impl Strategy<Value = Vec<Edit>> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
+                2 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+                2 => any::<usize>().prop_map(Edit::Delete),
+                1 => any::<usize>().prop_map(Edit::Truncate),
+            ],
+            1..6,
+        )
+    }
+
+    fn apply(seed: &[u8], edits: &[Edit]) -> Vec<u8> {
+        let mut v = seed.to_vec();
+        for e in edits {
+            let n = v.len().max(1);
+            match *e {
+                Edit::Set(i, b) if !v.is_empty() => v[i % n] = b,
+                Edit::Insert(i, b) => v.insert(i % (v.len() + 1), b),
+                Edit::Delete(i) if !v.is_empty() => {
+                    v.remove(i % n);
+                }
+                Edit::Truncate(i) => v.truncate(i % n),
+                _ => {}
+            }
+        }
+        v
+    }
+
+    struct Seeds {
+        bundles: Vec<Vec<u8>>,
+        root: Vec<u8>,
+        certs: Vec<Vec<u8>>,
+        tokens: Vec<Vec<u8>>,
+        scts: Vec<Vec<u8>>,
+        bodies: Vec<(Vec<u8>, String, String)>,
+        checkpoints: Vec<Vec<u8>>,
+    }
+
+    fn seeds() -> &'static Seeds {
+        static SEEDS: OnceLock<Seeds> = OnceLock::new();
+        SEEDS.get_or_init(|| {
+            let bundles: Vec<Vec<u8>> =
+                [NEW_BUNDLE, STAGING_BUNDLE, NPM_BUNDLE, KUBEWARDEN, MANAGED]
+                    .iter()
+                    .map(|b| read(b))
+                    .collect();
+            let parsed: Vec<Bundle> = bundles
+                .iter()
+                .map(|b| Bundle::from_json(b).unwrap())
+                .collect();
+            let certs: Vec<Vec<u8>> = parsed
+                .iter()
+                .filter_map(|b| b.material.leaf().map(|c| c.der().to_vec()))
+                .collect();
+            let scts = certs
+                .iter()
+                .filter_map(|c| {
+                    lineage_sigstore::x509::Certificate::from_der(c)
+                        .unwrap()
+                        .extension("1.3.6.1.4.1.11129.2.4.2")
+                        .map(|e| e.value.clone())
+                })
+                .collect();
+            let tokens = parsed
+                .iter()
+                .flat_map(|b| b.rfc3161_timestamps.clone())
+                .collect();
+            let bodies = parsed
+                .iter()
+                .flat_map(|b| b.tlog_entries.clone())
+                .map(|e| (e.canonicalized_body, e.kind, e.version))
+                .collect();
+            let checkpoints = parsed
+                .iter()
+                .flat_map(|b| b.tlog_entries.clone())
+                .filter_map(|e| e.inclusion_proof.and_then(|p| p.checkpoint))
+                .map(String::into_bytes)
+                .collect();
+            Seeds {
+                bundles,
+                root: read("sigstore-bundle/sigstore-public-good.trusted_root.json"),
+                certs,
+                tokens,
+                scts,
+                bodies,
+                checkpoints,
+            }
+        })
+    }
+
+    fn pick<T>(v: &[T], i: usize) -> &T {
+        &v[i % v.len()]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Bundles: parsing and full verification of mutated bundles never panic.
+        #[test]
+        fn fuzz_bundles(i in any::<usize>(), e in edits()) {
+            let json = apply(&pick::<Vec<u8>>(&seeds().bundles, i)[..], &e);
+            let artifact = read(NEW_BUNDLE_ARTIFACT);
+            let _ = verify_bundle_json(&json, Artifact::Bytes(&artifact), &public_good(), &new_bundle_signer());
+            let _ = verify_bundle_json(&json, Artifact::Any, &staging(), &staging_signer());
+        }
+
+        /// Trusted roots.
+        #[test]
+        fn fuzz_trusted_roots(e in edits()) {
+            let _ = TrustedRoot::from_json(&apply(&seeds().root, &e));
+        }
+
+        /// Certificates (x509-cert), and the path validation and extensions read from them.
+        #[test]
+        fn fuzz_certificates(i in any::<usize>(), e in edits()) {
+            let der = apply(&pick::<Vec<u8>>(&seeds().certs, i)[..], &e);
+            if let Ok(c) = lineage_sigstore::x509::Certificate::from_der(&der) {
+                let _ = c.subject_alt_names();
+                let _ = c.fulcio_issuer();
+                let _ = c.public_key();
+                let root = public_good();
+                for ca in &root.certificate_authorities {
+                    let _ = lineage_sigstore::x509::validate_path(
+                        &c, &ca.chain, c.not_before(), lineage_sigstore::x509::Purpose::CodeSigning);
+                }
+                let _ = lineage_sigstore::sct::verify(&der, c.der(), &root.ctlogs);
+            }
+        }
+
+        /// SCT lists (x509-cert's TLS decoding).
+        #[test]
+        fn fuzz_sct_lists(i in any::<usize>(), e in edits()) {
+            let _ = lineage_sigstore::sct::parse_list(&apply(&pick::<Vec<u8>>(&seeds().scts, i)[..], &e));
+        }
+
+        /// RFC 3161 tokens (cms, x509-tsp) and their verification.
+        #[test]
+        fn fuzz_timestamps(i in any::<usize>(), e in edits()) {
+            if let Ok(t) = lineage_sigstore::tsa::TimestampToken::parse(&apply(&pick::<Vec<u8>>(&seeds().tokens, i)[..], &e)) {
+                let _ = t.verify(&public_good());
+            }
+        }
+
+        /// Rekor entry bodies.
+        #[test]
+        fn fuzz_rekor_bodies(i in any::<usize>(), e in edits()) {
+            let (body, kind, version) = pick(&seeds().bodies, i);
+            let _ = lineage_sigstore::rekor::EntryBody::parse(&apply(body, &e), kind, version);
+        }
+
+        /// Checkpoints and signed notes (lineage-log), and their verification by a trusted log.
+        #[test]
+        fn fuzz_checkpoints(i in any::<usize>(), e in edits()) {
+            let bytes = apply(&pick::<Vec<u8>>(&seeds().checkpoints, i)[..], &e);
+            let _ = lineage_log::note::Note::parse_bytes(&bytes);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = lineage_log::checkpoint::Checkpoint::parse(text);
+                for log in public_good().tlogs.iter().chain(staging().tlogs.iter()) {
+                    let _ = lineage_sigstore::checkpoint::verify(text, log);
+                }
+            }
+        }
+
+        /// Notation JWS envelopes and trust policies.
+        #[test]
+        fn fuzz_notation(which in 0usize..5, e in edits()) {
+            use lineage_sigstore::notation::{verify_notation, Subject, TrustPolicyDocument, TrustStore, JWS_MEDIA_TYPE};
+            static STORE: OnceLock<TrustStore> = OnceLock::new();
+            let store = STORE.get_or_init(|| TrustStore::from_dir(&fixtures().join("notation/truststore")).unwrap());
+            let file = [
+                "notation-go.ca_valid_sig_env.jws.json",
+                "notation-go.timestampBeforeNotBefore.jws.sig",
+                "notation-go.ca_expired_sig_env.jws.json",
+                "notation-go.coseWithTimestamp.sig",
+                "notation-go.example_localVerify.cose.sig",
+            ][which];
+            let media_type = if which >= 3 { "application/cose" } else { JWS_MEDIA_TYPE };
+            let policy = br#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],"signatureVerification":{"level":"strict","verifyTimestamp":"always"},"trustStores":["ca:valid-trust-store","tsa:test-timestamp"],"trustedIdentities":["*"]}]}"#;
+            let doc = TrustPolicyDocument::from_json(policy).unwrap();
+            let _ = TrustPolicyDocument::from_json(&apply(policy, &e));
+            let envelope = apply(&read(&format!("notation/{file}")), &e);
+            let _ = verify_notation(&envelope, media_type, Subject { repository: "r", digest: "sha256:00" }, &doc, store, time::OffsetDateTime::now_utc());
+        }
+
+        /// Arbitrary bytes into every parser.
+        #[test]
+        fn fuzz_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Bundle::from_json(&bytes);
+            let _ = TrustedRoot::from_json(&bytes);
+            let _ = lineage_sigstore::x509::Certificate::from_der(&bytes);
+            let _ = lineage_sigstore::tsa::TimestampToken::parse(&bytes);
+            let _ = lineage_sigstore::sct::parse_list(&bytes);
+            let _ = lineage_sigstore::keys::from_spki_der(&bytes);
+            if let Ok(s) = std::str::from_utf8(&bytes) {
+                let _ = lineage_sigstore::keys::from_pem(s);
+                let _ = lineage_sigstore::x509::Certificate::all_from_pem(s);
+            }
+        }
+    }
+}
+
+/// Found by `fuzz_arbitrary_bytes`: `x509-cert` 0.2.5's `load_pem_chain` panics (integer
+/// underflow) on empty input; certificate PEM is read block by block instead.
+#[test]
+fn empty_or_blockless_certificate_pem_is_an_error_not_a_panic() {
+    use lineage_sigstore::x509::Certificate;
+    for input in ["", "\n", "-----BEGIN CERTIFICATE-----", "no pem here"] {
+        assert!(Certificate::all_from_pem(input).is_err(), "{input:?}");
+    }
+    let chain = text("cosign/containers-image-keyless-sig/fulcio-chain.pem");
+    assert!(Certificate::all_from_pem(&chain).unwrap().len() >= 2);
+}
+
+// ---- Notation (Notary Project) signatures: notation/README.md's outcome table ----
+
+mod notation {
+    use super::*;
+    use lineage_sigstore::notation::{
+        verify_notation, NotationVerification, Subject, TrustPolicyDocument, TrustStore,
+        JWS_MEDIA_TYPE,
+    };
+    use serde_json::json;
+
+    const P1_REPO: &str = "registry.acme-rockets.io/software/net-monitor";
+    const P1_DIGEST: &str =
+        "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";
+    const P3_DIGEST: &str =
+        "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda";
+    const ROOT_SUBJECT: &str = "x509.subject:CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US";
+
+    fn store() -> TrustStore {
+        TrustStore::from_dir(&fixtures().join("notation/truststore")).unwrap()
+    }
+
+    fn now() -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+
+    /// A one-policy document.
+    fn policy(
+        level: &str,
+        stores: &[&str],
+        identities: &[&str],
+        extra: Value,
+    ) -> TrustPolicyDocument {
+        let mut verification = json!({ "level": level });
+        if let Value::Object(m) = extra {
+            verification.as_object_mut().unwrap().extend(m);
+        }
+        let doc = json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "test",
+                "registryScopes": [P1_REPO, "*"],
+                "signatureVerification": verification,
+                "trustStores": stores,
+                "trustedIdentities": identities,
+            }]
+        });
+        TrustPolicyDocument::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
+    }
+
+    fn p1(level: &str) -> TrustPolicyDocument {
+        policy(
+            level,
+            &["ca:valid-trust-store", "signingAuthority:valid-trust-store"],
+            &[ROOT_SUBJECT],
+            json!({}),
+        )
+    }
+
+    fn p3(stores: &[&str]) -> TrustPolicyDocument {
+        policy(
+            "strict",
+            stores,
+            &["*"],
+            json!({ "verifyTimestamp": "always" }),
+        )
+    }
+
+    fn verify(file: &str, digest: &str, doc: &TrustPolicyDocument) -> NotationVerification {
+        verify_notation(
+            &read(&format!("notation/{file}")),
+            JWS_MEDIA_TYPE,
+            Subject {
+                repository: P1_REPO,
+                digest,
+            },
+            doc,
+            &store(),
+            now(),
+        )
+        .unwrap()
+    }
+
+    fn outcome(v: &NotationVerification, step: &str) -> (&'static str, Option<&'static str>) {
+        let c = v
+            .checks
+            .iter()
+            .find(|c| serde_json::to_value(c.step).unwrap() == step)
+            .unwrap_or_else(|| panic!("no {step} check: {v:#?}"));
+        (c.outcome, c.reason)
+    }
+
+    #[test]
+    fn ca_valid_passes_p1_and_fails_with_another_store_or_identity() {
+        let v = verify(
+            "notation-go.ca_valid_sig_env.jws.json",
+            P1_DIGEST,
+            &p1("strict"),
+        );
+        assert!(v.verified, "{v:#?}");
+        assert!(v.checks.iter().all(|c| c.outcome == "pass"), "{v:#?}");
+
+        let untrusted = policy(
+            "strict",
+            &["ca:valid-trust-store-2"],
+            &[ROOT_SUBJECT],
+            json!({}),
+        );
+        let v = verify(
+            "notation-go.ca_valid_sig_env.jws.json",
+            P1_DIGEST,
+            &untrusted,
+        );
+        assert!(!v.verified);
+        assert_eq!(
+            outcome(&v, "authenticity"),
+            ("fail", Some("untrusted-certificate"))
+        );
+        assert!(v
+            .failure()
+            .unwrap()
+            .detail
+            .contains("does not contain any trusted certificate"));
+        // At `audit`, authenticity is only logged.
+        let audit = policy(
+            "audit",
+            &["ca:valid-trust-store-2"],
+            &[ROOT_SUBJECT],
+            json!({}),
+        );
+        let v = verify("notation-go.ca_valid_sig_env.jws.json", P1_DIGEST, &audit);
+        assert!(v.verified, "{v:#?}");
+        assert_eq!(
+            outcome(&v, "authenticity"),
+            ("logged", Some("untrusted-certificate"))
+        );
+
+        let other = policy(
+            "strict",
+            &["ca:valid-trust-store"],
+            &["x509.subject:CN=LOL,O=DummyOrg,L=Hyderabad,ST=TG,C=IN"],
+            json!({}),
+        );
+        let v = verify("notation-go.ca_valid_sig_env.jws.json", P1_DIGEST, &other);
+        assert_eq!(
+            outcome(&v, "authenticity"),
+            ("fail", Some("identity-mismatch"))
+        );
+
+        // A signature for another artifact fails integrity.
+        let v = verify(
+            "notation-go.ca_valid_sig_env.jws.json",
+            P3_DIGEST,
+            &p1("strict"),
+        );
+        assert_eq!(
+            outcome(&v, "integrity"),
+            ("fail", Some("artifact-mismatch"))
+        );
+    }
+
+    #[test]
+    fn ca_invalid_fails_integrity_at_every_level_but_skip() {
+        for level in ["strict", "permissive", "audit"] {
+            let v = verify(
+                "notation-go.ca_invalid_sig_env.jws.json",
+                P1_DIGEST,
+                &p1(level),
+            );
+            assert!(!v.verified, "{level}");
+            assert_eq!(outcome(&v, "integrity").0, "fail", "{level}: {v:#?}");
+        }
+        let v = verify(
+            "notation-go.ca_invalid_sig_env.jws.json",
+            P1_DIGEST,
+            &p1("skip"),
+        );
+        assert!(v.verified);
+        assert!(v.checks.iter().all(|c| c.outcome == "skipped"));
+    }
+
+    #[test]
+    fn ca_expired_fails_expiry_at_strict_and_is_logged_below() {
+        let v = verify(
+            "notation-go.ca_expired_sig_env.jws.json",
+            P1_DIGEST,
+            &p1("strict"),
+        );
+        assert_eq!(outcome(&v, "expiry"), ("fail", Some("signature-expired")));
+        assert!(v.failure().unwrap().detail.contains("2022-07-29T23:59:00Z"));
+        for level in ["permissive", "audit"] {
+            let v = verify(
+                "notation-go.ca_expired_sig_env.jws.json",
+                P1_DIGEST,
+                &p1(level),
+            );
+            assert!(v.verified, "{level}: {v:#?}");
+            assert_eq!(outcome(&v, "expiry"), ("logged", Some("signature-expired")));
+        }
+    }
+
+    #[test]
+    fn p3_timestamps_before_not_before_and_missing_fail() {
+        let v = verify(
+            "notation-go.timestampBeforeNotBefore.jws.sig",
+            P3_DIGEST,
+            &p3(&["ca:valid-trust-store", "tsa:test-timestamp"]),
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("certificate-not-yet-valid")),
+            "{v:#?}"
+        );
+        assert!(v.failure().unwrap().detail.contains("2099-09-18"));
+        // The same token under the wrong TSA root (DigiCert) is not trusted.
+        let v = verify(
+            "notation-go.timestampBeforeNotBefore.jws.sig",
+            P3_DIGEST,
+            &p3(&["ca:valid-trust-store", "tsa:test-mismatch"]),
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("timestamp-untrusted")),
+            "{v:#?}"
+        );
+
+        let v = verify(
+            "notation-go.withoutTimestamp.jws.sig",
+            P3_DIGEST,
+            &p3(&["ca:valid-trust-store", "tsa:test-timestamp"]),
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("timestamp-missing"))
+        );
+        assert_eq!(
+            v.failure().unwrap().detail,
+            "no timestamp countersignature was found in the signature envelope"
+        );
+        // Without a `tsa` store, the same envelope is judged at the verification time.
+        let v = verify(
+            "notation-go.withoutTimestamp.jws.sig",
+            P3_DIGEST,
+            &p3(&["ca:valid-trust-store"]),
+        );
+        assert!(v.verified, "{v:#?}");
+    }
+
+    fn verify_cose(
+        file: &str,
+        repository: &str,
+        digest: &str,
+        doc: &TrustPolicyDocument,
+        store: &TrustStore,
+    ) -> NotationVerification {
+        verify_notation(
+            &read(&format!("notation/{file}")),
+            "application/cose",
+            Subject { repository, digest },
+            doc,
+            store,
+            now(),
+        )
+        .unwrap()
+    }
+
+    /// COSE_Sign1 envelopes: the P2 example, and the P3 time-stamped ones (README table).
+    #[test]
+    fn cose_envelopes_give_their_stated_outcomes() {
+        let p2 = policy(
+            "strict",
+            &["ca:example-local-verify"],
+            &["*"],
+            json!({"override": {"revocation": "skip"}}),
+        );
+        let v = verify_cose(
+            "notation-go.example_localVerify.cose.sig",
+            "example/software",
+            "sha256:c0d488a800e4127c334ad20d61d7bc21b4097540327217dfab52262adc02380c",
+            &p2,
+            &store(),
+        );
+        assert!(v.verified, "{v:#?}");
+        assert_eq!(outcome(&v, "revocation").0, "skipped");
+
+        let with_tsa = p3(&["ca:valid-trust-store", "tsa:test-timestamp"]);
+        let v = verify_cose(
+            "notation-go.coseWithTimestamp.sig",
+            P1_REPO,
+            P3_DIGEST,
+            &with_tsa,
+            &store(),
+        );
+        assert!(v.verified, "{v:#?}");
+        assert_eq!(outcome(&v, "authenticTimestamp"), ("pass", None));
+        let mismatch = p3(&["ca:valid-trust-store", "tsa:test-mismatch"]);
+        let v = verify_cose(
+            "notation-go.coseWithTimestamp.sig",
+            P1_REPO,
+            P3_DIGEST,
+            &mismatch,
+            &store(),
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("timestamp-untrusted")),
+            "{v:#?}"
+        );
+
+        // The expired signing certificate is rescued by the time-stamp. It is in no copied
+        // store, so trust its own x5chain[0], as the README says.
+        use ciborium::value::Value as C;
+        let bytes = read("notation/notation-go.coseExpiredWithTimestamp.sig");
+        let C::Tag(18, inner) = ciborium::from_reader::<C, _>(bytes.as_slice()).unwrap() else {
+            panic!("not a COSE_Sign1")
+        };
+        let items = inner.as_array().unwrap().clone();
+        let x5c0 = items[1]
+            .as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_integer() == Some(33.into()))
+            .map(|(_, v)| match v {
+                C::Array(a) => a[0].as_bytes().unwrap().clone(),
+                other => other.as_bytes().unwrap().clone(),
+            })
+            .unwrap();
+        let mut own = store();
+        own.add(
+            lineage_sigstore::notation::StoreKind::Ca,
+            "expired-signer",
+            vec![lineage_sigstore::x509::Certificate::from_der(&x5c0).unwrap()],
+        );
+        let expired = "notation-go.coseExpiredWithTimestamp.sig";
+        let rescued = p3(&["ca:expired-signer", "tsa:test-timestamp"]);
+        let v = verify_cose(expired, P1_REPO, P3_DIGEST, &rescued, &own);
+        assert!(v.verified, "{v:#?}");
+        let v = verify_cose(
+            expired,
+            P1_REPO,
+            P3_DIGEST,
+            &p3(&["ca:expired-signer"]),
+            &own,
+        );
+        assert_eq!(
+            outcome(&v, "authenticTimestamp"),
+            ("fail", Some("certificate-expired")),
+            "{v:#?}"
+        );
+        assert!(
+            v.failure().unwrap().detail.contains("2024-06-18T07:30:31Z"),
+            "{v:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_algorithms_are_errors_not_failures() {
+        let mut env: Value =
+            serde_json::from_slice(&read("notation/notation-go.ca_valid_sig_env.jws.json"))
+                .unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut protected: Value =
+            serde_json::from_slice(&b64.decode(env["protected"].as_str().unwrap()).unwrap())
+                .unwrap();
+        protected["alg"] = "RS256".into();
+        env["protected"] = b64.encode(serde_json::to_vec(&protected).unwrap()).into();
+        let e = verify_notation(
+            &serde_json::to_vec(&env).unwrap(),
+            JWS_MEDIA_TYPE,
+            Subject {
+                repository: P1_REPO,
+                digest: P1_DIGEST,
+            },
+            &p1("strict"),
+            &store(),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the envelope uses signature algorithm `RS256` (supported: PS256, PS384, PS512, ES256, ES384, ES512)"
+        );
+    }
+
+    #[test]
+    fn trust_policy_documents_are_checked() {
+        for (doc, words) in [
+            (
+                json!({"version": "2.0", "trustPolicies": []}),
+                "version `2.0`",
+            ),
+            (
+                json!({"version": "1.0", "trustPolicies": [{"name": "a", "registryScopes": ["*"],
+                    "signatureVerification": {"level": "lenient"}, "trustStores": ["ca:x"], "trustedIdentities": ["*"]}]}),
+                "level `lenient`",
+            ),
+            (
+                json!({"version": "1.0", "trustPolicies": [{"name": "a", "registryScopes": ["*"],
+                    "signatureVerification": {"level": "strict"}, "trustStores": ["x509:x"], "trustedIdentities": ["*"]}]}),
+                "trust store `x509:x`",
+            ),
+        ] {
+            let e = TrustPolicyDocument::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+            assert!(e.to_string().contains(words), "{e}");
+        }
+    }
 }

@@ -618,6 +618,7 @@ pub fn verify_ledger(
         reason,
         signers,
         statement: None,
+        logged: Vec::new(),
     };
     match s.format {
         Format::Json => print_json(&WithConfig::new(&report, s)),

@@ -17,7 +17,6 @@ use lineage_attest::{
 use lineage_model::Digest;
 use lineage_sigstore::{
     Artifact, BundleError, CosignError, IdentityPolicy, Matcher, PolicyError, TrustedRoot,
-    VerifyingKey,
 };
 use serde::Serialize;
 
@@ -72,6 +71,19 @@ pub struct VerifyArgs {
     /// For OCI layouts: the image manifest digest the signature must name.
     #[arg(long, value_name = "DIGEST")]
     pub image_digest: Option<String>,
+    /// Notation: the Notary Project `trustpolicy.json` that judges the signature.
+    #[arg(long, value_name = "FILE")]
+    pub trust_policy: Option<PathBuf>,
+    /// Notation: the trust store directory (`truststore/`, holding `x509/{ca,signingAuthority,tsa}/NAME/`).
+    #[arg(long, value_name = "DIR")]
+    pub trust_store: Option<PathBuf>,
+    /// Notation: the signed image, `REGISTRY/REPOSITORY@sha256:<64 hex>` (the repository picks
+    /// the trust policy). Not needed when TARGET is the image itself, in a registry.
+    #[arg(long, value_name = "REF")]
+    pub artifact_ref: Option<String>,
+    /// Notation, TARGET in a registry: a registry that is reached over plain HTTP (repeat).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
     /// For a DIGEST or IMAGE target: judge the ledger's provenance with the `[trust]` keys
     /// for this environment.
     #[arg(long)]
@@ -113,6 +125,9 @@ pub struct VerifyReport {
     pub signers: Vec<String>,
     /// The in-toto Statement's type and subjects, when the payload is one.
     pub statement: Option<StatementSummary>,
+    /// Failures the verification level only logs (Notation `permissive`/`audit`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logged: Vec<Reason>,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,7 +236,7 @@ fn identity_policy(args: &VerifyArgs) -> Result<IdentityPolicy, CliError> {
     };
     if let Some(p) = args.keys.first() {
         let pem = String::from_utf8(read(p)?).unwrap_or_default();
-        policy.key = Some(VerifyingKey::from_pem(&pem).map_err(|e| {
+        policy.key = Some(lineage_sigstore::keys::from_pem(&pem).map_err(|e| {
             CliError::new(
                 format!("--key `{}`: {e}", p.display()),
                 "pass a PEM public key",
@@ -274,12 +289,18 @@ fn trusted_root(args: &VerifyArgs) -> Result<TrustedRoot, CliError> {
 
 pub fn verify(args: VerifyArgs, s: &Settings) -> Result<Outcome, CliError> {
     // Not a file but a digest or pinned image: verify the ledger's provenance for it.
-    if let Some(outcome) = crate::gates_admin::verify_ledger(&args.target, args.env.as_deref(), s)?
-    {
-        return Ok(outcome);
+    // (Unless a Notation trust policy is given: then a pinned image is read from its registry.)
+    if args.trust_policy.is_none() {
+        if let Some(outcome) =
+            crate::gates_admin::verify_ledger(&args.target, args.env.as_deref(), s)?
+        {
+            return Ok(outcome);
+        }
     }
     let target = args.target.display().to_string();
-    let report = if args.target.is_dir() {
+    let report = if args.trust_policy.is_some() {
+        verify_notation(&args, &target, s)?
+    } else if args.target.is_dir() {
         verify_layout(&args, &target)?
     } else {
         let bytes = read(&args.target)?;
@@ -291,6 +312,11 @@ pub fn verify(args: VerifyArgs, s: &Settings) -> Result<Outcome, CliError> {
         })?;
         if json.get("mediaType").is_some() {
             verify_bundle(&args, &target, &bytes)?
+        } else if json.get("protected").is_some() && json.get("signature").is_some() {
+            return Err(CliError::new(
+                format!("`{target}` is a Notation (JWS) signature"),
+                "pass `--trust-policy trustpolicy.json --trust-store truststore/ --artifact-ref REGISTRY/REPO@sha256:<64 hex>`",
+            ));
         } else if json.get("payloadType").is_some() {
             verify_dsse(&args, &target, &bytes)?
         } else if json.get("base64Signature").is_some() && json.get("rekorBundle").is_some() {
@@ -339,6 +365,7 @@ fn verify_dsse(args: &VerifyArgs, target: &str, bytes: &[u8]) -> Result<VerifyRe
         }),
         signers: outcome.verified_keys.clone(),
         statement: None,
+        logged: Vec::new(),
     };
     if report.verified {
         let envelope = dsse::Envelope::from_json_with(bytes, options.sig_encoding)
@@ -441,6 +468,7 @@ fn sigstore_report(
         reason,
         signers,
         statement,
+        logged: Vec::new(),
     }
 }
 
@@ -508,6 +536,203 @@ fn verify_layout(args: &VerifyArgs, target: &str) -> Result<VerifyReport, CliErr
     Ok(sigstore_report(target, "oci-layout", v))
 }
 
+/// A Notation signature (a JWS envelope file, or the referrers in an OCI layout directory),
+/// judged by `lineage_sigstore::notation` against the trust policy and store.
+fn verify_notation(
+    args: &VerifyArgs,
+    target: &str,
+    s: &Settings,
+) -> Result<VerifyReport, CliError> {
+    use lineage_sigstore::notation::{
+        self, NotationError, Subject, TrustPolicyDocument, TrustStore,
+    };
+    let policy_path = args.trust_policy.as_ref().expect("checked by the caller");
+    let policies = TrustPolicyDocument::from_json(&read(policy_path)?).map_err(|e| {
+        CliError::new(
+            format!("--trust-policy `{}`: {e}", policy_path.display()),
+            "pass a Notary Project trustpolicy.json (`\"version\": \"1.0\"`, `trustPolicies`)",
+        )
+    })?;
+    let Some(store_dir) = &args.trust_store else {
+        return Err(CliError::new(
+            "verifying a Notation signature needs its trust store",
+            "pass `--trust-store DIR` (the folder holding `x509/ca/NAME/`)",
+        ));
+    };
+    let store = TrustStore::from_dir(store_dir).map_err(|e| {
+        CliError::new(
+            e.to_string(),
+            "pass the folder holding `x509/{ca,signingAuthority,tsa}/NAME/`",
+        )
+    })?;
+    let hint = "pass `--artifact-ref REGISTRY/REPOSITORY@sha256:<64 hex>`";
+    // A TARGET that is no file or directory is the signed image in a registry: its Notation
+    // signatures are its OCI referrers.
+    let remote = if args.target.exists() {
+        None
+    } else {
+        let image = lineage_model::ImageRef::parse(target)
+            .map_err(|e| CliError::from(e.in_field("TARGET")))?;
+        if image.digest.is_none() {
+            return Err(CliError::new(
+                format!("`{target}` is not pinned to a digest"),
+                format!(
+                    "verify `{}@sha256:<64 hex>`: a signature is for a digest, never a tag",
+                    image.repository
+                ),
+            ));
+        }
+        Some(image)
+    };
+    let reference = match (&remote, &args.artifact_ref) {
+        (Some(image), _) => format!(
+            "{}@{}",
+            image.repository,
+            image.digest.as_ref().expect("checked above")
+        ),
+        (None, Some(r)) => r.clone(),
+        (None, None) => {
+            return Err(CliError::new(
+                "verifying a Notation signature needs the signed image",
+                hint,
+            ))
+        }
+    };
+    let Some((repository, digest)) = reference.rsplit_once('@') else {
+        return Err(CliError::new(
+            format!("--artifact-ref `{reference}` names no digest"),
+            hint,
+        ));
+    };
+    let digest = Digest::parse(digest).map_err(|e| CliError::from(e.in_field("--artifact-ref")))?;
+    let digest = digest.to_string();
+    let subject = Subject {
+        repository,
+        digest: &digest,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let refused = |e: NotationError| match e {
+        NotationError::NoPolicy(_) => CliError::new(
+            format!("`{target}`: {e}"),
+            format!("add `\"{repository}\"` (or `\"*\"`) to a trust policy's `registryScopes`"),
+        ),
+        e => CliError::new(
+            format!("`{target}`: {e}"),
+            "pass a JWS Notation signature (`application/jose+json`)",
+        ),
+    };
+    let (kind, v) = if let Some(image) = &remote {
+        let conn =
+            crate::registry::connect(s, &args.insecure_registries, image.repository.registry())?;
+        let pulled = lineage_registry::pull_attached(&conn.client, image, notation::ARTIFACT_TYPE)
+            .map_err(|e| {
+                CliError::new(
+                    format!("cannot read the referrers of `{target}`: {e}"),
+                    "check the registry and the image (`lineage inspect REF` shows its referrers)",
+                )
+            })?;
+        let envelopes = pulled
+            .into_iter()
+            .map(|p| (p.payload_media_type, p.payload));
+        match notation::verify_notation_envelopes(envelopes, subject, &policies, &store, now)
+            .map_err(refused)?
+        {
+            Some(v) => ("notation-registry", v),
+            None => {
+                return Ok(VerifyReport {
+                    schema: 1,
+                    target: target.to_string(),
+                    kind: "notation-registry",
+                    verified: false,
+                    reason: Some(Reason {
+                        code: "no-signature".into(),
+                        message: format!(
+                            "`{target}` has no Notation signature (`{}`) among its referrers",
+                            notation::ARTIFACT_TYPE
+                        ),
+                    }),
+                    signers: Vec::new(),
+                    statement: None,
+                    logged: Vec::new(),
+                });
+            }
+        }
+    } else if args.target.is_dir() {
+        match notation::verify_notation_layout(&args.target, subject, &policies, &store, now)
+            .map_err(refused)?
+        {
+            Some(v) => ("notation-oci-layout", v),
+            None => {
+                return Ok(VerifyReport {
+                    schema: 1,
+                    target: target.to_string(),
+                    kind: "notation-oci-layout",
+                    verified: false,
+                    reason: Some(Reason {
+                        code: "no-signature".into(),
+                        message: format!(
+                            "no Notation signature (`{}`) for `{digest}` in the layout",
+                            notation::ARTIFACT_TYPE
+                        ),
+                    }),
+                    signers: Vec::new(),
+                    statement: None,
+                    logged: Vec::new(),
+                });
+            }
+        }
+    } else {
+        let bytes = read(&args.target)?;
+        let media_type = if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() {
+            notation::JWS_MEDIA_TYPE
+        } else {
+            notation::COSE_MEDIA_TYPE
+        };
+        let v = notation::verify_notation(&bytes, media_type, subject, &policies, &store, now)
+            .map_err(refused)?;
+        ("notation", v)
+    };
+    let code = |c: &notation::NotationCheck| Reason {
+        code: c.reason.unwrap_or("failed").to_string(),
+        message: format!(
+            "{}: {}",
+            serde_json::to_value(c.step)
+                .ok()
+                .and_then(|s| s.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            c.detail
+        ),
+    };
+    Ok(VerifyReport {
+        schema: 1,
+        target: target.to_string(),
+        kind,
+        verified: v.verified,
+        reason: v.failure().map(code),
+        signers: v
+            .signer
+            .iter()
+            .map(|s| {
+                format!(
+                    "{s} (policy `{}`, level {})",
+                    v.policy,
+                    serde_json::to_value(v.level)
+                        .ok()
+                        .and_then(|l| l.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+        statement: None,
+        logged: v
+            .checks
+            .iter()
+            .filter(|c| c.outcome == "logged")
+            .map(code)
+            .collect(),
+    })
+}
+
 pub(crate) fn render(format: Format, r: &VerifyReport) {
     if format == Format::Json {
         println!(
@@ -523,6 +748,9 @@ pub(crate) fn render(format: Format, r: &VerifyReport) {
     }
     if let Some(reason) = &r.reason {
         println!("  reason     [{}] {}", reason.code, reason.message);
+    }
+    for l in &r.logged {
+        println!("  logged     [{}] {}", l.code, l.message);
     }
     for s in &r.signers {
         println!("  signed by  {s}");

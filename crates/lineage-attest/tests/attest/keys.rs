@@ -160,14 +160,85 @@ fn reads_fixture_keys_of_every_algorithm() {
 fn bad_key_input_is_an_error_not_a_panic() {
     assert!(matches!(
         PublicKey::from_pem("nothing"),
-        Err(KeyError::Pem(_))
+        Err(lineage_log::keys::KeyError::Pem(_))
     ));
     let private = PrivateKey::generate(KeyKind::Ed25519).unwrap();
     assert!(matches!(
         PublicKey::from_pem(&private.to_pkcs8_pem()),
-        Err(KeyError::WrongPemLabel { .. })
+        Err(lineage_log::keys::KeyError::WrongPemLabel { .. })
     ));
     assert!(PublicKey::from_spki_der(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
     assert!(PublicKey::ed25519_from_raw(&[0; 31]).is_err());
     assert!(PrivateKey::from_pkcs8_der(b"garbage").is_err());
+}
+
+/// Issue 16: ECDSA P-384 (SHA-384) and P-521 (SHA-512) keys verify DSSE envelopes, in DER and
+/// in fixed-width r||s; before, their SPKIs were refused as unsupported curves.
+#[test]
+fn p384_and_p521_keys_verify_dsse_envelopes() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair};
+    use lineage_attest::dsse::{self, TrustedKey, VerifyOptions};
+    use pkcs8::der::Encode;
+
+    let rng = SystemRandom::new();
+    for (der_alg, fixed_alg, oid, width, want) in [
+        (
+            &sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+            &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            "1.3.132.0.34",
+            96,
+            KeyAlgorithm::EcdsaP384Sha384,
+        ),
+        (
+            &sig::ECDSA_P521_SHA512_ASN1_SIGNING,
+            &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+            "1.3.132.0.35",
+            132,
+            KeyAlgorithm::EcdsaP521Sha512,
+        ),
+    ] {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(der_alg, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(der_alg, pkcs8.as_ref()).unwrap();
+        let fixed_pair = EcdsaKeyPair::from_pkcs8(fixed_alg, pkcs8.as_ref()).unwrap();
+        // The SPKI as cosign and OpenSSL write it: id-ecPublicKey with the named curve.
+        let spki = spki::SubjectPublicKeyInfoOwned {
+            algorithm: spki::AlgorithmIdentifierOwned {
+                oid: spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
+                parameters: Some(spki::ObjectIdentifier::new_unwrap(oid).into()),
+            },
+            subject_public_key: spki::der::asn1::BitString::from_bytes(pair.public_key().as_ref())
+                .unwrap(),
+        }
+        .to_der()
+        .unwrap();
+        let key = PublicKey::from_spki_der(&spki).unwrap();
+        assert_eq!(key.algorithm(), want);
+
+        let payload = br#"{"_type":"https://in-toto.io/Statement/v1"}"#;
+        let pae = dsse::pae("application/vnd.in-toto+json", payload);
+        for signature in [
+            pair.sign(&rng, &pae).unwrap().as_ref().to_vec(),
+            fixed_pair.sign(&rng, &pae).unwrap().as_ref().to_vec(),
+        ] {
+            assert!(key.verify(&pae, &signature));
+            let envelope = dsse::Envelope {
+                payload_type: "application/vnd.in-toto+json".into(),
+                payload: payload.to_vec(),
+                signatures: vec![dsse::Signature {
+                    keyid: None,
+                    sig: signature.clone(),
+                }],
+            };
+            let v = dsse::verify(
+                &envelope,
+                &[TrustedKey::new(key.clone())],
+                &VerifyOptions::default(),
+            );
+            assert!(v.is_verified(), "{want:?}: {:?}", v.failure);
+        }
+        let mut wrong = fixed_pair.sign(&rng, &pae).unwrap().as_ref().to_vec();
+        wrong[width / 2] ^= 1;
+        assert!(!key.verify(&pae, &wrong));
+    }
 }

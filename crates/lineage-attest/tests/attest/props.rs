@@ -18,6 +18,14 @@ fn keys() -> &'static [(PrivateKey, TrustedKey); 2] {
     })
 }
 
+/// 256 cases in the test suite; `LINEAGE_FUZZ_CASES=N` for a long run.
+fn fuzz_cases() -> u32 {
+    std::env::var("LINEAGE_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256)
+}
+
 #[derive(Debug, Clone)]
 enum Tamper {
     Payload { index: usize, xor: u8 },
@@ -38,7 +46,7 @@ fn tamper() -> impl Strategy<Value = Tamper> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: fuzz_cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn any_change_breaks_verification(
