@@ -16,6 +16,7 @@ pub mod ledger_log;
 pub mod provenance;
 pub mod query;
 pub mod record;
+pub mod sbom;
 pub mod services;
 
 pub use config::{closest, line_col, Config, DEFAULT_ENVIRONMENTS};

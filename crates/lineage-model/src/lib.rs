@@ -7,6 +7,7 @@
 mod digest;
 mod error;
 mod names;
+mod purl;
 mod records;
 mod reference;
 mod suggest;
@@ -17,9 +18,10 @@ pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
 pub use records::{
     canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
-    DeployRecord, DockerfileRef, Exception, LogKeyRotation, Record, Retirement, Service,
-    ServiceChange, TokenGrant, TokenRevocation,
+    DeployRecord, DockerfileRef, Exception, LogKeyRotation, Record, Retirement, SbomFinding,
+    SbomImport, SbomLayer, SbomPackage, Service, ServiceChange, TokenGrant, TokenRevocation,
 };
+pub use purl::{name_key, Purl};
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use suggest::closest;
 pub use timestamp::Timestamp;

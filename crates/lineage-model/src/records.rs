@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CommitId, Digest, EnvName, Identity, Repository, ServiceName, SourceRepo, Tag, Timestamp,
+    CommitId, Digest, EnvName, Identity, Purl, Repository, ServiceName, SourceRepo, Tag,
+    Timestamp,
 };
 
 /// One image build: what was produced, from what, and how.
@@ -291,6 +292,85 @@ pub struct LogKeyRotation {
     pub at: Timestamp,
 }
 
+/// One imported SBOM or vulnerability scan of an image (`lineage sbom add`, `lineage scan
+/// add`), in compact form: which packages the document says the image holds, in which layer,
+/// and which vulnerabilities a scanner matched to them. The document itself is not kept; its
+/// SHA-256 is, so the record says exactly which document it came from.
+///
+/// Packages and layers are listed once and referred to by position, which keeps a record of a
+/// 100,000-component SBOM to a few megabytes; the `sbom_*` projections are rebuilt from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomImport {
+    pub image: Repository,
+    pub digest: Digest,
+    /// `sbom` (a package inventory) or `scan` (vulnerability findings).
+    pub kind: String,
+    /// `spdx-2.3`, `cyclonedx-1.6`, `trivy`, `grype`, ...
+    pub format: String,
+    /// The SHA-256 of the document's bytes.
+    pub document: Digest,
+    /// The document's size in bytes.
+    pub size: u64,
+    /// The tool that wrote the document (`trivy 0.50.1`), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// When the document says it was made (the scan's time), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+    /// Where the document came from: `file`, or the registry attachment it was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Every layer the document names; the image's own layer list first when it gives one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<SbomLayer>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<SbomPackage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<SbomFinding>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// A layer as a document names it: its blob digest, its diff id (the digest of the
+/// uncompressed tar, what Syft and Grype report), or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomLayer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<Digest>,
+}
+
+/// A package in an image. Name, version and ecosystem are the purl's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomPackage {
+    pub purl: Purl,
+    /// Position in [`SbomImport::layers`] of the layer that holds it, when the document says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<u32>,
+}
+
+/// A vulnerability a scanner matched to a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomFinding {
+    /// `CVE-2024-5535`, `GHSA-…`, as the scanner names it.
+    pub id: String,
+    /// Other ids of the same vulnerability (a GHSA's CVE).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Position in [`SbomImport::packages`].
+    pub package: u32,
+    /// `critical`, `high`, `medium`, `low`, `negligible` or `unknown`.
+    pub severity: String,
+    /// The fixed version(s) as the scanner writes them (`1.1.1d-r0`, `2.29.1, 2.39.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+}
+
 /// Anything the ledger holds, tagged with its kind. The ledger's log leaf covers the
 /// canonical JSON of this value.
 // Records are read one at a time and moved, not stored in bulk, so the size difference
@@ -311,6 +391,7 @@ pub enum Record {
     Token(TokenGrant),
     TokenRevoked(TokenRevocation),
     LogKeyRotation(LogKeyRotation),
+    Sbom(SbomImport),
 }
 
 impl Record {
@@ -328,11 +409,13 @@ impl Record {
             Record::Token(_) => "token",
             Record::TokenRevoked(_) => "token_revoked",
             Record::LogKeyRotation(_) => "log_key_rotation",
+            Record::Sbom(_) => "sbom",
         }
     }
 
     /// For facts (every kind but build, deploy and service), the key they are looked up by:
-    /// the base repository, the service, the digest, the token id, or `log` for log key rotations.
+    /// the base repository, the service, the digest (also of SBOMs and scans), the token id, or
+    /// `log` for log key rotations.
     pub fn fact_key(&self) -> Option<String> {
         match self {
             Record::Build(_) | Record::Deploy(_) | Record::Service(_) => None,
@@ -346,6 +429,7 @@ impl Record {
             Record::TokenRevoked(t) => Some(t.id.clone()),
             // A log has one chain of keys; its rotations are read together, oldest first.
             Record::LogKeyRotation(_) => Some("log".to_string()),
+            Record::Sbom(s) => Some(s.digest.to_string()),
         }
     }
 }
