@@ -18,8 +18,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use lineage_model::{
-    Digest, Identity, Purl, Repository, SbomFinding, SbomImport, SbomLayer, SbomPackage,
-    Timestamp,
+    Digest, Identity, Purl, Repository, SbomFinding, SbomImport, SbomLayer, SbomPackage, Timestamp,
 };
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -144,7 +143,10 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 fn too_large(name: &str, size: Option<u64>, limit: u64) -> Error {
-    let size = size.map_or_else(|| "larger".to_string(), |s| format!("{} ({s} bytes)", human_size(s)));
+    let size = size.map_or_else(
+        || "larger".to_string(),
+        |s| format!("{} ({s} bytes)", human_size(s)),
+    );
     Error::Invalid(
         format!(
             "`{name}` is {size}; documents over {} ({limit} bytes) are refused",
@@ -202,7 +204,11 @@ pub fn read_limited(
 /// Parses a document held in memory (a registry blob or a DSSE payload).
 pub fn parse_bytes(bytes: &[u8], name: &str, forced: Option<Format>) -> Result<Document, Error> {
     if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(too_large(name, Some(bytes.len() as u64), MAX_DOCUMENT_BYTES));
+        return Err(too_large(
+            name,
+            Some(bytes.len() as u64),
+            MAX_DOCUMENT_BYTES,
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let raw = deserialize(&mut de, name)?;
@@ -217,7 +223,10 @@ fn deserialize<'de, R: serde_json::de::Read<'de>>(
     name: &str,
 ) -> Result<Raw, Error> {
     match serde_path_to_error::deserialize::<_, Raw>(&mut *de) {
-        Ok(raw) => de.end().map(|()| raw).map_err(|e| not_json(name, String::new(), e)),
+        Ok(raw) => de
+            .end()
+            .map(|()| raw)
+            .map_err(|e| not_json(name, String::new(), e)),
         Err(e) => {
             let path = e.path().to_string();
             Err(not_json(name, path, e.into_inner()))
@@ -614,7 +623,13 @@ impl Inventory {
     }
 
     /// The package's purl: the document's, else one made from its ecosystem, name and version.
-    fn purl(&mut self, given: Option<&str>, ty: &str, name: &str, version: Option<&str>) -> Option<Purl> {
+    fn purl(
+        &mut self,
+        given: Option<&str>,
+        ty: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Option<Purl> {
         if let Some(p) = given.map(str::trim).filter(|p| !p.is_empty()) {
             match Purl::parse(p) {
                 Ok(purl) => return Some(purl),
@@ -651,7 +666,9 @@ fn digest_opt(value: Option<&str>) -> Option<Digest> {
 
 /// `repo@sha256:…` → the digest.
 fn repo_digest(value: &str) -> Option<Digest> {
-    value.rsplit_once('@').and_then(|(_, d)| Digest::parse(d).ok())
+    value
+        .rsplit_once('@')
+        .and_then(|(_, d)| Digest::parse(d).ok())
 }
 
 fn time_opt(value: Option<&str>) -> Option<Timestamp> {
@@ -764,7 +781,13 @@ fn unwrap_envelopes(mut raw: Raw, name: &str, subjects: &mut Vec<Subject>) -> Re
     for _ in 0..3 {
         if let Some(payload) = raw.payload.take() {
             let bytes = lineage_attest::dsse::decode_base64(&payload).map_err(|e| {
-                bad_field(name, "payload", "…", &format!("is not base64 ({e})"), "pass the DSSE envelope as the attestation tool wrote it")
+                bad_field(
+                    name,
+                    "payload",
+                    "…",
+                    &format!("is not base64 ({e})"),
+                    "pass the DSSE envelope as the attestation tool wrote it",
+                )
             })?;
             drop(payload);
             let mut de = serde_json::Deserializer::from_slice(&bytes);
@@ -775,7 +798,13 @@ fn unwrap_envelopes(mut raw: Raw, name: &str, subjects: &mut Vec<Subject>) -> Re
             for (i, s) in raw.subject.take().unwrap_or_default().iter().enumerate() {
                 if let Some(hex) = s.digest.get("sha256") {
                     let d = Digest::sha256_from_hex(hex).map_err(|_| {
-                        bad_field(name, &format!("subject[{i}].digest.sha256"), hex, "is not a SHA-256 digest", "the attestation's subject must be the image's digest")
+                        bad_field(
+                            name,
+                            &format!("subject[{i}].digest.sha256"),
+                            hex,
+                            "is not a SHA-256 digest",
+                            "the attestation's subject must be the image's digest",
+                        )
                     })?;
                     subjects.push(Subject {
                         field: format!("subject[{i}].digest.sha256"),
@@ -784,14 +813,26 @@ fn unwrap_envelopes(mut raw: Raw, name: &str, subjects: &mut Vec<Subject>) -> Re
                 }
             }
             let Some(predicate) = raw.predicate.take() else {
-                return Err(bad_field(name, "predicate", "", "is missing", "an SBOM attestation carries the SBOM as its predicate"));
+                return Err(bad_field(
+                    name,
+                    "predicate",
+                    "",
+                    "is missing",
+                    "an SBOM attestation carries the SBOM as its predicate",
+                ));
             };
             raw = *predicate;
             continue;
         }
         if let Some(scanner) = raw.scanner.take() {
             let Some(result) = scanner.result else {
-                return Err(bad_field(name, "scanner.result", "", "is missing", "a vulnerability attestation carries the scanner's report as `scanner.result`"));
+                return Err(bad_field(
+                    name,
+                    "scanner.result",
+                    "",
+                    "is missing",
+                    "a vulnerability attestation carries the scanner's report as `scanner.result`",
+                ));
             };
             raw = *result;
             continue;
@@ -875,7 +916,11 @@ fn spdx(raw: Raw, name: &str) -> Result<Document, Error> {
             .filter(|p| matches!(p.ty(), "oci" | "docker"));
         if is_described && (p.purpose.as_deref() == Some("CONTAINER") || oci.is_some()) {
             if let Some(d) = oci.as_ref().and_then(|o| digest_opt(o.version())) {
-                subjects::push(&mut doc.subjects, format!("packages[{i}].externalRefs (purl)"), d);
+                subjects::push(
+                    &mut doc.subjects,
+                    format!("packages[{i}].externalRefs (purl)"),
+                    d,
+                );
             } else if let Some(d) = digest_opt(p.version_info.as_deref()) {
                 subjects::push(&mut doc.subjects, format!("packages[{i}].versionInfo"), d);
             }
@@ -884,7 +929,12 @@ fn spdx(raw: Raw, name: &str) -> Result<Document, Error> {
         let Some(pkg_name) = p.name.filter(|n| !n.trim().is_empty()) else {
             continue;
         };
-        if let Some(purl) = inv.purl(purl_ref.as_deref(), "generic", &pkg_name, p.version_info.as_deref()) {
+        if let Some(purl) = inv.purl(
+            purl_ref.as_deref(),
+            "generic",
+            &pkg_name,
+            p.version_info.as_deref(),
+        ) {
             inv.package(purl, None);
         }
     }
@@ -1022,7 +1072,10 @@ fn cyclonedx(raw: Raw, name: &str) -> Result<Document, Error> {
         for (j, child) in c.components.into_iter().enumerate().rev() {
             stack.push((format!("{path}.components[{j}]"), child));
         }
-        if matches!(c.ty.as_deref(), Some("operating-system") | Some("file") | Some("container")) {
+        if matches!(
+            c.ty.as_deref(),
+            Some("operating-system") | Some("file") | Some("container")
+        ) {
             continue;
         }
         let Some(comp_name) = c.name.filter(|n| !n.trim().is_empty()) else {
@@ -1072,7 +1125,10 @@ fn cyclonedx(raw: Raw, name: &str) -> Result<Document, Error> {
 }
 
 fn trivy(raw: Raw, name: &str) -> Result<Document, Error> {
-    let version = raw.schema_version.map(|n| n.to_string()).unwrap_or_default();
+    let version = raw
+        .schema_version
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     if version != "2" {
         return Err(bad_field(
             name,
@@ -1105,9 +1161,12 @@ fn trivy(raw: Raw, name: &str) -> Result<Document, Error> {
         let ty = purl_type(result.ty.as_deref());
         for p in result.packages {
             let Some(pkg_name) = p.name else { continue };
-            let layer = p
-                .layer
-                .and_then(|l| inv.layer(digest_opt(l.digest.as_deref()), digest_opt(l.diff_id.as_deref())));
+            let layer = p.layer.and_then(|l| {
+                inv.layer(
+                    digest_opt(l.digest.as_deref()),
+                    digest_opt(l.diff_id.as_deref()),
+                )
+            });
             let given = p.identifier.and_then(|i| i.purl);
             if let Some(purl) = inv.purl(given.as_deref(), ty, &pkg_name, p.version.as_deref()) {
                 inv.package(purl, layer);
@@ -1115,12 +1174,19 @@ fn trivy(raw: Raw, name: &str) -> Result<Document, Error> {
         }
         for v in result.vulnerabilities {
             let Some(pkg_name) = v.pkg_name else { continue };
-            let layer = v
-                .layer
-                .and_then(|l| inv.layer(digest_opt(l.digest.as_deref()), digest_opt(l.diff_id.as_deref())));
+            let layer = v.layer.and_then(|l| {
+                inv.layer(
+                    digest_opt(l.digest.as_deref()),
+                    digest_opt(l.diff_id.as_deref()),
+                )
+            });
             let given = v.pkg_identifier.and_then(|i| i.purl);
-            let Some(purl) = inv.purl(given.as_deref(), ty, &pkg_name, v.installed_version.as_deref())
-            else {
+            let Some(purl) = inv.purl(
+                given.as_deref(),
+                ty,
+                &pkg_name,
+                v.installed_version.as_deref(),
+            ) else {
                 continue;
             };
             let package = inv.package(purl, layer);
@@ -1141,10 +1207,12 @@ fn grype(raw: Raw) -> Result<Document, Error> {
     let mut doc = empty(Format::Grype, "grype".into());
     doc.has_findings = true;
     if let Some(d) = raw.descriptor {
-        doc.tool = d.name.map(|n| match d.version.filter(|v| !v.starts_with('[')) {
-            Some(v) => format!("{n} {v}"),
-            None => n,
-        });
+        doc.tool = d
+            .name
+            .map(|n| match d.version.filter(|v| !v.starts_with('[')) {
+                Some(v) => format!("{n} {v}"),
+                None => n,
+            });
         doc.created = time_opt(d.timestamp.as_deref());
     }
     let mut inv = Inventory::default();
@@ -1160,7 +1228,11 @@ fn grype(raw: Raw) -> Result<Document, Error> {
             }
             for (i, r) in repo_digests.iter().enumerate() {
                 if let Some(d) = repo_digest(r) {
-                    subjects::push(&mut doc.subjects, format!("source.target.repoDigests[{i}]"), d);
+                    subjects::push(
+                        &mut doc.subjects,
+                        format!("source.target.repoDigests[{i}]"),
+                        d,
+                    );
                 }
             }
             // Syft's layer digests are diff ids, bottom first.
@@ -1176,8 +1248,12 @@ fn grype(raw: Raw) -> Result<Document, Error> {
             .iter()
             .find_map(|l| digest_opt(l.layer_id.as_deref()))
             .and_then(|d| inv.layer(None, Some(d)));
-        let Some(purl) = inv.purl(a.purl.as_deref(), purl_type(a.ty.as_deref()), &a.name, a.version.as_deref())
-        else {
+        let Some(purl) = inv.purl(
+            a.purl.as_deref(),
+            purl_type(a.ty.as_deref()),
+            &a.name,
+            a.version.as_deref(),
+        ) else {
             continue;
         };
         let package = inv.package(purl, layer);
@@ -1292,7 +1368,10 @@ mod tests {
     #[test]
     fn unknown_documents_name_the_fields_looked_for() {
         let e = parse(r#"{"hello": 1}"#).unwrap_err().to_string();
-        assert!(e.contains("`spdxVersion`") && e.contains("`matches`"), "{e}");
+        assert!(
+            e.contains("`spdxVersion`") && e.contains("`matches`"),
+            "{e}"
+        );
         let e = parse(r#"{"bomFormat": "CycloneDX", "specVersion": "1.2"}"#)
             .unwrap_err()
             .to_string();
@@ -1303,9 +1382,11 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_path() {
-        let e = parse(r#"{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [{"name": 3}]}"#)
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            r#"{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [{"name": 3}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`components[0].name`"), "{e}");
     }
 
@@ -1346,8 +1427,12 @@ mod tests {
             let d = doc("trivy/trivy.alpine-310-registry.json");
             assert_eq!(d.label, "trivy");
             assert_eq!(d.findings.len(), 4);
-            assert!(d.findings.iter().all(|f| f.severity == "medium" && f.fixed.is_some()));
-            let ids: std::collections::BTreeSet<_> = d.findings.iter().map(|f| f.id.as_str()).collect();
+            assert!(d
+                .findings
+                .iter()
+                .all(|f| f.severity == "medium" && f.fixed.is_some()));
+            let ids: std::collections::BTreeSet<_> =
+                d.findings.iter().map(|f| f.id.as_str()).collect();
             assert_eq!(ids.len(), 2, "2 CVEs × 2 packages: {ids:?}");
             assert_eq!(
                 purls(&d),
@@ -1379,7 +1464,10 @@ mod tests {
         fn trivy_cocoapods_keeps_the_fixed_list_as_written() {
             let d = doc("trivy/trivy.cocoapods-repo.json");
             assert_eq!(d.findings.len(), 1);
-            assert_eq!(d.findings[0].fixed.as_deref(), Some("2.29.1, 2.39.1, 2.42.0"));
+            assert_eq!(
+                d.findings[0].fixed.as_deref(),
+                Some("2.29.1, 2.39.1, 2.42.0")
+            );
             assert_eq!(purls(&d), ["pkg:cocoapods/_NIODataStructures@2.41.0"]);
             assert!(d.subjects.is_empty(), "a repository scan names no image");
         }
@@ -1396,7 +1484,10 @@ mod tests {
             assert_eq!(critical.severity, "critical");
             assert_eq!(critical.fixed, None);
             // An artifact without a purl is named by its type, name and version.
-            assert_eq!(purls(&d), ["pkg:rpm/package-1@1.1.1", "pkg:deb/package-2@2.2.2"]);
+            assert_eq!(
+                purls(&d),
+                ["pkg:rpm/package-1@1.1.1", "pkg:deb/package-2@2.2.2"]
+            );
             assert_eq!(d.subjects[0].field, "source.target.manifestDigest");
             assert_eq!(d.layers.len(), 3, "the image's layer list");
         }
@@ -1415,7 +1506,10 @@ mod tests {
             assert!(!d.has_findings);
             assert_eq!(
                 purls(&d),
-                ["pkg:generic/package-1@1.0.1", "pkg:deb/debian/package-2@2.0.1"]
+                [
+                    "pkg:generic/package-1@1.0.1",
+                    "pkg:deb/debian/package-2@2.0.1"
+                ]
             );
             assert!(d.notes[0].contains("`a-purl-1`"), "{:?}", d.notes);
             assert_eq!(
@@ -1439,7 +1533,10 @@ mod tests {
             assert_eq!(d.label, "cyclonedx-1.6");
             assert_eq!(
                 purls(&d),
-                ["pkg:generic/package-1@1.0.1", "pkg:deb/debian/package-2@2.0.1"]
+                [
+                    "pkg:generic/package-1@1.0.1",
+                    "pkg:deb/debian/package-2@2.0.1"
+                ]
             );
             // `sha256:redacted` is no digest: no layer, no subject.
             assert!(d.layers.is_empty() && d.subjects.is_empty());
@@ -1457,7 +1554,9 @@ mod tests {
 
         #[test]
         fn cyclonedx_bad_hash_is_refused_naming_the_field() {
-            let path = lineage_testkit::fixture("sbom-cyclonedx/cyclonedx-spec.invalid-hash-sha256-1.5.json");
+            let path = lineage_testkit::fixture(
+                "sbom-cyclonedx/cyclonedx-spec.invalid-hash-sha256-1.5.json",
+            );
             let e = read_document(std::fs::File::open(path).unwrap(), "bad.json", None)
                 .unwrap_err()
                 .to_string();
@@ -1475,7 +1574,9 @@ mod tests {
                 by: Identity::parse("sec@acme.dev").unwrap(),
                 at: Timestamp::from_unix(0),
             };
-            let e = to_record(d.clone(), &target, "scan.json").unwrap_err().to_string();
+            let e = to_record(d.clone(), &target, "scan.json")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("`Metadata.RepoDigests[0]`"), "{e}");
             let ok = Target {
                 digest: d.subjects[0].digest.clone(),

@@ -16,12 +16,12 @@ mod timestamp;
 pub use digest::{Algorithm, Digest};
 pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
+pub use purl::{name_key, Purl};
 pub use records::{
     canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
     DeployRecord, DockerfileRef, Exception, LogKeyRotation, Record, Retirement, SbomFinding,
     SbomImport, SbomLayer, SbomPackage, Service, ServiceChange, TokenGrant, TokenRevocation,
 };
-pub use purl::{name_key, Purl};
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use suggest::closest;
 pub use timestamp::Timestamp;

@@ -57,7 +57,9 @@ impl Purl {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'))
         {
-            return Err(err("has a type that is not letters, digits, `.`, `+` or `-`"));
+            return Err(err(
+                "has a type that is not letters, digits, `.`, `+` or `-`",
+            ));
         }
         let rest = rest.trim_matches('/');
         // The version follows the last `@`; an `@` in a namespace is always encoded.
@@ -70,7 +72,10 @@ impl Purl {
             .filter(|s| !s.is_empty())
             .map(|s| decode(s).ok_or_else(|| err("has a malformed percent-encoding")))
             .collect::<Result<_, _>>()?;
-        let name = segments.pop().filter(|n| !n.trim().is_empty()).ok_or_else(|| err("has no name"))?;
+        let name = segments
+            .pop()
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| err("has no name"))?;
         let namespace = (!segments.is_empty()).then(|| segments.join("/"));
         let version = match version {
             Some(v) if !v.is_empty() => {
@@ -79,7 +84,11 @@ impl Purl {
             _ => None,
         };
         let mut quals = Vec::new();
-        for pair in qualifiers.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        for pair in qualifiers
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let value = decode(v).ok_or_else(|| err("has a malformed percent-encoding"))?;
             // Empty values are the same as absent ones (spec: "must be ignored").
@@ -301,15 +310,21 @@ mod tests {
         let oci = Purl::parse("pkg:oci/user-image-input@sha256%3A2731?arch=").unwrap();
         assert_eq!(oci.version(), Some("sha256:2731"));
         assert_eq!(oci.qualifier("arch"), None);
-        let maven =
-            Purl::parse("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1").unwrap();
+        let maven = Purl::parse("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1").unwrap();
         assert_eq!(maven.namespace(), Some("org.apache.logging.log4j"));
         assert_eq!(maven.name(), "log4j-core");
     }
 
     #[test]
     fn refuses_what_is_not_a_purl() {
-        for bad in ["a-purl-1", "pkg:", "pkg:deb", "pkg:/name", "pkg:deb/", "pkg:deb/x%zz"] {
+        for bad in [
+            "a-purl-1",
+            "pkg:",
+            "pkg:deb",
+            "pkg:/name",
+            "pkg:deb/",
+            "pkg:deb/x%zz",
+        ] {
             assert!(Purl::parse(bad).is_err(), "{bad}");
         }
     }

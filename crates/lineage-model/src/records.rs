@@ -8,8 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CommitId, Digest, EnvName, Identity, Purl, Repository, ServiceName, SourceRepo, Tag,
-    Timestamp,
+    CommitId, Digest, EnvName, Identity, Purl, Repository, ServiceName, SourceRepo, Tag, Timestamp,
 };
 
 /// One image build: what was produced, from what, and how.
