@@ -1291,6 +1291,9 @@ pub struct Target {
     pub kind: Kind,
     /// `file` or the registry attachment.
     pub origin: String,
+    /// Other digests of the same image a document may name: the platform manifests of an
+    /// index, as the registry lists them.
+    pub aliases: Vec<Digest>,
     pub by: Identity,
     pub at: Timestamp,
 }
@@ -1322,7 +1325,8 @@ pub fn to_record(doc: Document, target: &Target, name: &str) -> Result<SbomImpor
         }
         _ => {}
     }
-    if !doc.subjects.is_empty() && !doc.subjects.iter().any(|s| s.digest == target.digest) {
+    let ours = |d: &Digest| *d == target.digest || target.aliases.contains(d);
+    if !doc.subjects.is_empty() && !doc.subjects.iter().any(|s| ours(&s.digest)) {
         let s = &doc.subjects[0];
         return Err(Error::Invalid(
             format!(
@@ -1338,6 +1342,28 @@ pub fn to_record(doc: Document, target: &Target, name: &str) -> Result<SbomImpor
                 target.digest
             ),
         ));
+    }
+    // Text from the document reaches terminals and pages; control characters are refused
+    // here rather than escaped everywhere.
+    let texts = doc
+        .findings
+        .iter()
+        .flat_map(|f| {
+            std::iter::once(&f.id)
+                .chain(&f.aliases)
+                .chain(f.fixed.as_ref())
+        })
+        .chain(doc.tool.as_ref());
+    for t in texts {
+        if t.chars().any(char::is_control) || t.len() > 1024 {
+            return Err(Error::Invalid(
+                format!(
+                    "`{name}` holds `{}`, which has a control character or is too long",
+                    t.escape_debug()
+                ),
+                "check where the document came from; scanners do not write such ids".into(),
+            ));
+        }
     }
     Ok(SbomImport {
         image: target.image.clone(),
@@ -1355,6 +1381,86 @@ pub fn to_record(doc: Document, target: &Target, name: &str) -> Result<SbomImpor
         by: target.by.clone(),
         at: target.at,
     })
+}
+
+/// What one import did: the `sbom add` / `scan add` result.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportResult {
+    pub schema: u32,
+    /// `recorded`, or `unchanged` when this document is already the newest of its kind and
+    /// format for the digest.
+    pub outcome: String,
+    /// `sbom` or `scan`.
+    pub kind: String,
+    /// The ledger entry (the existing one when unchanged).
+    pub index: u64,
+    pub image: String,
+    pub digest: String,
+    pub format: String,
+    pub document: String,
+    pub size: u64,
+    pub tool: Option<String>,
+    pub created: Option<Timestamp>,
+    pub origin: Option<String>,
+    pub packages: usize,
+    pub findings: usize,
+    pub layers: usize,
+    /// What was accepted with a change (e.g. purls that do not parse).
+    pub notes: Vec<String>,
+}
+
+/// Records imports, one ledger record each, all in one transaction. A document that is
+/// already the newest of its kind and format for its digest is not recorded again.
+pub fn record_imports(
+    store: &mut dyn lineage_store::Store,
+    imports: Vec<(SbomImport, Vec<String>)>,
+    by: &Identity,
+    at: Timestamp,
+) -> Result<Vec<ImportResult>, Error> {
+    let mut results = Vec::with_capacity(imports.len());
+    let mut records = Vec::new();
+    let mut pending = Vec::new();
+    for (import, notes) in imports {
+        let existing = store.sbom_imports(&import.digest)?.into_iter().find(|i| {
+            i.kind == import.kind && i.format == import.format && i.document == import.document
+        });
+        let mut result = ImportResult {
+            schema: 1,
+            outcome: "recorded".into(),
+            kind: import.kind.clone(),
+            index: 0,
+            image: import.image.to_string(),
+            digest: import.digest.to_string(),
+            format: import.format.clone(),
+            document: import.document.to_string(),
+            size: import.size,
+            tool: import.tool.clone(),
+            created: import.created,
+            origin: import.origin.clone(),
+            packages: import.packages.len(),
+            findings: import.findings.len(),
+            layers: import.layers.len(),
+            notes,
+        };
+        match existing {
+            Some(e) => {
+                result.outcome = "unchanged".into();
+                result.index = e.entry;
+            }
+            None => {
+                pending.push(results.len());
+                records.push(lineage_model::Record::Sbom(import));
+            }
+        }
+        results.push(result);
+    }
+    if !records.is_empty() {
+        let indexes = store.append(&records, at, Some(by))?;
+        for (slot, index) in pending.into_iter().zip(indexes) {
+            results[slot].index = index;
+        }
+    }
+    Ok(results)
 }
 
 #[cfg(test)]
@@ -1571,6 +1677,7 @@ mod tests {
                 digest: Digest::sha256_from_hex(&"a".repeat(64)).unwrap(),
                 kind: Kind::Scan,
                 origin: "file".into(),
+                aliases: Vec::new(),
                 by: Identity::parse("sec@acme.dev").unwrap(),
                 at: Timestamp::from_unix(0),
             };

@@ -109,6 +109,16 @@ impl Purl {
             }
             None => None,
         };
+        let texts = std::iter::once(&name)
+            .chain(namespace.iter())
+            .chain(version.iter())
+            .chain(quals.iter().map(|(_, v)| v))
+            .chain(subpath.iter());
+        for t in texts {
+            if t.chars().any(char::is_control) {
+                return Err(err("has a control character"));
+            }
+        }
         Ok(Purl {
             ty: ty.to_ascii_lowercase(),
             namespace,
@@ -133,6 +143,19 @@ impl Purl {
     ) -> Result<Purl, ParseError> {
         if name.trim().is_empty() {
             return Err(ParseError::new("purl", name, "has no name", HINT));
+        }
+        let texts = [Some(name), namespace, version];
+        if texts
+            .iter()
+            .flatten()
+            .any(|t| t.chars().any(char::is_control))
+        {
+            return Err(ParseError::new(
+                "purl",
+                name,
+                "has a control character",
+                HINT,
+            ));
         }
         Ok(Purl {
             ty: ty.to_ascii_lowercase(),
