@@ -215,7 +215,8 @@ impl Index {
                         .insert(g.sha256.clone(), Arc::new(TokenInfo::from_grant(g)));
                 }
                 Record::TokenRevoked(r) => data.tokens.retain(|_, t| t.id != r.id),
-                Record::LogKeyRotation(_) => {}
+                // Admission does not read SBOMs or scans.
+                Record::LogKeyRotation(_) | Record::Sbom(_) => {}
             }
         }
         if services_changed {

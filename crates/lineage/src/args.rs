@@ -59,17 +59,23 @@ pub enum Command {
         /// A digest, an image reference (`ghcr.io/acme/api:1.4.2`) or a service name.
         target: String,
     },
-    /// Every image built on a base, where it runs now and who owns it.
-    Affected {
-        /// A base digest, or a base name with an optional tag (`python:3.12-slim`).
-        #[arg(long)]
-        base: String,
-    },
+    /// Every image built on a base, or containing a package or vulnerability, where it runs
+    /// now and who owns it.
+    Affected(crate::vulns::AffectedArgs),
     /// What runs in each environment now.
     Running {
         #[arg(long)]
         env: Option<String>,
     },
+    /// SBOMs of images: which packages each digest holds.
+    #[command(subcommand)]
+    Sbom(crate::vulns::SbomCmd),
+    /// Vulnerability scans of images (Trivy, Grype).
+    #[command(subcommand)]
+    Scan(crate::vulns::ScanCmd),
+    /// Findings of running images grouped by owner, base apart from app, and what was not
+    /// scanned recently.
+    Vulns(crate::vulns::VulnsArgs),
     /// Seed a fresh ledger with a small team's story and walk through a CVE morning.
     Demo,
     /// The tamper-evident log: checkpoints, proofs and audits.

@@ -60,17 +60,10 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 }
             }
         }
-        Command::Affected { base } => {
-            let filter = query::base_filter(&base)?;
-            let store = open(s, false)?;
-            let report = query::affected(store.as_ref(), &s.config, &filter)?;
-            render::affected(s.format, &report);
-            Ok(if report.services.is_empty() {
-                Outcome::NotFound
-            } else {
-                Outcome::Ok
-            })
-        }
+        Command::Affected(args) => crate::vulns::affected(args, s),
+        Command::Sbom(cmd) => crate::vulns::sbom(cmd, s),
+        Command::Scan(cmd) => crate::vulns::scan(cmd, s),
+        Command::Vulns(args) => crate::vulns::vulns_cmd(args, s),
         Command::Running { env } => {
             let env = env.map(|e| s.config.environment(&e)).transpose()?;
             let store = open(s, false)?;
