@@ -957,3 +957,41 @@ fn sbom_attestations_pushed_to_a_registry_import_with_from_registry() {
     );
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["found"], false);
 }
+
+/// The demo's second drill: the advisory names a package, and one command answers who runs
+/// it, where, base or app, and who fixes it.
+#[test]
+fn the_demo_answers_a_package_advisory_in_one_command() {
+    let l = Ledger::new();
+    let out = l.output(&["demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("$ lineage affected --package 'libssl3@<3.0.15-1~deb12u1'"),
+        "{text}"
+    );
+    let r = l.json(&["affected", "--package", "libssl3@<3.0.15-1~deb12u1"]);
+    let services = r["services"].as_array().unwrap();
+    assert_eq!(services.len(), 1, "{r}");
+    let worker = &services[0];
+    assert_eq!(worker["service"], "worker");
+    assert_eq!(worker["owners"]["owner"], "sam@acme.dev");
+    let prod = &worker["running"][0];
+    assert_eq!(prod["env"], "production");
+    assert_eq!(prod["packages"][0]["origin"], "base");
+    assert_eq!(prod["packages"][0]["fixed"], "3.0.15-1~deb12u1");
+    assert!(prod["rebuild"]
+        .as_str()
+        .unwrap()
+        .contains("docker build --pull"));
+    let v = l.json(&["vulns", "--env", "production"]);
+    assert_eq!(
+        v["owners"][1]["images"][0]["app_findings"][0]["name"],
+        "requests"
+    );
+    assert_eq!(v["not_scanned_recently"][0]["service"], "web");
+}
