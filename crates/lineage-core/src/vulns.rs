@@ -559,6 +559,11 @@ impl<'a> Attributor<'a> {
         }
     }
 
+    /// Tells the attributor a build it would otherwise read again (from a running row).
+    pub fn know_build(&mut self, digest: &Digest, build: Option<BuildRecord>) {
+        self.builds.entry(digest.clone()).or_insert(build);
+    }
+
     /// The build of `digest`, read once.
     pub fn build(&mut self, digest: &Digest) -> Result<Option<BuildRecord>, Error> {
         if let Some(b) = self.builds.get(digest) {
@@ -936,6 +941,18 @@ pub fn affected(
     }
 
     let mut attributor = Attributor::new(store);
+    // What each matching service runs, read once: its placements and the builds the
+    // attribution needs.
+    let mut running_of: HashMap<ServiceName, Vec<lineage_store::RunningImage>> = HashMap::new();
+    for (service, _) in found.keys() {
+        if !running_of.contains_key(service) {
+            let rows = store.running(None, Some(service))?;
+            for r in &rows {
+                attributor.know_build(&r.deploy.digest, r.build.clone());
+            }
+            running_of.insert(service.clone(), rows);
+        }
+    }
     let mut by_service: BTreeMap<ServiceName, Vec<(EnvName, Vec<PackageMatch>, Digest)>> =
         BTreeMap::new();
     for ((service, env), pkgs) in found {
@@ -971,7 +988,7 @@ pub fn affected(
 
     let mut services = Vec::new();
     for (service, envs) in by_service {
-        let running_now = store.running(None, Some(&service))?;
+        let running_now = running_of.remove(&service).unwrap_or_default();
         let mut running = Vec::new();
         for (env, packages, digest) in envs {
             let Some(r) = running_now
