@@ -27,7 +27,7 @@ use lineage_model::{
     BaseImage, BuildRecord, DeployRecord, EnvName, Identity, Purl, Record, Repository, SbomFinding,
     SbomImport, SbomLayer, SbomPackage, Tag, Timestamp,
 };
-use lineage_store::{Store, StoreLocation};
+use lineage_store::StoreLocation;
 
 use common::*;
 
@@ -311,7 +311,8 @@ fn main() {
     println!("| query | p50 | p99 | answers (median services) |");
     println!("| --- | ---: | ---: | ---: |");
     let base_lib = |l: &mut Lcg| (l.next(BASES) * 37 + 1 + l.next(BASE_PACKAGES - 1)) % POOL;
-    let kinds: [(&str, Box<dyn Fn(&mut Lcg) -> PackageQuery>); 5] = [
+    type MakeQuery = Box<dyn Fn(&mut Lcg) -> PackageQuery>;
+    let kinds: [(&str, MakeQuery); 5] = [
         (
             "`affected --package NAME` (a base package of some bases)",
             Box::new(move |l: &mut Lcg| {

@@ -815,33 +815,31 @@ fn days_ago(now: Timestamp, then: Timestamp) -> i64 {
     then.days_until(now).max(0)
 }
 
-/// Running production digests (optionally in one environment) whose newest import of the
-/// kinds in `kinds` is missing or older than the limit (`None`: any age will do).
+/// Running production digests (optionally in one environment) whose newest import of `kind`
+/// (`None`: any kind) is missing or older than the limit (`None`: any age will do).
 fn not_scanned(
     store: &dyn Store,
     config: &Config,
     env: Option<&EnvName>,
-    kinds: &[&str],
+    kind: Option<&str>,
     max_age: Option<i64>,
     now: Timestamp,
 ) -> Result<Vec<NotScanned>, Error> {
     let mut newest: BTreeMap<(String, String), (Digest, Option<Timestamp>)> = BTreeMap::new();
-    for kind in kinds {
-        for r in store.running_inventory(kind)? {
-            if !config.is_production(&r.env) || env.is_some_and(|e| *e != r.env) {
-                continue;
-            }
-            let slot = newest
-                .entry((r.service.to_string(), r.env.to_string()))
-                .or_insert((r.digest.clone(), None));
-            slot.1 = slot.1.max(r.newest);
+    for r in store.running_inventory(kind)? {
+        if !config.is_production(&r.env) || env.is_some_and(|e| *e != r.env) {
+            continue;
         }
+        newest.insert(
+            (r.service.to_string(), r.env.to_string()),
+            (r.digest, r.newest),
+        );
     }
     let mut out = Vec::new();
     let mut owners: HashMap<String, Option<String>> = HashMap::new();
     for ((service, env), (digest, last)) in newest {
         let reason = match (last, max_age) {
-            (None, _) if kinds.len() > 1 => "no SBOM or scan recorded".to_string(),
+            (None, _) if kind.is_none() => "no SBOM or scan recorded".to_string(),
             (None, _) => "never scanned".to_string(),
             (Some(t), Some(max)) if now.unix() - t.unix() > max => {
                 format!("scanned {} days ago", days_ago(now, t))
@@ -1035,11 +1033,11 @@ pub fn affected(
             store,
             config,
             None,
-            &["scan"],
+            Some("scan"),
             Some(config.vulns.max_age_secs),
             now,
         )?,
-        _ => not_scanned(store, config, None, &["sbom", "scan"], None, now)?,
+        _ => not_scanned(store, config, None, None, None, now)?,
     };
     Ok(AffectedPackagesReport {
         schema: 1,
@@ -1263,7 +1261,7 @@ pub fn vulns(
             store,
             config,
             env,
-            &["scan"],
+            Some("scan"),
             Some(config.vulns.max_age_secs),
             now,
         )?,

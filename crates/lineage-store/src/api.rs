@@ -379,8 +379,8 @@ pub trait Store: Send {
     /// The newest import of each kind and format of `digest`.
     fn sbom_imports(&self, digest: &Digest) -> Result<Vec<SbomImportRow>, StoreError>;
     /// Every (service, environment) running now, with its digest and the time of its newest
-    /// import of `kind` (`sbom` or `scan`).
-    fn running_inventory(&self, kind: &str) -> Result<Vec<RunningInventory>, StoreError>;
+    /// import of `kind` (`sbom` or `scan`; `None`: of any kind).
+    fn running_inventory(&self, kind: Option<&str>) -> Result<Vec<RunningInventory>, StoreError>;
 
     /// Journal entries with index in `from..to`, in order.
     fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StoreError>;

@@ -415,10 +415,17 @@ struct Rows {
     facts: Vec<(String, String, i64)>,
     /// Per (digest, kind, format): the newest import this batch would leave, folded with the
     /// upsert's own rule (a later document time wins; equal times go to the later entry).
-    sbom_imports: BTreeMap<(String, String, String), (i64, i64, String, String)>,
+    sbom_imports: BTreeMap<ImportKey, ImportRow>,
     sbom_packages: Vec<(i64, i64, String, String, String, String)>,
-    sbom_findings: Vec<(i64, i64, i64, String, String, i64, String, String, String)>,
+    sbom_findings: Vec<FindingRow>,
 }
+
+/// `sbom_imports` key: (digest, kind, format).
+type ImportKey = (String, String, String);
+/// `sbom_imports` values: (entry, scanned_at, document, layers).
+type ImportRow = (i64, i64, String, String);
+/// `sbom_findings` columns: (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed).
+type FindingRow = (i64, i64, i64, String, String, i64, String, String, String);
 
 struct Batch<'a> {
     log: Log<'a>,
@@ -908,8 +915,8 @@ impl<'a> Batch<'a> {
             )?;
         }
         if !rows.sbom_findings.is_empty() {
-            let mut cols: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>, Vec<String>) =
-                (vec![], vec![], vec![], vec![], vec![]);
+            type Cols = (Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>, Vec<String>);
+            let mut cols: Cols = (vec![], vec![], vec![], vec![], vec![]);
             let mut more: (Vec<i64>, Vec<String>, Vec<String>, Vec<String>) =
                 (vec![], vec![], vec![], vec![]);
             for (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed) in
@@ -1579,12 +1586,12 @@ impl Store for PgStore {
         .collect()
     }
 
-    fn running_inventory(&self, kind: &str) -> Result<Vec<RunningInventory>, StoreError> {
+    fn running_inventory(&self, kind: Option<&str>) -> Result<Vec<RunningInventory>, StoreError> {
         let mut c = self.conn()?;
         query(
             &mut *c,
             "SELECT c.service, c.env, c.digest,
-                 (SELECT max(i.scanned_at) FROM sbom_imports i WHERE i.digest = c.digest AND i.kind = $1)
+                 (SELECT max(i.scanned_at) FROM sbom_imports i WHERE i.digest = c.digest AND ($1::text IS NULL OR i.kind = $1))
              FROM current c ORDER BY c.service, c.env",
             &[(&kind, Type::TEXT)],
         )?

@@ -1211,12 +1211,12 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn running_inventory(&self, kind: &str) -> Result<Vec<RunningInventory>, StoreError> {
+    fn running_inventory(&self, kind: Option<&str>) -> Result<Vec<RunningInventory>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT c.service, c.env, c.digest,
-                     (SELECT max(i.scanned_at) FROM sbom_imports i WHERE i.digest = c.digest AND i.kind = ?1)
+                     (SELECT max(i.scanned_at) FROM sbom_imports i WHERE i.digest = c.digest AND (?1 IS NULL OR i.kind = ?1))
                  FROM current c ORDER BY c.service, c.env",
             )
             .map_err(backend)?;

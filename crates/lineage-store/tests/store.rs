@@ -1535,7 +1535,7 @@ fn sbom_imports_project_packages_and_findings_of_the_newest_scan() {
             2,
             "{backend}"
         );
-        let inventory = store.running_inventory("scan").unwrap();
+        let inventory = store.running_inventory(Some("scan")).unwrap();
         assert_eq!(inventory.len(), 1, "{backend}");
         assert_eq!(
             inventory[0].newest,

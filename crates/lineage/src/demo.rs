@@ -491,7 +491,7 @@ impl Demo {
             NEW_SSL,
         );
         // (what, image, digest label or base, layers, scanned days ago, findings)
-        let scans: Vec<(String, String, Vec<String>, i64, Vec<Finding>)> = vec![
+        let scans: Vec<Scan> = vec![
             (
                 format!(
                     "docker.io/library/python@{}",
@@ -717,6 +717,9 @@ type Finding = (
     &'static str,
     &'static str,
 );
+
+/// A demo scan: image, its digest, its layers, days since the scan, findings.
+type Scan = (String, String, Vec<String>, i64, Vec<Finding>);
 
 /// A Trivy report (SchemaVersion 2) of `image`, as `trivy image --format json` writes one.
 fn trivy_report(
