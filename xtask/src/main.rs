@@ -30,7 +30,12 @@ const APT_PACKAGES: &[&str] = &[
 ];
 
 /// PyPI packages for interop tests, pinned so CI runs what was tested.
-const PIP_PACKAGES: &[&str] = &["in-toto==3.1.0", "securesystemslib[crypto]==1.6.0"];
+const PIP_PACKAGES: &[&str] = &[
+    "in-toto==3.1.0",
+    "securesystemslib[crypto]==1.6.0",
+    // `cyclonedx-py` writes the CycloneDX SBOMs the import tests read (issue 18).
+    "cyclonedx-bom==7.5.0",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -267,7 +272,7 @@ fn ensure_apt(packages: &[&str]) -> Result<(), String> {
     })
 }
 
-/// A venv under target/ with the Python reference implementations.
+/// A venv under target/ with the Python reference implementations and `cyclonedx-py`.
 fn ensure_python() -> Result<PathBuf, String> {
     let venv = root().join("target/test-python");
     let python = venv.join("bin/python");

@@ -15,6 +15,8 @@ pub struct Config {
     pub environments: Vec<EnvName>,
     /// The environments that count as production for gates and report ordering.
     pub production: Vec<EnvName>,
+    /// `[vulns]`: how old a scan of a running production digest may be.
+    pub vulns: crate::vulns::VulnsConfig,
 }
 
 impl Default for Config {
@@ -26,6 +28,7 @@ impl Default for Config {
         Config {
             production: vec![environments[2].clone()],
             environments,
+            vulns: crate::vulns::VulnsConfig::default(),
         }
     }
 }
@@ -34,6 +37,14 @@ impl Default for Config {
 struct Raw {
     #[serde(default)]
     environments: Option<EnvironmentsSection>,
+    #[serde(default)]
+    vulns: Option<VulnsSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VulnsSection {
+    max_age: Option<toml::Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -57,8 +68,25 @@ impl Config {
                 message: e.message().to_string(),
             }
         })?;
+        let vulns = match raw.vulns.and_then(|v| v.max_age) {
+            Some(value) => {
+                crate::vulns::VulnsConfig::parse_max_age(value.get_ref()).map_err(|message| {
+                    let (line, col) = at(value.span());
+                    Error::Config {
+                        file: file.to_string(),
+                        line,
+                        col,
+                        message,
+                    }
+                })?
+            }
+            None => crate::vulns::VulnsConfig::default(),
+        };
         let Some(section) = raw.environments else {
-            return Ok(Config::default());
+            return Ok(Config {
+                vulns,
+                ..Config::default()
+            });
         };
         let mut environments = Vec::new();
         for name in &section.names {
@@ -121,6 +149,7 @@ impl Config {
         Ok(Config {
             environments,
             production,
+            vulns,
         })
     }
 

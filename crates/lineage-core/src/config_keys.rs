@@ -3,7 +3,7 @@
 //!
 //! Each section is parsed by the crate that owns it (`[environments]` here, `[rules]`,
 //! `[allowlist]` and `[gates]` by lineage-policy, `[[trust.keys]]` by lineage-attest, `[log]` by
-//! `ledger_log`, `[admission]` by lineage-server), and each parser skips the sections it does
+//! `ledger_log`, `[admission]` by lineage-server, `[vulns]` here), and each parser skips the sections it does
 //! not own. So without this check a misspelt section (`[enviroments]`) or a key no parser
 //! looks at was silently ignored, and the defaults it meant to override stayed in force. The
 //! check only knows names; values are still checked by the section parsers.
@@ -123,6 +123,10 @@ const SCHEMA: &[Field] = &[
             value("allow"),
             value("observe"),
         ]),
+    },
+    Field {
+        name: "vulns",
+        shape: Shape::Table(&[value("max_age")]),
     },
 ];
 
@@ -438,7 +442,16 @@ observe = true
         );
         assert_eq!(
             check("environments = 1\nfoo = 2\n"),
-            Err("2:1: unknown top-level key `foo`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`".into())
+            Err("2:1: unknown top-level key `foo`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`, `[vulns]`".into())
+        );
+    }
+
+    #[test]
+    fn vulns_max_age_is_a_known_key() {
+        assert_eq!(check("[vulns]\nmax_age = \"7d\"\n"), Ok(()));
+        assert_eq!(
+            check("[vulns]\nmax_ages = 3\n"),
+            Err("2:1: unknown key `max_ages` in `[vulns]`; did you mean `max_age`?".into())
         );
     }
 
@@ -450,7 +463,7 @@ observe = true
         );
         assert_eq!(
             check("[server]\nport = 1\n"),
-            Err("1:2: unknown section `[server]`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`".into())
+            Err("1:2: unknown section `[server]`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`, `[vulns]`".into())
         );
     }
 

@@ -19,7 +19,9 @@ pub mod placements;
 pub mod provenance;
 pub mod query;
 pub mod record;
+pub mod sbom;
 pub mod services;
+pub mod vulns;
 
 pub use config::{closest, line_col, Config, DEFAULT_ENVIRONMENTS};
 pub use config_keys::check_keys;

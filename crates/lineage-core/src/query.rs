@@ -51,7 +51,7 @@ pub struct Owners {
 }
 
 impl Owners {
-    fn of(service: Option<&Service>) -> Owners {
+    pub(crate) fn of(service: Option<&Service>) -> Owners {
         let s = |v: Option<&lineage_model::Identity>| v.map(|i| i.to_string());
         Owners {
             owner: service
@@ -84,7 +84,7 @@ pub struct Placement {
 }
 
 impl Placement {
-    fn of(deploy: &DeployRecord, build: Option<&BuildRecord>) -> Placement {
+    pub(crate) fn of(deploy: &DeployRecord, build: Option<&BuildRecord>) -> Placement {
         Placement {
             env: deploy.env.to_string(),
             digest: deploy.digest.to_string(),
@@ -203,7 +203,7 @@ pub fn trace_with(
     }))
 }
 
-fn sort_placements(config: &Config, list: &mut [Placement]) {
+pub(crate) fn sort_placements(config: &Config, list: &mut [Placement]) {
     list.sort_by_key(|p| {
         let env = EnvName::parse(&p.env).ok();
         (

@@ -7,6 +7,7 @@
 mod digest;
 mod error;
 mod names;
+mod purl;
 mod records;
 mod reference;
 mod suggest;
@@ -15,11 +16,12 @@ mod timestamp;
 pub use digest::{Algorithm, Digest, DigestQuery, MIN_DIGEST_PREFIX};
 pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
+pub use purl::{name_key, Purl};
 pub use records::{
     canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
     DeployRecord, DockerfileRef, Exception, LogKeyRotation, ObservationBatch, Observed,
-    PlacementEnd, Record, Retirement, Service, ServiceChange, ServiceRemoval, TokenGrant,
-    TokenRevocation,
+    PlacementEnd, Record, Retirement, SbomFinding, SbomImport, SbomLayer, SbomPackage, Service,
+    ServiceChange, ServiceRemoval, TokenGrant, TokenRevocation,
 };
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use suggest::closest;

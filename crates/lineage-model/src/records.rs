@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CommitId, Digest, EnvName, Identity, Repository, ServiceName, SourceRepo, Tag, Timestamp,
+    CommitId, Digest, EnvName, Identity, Purl, Repository, ServiceName, SourceRepo, Tag, Timestamp,
 };
 
 /// One image build: what was produced, from what, and how.
@@ -373,6 +373,85 @@ pub struct ObservationBatch {
     pub at: Timestamp,
 }
 
+/// One imported SBOM or vulnerability scan of an image (`lineage sbom add`, `lineage scan
+/// add`), in compact form: which packages the document says the image holds, in which layer,
+/// and which vulnerabilities a scanner matched to them. The document itself is not kept; its
+/// SHA-256 is, so the record says exactly which document it came from.
+///
+/// Packages and layers are listed once and referred to by position, which keeps a record of a
+/// 100,000-component SBOM to a few megabytes; the `sbom_*` projections are rebuilt from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomImport {
+    pub image: Repository,
+    pub digest: Digest,
+    /// `sbom` (a package inventory) or `scan` (vulnerability findings).
+    pub kind: String,
+    /// `spdx-2.3`, `cyclonedx-1.6`, `trivy`, `grype`, ...
+    pub format: String,
+    /// The SHA-256 of the document's bytes.
+    pub document: Digest,
+    /// The document's size in bytes.
+    pub size: u64,
+    /// The tool that wrote the document (`trivy 0.50.1`), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// When the document says it was made (the scan's time), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+    /// Where the document came from: `file`, or the registry attachment it was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Every layer the document names; the image's own layer list first when it gives one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<SbomLayer>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<SbomPackage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<SbomFinding>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// A layer as a document names it: its blob digest, its diff id (the digest of the
+/// uncompressed tar, what Syft and Grype report), or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomLayer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<Digest>,
+}
+
+/// A package in an image. Name, version and ecosystem are the purl's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomPackage {
+    pub purl: Purl,
+    /// Position in [`SbomImport::layers`] of the layer that holds it, when the document says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<u32>,
+}
+
+/// A vulnerability a scanner matched to a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomFinding {
+    /// `CVE-2024-5535`, `GHSA-…`, as the scanner names it.
+    pub id: String,
+    /// Other ids of the same vulnerability (a GHSA's CVE).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Position in [`SbomImport::packages`].
+    pub package: u32,
+    /// `critical`, `high`, `medium`, `low`, `negligible` or `unknown`.
+    pub severity: String,
+    /// The fixed version(s) as the scanner writes them (`1.1.1d-r0`, `2.29.1, 2.39.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+}
+
 /// Anything the ledger holds, tagged with its kind. The ledger's log leaf covers the
 /// canonical JSON of this value.
 // Records are read one at a time and moved, not stored in bulk, so the size difference
@@ -396,6 +475,8 @@ pub enum Record {
     DeployEnd(PlacementEnd),
     ServiceRemoved(ServiceRemoval),
     Observation(ObservationBatch),
+    /// A software bill of materials or a scanner's findings for one image.
+    Sbom(SbomImport),
 }
 
 impl Record {
@@ -416,6 +497,7 @@ impl Record {
             Record::DeployEnd(_) => "deploy_end",
             Record::ServiceRemoved(_) => "service_removed",
             Record::Observation(_) => "observation",
+            Record::Sbom(_) => "sbom",
         }
     }
 
@@ -438,6 +520,7 @@ impl Record {
             Record::DeployEnd(e) => Some(e.service.to_string()),
             Record::ServiceRemoved(r) => Some(r.service.to_string()),
             Record::Observation(o) => Some(o.source.clone()),
+            Record::Sbom(s) => Some(s.digest.to_string()),
         }
     }
 }

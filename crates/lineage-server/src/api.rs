@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lineage_core::gate::{self, Decision};
-use lineage_core::{ledger_log, placements, query, record, services};
+use lineage_core::{ledger_log, placements, query, record, services, vulns};
 use lineage_model::{
     BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp,
 };
@@ -53,7 +53,8 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "post", path: "/api/v1/deploys/end", scope: Some(Scope::DeployWrite), summary: "End a placement (`deploy end`): the service no longer runs in the environment. `by` defaults to the token's identity; another identity needs `act-as`. 404 with `found: false` when nothing is recorded as running there", body: Some(deploy_end_schema), query: &[] },
     RouteDoc { method: "post", path: "/api/v1/approvals", scope: Some(Scope::Approve), summary: "Record an approval of a digest for an environment (`approve`), as the token's identity", body: Some(approval_schema), query: &[] },
     RouteDoc { method: "get", path: "/api/v1/trace/{target}", scope: Some(Scope::Read), summary: "One image, digest or service on one screen (`trace`); 404 with `found: false` when nothing matches", body: None, query: &[("observed_only", false)] },
-    RouteDoc { method: "get", path: "/api/v1/affected", scope: Some(Scope::Read), summary: "Services built on a base (`affected --base`)", body: None, query: &[("base", true), ("observed_only", false)] },
+    RouteDoc { method: "get", path: "/api/v1/affected", scope: Some(Scope::Read), summary: "Services built on a base (`affected --base`), or running a package, purl or vulnerability (`affected --package/--purl/--cve`); exactly one parameter", body: None, query: &[("base", false), ("package", false), ("purl", false), ("cve", false), ("observed_only", false)] },
+    RouteDoc { method: "get", path: "/api/v1/vulns", scope: Some(Scope::Read), summary: "Findings of running images by owner, base apart from app, and digests not scanned recently (`vulns`)", body: None, query: &[("env", false), ("severity", false)] },
     RouteDoc { method: "get", path: "/api/v1/running", scope: Some(Scope::Read), summary: "What runs where (`running`), with each placement's observed state", body: None, query: &[("env", false), ("observed_only", false)] },
     RouteDoc { method: "get", path: "/api/v1/drift", scope: Some(Scope::Read), summary: "Where what runs differs from what is recorded (`drift`)", body: None, query: &[("env", false), ("fail_on", false)] },
     RouteDoc { method: "get", path: "/api/v1/log/checkpoint", scope: Some(Scope::Read), summary: "The latest signed checkpoint (`log checkpoint`)", body: None, query: &[] },
@@ -76,6 +77,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/approvals", post(record_approval))
         .route("/api/v1/trace/{*target}", get(trace))
         .route("/api/v1/affected", get(affected))
+        .route("/api/v1/vulns", get(vulns))
         .route("/api/v1/running", get(running))
         .route("/api/v1/log/checkpoint", get(checkpoint))
         .route("/api/v1/log/proof/{index}", get(proof))
@@ -705,6 +707,9 @@ struct AffectedQuery {
     base: Option<String>,
     #[serde(default)]
     observed_only: bool,
+    package: Option<String>,
+    purl: Option<String>,
+    cve: Option<String>,
 }
 
 async fn affected(
@@ -713,18 +718,74 @@ async fn affected(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     st.authorize(&headers, Scope::Read)?;
-    let Some(base) = q.base else {
+    let given = [&q.base, &q.package, &q.purl, &q.cve]
+        .iter()
+        .filter(|v| v.is_some())
+        .count();
+    if given != 1 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "`base` is required",
-            "pass `?base=DIGEST` or `?base=NAME[:TAG]`",
+            "pass exactly one of `base`, `package`, `purl` and `cve`",
+            "e.g. `?base=python:3.12-slim`, `?package=openssl@<3.0.15`, `?purl=pkg:deb/debian/openssl` or `?cve=CVE-2024-5535`",
         ));
+    }
+    let package = match (q.package, q.purl, q.cve) {
+        (Some(p), _, _) => Some(vulns::PackageQuery::package(&p)?),
+        (_, Some(p), _) => Some(vulns::PackageQuery::purl(&p)?),
+        (_, _, Some(c)) => Some(vulns::PackageQuery::vuln(&c)?),
+        _ => None,
     };
+    if let Some(query) = package {
+        let s = st.clone();
+        let report = blocking(move || {
+            s.read(|store| Ok(vulns::affected(store, &s.cfg.gate.config, &query, s.now())?))
+        })
+        .await?;
+        return Ok(Json(report).into_response());
+    }
+    let base = q.base.expect("one parameter is given");
     query::check_base_query(&base)?;
     let s = st.clone();
     let view = st.view(q.observed_only);
     let report = blocking(move || {
         s.read(|store| Ok(query::affected_by(store, &s.cfg.gate.config, &base, &view)?))
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+struct VulnsQuery {
+    env: Option<String>,
+    severity: Option<String>,
+}
+
+async fn vulns(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<VulnsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.authorize(&headers, Scope::Read)?;
+    let env = q
+        .env
+        .map(|e| st.cfg.gate.config.environment(&e))
+        .transpose()?;
+    let severities = q
+        .severity
+        .map(|v| vulns::parse_severities(&v))
+        .transpose()?
+        .unwrap_or_default();
+    let s = st.clone();
+    let report = blocking(move || {
+        s.read(|store| {
+            Ok(vulns::vulns(
+                store,
+                &s.cfg.gate.config,
+                env.as_ref(),
+                &severities,
+                s.now(),
+            )?)
+        })
     })
     .await?;
     Ok(Json(report).into_response())

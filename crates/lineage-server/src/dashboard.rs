@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::Router;
 use lineage_core::drift::{self, DriftOptions, DriftReport};
 use lineage_core::observe::{ObservedState, Truth};
-use lineage_core::{query, services};
+use lineage_core::{query, services, vulns};
 use lineage_model::{DeployRecord, EnvName, ServiceName};
 use lineage_policy::SignatureStatus;
 use lineage_store::lineage_log::checkpoint::verify_checkpoint;
@@ -415,7 +415,7 @@ struct IncidentQuery {
 async fn incident(State(st): State<Arc<AppState>>, Query(q): Query<IncidentQuery>) -> Response {
     let query = q.q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let mut html = format!(
-        "<form method=\"get\" action=\"/incident\"><p>A base digest, a base name (<code>python:3.12-slim</code>) or an image.</p><input type=\"text\" name=\"q\" value=\"{}\" autofocus> <button type=\"submit\">Who is affected?</button></form>",
+        "<form method=\"get\" action=\"/incident\"><p>A CVE id (<code>CVE-2024-5535</code>), a package (<code>openssl@&lt;3.0.15</code>), a purl, a base digest, a base name (<code>python:3.12-slim</code>) or an image.</p><input type=\"text\" name=\"q\" value=\"{}\" autofocus> <button type=\"submit\">Who is affected?</button></form>",
         esc(query.as_deref().unwrap_or(""))
     );
     if let Some(q) = query {
@@ -436,6 +436,155 @@ async fn incident(State(st): State<Arc<AppState>>, Query(q): Query<IncidentQuery
 }
 
 fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, ApiError> {
+    // A CVE id or a purl cannot be a base or an image; a bare name may be either, and is
+    // tried as a base or image first, then as a package.
+    let package = vulns::classify(q);
+    if let Some(pq @ (vulns::PackageQuery::Vuln(_) | vulns::PackageQuery::Purl(_))) = &package {
+        return package_html(st, store, pq);
+    }
+    let found = base_html(st, store, q)?;
+    if let (None, Some(pq)) = (&found, &package) {
+        let report = vulns::affected(store, &st.cfg.gate.config, pq, st.now())?;
+        if !report.services.is_empty() {
+            return Ok(package_report_html(&report));
+        }
+    }
+    Ok(found.unwrap_or_else(|| {
+        format!("<p>Nothing recorded for <code>{}</code>: no base, image, package or vulnerability of that name.</p>", esc(q))
+    }))
+}
+
+fn package_html(
+    st: &AppState,
+    store: &dyn Store,
+    query: &vulns::PackageQuery,
+) -> Result<String, ApiError> {
+    let report = vulns::affected(store, &st.cfg.gate.config, query, st.now())?;
+    Ok(package_report_html(&report))
+}
+
+/// The same report `affected --package/--purl/--cve` prints, as a table.
+fn package_report_html(r: &vulns::AffectedPackagesReport) -> String {
+    let q = &r.query;
+    let asked = match (&q.package, &q.version, &q.purl, &q.cve) {
+        (Some(p), Some(v), _, _) => format!("{p}@{v}"),
+        (Some(p), None, _, _) => p.clone(),
+        (_, _, Some(p), _) => p.clone(),
+        (_, _, _, Some(c)) => c.clone(),
+        _ => String::new(),
+    };
+    let mut html = String::new();
+    if r.services.is_empty() {
+        let _ = write!(
+            html,
+            "<p>No running image contains <code>{}</code>, as far as imported SBOMs and scans say.</p>",
+            esc(&asked)
+        );
+    } else {
+        let _ = write!(
+            html,
+            "<h2>{} services run <code>{}</code> now</h2>",
+            r.services.len(),
+            esc(&asked)
+        );
+        html.push_str("<table><thead><tr><th>Service</th><th>Call</th><th>Runs now</th><th>Package</th><th>Base or app</th><th>Fix</th></tr></thead><tbody>");
+        for s in &r.services {
+            for p in &s.running {
+                let pl = &p.placement;
+                let mut pkgs = String::new();
+                let mut origin = String::new();
+                for m in &p.packages {
+                    let findings: Vec<String> = m
+                        .findings
+                        .iter()
+                        .map(|f| {
+                            format!(
+                                "{} {} · {}",
+                                esc(&f.id),
+                                esc(&f.severity),
+                                f.fixed
+                                    .as_deref()
+                                    .map_or("no fix known".into(), |v| format!(
+                                        "fixed in {}",
+                                        esc(v)
+                                    ))
+                            )
+                        })
+                        .collect();
+                    let _ = write!(
+                        pkgs,
+                        "<div><b>{}</b> {} <span class=\"muted\">{}</span>{}</div>",
+                        esc(&m.name),
+                        or_dash(m.version.as_deref()),
+                        esc(&m.ecosystem),
+                        if findings.is_empty() {
+                            String::new()
+                        } else {
+                            format!("<br>{}", findings.join("<br>"))
+                        }
+                    );
+                    let class = match m.origin.as_str() {
+                        "base" => "warn",
+                        "app" => "bad",
+                        _ => "muted",
+                    };
+                    let _ = write!(
+                        origin,
+                        "<div><span class=\"{class}\">{}</span> <span class=\"muted\">{}</span></div>",
+                        esc(&m.origin),
+                        esc(&m.origin_evidence)
+                    );
+                }
+                let fix = match &p.rebuild {
+                    Some(cmd) => format!("rebuild on a newer base: <code>{}</code>", esc(cmd)),
+                    None if p.packages.iter().any(|m| m.origin == "app") => {
+                        format!(
+                            "{} upgrades it in the service",
+                            or_dash(s.owners.owner.as_deref())
+                        )
+                    }
+                    None => "<span class=\"muted\">base or app unknown</span>".to_string(),
+                };
+                let _ = write!(
+                    html,
+                    "<tr><td><a href=\"/services/{n}\">{n}</a></td><td>owner {}<br>backup {}<br>emergency {}</td><td><b>{}</b> {} since {}<br>commit <span class=\"mono\">{}</span></td><td>{pkgs}</td><td>{origin}</td><td>{fix}</td></tr>",
+                    or_dash(s.owners.owner.as_deref()),
+                    or_dash(s.owners.backup_owner.as_deref()),
+                    or_dash(s.owners.emergency_approver.as_deref()),
+                    esc(&pl.env),
+                    short(&pl.digest),
+                    esc(&pl.since.to_string()),
+                    or_dash(pl.commit.as_deref()),
+                    n = esc(&s.service),
+                );
+            }
+        }
+        html.push_str("</tbody></table>");
+    }
+    if !r.not_scanned.is_empty() {
+        let _ = write!(
+            html,
+            "<h2 class=\"warn\">Not scanned recently (max age {}): unknown, not clean</h2><table><thead><tr><th>Service</th><th>Environment</th><th>Digest</th><th>Owner</th><th>Why</th></tr></thead><tbody>",
+            esc(&r.max_age)
+        );
+        for n in &r.not_scanned {
+            let _ = write!(
+                html,
+                "<tr><td><a href=\"/services/{s}\">{s}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&n.env),
+                short(&n.digest),
+                or_dash(n.owner.as_deref()),
+                esc(&n.reason),
+                s = esc(&n.service),
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
+    html
+}
+
+/// The base (or image's base) answer; `None` when `q` names no recorded base or image.
+fn base_html(st: &AppState, store: &dyn Store, q: &str) -> Result<Option<String>, ApiError> {
     let mut html = String::new();
     let mut filter = query::resolve_base_filter(store, q).ok().flatten();
     let mut report = match &filter {
@@ -467,16 +616,18 @@ fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, Ap
     }
     let _ = filter;
     let Some(report) = report else {
-        let _ = write!(html, "<p>Nothing recorded for <code>{}</code>.</p>", esc(q));
-        return Ok(html);
+        return Ok(None);
     };
     if report.services.is_empty() {
+        if html.is_empty() {
+            return Ok(None);
+        }
         let _ = write!(
             html,
             "<p>No recorded build uses base <code>{}</code>.</p>",
             esc(&report.base)
         );
-        return Ok(html);
+        return Ok(Some(html));
     }
     let _ = write!(
         html,
@@ -516,7 +667,7 @@ fn incident_html(st: &AppState, store: &dyn Store, q: &str) -> Result<String, Ap
         );
     }
     html.push_str("</tbody></table>");
-    Ok(html)
+    Ok(Some(html))
 }
 
 async fn log(State(st): State<Arc<AppState>>) -> Response {

@@ -262,7 +262,11 @@ impl Index {
                     services_changed = true;
                 }
                 // Ends were applied above; observations are not gate facts.
-                Record::LogKeyRotation(_) | Record::DeployEnd(_) | Record::Observation(_) => {}
+                // Admission does not read SBOMs or scans either.
+                Record::LogKeyRotation(_)
+                | Record::DeployEnd(_)
+                | Record::Observation(_)
+                | Record::Sbom(_) => {}
             }
         }
         if services_changed {

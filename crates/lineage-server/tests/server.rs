@@ -1999,3 +1999,146 @@ async fn drift_over_the_api_and_on_the_dashboard() {
         page.body
     );
 }
+
+/// An SBOM/scan import of `d` with one package in one layer and optional findings.
+fn sbom_import(
+    d: Digest,
+    kind: &str,
+    purl: &str,
+    layer: &str,
+    findings: &[&str],
+) -> lineage_model::SbomImport {
+    let layer = Digest::parse(&format!("sha256:{}", layer.repeat(64))).unwrap();
+    lineage_model::SbomImport {
+        image: Repository::parse("ghcr.io/acme/api").unwrap(),
+        digest: d,
+        kind: kind.into(),
+        format: "trivy".into(),
+        document: digest('9'),
+        size: 100,
+        tool: None,
+        created: Some(Timestamp::parse("2026-11-19T12:00:00Z").unwrap()),
+        origin: Some("file".into()),
+        layers: vec![lineage_model::SbomLayer {
+            digest: None,
+            diff_id: Some(layer),
+        }],
+        packages: vec![lineage_model::SbomPackage {
+            purl: lineage_model::Purl::parse(purl).unwrap(),
+            layer: Some(0),
+        }],
+        findings: findings
+            .iter()
+            .map(|id| lineage_model::SbomFinding {
+                id: id.to_string(),
+                aliases: vec![],
+                package: 0,
+                severity: "critical".into(),
+                fixed: Some("3.0.15-1".into()),
+            })
+            .collect(),
+        by: id("sec@acme.dev"),
+        at: Timestamp::parse(NOW).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn package_and_cve_queries_answer_over_the_api_and_the_dashboard() {
+    let w = world(Mode::Enforce);
+    {
+        let mut store = lineage_store::open(&w.state.cfg.store, false).unwrap();
+        let now = Timestamp::parse(NOW).unwrap();
+        // The base's own scan names layer 1; the app's scan finds openssl in that layer.
+        store
+            .append(
+                &[
+                    Record::Sbom(sbom_import(
+                        digest('b'),
+                        "scan",
+                        "pkg:deb/debian/openssl@3.0.11-1",
+                        "1",
+                        &[],
+                    )),
+                    Record::Sbom(sbom_import(
+                        digest('a'),
+                        "scan",
+                        "pkg:deb/debian/openssl@3.0.11-1",
+                        "1",
+                        &["CVE-2026-0001"],
+                    )),
+                ],
+                now,
+                None,
+            )
+            .unwrap();
+    }
+    let read = token(&w, Some(Scope::Read));
+    let (status, r) = call(
+        &w,
+        "GET",
+        "/api/v1/affected?cve=cve-2026-0001",
+        Some(&read),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["services"][0]["service"], "api");
+    let pkg = &r["services"][0]["running"][0]["packages"][0];
+    assert_eq!(pkg["origin"], "base", "{pkg}");
+    assert_eq!(pkg["fixed"], "3.0.15-1");
+    let (status, r) = call(
+        &w,
+        "GET",
+        "/api/v1/affected?package=openssl%40%3C3.0.15",
+        Some(&read),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["query"]["version"], "<3.0.15");
+    assert_eq!(r["services"][0]["running"][0]["env"], "production");
+    for bad in [
+        "/api/v1/affected",
+        "/api/v1/affected?base=python&cve=CVE-2026-0001",
+    ] {
+        let (status, r) = call(&w, "GET", bad, Some(&read), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {r}");
+    }
+    // A value that does not parse is refused like every other parse error (422).
+    let (status, r) = call(&w, "GET", "/api/v1/affected?cve=no%20id", Some(&read), None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("`no id`"),
+        "{r}"
+    );
+    let (status, v) = call(
+        &w,
+        "GET",
+        "/api/v1/vulns?env=production&severity=critical",
+        Some(&read),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["owners"][0]["owner"], "priya@acme.dev");
+    assert_eq!(
+        v["owners"][0]["images"][0]["base_findings"][0]["id"],
+        "CVE-2026-0001"
+    );
+    assert_eq!(
+        call(&w, "GET", "/api/v1/vulns", None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The dashboard's incident search takes a CVE id, a package and a purl.
+    for q in ["CVE-2026-0001", "openssl", "pkg%3Adeb%2Fdebian%2Fopenssl"] {
+        let page = browse(&w, &format!("/incident?q={q}"), Via::Header(&read)).await;
+        assert_eq!(page.status, StatusCode::OK, "{q}");
+        assert!(page.body.contains("1 services run"), "{q}: {}", page.body);
+        assert!(page.body.contains("href=\"/services/api\""), "{q}");
+        assert!(page.body.contains("rebuild on a newer base"), "{q}");
+    }
+    // A base name still answers as before.
+    let page = browse(&w, "/incident?q=python:3.12-slim", Via::Header(&read)).await;
+    assert!(page.body.contains("services built on"), "{}", page.body);
+}

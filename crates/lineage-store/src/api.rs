@@ -9,8 +9,8 @@ use lineage_log::merkle::Hash;
 pub use crate::postgres::PgLocation;
 
 use lineage_model::{
-    BuildRecord, DeployRecord, Digest, EnvName, Identity, ObservationBatch, Record, Repository,
-    Service, ServiceChange, ServiceName, Tag, Timestamp,
+    BuildRecord, DeployRecord, Digest, EnvName, Identity, ObservationBatch, Purl, Record,
+    Repository, Service, ServiceChange, ServiceName, Tag, Timestamp,
 };
 
 /// Where a ledger lives.
@@ -371,6 +371,71 @@ pub struct ProjectionMismatch {
     pub entry: Option<u64>,
 }
 
+/// Which packages or findings of imported SBOMs and scans a query is about. Only the newest
+/// import of each kind and format of a digest is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SbomQuery {
+    /// Packages whose name key ([`lineage_model::name_key`]) is this, in digests that run now.
+    RunningName(String),
+    /// Findings with this id or alias (compared in uppercase), in digests that run now.
+    RunningId(String),
+    /// Everything of one digest, running or not.
+    Digest(Digest),
+}
+
+/// One package of an imported document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbomPackageRow {
+    /// The import's ledger index.
+    pub entry: u64,
+    /// The package's position in the import.
+    pub pkg: u32,
+    pub digest: Digest,
+    pub purl: Purl,
+    /// The blob digest and/or diff id of the layer that holds it; empty when not known.
+    pub layer: Vec<Digest>,
+}
+
+/// A finding of an imported scan, with its package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbomFindingRow {
+    pub package: SbomPackageRow,
+    /// The finding's own id, as the scanner wrote it.
+    pub id: String,
+    pub severity: String,
+    pub fixed: Option<String>,
+}
+
+/// A package or finding row, and where its digest runs now (for the running queries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbomHit<T> {
+    pub running: Option<(ServiceName, EnvName)>,
+    pub row: T,
+}
+
+/// The newest import of one kind and format of a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbomImportRow {
+    pub entry: u64,
+    pub digest: Digest,
+    pub kind: String,
+    pub format: String,
+    /// The document's own time, or its recording time when it gives none or a later one.
+    pub scanned_at: Timestamp,
+    pub document: Digest,
+    /// Every layer id the document names.
+    pub layers: Vec<Digest>,
+}
+
+/// A digest running now and its newest import of a kind (`None`: never imported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningInventory {
+    pub service: ServiceName,
+    pub env: EnvName,
+    pub digest: Digest,
+    pub newest: Option<Timestamp>,
+}
+
 /// Where a digest appears in the ledger, for resolving a prefix the user typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum DigestRole {
@@ -494,6 +559,17 @@ pub trait Store: Send {
     /// Facts of `kind` (`Record::kind`), filed under `key` (`Record::fact_key`) or all of them,
     /// oldest first.
     fn facts(&self, kind: &str, key: Option<&str>) -> Result<Vec<Entry>, StoreError>;
+
+    /// Packages of imported SBOMs and scans (the newest import of each kind and format).
+    fn sbom_packages(&self, query: &SbomQuery) -> Result<Vec<SbomHit<SbomPackageRow>>, StoreError>;
+    /// Findings of imported scans (the newest import of each kind and format). For
+    /// [`SbomQuery::RunningName`], the findings of packages with that name key.
+    fn sbom_findings(&self, query: &SbomQuery) -> Result<Vec<SbomHit<SbomFindingRow>>, StoreError>;
+    /// The newest import of each kind and format of `digest`.
+    fn sbom_imports(&self, digest: &Digest) -> Result<Vec<SbomImportRow>, StoreError>;
+    /// Every (service, environment) running now, with its digest and the time of its newest
+    /// import of `kind` (`sbom` or `scan`; `None`: of any kind).
+    fn running_inventory(&self, kind: Option<&str>) -> Result<Vec<RunningInventory>, StoreError>;
 
     /// Journal entries with index in `from..to`, in order.
     fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StoreError>;

@@ -18,11 +18,13 @@ mod api;
 pub mod bench;
 mod copy;
 mod postgres;
+mod sbom;
 mod sqlite;
 
 pub use api::{
     BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow, PlacementRow,
-    ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError, StoreLocation,
+    ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow, SbomHit,
+    SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError, StoreLocation,
     StoredCheckpoint, CLOCK_SKEW_TOLERANCE_SECS,
 };
 pub use copy::{copy_ledger, CopyReport};
@@ -38,7 +40,7 @@ pub use sqlite::raw_connection;
 
 /// The SQLite schema version this build of Lineage writes. A store with a newer version is
 /// refused. PostgreSQL numbers its migrations separately ([`PG_SCHEMA_VERSION`]).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Opens the store at `location`, creating and migrating it if `create` is set.
 pub fn open(location: &StoreLocation, create: bool) -> Result<Box<dyn Store>, StoreError> {

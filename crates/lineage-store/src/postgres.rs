@@ -35,18 +35,20 @@ pub use connect::PgLocation;
 
 use crate::api::{
     recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
-    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError,
+    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow,
+    SbomHit, SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError,
     StoredCheckpoint,
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
-pub const PG_SCHEMA_VERSION: i64 = 3;
+pub const PG_SCHEMA_VERSION: i64 = 4;
 
 /// Append-only migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001_initial.sql"),
     include_str!("postgres/0002_autovacuum.sql"),
     include_str!("postgres/0004_runtime.sql"),
+    include_str!("postgres/0005_sbom.sql"),
 ];
 
 /// Advisory lock keys ("LNAG" and "LNAM"): the log sequencer and the migration lock.
@@ -73,6 +75,9 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("observation_sources", Some("entry")),
     ("observation_envs", Some("entry")),
     ("observations", Some("entry")),
+    ("sbom_imports", Some("entry")),
+    ("sbom_packages", Some("entry")),
+    ("sbom_findings", Some("entry")),
 ];
 
 type Conn = r2d2::PooledConnection<connect::Manager>;
@@ -413,7 +418,19 @@ struct Rows {
     /// order with the same rule the upsert applies (a later-or-equal `at` wins).
     current: BTreeMap<(String, String), (i64, String, i64)>,
     facts: Vec<(String, String, i64)>,
+    /// Per (digest, kind, format): the newest import this batch would leave, folded with the
+    /// upsert's own rule (a later document time wins; equal times go to the later entry).
+    sbom_imports: BTreeMap<ImportKey, ImportRow>,
+    sbom_packages: Vec<(i64, i64, String, String, String, String)>,
+    sbom_findings: Vec<FindingRow>,
 }
+
+/// `sbom_imports` key: (digest, kind, format).
+type ImportKey = (String, String, String);
+/// `sbom_imports` values: (entry, scanned_at, document, layers).
+type ImportRow = (i64, i64, String, String);
+/// `sbom_findings` columns: (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed).
+type FindingRow = (i64, i64, i64, String, String, i64, String, String, String);
 
 struct Batch<'a> {
     log: Log<'a>,
@@ -660,6 +677,57 @@ impl<'a> Batch<'a> {
         Ok(index)
     }
 
+    /// An SBOM or scan import: a fact, plus its `sbom_*` rows.
+    fn sbom(
+        &mut self,
+        tx: &mut impl GenericClient,
+        record: &Record,
+        import: &lineage_model::SbomImport,
+        at: Timestamp,
+        by: Option<&Identity>,
+        stored: u64,
+    ) -> Result<u64, StoreError> {
+        let index = self.fact(tx, record, at, by, stored)?;
+        let entry = index as i64 + 1;
+        let rows = crate::sbom::rows(import, at);
+        let i = rows.import;
+        let key = (i.digest.clone(), i.kind, i.format);
+        let newer = self
+            .rows
+            .sbom_imports
+            .get(&key)
+            .is_none_or(|old| (i.scanned_at, entry) > (old.1, old.0));
+        if newer {
+            self.rows
+                .sbom_imports
+                .insert(key, (entry, i.scanned_at, i.document, i.layers));
+        }
+        for p in rows.packages {
+            self.rows.sbom_packages.push((
+                entry,
+                p.pkg,
+                i.digest.clone(),
+                p.name_key,
+                p.purl,
+                p.layer,
+            ));
+        }
+        for f in rows.findings {
+            self.rows.sbom_findings.push((
+                entry,
+                f.finding,
+                f.alias,
+                f.vuln_id,
+                f.id,
+                f.pkg,
+                i.digest.clone(),
+                f.severity,
+                f.fixed,
+            ));
+        }
+        Ok(index)
+    }
+
     /// A service change: its projection replaces rows, so it is written at once, after
     /// whatever the batch holds so far.
     fn service_change(
@@ -900,6 +968,96 @@ impl<'a> Batch<'a> {
                     (&k, Type::TEXT_ARRAY),
                     (&y, Type::TEXT_ARRAY),
                     (&e, Type::INT8_ARRAY),
+                ],
+            )?;
+        }
+        if !rows.sbom_imports.is_empty() {
+            let (mut d, mut k, mut f, mut e, mut t, mut doc, mut l) =
+                (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            for ((digest, kind, format), (entry, at, document, layers)) in rows.sbom_imports {
+                d.push(digest);
+                k.push(kind);
+                f.push(format);
+                e.push(entry);
+                t.push(at);
+                doc.push(document);
+                l.push(layers);
+            }
+            execute(
+                tx,
+                "INSERT INTO sbom_imports (digest, kind, format, entry, scanned_at, document, layers)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
+                 ON CONFLICT (digest, kind, format) DO UPDATE SET entry = excluded.entry,
+                     scanned_at = excluded.scanned_at, document = excluded.document, layers = excluded.layers
+                 WHERE (excluded.scanned_at, excluded.entry) > (sbom_imports.scanned_at, sbom_imports.entry)",
+                &[
+                    (&d, Type::TEXT_ARRAY),
+                    (&k, Type::TEXT_ARRAY),
+                    (&f, Type::TEXT_ARRAY),
+                    (&e, Type::INT8_ARRAY),
+                    (&t, Type::INT8_ARRAY),
+                    (&doc, Type::TEXT_ARRAY),
+                    (&l, Type::TEXT_ARRAY),
+                ],
+            )?;
+        }
+        if !rows.sbom_packages.is_empty() {
+            let (mut e, mut p, mut d, mut n, mut u, mut l) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
+            for (entry, pkg, digest, name_key, purl, layer) in rows.sbom_packages {
+                e.push(entry);
+                p.push(pkg);
+                d.push(digest);
+                n.push(name_key);
+                u.push(purl);
+                l.push(layer);
+            }
+            execute(
+                tx,
+                "INSERT INTO sbom_packages (entry, pkg, digest, name_key, purl, layer)
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])",
+                &[
+                    (&e, Type::INT8_ARRAY),
+                    (&p, Type::INT8_ARRAY),
+                    (&d, Type::TEXT_ARRAY),
+                    (&n, Type::TEXT_ARRAY),
+                    (&u, Type::TEXT_ARRAY),
+                    (&l, Type::TEXT_ARRAY),
+                ],
+            )?;
+        }
+        if !rows.sbom_findings.is_empty() {
+            type Cols = (Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>, Vec<String>);
+            let mut cols: Cols = (vec![], vec![], vec![], vec![], vec![]);
+            let mut more: (Vec<i64>, Vec<String>, Vec<String>, Vec<String>) =
+                (vec![], vec![], vec![], vec![]);
+            for (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed) in
+                rows.sbom_findings
+            {
+                cols.0.push(entry);
+                cols.1.push(finding);
+                cols.2.push(alias);
+                cols.3.push(vuln_id);
+                cols.4.push(id);
+                more.0.push(pkg);
+                more.1.push(digest);
+                more.2.push(severity);
+                more.3.push(fixed);
+            }
+            execute(
+                tx,
+                "INSERT INTO sbom_findings (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed)
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[])",
+                &[
+                    (&cols.0, Type::INT8_ARRAY),
+                    (&cols.1, Type::INT8_ARRAY),
+                    (&cols.2, Type::INT8_ARRAY),
+                    (&cols.3, Type::TEXT_ARRAY),
+                    (&cols.4, Type::TEXT_ARRAY),
+                    (&more.0, Type::INT8_ARRAY),
+                    (&more.1, Type::TEXT_ARRAY),
+                    (&more.2, Type::TEXT_ARRAY),
+                    (&more.3, Type::TEXT_ARRAY),
                 ],
             )?;
         }
@@ -1442,6 +1600,147 @@ impl Store for PgStore {
         Ok(crate::api::digest_roles(rows))
     }
 
+    fn sbom_packages(
+        &self,
+        query_: &SbomQuery,
+    ) -> Result<Vec<SbomHit<SbomPackageRow>>, StoreError> {
+        let cols = "p.entry, p.pkg, p.digest, p.purl, p.layer";
+        let (sql, arg) = match query_ {
+            SbomQuery::RunningName(key) => (
+                format!(
+                    "SELECT c.service, c.env, {cols} FROM sbom_packages p
+                     JOIN sbom_imports i ON i.entry = p.entry
+                     JOIN current c ON c.digest = p.digest
+                     WHERE p.name_key = $1 ORDER BY c.service, c.env, p.entry, p.pkg"
+                ),
+                key.clone(),
+            ),
+            SbomQuery::RunningId(id) => (
+                format!(
+                    "SELECT DISTINCT c.service, c.env, {cols} FROM sbom_findings f
+                     JOIN sbom_imports i ON i.entry = f.entry
+                     JOIN sbom_packages p ON p.entry = f.entry AND p.pkg = f.pkg
+                     JOIN current c ON c.digest = f.digest
+                     WHERE f.vuln_id = $1 ORDER BY c.service, c.env, p.entry, p.pkg"
+                ),
+                id.to_ascii_uppercase(),
+            ),
+            SbomQuery::Digest(d) => (
+                format!(
+                    "SELECT NULL::text, NULL::text, {cols} FROM sbom_imports i
+                     JOIN sbom_packages p ON p.entry = i.entry
+                     WHERE i.digest = $1 ORDER BY p.entry, p.pkg"
+                ),
+                d.to_string(),
+            ),
+        };
+        let mut c = self.conn()?;
+        query(&mut *c, &sql, &[(&arg, Type::TEXT)])?
+            .iter()
+            .map(|r| {
+                let row =
+                    crate::sbom::package_row(r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))?;
+                Ok(SbomHit {
+                    running: crate::sbom::running(row.entry, r.get(0), r.get(1))?,
+                    row,
+                })
+            })
+            .collect()
+    }
+
+    fn sbom_findings(
+        &self,
+        query_: &SbomQuery,
+    ) -> Result<Vec<SbomHit<SbomFindingRow>>, StoreError> {
+        let cols = "p.entry, p.pkg, p.digest, p.purl, p.layer, f.id, f.severity, f.fixed";
+        let joins = "JOIN sbom_imports i ON i.entry = f.entry
+                     JOIN sbom_packages p ON p.entry = f.entry AND p.pkg = f.pkg";
+        let (sql, arg) = match query_ {
+            SbomQuery::RunningName(key) => (
+                format!(
+                    "SELECT c.service, c.env, {cols} FROM sbom_findings f {joins}
+                     JOIN current c ON c.digest = f.digest
+                     WHERE p.name_key = $1 AND f.alias = 0
+                     ORDER BY c.service, c.env, f.entry, f.finding"
+                ),
+                key.clone(),
+            ),
+            SbomQuery::RunningId(id) => (
+                format!(
+                    "SELECT c.service, c.env, {cols} FROM sbom_findings f {joins}
+                     JOIN current c ON c.digest = f.digest
+                     WHERE f.vuln_id = $1 ORDER BY c.service, c.env, f.entry, f.finding"
+                ),
+                id.to_ascii_uppercase(),
+            ),
+            SbomQuery::Digest(d) => (
+                format!(
+                    "SELECT NULL::text, NULL::text, {cols} FROM sbom_findings f {joins}
+                     WHERE i.digest = $1 AND f.alias = 0 ORDER BY f.entry, f.finding"
+                ),
+                d.to_string(),
+            ),
+        };
+        let mut c = self.conn()?;
+        query(&mut *c, &sql, &[(&arg, Type::TEXT)])?
+            .iter()
+            .map(|r| {
+                let package =
+                    crate::sbom::package_row(r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))?;
+                Ok(SbomHit {
+                    running: crate::sbom::running(package.entry, r.get(0), r.get(1))?,
+                    row: crate::sbom::finding_row(package, r.get(7), r.get(8), r.get(9)),
+                })
+            })
+            .collect()
+    }
+
+    fn sbom_imports(&self, digest: &Digest) -> Result<Vec<SbomImportRow>, StoreError> {
+        let mut c = self.conn()?;
+        query(
+            &mut *c,
+            "SELECT entry, kind, format, scanned_at, document, layers FROM sbom_imports
+             WHERE digest = $1 ORDER BY kind, format",
+            &[(&digest.to_string(), Type::TEXT)],
+        )?
+        .iter()
+        .map(|r| {
+            let entry = r.get::<_, i64>(0) as u64 - 1;
+            Ok(SbomImportRow {
+                entry,
+                digest: digest.clone(),
+                kind: r.get(1),
+                format: r.get(2),
+                scanned_at: Timestamp::from_unix(r.get(3)),
+                document: Digest::parse(r.get(4)).map_err(|e| corrupt(entry)(e.to_string()))?,
+                layers: crate::sbom::layers(entry, r.get(5))?,
+            })
+        })
+        .collect()
+    }
+
+    fn running_inventory(&self, kind: Option<&str>) -> Result<Vec<RunningInventory>, StoreError> {
+        let mut c = self.conn()?;
+        query(
+            &mut *c,
+            "SELECT c.service, c.env, c.digest,
+                 (SELECT max(i.scanned_at) FROM sbom_imports i WHERE i.digest = c.digest AND ($1::text IS NULL OR i.kind = $1))
+             FROM current c ORDER BY c.service, c.env",
+            &[(&kind, Type::TEXT)],
+        )?
+        .iter()
+        .map(|r| {
+            let bad = |e: lineage_model::ParseError| corrupt(0)(e.to_string());
+            Ok(RunningInventory {
+                service: ServiceName::parse(r.get(0)).map_err(bad)?,
+                env: EnvName::parse(r.get(1)).map_err(bad)?,
+                digest: Digest::parse(r.get(2)).map_err(bad)?,
+                newest: r.get::<_, Option<i64>>(3).map(Timestamp::from_unix),
+            })
+        })
+        .collect()
+    }
+
     fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError> {
         let mut c = self.conn()?;
         let found = indexes(
@@ -1554,6 +1853,7 @@ impl Store for PgStore {
                     Record::Build(b) => batch.build(b, recorded_at, recorded_by, 0),
                     Record::Deploy(d) => batch.deploy(d, recorded_at, recorded_by, 0),
                     Record::Service(c) => batch.service_change(tx, c, recorded_at, 0)?,
+                    Record::Sbom(i) => batch.sbom(tx, r, i, recorded_at, recorded_by, 0)?,
                     fact => batch.fact(tx, fact, recorded_at, recorded_by, 0)?,
                 });
             }
@@ -1580,7 +1880,10 @@ impl Store for PgStore {
             let mut batch = Batch::new(Log::Writer(frontier));
             let mut indexes = Vec::with_capacity(facts.len());
             for f in facts {
-                indexes.push(batch.fact(tx, f, recorded_at, recorded_by, 0)?);
+                indexes.push(match f {
+                    Record::Sbom(i) => batch.sbom(tx, f, i, recorded_at, recorded_by, 0)?,
+                    _ => batch.fact(tx, f, recorded_at, recorded_by, 0)?,
+                });
             }
             batch.flush(tx)?;
             Ok(indexes)
@@ -1876,6 +2179,9 @@ fn rebuild_and_compare(
                 }
                 Record::Service(change) => {
                     batch.service_change(&mut tx, change, at, index)?;
+                }
+                Record::Sbom(i) => {
+                    batch.sbom(&mut tx, &record, i, at, by.as_ref(), index)?;
                 }
                 fact => {
                     // Only a record with no fact key fails here, and it projects nothing.

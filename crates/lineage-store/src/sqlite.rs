@@ -15,7 +15,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
     recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
-    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, SourceState, Store, StoreError,
+    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow,
+    SbomHit, SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError,
     StoredCheckpoint,
 };
 use crate::SCHEMA_VERSION;
@@ -30,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0002_log.sql"),
     include_str!("sqlite/0003_facts.sql"),
     include_str!("sqlite/0004_runtime.sql"),
+    include_str!("sqlite/0005_sbom.sql"),
 ];
 
 /// The projection tables `check_projections` rebuilds and compares, and the column that
@@ -49,6 +51,9 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("observation_sources", Some("entry")),
     ("observation_envs", Some("entry")),
     ("observations", Some("entry")),
+    ("sbom_imports", Some("entry")),
+    ("sbom_packages", Some("entry")),
+    ("sbom_findings", Some("entry")),
 ];
 
 pub struct SqliteStore {
@@ -668,6 +673,58 @@ fn project_observation(
     Ok(())
 }
 
+/// Appends an SBOM or scan import (a fact filed under its digest) and its `sbom_*` rows.
+fn insert_sbom(
+    tx: &Transaction<'_>,
+    record: &Record,
+    import: &lineage_model::SbomImport,
+    recorded_at: Timestamp,
+    recorded_by: Option<&Identity>,
+    log: &mut Log<'_>,
+) -> Result<u64, StoreError> {
+    let index = insert_fact(tx, record, recorded_at, recorded_by, log)?;
+    let entry = index as i64 + 1;
+    let rows = crate::sbom::rows(import, recorded_at);
+    let i = &rows.import;
+    // The newest document of a kind and format wins; equal times go to the later entry.
+    tx.prepare_cached(
+        "INSERT INTO sbom_imports (digest, kind, format, entry, scanned_at, document, layers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (digest, kind, format) DO UPDATE SET entry = excluded.entry,
+             scanned_at = excluded.scanned_at, document = excluded.document, layers = excluded.layers
+         WHERE excluded.scanned_at > sbom_imports.scanned_at
+            OR (excluded.scanned_at = sbom_imports.scanned_at AND excluded.entry > sbom_imports.entry)",
+    )
+    .map_err(backend)?
+    .execute(params![i.digest, i.kind, i.format, entry, i.scanned_at, i.document, i.layers])
+    .map_err(backend)?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO sbom_packages (entry, pkg, digest, name_key, purl, layer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(backend)?;
+    for p in &rows.packages {
+        insert
+            .execute(params![entry, p.pkg, i.digest, p.name_key, p.purl, p.layer])
+            .map_err(backend)?;
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO sbom_findings (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(backend)?;
+    for f in &rows.findings {
+        insert
+            .execute(params![
+                entry, f.finding, f.alias, f.vuln_id, f.id, f.pkg, i.digest, f.severity, f.fixed
+            ])
+            .map_err(backend)?;
+    }
+    Ok(index)
+}
+
 /// The last journal entry's recorded time, if any.
 fn last_recorded_at(conn: &Connection) -> Result<Option<Timestamp>, StoreError> {
     let last: Option<(i64, String)> = conn
@@ -730,7 +787,10 @@ impl Store for SqliteStore {
         self.write(recorded_at, |tx, log, recorded_at| {
             facts
                 .iter()
-                .map(|f| insert_fact(tx, f, recorded_at, recorded_by, log))
+                .map(|f| match f {
+                    Record::Sbom(i) => insert_sbom(tx, f, i, recorded_at, recorded_by, log),
+                    _ => insert_fact(tx, f, recorded_at, recorded_by, log),
+                })
                 .collect()
         })
     }
@@ -748,6 +808,7 @@ impl Store for SqliteStore {
                     Record::Build(b) => insert_build(tx, b, recorded_at, recorded_by, log),
                     Record::Deploy(d) => insert_deploy(tx, d, recorded_at, recorded_by, log),
                     Record::Service(c) => insert_service_change(tx, c, recorded_at, log),
+                    Record::Sbom(i) => insert_sbom(tx, r, i, recorded_at, recorded_by, log),
                     fact => insert_fact(tx, fact, recorded_at, recorded_by, log),
                 })
                 .collect()
@@ -1201,6 +1262,208 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn sbom_packages(&self, query: &SbomQuery) -> Result<Vec<SbomHit<SbomPackageRow>>, StoreError> {
+        let cols = "p.entry, p.pkg, p.digest, p.purl, p.layer";
+        let (sql, arg) = match query {
+            SbomQuery::RunningName(key) => (
+                format!(
+                    "SELECT c.service, c.env, {cols} FROM sbom_packages p
+                     JOIN sbom_imports i ON i.entry = p.entry
+                     JOIN current c ON c.digest = p.digest
+                     WHERE p.name_key = ?1 ORDER BY c.service, c.env, p.entry, p.pkg"
+                ),
+                key.clone(),
+            ),
+            SbomQuery::RunningId(id) => (
+                format!(
+                    "SELECT DISTINCT c.service, c.env, {cols} FROM sbom_findings f
+                     JOIN sbom_imports i ON i.entry = f.entry
+                     JOIN sbom_packages p ON p.entry = f.entry AND p.pkg = f.pkg
+                     JOIN current c ON c.digest = f.digest
+                     WHERE f.vuln_id = ?1 ORDER BY c.service, c.env, p.entry, p.pkg"
+                ),
+                id.to_ascii_uppercase(),
+            ),
+            SbomQuery::Digest(d) => (
+                format!(
+                    "SELECT NULL, NULL, {cols} FROM sbom_imports i
+                     JOIN sbom_packages p ON p.entry = i.entry
+                     WHERE i.digest = ?1 ORDER BY p.entry, p.pkg"
+                ),
+                d.to_string(),
+            ),
+        };
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt
+            .query_map([arg], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(service, env, entry, pkg, digest, purl, layer)| {
+                let row = crate::sbom::package_row(entry, pkg, &digest, &purl, &layer)?;
+                Ok(SbomHit {
+                    running: crate::sbom::running(row.entry, service, env)?,
+                    row,
+                })
+            })
+            .collect()
+    }
+
+    fn sbom_findings(&self, query: &SbomQuery) -> Result<Vec<SbomHit<SbomFindingRow>>, StoreError> {
+        let cols = "p.entry, p.pkg, p.digest, p.purl, p.layer, f.id, f.severity, f.fixed";
+        let joins = "JOIN sbom_imports i ON i.entry = f.entry
+                     JOIN sbom_packages p ON p.entry = f.entry AND p.pkg = f.pkg";
+        let (sql, arg) = match query {
+            SbomQuery::RunningName(key) => (
+                format!(
+                    "SELECT c.service, c.env, {cols} FROM sbom_findings f {joins}
+                     JOIN current c ON c.digest = f.digest
+                     WHERE p.name_key = ?1 AND f.alias = 0
+                     ORDER BY c.service, c.env, f.entry, f.finding"
+                ),
+                key.clone(),
+            ),
+            SbomQuery::RunningId(id) => (
+                format!(
+                    "SELECT c.service, c.env, {cols} FROM sbom_findings f {joins}
+                     JOIN current c ON c.digest = f.digest
+                     WHERE f.vuln_id = ?1 ORDER BY c.service, c.env, f.entry, f.finding"
+                ),
+                id.to_ascii_uppercase(),
+            ),
+            SbomQuery::Digest(d) => (
+                format!(
+                    "SELECT NULL, NULL, {cols} FROM sbom_findings f {joins}
+                     WHERE i.digest = ?1 AND f.alias = 0 ORDER BY f.entry, f.finding"
+                ),
+                d.to_string(),
+            ),
+        };
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt
+            .query_map([arg], |r| {
+                Ok((
+                    (
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
+                    ),
+                    (
+                        r.get::<_, String>(7)?,
+                        r.get::<_, String>(8)?,
+                        r.get::<_, String>(9)?,
+                    ),
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(
+                |((service, env, entry, pkg, digest, purl, layer), (id, severity, fixed))| {
+                    let package = crate::sbom::package_row(entry, pkg, &digest, &purl, &layer)?;
+                    Ok(SbomHit {
+                        running: crate::sbom::running(package.entry, service, env)?,
+                        row: crate::sbom::finding_row(package, id, severity, fixed),
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn sbom_imports(&self, digest: &Digest) -> Result<Vec<SbomImportRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT entry, kind, format, scanned_at, document, layers FROM sbom_imports
+                 WHERE digest = ?1 ORDER BY kind, format",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([digest.to_string()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(entry, kind, format, at, document, layers)| {
+                let entry = entry as u64 - 1;
+                Ok(SbomImportRow {
+                    entry,
+                    digest: digest.clone(),
+                    kind,
+                    format,
+                    scanned_at: Timestamp::from_unix(at),
+                    document: Digest::parse(&document).map_err(|e| StoreError::Corrupt {
+                        index: entry,
+                        detail: e.to_string(),
+                    })?,
+                    layers: crate::sbom::layers(entry, &layers)?,
+                })
+            })
+            .collect()
+    }
+
+    fn running_inventory(&self, kind: Option<&str>) -> Result<Vec<RunningInventory>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.service, c.env, c.digest,
+                     (SELECT max(i.scanned_at) FROM sbom_imports i WHERE i.digest = c.digest AND (?1 IS NULL OR i.kind = ?1))
+                 FROM current c ORDER BY c.service, c.env",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([kind], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(service, env, digest, newest)| {
+                let corrupt = |e: lineage_model::ParseError| StoreError::Corrupt {
+                    index: 0,
+                    detail: e.to_string(),
+                };
+                Ok(RunningInventory {
+                    service: ServiceName::parse(&service).map_err(corrupt)?,
+                    env: EnvName::parse(&env).map_err(corrupt)?,
+                    digest: Digest::parse(&digest).map_err(corrupt)?,
+                    newest: newest.map(Timestamp::from_unix),
+                })
+            })
+            .collect()
+    }
+
     fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry>, StoreError> {
         let mut stmt = self
             .conn
@@ -1433,6 +1696,7 @@ impl SqliteStore {
                     Record::Build(b) => insert_build(&tx, b, at, by.as_ref(), &mut log),
                     Record::Deploy(d) => insert_deploy(&tx, d, at, by.as_ref(), &mut log),
                     Record::Service(c) => insert_service_change(&tx, c, at, &mut log),
+                    Record::Sbom(i) => insert_sbom(&tx, &record, i, at, by.as_ref(), &mut log),
                     fact => insert_fact(&tx, fact, at, by.as_ref(), &mut log),
                 };
                 // A duplicate (say, a build copied behind Lineage's back) cannot be projected

@@ -830,6 +830,12 @@ fn a_pre_log_ledger_is_hashed_on_upgrade() {
     rusqlite_open(&path)
         .execute_batch("DROP TABLE facts; DROP TABLE log_hashes; DROP TABLE checkpoints; DROP TABLE placement_ends; DROP TABLE observation_sources; DROP TABLE observation_envs; DROP TABLE observations; PRAGMA user_version = 1;")
         .unwrap();
+    // Tables of later versions go too.
+    rusqlite_open(&path)
+        .execute_batch(
+            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports;",
+        )
+        .unwrap();
     let store = lineage_store::open(&location, false).unwrap();
     assert_eq!(store.log_head().unwrap(), before);
 }
@@ -1765,4 +1771,283 @@ fn tampered_runtime_projections_are_found_on_both_backends() {
             "{backend}: {found:?}"
         );
     }
+}
+
+fn sbom(
+    label: &str,
+    kind: &str,
+    created: &str,
+    packages: &[(&str, Option<u32>)],
+    findings: &[(&str, u32, &str)],
+) -> lineage_model::SbomImport {
+    lineage_model::SbomImport {
+        image: Repository::parse("ghcr.io/acme/api").unwrap(),
+        digest: digest(label),
+        kind: kind.into(),
+        format: if kind == "scan" {
+            "trivy".into()
+        } else {
+            "spdx-2.3".into()
+        },
+        document: digest(&format!("doc {label} {created}")),
+        size: 1234,
+        tool: None,
+        created: Some(t(created)),
+        origin: Some("file".into()),
+        layers: vec![
+            lineage_model::SbomLayer {
+                digest: Some(digest("blob 1")),
+                diff_id: Some(digest("diff 1")),
+            },
+            lineage_model::SbomLayer {
+                digest: None,
+                diff_id: Some(digest("diff 2")),
+            },
+        ],
+        packages: packages
+            .iter()
+            .map(|(p, layer)| lineage_model::SbomPackage {
+                purl: lineage_model::Purl::parse(p).unwrap(),
+                layer: *layer,
+            })
+            .collect(),
+        findings: findings
+            .iter()
+            .map(|(id, package, alias)| lineage_model::SbomFinding {
+                id: id.to_string(),
+                aliases: if alias.is_empty() {
+                    vec![]
+                } else {
+                    vec![alias.to_string()]
+                },
+                package: *package,
+                severity: "high".into(),
+                fixed: Some("3.0.15-1".into()),
+            })
+            .collect(),
+        by: id("sec@acme.dev"),
+        at: t("2026-11-02T10:00:00Z"),
+    }
+}
+
+#[test]
+fn sbom_imports_project_packages_and_findings_of_the_newest_scan() {
+    use lineage_store::SbomQuery;
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let b = build("api", "a1", "python:3.12-slim", "py1");
+        store
+            .record_builds(&[b], t("2026-11-01T10:00:00Z"), None)
+            .unwrap();
+        store
+            .record_deploys(
+                &[deploy("api", "a1", "production", "2026-11-01T11:00:00Z")],
+                t("2026-11-01T11:00:00Z"),
+                None,
+            )
+            .unwrap();
+        let at = t("2026-11-02T10:00:00Z");
+        let old = sbom(
+            "a1",
+            "scan",
+            "2026-11-01T12:00:00Z",
+            &[
+                ("pkg:deb/debian/libssl3@3.0.11-1", Some(0)),
+                ("pkg:pypi/Flask_Login@0.6.0", Some(1)),
+            ],
+            &[
+                ("CVE-2024-0001", 0, ""),
+                ("GHSA-xxxx-yyyy-zzzz", 1, "CVE-2024-0002"),
+            ],
+        );
+        let new = sbom(
+            "a1",
+            "scan",
+            "2026-11-02T09:00:00Z",
+            &[("pkg:deb/debian/libssl3@3.0.15-1", Some(0))],
+            &[],
+        );
+        // The newer document is recorded first; the older one recorded later stays old.
+        store
+            .append(&[Record::Sbom(new.clone())], at, Some(&id("sec@acme.dev")))
+            .unwrap();
+        store
+            .append(&[Record::Sbom(old.clone())], at, Some(&id("sec@acme.dev")))
+            .unwrap();
+        let imports = store.sbom_imports(&digest("a1")).unwrap();
+        assert_eq!(imports.len(), 1, "{backend}");
+        assert_eq!(imports[0].document, new.document, "{backend}");
+        assert_eq!(
+            imports[0].scanned_at,
+            t("2026-11-02T09:00:00Z"),
+            "{backend}"
+        );
+        assert_eq!(
+            imports[0].layers.len(),
+            3,
+            "{backend}: blob 1, diff 1, diff 2"
+        );
+        // Only the newest scan's packages and findings count.
+        let running = store
+            .sbom_packages(&SbomQuery::RunningName("libssl3".into()))
+            .unwrap();
+        assert_eq!(running.len(), 1, "{backend}");
+        assert_eq!(running[0].row.purl.version(), Some("3.0.15-1"), "{backend}");
+        assert_eq!(
+            running[0].row.layer,
+            vec![digest("blob 1"), digest("diff 1")],
+            "{backend}"
+        );
+        assert_eq!(
+            running[0].running.as_ref().unwrap().1.as_str(),
+            "production",
+            "{backend}"
+        );
+        assert!(
+            store
+                .sbom_findings(&SbomQuery::RunningId("cve-2024-0001".into()))
+                .unwrap()
+                .is_empty(),
+            "{backend}"
+        );
+
+        // A newer scan with findings replaces it; findings are found by id and by alias.
+        let newest = sbom(
+            "a1",
+            "scan",
+            "2026-11-03T09:00:00Z",
+            &[
+                ("pkg:deb/debian/libssl3@3.0.11-1", Some(0)),
+                ("pkg:pypi/flask-login@0.6.0", Some(1)),
+            ],
+            &[
+                ("CVE-2024-0001", 0, ""),
+                ("GHSA-xxxx-yyyy-zzzz", 1, "CVE-2024-0002"),
+            ],
+        );
+        store
+            .append(&[Record::Sbom(newest)], t("2026-11-03T10:00:00Z"), None)
+            .unwrap();
+        let by_alias = store
+            .sbom_findings(&SbomQuery::RunningId("CVE-2024-0002".into()))
+            .unwrap();
+        assert_eq!(by_alias.len(), 1, "{backend}");
+        assert_eq!(by_alias[0].row.id, "GHSA-xxxx-yyyy-zzzz", "{backend}");
+        assert_eq!(
+            by_alias[0].row.package.purl.name(),
+            "flask-login",
+            "{backend}"
+        );
+        assert_eq!(
+            by_alias[0].row.fixed.as_deref(),
+            Some("3.0.15-1"),
+            "{backend}"
+        );
+        // Name keys fold PyPI spellings.
+        let flask = store
+            .sbom_packages(&SbomQuery::RunningName("flask-login".into()))
+            .unwrap();
+        assert_eq!(flask.len(), 1, "{backend}");
+        let by_name = store
+            .sbom_findings(&SbomQuery::RunningName("libssl3".into()))
+            .unwrap();
+        assert_eq!(by_name.len(), 1, "{backend}");
+        assert_eq!(
+            store
+                .sbom_findings(&SbomQuery::Digest(digest("a1")))
+                .unwrap()
+                .len(),
+            2,
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .sbom_packages(&SbomQuery::RunningId("CVE-2024-0001".into()))
+                .unwrap()
+                .len(),
+            1,
+            "{backend}"
+        );
+
+        // An SBOM is its own kind: it does not replace the scan.
+        store
+            .append(
+                &[Record::Sbom(sbom(
+                    "a1",
+                    "sbom",
+                    "2026-11-04T09:00:00Z",
+                    &[("pkg:deb/debian/zlib1g@1.2.13", None)],
+                    &[],
+                ))],
+                t("2026-11-04T10:00:00Z"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            store.sbom_imports(&digest("a1")).unwrap().len(),
+            2,
+            "{backend}"
+        );
+        let inventory = store.running_inventory(Some("scan")).unwrap();
+        assert_eq!(inventory.len(), 1, "{backend}");
+        assert_eq!(
+            inventory[0].newest,
+            Some(t("2026-11-03T09:00:00Z")),
+            "{backend}"
+        );
+        // Imports are facts filed under the digest, and the audit rebuilds their rows.
+        assert_eq!(
+            store
+                .facts("sbom", Some(&digest("a1").to_string()))
+                .unwrap()
+                .len(),
+            4,
+            "{backend}"
+        );
+        assert_eq!(store.check_projections(10).unwrap(), vec![], "{backend}");
+    }
+}
+
+#[test]
+fn a_document_dated_after_its_recording_counts_as_recorded() {
+    for (backend, mut store, _guard) in backends() {
+        let s = sbom("a9", "scan", "2030-01-01T00:00:00Z", &[], &[]);
+        store
+            .append(&[Record::Sbom(s)], t("2026-11-02T10:00:00Z"), None)
+            .unwrap();
+        let imports = store.sbom_imports(&digest("a9")).unwrap();
+        assert_eq!(
+            imports[0].scanned_at,
+            t("2026-11-02T10:00:00Z"),
+            "{backend}"
+        );
+    }
+}
+
+#[test]
+fn sbom_rows_edited_behind_the_ledger_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let location = StoreLocation::Sqlite(path.clone());
+    let mut store = lineage_store::open(&location, true).unwrap();
+    let s = sbom(
+        "a1",
+        "scan",
+        "2026-11-01T12:00:00Z",
+        &[("pkg:deb/debian/libssl3@3.0.11-1", Some(0))],
+        &[("CVE-2024-0001", 0, "")],
+    );
+    store
+        .append(&[Record::Sbom(s)], t("2026-11-02T10:00:00Z"), None)
+        .unwrap();
+    assert_eq!(store.check_projections(10).unwrap(), vec![]);
+    drop(store);
+    // Someone "fixes" the finding by deleting it.
+    rusqlite_open(&path)
+        .execute_batch("DELETE FROM sbom_findings")
+        .unwrap();
+    let store = lineage_store::open(&location, false).unwrap();
+    let found = store.check_projections(10).unwrap();
+    assert_eq!(found[0].table, "sbom_findings", "{found:?}");
+    assert_eq!(found[0].entry, Some(0), "{found:?}");
 }

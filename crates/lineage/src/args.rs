@@ -74,15 +74,9 @@ pub enum Command {
         #[arg(long)]
         observed_only: bool,
     },
-    /// Every image built on a base, where it runs now and who owns it.
-    Affected {
-        /// A base digest, or a base name with an optional tag (`python:3.12-slim`).
-        #[arg(long)]
-        base: String,
-        /// Only placements a runtime source (`lineage observe`) sees running now.
-        #[arg(long)]
-        observed_only: bool,
-    },
+    /// Every image built on a base, or containing a package or vulnerability, where it runs
+    /// now and who owns it.
+    Affected(crate::vulns::AffectedArgs),
     /// What runs in each environment now.
     Running {
         #[arg(long)]
@@ -95,6 +89,15 @@ pub enum Command {
     Observe(crate::runtime::ObserveArgs),
     /// Where what runs differs from what the ledger records; `--reconcile` proposes fixes.
     Drift(crate::runtime::DriftArgs),
+    /// SBOMs of images: which packages each digest holds.
+    #[command(subcommand)]
+    Sbom(crate::vulns::SbomCmd),
+    /// Vulnerability scans of images (Trivy, Grype).
+    #[command(subcommand)]
+    Scan(crate::vulns::ScanCmd),
+    /// Findings of running images grouped by owner, base apart from app, and what was not
+    /// scanned recently.
+    Vulns(crate::vulns::VulnsArgs),
     /// Seed a fresh ledger with a small team's story and walk through a CVE morning.
     Demo,
     /// The tamper-evident log: checkpoints, proofs and audits.

@@ -66,21 +66,10 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 }
             }
         }
-        Command::Affected {
-            base,
-            observed_only,
-        } => {
-            query::check_base_query(&base)?;
-            let store = open(s, false)?;
-            let view = crate::runtime::view(s, observed_only);
-            let report = query::affected_by(store.as_ref(), &s.config, &base, &view)?;
-            render::affected(s.format, &report);
-            Ok(if report.services.is_empty() {
-                Outcome::NotFound
-            } else {
-                Outcome::Ok
-            })
-        }
+        Command::Affected(args) => crate::vulns::affected(args, s),
+        Command::Sbom(cmd) => crate::vulns::sbom(cmd, s),
+        Command::Scan(cmd) => crate::vulns::scan(cmd, s),
+        Command::Vulns(args) => crate::vulns::vulns_cmd(args, s),
         Command::Running { env, observed_only } => {
             let env = env.map(|e| s.config.environment(&e)).transpose()?;
             let store = open(s, false)?;

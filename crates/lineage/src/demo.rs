@@ -442,11 +442,156 @@ impl Demo {
         self.lineage(&a(&["service", "show", "worker"]), true)?;
         println!("# Every older python:3.12-slim digest too, not just the one in the advisory:");
         self.lineage(&a(&["affected", "--base", PYTHON]), true)?;
+        self.package_drill()?;
         println!(
             "Done. Try `lineage --store {} trace worker` or add `--format json` to any query.",
             self.store.display()
         );
         Ok(Outcome::Ok)
+    }
+
+    /// The second advisory names a package, not a digest. The nightly Trivy scans of what
+    /// runs (and of the two base digests, which say which layers are the base's) are
+    /// imported first, as a scanning job would.
+    fn package_drill(&self) -> Result<(), CliError> {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        let dir = self
+            .store
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join("scans");
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CliError::new(
+                format!("cannot create `{}`: {e}", dir.display()),
+                "check that the demo directory is writable",
+            )
+        })?;
+        let layers = |label: &str, n: usize| -> Vec<String> {
+            (1..=n)
+                .map(|i| digest(&format!("layer {label} {i}")))
+                .collect()
+        };
+        let old_base = layers("python-old", 2);
+        let new_base = layers("python-new", 2);
+        let with_app = |base: &[String], label: &str| {
+            let mut l = base.to_vec();
+            l.push(digest(&format!("layer {label} app")));
+            l
+        };
+        const OLD_SSL: &str = "3.0.11-1~deb12u2";
+        const NEW_SSL: &str = "3.0.15-1~deb12u1";
+        let ssl_cve = (
+            "libssl3",
+            OLD_SSL,
+            "deb",
+            1,
+            "CVE-2026-0451",
+            "CRITICAL",
+            NEW_SSL,
+        );
+        // (what, image, digest label or base, layers, scanned days ago, findings)
+        let scans: Vec<Scan> = vec![
+            (
+                format!(
+                    "docker.io/library/python@{}",
+                    Self::base_digest("python-old")
+                ),
+                Self::base_digest("python-old"),
+                old_base.clone(),
+                1,
+                vec![ssl_cve],
+            ),
+            (
+                format!(
+                    "docker.io/library/python@{}",
+                    Self::base_digest("python-new")
+                ),
+                Self::base_digest("python-new"),
+                new_base.clone(),
+                1,
+                vec![],
+            ),
+            (
+                format!("ghcr.io/acme/worker@{}", digest("worker-2")),
+                digest("worker-2"),
+                with_app(&old_base, "worker-2"),
+                1,
+                vec![ssl_cve],
+            ),
+            (
+                format!("ghcr.io/acme/api@{}", digest("api-3")),
+                digest("api-3"),
+                with_app(&new_base, "api-3"),
+                1,
+                vec![(
+                    "requests",
+                    "2.31.0",
+                    "pypi",
+                    2,
+                    "CVE-2026-0452",
+                    "HIGH",
+                    "2.32.0",
+                )],
+            ),
+            (
+                format!("ghcr.io/acme/worker@{}", digest("worker-3")),
+                digest("worker-3"),
+                with_app(&new_base, "worker-3"),
+                1,
+                vec![],
+            ),
+            (
+                format!("ghcr.io/acme/web@{}", digest("web-2")),
+                digest("web-2"),
+                layers("web-2", 3),
+                9,
+                vec![],
+            ),
+        ];
+        println!("\n# Every night CI scans what runs with Trivy, and the base images too; the scans go in");
+        println!(
+            "# the ledger like everything else. (The web scan job has been broken for a week.)"
+        );
+        for (i, (image, subject, diff_ids, days, findings)) in scans.iter().enumerate() {
+            let at = self.at(*days, 2);
+            let doc = trivy_report(image, subject, diff_ids, &at, findings);
+            let file = dir.join(format!("scan-{i}.json"));
+            std::fs::write(
+                &file,
+                serde_json::to_vec_pretty(&doc).expect("JSON serialises"),
+            )
+            .map_err(|e| {
+                CliError::new(
+                    format!("cannot write `{}`: {e}", file.display()),
+                    "check that the demo directory is writable",
+                )
+            })?;
+            // Recorded now; the report's own time says when the scan ran.
+            self.lineage(
+                &a(&[
+                    "scan",
+                    "add",
+                    image,
+                    &file.display().to_string(),
+                    "--by",
+                    "sa:scanner",
+                ]),
+                i == 0,
+            )?;
+        }
+        println!("\n# Wednesday, 08:30. A second advisory, CVE-2026-0451 (a made-up id), names a package,");
+        println!("# not a digest: libssl3 before {NEW_SSL}. Who runs it, where, base or app, who fixes it:");
+        self.lineage(
+            &a(&["affected", "--package", &format!("libssl3@<{NEW_SSL}")]),
+            true,
+        )?;
+        println!("# Everything the scans found in production, by owner: base findings with the rebuild that");
+        println!(
+            "# fixes them, apart from app findings; and what was not scanned recently (not clean):"
+        );
+        self.lineage(&a(&["vulns", "--env", "production"]), true)?;
+        Ok(())
     }
 
     fn rotation(&self) -> Result<(), CliError> {
@@ -560,4 +705,53 @@ fn quote(arg: &str) -> String {
     } else {
         format!("'{arg}'")
     }
+}
+
+/// A finding in a demo scan: package, version, purl type, layer index, id, severity, fix.
+type Finding = (
+    &'static str,
+    &'static str,
+    &'static str,
+    usize,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+/// A demo scan: image, its digest, its layers, days since the scan, findings.
+type Scan = (String, String, Vec<String>, i64, Vec<Finding>);
+
+/// A Trivy report (SchemaVersion 2) of `image`, as `trivy image --format json` writes one.
+fn trivy_report(
+    image: &str,
+    subject: &str,
+    diff_ids: &[String],
+    created: &str,
+    findings: &[Finding],
+) -> serde_json::Value {
+    let vulns: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|(name, version, ty, layer, id, severity, fixed)| {
+            let ns = if *ty == "deb" { "debian/" } else { "" };
+            serde_json::json!({
+                "VulnerabilityID": id, "PkgName": name, "InstalledVersion": version,
+                "PkgIdentifier": {"PURL": format!("pkg:{ty}/{ns}{name}@{version}")},
+                "FixedVersion": fixed, "Status": "fixed", "Severity": severity,
+                "Layer": {"DiffID": diff_ids[*layer]},
+            })
+        })
+        .collect();
+    let repo = image.split('@').next().unwrap_or(image);
+    serde_json::json!({
+        "SchemaVersion": 2,
+        "CreatedAt": created,
+        "ArtifactName": image,
+        "ArtifactType": "container_image",
+        "Metadata": {
+            "OS": {"Family": "debian", "Name": "12.8"},
+            "DiffIDs": diff_ids,
+            "RepoDigests": [format!("{repo}@{subject}")],
+        },
+        "Results": [{"Target": format!("{image} (debian 12.8)"), "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": vulns}],
+    })
 }

@@ -16,6 +16,7 @@ mod serve;
 mod settings;
 mod store_cmd;
 mod verify;
+mod vulns;
 
 use std::process::ExitCode;
 

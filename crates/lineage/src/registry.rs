@@ -126,7 +126,7 @@ fn parse_ref(input: &str, field: &'static str) -> Result<ImageRef, CliError> {
     ImageRef::parse(input).map_err(|e| CliError::from(e.in_field(field)))
 }
 
-fn parse_platform(input: Option<&str>) -> Result<Platform, CliError> {
+pub(crate) fn parse_platform(input: Option<&str>) -> Result<Platform, CliError> {
     match input {
         None => Ok(Platform::linux_amd64()),
         Some(p) => Platform::parse(p).ok_or_else(|| {
@@ -162,7 +162,7 @@ pub(crate) fn parse_insecure(opts: &RegistryOpts) -> Result<Vec<String>, CliErro
 /// A client for one registry plus what error hints need to know.
 pub(crate) struct Connection {
     pub(crate) client: Client,
-    docker_config: String,
+    pub(crate) docker_config: String,
 }
 
 fn is_loopback(registry: &str) -> bool {
@@ -253,7 +253,7 @@ pub(crate) fn connect(
 }
 
 /// Maps a registry fault to an error with the fix: each fault gets its own hint.
-fn registry_error(e: RegistryError, docker_config: &str) -> CliError {
+pub(crate) fn registry_error(e: RegistryError, docker_config: &str) -> CliError {
     use RegistryError as E;
     let hint = match &e {
         E::ConnectionRefused { registry } => format!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use lineage_core::gate::{self, Decision};
 use lineage_core::ledger_log;
-use lineage_core::query::{AffectedReport, RunningReport, TraceReport};
+use lineage_core::query::{RunningReport, TraceReport};
 use lineage_core::record::RecordReport;
 use lineage_model::{Identity, ImageRef, Timestamp};
 use lineage_server::auth;
@@ -600,15 +600,10 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 }
             }
         }
-        Command::Affected { base, observed_only } => {
-            lineage_core::query::check_base_query(&base)?;
-            let mut path = format!("/api/v1/affected?base={}", encode(&base, false));
-            if observed_only {
-                path.push_str("&observed_only=true");
-            }
-            let report: AffectedReport = typed(client.send("GET", &path, None)?.ok()?)?;
-            render::affected(s.format, &report);
-            Ok(Ok(if report.services.is_empty() { Outcome::NotFound } else { Outcome::Ok }))
+        Command::Affected(args) => {
+            let path = crate::vulns::affected_path(&args)?;
+            let value = client.send("GET", &path, None)?.ok()?;
+            Ok(Ok(crate::vulns::show_remote_affected(&args, value, s)?))
         }
         Command::Running { env, observed_only } => {
             let mut path = match &env {
@@ -630,7 +625,7 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, CliError> {
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, CliError> {
     serde_json::from_value(v).map_err(|e| {
         CliError::new(
             format!("the server's answer is not the report this lineage expects: {e}"),
@@ -671,7 +666,7 @@ fn record_report(v: &serde_json::Value) -> Result<RecordReport, CliError> {
 }
 
 /// Percent-encodes everything but unreserved characters (and `/` in paths).
-fn encode(input: &str, path: bool) -> String {
+pub(crate) fn encode(input: &str, path: bool) -> String {
     let mut out = String::new();
     for b in input.bytes() {
         let c = b as char;
