@@ -48,7 +48,9 @@ impl Cluster {
             Some(bin) => bin,
             None => {
                 ensure_apt(&["postgresql"])?;
-                server_bin().ok_or("the `postgresql` package installed no server under /usr/lib/postgresql")?
+                server_bin().ok_or(
+                    "the `postgresql` package installed no server under /usr/lib/postgresql",
+                )?
             }
         };
         let as_postgres = is_root();
@@ -56,11 +58,10 @@ impl Cluster {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let dir = std::env::temp_dir().join(format!(
-            "lineage-xtask-pg-{}-{stamp}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let dir =
+            std::env::temp_dir().join(format!("lineage-xtask-pg-{}-{stamp}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let port = free_port()?;
         let cluster = Cluster {
             bin,
@@ -69,8 +70,10 @@ impl Cluster {
             as_postgres,
         };
         if as_postgres {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&cluster.dir))
-                .map_err(|e| format!("{e}: as root, the test cluster runs as the `postgres` user"))?;
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&cluster.dir))
+            .map_err(|e| format!("{e}: as root, the test cluster runs as the `postgres` user"))?;
         }
         let data = cluster.dir.join("data");
         run(cluster
@@ -86,7 +89,10 @@ impl Cluster {
             cluster.port,
             cluster.dir.display()
         );
-        eprintln!("xtask: starting a test PostgreSQL on 127.0.0.1:{}", cluster.port);
+        eprintln!(
+            "xtask: starting a test PostgreSQL on 127.0.0.1:{}",
+            cluster.port
+        );
         run(cluster
             .command("pg_ctl")
             .arg("-D")
@@ -136,11 +142,12 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.data();
-        let _ = run(self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "immediate", "-w", "stop"]));
+        let _ = run(self.command("pg_ctl").arg("-D").arg(&data).args([
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]));
         remove(&self.dir);
     }
 }

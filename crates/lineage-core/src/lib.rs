@@ -5,6 +5,7 @@
 //! Nothing here prints, reads the environment or the clock.
 
 pub mod admission;
+pub mod builder_output;
 pub mod ci;
 mod config;
 mod config_keys;
@@ -12,6 +13,7 @@ mod config_source;
 mod error;
 pub mod freshness;
 pub mod gate;
+pub mod init;
 pub mod ledger_log;
 pub mod provenance;
 pub mod query;

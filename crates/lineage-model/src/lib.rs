@@ -7,6 +7,7 @@
 mod digest;
 mod error;
 mod names;
+mod progress;
 mod records;
 mod reference;
 mod suggest;
@@ -15,6 +16,7 @@ mod timestamp;
 pub use digest::{Algorithm, Digest};
 pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
+pub use progress::Progress;
 pub use records::{
     canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
     DeployRecord, DockerfileRef, Exception, LogKeyRotation, Record, Retirement, Service,

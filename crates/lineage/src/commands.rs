@@ -16,14 +16,25 @@ use crate::settings::Settings;
 use crate::{CliError, Outcome};
 
 pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
+    // What the image builder wrote is read into the build flags first, for every path.
+    let command = match command {
+        Command::Build(BuildCmd::Record(mut r)) => {
+            r.build = crate::adopt::fill_builder_files(r.build)?;
+            Command::Build(BuildCmd::Record(r))
+        }
+        Command::Build(BuildCmd::Check(args)) => {
+            Command::Build(BuildCmd::Check(crate::adopt::fill_builder_files(args)?))
+        }
+        other => other,
+    };
     let command = match crate::serve::remote(command, s)? {
         Ok(outcome) => return Ok(outcome),
         Err(command) => command,
     };
     match command {
         Command::Service(cmd) => service(cmd, s),
-        Command::Build(BuildCmd::Record(args)) => {
-            build_record(args, s).and_then(|o| crate::registry::after_build(o, s))
+        Command::Build(BuildCmd::Record(r)) => {
+            build_record(r.build, s).and_then(|o| crate::registry::after_build(o, s))
         }
         Command::Deploy(DeployCmd::Record {
             image,
@@ -33,6 +44,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             ticket,
             at,
             check,
+            remote: _,
         }) => {
             let input = lineage_core::record::DeployInput {
                 image: ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?,
@@ -47,7 +59,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             crate::gates::record_deploy(&setup, input, s)
         }
         Command::Approve(args) => crate::gates::approve(args, s),
-        Command::Trace { target } => {
+        Command::Trace { target, .. } => {
             let store = open(s, false)?;
             match query::trace(store.as_ref(), &s.config, &target)? {
                 Some(report) => {
@@ -60,7 +72,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 }
             }
         }
-        Command::Affected { base } => {
+        Command::Affected { base, .. } => {
             let filter = query::base_filter(&base)?;
             let store = open(s, false)?;
             let report = query::affected(store.as_ref(), &s.config, &filter)?;
@@ -71,7 +83,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 Outcome::Ok
             })
         }
-        Command::Running { env } => {
+        Command::Running { env, .. } => {
             let env = env.map(|e| s.config.environment(&e)).transpose()?;
             let store = open(s, false)?;
             let report = query::running(store.as_ref(), &s.config, env.as_ref())?;
@@ -101,6 +113,9 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Token(cmd) => crate::serve::token(cmd, s),
         Command::K8s(cmd) => crate::serve::k8s(cmd, s),
         Command::Store(cmd) => crate::store_cmd::run(cmd, s),
+        Command::Init(args) => crate::adopt::init(args, s),
+        Command::Completions { shell } => Ok(crate::adopt::completions(shell)),
+        Command::Man { out_dir } => crate::adopt::man(out_dir.as_deref()),
     }
 }
 

@@ -74,6 +74,7 @@ pub enum TokenCmd {
         /// (default `sa:token-NAME`).
         #[arg(long, value_name = "IDENTITY")]
         identity: Option<String>,
+        /// Who creates the token (default: LINEAGE_ACTOR, then the CI actor, then $USER).
         #[arg(long = "by", value_name = "IDENTITY")]
         by: Option<String>,
     },
@@ -81,7 +82,9 @@ pub enum TokenCmd {
     List,
     /// Revoke a token by id; the server stops accepting it within a poll interval.
     Revoke {
+        /// The token's id (`lineage token list`).
         id: String,
+        /// Who revokes it (default: LINEAGE_ACTOR, then the CI actor, then $USER).
         #[arg(long = "by", value_name = "IDENTITY")]
         by: Option<String>,
     },
@@ -95,6 +98,7 @@ pub enum K8sCmd {
         /// The Kubernetes Service in front of `lineage serve`.
         #[arg(long)]
         service_name: String,
+        /// The namespace `lineage serve` runs in; the webhook never judges it.
         #[arg(long)]
         namespace: String,
         /// The port `lineage serve` listens on in the pod.
@@ -488,7 +492,8 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
     };
     let client = Client::new(s, &server)?;
     match command {
-        Command::Build(BuildCmd::Record(args)) if !args.print_detected => {
+        Command::Build(BuildCmd::Record(r)) if !r.build.print_detected => {
+            let args = r.build;
             // Everything is parsed (and the provenance signed) here, so bad input never
             // reaches the server and the key never leaves this machine.
             let (build, _) = crate::commands::assemble_build(&args, s, None)?;
@@ -507,25 +512,40 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 "provenance": options.provenance,
             });
             let decision = match client.send("POST", "/api/v1/builds", Some(&body))? {
-                Reply::Refused(report) => Decision::Refused { gate: typed(report)? },
+                Reply::Refused(report) => Decision::Refused {
+                    gate: typed(report)?,
+                },
                 reply => {
                     let mut value = reply.ok()?;
                     let report = value.as_object_mut().and_then(|o| o.remove("gate"));
                     Decision::Recorded {
                         result: gate::BuildRecorded {
                             record: record_report(&value)?,
-                            provenance_index: value.get("provenance_index").and_then(|i| i.as_u64()),
+                            provenance_index: value
+                                .get("provenance_index")
+                                .and_then(|i| i.as_u64()),
                         },
-                        gate: typed(report.ok_or_else(|| CliError::new(
-                            "the server's answer has no gate report",
-                            "use the same lineage version as the server",
-                        ))?)?,
+                        gate: typed(report.ok_or_else(|| {
+                            CliError::new(
+                                "the server's answer has no gate report",
+                                "use the same lineage version as the server",
+                            )
+                        })?)?,
                     }
                 }
             };
             Ok(Ok(crate::gates::show_build(&gate, decision, s)?))
         }
-        Command::Deploy(DeployCmd::Record { image, env, by, approved_by, ticket, at, check }) => {
+        Command::Deploy(DeployCmd::Record {
+            image,
+            env,
+            by,
+            approved_by,
+            ticket,
+            at,
+            check,
+            ..
+        }) => {
             // Check what can be checked here, so bad input never reaches the server.
             ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?;
             Identity::parse(&by).map_err(|e| e.in_field("--by"))?;
@@ -533,7 +553,11 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 Identity::parse(a).map_err(|e| e.in_field("--approved-by"))?;
             }
             let at = match at {
-                Some(t) => Some(Timestamp::parse(&t).map_err(|e| e.in_field("--at"))?.to_string()),
+                Some(t) => Some(
+                    Timestamp::parse(&t)
+                        .map_err(|e| e.in_field("--at"))?
+                        .to_string(),
+                ),
                 None => None,
             };
             let setup = crate::gates::setup(&check, s)?;
@@ -542,16 +566,20 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 "ticket": ticket, "at": at,
             });
             let decision = match client.send("POST", "/api/v1/deploys", Some(&body))? {
-                Reply::Refused(report) => Decision::Refused { gate: typed(report)? },
+                Reply::Refused(report) => Decision::Refused {
+                    gate: typed(report)?,
+                },
                 reply => {
                     let mut value = reply.ok()?;
                     let report = value.as_object_mut().and_then(|o| o.remove("gate"));
                     Decision::Recorded {
                         result: record_report(&value)?,
-                        gate: typed(report.ok_or_else(|| CliError::new(
-                            "the server's answer has no gate report",
-                            "use the same lineage version as the server",
-                        ))?)?,
+                        gate: typed(report.ok_or_else(|| {
+                            CliError::new(
+                                "the server's answer has no gate report",
+                                "use the same lineage version as the server",
+                            )
+                        })?)?,
                     }
                 }
             };
@@ -565,11 +593,15 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             let body = serde_json::json!({
                 "image": args.image, "env": args.env, "by": args.actor.by, "reason": args.reason,
             });
-            let report: gate::ApprovalReport = typed(client.send("POST", "/api/v1/approvals", Some(&body))?.ok()?)?;
+            let report: gate::ApprovalReport = typed(
+                client
+                    .send("POST", "/api/v1/approvals", Some(&body))?
+                    .ok()?,
+            )?;
             crate::gates::show_approval(&report, s);
             Ok(Ok(Outcome::Ok))
         }
-        Command::Trace { target } => {
+        Command::Trace { target, .. } => {
             let path = format!("/api/v1/trace/{}", encode(&target, true));
             match client.send("GET", &path, None)? {
                 Reply::NotFound(message) => {
@@ -583,25 +615,36 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 }
             }
         }
-        Command::Affected { base } => {
+        Command::Affected { base, .. } => {
             lineage_core::query::base_filter(&base)?;
             let path = format!("/api/v1/affected?base={}", encode(&base, false));
             let report: AffectedReport = typed(client.send("GET", &path, None)?.ok()?)?;
             render::affected(s.format, &report);
-            Ok(Ok(if report.services.is_empty() { Outcome::NotFound } else { Outcome::Ok }))
+            Ok(Ok(if report.services.is_empty() {
+                Outcome::NotFound
+            } else {
+                Outcome::Ok
+            }))
         }
-        Command::Running { env } => {
+        Command::Running { env, .. } => {
             let path = match &env {
                 Some(e) => format!("/api/v1/running?env={}", encode(e, false)),
                 None => "/api/v1/running".to_string(),
             };
             let report: RunningReport = typed(client.send("GET", &path, None)?.ok()?)?;
             render::running(s.format, &report);
-            Ok(Ok(if report.rows.is_empty() { Outcome::NotFound } else { Outcome::Ok }))
+            Ok(Ok(if report.rows.is_empty() {
+                Outcome::NotFound
+            } else {
+                Outcome::Ok
+            }))
         }
         _ => Err(CliError::new(
             "this command does not work with `--server` yet",
-            "`--server` supports `build record`, `deploy record`, `approve`, `trace`, `affected` and `running`; run others against the ledger (`--store`)",
+            format!(
+                "`--server` works with {}; run others against the ledger (`--store`)",
+                crate::args::REMOTE_COMMANDS
+            ),
         )),
     }
 }
