@@ -852,3 +852,152 @@ fn completions_and_man_pages_are_generated() {
     // Neither needs a ledger or settings.
     assert!(!l.store().exists());
 }
+
+/// `lineage init` in a repository: a settings file that loads, an example policy whose tests
+/// pass, the CI snippet for the CI it finds, and nothing overwritten on a second run.
+#[test]
+fn init_sets_up_a_repository_for_its_ci() {
+    let l = Ledger::new();
+    let repo = l.dir.path().join("payments-api");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    std::fs::create_dir_all(repo.join("svc")).unwrap();
+    std::fs::write(
+        repo.join(".git/config"),
+        "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = git@github.com:acme/payments-api.git\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join(".github/workflows/build.yml"), "on: push\n").unwrap();
+    std::fs::write(repo.join("Dockerfile"), "FROM debian:12\n").unwrap();
+
+    let mut cmd = l.cmd(&["init"]);
+    cmd.current_dir(repo.join("svc"));
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("GitHub Actions found"), "{stdout}");
+    assert!(stdout.contains("buildx-metadata: buildx-metadata.json"), "{stdout}");
+    assert!(
+        stdout.contains("lineage service add payments-api --owner YOU@EXAMPLE.COM --repo https://github.com/acme/payments-api"),
+        "{stdout}"
+    );
+    let toml = std::fs::read_to_string(repo.join("lineage.toml")).unwrap();
+    assert!(toml.contains("# Source: https://github.com/acme/payments-api"));
+
+    // The written files work: discovered from a subdirectory, the policy's tests pass.
+    let mut test = l.cmd(&["--format", "json", "policy", "test"]);
+    test.current_dir(repo.join("svc"));
+    let out = test.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["config"]["how"], "discovered", "{report:#}");
+
+    // A second init writes nothing and says why.
+    std::fs::write(repo.join("lineage.toml"), "# mine\n").unwrap();
+    let mut again = l.cmd(&["init"]);
+    again.current_dir(&repo);
+    let out = again.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already exists; nothing was written") && stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(repo.join("lineage.toml")).unwrap(), "# mine\n");
+
+    // Elsewhere (no CI files): the plain shell snippet.
+    let plain = l.dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let out = l.json(&["init", "--dir", plain.to_str().unwrap()]);
+    assert_eq!(out["facts"]["ci"], Value::Null);
+    assert!(out["ci_snippet"].as_str().unwrap().contains("--digest-file"));
+}
+
+/// `build record --buildx-metadata` and `--digest-file` fill what the builder wrote, and a
+/// flag that contradicts the file is refused naming both.
+#[test]
+fn builder_files_fill_the_build_record() {
+    let l = scenario();
+    let d = digest("from-buildx");
+    let base = digest("py3");
+    let meta = serde_json::json!({
+        "containerimage.digest": d,
+        "image.name": "ghcr.io/acme/api:1.9.0",
+        "buildx.build.provenance": {
+            "buildType": "https://mobyproject.org/buildkit@v1",
+            "materials": [{
+                "uri": "pkg:docker/python@3.12-slim?platform=linux%2Famd64",
+                "digest": {"sha256": base.trim_start_matches("sha256:")}
+            }],
+            "metadata": {
+                "buildStartedOn": "2026-11-16T10:00:00Z",
+                "buildFinishedOn": "2026-11-16T10:03:00Z",
+                "https://mobyproject.org/buildkit@v1#metadata": {
+                    "vcs": {"source": "https://github.com/acme/api", "revision": COMMIT}
+                }
+            }
+        }
+    });
+    std::fs::write(l.dir.path().join("meta.json"), meta.to_string()).unwrap();
+    let shown = l.json(&["build", "record", "--buildx-metadata", "meta.json", "--print-detected"]);
+    let build = &shown["build"];
+    assert_eq!(build["digest"], d.as_str());
+    assert_eq!(build["tags"], serde_json::json!(["1.9.0"]));
+    assert_eq!(build["commit"], COMMIT);
+    assert_eq!(build["bases"][0]["digest"], base.as_str());
+    assert_eq!(build["bases"][0]["name"], "docker.io/library/python");
+    assert_eq!(build["started_at"], "2026-11-16T10:00:00Z");
+
+    let contradicts = l
+        .cmd(&[
+            "build", "record", "--buildx-metadata", "meta.json", "--digest", &digest("other"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(contradicts.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&contradicts.stderr);
+    assert!(stderr.contains("`--digest` says") && stderr.contains("`--buildx-metadata` says"), "{stderr}");
+
+    // kaniko / buildah: the digest file, recorded for real.
+    let k = digest("from-kaniko");
+    std::fs::write(l.dir.path().join("digest.txt"), &k).unwrap();
+    let recorded = l.json(&[
+        "build", "record", "--image", "ghcr.io/acme/api:1.9.1", "--digest-file", "digest.txt",
+        "--base", &format!("python:3.12-slim@{base}"), "--commit", COMMIT, "--repo",
+        "https://github.com/acme/api", "--env", "staging",
+    ]);
+    assert_eq!(recorded["digest"], k.as_str());
+    std::fs::write(l.dir.path().join("bad.txt"), "latest\n").unwrap();
+    let bad = l
+        .cmd(&["build", "record", "--image", "ghcr.io/acme/api", "--digest-file", "bad.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`bad.txt` does not hold an image digest"));
+}
+
+/// Progress bars: on a terminal (a pseudo-terminal from util-linux `script`), gone with
+/// `--quiet`, never when stderr is piped.
+#[test]
+fn progress_bars_are_drawn_on_a_terminal_only_and_quiet_silences_them() {
+    let l = scenario();
+    let under_pty = |extra: &str| {
+        let line = format!(
+            "{} log verify {extra}",
+            env!("CARGO_BIN_EXE_lineage")
+        );
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(l.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm")
+            .env("LINEAGE_STORE", l.store())
+            .env("LINEAGE_NOW", NOW)
+            .output()
+            .expect("`script` (Debian package bsdutils) runs the command on a pseudo-terminal");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(under_pty("").contains("rehashing records"));
+    assert!(!under_pty("--quiet").contains("rehashing records"));
+    let piped = l.cmd(&["log", "verify"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("rehashing"));
+}
