@@ -38,6 +38,8 @@ pub struct Pushed {
     pub reference: String,
     /// `sha256:<hex>` of the pushed manifest.
     pub digest: String,
+    /// The digest file the pushing tool wrote (`--digestfile`), as CI jobs get it.
+    pub digest_file: PathBuf,
 }
 
 impl Pushed {
@@ -213,6 +215,7 @@ impl World {
         Pushed {
             reference: dest.to_string(),
             digest: World::read_digest(&digest_file),
+            digest_file,
         }
     }
 
@@ -276,6 +279,7 @@ impl World {
         Pushed {
             reference: dest.to_string(),
             digest: World::read_digest(&digest_file),
+            digest_file,
         }
     }
 
@@ -299,6 +303,7 @@ impl World {
         Pushed {
             reference: dest.to_string(),
             digest: World::read_digest(&digest_file),
+            digest_file,
         }
     }
 }

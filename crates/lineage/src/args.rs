@@ -35,7 +35,8 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
-    /// Output format: human or json everywhere; gate commands also sarif, github, plain;
+    /// Output format: human or json everywhere; gate commands also sarif, github, plain,
+    /// codequality;
     /// `report stale` also plain, markdown, html, slack.
     #[arg(
         long,
@@ -83,6 +84,8 @@ pub enum FormatChoice {
     Github,
     /// ASCII without colour (gate commands, `report stale`), for CI logs and email.
     Plain,
+    /// GitLab code quality JSON (gate commands), for merge requests.
+    Codequality,
     /// Markdown (`report stale`).
     Markdown,
     /// A self-contained HTML page (`report stale`).
@@ -108,6 +111,7 @@ impl FormatChoice {
             FormatChoice::Sarif => "sarif",
             FormatChoice::Github => "github",
             FormatChoice::Plain => "plain",
+            FormatChoice::Codequality => "codequality",
             FormatChoice::Markdown => "markdown",
             FormatChoice::Html => "html",
             FormatChoice::Slack => "slack",
@@ -467,6 +471,7 @@ const GATE_FORMATS: &[FormatChoice] = &[
     FormatChoice::Sarif,
     FormatChoice::Github,
     FormatChoice::Plain,
+    FormatChoice::Codequality,
 ];
 /// `report stale`'s formats.
 const REPORT_FORMATS: &[FormatChoice] = &[

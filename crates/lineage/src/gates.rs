@@ -37,6 +37,8 @@ pub enum Output {
     Github,
     /// ASCII without colour, for GitLab and other CI logs.
     Plain,
+    /// GitLab code quality JSON.
+    Codequality,
 }
 
 /// Options every gate command shares.
@@ -57,7 +59,16 @@ pub fn refuse_format_as_file(output: Option<&Path>) -> Result<(), CliError> {
         return Ok(());
     };
     let formats = [
-        "human", "json", "sarif", "github", "plain", "text", "markdown", "html", "slack",
+        "human",
+        "json",
+        "sarif",
+        "github",
+        "plain",
+        "codequality",
+        "text",
+        "markdown",
+        "html",
+        "slack",
     ];
     if formats.contains(&name) {
         let new = if name == "text" { "plain" } else { name };
@@ -143,6 +154,7 @@ fn present(check: &CheckArgs, s: &Settings) -> Present {
         FormatChoice::Sarif => Output::Sarif,
         FormatChoice::Github => Output::Github,
         FormatChoice::Plain => Output::Plain,
+        FormatChoice::Codequality => Output::Codequality,
         // `check_format` refuses the stale report's formats for gate commands.
         _ => Output::Human,
     };
@@ -150,7 +162,10 @@ fn present(check: &CheckArgs, s: &Settings) -> Present {
         output,
         file: check.output.clone(),
         output_explicit: check.output.is_some()
-            || matches!(output, Output::Sarif | Output::Github | Output::Plain),
+            || matches!(
+                output,
+                Output::Sarif | Output::Github | Output::Plain | Output::Codequality
+            ),
         fallback_uri: s.config_file.as_ref().map(|_| config_name(s)),
     }
 }
@@ -671,6 +686,10 @@ fn emit(present: &Present, report: &Report, s: &Settings, to_stderr: bool) -> Re
         ),
         Output::Github => lineage_policy::render::github(report),
         Output::Plain => lineage_policy::render::plain(report),
+        Output::Codequality => lineage_policy::render::codequality(
+            report,
+            present.fallback_uri.as_deref().unwrap_or("Dockerfile"),
+        ),
     };
     if let Some(path) = &present.file {
         std::fs::write(path, text).map_err(|e| {

@@ -874,9 +874,16 @@ fn init_sets_up_a_repository_for_its_ci() {
     cmd.current_dir(repo.join("svc"));
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("GitHub Actions found"), "{stdout}");
-    assert!(stdout.contains("buildx-metadata: buildx-metadata.json"), "{stdout}");
+    assert!(
+        stdout.contains("buildx-metadata: buildx-metadata.json"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("lineage service add payments-api --owner YOU@EXAMPLE.COM --repo https://github.com/acme/payments-api"),
         "{stdout}"
@@ -888,7 +895,12 @@ fn init_sets_up_a_repository_for_its_ci() {
     let mut test = l.cmd(&["--format", "json", "policy", "test"]);
     test.current_dir(repo.join("svc"));
     let out = test.output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["config"]["how"], "discovered", "{report:#}");
 
@@ -899,15 +911,24 @@ fn init_sets_up_a_repository_for_its_ci() {
     let out = again.output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("already exists; nothing was written") && stderr.contains("--force"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(repo.join("lineage.toml")).unwrap(), "# mine\n");
+    assert!(
+        stderr.contains("already exists; nothing was written") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("lineage.toml")).unwrap(),
+        "# mine\n"
+    );
 
     // Elsewhere (no CI files): the plain shell snippet.
     let plain = l.dir.path().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
     let out = l.json(&["init", "--dir", plain.to_str().unwrap()]);
     assert_eq!(out["facts"]["ci"], Value::Null);
-    assert!(out["ci_snippet"].as_str().unwrap().contains("--digest-file"));
+    assert!(out["ci_snippet"]
+        .as_str()
+        .unwrap()
+        .contains("--digest-file"));
 }
 
 /// `build record --buildx-metadata` and `--digest-file` fill what the builder wrote, and a
@@ -936,7 +957,13 @@ fn builder_files_fill_the_build_record() {
         }
     });
     std::fs::write(l.dir.path().join("meta.json"), meta.to_string()).unwrap();
-    let shown = l.json(&["build", "record", "--buildx-metadata", "meta.json", "--print-detected"]);
+    let shown = l.json(&[
+        "build",
+        "record",
+        "--buildx-metadata",
+        "meta.json",
+        "--print-detected",
+    ]);
     let build = &shown["build"];
     assert_eq!(build["digest"], d.as_str());
     assert_eq!(build["tags"], serde_json::json!(["1.9.0"]));
@@ -947,30 +974,58 @@ fn builder_files_fill_the_build_record() {
 
     let contradicts = l
         .cmd(&[
-            "build", "record", "--buildx-metadata", "meta.json", "--digest", &digest("other"),
+            "build",
+            "record",
+            "--buildx-metadata",
+            "meta.json",
+            "--digest",
+            &digest("other"),
         ])
         .output()
         .unwrap();
     assert_eq!(contradicts.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&contradicts.stderr);
-    assert!(stderr.contains("`--digest` says") && stderr.contains("`--buildx-metadata` says"), "{stderr}");
+    assert!(
+        stderr.contains("`--digest` says") && stderr.contains("`--buildx-metadata` says"),
+        "{stderr}"
+    );
 
     // kaniko / buildah: the digest file, recorded for real.
     let k = digest("from-kaniko");
     std::fs::write(l.dir.path().join("digest.txt"), &k).unwrap();
     let recorded = l.json(&[
-        "build", "record", "--image", "ghcr.io/acme/api:1.9.1", "--digest-file", "digest.txt",
-        "--base", &format!("python:3.12-slim@{base}"), "--commit", COMMIT, "--repo",
-        "https://github.com/acme/api", "--env", "staging",
+        "build",
+        "record",
+        "--image",
+        "ghcr.io/acme/api:1.9.1",
+        "--digest-file",
+        "digest.txt",
+        "--base",
+        &format!("python:3.12-slim@{base}"),
+        "--commit",
+        COMMIT,
+        "--repo",
+        "https://github.com/acme/api",
+        "--env",
+        "staging",
     ]);
     assert_eq!(recorded["digest"], k.as_str());
     std::fs::write(l.dir.path().join("bad.txt"), "latest\n").unwrap();
     let bad = l
-        .cmd(&["build", "record", "--image", "ghcr.io/acme/api", "--digest-file", "bad.txt"])
+        .cmd(&[
+            "build",
+            "record",
+            "--image",
+            "ghcr.io/acme/api",
+            "--digest-file",
+            "bad.txt",
+        ])
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("`bad.txt` does not hold an image digest"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("`bad.txt` does not hold an image digest")
+    );
 }
 
 /// Progress bars: on a terminal (a pseudo-terminal from util-linux `script`), gone with
@@ -979,10 +1034,7 @@ fn builder_files_fill_the_build_record() {
 fn progress_bars_are_drawn_on_a_terminal_only_and_quiet_silences_them() {
     let l = scenario();
     let under_pty = |extra: &str| {
-        let line = format!(
-            "{} log verify {extra}",
-            env!("CARGO_BIN_EXE_lineage")
-        );
+        let line = format!("{} log verify {extra}", env!("CARGO_BIN_EXE_lineage"));
         let out = Command::new("script")
             .args(["-qec", &line, "/dev/null"])
             .current_dir(l.dir.path())
@@ -993,7 +1045,11 @@ fn progress_bars_are_drawn_on_a_terminal_only_and_quiet_silences_them() {
             .env("LINEAGE_NOW", NOW)
             .output()
             .expect("`script` (Debian package bsdutils) runs the command on a pseudo-terminal");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     assert!(under_pty("").contains("rehashing records"));

@@ -1,0 +1,376 @@
+//! Adoption, tested as a new team would meet it: the GitHub Action's and the GitLab
+//! template's shell steps run for real, with each CI system's variables set, against a real
+//! registry; the Kubernetes manifests against the Kubernetes schemas; the container image
+//! built with buildah; the stale report sent to a real SMTP server.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lineage_testkit::{ImageFormat, Pushed, Registry, World};
+use serde_json::Value;
+
+const NOW: &str = "2026-11-17T09:12:00Z";
+const PASSWORD: &str = "correct horse battery staple";
+const COMMIT: &str = "8d3c0a9b1e2f4a5b6c7d8e9f0a1b2c3d4e5f6a7b";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A ledger directory where `lineage` runs as a CI job would run it.
+struct Job {
+    dir: tempfile::TempDir,
+}
+
+impl Job {
+    fn new() -> Job {
+        Job {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn store(&self) -> String {
+        self.path("ledger.db").display().to_string()
+    }
+
+    /// PATH with the binary under test first, as if installed.
+    fn path_var() -> String {
+        let bin = Path::new(env!("CARGO_BIN_EXE_lineage")).parent().unwrap();
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    fn lineage(&self, args: &[&str]) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
+            .args(["--format", "json"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", Self::path_var())
+            .env("LINEAGE_STORE", self.store())
+            .env("LINEAGE_NOW", NOW)
+            .env("LINEAGE_ACTOR", "ops@acme.dev")
+            .env("LINEAGE_KEY_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lineage {args:?}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Runs a CI shell step as the CI system would: bash, errexit and pipefail, the variables
+    /// in `env` and nothing else from this process but PATH and HOME.
+    fn shell(&self, script: &str, env: &BTreeMap<String, String>) {
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", Self::path_var())
+            .env("HOME", self.dir.path())
+            .envs(env)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "step failed ({}):\n{script}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A base image and an app image built on it with buildah, pushed to `registry`; the ledger
+/// knows the service and has a signing key.
+fn built_app(world: &World, registry: &Registry, job: &Job, name: &str) -> (Pushed, Pushed) {
+    let base = world.umoci_image(
+        &registry.reference(&format!("{name}-base:1")),
+        &[&[("etc/os-release", "ID=lineage-test\n")]],
+        &[],
+    );
+    let dockerfile = format!("FROM {}\nCOPY app.txt /app.txt\n", base.pinned());
+    std::fs::write(job.path("Dockerfile"), &dockerfile).unwrap();
+    let tag = registry.reference(&format!("{name}:1.0"));
+    world.buildah_build(&dockerfile, &[("app.txt", name)], &tag, &[]);
+    let app = world.buildah_push(&tag, ImageFormat::Oci);
+    let repository = tag.rsplit_once(':').unwrap().0.to_string();
+    job.lineage(&[
+        "service",
+        "add",
+        name,
+        "--owner",
+        "priya@acme.dev",
+        "--image",
+        &repository,
+    ]);
+    if !job.path("keys/ci.key").exists() {
+        job.lineage(&["key", "generate", "--name", "ci", "--dir", "keys"]);
+    }
+    (base, app)
+}
+
+fn yaml(path: &Path) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// `${{ … }}` expressions as GitHub evaluates the few the action uses.
+fn expand(value: &str, ctx: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("closed expression") + start;
+        let expr = rest[start + 3..end].trim();
+        out.push_str(ctx.get(expr).map(String::as_str).unwrap_or(""));
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An `if:` of `a == 'x' && b != ''` form.
+fn condition(expr: &str, ctx: &BTreeMap<String, String>) -> bool {
+    expr.split("&&").all(|clause| {
+        let (lhs, rhs, equal) = match clause.split_once("!=") {
+            Some((l, r)) => (l, r, false),
+            None => {
+                let (l, r) = clause.split_once("==").expect("a comparison");
+                (l, r, true)
+            }
+        };
+        let lhs = ctx.get(lhs.trim()).cloned().unwrap_or_default();
+        let rhs = rhs.trim().trim_matches('\'');
+        (lhs == rhs) == equal
+    })
+}
+
+/// Done when (issue 20): the GitHub Action's shell steps, run with GitHub's variables against
+/// a real registry, record the build from buildx metadata, leave SARIF for code scanning and
+/// attach signed provenance to the image.
+#[test]
+fn the_github_action_records_checks_and_attaches_in_a_workflow() {
+    let registry = Registry::start();
+    let world = World::new();
+    let job = Job::new();
+    let (base, app) = built_app(&world, &registry, &job, "api");
+
+    // What docker/build-push-action's `metadata` output holds for this push.
+    let (base_name, _) = base.reference.rsplit_once(':').unwrap();
+    let meta = serde_json::json!({
+        "containerimage.digest": app.digest,
+        "image.name": app.reference,
+        "buildx.build.provenance": {
+            "buildType": "https://mobyproject.org/buildkit@v1",
+            "materials": [{
+                "uri": format!("pkg:docker/{base_name}@1?platform=linux%2Famd64"),
+                "digest": {"sha256": base.digest.trim_start_matches("sha256:")}
+            }],
+            "metadata": {"buildStartedOn": "2026-11-17T09:00:00Z", "buildFinishedOn": "2026-11-17T09:05:00Z"}
+        }
+    });
+    std::fs::write(job.path("buildx-metadata.json"), meta.to_string()).unwrap();
+    let output = job.path("github_output");
+    std::fs::write(&output, "").unwrap();
+
+    let action = yaml(&repo_root().join("action.yml"));
+    assert_eq!(text(&action["runs"]["using"]), "composite");
+    let mut ctx: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in action["inputs"].as_mapping().unwrap() {
+        ctx.insert(format!("inputs.{}", text(k)), text(&v["default"]));
+    }
+    for (k, v) in [
+        ("image", app.reference.as_str()),
+        ("buildx-metadata", "buildx-metadata.json"),
+        ("dockerfile", "Dockerfile"),
+        ("env", "staging"),
+        ("sign-key", "keys/ci.key"),
+        ("store", &job.store()),
+    ] {
+        ctx.insert(format!("inputs.{k}"), v.to_string());
+    }
+    ctx.insert(
+        "github.action_path".into(),
+        repo_root().display().to_string(),
+    );
+    let github: BTreeMap<String, String> = [
+        ("GITHUB_ACTIONS", "true"),
+        ("CI", "true"),
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_REPOSITORY", "acme/api"),
+        ("GITHUB_SHA", COMMIT),
+        ("GITHUB_REF", "refs/heads/main"),
+        ("GITHUB_REF_NAME", "main"),
+        ("GITHUB_WORKFLOW", "build"),
+        ("GITHUB_JOB", "image"),
+        ("GITHUB_RUN_ID", "7712"),
+        ("GITHUB_RUN_ATTEMPT", "1"),
+        ("GITHUB_ACTOR", "priya"),
+        (
+            "GITHUB_WORKFLOW_REF",
+            "acme/api/.github/workflows/build.yml@refs/heads/main",
+        ),
+        ("LINEAGE_NOW", NOW),
+        ("LINEAGE_KEY_PASSWORD", PASSWORD),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([("GITHUB_OUTPUT".to_string(), output.display().to_string())])
+    .chain([(
+        "GITHUB_STEP_SUMMARY".to_string(),
+        job.path("summary.md").display().to_string(),
+    )])
+    .collect();
+
+    let mut ran = Vec::new();
+    for step in action["runs"]["steps"].as_sequence().unwrap() {
+        let name = text(&step["name"]);
+        if let Some(cond) = step.get("if") {
+            if !condition(&text(cond), &ctx) {
+                continue;
+            }
+        }
+        let mut env = github.clone();
+        if let Some(map) = step.get("env").and_then(|e| e.as_mapping()) {
+            for (k, v) in map {
+                env.insert(text(k), expand(&text(v), &ctx));
+            }
+        }
+        job.shell(&text(&step["run"]), &env);
+        // Step outputs, as GitHub reads them from GITHUB_OUTPUT.
+        if let Some(id) = step.get("id") {
+            for line in std::fs::read_to_string(&output).unwrap().lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    ctx.insert(format!("steps.{}.outputs.{k}", text(id)), v.to_string());
+                }
+            }
+        }
+        ran.push(name);
+    }
+    assert_eq!(ran.len(), 4, "every step ran: {ran:?}");
+
+    // The SARIF report is there for upload-sarif, and the job summary was written.
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(job.path("lineage.sarif")).unwrap()).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(std::fs::read_to_string(job.path("summary.md"))
+        .unwrap()
+        .contains("build"));
+    assert_eq!(ctx["steps.record.outputs.digest"], app.digest);
+
+    // The record carries GitHub's facts and the buildx metadata's base.
+    let trace = job.lineage(&["trace", &app.digest]);
+    let build = &trace["build"];
+    assert_eq!(build["commit"], COMMIT, "{trace:#}");
+    assert_eq!(build["ci"]["system"], "github-actions");
+    assert_eq!(build["ci"]["run_id"], "7712.1");
+    assert_eq!(build["bases"][0]["digest"], base.digest.as_str());
+    assert_eq!(build["started_at"], "2026-11-17T09:00:00Z");
+
+    // The provenance is beside the image: a consumer pulls it back.
+    let consumer = Job::new();
+    let pulled = consumer.lineage(&["attest", "pull", &app.pinned()]);
+    let found = pulled["attestations"].as_array().unwrap();
+    assert!(!found.is_empty(), "{pulled:#}");
+}
+
+/// Done when (issue 20): the GitLab template's script, run with GitLab's variables against a
+/// real registry, records the build from buildah's real digest file, writes the code quality
+/// report merge requests show, and attaches signed provenance.
+#[test]
+fn the_gitlab_template_records_checks_and_attaches_in_a_pipeline() {
+    let registry = Registry::start();
+    let world = World::new();
+    let job = Job::new();
+    let (_, app) = built_app(&world, &registry, &job, "web");
+    std::fs::copy(&app.digest_file, job.path("digest.txt")).unwrap();
+
+    let template = yaml(&repo_root().join("ci/gitlab/lineage.gitlab-ci.yml"));
+    let record = &template[".lineage-record"];
+    let mut env: BTreeMap<String, String> = record["variables"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (text(k), text(v)))
+        .collect();
+    // The including job's variables, then GitLab's predefined ones.
+    for (k, v) in [
+        ("LINEAGE_IMAGE", app.reference.as_str()),
+        ("LINEAGE_DIGEST_FILE", "digest.txt"),
+        ("LINEAGE_DOCKERFILE", "Dockerfile"),
+        ("LINEAGE_ENV", "staging"),
+        ("LINEAGE_SIGN_KEY", "keys/ci.key"),
+        ("LINEAGE_STORE", &job.store()),
+        ("LINEAGE_NOW", NOW),
+        ("LINEAGE_KEY_PASSWORD", PASSWORD),
+        ("GITLAB_CI", "true"),
+        ("CI", "true"),
+        ("CI_JOB_NAME", "lineage"),
+        ("CI_PIPELINE_ID", "4410"),
+        ("CI_JOB_URL", "https://gitlab.com/acme/web/-/jobs/99"),
+        ("CI_PROJECT_URL", "https://gitlab.com/acme/web"),
+        ("CI_COMMIT_REF_NAME", "main"),
+        ("CI_COMMIT_SHA", COMMIT),
+        ("CI_SERVER_URL", "https://gitlab.com"),
+        ("CI_RUNNER_ID", "12"),
+        ("GITLAB_USER_EMAIL", "priya@acme.dev"),
+    ] {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let script: Vec<String> = record["script"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    job.shell(&script.join("\n"), &env);
+
+    let quality: Value = serde_json::from_str(
+        &std::fs::read_to_string(job.path("gl-code-quality-report.json")).unwrap(),
+    )
+    .unwrap();
+    for item in quality.as_array().unwrap() {
+        for key in [
+            "description",
+            "check_name",
+            "fingerprint",
+            "severity",
+            "location",
+        ] {
+            assert!(item.get(key).is_some(), "{key} missing: {item}");
+        }
+    }
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(job.path("lineage-record.json")).unwrap())
+            .unwrap();
+    assert_eq!(recorded["digest"], app.digest.as_str());
+    let trace = job.lineage(&["trace", &app.digest]);
+    assert_eq!(trace["build"]["ci"]["system"], "gitlab-ci", "{trace:#}");
+    assert_eq!(trace["build"]["commit"], COMMIT);
+    let consumer = Job::new();
+    let pulled = consumer.lineage(&["attest", "pull", &app.pinned()]);
+    assert!(
+        !pulled["attestations"].as_array().unwrap().is_empty(),
+        "{pulled:#}"
+    );
+}
