@@ -111,6 +111,32 @@ pub enum K8sCmd {
         #[arg(long)]
         fail_open: bool,
     },
+    /// Print everything to run the server in a cluster: Deployment (two replicas, probes on
+    /// /readyz and /healthz), Service, PodDisruptionBudget, NetworkPolicy, the settings as a
+    /// ConfigMap and the webhook configuration; write the webhook's CA and serving certificate.
+    #[command(
+        after_help = "Example:\n  lineage k8s manifests --namespace lineage --image ghcr.io/acme/lineage:0.1.0 --out-dir k8s > k8s/lineage.yaml"
+    )]
+    Manifests {
+        /// The namespace the server runs in; the webhook never judges it (nor kube-system).
+        #[arg(long, default_value = "lineage")]
+        namespace: String,
+        /// The name of the Deployment, Service and Secrets.
+        #[arg(long, default_value = "lineage")]
+        name: String,
+        /// The Lineage container image (see the Containerfile).
+        #[arg(long, value_name = "IMAGE")]
+        image: String,
+        /// The port `lineage serve` listens on in the pod.
+        #[arg(long, default_value_t = 8443)]
+        target_port: u16,
+        /// Where to write `ca.crt`, `tls.crt` and `tls.key`.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        out_dir: PathBuf,
+        /// Let pods start when no replica answers (`failurePolicy: Ignore`) instead of refusing.
+        #[arg(long)]
+        fail_open: bool,
+    },
 }
 
 fn settings_text(s: &Settings) -> Option<(&str, &Path)> {
@@ -409,13 +435,40 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
 }
 
 pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
-    let K8sCmd::WebhookConfig {
-        service_name,
-        namespace,
-        target_port,
-        out_dir,
-        fail_open,
-    } = cmd;
+    let (service_name, namespace, target_port, out_dir, fail_open, image) = match cmd {
+        K8sCmd::WebhookConfig {
+            service_name,
+            namespace,
+            target_port,
+            out_dir,
+            fail_open,
+        } => (
+            service_name,
+            namespace,
+            target_port,
+            out_dir,
+            fail_open,
+            None,
+        ),
+        K8sCmd::Manifests {
+            namespace,
+            name,
+            image,
+            target_port,
+            out_dir,
+            fail_open,
+        } => {
+            lineage_model::ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?;
+            (
+                name,
+                namespace,
+                target_port,
+                out_dir,
+                fail_open,
+                Some(image),
+            )
+        }
+    };
     for (field, v) in [
         ("--service-name", &service_name),
         ("--namespace", &namespace),
@@ -423,14 +476,22 @@ pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
         lineage_model::ServiceName::parse(v).map_err(|e| CliError::from(e.in_field(field)))?;
     }
     let admission = admission_config(s)?;
-    let bundle = lineage_server::k8s::webhook_config(&lineage_server::k8s::WebhookParams {
+    let webhook = lineage_server::k8s::WebhookParams {
         service_name,
         namespace,
         port: 443,
         target_port,
         namespaces: admission.namespaces.keys().cloned().collect(),
         failure_policy: if fail_open { "Ignore" } else { "Fail" },
-    })
+    };
+    let bundle = match image {
+        None => lineage_server::k8s::webhook_config(&webhook),
+        Some(image) => lineage_server::k8s::server_manifests(&lineage_server::k8s::ServerParams {
+            webhook,
+            image,
+            settings: settings_text(s).map(|(t, _)| t.to_string()),
+        }),
+    }
     .map_err(|e| {
         CliError::new(
             format!("cannot generate certificates: {e}"),

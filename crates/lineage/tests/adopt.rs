@@ -374,3 +374,162 @@ fn the_gitlab_template_records_checks_and_attaches_in_a_pipeline() {
         "{pulled:#}"
     );
 }
+
+/// The venv `cargo xtask test` makes (LINEAGE_TEST_PYTHON), and a program in it.
+fn venv_bin(program: &str) -> PathBuf {
+    let python = std::env::var("LINEAGE_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("LINEAGE_TEST_PYTHON is not set: run `cargo xtask test`, which installs {program} from PyPI")
+    });
+    Path::new(&python).parent().unwrap().join(program)
+}
+
+/// YAML documents of a stream, as JSON.
+fn documents(stream: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(stream)
+        .map(|d| {
+            let v = serde_yaml::Value::deserialize(d).unwrap();
+            serde_json::to_value(v).unwrap()
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+use serde::Deserialize as _;
+
+/// Runs `lineage k8s SUBCOMMAND` with a lineage.toml naming admission namespaces.
+fn k8s(job: &Job, args: &[&str]) -> String {
+    std::fs::write(
+        job.path("lineage.toml"),
+        "[admission]\nnamespaces = { prod = \"production\", web = \"staging\" }\n\n[log]\nkey = \"/etc/lineage/secrets/log.key\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["k8s"])
+        .args(args)
+        .args(["--out-dir", "certs"])
+        .current_dir(job.dir.path())
+        .env_clear()
+        .env("LINEAGE_STORE", job.store())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Done when (issue 20): the cluster manifests pass the Kubernetes schemas strictly, run two
+/// replicas with the probes, and the webhook never judges kube-system or Lineage's namespace.
+#[test]
+fn k8s_manifests_validate_against_the_kubernetes_schemas() {
+    let job = Job::new();
+    let stream = k8s(
+        &job,
+        &[
+            "manifests",
+            "--namespace",
+            "lineage-system",
+            "--image",
+            "ghcr.io/acme/lineage:0.1.0",
+        ],
+    );
+    let file = job.path("lineage.yaml");
+    std::fs::write(&file, &stream).unwrap();
+    let validate = Command::new(venv_bin("kubernetes-validate"))
+        .args(["--strict", "--quiet"])
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate (PyPI) in the test venv");
+    assert!(
+        validate.status.success(),
+        "kubernetes-validate --strict:\n{}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    // A broken document is caught by the same validator (the check has teeth).
+    let broken = stream.replace("minAvailable: 1", "minAvailable: 1\n  minimumAvailable: 1");
+    std::fs::write(job.path("broken.yaml"), broken).unwrap();
+    let refused = Command::new(venv_bin("kubernetes-validate"))
+        .args(["--strict", "--quiet"])
+        .arg(job.path("broken.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "an unknown field passed --strict"
+    );
+
+    let docs = documents(&stream);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "ValidatingWebhookConfiguration"
+        ]
+    );
+    let deployment = &docs[1];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(
+        container["env"][1]["valueFrom"]["secretKeyRef"]["key"],
+        "database-url"
+    );
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"].to_string();
+    assert!(
+        volumes.contains("lineage-secrets") && volumes.contains("lineage-tls"),
+        "{volumes}"
+    );
+    // The settings travel in the ConfigMap, as written.
+    assert!(docs[0]["data"]["lineage.toml"]
+        .as_str()
+        .unwrap()
+        .contains("prod = \"production\""));
+    check_webhook(&docs[5], "lineage-system", &["prod", "web"]);
+
+    // `k8s webhook-config` has the same selector.
+    let stream = k8s(
+        &job,
+        &[
+            "webhook-config",
+            "--service-name",
+            "lineage",
+            "--namespace",
+            "ops",
+        ],
+    );
+    let docs = documents(&stream);
+    check_webhook(&docs[1], "ops", &["prod", "web"]);
+    std::fs::write(&file, &stream).unwrap();
+    let validate = Command::new(venv_bin("kubernetes-validate"))
+        .args(["--strict", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stdout)
+    );
+}
+
+fn check_webhook(doc: &Value, own: &str, governed: &[&str]) {
+    let hook = &doc["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["timeoutSeconds"], 5);
+    let exprs = hook["namespaceSelector"]["matchExpressions"]
+        .as_array()
+        .unwrap();
+    assert_eq!(exprs[0]["operator"], "NotIn");
+    assert_eq!(exprs[0]["values"], serde_json::json!(["kube-system", own]));
+    assert_eq!(exprs[1]["operator"], "In");
+    assert_eq!(exprs[1]["values"], serde_json::json!(governed));
+}
