@@ -533,3 +533,92 @@ fn check_webhook(doc: &Value, own: &str, governed: &[&str]) {
     assert_eq!(exprs[1]["operator"], "In");
     assert_eq!(exprs[1]["values"], serde_json::json!(governed));
 }
+
+/// The shared libraries `binary` loads, as `ldd` lists them (absolute paths).
+fn shared_libraries(binary: &Path) -> Vec<PathBuf> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .expect("ldd (libc-bin)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// Done when (issue 20): the Containerfile's runtime stage, built offline with buildah around
+/// the locally built binary (and the glibc libraries the distroless base provides), runs
+/// `lineage --version` and the demo as its unprivileged user.
+#[test]
+fn the_container_image_runs_the_cli_and_the_demo() {
+    let world = World::new();
+    let job = Job::new();
+    let context = job.path("context");
+    let rootfs = context.join("rootfs");
+    let binary = Path::new(env!("CARGO_BIN_EXE_lineage"));
+    for lib in shared_libraries(binary) {
+        let target = rootfs.join(lib.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(std::fs::canonicalize(&lib).unwrap(), &target).unwrap();
+    }
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(context.join("home/nonroot")).unwrap();
+    std::fs::copy(binary, context.join("lineage")).unwrap();
+
+    // The Containerfile's last stage, with the distroless base stood in for by the libraries
+    // above and the build stage's binary by the local one.
+    let containerfile = std::fs::read_to_string(repo_root().join("Containerfile")).unwrap();
+    let runtime = &containerfile[containerfile.rfind("\nFROM ").unwrap() + 1..];
+    let mut lines = runtime.lines();
+    let from = lines.next().unwrap();
+    assert!(from.contains("distroless/cc"), "{from}");
+    let mut test_file =
+        String::from("FROM scratch\nCOPY rootfs/ /\nCOPY --chown=65532:65532 home/ /home/\n");
+    let mut copied = false;
+    for line in lines {
+        if line.starts_with("COPY --from=build ") {
+            let dest = line.split_whitespace().last().unwrap();
+            test_file.push_str(&format!("COPY lineage {dest}\n"));
+            copied = true;
+        } else {
+            test_file.push_str(line);
+            test_file.push('\n');
+        }
+    }
+    assert!(
+        copied,
+        "the runtime stage copies the binary from the build stage"
+    );
+    std::fs::write(context.join("Containerfile.test"), &test_file).unwrap();
+    world.buildah_build_context(
+        &context,
+        &context.join("Containerfile.test"),
+        "localhost/lineage:test",
+    );
+
+    let version = world.buildah_run(
+        "localhost/lineage:test",
+        &["/usr/local/bin/lineage", "--version"],
+    );
+    assert_eq!(
+        version.trim(),
+        format!("lineage {}", env!("CARGO_PKG_VERSION"))
+    );
+    let demo = world.buildah_run(
+        "localhost/lineage:test",
+        &["/usr/local/bin/lineage", "demo"],
+    );
+    assert!(demo.contains("lineage trace"), "{demo}");
+    // The demo wrote its ledger as the image's unprivileged user, in its working directory,
+    // and answered from it (each `buildah run` is a fresh container, so this is the check).
+    assert!(demo.contains("lineage-demo/lineage.db"), "{demo}");
+}
