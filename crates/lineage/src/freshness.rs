@@ -61,6 +61,22 @@ pub struct StaleArgs {
     /// Send the Slack/Mattermost payload to this incoming-webhook URL.
     #[arg(long, value_name = "URL")]
     pub post: Option<String>,
+    /// Email the report (plain text, with the Markdown table as an alternative) to these
+    /// addresses (repeatable).
+    #[arg(long = "email-to", value_name = "ADDR", num_args = 1..)]
+    pub email_to: Vec<String>,
+    /// The SMTP relay: `smtp://[USER@]HOST[:PORT]` (STARTTLS, except to loopback) or
+    /// `smtps://…`; the password is LINEAGE_SMTP_PASSWORD.
+    #[arg(long, value_name = "URL", default_value = crate::email::DEFAULT_SMTP, requires = "email_to")]
+    pub smtp: String,
+    /// The sender of the emailed report.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "lineage@localhost",
+        requires = "email_to"
+    )]
+    pub email_from: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -283,6 +299,12 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
         fail_after: days(args.fail_after.as_deref(), "--fail-after")?,
     };
     let post = args.post.as_deref().map(webhook_url).transpose()?;
+    let relay = if args.email_to.is_empty() {
+        None
+    } else {
+        crate::email::check_addresses(&args.email_from, &args.email_to)?;
+        Some(crate::email::parse_relay(&args.smtp)?)
+    };
     crate::gates::refuse_format_as_file(args.output.as_deref())?;
     let store = crate::commands::open(s, false)?;
     let report = freshness::stale(store.as_ref(), &s.config, &options, s.now)?;
@@ -313,6 +335,25 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
             ));
         }
         eprintln!("posted the report to {url} (HTTP {status})");
+    }
+    if let Some(relay) = relay {
+        crate::email::send(
+            &relay,
+            s.env.get(settings::ENV_SMTP_PASSWORD).map(String::as_str),
+            crate::email::Mail {
+                from: &args.email_from,
+                to: &args.email_to,
+                subject: freshness::email_subject(&report),
+                text: freshness::render_text(&report),
+                markdown: freshness::render_markdown(&report),
+            },
+        )?;
+        eprintln!(
+            "emailed the report to {} through {}:{}",
+            args.email_to.join(", "),
+            relay.host,
+            relay.port
+        );
     }
     Ok(if report.over_limit > 0 {
         Outcome::NotFound

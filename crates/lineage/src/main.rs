@@ -6,6 +6,7 @@ mod adopt;
 mod args;
 mod commands;
 mod demo;
+mod email;
 mod freshness;
 mod gates;
 mod gates_admin;

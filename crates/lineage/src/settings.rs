@@ -17,6 +17,8 @@ pub const ENV_ACTOR: &str = "LINEAGE_ACTOR";
 pub const ENV_NOW: &str = "LINEAGE_NOW";
 /// The passphrase of encrypted private keys (read here, never logged or echoed).
 pub const ENV_KEY_PASSWORD: &str = "LINEAGE_KEY_PASSWORD";
+/// The SMTP password for `report stale --email-to` (read here, never logged or echoed).
+pub const ENV_SMTP_PASSWORD: &str = "LINEAGE_SMTP_PASSWORD";
 /// The bearer token sent to `--server` (read here, never logged or echoed).
 pub const ENV_TOKEN: &str = "LINEAGE_TOKEN";
 /// The directory holding docker's `config.json` (registry credentials), as docker reads it.

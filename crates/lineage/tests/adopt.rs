@@ -622,3 +622,201 @@ fn the_container_image_runs_the_cli_and_the_demo() {
     // and answered from it (each `buildah run` is a fresh container, so this is the check).
     assert!(demo.contains("lineage-demo/lineage.db"), "{demo}");
 }
+
+/// A free loopback port (the kernel picks it; the listener is closed again).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real SMTP server (aiosmtpd from PyPI) on loopback, writing what it receives to a
+/// Maildir; stopped when dropped.
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    fn start(dir: &Path) -> Smtp {
+        let port = free_port();
+        let maildir = dir.join("maildir");
+        let child = Command::new(venv_bin("python"))
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd (PyPI) in the test venv");
+        // Ready when it answers with its greeting.
+        for _ in 0..200 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::Read as _;
+                let mut greeting = [0u8; 3];
+                if s.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
+                    return Smtp {
+                        child,
+                        port,
+                        maildir,
+                    };
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("aiosmtpd did not start on port {port}");
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            for e in std::fs::read_dir(self.maildir.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push(std::fs::read_to_string(e.path()).unwrap());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Done when (issue 20): `report stale --email-to` delivers the report to a real SMTP server,
+/// plain text with the Markdown table as an alternative.
+#[test]
+fn the_stale_report_is_emailed_through_a_real_smtp_server() {
+    let job = Job::new();
+    let digest = |s: &str| {
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(s.as_bytes()))
+        )
+    };
+    for (service, owner) in [("api", "priya@acme.dev"), ("web", "lee@acme.dev")] {
+        job.lineage(&[
+            "service",
+            "add",
+            service,
+            "--owner",
+            owner,
+            "--image",
+            &format!("ghcr.io/acme/{service}"),
+        ]);
+    }
+    // api runs on the base's first digest; web, built later, shows the tag moved on.
+    for (service, base, at) in [
+        ("api", "py1", "2026-11-01T10:00:00Z"),
+        ("web", "py2", "2026-11-08T10:00:00Z"),
+    ] {
+        let image = format!("ghcr.io/acme/{service}@{}", digest(service));
+        job.lineage(&[
+            "build",
+            "record",
+            "--image",
+            &image,
+            "--base",
+            &format!("python:3.12-slim@{}", digest(base)),
+            "--base-pulled-at",
+            at,
+            "--commit",
+            COMMIT,
+            "--repo",
+            &format!("https://github.com/acme/{service}"),
+            "--started-at",
+            at,
+            "--finished-at",
+            at,
+            "--env",
+            "staging",
+        ]);
+        job.lineage(&[
+            "deploy",
+            "record",
+            "--image",
+            &image,
+            "--env",
+            "staging",
+            "--by",
+            "jonas@acme.dev",
+            "--at",
+            at,
+        ]);
+    }
+
+    let smtp = Smtp::start(job.dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args([
+            "report",
+            "stale",
+            "--email-to",
+            "team@acme.dev",
+            "--email-to",
+            "priya@acme.dev",
+        ])
+        .args(["--email-from", "lineage@acme.dev", "--smtp"])
+        .arg(format!("smtp://127.0.0.1:{}", smtp.port))
+        .current_dir(job.dir.path())
+        .env_clear()
+        .env("LINEAGE_STORE", job.store())
+        .env("LINEAGE_NOW", NOW)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("emailed the report to team@acme.dev, priya@acme.dev"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("api in staging"),
+        "the report names the stale service:\n{stdout}"
+    );
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "one message for both recipients");
+    let m = &messages[0];
+    assert!(m.contains("From: lineage@acme.dev"), "{m}");
+    assert!(m.contains("To: team@acme.dev, priya@acme.dev"), "{m}");
+    assert!(
+        m.contains("Subject: [lineage] 1 service runs on an outdated base image"),
+        "{m}"
+    );
+    assert!(m.contains("multipart/alternative"), "{m}");
+    let plain = m
+        .find("Content-Type: text/plain")
+        .expect("a text/plain part");
+    let markdown = m
+        .find("Content-Type: text/markdown")
+        .expect("a text/markdown part");
+    assert!(
+        plain < markdown,
+        "plain text first, Markdown as the richer alternative"
+    );
+    assert!(m.contains("# Stale base images"), "{m}");
+    assert!(m.contains("api in staging"), "{m}");
+
+    // Without a reachable relay nothing pretends to have been sent.
+    let down = Command::new(env!("CARGO_BIN_EXE_lineage"))
+        .args(["report", "stale", "--email-to", "team@acme.dev", "--smtp"])
+        .arg(format!("smtp://127.0.0.1:{}", free_port()))
+        .current_dir(job.dir.path())
+        .env_clear()
+        .env("LINEAGE_STORE", job.store())
+        .env("LINEAGE_NOW", NOW)
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("sending the report through"));
+}
