@@ -652,17 +652,19 @@ impl Smtp {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("aiosmtpd (PyPI) in the test venv");
+        // Dropping `Smtp` stops and reaps the server, on every path out of here.
+        let smtp = Smtp {
+            child,
+            port,
+            maildir,
+        };
         // Ready when it answers with its greeting.
         for _ in 0..200 {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
                 use std::io::Read as _;
                 let mut greeting = [0u8; 3];
                 if s.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
-                    return Smtp {
-                        child,
-                        port,
-                        maildir,
-                    };
+                    return smtp;
                 }
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
