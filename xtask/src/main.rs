@@ -111,7 +111,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("setup") => setup().map(|_| ()),
-        _ => Err("usage: cargo xtask test [-- CARGO TEST ARGS] | bench | setup".to_string()),
+        _ => Err("usage: cargo xtask test [CARGO TEST ARGS] | bench | setup".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -265,7 +265,10 @@ fn test(extra: &[String]) -> Result<(), String> {
             // The excluded packages' other targets still run.
             let mut rest = Ok(());
             for (package, target) in &whole {
-                let mut args = vec!["-p", package, "--lib"];
+                let mut args = vec!["-p", package];
+                if !extra.iter().any(|a| a == "--lib") {
+                    args.push("--lib");
+                }
                 let others = test_targets(package)?;
                 for t in others.iter().filter(|t| t.as_str() != *target) {
                     args.extend(["--test", t.as_str()]);
