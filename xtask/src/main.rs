@@ -1,16 +1,26 @@
 //! Project automation: `cargo xtask test` sets up every real component the test suite needs
-//! (Debian packages, a Python with the in-toto reference implementations, a fresh PostgreSQL
-//! database, dropped afterwards) and runs the whole suite; `cargo xtask bench` runs the benchmarks.
+//! (Debian packages, a Python with the reference implementations, a PostgreSQL of its own,
+//! stopped afterwards) and runs clippy and the whole suite; `cargo xtask bench` runs the
+//! benchmarks.
+//!
+//! It needs no machine configuration: on a fresh clone it starts a throwaway PostgreSQL
+//! cluster (`initdb` in a temporary directory, a free loopback port) unless `LINEAGE_TEST_PG`
+//! names a server to use. The conformance tests read the shared fixtures (`LINEAGE_FIXTURES`,
+//! else `../shared/fixtures` beside the checkout); without them those tests are reported as
+//! not run, loudly, and the run fails only under `CI=true`, where `.ci/run` provides them.
 //!
 //! A missing component makes the run fail, never skip: the tests themselves refuse to run
 //! without what they need.
+
+mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Debian packages the tests run for real.
 const APT_PACKAGES: &[&str] = &[
-    // The PostgreSQL backend is tested against a real server (started if it is not running).
+    // The PostgreSQL backend is tested against a real server; `postgres` is started by
+    // `postgres::Cluster` unless LINEAGE_TEST_PG names one.
     "postgresql-client",
     // Tamper tests edit ledgers behind Lineage's back.
     "sqlite3",
@@ -29,13 +39,73 @@ const APT_PACKAGES: &[&str] = &[
     "python3-venv",
 ];
 
-/// PyPI packages for interop tests, pinned so CI runs what was tested.
+/// PyPI packages for interop tests, pinned so CI runs what was tested: the in-toto reference
+/// implementation, the Kubernetes schemas `lineage k8s manifests` is validated against, a
+/// real SMTP server for `report stale --email-to`, and `cyclonedx-py`, which writes the
+/// CycloneDX SBOMs the import tests read.
 const PIP_PACKAGES: &[&str] = &[
     "in-toto==3.1.0",
     "securesystemslib[crypto]==1.6.0",
-    // `cyclonedx-py` writes the CycloneDX SBOMs the import tests read (issue 18).
     "cyclonedx-bom==7.5.0",
+    "kubernetes-validate==1.37.0",
+    "aiosmtpd==1.4.6",
 ];
+
+/// Tests that read the shared fixtures. Without fixtures they are not run (and said so); a
+/// fixture test missing from this list fails on a fresh clone, so the list cannot silently
+/// fall behind.
+const CONFORMANCE: &[Conformance] = &[
+    // Every test in these targets reads fixtures.
+    Conformance::Target {
+        package: "lineage-sigstore",
+        target: "sigstore",
+    },
+    Conformance::Tests(&[
+        // lineage-attest
+        "all_protocol_vectors_reproduce_pae_and_outcome",
+        "hello_world_example_verifies_with_raw_r_s_signature",
+        "hex_signature_link_fails_strictly_and_passes_in_legacy_mode",
+        "in_toto_golang_link_verifies_with_rsa_pss_but_is_not_a_statement",
+        "signing_with_vector_seeds_reproduces_vector_signatures",
+        "every_slsa_and_buildkit_provenance_fixture_summarises",
+        "reads_fixture_keys_of_every_algorithm",
+        // lineage-log
+        "conformance_checkpoint_verifies_only_with_its_own_key",
+        "rekor_v1_checkpoints_verify_with_the_production_key",
+        "rekor_v2_checkpoint_verifies_with_pem_and_vkey",
+        "spec_examples_parse_with_the_signature_block_after_the_last_blank_line",
+        "every_vector_gives_its_want_err",
+        "must_error_vectors_fail_for_the_right_reason",
+        "stored_hash_tree_reproduces_the_vectors",
+        // lineage-registry
+        "buildkit_and_cosign_attachments_in_a_registry_are_inspected",
+        "buildkit_attestation_examples_parse_and_decode",
+        "cosign_att_layout_decodes_the_slsa_v02_provenance",
+        "layouts_report_malformed_unsupported_and_tampered_content",
+        "regclient_layout_yields_platforms_labels_base_annotations_and_fallback_referrers",
+        "slsa_statements_from_other_producers_decode",
+        // lineage-server
+        "shared_fixtures",
+        // lineage-testkit
+        "fixtures_are_found",
+        // lineage
+        "a_deploy_check_refuses_provenance_signed_by_an_untrusted_key",
+        "keyless_verify_with_half_a_policy_is_refused_and_a_wrong_identity_fails",
+        "keyless_verify_without_an_identity_policy_is_refused_and_key_signed_needs_none",
+        "inspect_decodes_the_fixture_layouts",
+        "inspect_decodes_buildkit_attestations_in_a_registry_and_flags_a_bare_image",
+    ]),
+];
+
+enum Conformance {
+    /// A whole test target (`--test TARGET` of `package`).
+    Target {
+        package: &'static str,
+        target: &'static str,
+    },
+    /// Tests whose names contain one of these (libtest `--skip` matches substrings).
+    Tests(&'static [&'static str]),
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,7 +113,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("setup") => setup().map(|_| ()),
-        _ => Err("usage: cargo xtask test [-- CARGO TEST ARGS] | bench | setup".to_string()),
+        _ => Err("usage: cargo xtask test [CARGO TEST ARGS] | bench | setup".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,151 +134,177 @@ fn root() -> PathBuf {
 /// What the test processes are told about the world `setup` made.
 struct World {
     python: PathBuf,
-    fixtures: PathBuf,
+    /// The shared fixtures, when there are any.
+    fixtures: Option<PathBuf>,
 }
 
-/// PostgreSQL on loopback, as this project's machines run it (trust auth for local users).
-const PG_HOST: &str = "127.0.0.1";
-const PG_PORT: &str = "5432";
-const PG_USER: &str = "postgres";
-
-/// A database made for one test run and dropped when the run ends, pass or fail.
-struct TestDatabase {
-    name: String,
-}
-
-impl TestDatabase {
-    fn url(&self) -> String {
-        format!("postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{}", self.name)
-    }
-
-    fn create() -> Result<TestDatabase, String> {
-        ensure_postgres()?;
-        let name = format!("lineage_test_{}", std::process::id());
-        psql(&format!("DROP DATABASE IF EXISTS {name}"))?;
-        psql(&format!("CREATE DATABASE {name}"))?;
-        Ok(TestDatabase { name })
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        // Tests may have made extra databases named after this one.
-        let list = Command::new("psql")
-            .args([
-                "-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres", "-tA", "-c",
-            ])
-            .arg(format!(
-                "SELECT datname FROM pg_database WHERE datname LIKE '{}%'",
-                self.name
-            ))
-            .output();
-        if let Ok(out) = list {
-            for db in String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| !l.is_empty())
-            {
-                let _ = psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-            }
+/// Where the fixtures are: `LINEAGE_FIXTURES` (which must then exist), else
+/// `../shared/fixtures` beside the checkout when it exists, else none.
+fn find_fixtures() -> Result<Option<PathBuf>, String> {
+    if let Some(dir) = std::env::var_os("LINEAGE_FIXTURES").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            return Err(format!(
+                "LINEAGE_FIXTURES is `{}`, which is not a directory; unset it to run without the conformance tests",
+                dir.display()
+            ));
         }
+        return dir.canonicalize().map(Some).map_err(|e| e.to_string());
     }
+    let beside = root().join("../shared/fixtures");
+    if beside.is_dir() {
+        return beside.canonicalize().map(Some).map_err(|e| e.to_string());
+    }
+    Ok(None)
 }
 
-fn psql(sql: &str) -> Result<(), String> {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            PG_HOST,
-            "-p",
-            PG_PORT,
-            "-U",
-            PG_USER,
-            "-d",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            sql,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run psql: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "psql `{sql}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn pg_ready() -> bool {
-    Command::new("pg_isready")
-        .args(["-h", PG_HOST, "-p", PG_PORT, "-q"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Starts the machine's PostgreSQL cluster, installing Debian's `postgresql` first if needed.
-fn ensure_postgres() -> Result<(), String> {
-    if pg_ready() {
-        return Ok(());
-    }
-    // Any installed server version will do; Debian's `postgresql` brings the current one.
-    if !Path::new("/etc/postgresql").exists() {
-        ensure_apt(&["postgresql"])?;
-    }
-    let versions = std::fs::read_dir("/etc/postgresql")
-        .map_err(|e| format!("PostgreSQL is installed but /etc/postgresql is unreadable: {e}"))?;
-    for version in versions.flatten() {
-        let version = version.file_name().to_string_lossy().to_string();
-        eprintln!("xtask: starting PostgreSQL {version}");
-        let _ = run(Command::new("pg_ctlcluster").args([
-            "--skip-systemctl-redirect",
-            &version,
-            "main",
-            "start",
-        ]));
-    }
-    for _ in 0..50 {
-        if pg_ready() {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    Err(format!(
-        "PostgreSQL did not become ready on {PG_HOST}:{PG_PORT}"
-    ))
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 fn setup() -> Result<World, String> {
-    let fixtures = root().join("../shared/fixtures");
-    if !fixtures.join("SOURCES.md").exists() {
+    let fixtures = find_fixtures()?;
+    if fixtures.is_none() && in_ci() {
         return Err(format!(
-            "fixtures not found at {}: the tests read ../shared/fixtures beside the checkout",
-            fixtures.display()
+            "CI=true but there are no fixtures (LINEAGE_FIXTURES is unset and {} does not exist): CI must run the conformance tests",
+            root().join("../shared/fixtures").display()
         ));
     }
     ensure_apt(APT_PACKAGES)?;
     let python = ensure_python()?;
-    Ok(World {
-        python,
-        fixtures: fixtures.canonicalize().map_err(|e| e.to_string())?,
-    })
+    Ok(World { python, fixtures })
+}
+
+fn not_run_banner() -> String {
+    let line = "=".repeat(78);
+    format!(
+        "{line}\nxtask: CONFORMANCE TESTS NOT RUN: no fixtures (LINEAGE_FIXTURES is unset and {} does not exist).\n\
+         xtask: these were left out: {}.\n\
+         xtask: set LINEAGE_FIXTURES=/path/to/shared/fixtures to run them (CI does).\n{line}",
+        root().join("../shared/fixtures").display(),
+        CONFORMANCE
+            .iter()
+            .map(|c| match c {
+                Conformance::Target { package, target } => format!("{package} --test {target}"),
+                Conformance::Tests(names) => format!("{} more tests by name", names.len()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
     let world = setup()?;
-    let database = TestDatabase::create()?;
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(root())
-        .args(["test", "--workspace", "--no-fail-fast"])
-        .args(extra)
-        .env("LINEAGE_TEST_PYTHON", &world.python)
-        .env("LINEAGE_FIXTURES", &world.fixtures)
-        .env("LINEAGE_TEST_PG", database.url());
-    run(&mut cmd)
+    if world.fixtures.is_none() {
+        eprintln!("{}", not_run_banner());
+    }
+    // Clippy first: it is cheaper than the suite and CI treats a warning as a failure.
+    run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // A server named by LINEAGE_TEST_PG is used as it is; otherwise one of our own, stopped
+    // (and its directory removed) when this function returns, pass or fail.
+    let given = std::env::var("LINEAGE_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let cluster = match &given {
+        Some(_) => None,
+        None => Some(postgres::Cluster::start()?),
+    };
+    let pg_url = match (&given, &cluster) {
+        (Some(url), _) => url.clone(),
+        (None, Some(c)) => c.create_database("lineage_test")?,
+        (None, None) => unreachable!("a cluster is started when no URL is given"),
+    };
+    let cargo_test = |args: &[&str], skips: &[&str]| -> Result<(), String> {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(root())
+            .arg("test")
+            .args(args)
+            .arg("--no-fail-fast")
+            .args(extra)
+            .env("LINEAGE_TEST_PYTHON", &world.python)
+            .env("LINEAGE_TEST_PG", &pg_url);
+        match &world.fixtures {
+            Some(f) => {
+                cmd.env("LINEAGE_FIXTURES", f);
+            }
+            None => {
+                cmd.env_remove("LINEAGE_FIXTURES");
+            }
+        }
+        if !skips.is_empty() {
+            if !extra.iter().any(|a| a == "--") {
+                cmd.arg("--");
+            }
+            for s in skips {
+                cmd.args(["--skip", s]);
+            }
+        }
+        run(&mut cmd)
+    };
+    let result = match &world.fixtures {
+        Some(_) => cargo_test(&["--workspace"], &[]),
+        None => {
+            let mut skips = Vec::new();
+            let mut whole = Vec::new();
+            for c in CONFORMANCE {
+                match c {
+                    Conformance::Target { package, target } => whole.push((*package, *target)),
+                    Conformance::Tests(names) => skips.extend_from_slice(names),
+                }
+            }
+            let mut args = vec!["--workspace"];
+            for (package, _) in &whole {
+                args.extend(["--exclude", package]);
+            }
+            let first = cargo_test(&args, &skips);
+            // The excluded packages' other targets still run.
+            let mut rest = Ok(());
+            for (package, target) in &whole {
+                let mut args = vec!["-p", package];
+                if !extra.iter().any(|a| a == "--lib") {
+                    args.push("--lib");
+                }
+                let others = test_targets(package)?;
+                for t in others.iter().filter(|t| t.as_str() != *target) {
+                    args.extend(["--test", t.as_str()]);
+                }
+                if let Err(e) = cargo_test(&args, &[]) {
+                    rest = Err(e);
+                }
+            }
+            eprintln!("{}", not_run_banner());
+            first.and(rest)
+        }
+    };
+    drop(cluster);
+    result
+}
+
+/// The integration-test targets of a workspace package (its `tests/*.rs` and `tests/*/main.rs`).
+fn test_targets(package: &str) -> Result<Vec<String>, String> {
+    let dir = root().join("crates").join(package).join("tests");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".rs") {
+            out.push(stem.to_string());
+        } else if path.join("main.rs").is_file() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
@@ -239,18 +335,21 @@ fn installed(package: &str) -> bool {
         .unwrap_or(false)
 }
 
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
 fn ensure_apt(packages: &[&str]) -> Result<(), String> {
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
     eprintln!("xtask: installing {}", missing.join(" "));
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let sudo: &[&str] = if root_user { &[] } else { &["sudo"] };
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
     let apt = |args: &[&str]| -> Result<(), String> {
         let mut all: Vec<&str> = sudo.to_vec();
         all.extend_from_slice(args);

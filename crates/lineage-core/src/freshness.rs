@@ -681,6 +681,11 @@ fn headline(r: &StaleReport) -> String {
     }
 }
 
+/// The subject line of the emailed report: the headline, tagged so filters can find it.
+pub fn email_subject(r: &StaleReport) -> String {
+    format!("[lineage] {}", headline(r).trim_end_matches('.'))
+}
+
 fn owners_line(row: &StaleRow) -> String {
     let owner = row.owner.as_deref().unwrap_or("(no owner)");
     match &row.backup_owner {

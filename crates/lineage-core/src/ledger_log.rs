@@ -999,6 +999,16 @@ pub fn verify(
     key: &Verifier,
     since: Option<&str>,
 ) -> Result<VerifyReport, Error> {
+    verify_with_progress(store, key, since, &())
+}
+
+/// [`verify`], telling `progress` how many records have been rehashed.
+pub fn verify_with_progress(
+    store: &dyn Store,
+    key: &Verifier,
+    since: Option<&str>,
+    progress: &dyn lineage_model::Progress,
+) -> Result<VerifyReport, Error> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     // 1. Leaf hashes from the bodies, in stored order; note the first gap.
@@ -1025,6 +1035,11 @@ pub fn verify(
             leaves.push(merkle::leaf_hash(e.body.as_bytes()));
         }
         from += CHUNK;
+        progress.update(
+            "rehashing records",
+            leaves.len() as u64,
+            Some(log_size.max(leaves.len() as u64)),
+        );
     }
     let entries = leaves.len() as u64;
     let stored = store.log_hashes()?;

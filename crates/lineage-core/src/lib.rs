@@ -5,6 +5,7 @@
 //! Nothing here prints, reads the environment or the clock.
 
 pub mod admission;
+pub mod builder_output;
 pub mod ci;
 mod config;
 mod config_keys;
@@ -13,6 +14,7 @@ pub mod drift;
 mod error;
 pub mod freshness;
 pub mod gate;
+pub mod init;
 pub mod ledger_log;
 pub mod observe;
 pub mod placements;

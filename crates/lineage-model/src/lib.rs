@@ -7,6 +7,7 @@
 mod digest;
 mod error;
 mod names;
+mod progress;
 mod purl;
 mod records;
 mod reference;
@@ -16,6 +17,7 @@ mod timestamp;
 pub use digest::{Algorithm, Digest, DigestQuery, MIN_DIGEST_PREFIX};
 pub use error::ParseError;
 pub use names::{CommitId, EnvName, Identity, IdentityKind, ServiceName, SourceRepo};
+pub use progress::Progress;
 pub use purl::{name_key, Purl};
 pub use records::{
     canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,

@@ -44,6 +44,15 @@ impl CopyReport {
 /// `from`'s, which the log roots decide: equal roots over the first `n` leaves mean equal
 /// bodies (RFC 9162 §2.1.1).
 pub fn copy_ledger(from: &dyn Store, to: &mut dyn Store) -> Result<CopyReport, StoreError> {
+    copy_ledger_with_progress(from, to, &())
+}
+
+/// [`copy_ledger`], telling `progress` how many entries the target holds.
+pub fn copy_ledger_with_progress(
+    from: &dyn Store,
+    to: &mut dyn Store,
+    progress: &dyn lineage_model::Progress,
+) -> Result<CopyReport, StoreError> {
     let source = from.log_head()?;
     let target = to.log_head()?;
     if target.size > source.size {
@@ -75,6 +84,7 @@ pub fn copy_ledger(from: &dyn Store, to: &mut dyn Store) -> Result<CopyReport, S
         }
         append_run(to, run)?;
         next = to.log_head()?.size;
+        progress.update("copying entries", next, Some(source.size));
     }
     let mut checkpoints_copied = 0;
     for checkpoint in from.checkpoints()? {

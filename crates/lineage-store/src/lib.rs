@@ -27,7 +27,7 @@ pub use api::{
     SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError, StoreLocation,
     StoredCheckpoint, CLOCK_SKEW_TOLERANCE_SECS,
 };
-pub use copy::{copy_ledger, CopyReport};
+pub use copy::{copy_ledger, copy_ledger_with_progress, CopyReport};
 pub use lineage_log::merkle::Hash;
 pub use postgres::{PgLocation, CHANNEL as PG_NOTIFY_CHANNEL, PG_SCHEMA_VERSION};
 

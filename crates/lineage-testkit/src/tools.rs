@@ -38,6 +38,8 @@ pub struct Pushed {
     pub reference: String,
     /// `sha256:<hex>` of the pushed manifest.
     pub digest: String,
+    /// The digest file the pushing tool wrote (`--digestfile`), as CI jobs get it.
+    pub digest_file: PathBuf,
 }
 
 impl Pushed {
@@ -213,6 +215,7 @@ impl World {
         Pushed {
             reference: dest.to_string(),
             digest: World::read_digest(&digest_file),
+            digest_file,
         }
     }
 
@@ -255,6 +258,42 @@ impl World {
         run(&mut cmd);
     }
 
+    /// Builds `containerfile` in the directory `context` as `tag`, offline (no pulls: the
+    /// file may only start `FROM scratch` or from images built here).
+    pub fn buildah_build_context(&self, context: &Path, containerfile: &Path, tag: &str) {
+        run(self
+            .buildah()
+            .arg("bud")
+            .args(["--isolation", "chroot", "--pull-never"])
+            .arg("--signature-policy")
+            .arg(self.dir.path().join("policy.json"))
+            .arg("-f")
+            .arg(containerfile)
+            .args(["-t", tag])
+            .arg(context));
+    }
+
+    /// Runs the command `args` in a new container of the local image `image` (as the image's
+    /// user, in its working directory) and returns stdout; the container is removed afterwards.
+    pub fn buildah_run(&self, image: &str, args: &[&str]) -> String {
+        let container = run(self.buildah().args(["from", "--pull-never", image]))
+            .trim()
+            .to_string();
+        let mut cmd = self.buildah();
+        cmd.args(["run", "--isolation", "chroot", &container, "--"]);
+        cmd.args(args);
+        let out = cmd.output().expect("buildah run");
+        let _ = self.buildah().args(["rm", &container]).output();
+        assert!(
+            out.status.success(),
+            "buildah run {image} {args:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Pushes the local buildah image `tag` to the registry it names, in `format`.
     pub fn buildah_push(&self, tag: &str, format: ImageFormat) -> Pushed {
         self.buildah_push_to(tag, tag, format)
@@ -276,6 +315,7 @@ impl World {
         Pushed {
             reference: dest.to_string(),
             digest: World::read_digest(&digest_file),
+            digest_file,
         }
     }
 
@@ -299,6 +339,7 @@ impl World {
         Pushed {
             reference: dest.to_string(),
             digest: World::read_digest(&digest_file),
+            digest_file,
         }
     }
 }

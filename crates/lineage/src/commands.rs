@@ -16,14 +16,25 @@ use crate::settings::Settings;
 use crate::{CliError, Outcome};
 
 pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
+    // What the image builder wrote is read into the build flags first, for every path.
+    let command = match command {
+        Command::Build(BuildCmd::Record(mut r)) => {
+            r.build = crate::adopt::fill_builder_files(r.build)?;
+            Command::Build(BuildCmd::Record(r))
+        }
+        Command::Build(BuildCmd::Check(args)) => {
+            Command::Build(BuildCmd::Check(crate::adopt::fill_builder_files(args)?))
+        }
+        other => other,
+    };
     let command = match crate::serve::remote(command, s)? {
         Ok(outcome) => return Ok(outcome),
         Err(command) => command,
     };
     match command {
         Command::Service(cmd) => service(cmd, s),
-        Command::Build(BuildCmd::Record(args)) => {
-            build_record(args, s).and_then(|o| crate::registry::after_build(o, s))
+        Command::Build(BuildCmd::Record(r)) => {
+            build_record(r.build, s).and_then(|o| crate::registry::after_build(o, s))
         }
         Command::Deploy(DeployCmd::Record {
             image,
@@ -34,6 +45,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             at,
             rollback,
             check,
+            remote: _,
         }) => {
             let input = lineage_core::record::DeployInput {
                 image: ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?,
@@ -52,6 +64,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Trace {
             target,
             observed_only,
+            ..
         } => {
             let store = open(s, false)?;
             let view = crate::runtime::view(s, observed_only);
@@ -70,7 +83,9 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Sbom(cmd) => crate::vulns::sbom(cmd, s),
         Command::Scan(cmd) => crate::vulns::scan(cmd, s),
         Command::Vulns(args) => crate::vulns::vulns_cmd(args, s),
-        Command::Running { env, observed_only } => {
+        Command::Running {
+            env, observed_only, ..
+        } => {
             let env = env.map(|e| s.config.environment(&e)).transpose()?;
             let store = open(s, false)?;
             let view = crate::runtime::view(s, observed_only);
@@ -104,6 +119,9 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Observe(args) => crate::runtime::observe(args, s),
         Command::Drift(args) => crate::runtime::drift(args, s),
         Command::Deploy(DeployCmd::End(args)) => crate::runtime::end(args, s),
+        Command::Init(args) => crate::adopt::init(args, s),
+        Command::Completions { shell } => Ok(crate::adopt::completions(shell)),
+        Command::Man { out_dir } => crate::adopt::man(out_dir.as_deref()),
     }
 }
 

@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+
 use lineage_core::freshness::{self, BaseTag, Resolved, StaleOptions};
 use lineage_model::{ImageRef, Timestamp};
 use lineage_registry::Platform;
 
-use crate::args::{ActorArgs, Format};
+use crate::args::{ActorArgs, Format, FormatChoice};
 use crate::registry::RegistryOpts;
 use crate::settings::{self, Settings};
 use crate::{CliError, Outcome};
@@ -40,21 +41,10 @@ pub enum ReportCmd {
     Stale(StaleArgs),
 }
 
-/// How `report stale` is rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportOutput {
-    /// Plain text for terminals, chat and email.
-    Text,
-    Markdown,
-    /// The versioned report (`"schema": 1`).
-    Json,
-    /// A self-contained HTML page.
-    Html,
-    /// A Slack / Mattermost incoming-webhook payload.
-    Slack,
-}
-
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lineage report stale --min-days 7\n  lineage report stale --format markdown -o stale.md\n  lineage report stale --format slack --post https://hooks.slack.com/services/…\n  lineage report stale --email-to team@acme.dev --smtp smtp://mail.acme.dev:587"
+)]
 pub struct StaleArgs {
     /// Only this environment.
     #[arg(long)]
@@ -68,15 +58,31 @@ pub struct StaleArgs {
     /// With `--fail-after`: do not fail on images whose base could not be assessed.
     #[arg(long, requires = "fail_after")]
     pub allow_unassessed: bool,
-    /// Report format (default: text, or json under `--format json`).
-    #[arg(long, value_enum)]
-    pub output: Option<ReportOutput>,
-    /// Send the Slack/Mattermost payload to this incoming-webhook URL.
-    #[arg(long, value_name = "URL")]
-    pub post: Option<String>,
     /// Only placements a runtime source (`lineage observe`) sees running now.
     #[arg(long)]
     pub observed_only: bool,
+    /// Write the report (in `--format`) to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Send the Slack/Mattermost payload to this incoming-webhook URL.
+    #[arg(long, value_name = "URL")]
+    pub post: Option<String>,
+    /// Email the report (plain text, with the Markdown table as an alternative) to these
+    /// addresses (repeatable).
+    #[arg(long = "email-to", value_name = "ADDR", num_args = 1..)]
+    pub email_to: Vec<String>,
+    /// The SMTP relay: `smtp://[USER@]HOST[:PORT]` (STARTTLS, except to loopback) or
+    /// `smtps://…`; the password is LINEAGE_SMTP_PASSWORD.
+    #[arg(long, value_name = "URL", default_value = crate::email::DEFAULT_SMTP, requires = "email_to")]
+    pub smtp: String,
+    /// The sender of the emailed report.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "lineage@localhost",
+        requires = "email_to"
+    )]
+    pub email_from: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +100,14 @@ pub struct DiffArgs {
     /// Exit 1 unless the change is of this kind.
     #[arg(long, value_enum)]
     pub expect: Option<Expect>,
+}
+
+/// Pretty JSON with a final newline, as `json` prints it.
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).expect("reports serialise")
+    )
 }
 
 fn json<T: serde::Serialize>(value: &T) {
@@ -154,7 +168,15 @@ fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Out
     // down fails once per tag rather than stopping the others.
     let mut clients: Vec<(String, Result<crate::registry::Connection, String>)> = Vec::new();
     let mut answers = Vec::new();
+    let bars = crate::progress::Bars::new(s);
+    let total = tags.len() as u64;
     for tag in tags {
+        lineage_model::Progress::update(
+            &bars,
+            "resolving base tags",
+            answers.len() as u64,
+            Some(total),
+        );
         let host = tag.name.registry().to_string();
         if !clients.iter().any(|(h, _)| *h == host) {
             let conn = crate::registry::connect(s, &insecure, &host).map_err(|e| e.message);
@@ -182,6 +204,7 @@ fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Out
         };
         answers.push((tag, answer));
     }
+    drop(bars);
     crate::registry::end_progress();
     let report = freshness::record_refresh(store.as_mut(), answers, s.now, Some(&by))?;
     if s.format == Format::Json {
@@ -290,19 +313,32 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
         observed_only: args.observed_only,
     };
     let post = args.post.as_deref().map(webhook_url).transpose()?;
-    let output = args.output.unwrap_or(match s.format {
-        Format::Json => ReportOutput::Json,
-        Format::Human => ReportOutput::Text,
-    });
+    let relay = if args.email_to.is_empty() {
+        None
+    } else {
+        crate::email::check_addresses(&args.email_from, &args.email_to)?;
+        Some(crate::email::parse_relay(&args.smtp)?)
+    };
+    crate::gates::refuse_format_as_file(args.output.as_deref())?;
     let store = crate::commands::open(s, false)?;
     let report = freshness::stale(store.as_ref(), &s.config, &options, s.now)?;
     let payload = freshness::slack_payload(&report);
-    match output {
-        ReportOutput::Text => print!("{}", freshness::render_text(&report)),
-        ReportOutput::Markdown => print!("{}", freshness::render_markdown(&report)),
-        ReportOutput::Json => json(&report),
-        ReportOutput::Html => print!("{}", freshness::render_html(&report)),
-        ReportOutput::Slack => json(&payload),
+    let text = match s.format_choice {
+        FormatChoice::Markdown => freshness::render_markdown(&report),
+        FormatChoice::Json => pretty(&report),
+        FormatChoice::Html => freshness::render_html(&report),
+        FormatChoice::Slack => pretty(&payload),
+        // The text report has no colour: `human` and `plain` are the same.
+        _ => freshness::render_text(&report),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, &text).map_err(|e| {
+            CliError::new(
+                format!("cannot write the report to `{}`: {e}", path.display()),
+                "pass a writable path to `-o`",
+            )
+        })?,
+        None => print!("{text}"),
     }
     if let Some(url) = post {
         let status = post_json(s, &url, &payload.to_string())?;
@@ -313,6 +349,25 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
             ));
         }
         eprintln!("posted the report to {url} (HTTP {status})");
+    }
+    if let Some(relay) = relay {
+        crate::email::send(
+            &relay,
+            s.env.get(settings::ENV_SMTP_PASSWORD).map(String::as_str),
+            crate::email::Mail {
+                from: &args.email_from,
+                to: &args.email_to,
+                subject: freshness::email_subject(&report),
+                text: freshness::render_text(&report),
+                markdown: freshness::render_markdown(&report),
+            },
+        )?;
+        eprintln!(
+            "emailed the report to {} through {}:{}",
+            args.email_to.join(", "),
+            relay.host,
+            relay.port
+        );
     }
     Ok(if report.fails {
         Outcome::NotFound

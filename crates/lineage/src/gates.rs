@@ -12,7 +12,7 @@
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use lineage_core::gate::{self, BuildOptions, Decision, DeployRequest, StoreLedger};
 use lineage_core::{ci, provenance};
 use lineage_model::{BuildRecord, Digest, EnvName, ImageRef};
@@ -20,12 +20,12 @@ use lineage_policy::render::SarifOptions;
 use lineage_policy::{BaseFacts, BuildFacts, Policies, PolicyConfig, Report};
 use lineage_store::{Store, StoreError};
 
-use crate::args::{BuildArgs, Format};
-use crate::settings::{Settings, ENV_GITHUB_STEP_SUMMARY, ENV_NO_COLOR};
+use crate::args::{BuildArgs, Format, FormatChoice};
+use crate::settings::{Settings, ENV_GITHUB_STEP_SUMMARY};
 use crate::{CliError, Outcome};
 
-/// How a gate report is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// How a gate report is printed: the `--format` choices gate commands accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     /// For a person; colour on a terminal.
     Human,
@@ -37,17 +37,47 @@ pub enum Output {
     Github,
     /// ASCII without colour, for GitLab and other CI logs.
     Plain,
+    /// GitLab code quality JSON.
+    Codequality,
 }
 
 /// Options every gate command shares.
 #[derive(Debug, Clone, Default, Args)]
 pub struct CheckArgs {
-    /// Report format (default: human, or json under `--format json`).
-    #[arg(long, value_enum)]
-    pub output: Option<Output>,
+    /// Write the gate report (in `--format`) to this file instead of stdout; record commands
+    /// write it whether the gate passes or refuses.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// A directory of Rego policies (`*.rego`), in addition to `policies/` beside lineage.toml.
     #[arg(long, value_name = "DIR")]
     pub policy_dir: Option<PathBuf>,
+}
+
+/// `--output` names a file now; a format name there is the old spelling of `--format`.
+pub fn refuse_format_as_file(output: Option<&Path>) -> Result<(), CliError> {
+    let Some(name) = output.and_then(|p| p.to_str()) else {
+        return Ok(());
+    };
+    let formats = [
+        "human",
+        "json",
+        "sarif",
+        "github",
+        "plain",
+        "codequality",
+        "text",
+        "markdown",
+        "html",
+        "slack",
+    ];
+    if formats.contains(&name) {
+        let new = if name == "text" { "plain" } else { name };
+        return Err(CliError::new(
+            format!("`--output {name}` names a format, but `--output` is a file now"),
+            format!("write `--format {new}` (and `-o FILE` to write the report to a file)"),
+        ));
+    }
+    Ok(())
 }
 
 /// The gate options of `build check` and `build record`.
@@ -78,9 +108,10 @@ pub struct DeployCheckArgs {
     #[arg(long)]
     pub env: Option<String>,
     /// Who deploys (default: LINEAGE_ACTOR, then the CI actor, then $USER).
-    #[arg(long)]
+    #[arg(long, value_name = "IDENTITY")]
     pub by: Option<String>,
-    #[arg(long)]
+    /// Who approved the deploy.
+    #[arg(long, value_name = "IDENTITY")]
     pub approved_by: Option<String>,
     /// Judge it as a deliberate rollback to an older build (rule D013 lets it pass).
     #[arg(long)]
@@ -96,7 +127,10 @@ const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
 /// How a gate report is shown: chosen by the flags, nothing to do with the decision.
 pub struct Present {
     output: Output,
-    /// Whether `--output` was given (record commands only show findings when asked).
+    /// `-o FILE`: the report goes there, whatever the decision.
+    file: Option<PathBuf>,
+    /// Whether the report format was asked for beyond the default human/JSON result (record
+    /// commands then show a passing gate's findings in it).
     output_explicit: bool,
     /// Where SARIF results without a file of their own point.
     fallback_uri: Option<String>,
@@ -110,6 +144,7 @@ pub struct Setup {
 }
 
 pub fn setup(check: &CheckArgs, s: &Settings) -> Result<Setup, CliError> {
+    refuse_format_as_file(check.output.as_deref())?;
     Ok(Setup {
         gate: gate_setup(s, check.policy_dir.as_deref())?,
         present: present(check, s),
@@ -117,12 +152,23 @@ pub fn setup(check: &CheckArgs, s: &Settings) -> Result<Setup, CliError> {
 }
 
 fn present(check: &CheckArgs, s: &Settings) -> Present {
+    let output = match s.format_choice {
+        FormatChoice::Json => Output::Json,
+        FormatChoice::Sarif => Output::Sarif,
+        FormatChoice::Github => Output::Github,
+        FormatChoice::Plain => Output::Plain,
+        FormatChoice::Codequality => Output::Codequality,
+        // `check_format` refuses the stale report's formats for gate commands.
+        _ => Output::Human,
+    };
     Present {
-        output: check.output.unwrap_or(match s.format {
-            Format::Json => Output::Json,
-            Format::Human => Output::Human,
-        }),
-        output_explicit: check.output.is_some(),
+        output,
+        file: check.output.clone(),
+        output_explicit: check.output.is_some()
+            || matches!(
+                output,
+                Output::Sarif | Output::Github | Output::Plain | Output::Codequality
+            ),
         fallback_uri: s.config_file.as_ref().map(|_| config_name(s)),
     }
 }
@@ -616,6 +662,8 @@ pub struct ApproveArgs {
     pub reason: Option<String>,
     #[command(flatten)]
     pub actor: crate::args::ActorArgs,
+    #[command(flatten)]
+    pub remote: crate::args::RemoteArgs,
 }
 
 /// A record command wrote nothing because its gate failed: exit 1 with a reason on stderr.
@@ -637,6 +685,10 @@ fn refuse(format: Format, message: String, hint: &str) {
 /// `build check`/`deploy check`, unless `--output` asks for them.
 fn show_findings(present: &Present, report: &Report, s: &Settings) -> Result<(), CliError> {
     let quiet = report.diagnostics.is_empty() && report.notes.is_empty();
+    if present.file.is_some() {
+        // Asked for in a file: written whatever it holds (an empty SARIF run is an answer).
+        return emit(present, report, s, true);
+    }
     if quiet || (s.format == Format::Json && !present.output_explicit) {
         append_step_summary(report, s);
         return Ok(());
@@ -644,14 +696,16 @@ fn show_findings(present: &Present, report: &Report, s: &Settings) -> Result<(),
     emit(present, report, s, true)
 }
 
-/// Prints the report in the chosen format and appends the job summary in GitHub Actions.
+/// Prints the report in the chosen format (to `-o FILE` when given) and appends the job
+/// summary in GitHub Actions.
 fn emit(present: &Present, report: &Report, s: &Settings, to_stderr: bool) -> Result<(), CliError> {
-    let terminal = if to_stderr {
-        std::io::stderr().is_terminal()
-    } else {
-        std::io::stdout().is_terminal()
-    };
-    let colour = terminal && !s.env.contains_key(ENV_NO_COLOR);
+    let terminal = present.file.is_none()
+        && if to_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+    let colour = s.colour(terminal);
     let text = match present.output {
         Output::Human => lineage_policy::render::human(report, colour),
         Output::Json => lineage_policy::render::json(report),
@@ -668,8 +722,19 @@ fn emit(present: &Present, report: &Report, s: &Settings, to_stderr: bool) -> Re
         ),
         Output::Github => lineage_policy::render::github(report),
         Output::Plain => lineage_policy::render::plain(report),
+        Output::Codequality => lineage_policy::render::codequality(
+            report,
+            present.fallback_uri.as_deref().unwrap_or("Dockerfile"),
+        ),
     };
-    if to_stderr {
+    if let Some(path) = &present.file {
+        std::fs::write(path, text).map_err(|e| {
+            CliError::new(
+                format!("cannot write the gate report to `{}`: {e}", path.display()),
+                "pass a writable path to `-o`",
+            )
+        })?;
+    } else if to_stderr {
         eprint!("{text}");
     } else {
         print!("{text}");

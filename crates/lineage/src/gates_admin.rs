@@ -30,6 +30,7 @@ pub enum ExceptionCmd {
         /// The service, or `*` for every service.
         #[arg(long)]
         service: String,
+        /// Why the risk is accepted (one line).
         #[arg(long)]
         reason: String,
         /// Who accepted the risk.
@@ -52,6 +53,7 @@ pub enum ExceptionCmd {
 pub struct RetireArgs {
     /// The digest (or `REPOSITORY@sha256:…`) that must not be deployed any more.
     pub digest: String,
+    /// Why it is withdrawn (one line).
     #[arg(long)]
     pub reason: String,
     #[command(flatten)]
@@ -98,7 +100,10 @@ pub enum AttestCmd {
         key: PathBuf,
     },
     /// Print the newest stored provenance envelope of a digest (DSSE JSON).
-    Export { digest: String },
+    Export {
+        /// The build's digest (or `REPOSITORY@sha256:…`).
+        digest: String,
+    },
 }
 
 /// A digest, or the digest of a pinned image reference.

@@ -31,19 +31,22 @@ pub enum LogCmd {
         /// A ledger index (`12`) or an image digest (`sha256:…`) of a recorded build.
         target: String,
         /// Write the bundle here instead of stdout.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
     /// Write a consistency proof bundle from one tree size to a later signed one.
     Consistency {
+        /// The earlier tree size (a signed checkpoint's).
         old_size: u64,
+        /// The later tree size.
         new_size: u64,
         /// Write the bundle here instead of stdout.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
     /// Check a proof bundle with only the file and the log's public key (no ledger needed).
     VerifyProof {
+        /// The proof bundle (`log prove` or `log consistency` wrote it).
         file: PathBuf,
         /// The log's public key: PEM (`log.pub`) or a verifier key (`log.vkey`).
         #[arg(long, value_name = "PUB")]
@@ -421,7 +424,10 @@ fn verify(s: &Settings, since: Option<&Path>, key: Option<&Path>) -> Result<Outc
         None => ledger_log::public_key(&settings(s)?, &s.store)?,
     };
     let store = open(s, false)?;
-    let report = ledger_log::verify(store.as_ref(), &key, since.as_deref())?;
+    let bars = crate::progress::Bars::new(s);
+    let report = ledger_log::verify_with_progress(store.as_ref(), &key, since.as_deref(), &bars);
+    drop(bars);
+    let report = report?;
     render_verify(s.format, &report);
     Ok(if report.verified {
         Outcome::Ok

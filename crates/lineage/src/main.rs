@@ -2,13 +2,16 @@
 //! `commands`, renders its report, and maps the outcome to an exit code:
 //! 0 ok, 1 nothing found or a check failed, 2 error.
 
+mod adopt;
 mod args;
 mod commands;
 mod demo;
+mod email;
 mod freshness;
 mod gates;
 mod gates_admin;
 mod log;
+mod progress;
 mod registry;
 mod render;
 mod runtime;
@@ -82,9 +85,13 @@ fn main() -> ExitCode {
 
 /// Runs one invocation. The demo calls this too, so what it shows is what a user gets.
 pub fn run(args: Vec<String>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some(moved) = moved_option(&e, &args) {
+                print_error(Format::Human, &moved);
+                return ExitCode::from(2);
+            }
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
@@ -100,7 +107,28 @@ pub fn run(args: Vec<String>) -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let format = cli.format;
+    let format = cli.format.base();
+    if let Err(e) = check_format(&cli) {
+        print_error(format, &e);
+        return ExitCode::from(2);
+    }
+    // Commands that need neither settings nor a ledger.
+    match &cli.command {
+        args::Command::Completions { shell } => {
+            adopt::completions(*shell);
+            return ExitCode::SUCCESS;
+        }
+        args::Command::Man { out_dir } => {
+            return match adopt::man(out_dir.as_deref()) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    print_error(format, &e);
+                    ExitCode::from(2)
+                }
+            };
+        }
+        _ => {}
+    }
     // A command that writes opens the ledger with `commands::open_write`, which checks the log
     // key first and seals a checkpoint when the command is done; one that only reads never
     // signs.
@@ -113,6 +141,43 @@ pub fn run(args: Vec<String>) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `--format` must be one the command prints; refused before anything runs.
+fn check_format(cli: &Cli) -> Result<(), CliError> {
+    let accepted = cli.command.formats();
+    if accepted.contains(&cli.format) {
+        return Ok(());
+    }
+    let names: Vec<String> = accepted.iter().map(|f| format!("`{}`", f.name())).collect();
+    Err(CliError::new(
+        format!(
+            "this command does not print `--format {}`",
+            cli.format.name()
+        ),
+        format!("use {}", names.join(", ")),
+    ))
+}
+
+/// Options whose place or meaning changed get an error that names the new spelling, instead
+/// of clap's generic "unexpected argument".
+fn moved_option(e: &clap::Error, args: &[String]) -> Option<CliError> {
+    use clap::error::{ContextKind, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let invalid = e.get(ContextKind::InvalidArg).map(|v| v.to_string())?;
+    if invalid.starts_with("--server") {
+        return Some(CliError::new(
+            "`--server` is an option of the commands a server runs, after the command's name",
+            format!(
+                "write e.g. `lineage trace api --server URL`; it works with {}",
+                args::REMOTE_COMMANDS
+            ),
+        ));
+    }
+    let _ = args;
+    None
 }
 
 fn print_error(format: Format, e: &CliError) {

@@ -14,7 +14,7 @@
 //! was recorded, so a refused build writes nothing.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -305,7 +305,7 @@ pub(crate) fn registry_error(e: RegistryError, docker_config: &str) -> CliError 
 static PROGRESS_DRAWN: AtomicBool = AtomicBool::new(false);
 
 fn progress_for(s: &Settings) -> Option<ProgressFn> {
-    if s.format == Format::Json || !std::io::stderr().is_terminal() {
+    if !s.progress() {
         return None;
     }
     Some(Arc::new(|p: &Progress| {

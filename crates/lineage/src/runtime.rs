@@ -381,6 +381,7 @@ pub struct EndArgs {
     /// The service that no longer runs there.
     #[arg(long)]
     pub service: String,
+    /// The environment it no longer runs in.
     #[arg(long)]
     pub env: String,
     /// Why (kept in the ledger), e.g. `decommissioned, CHG-2210`.
@@ -388,6 +389,8 @@ pub struct EndArgs {
     pub reason: Option<String>,
     #[command(flatten)]
     pub actor: ActorArgs,
+    #[command(flatten)]
+    pub remote: crate::args::RemoteArgs,
 }
 
 /// The body of `POST /api/v1/deploys/end`, checked here so bad input never reaches a server.
@@ -446,7 +449,9 @@ pub fn show_end(s: &Settings, r: &EndReport) {
 
 #[derive(Debug, Args)]
 pub struct RenameArgs {
+    /// The service's current name.
     pub old: String,
+    /// Its new name.
     pub new: String,
     /// Why (kept in the ledger).
     #[arg(long)]
@@ -457,6 +462,7 @@ pub struct RenameArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
+    /// The service to decommission.
     pub name: String,
     /// Why (kept in the ledger), e.g. `decommissioned, CHG-2210`.
     #[arg(long)]

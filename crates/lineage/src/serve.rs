@@ -74,6 +74,7 @@ pub enum TokenCmd {
         /// (default `sa:token-NAME`).
         #[arg(long, value_name = "IDENTITY")]
         identity: Option<String>,
+        /// Who creates the token (default: LINEAGE_ACTOR, then the CI actor, then $USER).
         #[arg(long = "by", value_name = "IDENTITY")]
         by: Option<String>,
     },
@@ -81,7 +82,9 @@ pub enum TokenCmd {
     List,
     /// Revoke a token by id; the server stops accepting it within a poll interval.
     Revoke {
+        /// The token's id (`lineage token list`).
         id: String,
+        /// Who revokes it (default: LINEAGE_ACTOR, then the CI actor, then $USER).
         #[arg(long = "by", value_name = "IDENTITY")]
         by: Option<String>,
     },
@@ -95,6 +98,7 @@ pub enum K8sCmd {
         /// The Kubernetes Service in front of `lineage serve`.
         #[arg(long)]
         service_name: String,
+        /// The namespace `lineage serve` runs in; the webhook never judges it.
         #[arg(long)]
         namespace: String,
         /// The port `lineage serve` listens on in the pod.
@@ -104,6 +108,32 @@ pub enum K8sCmd {
         #[arg(long, default_value = ".", value_name = "DIR")]
         out_dir: PathBuf,
         /// Let pods start when the webhook cannot be reached (`Ignore`) instead of refusing.
+        #[arg(long)]
+        fail_open: bool,
+    },
+    /// Print everything to run the server in a cluster: Deployment (two replicas, probes on
+    /// /readyz and /healthz), Service, PodDisruptionBudget, NetworkPolicy, the settings as a
+    /// ConfigMap and the webhook configuration; write the webhook's CA and serving certificate.
+    #[command(
+        after_help = "Example:\n  lineage k8s manifests --namespace lineage --image ghcr.io/acme/lineage:0.1.0 --out-dir k8s > k8s/lineage.yaml"
+    )]
+    Manifests {
+        /// The namespace the server runs in; the webhook never judges it (nor kube-system).
+        #[arg(long, default_value = "lineage")]
+        namespace: String,
+        /// The name of the Deployment, Service and Secrets.
+        #[arg(long, default_value = "lineage")]
+        name: String,
+        /// The Lineage container image (see the Containerfile).
+        #[arg(long, value_name = "IMAGE")]
+        image: String,
+        /// The port `lineage serve` listens on in the pod.
+        #[arg(long, default_value_t = 8443)]
+        target_port: u16,
+        /// Where to write `ca.crt`, `tls.crt` and `tls.key`.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        out_dir: PathBuf,
+        /// Let pods start when no replica answers (`failurePolicy: Ignore`) instead of refusing.
         #[arg(long)]
         fail_open: bool,
     },
@@ -405,13 +435,40 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
 }
 
 pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
-    let K8sCmd::WebhookConfig {
-        service_name,
-        namespace,
-        target_port,
-        out_dir,
-        fail_open,
-    } = cmd;
+    let (service_name, namespace, target_port, out_dir, fail_open, image) = match cmd {
+        K8sCmd::WebhookConfig {
+            service_name,
+            namespace,
+            target_port,
+            out_dir,
+            fail_open,
+        } => (
+            service_name,
+            namespace,
+            target_port,
+            out_dir,
+            fail_open,
+            None,
+        ),
+        K8sCmd::Manifests {
+            namespace,
+            name,
+            image,
+            target_port,
+            out_dir,
+            fail_open,
+        } => {
+            lineage_model::ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?;
+            (
+                name,
+                namespace,
+                target_port,
+                out_dir,
+                fail_open,
+                Some(image),
+            )
+        }
+    };
     for (field, v) in [
         ("--service-name", &service_name),
         ("--namespace", &namespace),
@@ -419,14 +476,22 @@ pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
         lineage_model::ServiceName::parse(v).map_err(|e| CliError::from(e.in_field(field)))?;
     }
     let admission = admission_config(s)?;
-    let bundle = lineage_server::k8s::webhook_config(&lineage_server::k8s::WebhookParams {
+    let webhook = lineage_server::k8s::WebhookParams {
         service_name,
         namespace,
         port: 443,
         target_port,
         namespaces: admission.namespaces.keys().cloned().collect(),
         failure_policy: if fail_open { "Ignore" } else { "Fail" },
-    })
+    };
+    let bundle = match image {
+        None => lineage_server::k8s::webhook_config(&webhook),
+        Some(image) => lineage_server::k8s::server_manifests(&lineage_server::k8s::ServerParams {
+            webhook,
+            image,
+            settings: settings_text(s).map(|(t, _)| t.to_string()),
+        }),
+    }
     .map_err(|e| {
         CliError::new(
             format!("cannot generate certificates: {e}"),
@@ -488,7 +553,8 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
     };
     let client = Client::new(s, &server)?;
     match command {
-        Command::Build(BuildCmd::Record(args)) if !args.print_detected => {
+        Command::Build(BuildCmd::Record(r)) if !r.build.print_detected => {
+            let args = r.build;
             // Everything is parsed (and the provenance signed) here, so bad input never
             // reaches the server and the key never leaves this machine.
             let (build, _) = crate::commands::assemble_build(&args, s, None)?;
@@ -507,25 +573,41 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 "provenance": options.provenance,
             });
             let decision = match client.send("POST", "/api/v1/builds", Some(&body))? {
-                Reply::Refused(report) => Decision::Refused { gate: typed(report)? },
+                Reply::Refused(report) => Decision::Refused {
+                    gate: typed(report)?,
+                },
                 reply => {
                     let mut value = reply.ok()?;
                     let report = value.as_object_mut().and_then(|o| o.remove("gate"));
                     Decision::Recorded {
                         result: gate::BuildRecorded {
                             record: record_report(&value)?,
-                            provenance_index: value.get("provenance_index").and_then(|i| i.as_u64()),
+                            provenance_index: value
+                                .get("provenance_index")
+                                .and_then(|i| i.as_u64()),
                         },
-                        gate: typed(report.ok_or_else(|| CliError::new(
-                            "the server's answer has no gate report",
-                            "use the same lineage version as the server",
-                        ))?)?,
+                        gate: typed(report.ok_or_else(|| {
+                            CliError::new(
+                                "the server's answer has no gate report",
+                                "use the same lineage version as the server",
+                            )
+                        })?)?,
                     }
                 }
             };
             Ok(Ok(crate::gates::show_build(&gate, decision, s)?))
         }
-        Command::Deploy(DeployCmd::Record { image, env, by, approved_by, ticket, at, rollback, check }) => {
+        Command::Deploy(DeployCmd::Record {
+            image,
+            env,
+            by,
+            approved_by,
+            ticket,
+            at,
+            rollback,
+            check,
+            ..
+        }) => {
             // Check what can be checked here, so bad input never reaches the server.
             ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?;
             Identity::parse(&by).map_err(|e| e.in_field("--by"))?;
@@ -533,7 +615,11 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 Identity::parse(a).map_err(|e| e.in_field("--approved-by"))?;
             }
             let at = match at {
-                Some(t) => Some(Timestamp::parse(&t).map_err(|e| e.in_field("--at"))?.to_string()),
+                Some(t) => Some(
+                    Timestamp::parse(&t)
+                        .map_err(|e| e.in_field("--at"))?
+                        .to_string(),
+                ),
                 None => None,
             };
             let setup = crate::gates::setup(&check, s)?;
@@ -542,16 +628,20 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 "ticket": ticket, "at": at, "rollback": rollback,
             });
             let decision = match client.send("POST", "/api/v1/deploys", Some(&body))? {
-                Reply::Refused(report) => Decision::Refused { gate: typed(report)? },
+                Reply::Refused(report) => Decision::Refused {
+                    gate: typed(report)?,
+                },
                 reply => {
                     let mut value = reply.ok()?;
                     let report = value.as_object_mut().and_then(|o| o.remove("gate"));
                     Decision::Recorded {
                         result: record_report(&value)?,
-                        gate: typed(report.ok_or_else(|| CliError::new(
-                            "the server's answer has no gate report",
-                            "use the same lineage version as the server",
-                        ))?)?,
+                        gate: typed(report.ok_or_else(|| {
+                            CliError::new(
+                                "the server's answer has no gate report",
+                                "use the same lineage version as the server",
+                            )
+                        })?)?,
                     }
                 }
             };
@@ -565,7 +655,11 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             let body = serde_json::json!({
                 "image": args.image, "env": args.env, "by": args.actor.by, "reason": args.reason,
             });
-            let report: gate::ApprovalReport = typed(client.send("POST", "/api/v1/approvals", Some(&body))?.ok()?)?;
+            let report: gate::ApprovalReport = typed(
+                client
+                    .send("POST", "/api/v1/approvals", Some(&body))?
+                    .ok()?,
+            )?;
             crate::gates::show_approval(&report, s);
             Ok(Ok(Outcome::Ok))
         }
@@ -583,7 +677,11 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                 }
             }
         }
-        Command::Trace { target, observed_only } => {
+        Command::Trace {
+            target,
+            observed_only,
+            ..
+        } => {
             let mut path = format!("/api/v1/trace/{}", encode(&target, true));
             if observed_only {
                 path.push_str("?observed_only=true");
@@ -605,22 +703,35 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             let value = client.send("GET", &path, None)?.ok()?;
             Ok(Ok(crate::vulns::show_remote_affected(&args, value, s)?))
         }
-        Command::Running { env, observed_only } => {
+        Command::Running {
+            env, observed_only, ..
+        } => {
             let mut path = match &env {
                 Some(e) => format!("/api/v1/running?env={}", encode(e, false)),
                 None => "/api/v1/running?".to_string(),
             };
             if observed_only {
-                path.push_str(if env.is_some() { "&observed_only=true" } else { "observed_only=true" });
+                path.push_str(if env.is_some() {
+                    "&observed_only=true"
+                } else {
+                    "observed_only=true"
+                });
             }
             let path = path.trim_end_matches('?').to_string();
             let report: RunningReport = typed(client.send("GET", &path, None)?.ok()?)?;
             render::running(s.format, &report);
-            Ok(Ok(if report.rows.is_empty() { Outcome::NotFound } else { Outcome::Ok }))
+            Ok(Ok(if report.rows.is_empty() {
+                Outcome::NotFound
+            } else {
+                Outcome::Ok
+            }))
         }
         _ => Err(CliError::new(
             "this command does not work with `--server` yet",
-            "`--server` supports `build record`, `deploy record`, `deploy end`, `approve`, `trace`, `affected` and `running`; run others against the ledger (`--store`)",
+            format!(
+                "`--server` works with {}; run others against the ledger (`--store`)",
+                crate::args::REMOTE_COMMANDS
+            ),
         )),
     }
 }

@@ -8,7 +8,7 @@ use lineage_core::{Config, ConfigHow, ConfigSource};
 use lineage_model::{Identity, Timestamp};
 use lineage_store::StoreLocation;
 
-use crate::args::{Cli, Format};
+use crate::args::{Cli, ColorChoice, Format, FormatChoice};
 use crate::CliError;
 
 /// Who is acting, when no `--by` is given.
@@ -17,6 +17,8 @@ pub const ENV_ACTOR: &str = "LINEAGE_ACTOR";
 pub const ENV_NOW: &str = "LINEAGE_NOW";
 /// The passphrase of encrypted private keys (read here, never logged or echoed).
 pub const ENV_KEY_PASSWORD: &str = "LINEAGE_KEY_PASSWORD";
+/// The SMTP password for `report stale --email-to` (read here, never logged or echoed).
+pub const ENV_SMTP_PASSWORD: &str = "LINEAGE_SMTP_PASSWORD";
 /// The bearer token sent to `--server` (read here, never logged or echoed).
 pub const ENV_TOKEN: &str = "LINEAGE_TOKEN";
 /// The directory holding docker's `config.json` (registry credentials), as docker reads it.
@@ -56,6 +58,14 @@ pub struct Settings {
     /// judging command reports it.
     pub config_source: ConfigSource,
     pub format: Format,
+    /// `--format` as given: commands with formats of their own (the gates' SARIF, the stale
+    /// report's Markdown) read this; everything else prints `format`.
+    pub format_choice: FormatChoice,
+    /// Whether to colour output: `--color`, else on a terminal unless NO_COLOR is set. Decided
+    /// per stream by [`Settings::colour`].
+    pub color: ColorChoice,
+    /// `--quiet`: no progress bars.
+    pub quiet: bool,
     /// `--server URL`: a Lineage server to send commands to instead of the local ledger.
     pub server: Option<String>,
     pub now: Timestamp,
@@ -110,8 +120,11 @@ impl Settings {
             config_path: loaded.path,
             config_file: loaded.file,
             config_source: loaded.source,
-            format: cli.format,
-            server: cli.server.clone(),
+            format: cli.format.base(),
+            format_choice: cli.format,
+            color: cli.color,
+            quiet: cli.quiet,
+            server: cli.command.server().map(str::to_string),
             now,
             env,
         })
@@ -229,6 +242,22 @@ fn relative_to(file: &Path, cwd: &Path) -> PathBuf {
 }
 
 impl Settings {
+    /// Whether to colour what goes to a stream that is (or is not) a terminal: `--color
+    /// always|never` decide; `auto` colours a terminal unless NO_COLOR is set (no-color.org).
+    pub fn colour(&self, terminal: bool) -> bool {
+        match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && !self.env.contains_key(ENV_NO_COLOR),
+        }
+    }
+
+    /// Whether progress bars may be drawn on stderr: a terminal, not `--quiet`, not JSON.
+    pub fn progress(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.quiet && self.format == Format::Human && std::io::stderr().is_terminal()
+    }
+
     /// The passphrase for encrypted keys: LINEAGE_KEY_PASSWORD, else a prompt on the terminal.
     pub fn key_password(&self) -> Result<String, CliError> {
         if let Some(p) = self.env.get(ENV_KEY_PASSWORD) {

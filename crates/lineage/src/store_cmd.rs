@@ -62,7 +62,10 @@ fn migrate(from: &str, to: &str, s: &Settings) -> Result<Outcome, CliError> {
     let log = crate::log::settings(s)?;
     let source = lineage_store::open(&from, false)?;
     let mut target = lineage_store::open(&to, true)?;
-    let report = match lineage_store::copy_ledger(source.as_ref(), target.as_mut()) {
+    let bars = crate::progress::Bars::new(s);
+    let copied = lineage_store::copy_ledger_with_progress(source.as_ref(), target.as_mut(), &bars);
+    drop(bars);
+    let report = match copied {
         Ok(report) => report,
         Err(e @ StoreError::TargetDiverges(_)) => return Err(CliError::new(
             format!("cannot migrate into `{to}`: {e}"),

@@ -106,6 +106,7 @@ pub enum KeyCmd {
     },
     /// List local keys and the keys the trust policy in lineage.toml trusts.
     List {
+        /// Where the keys are (default: `keys/` beside the ledger).
         #[arg(long)]
         dir: Option<PathBuf>,
     },

@@ -79,6 +79,8 @@ pub struct AffectedArgs {
     /// Only placements a runtime source (`lineage observe`) sees running now (`--base`).
     #[arg(long)]
     pub observed_only: bool,
+    #[command(flatten)]
+    pub remote: crate::args::RemoteArgs,
 }
 
 #[derive(Debug, Args)]

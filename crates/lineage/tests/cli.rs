@@ -865,3 +865,461 @@ fn build_stage_only_usage_is_marked() {
         false
     );
 }
+/// `lineage … --help` for a command path.
+fn help(path: &[&str]) -> String {
+    let l = Ledger::new();
+    let mut args: Vec<&str> = path.to_vec();
+    args.push("--help");
+    l.ok(&args)
+}
+
+/// The subcommands a help page lists under `Commands:`.
+fn subcommands(page: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in page.lines() {
+        if line.ends_with(':') && !line.starts_with(' ') {
+            inside = line == "Commands:";
+            continue;
+        }
+        if inside && line.starts_with("  ") && !line.starts_with("   ") {
+            if let Some(name) = line.split_whitespace().next() {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Entries of the argument and option sections with no description, in clap's two layouts
+/// (description on the same line, or on the next, more indented, line).
+fn undescribed(page: &str) -> Vec<String> {
+    let lines: Vec<&str> = page.lines().collect();
+    let mut out = Vec::new();
+    let mut inside = false;
+    for (i, line) in lines.iter().enumerate() {
+        if line.ends_with(':') && !line.starts_with(' ') {
+            inside = line.contains("Options") || *line == "Arguments:" || *line == "Commands:";
+            continue;
+        }
+        let entry =
+            line.starts_with("  ") && !line.starts_with("      ") || line.starts_with("      --");
+        if !inside || !entry || line.trim().is_empty() {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        // Same line: the name, then two or more spaces, then the description.
+        let same_line = trimmed
+            .split_once("  ")
+            .is_some_and(|(_, rest)| !rest.trim().is_empty());
+        let next_line = lines.get(i + 1).is_some_and(|n| {
+            let t = n.trim_start();
+            !t.is_empty() && n.len() - t.len() > indent
+        });
+        if !same_line && !next_line {
+            out.push(line.trim().to_string());
+        }
+    }
+    out
+}
+
+/// Done when (issue 20): `--help` has no empty description; a walk over every command.
+#[test]
+fn every_command_help_describes_every_option_and_shows_global_options_apart() {
+    // The page reader finds an empty description in both of clap's layouts.
+    let same_line = "Options:\n      --repo <URL>\n      --branch <B>  Branch or ref\n";
+    assert_eq!(undescribed(same_line), ["--repo <URL>"]);
+    let next_line = "Options:\n      --repo <URL>\n\n      --branch <B>\n          Branch or ref\n";
+    assert_eq!(undescribed(next_line), ["--repo <URL>"]);
+    let mut queue: Vec<Vec<String>> = vec![vec![]];
+    let mut missing = Vec::new();
+    let mut pages = 0;
+    while let Some(path) = queue.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let page = help(&args);
+        pages += 1;
+        for entry in undescribed(&page) {
+            missing.push(format!("lineage {} {entry}", path.join(" ")));
+        }
+        for sub in subcommands(&page) {
+            let mut next = path.clone();
+            next.push(sub);
+            queue.push(next);
+        }
+        if !path.is_empty() {
+            // Global options are listed apart from the command's own.
+            assert!(page.contains("Global options:"), "{path:?}:\n{page}");
+            let own = page.split("Global options:").next().unwrap();
+            assert!(
+                !own.contains("--store <"),
+                "{path:?}: --store among its own options"
+            );
+        }
+        // `--server` only where a server runs the command.
+        let remote = [
+            "build record",
+            "deploy record",
+            "deploy end",
+            "approve",
+            "trace",
+            "affected",
+            "running",
+        ];
+        let name = path.join(" ");
+        assert_eq!(
+            page.contains("--server <URL>"),
+            remote.contains(&name.as_str()),
+            "`lineage {name} --help` and --server"
+        );
+    }
+    assert!(pages > 40, "walked only {pages} help pages");
+    assert!(
+        missing.is_empty(),
+        "no description:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Done when (issue 20): old spellings are refused with the new one named, and nothing runs.
+#[test]
+fn old_option_spellings_name_the_new_ones() {
+    let l = scenario();
+    let refused = |args: &[&str], new: &str| {
+        let out = l.cmd(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(new),
+            "{args:?} should name `{new}`: {stderr}"
+        );
+    };
+    let image = format!("ghcr.io/acme/api@{}", digest("a2"));
+    refused(
+        &["build", "check", "--image", &image, "--output", "sarif"],
+        "--format sarif",
+    );
+    refused(
+        &[
+            "deploy", "check", "--image", &image, "--env", "staging", "--output", "json",
+        ],
+        "--format json",
+    );
+    refused(&["report", "stale", "--output", "text"], "--format plain");
+    refused(
+        &["report", "stale", "--output", "markdown"],
+        "--format markdown",
+    );
+    refused(
+        &["--server", "http://127.0.0.1:9", "trace", "api"],
+        "lineage trace api --server URL",
+    );
+    refused(
+        &["service", "list", "--server", "http://127.0.0.1:9"],
+        "--server",
+    );
+    // A format the command does not print.
+    refused(&["trace", "api", "--format", "sarif"], "`human`, `json`");
+    refused(
+        &["build", "check", "--image", &image, "--format", "slack"],
+        "`sarif`",
+    );
+}
+
+/// `-o FILE` writes a gate report to the file, in `--format`, and stdout stays empty.
+#[test]
+fn gate_reports_go_to_the_output_file_in_the_chosen_format() {
+    let l = scenario();
+    let image = format!("ghcr.io/acme/api@{}", digest("a2"));
+    let out = l
+        .cmd(&[
+            "build", "check", "--image", &image, "--format", "sarif", "-o", "r.sarif",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(l.dir.path().join("r.sarif")).unwrap())
+            .unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+}
+
+/// `--color always|never|auto` and NO_COLOR.
+#[test]
+fn colour_follows_the_color_option_and_no_color() {
+    let l = scenario();
+    let image = format!("ghcr.io/acme/api@{}", digest("a2"));
+    let check = |extra: &[&str], no_color: bool| {
+        let mut args = vec!["build", "check", "--image", &image];
+        args.extend_from_slice(extra);
+        let mut cmd = l.cmd(&args);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains('\u{1b}')
+    };
+    assert!(check(&["--color", "always"], false));
+    // An explicit `--color always` wins over NO_COLOR; `auto` honours it.
+    assert!(check(&["--color", "always"], true));
+    assert!(!check(&["--color", "never"], false));
+    // Piped, `auto` never colours.
+    assert!(!check(&[], false));
+}
+
+/// Completion scripts for every shell, and man pages.
+#[test]
+fn completions_and_man_pages_are_generated() {
+    let l = Ledger::new();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let script = l.ok(&["completions", shell]);
+        for word in ["build", "record", "buildx-metadata", "format"] {
+            assert!(script.contains(word), "{shell} completion lacks `{word}`");
+        }
+    }
+    // Bash parses its script and completes a subcommand from it.
+    let script = l.dir.path().join("lineage.bash");
+    std::fs::write(&script, l.ok(&["completions", "bash"])).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(lineage bui); COMP_CWORD=1; COMP_LINE='lineage bui'; COMP_POINT=11; _lineage lineage bui lineage; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "build");
+
+    let page = l.ok(&["man"]);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH lineage"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    let dir = l.dir.path().join("man");
+    l.ok(&["man", "--out-dir", dir.to_str().unwrap()]);
+    for page in [
+        "lineage.1",
+        "lineage-build-record.1",
+        "lineage-report-stale.1",
+    ] {
+        assert!(dir.join(page).is_file(), "{page} not written");
+    }
+    // Neither needs a ledger or settings.
+    assert!(!l.store().exists());
+}
+
+/// `lineage init` in a repository: a settings file that loads, an example policy whose tests
+/// pass, the CI snippet for the CI it finds, and nothing overwritten on a second run.
+#[test]
+fn init_sets_up_a_repository_for_its_ci() {
+    let l = Ledger::new();
+    let repo = l.dir.path().join("payments-api");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    std::fs::create_dir_all(repo.join("svc")).unwrap();
+    std::fs::write(
+        repo.join(".git/config"),
+        "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = git@github.com:acme/payments-api.git\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join(".github/workflows/build.yml"), "on: push\n").unwrap();
+    std::fs::write(repo.join("Dockerfile"), "FROM debian:12\n").unwrap();
+
+    let mut cmd = l.cmd(&["init"]);
+    cmd.current_dir(repo.join("svc"));
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("GitHub Actions found"), "{stdout}");
+    assert!(
+        stdout.contains("buildx-metadata: buildx-metadata.json"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("lineage service add payments-api --owner YOU@EXAMPLE.COM --repo https://github.com/acme/payments-api"),
+        "{stdout}"
+    );
+    let toml = std::fs::read_to_string(repo.join("lineage.toml")).unwrap();
+    assert!(toml.contains("# Source: https://github.com/acme/payments-api"));
+
+    // The written files work: discovered from a subdirectory, the policy's tests pass.
+    let mut test = l.cmd(&["--format", "json", "policy", "test"]);
+    test.current_dir(repo.join("svc"));
+    let out = test.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["config"]["how"], "discovered", "{report:#}");
+
+    // A second init writes nothing and says why.
+    std::fs::write(repo.join("lineage.toml"), "# mine\n").unwrap();
+    let mut again = l.cmd(&["init"]);
+    again.current_dir(&repo);
+    let out = again.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already exists; nothing was written") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("lineage.toml")).unwrap(),
+        "# mine\n"
+    );
+
+    // Elsewhere (no CI files): the plain shell snippet.
+    let plain = l.dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let out = l.json(&["init", "--dir", plain.to_str().unwrap()]);
+    assert_eq!(out["facts"]["ci"], Value::Null);
+    assert!(out["ci_snippet"]
+        .as_str()
+        .unwrap()
+        .contains("--digest-file"));
+}
+
+/// `build record --buildx-metadata` and `--digest-file` fill what the builder wrote, and a
+/// flag that contradicts the file is refused naming both.
+#[test]
+fn builder_files_fill_the_build_record() {
+    let l = scenario();
+    let d = digest("from-buildx");
+    let base = digest("py3");
+    let meta = serde_json::json!({
+        "containerimage.digest": d,
+        "image.name": "ghcr.io/acme/api:1.9.0",
+        "buildx.build.provenance": {
+            "buildType": "https://mobyproject.org/buildkit@v1",
+            "materials": [{
+                "uri": "pkg:docker/python@3.12-slim?platform=linux%2Famd64",
+                "digest": {"sha256": base.trim_start_matches("sha256:")}
+            }],
+            "metadata": {
+                "buildStartedOn": "2026-11-16T10:00:00Z",
+                "buildFinishedOn": "2026-11-16T10:03:00Z",
+                "https://mobyproject.org/buildkit@v1#metadata": {
+                    "vcs": {"source": "https://github.com/acme/api", "revision": COMMIT}
+                }
+            }
+        }
+    });
+    std::fs::write(l.dir.path().join("meta.json"), meta.to_string()).unwrap();
+    let shown = l.json(&[
+        "build",
+        "record",
+        "--buildx-metadata",
+        "meta.json",
+        "--print-detected",
+    ]);
+    let build = &shown["build"];
+    assert_eq!(build["digest"], d.as_str());
+    assert_eq!(build["tags"], serde_json::json!(["1.9.0"]));
+    assert_eq!(build["commit"], COMMIT);
+    assert_eq!(build["bases"][0]["digest"], base.as_str());
+    assert_eq!(build["bases"][0]["name"], "docker.io/library/python");
+    assert_eq!(build["started_at"], "2026-11-16T10:00:00Z");
+
+    let contradicts = l
+        .cmd(&[
+            "build",
+            "record",
+            "--buildx-metadata",
+            "meta.json",
+            "--digest",
+            &digest("other"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(contradicts.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&contradicts.stderr);
+    assert!(
+        stderr.contains("`--digest` says") && stderr.contains("`--buildx-metadata` says"),
+        "{stderr}"
+    );
+
+    // kaniko / buildah: the digest file, recorded for real.
+    let k = digest("from-kaniko");
+    std::fs::write(l.dir.path().join("digest.txt"), &k).unwrap();
+    let recorded = l.json(&[
+        "build",
+        "record",
+        "--image",
+        "ghcr.io/acme/api:1.9.1",
+        "--digest-file",
+        "digest.txt",
+        "--base",
+        &format!("python:3.12-slim@{base}"),
+        "--commit",
+        COMMIT,
+        "--repo",
+        "https://github.com/acme/api",
+        "--env",
+        "staging",
+    ]);
+    assert_eq!(recorded["digest"], k.as_str());
+    std::fs::write(l.dir.path().join("bad.txt"), "latest\n").unwrap();
+    let bad = l
+        .cmd(&[
+            "build",
+            "record",
+            "--image",
+            "ghcr.io/acme/api",
+            "--digest-file",
+            "bad.txt",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("`bad.txt` does not hold an image digest")
+    );
+}
+
+/// Progress bars: on a terminal (a pseudo-terminal from util-linux `script`), gone with
+/// `--quiet`, never when stderr is piped.
+#[test]
+fn progress_bars_are_drawn_on_a_terminal_only_and_quiet_silences_them() {
+    let l = scenario();
+    let under_pty = |extra: &str| {
+        let line = format!("{} log verify {extra}", env!("CARGO_BIN_EXE_lineage"));
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(l.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm")
+            .env("LINEAGE_STORE", l.store())
+            .env("LINEAGE_NOW", NOW)
+            .output()
+            .expect("`script` (Debian package bsdutils) runs the command on a pseudo-terminal");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(under_pty("").contains("rehashing records"));
+    assert!(!under_pty("--quiet").contains("rehashing records"));
+    let piped = l.cmd(&["log", "verify"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("rehashing"));
+}

@@ -472,14 +472,20 @@ fn stale_base_story() {
     );
 
     // The report, in every format.
-    for output in ["text", "markdown", "json", "html", "slack"] {
+    for (name, format) in [
+        ("text", "human"),
+        ("markdown", "markdown"),
+        ("json", "json"),
+        ("html", "html"),
+        ("slack", "slack"),
+    ] {
         snapshot(
-            &format!("report_{output}"),
-            &l.snap_at(&day(9), &["report", "stale", "--output", output]),
+            &format!("report_{name}"),
+            &l.snap_at(&day(9), &["report", "stale", "--format", format]),
         );
     }
     let report: Value =
-        serde_json::from_str(&l.ok_at(&day(9), &["report", "stale", "--output", "json"])).unwrap();
+        serde_json::from_str(&l.ok_at(&day(9), &["report", "stale", "--format", "json"])).unwrap();
     let rows: Vec<(String, String, i64, i64, String)> = report["rows"]
         .as_array()
         .unwrap()
@@ -518,7 +524,7 @@ fn stale_base_story() {
         report["up_to_date"], 3,
         "api in staging, web and legacy are fresh"
     );
-    let html = l.ok_at(&day(9), &["report", "stale", "--output", "html"]);
+    let html = l.ok_at(&day(9), &["report", "stale", "--format", "html"]);
     assert!(
         !html.contains("http://") && !html.contains("<link") && !html.contains("<script"),
         "the HTML page must be self-contained"
@@ -549,11 +555,11 @@ fn stale_base_story() {
     );
 
     // --post: the receiver gets exactly the Slack payload.
-    let payload = l.ok_at(&day(9), &["report", "stale", "--output", "slack"]);
+    let payload = l.ok_at(&day(9), &["report", "stale", "--format", "slack"]);
     let (url, received) = receiver(200);
     let out = l.run_at(
         &day(9),
-        &["report", "stale", "--output", "json", "--post", &url],
+        &["report", "stale", "--format", "json", "--post", &url],
     );
     assert_eq!(
         out.status.code(),

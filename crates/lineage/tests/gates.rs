@@ -193,7 +193,7 @@ fn codes(report: &Value, level: &str) -> Vec<String> {
 fn ci_build_without_base_digest_fails_and_with_full_metadata_passes() {
     let w = World::new();
     let mut args = build_args("check", "api", "a1", "python:3.12-slim");
-    args.extend(["--output".into(), "json".into()]);
+    args.extend(["--format".into(), "json".into()]);
     let r = w.run_with(&strs(&args), &GITHUB_ENV);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let report = r.json();
@@ -217,7 +217,7 @@ fn ci_build_without_base_digest_fails_and_with_full_metadata_passes() {
 
     // The same build, with the base pinned, passes with nothing to say.
     let mut args = build_args("check", "api", "a1", &pinned_base());
-    args.extend(["--output".into(), "json".into()]);
+    args.extend(["--format".into(), "json".into()]);
     let r = w.run_with(&strs(&args), &GITHUB_ENV);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let report = r.json();
@@ -268,7 +268,7 @@ fn build_record_refuses_a_failing_production_build_unless_allowed() {
         "jonas@acme.dev",
         "--approved-by",
         "maya@acme.dev",
-        "--output",
+        "--format",
         "json",
     ];
     let r = w.run(&deploy);
@@ -333,7 +333,7 @@ fn production_deploy_of_a_service_without_owner_is_refused() {
 fn an_exception_waives_a_rule_until_it_expires() {
     let w = World::new();
     let mut check = build_args("check", "api", "a1", "python:3.12-slim");
-    check.extend(["--output".into(), "json".into()]);
+    check.extend(["--format".into(), "json".into()]);
     assert_eq!(w.run_with(&strs(&check), &GITHUB_ENV).code, 1);
 
     // Unknown codes are refused with the list of valid ones, and nothing is written.
@@ -452,7 +452,7 @@ fn a_rego_policy_adds_its_own_denial() {
 
     with_example_policies(&w);
     let mut json = args.clone();
-    json.extend(["--output".into(), "json".into()]);
+    json.extend(["--format".into(), "json".into()]);
     let r = w.run_with(&strs(&json), &GITHUB_ENV);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let report = r.json();
@@ -528,7 +528,7 @@ fn the_staging_soak_policy_sees_the_first_staging_deploy() {
         "jonas@acme.dev",
         "--approved-by",
         "maya@acme.dev",
-        "--output",
+        "--format",
         "json",
     ];
     let r = w.run(&prod);
@@ -593,7 +593,7 @@ fn check_output_human_json_sarif_github() {
     insta::assert_snapshot!("build_check_json", w.snap(&r));
 
     let mut sarif = args.clone();
-    sarif.extend(["--output".into(), "sarif".into()]);
+    sarif.extend(["--format".into(), "sarif".into()]);
     let r = w.run(&strs(&sarif));
     assert_eq!(r.code, 1);
     insta::assert_snapshot!("build_check_sarif", w.snap(&r));
@@ -616,7 +616,7 @@ fn check_output_human_json_sarif_github() {
     let summary = w.path("summary.md");
     std::fs::write(&summary, "# before\n").unwrap();
     let mut github = args.clone();
-    github.extend(["--output".into(), "github".into()]);
+    github.extend(["--format".into(), "github".into()]);
     let r = w.run_with(
         &strs(&github),
         &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
@@ -639,7 +639,7 @@ fn check_output_human_json_sarif_github() {
     assert!(md.contains("B003"), "{md}");
 
     let mut plain = args.clone();
-    plain.extend(["--output".into(), "plain".into()]);
+    plain.extend(["--format".into(), "plain".into()]);
     let r = w.run(&strs(&plain));
     assert_eq!(r.code, 1);
     assert!(
@@ -1103,7 +1103,7 @@ fn settings_are_found_above_the_working_directory_up_to_the_repository_root() {
     std::fs::create_dir_all(&sub).unwrap();
     let unpinned = build_args("check", "api", "a1", "python:3.12-slim");
     let mut check = strs(&unpinned);
-    check.extend(["--output", "json"]);
+    check.extend(["--format", "json"]);
 
     // From a subdirectory: the project's file and its policies.
     let r = w.run_in(&sub, &check, &GITHUB_ENV);
@@ -1582,7 +1582,7 @@ fn recorded_approvals_are_acts_and_a_name_is_not_enough() {
             "production",
             "--by",
             "jonas@acme.dev",
-            "--output",
+            "--format",
             "json",
         ];
         if let Some(a) = approved_by {

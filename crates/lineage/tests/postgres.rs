@@ -393,11 +393,11 @@ impl Drop for Replica {
     }
 }
 
-/// `lineage --server URL ARGS` with a token.
+/// `lineage ARGS --server URL` with a token.
 fn remote(dir: &Path, server: &str, token: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lineage"))
-        .args(["--server", server])
         .args(args)
+        .args(["--server", server])
         .current_dir(dir)
         .env_clear()
         .env("LINEAGE_TOKEN", token)

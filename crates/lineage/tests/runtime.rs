@@ -535,14 +535,7 @@ fn every_drift_kind_is_found_and_fail_on_sets_the_exit_code() {
         let mut args = vec!["--format", "json", "deploy", "check", "--image"];
         let image = format!("{API}@{}", digest("a1"));
         args.push(&image);
-        args.extend([
-            "--env",
-            "production",
-            "--by",
-            "jonas@acme.dev",
-            "--output",
-            "json",
-        ]);
+        args.extend(["--env", "production", "--by", "jonas@acme.dev"]);
         args.extend_from_slice(extra);
         let r = l.run(&args);
         let v: Value = serde_json::from_str(&r.stdout).unwrap();

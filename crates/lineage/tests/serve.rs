@@ -26,6 +26,9 @@ struct World {
     dir: tempfile::TempDir,
 }
 
+/// Where the path-equivalence tests have the CLI write its gate report (`-o`).
+const GATE_REPORT: &str = "gate.json";
+
 impl World {
     fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut c = Command::new(BIN);
@@ -466,8 +469,8 @@ fn done_when_issue_8() {
     let server = Server::start(&w);
     let url = server.url.clone();
     let remote = |args: &[&str], token: &str| {
-        let mut all = vec!["--server", url.as_str()];
-        all.extend(args);
+        let mut all = args.to_vec();
+        all.extend(["--server", url.as_str()]);
         w.run(&all, &[("LINEAGE_TOKEN", token)])
     };
 
@@ -786,26 +789,19 @@ impl Decided {
         d
     }
 
-    /// A record command run with `--format json --output json`: the refused report is on
-    /// stdout (exit 1); a passing one with findings is on stderr (exit 0).
-    fn of_cli(r: &Run) -> Decided {
+    /// A record command run with `--format json -o gate.json`: the gate report is in the
+    /// file whether the gate passed (exit 0) or refused (exit 1).
+    fn of_cli(r: &Run, w: &World) -> Decided {
+        let file = w.dir.path().join(GATE_REPORT);
         match r.code {
-            0 => {
-                let report = r
-                    .stderr
-                    .lines()
-                    .find_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .filter(|v| v.get("diagnostics").is_some());
-                let report = report.or_else(|| serde_json::from_str(&r.stderr).ok());
-                Decided::of_report(true, report.as_ref())
+            0 | 1 => {
+                let text = std::fs::read_to_string(&file)
+                    .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+                std::fs::remove_file(&file).unwrap();
+                let report: Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{e}: {text}\n{}", r.stderr));
+                Decided::of_report(r.code == 0, Some(&report))
             }
-            1 => Decided::of_report(
-                false,
-                Some(
-                    &serde_json::from_str(&r.stdout)
-                        .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr)),
-                ),
-            ),
             code => panic!("exit {code}: {}\n{}", r.stdout, r.stderr),
         }
     }
@@ -1068,14 +1064,13 @@ fn every_rule_decides_alike_on_every_path() {
             env,
             "--by",
             "jonas@acme.dev",
-            "--output",
-            "json",
+            "-o",
+            GATE_REPORT,
         ];
-        let run = w.run(&args, &[]);
-        let local = Decided::of_cli(&run);
-        let mut remote_args = vec!["--server", url.as_str()];
-        remote_args.extend(args);
-        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]));
+        let local = Decided::of_cli(&w.run(&args, &[]), &w);
+        let mut remote_args = args.to_vec();
+        remote_args.extend(["--server", url.as_str()]);
+        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]), &w);
         let (status, body) = post(
             &format!("{url}/api/v1/deploys"),
             &token,
@@ -1185,12 +1180,12 @@ fn every_rule_decides_alike_on_every_path() {
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let mut args = vec!["--format", "json"];
         args.extend(&flags);
-        args.extend(["--output", "json"]);
-        let local = Decided::of_cli(&w.run(&args, &[]));
+        args.extend(["-o", GATE_REPORT]);
+        let local = Decided::of_cli(&w.run(&args, &[]), &w);
         assert_eq!(local.passed, passes, "{what}: {local:?}");
-        let mut remote_args = vec!["--server", url.as_str()];
-        remote_args.extend(&args);
-        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]));
+        let mut remote_args = args.clone();
+        remote_args.extend(["--server", url.as_str()]);
+        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]), &w);
         // The raw API gets the record `--print-detected` shows, and the Dockerfile's text.
         let mut detect = vec!["--format", "json"];
         detect.extend(&flags);
@@ -1317,17 +1312,17 @@ fn an_older_build_than_the_running_one_decides_alike_on_every_path() {
             "production",
             "--by",
             "jonas@acme.dev",
-            "--output",
-            "json",
+            "-o",
+            GATE_REPORT,
         ];
         if rollback {
             args.push("--rollback");
         }
-        let local = Decided::of_cli(&w.run(&args, &[]));
+        let local = Decided::of_cli(&w.run(&args, &[]), &w);
         restore();
-        let mut remote_args = vec!["--server", url.as_str()];
-        remote_args.extend(&args);
-        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]));
+        let mut remote_args = args.clone();
+        remote_args.extend(["--server", url.as_str()]);
+        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]), &w);
         restore();
         let (status, body) = post(
             &format!("{url}/api/v1/deploys"),
@@ -1347,6 +1342,30 @@ fn an_older_build_than_the_running_one_decides_alike_on_every_path() {
             assert_eq!(admission, local, "admission differs");
         }
     }
+    // The placement ends over `--server` as it would locally; then nothing is left to end.
+    let end = [
+        "--format",
+        "json",
+        "deploy",
+        "end",
+        "--service",
+        "api",
+        "--env",
+        "production",
+        "--reason",
+        "moved",
+        "--server",
+        url.as_str(),
+    ];
+    let ended = w.ok(&end, &[("LINEAGE_TOKEN", &token)]);
+    let ended: Value = serde_json::from_str(&ended.stdout).unwrap();
+    assert_eq!(ended["outcome"], "ended", "{ended}");
+    assert_eq!(ended["digest"], digest('2'), "{ended}");
+    let again = w.run(&end, &[("LINEAGE_TOKEN", &token)]);
+    assert_eq!(again.code, 1, "{}\n{}", again.stdout, again.stderr);
+    // Nothing runs in production any more: `running` finds nothing (exit 1).
+    let running = w.run(&["running", "--env", "production"], &[]);
+    assert_eq!(running.code, 1, "{}", running.stdout);
     let (code, log) = server.stop();
     assert_eq!(code, 0, "{log}");
 }

@@ -2,14 +2,17 @@
 //!
 //! One report, many readers: a person at a terminal ([`human`]), a program ([`json`]), a
 //! code-scanning UI ([`sarif`]), GitHub Actions ([`github`] and [`github_summary`]) and CI logs
-//! without colour or Unicode, such as GitLab's ([`plain`]). None of them decides anything;
+//! without colour or Unicode, such as GitLab's ([`plain`]), and GitLab merge requests
+//! ([`codequality`]). None of them decides anything;
 //! they only present what the gate found.
 
+mod codequality;
 mod github;
 mod human;
 mod plain;
 mod sarif;
 
+pub use codequality::codequality;
 pub use github::{github, github_summary};
 pub use human::human;
 pub use plain::plain;
