@@ -140,6 +140,9 @@ impl Error {
             Error::Store(StoreError::RecordedBeforeLast { last, .. }) => Some(format!(
                 "check this machine's clock; if LINEAGE_NOW is set, set it to `{last}` or later, or unset it"
             )),
+            Error::Store(StoreError::Io { .. }) => Some(
+                "check free space (`df`) and that the ledger's directory is writable; nothing was written (reads still work on a full disk)".into(),
+            ),
             Error::Store(_) => None,
         }
     }

@@ -490,9 +490,22 @@ pub fn gate_deploy(
     })
 }
 
-/// Refuses an event time more than [`MAX_FUTURE_SECONDS`] ahead of `now`: a deploy dated
+/// 2000-01-01T00:00:00Z. Container images are younger; a year-0 time is a typo or a zeroed
+/// field, and it would sort before every real event.
+pub const EARLIEST_EVENT_UNIX: i64 = 946_684_800;
+
+/// Refuses an event time before [`EARLIEST_EVENT_UNIX`] or more than [`MAX_FUTURE_SECONDS`] ahead of `now`: a deploy dated
 /// next year would hide every real deploy after it.
 pub fn check_event_time(field: &str, at: Timestamp, now: Timestamp) -> Result<(), Error> {
+    if at.unix() < EARLIEST_EVENT_UNIX {
+        return Err(Error::Refused(
+            format!(
+                "`{field}` is `{at}`, before `{}`, the earliest time Lineage accepts for a build or deploy",
+                Timestamp::from_unix(EARLIEST_EVENT_UNIX)
+            ),
+            "give the time it happened (RFC 3339, e.g. `2026-11-17T09:30:00Z`), or leave it out for now".into(),
+        ));
+    }
     if at.unix() > now.unix() + MAX_FUTURE_SECONDS {
         return Err(Error::Refused(
             format!("`{field}` is `{at}`, in the future (now is `{now}`)"),
@@ -809,6 +822,7 @@ pub fn record_build(
     if store.service(&build.service)?.is_none() {
         return Err(Error::UnknownService(build.service.to_string()));
     }
+    build.check_free_text()?;
     for (field, t) in [
         ("started_at", build.started_at),
         ("finished_at", build.finished_at),

@@ -138,12 +138,7 @@ pub fn resolve_deploy(
     let env = config.environment(&input.env)?;
     let service = service_for_image(store, &input.image.repository, None)?;
     if let Some(ticket) = &input.ticket {
-        if ticket.len() > 2048 || ticket.chars().any(char::is_control) {
-            return Err(Error::Invalid(
-                "ticket is longer than 2048 characters or has control characters".into(),
-                "pass the ticket's URL, e.g. `https://tracker.acme.dev/CHG-1042`".into(),
-            ));
-        }
+        lineage_model::check_free_text("ticket", ticket, 2048)?;
     }
     Ok(DeployRecord {
         service: service.name,

@@ -2,6 +2,8 @@
 //! and show history. A rename, a removal or an image repository moving to another service
 //! ends the placements it makes untrue, in the same transaction; the history stays.
 
+use std::collections::HashMap;
+
 use lineage_model::{
     Identity, Record, Repository, Service, ServiceChange, ServiceName, ServiceRemoval, SourceRepo,
     Timestamp,
@@ -112,6 +114,10 @@ pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
         parse_yaml(text, file)?
     };
     let mut rows: Vec<ImportRow> = Vec::new();
+    // Name → its row, image → its row: duplicates are found in one pass, so a 20,000-row
+    // table does not take 20,000² comparisons.
+    let mut by_name: HashMap<ServiceName, usize> = HashMap::new();
+    let mut by_image: HashMap<Repository, usize> = HashMap::new();
     for (line, r) in raw {
         let err = |e: lineage_model::ParseError| Error::Import {
             file: file.to_string(),
@@ -144,7 +150,7 @@ pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
             images,
             name,
         };
-        if let Some(prev) = rows.iter().find(|p| p.service.name == service.name) {
+        if let Some(prev) = by_name.get(&service.name).map(|&i| &rows[i]) {
             return Err(Error::Import {
                 file: file.to_string(),
                 line,
@@ -156,7 +162,7 @@ pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
             });
         }
         for image in &service.images {
-            if let Some(prev) = rows.iter().find(|p| p.service.images.contains(image)) {
+            if let Some(prev) = by_image.get(image).map(|&i| &rows[i]) {
                 return Err(Error::Import {
                     file: file.to_string(),
                     line,
@@ -167,6 +173,10 @@ pub fn parse_import(text: &str, file: &str) -> Result<Vec<ImportRow>, Error> {
                     hint: "an image repository belongs to one service".into(),
                 });
             }
+        }
+        by_name.insert(service.name.clone(), rows.len());
+        for image in &service.images {
+            by_image.insert(image.clone(), rows.len());
         }
         rows.push(ImportRow { line, service });
     }
@@ -361,7 +371,59 @@ struct RawRow {
     emergency_approver: Option<String>,
 }
 
+/// How deep a service table may nest: it needs 3 levels (`services:`, a row, its `images`).
+const MAX_YAML_DEPTH: usize = 16;
+
+/// Refuses YAML nested deeper than [`MAX_YAML_DEPTH`] before the YAML parser sees it: a small
+/// file of nested brackets or dashes costs the parser seconds of CPU to reject.
+fn check_yaml_depth(text: &str, file: &str) -> Result<(), Error> {
+    let too_deep = |line: usize| {
+        Error::Import {
+        file: file.to_string(),
+        line,
+        message: format!("nests deeper than {MAX_YAML_DEPTH} levels"),
+        hint: "a service table is `services:` with a list of flat entries; nothing in it nests deeper than 3 levels".into(),
+    }
+    };
+    let mut brackets = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let mut rest = line.trim_start();
+        let mut dashes = 0;
+        while let Some(r) = rest
+            .strip_prefix('-')
+            .filter(|r| r.starts_with([' ', '\t']))
+        {
+            dashes += 1;
+            rest = r.trim_start();
+        }
+        // Two spaces per level is the narrowest YAML people write.
+        if indent / 2 + dashes > MAX_YAML_DEPTH * 2 {
+            return Err(too_deep(i + 1));
+        }
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    brackets += 1;
+                    if brackets > MAX_YAML_DEPTH {
+                        return Err(too_deep(i + 1));
+                    }
+                }
+                (None, ']' | '}') => brackets = brackets.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_yaml(text: &str, file: &str) -> Result<Vec<(usize, RawRow)>, Error> {
+    check_yaml_depth(text, file)?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Doc {

@@ -45,12 +45,14 @@ impl ParseError {
 /// Values longer than this are cut in messages; a 10 kB "tag" should not flood a terminal.
 const MAX_QUOTED: usize = 200;
 
+/// The value as quoted in a message: cut to [`MAX_QUOTED`] characters and made inert, so a
+/// refused value cannot drive the terminal that shows the refusal.
 fn shorten(value: &str) -> String {
     if value.chars().count() <= MAX_QUOTED {
-        return value.to_string();
+        return crate::inert(value).into_owned();
     }
     let cut: String = value.chars().take(MAX_QUOTED).collect();
-    format!("{cut}…")
+    format!("{}…", crate::inert(&cut))
 }
 
 impl fmt::Display for ParseError {

@@ -12,6 +12,7 @@ mod purl;
 mod records;
 mod reference;
 mod suggest;
+mod text;
 mod timestamp;
 
 pub use digest::{Algorithm, Digest, DigestQuery, MIN_DIGEST_PREFIX};
@@ -27,4 +28,5 @@ pub use records::{
 };
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use suggest::closest;
+pub use text::{check_free_text, inert, is_unsafe_char};
 pub use timestamp::Timestamp;

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CommitId, Digest, EnvName, Identity, Purl, Repository, ServiceName, SourceRepo, Tag, Timestamp,
+    CommitId, Digest, EnvName, Identity, ParseError, Purl, Repository, ServiceName, SourceRepo,
+    Tag, Timestamp,
 };
 
 /// One image build: what was produced, from what, and how.
@@ -46,6 +47,54 @@ pub struct BuildRecord {
 }
 
 impl BuildRecord {
+    /// The most bytes each free-text field may hold (`git_ref`; the CI run's `system`, `job`,
+    /// `run_id`, `url`; `platform`; the Dockerfile `path`).
+    pub fn free_text_limit(field: &str) -> usize {
+        match field {
+            "system" | "platform" => 64,
+            "run_id" => 128,
+            "git_ref" | "job" => 256,
+            "path" => 1024,
+            _ => 2048,
+        }
+    }
+
+    /// Refuses free text that is too long or could drive a terminal (see
+    /// [`crate::check_free_text`]). Every writer of builds calls this; reading a record never
+    /// does, so older records stay readable and are made inert when shown.
+    pub fn check_free_text(&self) -> Result<(), ParseError> {
+        let check = |field: &'static str, short: &str, value: Option<&str>| match value {
+            Some(v) => crate::check_free_text(field, v, Self::free_text_limit(short)),
+            None => Ok(()),
+        };
+        check("git_ref", "git_ref", self.git_ref.as_deref())?;
+        if let Some(ci) = &self.ci {
+            check("ci.system", "system", Some(&ci.system))?;
+            check("ci.job", "job", ci.job.as_deref())?;
+            check("ci.run_id", "run_id", ci.run_id.as_deref())?;
+            check("ci.url", "url", ci.url.as_deref())?;
+        }
+        check("platform", "platform", self.platform.as_deref())?;
+        if let Some(d) = &self.dockerfile {
+            check("dockerfile.path", "path", Some(&d.path))?;
+            if let Some(h) = &d.sha256 {
+                if h.len() != 64
+                    || !h
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
+                    return Err(ParseError::new(
+                        "dockerfile.sha256",
+                        h,
+                        "is not 64 lowercase hex characters",
+                        "give the SHA-256 of the Dockerfile, e.g. the output of `sha256sum Dockerfile`",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The base the final stage was built on, which is what runs underneath the app.
     pub fn final_base(&self) -> Option<&BaseImage> {
         self.bases

@@ -199,7 +199,14 @@ impl ImageRef {
             check_path_component(component).map_err(err)?;
         }
 
-        let mut registry = registry.to_ascii_lowercase();
+        // Host names are case-insensitive, so a registry is held in lowercase, unless only
+        // its capitals make it a registry (`MIRROR/library/debian`, as Docker splits it):
+        // lowercased, it would read back as a Docker Hub path, and the stored record would
+        // no longer parse to what was written (a false `log verify` alarm).
+        let mut registry = match registry.to_ascii_lowercase() {
+            lower if split_registry(&format!("{lower}/x")).0 == lower => lower,
+            _ => registry.to_string(),
+        };
         if registry == "index.docker.io" || registry == "registry-1.docker.io" {
             registry = DOCKER_HUB.to_string();
         }
@@ -534,5 +541,98 @@ mod tests {
         );
         let err = Repository::parse("nginx:1").unwrap_err();
         assert_eq!(err.hint, "write `docker.io/library/nginx`");
+    }
+
+    #[test]
+    fn a_registry_named_only_by_its_capitals_keeps_them() {
+        for input in ["MIRROR/library/debian:12", "TEAM/web"] {
+            let r = ImageRef::parse(input).unwrap();
+            assert_eq!(ImageRef::parse(&r.to_string()).unwrap(), r, "{input}");
+        }
+        assert_eq!(
+            ImageRef::parse("Mirror.Example.COM/x")
+                .unwrap()
+                .repository
+                .registry,
+            "mirror.example.com"
+        );
+        assert_eq!(
+            ImageRef::parse("LOCALHOST:5000/x")
+                .unwrap()
+                .repository
+                .registry,
+            "localhost:5000"
+        );
+    }
+
+    mod round_trip {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn registry() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(String::new()),
+                "[a-zA-Z]{1,6}",
+                "[a-zA-Z0-9-]{1,5}\\.[a-zA-Z]{2,3}",
+                "[a-z]{1,5}\\.[a-z]{2,3}:[1-9][0-9]{0,3}",
+                Just("localhost".to_string()),
+                Just("LocalHost:5000".to_string()),
+                Just("index.docker.io".to_string()),
+                Just("Docker.IO".to_string()),
+                Just("registry-1.docker.io".to_string()),
+                Just("127.0.0.1:5000".to_string()),
+                Just("[::1]:5000".to_string()),
+            ]
+        }
+
+        fn reference() -> impl Strategy<Value = String> {
+            (
+                registry(),
+                proptest::option::of(Just("library")),
+                proptest::collection::vec("[a-zA-Z0-9]{1,4}([._-][a-z0-9]{1,3})?", 1..4),
+                proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,8}"),
+                proptest::option::of("[0-9a-fA-F]{64}"),
+            )
+                .prop_map(|(registry, library, path, tag, digest)| {
+                    let mut s = String::new();
+                    if !registry.is_empty() {
+                        s.push_str(&registry);
+                        s.push('/');
+                    }
+                    if let Some(l) = library {
+                        s.push_str(l);
+                        s.push('/');
+                    }
+                    s.push_str(&path.join("/"));
+                    if let Some(t) = tag {
+                        s.push(':');
+                        s.push_str(&t);
+                    }
+                    if let Some(d) = digest {
+                        s.push_str("@sha256:");
+                        s.push_str(&d);
+                    }
+                    s
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// What is written (Display, JSON) parses back to the same value: `log verify`
+            /// rebuilds projections from the stored text, so any drift here is a false
+            /// tamper alarm.
+            #[test]
+            fn written_references_read_back_unchanged(input in reference()) {
+                if let Ok(r) = ImageRef::parse(&input) {
+                    let shown = r.to_string();
+                    prop_assert_eq!(&ImageRef::parse(&shown).unwrap(), &r, "{} -> {}", input, shown);
+                    let repo = Repository::parse(&r.repository.to_string()).unwrap();
+                    prop_assert_eq!(&repo, &r.repository);
+                    let json = serde_json::to_string(&r.repository).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<Repository>(&json).unwrap(), repo);
+                }
+            }
+        }
     }
 }

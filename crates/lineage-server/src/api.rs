@@ -291,7 +291,9 @@ async fn add_service(
     .await?;
     st.metrics.record_written("service");
     tracing::info!(service = %service.name, by = %token.identity(), "service added");
-    Ok(changed(&service, Some(index), "added"))
+    let mut response = changed(&service, Some(index), "added");
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -452,6 +452,17 @@ async fn bad_bodies_get_json_errors_and_too_large_gets_413() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["error"]["hint"].is_string(), "{v}");
+    // A service made is answered 201 Created, like every other record.
+    let (status, v) = call(
+        &w,
+        "POST",
+        "/api/v1/services",
+        Some(admin),
+        Some(json!({ "name": "fresh", "owner": "a@acme.dev" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["outcome"], "added", "{v}");
     let huge = json!({ "name": "x".repeat(100_000) });
     let (status, v) = call(
         &w,

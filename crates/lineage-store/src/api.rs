@@ -92,6 +92,10 @@ pub enum StoreError {
     /// when a signature was made by its entry's time; nothing was written.
     #[error("this write is dated `{given}`, before the ledger's last entry (recorded at `{last}`); recorded times never go backwards, so nothing was written")]
     RecordedBeforeLast { given: Timestamp, last: Timestamp },
+    /// The file system under an SQLite ledger failed (full, read-only, I/O error). Nothing
+    /// was written; on a full disk, reads still work.
+    #[error("the ledger's storage failed: {detail}")]
+    Io { detail: String },
     #[error("cannot create the ledger directory `{path}`: {source}")]
     CreateDir {
         path: String,

@@ -42,6 +42,16 @@ pub use sqlite::raw_connection;
 /// refused. PostgreSQL numbers its migrations separately ([`PG_SCHEMA_VERSION`]).
 pub const SCHEMA_VERSION: i64 = 5;
 
+/// Opens an existing store at `location` for a command that only reads. Like [`open`] without
+/// `create`, except that an SQLite ledger on a full disk is still read (see
+/// `SqliteStore::open_read`).
+pub fn open_read(location: &StoreLocation) -> Result<Box<dyn Store>, StoreError> {
+    match location {
+        StoreLocation::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open_read(path)?)),
+        StoreLocation::Postgres(pg) => Ok(Box::new(postgres::PgStore::open(pg, false)?)),
+    }
+}
+
 /// Opens the store at `location`, creating and migrating it if `create` is set.
 pub fn open(location: &StoreLocation, create: bool) -> Result<Box<dyn Store>, StoreError> {
     match location {

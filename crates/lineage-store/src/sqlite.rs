@@ -69,16 +69,18 @@ impl SqliteStore {
         if !exists && !create {
             return Err(StoreError::Missing(shown));
         }
-        if exists {
-            // Check what the file is before anything can write to it (even switching the
-            // journal mode writes).
-            check_file(path)?;
-        } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        if !exists {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            create_atomically(path)?;
         }
+        // Check what the file is before anything can write to it (even switching the
+        // journal mode writes).
+        check_file(path)?;
         let conn = Connection::open(path).map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
@@ -93,6 +95,58 @@ impl SqliteStore {
         store.migrate(&shown)?;
         store.frontier = load_frontier(&store.conn)?;
         Ok(store)
+    }
+
+    /// Opens an existing ledger for reading. When the normal open fails on the file system
+    /// (a full disk has no room for the `-shm` file a WAL read needs) and no write-ahead log
+    /// holds unmerged pages, the main file alone is the whole ledger, and it is read as
+    /// immutable: a full disk stops writes, never reads.
+    pub fn open_read(path: &Path) -> Result<SqliteStore, StoreError> {
+        match SqliteStore::open(path, false) {
+            Err(StoreError::Io { detail }) => {
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                let wal_empty = std::fs::metadata(Path::new(&wal)).map_or(true, |m| m.len() == 0);
+                if !wal_empty {
+                    return Err(StoreError::Io { detail });
+                }
+                SqliteStore::open_immutable(path).map_err(|_| StoreError::Io { detail })
+            }
+            other => other,
+        }
+    }
+
+    fn open_immutable(path: &Path) -> Result<SqliteStore, StoreError> {
+        let absolute = std::path::absolute(path).map_err(|e| StoreError::Io {
+            detail: e.to_string(),
+        })?;
+        let mut uri = String::from("file:");
+        for c in absolute.to_string_lossy().chars() {
+            match c {
+                '?' | '#' | '%' => uri.push_str(&format!("%{:02X}", c as u32)),
+                c => uri.push(c),
+            }
+        }
+        uri.push_str("?immutable=1");
+        let conn = Connection::open_with_flags(
+            &uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(backend)?;
+        let app: i64 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(backend)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        if app != APPLICATION_ID || version != SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "`{}` cannot be read as it stands (application_id {app}, schema {version})",
+                path.display()
+            )));
+        }
+        let frontier = load_frontier(&conn)?;
+        Ok(SqliteStore { conn, frontier })
     }
 
     fn migrate(&mut self, shown: &str) -> Result<(), StoreError> {
@@ -133,6 +187,78 @@ impl SqliteStore {
     }
 }
 
+/// Makes a new, fully migrated ledger at `path` without ever showing a partial one: it is
+/// built under a temporary name beside `path` and published with a hard link, which fails
+/// when a ledger is already there. A crash leaves no ledger (only a stray temporary file),
+/// and processes creating the same ledger at once all end up opening the one that won.
+fn create_atomically(path: &Path) -> Result<(), StoreError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp = path.with_file_name(format!(".{name}.{}.{nanos}.creating", std::process::id()));
+    let cleanup = |tmp: &Path| {
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut p = tmp.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(Path::new(&p));
+        }
+    };
+    let built = (|| {
+        // A rollback journal, not WAL, while building: when the last commit returns, the
+        // main file alone holds everything, so linking that one file publishes it whole.
+        let conn = Connection::open(&tmp).map_err(backend)?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(backend)?;
+        let mut store = SqliteStore {
+            conn,
+            frontier: Frontier::new(),
+        };
+        store.migrate(&path.display().to_string())?;
+        drop(store);
+        Ok::<(), StoreError>(())
+    })();
+    if let Err(e) = built {
+        cleanup(&tmp);
+        return Err(e);
+    }
+    let linked = std::fs::hard_link(&tmp, path).or_else(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            return Ok(());
+        }
+        // A file system without hard links: a rename, checked first (not atomic against
+        // a second creator, but never over an existing ledger we saw).
+        if path.exists() {
+            Ok(())
+        } else {
+            std::fs::rename(&tmp, path)
+        }
+    });
+    cleanup(&tmp);
+    linked.map_err(|e| {
+        StoreError::Backend(format!(
+            "cannot create the ledger `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::Backend(format!("cannot sync `{}`: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
 /// Refuses files that are not Lineage ledgers, or are from a newer Lineage, without writing.
 fn check_file(path: &Path) -> Result<(), StoreError> {
     let shown = path.display().to_string();
@@ -140,25 +266,41 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
         path: shown.clone(),
         detail: detail.to_string(),
     };
-    if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
-        return Ok(()); // An empty file is a new database.
+    match std::fs::metadata(path) {
+        // `/dev/null` would be "opened" as an empty database, with a journal beside it.
+        Ok(m) if !m.is_file() => {
+            return Err(not_lineage(
+                "it is not a regular file (a device, a FIFO or a directory)",
+            ))
+        }
+        Ok(m) if m.len() == 0 => return Ok(()), // An empty file is a new database.
+        _ => {}
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| not_lineage(&e.to_string()))?;
+    // An I/O failure (a full disk cannot hold the `-shm` file a read needs) is not a verdict
+    // on the file: only "not a database" is.
+    let judged = |e: rusqlite::Error| {
+        if is_io(&e) {
+            backend(e)
+        } else {
+            not_lineage(&e.to_string())
+        }
+    };
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(judged)?;
     let app: i64 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(|e| not_lineage(&e.to_string()))?;
+        .map_err(judged)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| not_lineage(&e.to_string()))?;
+        .map_err(judged)?;
     if app != APPLICATION_ID {
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(|e| not_lineage(&e.to_string()))?;
         if tables > 0 || app != 0 {
-            return Err(not_lineage(
-                "it is an SQLite database of another application",
-            ));
+            return Err(not_lineage(&format!(
+                "it is an SQLite database of another application (application_id {app}, {tables} tables)"
+            )));
         }
     }
     if version > SCHEMA_VERSION {
@@ -181,7 +323,21 @@ fn write_transaction(conn: &mut Connection) -> Result<Transaction<'_>, StoreErro
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
+    if is_io(&e) {
+        return StoreError::Io {
+            detail: e.to_string(),
+        };
+    }
     StoreError::Backend(e.to_string())
+}
+
+/// The file system failed, as opposed to the file not being a database.
+fn is_io(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(DiskFull | SystemIoFailure | CannotOpen | ReadOnly | PermissionDenied)
+    )
 }
 
 fn opt_str<T: ToString>(v: Option<&T>) -> String {

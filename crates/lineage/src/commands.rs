@@ -128,7 +128,10 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
 /// Opens the ledger for a command that only reads. Nothing opened this way is ever signed or
 /// written; commands that write use [`open_write`].
 pub fn open(s: &Settings, create: bool) -> Result<Box<dyn Store>, CliError> {
-    Ok(lineage_store::open(&s.store, create)?)
+    if create {
+        return Ok(lineage_store::open(&s.store, true)?);
+    }
+    Ok(lineage_store::open_read(&s.store)?)
 }
 
 /// Opens the ledger for a command that writes: the one way the binary writes to a ledger.
@@ -141,7 +144,7 @@ pub fn open_write(s: &Settings, create: bool) -> Result<crate::log::Writer, CliE
 
 fn parse_opt<T>(
     value: Option<&str>,
-    parse: fn(&str) -> Result<T, lineage_model::ParseError>,
+    parse: impl Fn(&str) -> Result<T, lineage_model::ParseError>,
     field: &'static str,
 ) -> Result<Option<T>, CliError> {
     value
@@ -156,16 +159,21 @@ fn flag_or_detected<T>(
     d: &ci::Detected,
     field: &'static str,
     flag: &'static str,
-    parse: fn(&str) -> Result<T, lineage_model::ParseError>,
+    parse: impl Fn(&str) -> Result<T, lineage_model::ParseError>,
 ) -> Result<Option<T>, CliError> {
     if flag_value.is_some() {
-        return parse_opt(flag_value.as_deref(), parse, flag);
+        return parse_opt(flag_value.as_deref(), &parse, flag);
     }
     let detected = match field {
         "commit" => &d.commit,
         "source_repo" => &d.source_repo,
         "builder" => &d.builder,
         "started_at" => &d.started_at,
+        "git_ref" => &d.git_ref,
+        "system" => &d.system,
+        "job" => &d.job,
+        "run_id" => &d.run_id,
+        "url" => &d.url,
         _ => return Ok(None),
     };
     let Some(value) = detected else {
@@ -296,21 +304,7 @@ const MAX_IMPORT_BYTES: u64 = 16 << 20;
 const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
 
 pub fn read_limited(path: &std::path::Path, limit: u64) -> Result<String, CliError> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| CliError::new(format!("cannot read `{shown}`: {e}"), "check the path"))?;
-    if meta.len() > limit {
-        return Err(CliError::new(
-            format!("`{shown}` is {} bytes; the limit is {limit}", meta.len()),
-            "check that it is the file you meant",
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(
-            format!("cannot read `{shown}`: {e}"),
-            "the file must be UTF-8 text",
-        )
-    })
+    crate::input::read_text(path, limit)
 }
 
 /// Builds a `BuildRecord` from flags, filling gaps from the CI environment. Flags win.
@@ -321,8 +315,6 @@ pub(crate) fn assemble_build(
 ) -> Result<(BuildRecord, Option<ci::Detected>), CliError> {
     let detected = ci::detect(&s.env);
     let d = detected.clone().unwrap_or_default();
-    let pick =
-        |flag: &Option<String>, found: &Option<String>| flag.clone().or_else(|| found.clone());
 
     let Some(image_arg) = &args.image else {
         return Err(CliError::new(
@@ -409,13 +401,24 @@ pub(crate) fn assemble_build(
     let commit = flag_or_detected(&args.commit, &d, "commit", "--commit", CommitId::parse)?;
     let source_repo = flag_or_detected(&args.repo, &d, "source_repo", "--repo", SourceRepo::parse)?;
     let builder = flag_or_detected(&args.builder, &d, "builder", "--builder", Identity::parse)?;
-    let ci_system = pick(&args.ci_system, &d.system);
-    let ci = ci_system.map(|system| CiRun {
-        system,
-        job: pick(&args.ci_job, &d.job),
-        run_id: pick(&args.ci_run_id, &d.run_id),
-        url: pick(&args.ci_url, &d.url),
-    });
+    // Free text, from a flag or the CI's variables, checked by the same function the core
+    // applies to every build (`BuildRecord::check_free_text`), but named by flag or variable.
+    let text = |flag_value: &Option<String>, field: &'static str, flag: &'static str| {
+        let max = lineage_model::BuildRecord::free_text_limit(field);
+        flag_or_detected(flag_value, &d, field, flag, |v| {
+            lineage_model::check_free_text("value", v, max).map(|()| v.to_string())
+        })
+    };
+    let git_ref = text(&args.branch, "git_ref", "--branch")?;
+    let ci = match text(&args.ci_system, "system", "--ci-system")? {
+        Some(system) => Some(CiRun {
+            system,
+            job: text(&args.ci_job, "job", "--ci-job")?,
+            run_id: text(&args.ci_run_id, "run_id", "--ci-run-id")?,
+            url: text(&args.ci_url, "url", "--ci-url")?,
+        }),
+        None => None,
+    };
     if let Some(p) = &args.platform {
         let parts: Vec<&str> = p.split('/').collect();
         let ok = (2..=3).contains(&parts.len())
@@ -452,7 +455,7 @@ pub(crate) fn assemble_build(
             tags,
             bases,
             source_repo,
-            git_ref: pick(&args.branch, &d.git_ref),
+            git_ref,
             commit,
             started_at: flag_or_detected(
                 &args.started_at,

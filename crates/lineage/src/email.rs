@@ -34,15 +34,6 @@ pub enum Security {
 /// The relay used when no `--smtp` is given: a local MTA.
 pub const DEFAULT_SMTP: &str = "smtp://localhost:25";
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Parses `smtp://[USER@]HOST[:PORT]` or `smtps://…`. A password in the URL is refused: it
 /// would show in process lists and shell history (LINEAGE_SMTP_PASSWORD carries it).
 pub fn parse_relay(url: &str) -> Result<Relay, CliError> {
@@ -79,7 +70,7 @@ pub fn parse_relay(url: &str) -> Result<Relay, CliError> {
     }
     let (security, default_port) = match scheme {
         "smtps" => (Security::ImplicitTls, 465),
-        "smtp" if is_loopback(host) => (Security::Plain, 25),
+        "smtp" if crate::registry::is_loopback(host) => (Security::Plain, 25),
         "smtp" => (Security::StartTls, 587),
         _ => return Err(bad("is neither smtp:// nor smtps://")),
     };

@@ -272,7 +272,7 @@ pub use crate::commands::read_limited;
 /// Opens the ledger for reading if it exists. A check never creates one: with no ledger
 /// there is simply no context (no exceptions, no other services).
 fn open_existing(s: &Settings) -> Result<Option<Box<dyn Store>>, CliError> {
-    match lineage_store::open(&s.store, false) {
+    match lineage_store::open_read(&s.store) {
         Ok(store) => Ok(Some(store)),
         Err(StoreError::Missing(_)) => Ok(None),
         Err(e) => Err(e.into()),

@@ -311,12 +311,11 @@ fn write_bundle(
     Ok(Outcome::Ok)
 }
 
+/// A key, checkpoint or proof: small files, read under a 4 MiB limit.
 fn read_file(path: &Path, what: &str) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(
-            format!("cannot read {what} `{}`: {e}", path.display()),
-            "check the path",
-        )
+    crate::input::read_text(path, 4 << 20).map_err(|mut e| {
+        e.message = format!("{what}: {}", e.message);
+        e
     })
 }
 

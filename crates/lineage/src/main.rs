@@ -10,6 +10,7 @@ mod email;
 mod freshness;
 mod gates;
 mod gates_admin;
+mod input;
 mod log;
 mod progress;
 mod registry;
@@ -190,9 +191,18 @@ fn print_error(format: Format, e: &CliError) {
             eprintln!("{body}");
         }
         Format::Human => {
-            eprintln!("error: {}", e.message);
+            // Messages quote input (a flag, a line of an import file); whatever slipped
+            // through unescaped is made inert here, line by line, so it cannot drive the
+            // terminal. Our own line breaks stay.
+            let shown = |text: &str| {
+                text.split('\n')
+                    .map(|line| lineage_model::inert(line).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            eprintln!("error: {}", shown(&e.message));
             if let Some(hint) = &e.hint {
-                eprintln!("  hint: {hint}");
+                eprintln!("  hint: {}", shown(hint));
             }
         }
     }

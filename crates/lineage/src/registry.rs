@@ -165,7 +165,9 @@ pub(crate) struct Connection {
     pub(crate) docker_config: String,
 }
 
-fn is_loopback(registry: &str) -> bool {
+/// `HOST[:PORT]` names this machine (`localhost`, `127.0.0.0/8`, `::1`): the one place that
+/// may be spoken to without TLS (registries, `--server`, the SMTP relay).
+pub(crate) fn is_loopback(registry: &str) -> bool {
     let host = if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else if registry.matches(':').count() > 1 {
@@ -550,7 +552,7 @@ pub fn fill_from_registry(mut args: BuildArgs, s: &Settings) -> Result<BuildArgs
 
 /// The bases the ledger knows with their layers, oldest first. No ledger: none.
 fn known_bases(s: &Settings) -> Result<Vec<BaseSeen>, CliError> {
-    let store = match lineage_store::open(&s.store, false) {
+    let store = match lineage_store::open_read(&s.store) {
         Ok(store) => store,
         Err(StoreError::Missing(_)) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),

@@ -9,7 +9,7 @@ use lineage_core::ci::Detected;
 use lineage_core::query::{AffectedReport, Placement, RunningReport, TraceReport};
 use lineage_core::record::RecordReport;
 use lineage_core::services::{ImportReport, ServiceReport};
-use lineage_model::{BuildRecord, Service};
+use lineage_model::{inert, BuildRecord, Service};
 use serde::Serialize;
 
 use crate::args::Format;
@@ -220,7 +220,7 @@ fn build_block(b: &BuildRecord, recorded_at: Option<lineage_model::Timestamp>) -
         out,
         "  source    {} @ {}, commit {}",
         or_none(b.source_repo.as_ref().map(|r| r.as_str())),
-        or_none(b.git_ref.as_deref()),
+        inert(or_none(b.git_ref.as_deref())),
         or_none(b.commit.as_ref().map(|c| c.as_str()))
     );
     let built = match (b.finished_at, recorded_at) {
@@ -234,24 +234,24 @@ fn build_block(b: &BuildRecord, recorded_at: Option<lineage_model::Timestamp>) -
         or_none(b.builder.as_ref().map(|i| i.as_str()))
     );
     if let Some(ci) = &b.ci {
-        let mut line = ci.system.clone();
+        let mut line = inert(&ci.system).into_owned();
         for part in [&ci.job, &ci.run_id, &ci.url].into_iter().flatten() {
             line.push(' ');
-            line.push_str(part);
+            line.push_str(&inert(part));
         }
         let _ = writeln!(out, "  ci        {line}");
     } else {
         let _ = writeln!(out, "  ci        (none: not built in CI)");
     }
     if let Some(p) = &b.platform {
-        let _ = writeln!(out, "  platform  {p}");
+        let _ = writeln!(out, "  platform  {}", inert(p));
     }
     if let Some(d) = &b.dockerfile {
         let _ = writeln!(
             out,
             "  docker    {} (sha256 {})",
-            d.path,
-            or_none(d.sha256.as_deref())
+            inert(&d.path),
+            inert(or_none(d.sha256.as_deref()))
         );
     }
     out
@@ -270,7 +270,7 @@ fn placement_line(p: &Placement, show_digest: bool) -> String {
         or_none(p.approved_by.as_deref())
     );
     if let Some(t) = &p.ticket {
-        let _ = write!(line, "  ticket {t}");
+        let _ = write!(line, "  ticket {}", inert(t));
     }
     if let Some(o) = &p.observed {
         let _ = write!(line, "  {}", o.phrase());

@@ -110,6 +110,9 @@ pub enum K8sCmd {
         /// Let pods start when the webhook cannot be reached (`Ignore`) instead of refusing.
         #[arg(long)]
         fail_open: bool,
+        /// Replace `ca.crt`, `tls.crt` and `tls.key` when they exist (the key is made anew, 0600).
+        #[arg(long)]
+        force: bool,
     },
     /// Print everything to run the server in a cluster: Deployment (two replicas, probes on
     /// /readyz and /healthz), Service, PodDisruptionBudget, NetworkPolicy, the settings as a
@@ -136,6 +139,9 @@ pub enum K8sCmd {
         /// Let pods start when no replica answers (`failurePolicy: Ignore`) instead of refusing.
         #[arg(long)]
         fail_open: bool,
+        /// Replace `ca.crt`, `tls.crt` and `tls.key` when they exist (the key is made anew, 0600).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -435,19 +441,21 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
 }
 
 pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
-    let (service_name, namespace, target_port, out_dir, fail_open, image) = match cmd {
+    let (service_name, namespace, target_port, out_dir, fail_open, force, image) = match cmd {
         K8sCmd::WebhookConfig {
             service_name,
             namespace,
             target_port,
             out_dir,
             fail_open,
+            force,
         } => (
             service_name,
             namespace,
             target_port,
             out_dir,
             fail_open,
+            force,
             None,
         ),
         K8sCmd::Manifests {
@@ -457,6 +465,7 @@ pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
             target_port,
             out_dir,
             fail_open,
+            force,
         } => {
             lineage_model::ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?;
             (
@@ -465,6 +474,7 @@ pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
                 target_port,
                 out_dir,
                 fail_open,
+                force,
                 Some(image),
             )
         }
@@ -504,26 +514,38 @@ pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
             "check `--out-dir`",
         )
     })?;
+    // Nothing is written over: an existing `tls.key` may be world-readable, and opening it
+    // would keep its mode. With `--force` the old files are removed and made anew.
+    let names = ["ca.crt", "tls.crt", "tls.key"];
+    let existing: Vec<String> = names
+        .iter()
+        .map(|n| out_dir.join(n))
+        .filter(|p| p.symlink_metadata().is_ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !existing.is_empty() && !force {
+        return Err(CliError::new(
+            format!(
+                "{} already exist(s); nothing was written",
+                existing.join(", ")
+            ),
+            "choose another `--out-dir`, or pass `--force` to replace them with a new CA and key",
+        ));
+    }
     let write = |name: &str, text: &str, private: bool| -> Result<PathBuf, CliError> {
         let path = out_dir.join(name);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+        if force {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CliError::new(
+                        format!("cannot replace `{}`: {e}", path.display()),
+                        "check `--out-dir`",
+                    ))
+                }
+                _ => {}
+            }
         }
-        let _ = private;
-        use std::io::Write;
-        options
-            .open(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| {
-                CliError::new(
-                    format!("cannot write `{}`: {e}", path.display()),
-                    "check `--out-dir`",
-                )
-            })?;
+        crate::verify::write_new_file(&path, text.as_bytes(), private)?;
         Ok(path)
     };
     write("ca.crt", &bundle.ca_pem, false)?;
@@ -829,6 +851,18 @@ impl Client {
                 format!("`--server {server}` is not an http(s) URL"),
                 "write e.g. `--server https://lineage.acme.dev`",
             ));
+        }
+        if let Some(rest) = base.strip_prefix("http://") {
+            let authority = rest.split('/').next().unwrap_or(rest);
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            if !crate::registry::is_loopback(host) {
+                return Err(CliError::new(
+                    format!(
+                        "`--server {server}` is plain http to `{host}`, which is not this machine: the API token would cross the network in clear"
+                    ),
+                    "use `https://`; plain `http://` is accepted only for loopback (`http://127.0.0.1:8080`)",
+                ));
+            }
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = ureq::tls::TlsConfig::builder()

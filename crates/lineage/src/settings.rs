@@ -202,9 +202,10 @@ fn load_config(
             (source, shown)
         }
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    // lineage.toml is small; 1 MiB is generous and keeps a wrong `--config /dev/zero` cheap.
+    let text = crate::input::read_text(&path, 1 << 20).map_err(|e| {
         CliError::new(
-            format!("cannot read settings file `{}`: {e}", path.display()),
+            format!("settings file: {}", e.message),
             "pass an existing file with `--config`, or remove the flag to use the defaults",
         )
     })?;

@@ -144,20 +144,7 @@ pub struct StatementSummary {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| CliError::new(format!("cannot read `{shown}`: {e}"), "check the path"))?;
-    if meta.len() > MAX_INPUT {
-        return Err(CliError::new(
-            format!(
-                "`{shown}` is {} bytes; the limit is {MAX_INPUT}",
-                meta.len()
-            ),
-            "pass the signature file, not the artifact",
-        ));
-    }
-    std::fs::read(path)
-        .map_err(|e| CliError::new(format!("cannot read `{shown}`: {e}"), "check the path"))
+    crate::input::read_bytes(path, MAX_INPUT)
 }
 
 fn load_keys(args: &VerifyArgs) -> Result<Vec<TrustedKey>, CliError> {
@@ -964,26 +951,33 @@ pub fn key(cmd: KeyCmd, s: &Settings) -> Result<Outcome, CliError> {
 
 /// Writes a private key readable by its owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    write_new_file(path, bytes, true)
+}
+
+/// Creates `path` (never over an existing file), writes `bytes` and syncs them; `private`
+/// files are made 0600 at creation, so there is no moment a key is readable by others.
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), CliError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    {
+    if private {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| {
-        CliError::new(
-            format!("cannot write `{}`: {e}", path.display()),
-            "check permissions",
-        )
-    })?;
+    let fail = |e: std::io::Error| {
+        let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            "it exists already; choose another path or remove it first"
+        } else {
+            "check permissions and free space"
+        };
+        CliError::new(format!("cannot write `{}`: {e}", path.display()), hint)
+    };
+    let mut file = options.open(path).map_err(fail)?;
     file.write_all(bytes)
         .and_then(|_| file.sync_all())
         .map_err(|e| {
-            CliError::new(
-                format!("cannot write `{}`: {e}", path.display()),
-                "check permissions",
-            )
+            let _ = std::fs::remove_file(path);
+            fail(e)
         })
 }

@@ -137,14 +137,12 @@ fn import(kind: Kind, args: ImportArgs, s: &Settings) -> Result<Outcome, CliErro
     let mut doc = if shown == "-" {
         sbom::read_document(std::io::stdin().lock(), "standard input", forced)?
     } else {
-        let f = std::fs::File::open(file).map_err(|e| {
-            CliError::new(
-                format!("cannot read `{shown}`: {e}"),
-                "check the path of the document",
-            )
-        })?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        sbom::check_size(&shown, len)?;
+        // Checked against the SBOM limit first, for its own wording; then opened through
+        // the one reader, which refuses devices and FIFOs and stops at the limit.
+        if let Ok(meta) = std::fs::metadata(file) {
+            sbom::check_size(&shown, meta.len())?;
+        }
+        let f = crate::input::open(file, sbom::MAX_DOCUMENT_BYTES)?;
         sbom::read_document(f, &shown, forced)?
     };
     let notes = std::mem::take(&mut doc.notes);
