@@ -30,15 +30,19 @@ pub fn open(path: &Path, limit: u64) -> Result<std::io::Take<File>, CliError> {
         ));
     }
     if meta.len() > limit {
-        return Err(too_large(&shown.to_string(), meta.len(), limit));
+        return Err(too_large(&shown.to_string(), Some(meta.len()), limit));
     }
     let file = File::open(path).map_err(cannot)?;
     Ok(file.take(limit + 1))
 }
 
-fn too_large(shown: &str, len: u64, limit: u64) -> CliError {
+fn too_large(shown: &str, size: Option<u64>, limit: u64) -> CliError {
+    let size = match size {
+        Some(n) => format!("{n} bytes"),
+        None => format!("more than {limit} bytes"),
+    };
     CliError::new(
-        format!("`{shown}` is {len} bytes or more; the limit for this input is {limit} bytes"),
+        format!("`{shown}` is {size}; the limit is {limit} bytes for this input"),
         "check that it is the file you meant",
     )
 }
@@ -54,11 +58,7 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
         )
     })?;
     if buf.len() as u64 > limit {
-        return Err(too_large(
-            &path.display().to_string(),
-            buf.len() as u64,
-            limit,
-        ));
+        return Err(too_large(&path.display().to_string(), None, limit));
     }
     Ok(buf)
 }
@@ -106,7 +106,7 @@ mod tests {
         std::fs::write(&f, vec![b'a'; 101]).unwrap();
         let e = read_text(&f, 100).unwrap_err();
         assert!(
-            e.message.contains("limit for this input is 100 bytes"),
+            e.message.contains("is 101 bytes; the limit is 100 bytes"),
             "{}",
             e.message
         );

@@ -314,7 +314,10 @@ fn write_bundle(
 /// A key, checkpoint or proof: small files, read under a 4 MiB limit.
 fn read_file(path: &Path, what: &str) -> Result<String, CliError> {
     crate::input::read_text(path, 4 << 20).map_err(|mut e| {
-        e.message = format!("{what}: {}", e.message);
+        e.message = match e.message.strip_prefix("cannot read ") {
+            Some(rest) => format!("cannot read {what} {rest}"),
+            None => format!("{what}: {}", e.message),
+        };
         e
     })
 }

@@ -406,7 +406,8 @@ fn k8s(job: &Job, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
         .args(["k8s"])
         .args(args)
-        .args(["--out-dir", "certs"])
+        // The test makes certificates more than once in one directory; replacing is explicit.
+        .args(["--out-dir", "certs", "--force"])
         .current_dir(job.dir.path())
         .env_clear()
         .env("LINEAGE_STORE", job.store())
