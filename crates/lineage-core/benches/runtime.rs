@@ -180,6 +180,7 @@ fn main() {
         new.finished_at = old.finished_at.map(|t| t.plus(time::Duration::days(3)));
         for env in &envs {
             records.push(Record::Deploy(DeployRecord {
+                config: Vec::new(),
                 service: new.service.clone(),
                 image: new.image.clone(),
                 digest: new.digest.clone(),

@@ -221,6 +221,7 @@ fn main() {
             dockerfile: None,
         };
         let deploy = DeployRecord {
+            config: Vec::new(),
             service: service_name(s),
             image: build.image.clone(),
             digest: d.clone(),

@@ -17,6 +17,30 @@ pub struct Config {
     pub production: Vec<EnvName>,
     /// `[vulns]`: how old a scan of a running production digest may be.
     pub vulns: crate::vulns::VulnsConfig,
+    /// `[promotion]`: the path a digest takes to production (rule D014); none when the
+    /// section is absent.
+    pub promotion: Option<Promotion>,
+}
+
+/// `[promotion]`: each environment on the path takes only digests that ran in the one before
+/// it, for at least its soak time, and (with `require_healthy`) were recorded healthy there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// In order; at least two environments, each once.
+    pub path: Vec<EnvName>,
+    /// Minutes a digest must have run in an environment before it may go to the next one.
+    pub soak_minutes: std::collections::BTreeMap<EnvName, u64>,
+    /// Whether the previous environment must have a `healthy` outcome recorded.
+    pub require_healthy: bool,
+}
+
+impl Promotion {
+    /// The environment a digest must come from to reach `env`, if `env` is on the path
+    /// after its first step.
+    pub fn previous(&self, env: &EnvName) -> Option<&EnvName> {
+        let i = self.path.iter().position(|e| e == env)?;
+        i.checked_sub(1).map(|p| &self.path[p])
+    }
 }
 
 impl Default for Config {
@@ -29,6 +53,7 @@ impl Default for Config {
             production: vec![environments[2].clone()],
             environments,
             vulns: crate::vulns::VulnsConfig::default(),
+            promotion: None,
         }
     }
 }
@@ -39,6 +64,19 @@ struct Raw {
     environments: Option<EnvironmentsSection>,
     #[serde(default)]
     vulns: Option<VulnsSection>,
+    #[serde(default)]
+    promotion: Option<PromotionSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromotionSection {
+    #[serde(default)]
+    path: Option<toml::Spanned<Vec<toml::Spanned<String>>>>,
+    #[serde(default)]
+    soak_minutes: std::collections::BTreeMap<toml::Spanned<String>, toml::Spanned<i64>>,
+    #[serde(default)]
+    require_healthy: bool,
 }
 
 #[derive(Deserialize)]
@@ -82,12 +120,107 @@ impl Config {
             }
             None => crate::vulns::VulnsConfig::default(),
         };
-        let Some(section) = raw.environments else {
-            return Ok(Config {
+        let promotion = raw.promotion;
+        let mut config = match raw.environments {
+            None => Config {
                 vulns,
                 ..Config::default()
-            });
+            },
+            Some(section) => Config::environments_from(section, vulns, text, file)?,
         };
+        if let Some(section) = promotion {
+            config.promotion = Some(config.promotion_from(section, text, file)?);
+        }
+        Ok(config)
+    }
+
+    /// `[promotion]`, checked against the configured environments.
+    fn promotion_from(
+        &self,
+        section: PromotionSection,
+        text: &str,
+        file: &str,
+    ) -> Result<Promotion, Error> {
+        let err = |span: std::ops::Range<usize>, message: String| {
+            let (line, col) = line_col(text, span.start);
+            Error::Config {
+                file: file.to_string(),
+                line,
+                col,
+                message,
+            }
+        };
+        let configured = |name: &toml::Spanned<String>| -> Result<EnvName, Error> {
+            let found = EnvName::parse(name.get_ref())
+                .ok()
+                .filter(|e| self.environments.contains(e));
+            found.ok_or_else(|| {
+                let names: Vec<&str> = self.environments.iter().map(|e| e.as_str()).collect();
+                err(
+                    name.span(),
+                    format!(
+                        "`{}` in `[promotion]` is not a configured environment (configured: {})",
+                        name.get_ref(),
+                        names.join(", ")
+                    ),
+                )
+            })
+        };
+        let path = match &section.path {
+            None => self.environments.clone(),
+            Some(list) => {
+                let mut path = Vec::new();
+                for name in list.get_ref() {
+                    let env = configured(name)?;
+                    if path.contains(&env) {
+                        return Err(err(
+                            name.span(),
+                            format!("`{env}` appears twice in `[promotion] path`: a path cannot go back to an environment (a cycle)"),
+                        ));
+                    }
+                    path.push(env);
+                }
+                if path.len() < 2 {
+                    return Err(err(
+                        list.span(),
+                        "`[promotion] path` needs at least two environments, e.g. `[\"staging\", \"production\"]`".into(),
+                    ));
+                }
+                path
+            }
+        };
+        let mut soak_minutes = std::collections::BTreeMap::new();
+        for (name, minutes) in &section.soak_minutes {
+            let env = configured(name)?;
+            if path.last() == Some(&env) || !path.contains(&env) {
+                return Err(err(
+                    name.span(),
+                    format!("`soak_minutes` names `{env}`, which promotes to no later environment on the path; a soak time belongs to an environment a digest leaves"),
+                ));
+            }
+            let m = *minutes.get_ref();
+            if !(0..=525_600).contains(&m) {
+                return Err(err(
+                    minutes.span(),
+                    format!("`soak_minutes` for `{env}` is {m}; give 0 to 525600 minutes (a year)"),
+                ));
+            }
+            soak_minutes.insert(env, m as u64);
+        }
+        Ok(Promotion {
+            path,
+            soak_minutes,
+            require_healthy: section.require_healthy,
+        })
+    }
+
+    fn environments_from(
+        section: EnvironmentsSection,
+        vulns: crate::vulns::VulnsConfig,
+        text: &str,
+        file: &str,
+    ) -> Result<Config, Error> {
+        let at = |span: std::ops::Range<usize>| line_col(text, span.start);
         let mut environments = Vec::new();
         for name in &section.names {
             let env = EnvName::parse(name.get_ref()).map_err(|e| {
@@ -150,6 +283,7 @@ impl Config {
             environments,
             production,
             vulns,
+            promotion: None,
         })
     }
 

@@ -128,6 +128,17 @@ const SCHEMA: &[Field] = &[
         name: "vulns",
         shape: Shape::Table(&[value("max_age")]),
     },
+    Field {
+        name: "promotion",
+        shape: Shape::Table(&[
+            value("path"),
+            Field {
+                name: "soak_minutes",
+                shape: Shape::Map(&Shape::Value),
+            },
+            value("require_healthy"),
+        ]),
+    },
 ];
 
 /// Checks every section and key name in `text` (the contents of `file`) against the schema.
@@ -442,7 +453,7 @@ observe = true
         );
         assert_eq!(
             check("environments = 1\nfoo = 2\n"),
-            Err("2:1: unknown top-level key `foo`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`, `[vulns]`".into())
+            Err("2:1: unknown top-level key `foo`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`, `[vulns]`, `[promotion]`".into())
         );
     }
 
@@ -463,7 +474,7 @@ observe = true
         );
         assert_eq!(
             check("[server]\nport = 1\n"),
-            Err("1:2: unknown section `[server]`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`, `[vulns]`".into())
+            Err("1:2: unknown section `[server]`; valid sections: `[environments]`, `[rules]`, `[allowlist]`, `[gates]`, `[exceptions]`, `[trust]`, `[log]`, `[registry]`, `[admission]`, `[vulns]`, `[promotion]`".into())
         );
     }
 

@@ -564,6 +564,7 @@ pub fn reconcile(
                     ticket: None,
                     at: now,
                     rollback: k == DriftKind::OlderThanRecorded,
+                    config: Vec::new(),
                 };
                 let mut proposal = Proposal {
                     kind: "deploy".into(),

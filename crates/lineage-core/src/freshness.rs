@@ -371,6 +371,9 @@ pub struct StaleRow {
     /// Whether a runtime source saw the digest running there; absent without observations.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<crate::observe::ObservedState>,
+    /// Set when the running digest was retired: it must not run at all, stale or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<crate::lifecycle::RetiredMark>,
 }
 
 /// A running digest whose staleness cannot be computed, and why.
@@ -595,6 +598,9 @@ pub fn stale(
             rebuilt: rebuilt_on(store, build, &history[0].digest, &deploy.env)?,
             ci_url: build.ci.as_ref().and_then(|c| c.url.clone()),
             observed,
+            retired: crate::lifecycle::retirement(store, &deploy.digest)?
+                .as_ref()
+                .map(crate::lifecycle::RetiredMark::of),
         });
     }
     let rank = |env: &str| {

@@ -13,8 +13,9 @@
 
 use lineage_attest::TrustPolicy;
 use lineage_model::{
-    Approval, Attestation, BuildRecord, CheckResult, DeployRecord, Digest, EnvName, Identity,
-    ImageRef, Record, Repository, Retirement, Service, ServiceName, SourceRepo, Tag, Timestamp,
+    Approval, Attestation, BuildRecord, CheckResult, DeployOutcome, DeployRecord, Digest, EnvName,
+    Identity, ImageRef, Record, Repository, Retirement, Service, ServiceName, SourceRepo, Tag,
+    Timestamp,
 };
 use lineage_policy::{
     Approvals, BuildContext, BuildFacts, DeployFacts, Evaluation, Exception, Policies,
@@ -101,6 +102,8 @@ pub struct DigestFacts {
     pub deploys: Vec<DeployRecord>,
     /// The final base and since when a newer digest of its tag has been seen.
     pub stale_base: Option<(String, Timestamp)>,
+    /// Recorded outcomes of the digest, oldest first, every environment.
+    pub outcomes: Vec<DeployOutcome>,
 }
 
 impl DigestFacts {
@@ -153,6 +156,27 @@ pub fn digest_facts(
         })
         .collect();
     let deploys = store.deploys_of_digest(digest)?;
+    // Outcomes are filed under their service: the build's, else the deploys'.
+    let mut services: Vec<String> = build
+        .iter()
+        .map(|b| b.service.to_string())
+        .chain(deploys.iter().map(|d| d.service.to_string()))
+        .collect();
+    services.sort();
+    services.dedup();
+    let mut outcomes = Vec::new();
+    for service in &services {
+        outcomes.extend(
+            store
+                .facts("outcome", Some(service))?
+                .into_iter()
+                .filter_map(|e| match e.record {
+                    Record::Outcome(o) if o.digest == *digest => Some(o),
+                    _ => None,
+                }),
+        );
+    }
+    outcomes.sort_by_key(|o| o.at);
     let stale_base = match build.as_ref().and_then(|b| b.final_base()) {
         Some(base) => match (&base.tag, &base.digest) {
             (Some(tag), Some(d)) => {
@@ -170,6 +194,7 @@ pub fn digest_facts(
         approvals,
         deploys,
         stale_base,
+        outcomes,
     })
 }
 
@@ -393,6 +418,11 @@ pub fn deploy_facts(
         .filter(|d| d.env.as_str() == "staging")
         .map(|d| d.at)
         .min();
+    if let (Some(env), Some(promotion)) = (&env, &setup.config.promotion) {
+        facts.promotion = promotion
+            .previous(env)
+            .map(|from| promotion_facts(promotion, &known, from, env, now));
+    }
     facts.stale_base = known.stale_base.as_ref().map(|(base, since)| StaleBase {
         base: base.clone(),
         since: *since,
@@ -400,6 +430,36 @@ pub fn deploy_facts(
     });
     facts.build = known.build;
     Ok(facts)
+}
+
+/// Where a digest stands on the promotion path before going to `to` (rule D014).
+fn promotion_facts(
+    promotion: &crate::config::Promotion,
+    known: &DigestFacts,
+    from: &EnvName,
+    to: &EnvName,
+    now: Timestamp,
+) -> lineage_policy::PromotionFacts {
+    let reached_at = known
+        .deploys
+        .iter()
+        .filter(|d| d.env == *from)
+        .map(|d| d.at)
+        .min();
+    lineage_policy::PromotionFacts {
+        from: from.to_string(),
+        reached_at,
+        soaked_minutes: reached_at.map(|at| (now.unix() - at.unix()).max(0) / 60),
+        soak_minutes: promotion.soak_minutes.get(from).copied().unwrap_or(0),
+        outcome: known
+            .outcomes
+            .iter()
+            .rev()
+            .find(|o| o.env == *from)
+            .map(|o| o.status.as_str().to_string()),
+        require_healthy: promotion.require_healthy,
+        ran_in_target: known.deploys.iter().any(|d| d.env == *to),
+    }
 }
 
 /// The whole deploy gate over a ledger: facts, built-in rules, Rego, exceptions.

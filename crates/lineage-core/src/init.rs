@@ -217,6 +217,15 @@ stale_base_days = 30
 # The longest an exception (`lineage exception add`) may run.
 max_days = 90
 
+[promotion]
+# Rule D014: a digest reaches each environment only after running in the one before it
+# (`lineage promote IMAGE@DIGEST --to ENV`). Waive it with an exception for a hotfix.
+path = ["dev", "staging", "production"]
+# Minutes a digest must run in an environment before the next one, e.g. {{ staging = 60 }}.
+soak_minutes = {{}}
+# Require a `healthy` outcome (`lineage deploy outcome`) at each step first.
+require_healthy = false
+
 # [log]
 # The tamper-evident log's key. Default: log.key beside an SQLite ledger. Required for
 # PostgreSQL, e.g. a mounted secret:

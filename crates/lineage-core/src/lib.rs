@@ -16,6 +16,7 @@ pub mod freshness;
 pub mod gate;
 pub mod init;
 pub mod ledger_log;
+pub mod lifecycle;
 pub mod observe;
 pub mod placements;
 pub mod provenance;
@@ -25,7 +26,7 @@ pub mod sbom;
 pub mod services;
 pub mod vulns;
 
-pub use config::{closest, line_col, Config, DEFAULT_ENVIRONMENTS};
+pub use config::{closest, line_col, Config, Promotion, DEFAULT_ENVIRONMENTS};
 pub use config_keys::check_keys;
 pub use config_source::{ConfigHow, ConfigSource, CONFIG_FILE, POLICY_DIR};
 pub use error::{Error, FieldDiff};

@@ -81,6 +81,41 @@ pub struct Placement {
     /// observations at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<ObservedState>,
+    /// The release, when the deploy recorded its configuration (`deploy record --config-file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The newest outcome recorded for this placement (`lineage deploy outcome`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<crate::lifecycle::OutcomeMark>,
+    /// Set when the running digest was retired: it runs though it must not be deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<crate::lifecycle::RetiredMark>,
+}
+
+/// Adds each placement's outcome and retirement (when the ledger holds any).
+pub(crate) fn mark(
+    store: &dyn Store,
+    service: &ServiceName,
+    list: &mut [Placement],
+) -> Result<(), Error> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    let outcomes = crate::lifecycle::outcomes(store, service)?;
+    for p in list.iter_mut() {
+        let (Ok(env), Ok(digest)) = (EnvName::parse(&p.env), Digest::parse(&p.digest)) else {
+            continue;
+        };
+        p.outcome = outcomes
+            .iter()
+            .rev()
+            .find(|o| o.env == env && o.digest == digest && o.at >= p.since)
+            .map(crate::lifecycle::OutcomeMark::of);
+        p.retired = crate::lifecycle::retirement(store, &digest)?
+            .as_ref()
+            .map(crate::lifecycle::RetiredMark::of);
+    }
+    Ok(())
 }
 
 impl Placement {
@@ -98,6 +133,10 @@ impl Placement {
                 .and_then(|b| b.digest.as_ref())
                 .map(|d| d.to_string()),
             observed: None,
+            release: (!deploy.config.is_empty())
+                .then(|| crate::lifecycle::release_id(&deploy.digest, &deploy.config)),
+            outcome: None,
+            retired: None,
         }
     }
 }
@@ -130,6 +169,12 @@ pub struct TraceReport {
     pub elsewhere: Vec<Placement>,
     /// Earlier builds of the service, newest first.
     pub previous: Vec<PreviousBuild>,
+    /// Set when this digest was retired (it must not be deployed; where it runs, it is flagged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<crate::lifecycle::RetiredMark>,
+    /// Tags given to this digest after its build was recorded (`lineage tag`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags_added: Vec<lineage_model::TagAdded>,
 }
 
 /// How many earlier builds `trace` lists.
@@ -174,6 +219,8 @@ pub fn trace_with(
     let truth = Truth::load(store, None, None, view.now)?;
     view.apply(truth.as_ref(), &mut running);
     view.apply(truth.as_ref(), &mut elsewhere);
+    mark(store, &service, &mut running)?;
+    mark(store, &service, &mut elsewhere)?;
     sort_placements(config, &mut running);
     sort_placements(config, &mut elsewhere);
     let previous = store
@@ -188,7 +235,13 @@ pub fn trace_with(
             finished_at: b.finished_at,
         })
         .collect();
+    let retired = crate::lifecycle::retirement(store, &digest)?
+        .as_ref()
+        .map(crate::lifecycle::RetiredMark::of);
+    let tags_added = crate::lifecycle::tags_added(store, &digest)?;
     Ok(Some(TraceReport {
+        retired,
+        tags_added,
         schema: 1,
         query: query.to_string(),
         service: service.to_string(),
@@ -254,8 +307,12 @@ fn resolve_trace_target(
         return Ok(by_digest(store, digest)?.map(|(s, i)| (s, digest.clone(), i)));
     }
     if let Some(tag) = &image.tag {
+        // A tag names the digest its newest record gave it: a build, or `lineage tag`.
+        let Some(digest) = crate::lifecycle::resolve_tag(store, &image.repository, tag)? else {
+            return Ok(None);
+        };
         return Ok(store
-            .build_by_tag(&image.repository, tag)?
+            .build(&digest)?
             .map(|b| (b.service, b.digest, b.image)));
     }
     match store.service_for_image(&image.repository)? {
@@ -558,6 +615,7 @@ pub fn affected_with(
             continue;
         }
         view.apply(truth.as_ref(), &mut running);
+        mark(store, &service, &mut running)?;
         services.push(AffectedService {
             service: service.to_string(),
             owners: Owners::of(store.service(&service)?.as_ref()),
@@ -632,6 +690,7 @@ pub fn running_with(
     for r in store.running(env, None)? {
         let mut placement = vec![Placement::of(&r.deploy, r.build.as_ref())];
         view.apply(truth.as_ref(), &mut placement);
+        mark(store, &r.deploy.service, &mut placement)?;
         let Some(placement) = placement.pop() else {
             continue;
         };

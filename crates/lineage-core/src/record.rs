@@ -1,7 +1,8 @@
 //! Recording builds and deploys.
 
 use lineage_model::{
-    BuildRecord, DeployRecord, Identity, ImageRef, Repository, Service, ServiceName, Timestamp,
+    BuildRecord, ConfigFile, DeployRecord, Identity, ImageRef, Repository, Service, ServiceName,
+    Timestamp,
 };
 use lineage_store::{BuildOutcome, Store};
 use serde::Serialize;
@@ -118,6 +119,8 @@ pub struct DeployInput {
     pub at: Timestamp,
     /// A deliberate rollback to an older build (rule D013 lets it pass).
     pub rollback: bool,
+    /// The configuration deployed with the image, by content (see [`ConfigFile`]).
+    pub config: Vec<ConfigFile>,
 }
 
 /// Resolves a deploy's service and environment into a record, writing nothing.
@@ -150,7 +153,48 @@ pub fn resolve_deploy(
         ticket: input.ticket,
         at: input.at,
         rollback: input.rollback,
+        config: checked_config(input.config)?,
     })
+}
+
+/// The configuration of a deploy, sorted by path: each path free text (no control
+/// characters, at most 1024 bytes), each hash 64 lowercase hex, each path once.
+fn checked_config(mut config: Vec<ConfigFile>) -> Result<Vec<ConfigFile>, Error> {
+    if config.len() > 64 {
+        return Err(Error::Invalid(
+            format!("{} configuration files on one deploy; at most 64 are kept", config.len()),
+            "pass the files that make the release (manifests, Helm values), or a digest of the rendered whole with `--config-digest`".into(),
+        ));
+    }
+    for c in &config {
+        lineage_model::check_free_text("config.path", &c.path, 1024)?;
+        if c.sha256.len() != 64
+            || !c
+                .sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(Error::Invalid(
+                format!(
+                    "config.sha256 `{}` of `{}` is not 64 lowercase hex characters",
+                    lineage_model::inert(&c.sha256),
+                    lineage_model::inert(&c.path)
+                ),
+                "give the SHA-256 of the file's bytes".into(),
+            ));
+        }
+    }
+    config.sort();
+    if let Some(w) = config.windows(2).find(|w| w[0].path == w[1].path) {
+        return Err(Error::Invalid(
+            format!(
+                "configuration file `{}` is given twice",
+                lineage_model::inert(&w[0].path)
+            ),
+            "name each file once".into(),
+        ));
+    }
+    Ok(config)
 }
 
 pub fn deploy(

@@ -1009,6 +1009,9 @@ pub fn affected(
         if running.is_empty() {
             continue;
         }
+        for r in running.iter_mut() {
+            crate::query::mark(store, &service, std::slice::from_mut(&mut r.placement))?;
+        }
         let mut placements: Vec<Placement> = running.iter().map(|r| r.placement.clone()).collect();
         sort_placements(config, &mut placements);
         running.sort_by_key(|r| placements.iter().position(|p| *p == r.placement));

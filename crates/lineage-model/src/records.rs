@@ -176,6 +176,9 @@ pub struct DeployRecord {
     /// --rollback`), so rule D013 does not hold it against them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
+    /// The configuration deployed with the image (`deploy record --config`), sorted by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<ConfigFile>,
 }
 
 /// A service and who answers for it.
@@ -361,6 +364,76 @@ pub struct PlacementEnd {
     pub at: Timestamp,
 }
 
+/// How a deploy turned out, as whoever watched it says (`lineage deploy outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeStatus {
+    Healthy,
+    Degraded,
+    Failed,
+}
+
+impl OutcomeStatus {
+    pub fn parse(input: &str) -> Result<OutcomeStatus, ParseError> {
+        match input {
+            "healthy" => Ok(OutcomeStatus::Healthy),
+            "degraded" => Ok(OutcomeStatus::Degraded),
+            "failed" => Ok(OutcomeStatus::Failed),
+            _ => Err(ParseError::new(
+                "status",
+                input,
+                "is not an outcome",
+                "write `healthy`, `degraded` or `failed`",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Healthy => "healthy",
+            OutcomeStatus::Degraded => "degraded",
+            OutcomeStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What followed the deploy of `digest` to `env`: health checks passed, or it degraded or
+/// failed. The newest outcome of a placement is its state; promotion reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployOutcome {
+    pub service: ServiceName,
+    pub env: EnvName,
+    pub digest: Digest,
+    pub status: OutcomeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// Tags given to a recorded build later (`lineage tag`): kept as a record, so the history
+/// says since when a tag pointed at a digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagAdded {
+    pub image: Repository,
+    pub digest: Digest,
+    pub tags: Vec<Tag>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+/// A configuration file deployed with an image (a manifest, Helm values), by content.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// As given (`k8s/api.yaml`), or `-` for a digest given without a file.
+    pub path: String,
+    /// Lowercase hex SHA-256 of the file's bytes.
+    pub sha256: String,
+}
+
 /// A service that was removed, or renamed to `renamed_to`. Its history stays in the ledger;
 /// its name and image repositories are free again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -526,6 +599,10 @@ pub enum Record {
     Observation(ObservationBatch),
     /// A software bill of materials or a scanner's findings for one image.
     Sbom(SbomImport),
+    /// How a deploy turned out.
+    Outcome(DeployOutcome),
+    /// Tags added to a recorded build.
+    Tag(TagAdded),
 }
 
 impl Record {
@@ -547,6 +624,8 @@ impl Record {
             Record::ServiceRemoved(_) => "service_removed",
             Record::Observation(_) => "observation",
             Record::Sbom(_) => "sbom",
+            Record::Outcome(_) => "outcome",
+            Record::Tag(_) => "tag",
         }
     }
 
@@ -570,6 +649,8 @@ impl Record {
             Record::ServiceRemoved(r) => Some(r.service.to_string()),
             Record::Observation(o) => Some(o.source.clone()),
             Record::Sbom(s) => Some(s.digest.to_string()),
+            Record::Outcome(o) => Some(o.service.to_string()),
+            Record::Tag(t) => Some(t.digest.to_string()),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The deploy gate: rules `D001`–`D013` over [`DeployFacts`].
+//! The deploy gate: rules `D001`–`D014` over [`DeployFacts`].
 
 use lineage_model::ImageRef;
 
@@ -36,6 +36,7 @@ pub fn evaluate_deploy(config: &PolicyConfig, facts: &DeployFacts) -> Report {
     provenance(&mut e, facts);
     base(&mut e, config, facts);
     older_than_running(&mut e, facts, env);
+    promotion(&mut e, facts, env);
 
     let mut report = Report::new(Gate::Deploy, subject(facts, &service, env));
     report.diagnostics = e.out;
@@ -375,6 +376,52 @@ fn older_than_running(e: &mut Emitter, facts: &DeployFacts, env: Option<&str>) {
             "deploy the current build, or record the rollback on purpose: `lineage deploy record --image {image} --env {where_} --by EMAIL --rollback`"
         ),
     );
+}
+
+/// D014: the target environment is on `[promotion] path` after its first step, and the
+/// digest did not run in the step before (or not for its soak time, or failed there, or was
+/// not recorded healthy when that is required). A digest that ran in the target before was
+/// promoted then.
+fn promotion(e: &mut Emitter, facts: &DeployFacts, env: Option<&str>) {
+    let Some(p) = &facts.promotion else {
+        return;
+    };
+    if p.ran_in_target {
+        return;
+    }
+    let image = facts.image.as_deref().unwrap_or("<image>");
+    let to = env.unwrap_or("this environment");
+    let from = &p.from;
+    let promote = format!("lineage promote {image} --to {from}");
+    let (message, hint) = match (p.reached_at, p.soaked_minutes) {
+        (None, _) => (
+            format!("image `{image}` never ran in `{from}`, the step before `{to}` on the promotion path"),
+            format!("deploy it to `{from}` first (`{promote}`), and promote it once it has run there"),
+        ),
+        (Some(at), Some(soaked)) if soaked < p.soak_minutes as i64 => (
+            format!(
+                "image `{image}` has run in `{from}` for {soaked} of the {} minutes it must soak there before `{to}` (since {at})",
+                p.soak_minutes
+            ),
+            format!("wait {} more minutes, or waive D014 with an exception if this cannot wait", p.soak_minutes as i64 - soaked),
+        ),
+        _ => match p.outcome.as_deref() {
+            Some("failed") => (
+                format!("image `{image}` failed in `{from}` (its newest outcome there), so it does not go on to `{to}`"),
+                format!("fix it and build again; `lineage history SERVICE --env {from}` shows what happened"),
+            ),
+            Some("healthy") => return,
+            other if p.require_healthy => (
+                format!(
+                    "image `{image}` has no healthy outcome in `{from}` ({}), and `[promotion] require_healthy` asks for one before `{to}`",
+                    other.map_or("none recorded".to_string(), |o| format!("newest: {o}"))
+                ),
+                format!("record it once it is: `lineage deploy outcome --service SERVICE --env {from} --status healthy`"),
+            ),
+            _ => return,
+        },
+    };
+    e.emit(RuleId::PromotionSkipped, message, hint);
 }
 
 fn digest_of(facts: &DeployFacts) -> String {

@@ -201,6 +201,30 @@ pub struct DeployFacts {
     /// The deployer declares this deploy a rollback (`deploy record --rollback`).
     #[serde(default)]
     pub rollback: bool,
+    /// Where the digest stands on `[promotion] path`, when the target environment is on it
+    /// after its first step (rule D014).
+    #[serde(default)]
+    pub promotion: Option<PromotionFacts>,
+}
+
+/// What rule D014 needs: the environment a digest must come from, and how it did there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionFacts {
+    /// The previous environment on the path.
+    pub from: String,
+    /// When the digest was first deployed there; `None`: never.
+    pub reached_at: Option<Timestamp>,
+    /// Whole minutes since `reached_at` at the time of the check.
+    pub soaked_minutes: Option<i64>,
+    /// The soak time required there.
+    pub soak_minutes: u64,
+    /// The newest recorded outcome of the digest there (`healthy`, `degraded`, `failed`).
+    pub outcome: Option<String>,
+    /// Whether `[promotion] require_healthy` is set.
+    pub require_healthy: bool,
+    /// The digest ran in the target environment before: it was promoted then, and going
+    /// back to it (a rollback) needs no new promotion.
+    pub ran_in_target: bool,
 }
 
 /// The digest recorded as running where a deploy goes, for rule D013.

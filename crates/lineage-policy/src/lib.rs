@@ -33,7 +33,8 @@ pub use config::{
 pub use dockerfile::{parse_dockerfile, parse_dockerfile_with_args, Dockerfile};
 pub use exception::{apply_exceptions, Exception};
 pub use facts::{
-    BaseFacts, BuildContext, BuildFacts, DeployFacts, RunningDigest, SignatureStatus, StaleBase,
+    BaseFacts, BuildContext, BuildFacts, DeployFacts, PromotionFacts, RunningDigest,
+    SignatureStatus, StaleBase,
 };
 pub use rego::{build_input, deploy_input, policy_test, Policies, RegoError, TestReport};
 pub use report::{Counts, Diagnostic, Level, Location, Origin, Report, Subject, Waiver};

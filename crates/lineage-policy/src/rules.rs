@@ -82,6 +82,7 @@ pub enum RuleId {
     BaseStale,
     DockerfileBaseMismatch,
     OlderThanRunning,
+    PromotionSkipped,
 }
 
 /// The static facts about a rule.
@@ -100,7 +101,7 @@ pub struct RuleInfo {
 
 impl RuleId {
     /// Every rule, in code order.
-    pub const ALL: [RuleId; 27] = [
+    pub const ALL: [RuleId; 28] = [
         RuleId::FinalDigestMissing,
         RuleId::BaseNameOrTagMissing,
         RuleId::BaseDigestMissing,
@@ -128,6 +129,7 @@ impl RuleId {
         RuleId::ImageRepositoryMismatch,
         RuleId::BaseStale,
         RuleId::OlderThanRunning,
+        RuleId::PromotionSkipped,
     ];
 
     pub fn info(self) -> RuleInfo {
@@ -375,6 +377,15 @@ impl RuleId {
                 "a hand-made `kubectl set image` to an older build quietly brings back what the newer build fixed, such as a vulnerable base",
                 Warn,
                 Warn,
+            ),
+            RuleId::PromotionSkipped => (
+                "D014",
+                "promotion-skipped",
+                Gate::Deploy,
+                "the digest did not run in the previous environment of `[promotion] path`, for its soak time, with a healthy outcome where required",
+                "an image that skipped staging, or left it before anyone could see it fail, reaches production untested",
+                Error,
+                Error,
             ),
         };
         RuleInfo {

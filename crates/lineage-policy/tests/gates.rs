@@ -117,6 +117,7 @@ fn full_deploy() -> DeployFacts {
         stale_base: None,
         running: None,
         rollback: false,
+        promotion: None,
     }
 }
 

@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lineage_core::gate::{self, Decision};
-use lineage_core::{ledger_log, placements, query, record, services, vulns};
+use lineage_core::{ledger_log, lifecycle, placements, query, record, services, vulns};
 use lineage_model::{
-    BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp,
+    BuildRecord, Digest, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo,
+    Timestamp,
 };
 use lineage_store::lineage_log::proof::ProofBundle;
 use serde::de::DeserializeOwned;
@@ -50,6 +51,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc { method: "patch", path: "/api/v1/services/{name}", scope: Some(Scope::Admin), summary: "Change owners (`service set-owner`)", body: Some(owners_schema), query: &[] },
     RouteDoc { method: "post", path: "/api/v1/builds", scope: Some(Scope::BuildWrite), summary: "Record a build (`build record`) after the build gate; 422 with the gate report when refused. The body is a build record (`service` optional) plus optional `gate` options", body: Some(build_schema), query: &[] },
     RouteDoc { method: "post", path: "/api/v1/deploys", scope: Some(Scope::DeployWrite), summary: "Record a deploy (`deploy record`) after the deploy gate; 422 with the gate report when refused. `by` defaults to the token's identity; another identity needs `act-as`", body: Some(deploy_schema), query: &[] },
+    RouteDoc { method: "post", path: "/api/v1/outcomes", scope: Some(Scope::DeployWrite), summary: "Record how a deploy turned out (`deploy outcome`): `healthy`, `degraded` or `failed`, for what runs there (or `digest`). `by` defaults to the token's identity; another identity needs `act-as`. 404 with `found: false` when nothing runs there", body: Some(outcome_schema), query: &[] },
     RouteDoc { method: "post", path: "/api/v1/deploys/end", scope: Some(Scope::DeployWrite), summary: "End a placement (`deploy end`): the service no longer runs in the environment. `by` defaults to the token's identity; another identity needs `act-as`. 404 with `found: false` when nothing is recorded as running there", body: Some(deploy_end_schema), query: &[] },
     RouteDoc { method: "post", path: "/api/v1/approvals", scope: Some(Scope::Approve), summary: "Record an approval of a digest for an environment (`approve`), as the token's identity", body: Some(approval_schema), query: &[] },
     RouteDoc { method: "get", path: "/api/v1/trace/{target}", scope: Some(Scope::Read), summary: "One image, digest or service on one screen (`trace`); 404 with `found: false` when nothing matches", body: None, query: &[("observed_only", false)] },
@@ -73,6 +75,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/builds", post(record_build))
         .route("/api/v1/deploys", post(record_deploy))
         .route("/api/v1/deploys/end", post(end_deploy))
+        .route("/api/v1/outcomes", post(record_outcome))
         .route("/api/v1/drift", get(drift))
         .route("/api/v1/approvals", post(record_approval))
         .route("/api/v1/trace/{*target}", get(trace))
@@ -203,7 +206,19 @@ fn deploy_schema() -> Value {
         "image": { "type": "string", "description": "`REPOSITORY@sha256:…`" }, "env": { "type": "string" },
         "by": identity_schema(), "approved_by": identity_schema(), "ticket": { "type": "string" },
         "at": { "type": "string", "format": "date-time" },
-        "rollback": { "type": "boolean", "description": "a deliberate rollback to an older build (rule D013)" } } })
+        "rollback": { "type": "boolean", "description": "a deliberate rollback to an older build (rule D013)" },
+        "config": { "type": "array", "maxItems": 64, "description": "configuration deployed with the image (manifests, Helm values), by content; with the digest it makes the release",
+            "items": { "type": "object", "additionalProperties": false, "required": ["path", "sha256"], "properties": {
+                "path": { "type": "string", "maxLength": 1024 }, "sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$" } } } } } })
+}
+
+fn outcome_schema() -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": ["service", "env", "status"], "properties": {
+        "service": { "type": "string" }, "env": { "type": "string" },
+        "status": { "type": "string", "enum": ["healthy", "degraded", "failed"] },
+        "digest": { "type": "string", "description": "the digest the outcome is about (default: the one running there)" },
+        "detail": { "type": "string", "maxLength": 1000 }, "by": identity_schema(),
+        "at": { "type": "string", "format": "date-time" } } })
 }
 
 fn deploy_end_schema() -> Value {
@@ -491,6 +506,9 @@ struct DeployBody {
     at: Option<String>,
     #[serde(default)]
     rollback: bool,
+    /// The configuration deployed with the image: `[{"path": …, "sha256": …}]`.
+    #[serde(default)]
+    config: Vec<lineage_model::ConfigFile>,
 }
 
 /// The identity a write acts as: the token's own, or the one the body names when the token
@@ -531,6 +549,7 @@ async fn record_deploy(
         ticket: b.ticket,
         at: opt(b.at.as_deref(), Timestamp::parse, "at")?.unwrap_or_else(|| st.now()),
         rollback: b.rollback,
+        config: b.config,
     };
     let recorded_by = token.identity();
     let s = st.clone();
@@ -606,6 +625,62 @@ async fn end_deploy(
     };
     st.metrics.record_written("deploy_end");
     tracing::info!(service = %report.service, env = %report.env, by = %report.by, "placement ended");
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeBody {
+    service: String,
+    env: String,
+    status: String,
+    digest: Option<String>,
+    detail: Option<String>,
+    /// Who saw it; the token's identity when absent. Another identity needs `act-as`.
+    by: Option<String>,
+    at: Option<String>,
+}
+
+/// `POST /api/v1/outcomes`: how a deploy turned out (`deploy outcome`).
+async fn record_outcome(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = st.authorize(&headers, Scope::DeployWrite)?;
+    let b: OutcomeBody = parse_body(body)?;
+    let input = lifecycle::OutcomeInput {
+        service: ServiceName::parse(&b.service).map_err(|e| e.in_field("service"))?,
+        env: b.env,
+        status: lineage_model::OutcomeStatus::parse(&b.status).map_err(|e| e.in_field("status"))?,
+        digest: opt(b.digest.as_deref(), Digest::parse, "digest")?,
+        detail: b.detail,
+        by: acting_as(&token, b.by.as_deref(), "by")?,
+        at: opt(b.at.as_deref(), Timestamp::parse, "at")?.unwrap_or_else(|| st.now()),
+    };
+    let recorded_by = token.identity();
+    let s = st.clone();
+    let (service, env) = (input.service.to_string(), input.env.clone());
+    let report = blocking(move || {
+        let now = s.now();
+        s.write(|store| {
+            Ok(lifecycle::record_outcome(
+                store,
+                &s.cfg.gate.config,
+                input,
+                Some(&recorded_by),
+                now,
+            )?)
+        })
+    })
+    .await?;
+    let Some(report) = report else {
+        return Ok(not_found(format!(
+            "nothing is recorded as running for `{service}` in `{env}`"
+        )));
+    };
+    st.metrics.record_written("outcome");
+    tracing::info!(service = %report.service, env = %report.env, status = %report.status, "outcome");
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 

@@ -21,8 +21,8 @@ use axum::routing::get;
 use axum::Router;
 use lineage_core::drift::{self, DriftOptions, DriftReport};
 use lineage_core::observe::{ObservedState, Truth};
-use lineage_core::{query, services, vulns};
-use lineage_model::{DeployRecord, EnvName, ServiceName};
+use lineage_core::{lifecycle, query, services, vulns};
+use lineage_model::{EnvName, ServiceName};
 use lineage_policy::SignatureStatus;
 use lineage_store::lineage_log::checkpoint::verify_checkpoint;
 use lineage_store::Store;
@@ -126,6 +126,26 @@ fn signature(s: &SignatureStatus) -> String {
         SignatureStatus::Untrusted { .. } => "<span class=\"bad\">untrusted</span>".into(),
         SignatureStatus::Unsigned => "<span class=\"bad\">unsigned</span>".into(),
         SignatureStatus::NotChecked => "<span class=\"muted\">not checked</span>".into(),
+    }
+}
+
+/// An outcome, coloured and in words: healthy, degraded, failed, or none recorded.
+fn outcome_html(outcome: Option<&lifecycle::OutcomeMark>) -> String {
+    match outcome {
+        None => "<span class=\"muted\">none recorded</span>".into(),
+        Some(o) => {
+            let class = match o.status.as_str() {
+                "healthy" => "ok",
+                "failed" => "bad",
+                _ => "warn",
+            };
+            let detail = o
+                .detail
+                .as_deref()
+                .map(|d| format!(" ({})", esc(d)))
+                .unwrap_or_default();
+            format!("<span class=\"{class}\">{}</span>{detail}", esc(&o.status))
+        }
     }
 }
 
@@ -341,17 +361,29 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
     }
     html.push_str("</tbody></table>");
     let truth = Truth::load(store, None, None, Some(st.now()))?;
-    html.push_str("<h2>Runs now</h2><table><thead><tr><th>Environment</th><th>Digest</th><th>Since</th><th>Deployed by</th><th>Observed</th></tr></thead><tbody>");
+    html.push_str("<h2>Runs now</h2><table><thead><tr><th>Environment</th><th>Digest</th><th>Since</th><th>Deployed by</th><th>Outcome</th><th>Observed</th></tr></thead><tbody>");
     let mut placements = store.running(None, Some(&name))?;
     placements.sort_by_key(|r| st.cfg.gate.config.env_rank(&r.deploy.env));
+    let outcomes = lifecycle::outcomes(store, &name)?;
     for r in &placements {
+        let retired = match lifecycle::retirement(store, &r.deploy.digest)? {
+            Some(x) => format!(" <span class=\"bad\">RETIRED ({})</span>", esc(&x.reason)),
+            None => String::new(),
+        };
+        let outcome = outcomes
+            .iter()
+            .rev()
+            .find(|o| o.env == r.deploy.env && o.digest == r.deploy.digest && o.at >= r.deploy.at)
+            .map(lifecycle::OutcomeMark::of);
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(r.deploy.env.as_str()),
             short(&r.deploy.digest.to_string()),
+            retired,
             esc(&r.deploy.at.to_string()),
             esc(&r.deploy.by.to_string()),
+            outcome_html(outcome.as_ref()),
             match &truth {
                 Some(t) => observed(&t.state(&r.deploy.env, &r.deploy.digest)),
                 None => "<span class=\"muted\">no observations</span>".into(),
@@ -360,35 +392,46 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
     }
     if placements.is_empty() {
         html.push_str(
-            "<tr><td colspan=\"5\" class=\"muted\">not recorded as running anywhere</td></tr>",
+            "<tr><td colspan=\"6\" class=\"muted\">not recorded as running anywhere</td></tr>",
         );
     }
     html.push_str("</tbody></table>");
     if let Some(report) = drift_report(st, store)? {
         html.push_str(&drift_html(&report, Some(name.as_str())));
     }
-    let mut deploys: Vec<DeployRecord> = Vec::new();
-    let mut digests: Vec<_> = builds.iter().map(|b| b.digest.clone()).collect();
-    for r in store.running(None, Some(&name))? {
-        if !digests.contains(&r.deploy.digest) {
-            digests.push(r.deploy.digest.clone());
+    // The history is `lineage history`'s answer (one home), with what needs attention in
+    // words as well as colour.
+    let history = lifecycle::history(store, &st.cfg.gate.config, &name, None)?;
+    html.push_str("<h2>Deploy timeline</h2><table><thead><tr><th>When</th><th>Environment</th><th>Digest</th><th>State</th><th>Outcome</th><th>Deployed by</th><th>Approved by</th><th>Release</th></tr></thead><tbody>");
+    for row in history.iter().flat_map(|h| &h.rows) {
+        let state = match (row.state.as_str(), row.until) {
+            ("running", _) => "<span class=\"ok\">running</span>".to_string(),
+            (state, Some(until)) => format!("{} {}", esc(state), esc(&until.to_string())),
+            (state, None) => esc(state),
+        };
+        let mut marks = String::new();
+        if row.rollback {
+            marks.push_str(" <span class=\"warn\">rollback</span>");
         }
-    }
-    for d in &digests {
-        deploys.extend(store.deploys_of_digest(d)?);
-    }
-    deploys.sort_by_key(|d| std::cmp::Reverse(d.at));
-    html.push_str("<h2>Deploy timeline</h2><table><thead><tr><th>When</th><th>Environment</th><th>Digest</th><th>Deployed by</th><th>Approved by</th><th>Ticket</th></tr></thead><tbody>");
-    for d in &deploys {
+        if let Some(r) = &row.retired {
+            let _ = write!(
+                marks,
+                " <span class=\"bad\">RETIRED ({})</span>",
+                esc(&r.reason)
+            );
+        }
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&d.at.to_string()),
-            esc(d.env.as_str()),
-            short(&d.digest.to_string()),
-            esc(&d.by.to_string()),
-            or_dash(d.approved_by.as_ref().map(|a| a.to_string()).as_deref()),
-            or_dash(d.ticket.as_deref()),
+            "<tr><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            esc(&row.at.to_string()),
+            esc(&row.env),
+            short(&row.digest),
+            marks,
+            state,
+            outcome_html(row.outcome.as_ref()),
+            esc(&row.by),
+            or_dash(row.approved_by.as_deref()),
+            if row.config.is_empty() { "<span class=\"muted\">—</span>".to_string() } else { esc(&row.release) },
         );
     }
     html.push_str("</tbody></table><h2>Ownership history</h2><table><thead><tr><th>When</th><th>By</th><th>Field</th><th>Old</th><th>New</th></tr></thead><tbody>");

@@ -238,6 +238,10 @@ impl Index {
                 Record::Approval(a) => {
                     data.digests.remove(&a.digest);
                 }
+                // Promotion (D014) reads how a digest did in the previous environment.
+                Record::Outcome(o) => {
+                    data.digests.remove(&o.digest);
+                }
                 Record::Service(c) => {
                     data.services
                         .insert(c.service.name.clone(), c.service.clone());
@@ -262,11 +266,12 @@ impl Index {
                     services_changed = true;
                 }
                 // Ends were applied above; observations are not gate facts.
-                // Admission does not read SBOMs or scans either.
+                // Admission does not read SBOMs or scans, nor tags added later.
                 Record::LogKeyRotation(_)
                 | Record::DeployEnd(_)
                 | Record::Observation(_)
-                | Record::Sbom(_) => {}
+                | Record::Sbom(_)
+                | Record::Tag(_) => {}
             }
         }
         if services_changed {

@@ -115,6 +115,7 @@ fn world_full(mode: Mode, dashboard: DashboardConfig, extra: &str) -> World {
     record::deploy(
         s,
         DeployRecord {
+            config: Vec::new(),
             service: ServiceName::parse("api").unwrap(),
             image: Repository::parse("ghcr.io/acme/api").unwrap(),
             digest: digest('a'),
@@ -780,6 +781,7 @@ async fn index_sees_new_ledger_entries_and_revocations() {
     record::deploy(
         store.as_mut(),
         DeployRecord {
+            config: Vec::new(),
             service: ServiceName::parse("api").unwrap(),
             image: Repository::parse("ghcr.io/acme/api").unwrap(),
             digest: digest('7'),

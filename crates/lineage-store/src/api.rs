@@ -529,6 +529,12 @@ pub trait Store: Send {
     ) -> Result<Vec<(Digest, DigestRole)>, StoreError>;
     /// Every deploy of a digest, newest first.
     fn deploys_of_digest(&self, digest: &Digest) -> Result<Vec<DeployRecord>, StoreError>;
+    /// Every deploy of a service, optionally to one environment, newest first.
+    fn deploys_of_service(
+        &self,
+        service: &ServiceName,
+        env: Option<&EnvName>,
+    ) -> Result<Vec<DeployRecord>, StoreError>;
     /// The placements that run now (the `current` rows), optionally for one environment,
     /// ordered by service and environment.
     fn placements(&self, env: Option<&EnvName>) -> Result<Vec<PlacementRow>, StoreError>;

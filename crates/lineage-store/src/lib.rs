@@ -40,7 +40,7 @@ pub use sqlite::raw_connection;
 
 /// The SQLite schema version this build of Lineage writes. A store with a newer version is
 /// refused. PostgreSQL numbers its migrations separately ([`PG_SCHEMA_VERSION`]).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Opens an existing store at `location` for a command that only reads. Like [`open`] without
 /// `create`, except that an SQLite ledger on a full disk is still read (see

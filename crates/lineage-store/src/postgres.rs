@@ -41,7 +41,7 @@ use crate::api::{
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
-pub const PG_SCHEMA_VERSION: i64 = 4;
+pub const PG_SCHEMA_VERSION: i64 = 5;
 
 /// Append-only migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0002_autovacuum.sql"),
     include_str!("postgres/0004_runtime.sql"),
     include_str!("postgres/0005_sbom.sql"),
+    include_str!("postgres/0006_history.sql"),
 ];
 
 /// Advisory lock keys ("LNAG" and "LNAM"): the log sequencer and the migration lock.
@@ -1747,6 +1748,27 @@ impl Store for PgStore {
             &mut *c,
             "SELECT entry FROM deploys WHERE digest = $1 ORDER BY at DESC, entry DESC",
             &[(&digest.to_string(), Type::TEXT)],
+        )?;
+        let records = records_at(&mut *c, &found)?;
+        found
+            .iter()
+            .zip(records)
+            .map(|(&i, r)| expect_deploy(i, r))
+            .collect()
+    }
+
+    fn deploys_of_service(
+        &self,
+        service: &ServiceName,
+        env: Option<&EnvName>,
+    ) -> Result<Vec<DeployRecord>, StoreError> {
+        let mut c = self.conn()?;
+        let env = env.map(EnvName::as_str);
+        let found = indexes(
+            &mut *c,
+            "SELECT entry FROM deploys WHERE service = $1 AND ($2::text IS NULL OR env = $2)
+             ORDER BY at DESC, entry DESC",
+            &[(&service.as_str(), Type::TEXT), (&env, Type::TEXT)],
         )?;
         let records = records_at(&mut *c, &found)?;
         found

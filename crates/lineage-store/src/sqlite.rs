@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0003_facts.sql"),
     include_str!("sqlite/0004_runtime.sql"),
     include_str!("sqlite/0005_sbom.sql"),
+    include_str!("sqlite/0006_history.sql"),
 ];
 
 /// The projection tables `check_projections` rebuilds and compares, and the column that
@@ -1304,6 +1305,19 @@ impl Store for SqliteStore {
         let found = self.indexes(
             "SELECT entry FROM deploys WHERE digest = ?1 ORDER BY at DESC, entry DESC",
             &[&digest.to_string()],
+        )?;
+        found.into_iter().map(|i| self.deploy_at(i)).collect()
+    }
+
+    fn deploys_of_service(
+        &self,
+        service: &ServiceName,
+        env: Option<&EnvName>,
+    ) -> Result<Vec<DeployRecord>, StoreError> {
+        let found = self.indexes(
+            "SELECT entry FROM deploys WHERE service = ?1 AND (?2 IS NULL OR env = ?2)
+             ORDER BY at DESC, entry DESC",
+            &[&service.as_str(), &env.map(EnvName::as_str)],
         )?;
         found.into_iter().map(|i| self.deploy_at(i)).collect()
     }

@@ -165,6 +165,7 @@ fn build(name: &str, label: &str, base: &str, base_label: &str) -> BuildRecord {
 
 fn deploy(name: &str, label: &str, env: &str, at: &str) -> DeployRecord {
     DeployRecord {
+        config: Vec::new(),
         service: ServiceName::parse(name).unwrap(),
         image: Repository::parse(&format!("ghcr.io/acme/{name}")).unwrap(),
         digest: digest(label),
@@ -833,7 +834,7 @@ fn a_pre_log_ledger_is_hashed_on_upgrade() {
     // Tables of later versions go too.
     rusqlite_open(&path)
         .execute_batch(
-            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports;",
+            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service;",
         )
         .unwrap();
     let store = lineage_store::open(&location, false).unwrap();

@@ -191,6 +191,14 @@ pub enum Command {
         after_help = "Examples:\n  lineage affected --base python:3.12-slim\n  lineage affected --base docker.io/library/python@sha256:…\n  lineage affected --cve CVE-2024-5535\n  lineage affected --package 'openssl@<3.0.15'"
     )]
     Affected(crate::vulns::AffectedArgs),
+    /// Deploy a digest to the next environment on the promotion path, through the deploy gate.
+    Promote(crate::lifecycle::PromoteArgs),
+    /// Go back to the last known-good digest of a service in an environment.
+    Rollback(crate::lifecycle::RollbackArgs),
+    /// Every deploy of a service: where, when, by whom, how it turned out, until when.
+    History(crate::lifecycle::HistoryArgs),
+    /// Point tags at a recorded build.
+    Tag(crate::lifecycle::TagArgs),
     /// What runs in each environment now.
     #[command(
         after_help = "Examples:\n  lineage running\n  lineage running --env production --format json"
@@ -483,6 +491,9 @@ pub enum DeployCmd {
         /// A deliberate rollback to an older build (rule D013 lets it pass).
         #[arg(long)]
         rollback: bool,
+        /// `--config-file FILE`, `--config-digest [NAME=]DIGEST`: the release's configuration.
+        #[command(flatten)]
+        config: crate::lifecycle::ConfigArgs,
         /// `--output`, `--policy-dir` for the deploy gate this runs first.
         #[command(flatten)]
         check: crate::gates::CheckArgs,
@@ -496,6 +507,8 @@ pub enum DeployCmd {
     Check(crate::gates::DeployCheckArgs),
     /// Record that a service no longer runs in an environment.
     End(crate::runtime::EndArgs),
+    /// Record how a deploy turned out: healthy, degraded or failed.
+    Outcome(crate::lifecycle::OutcomeArgs),
 }
 
 /// The formats every command prints.
@@ -524,7 +537,9 @@ impl Command {
     pub fn formats(&self) -> &'static [FormatChoice] {
         match self {
             Command::Build(BuildCmd::Record(_) | BuildCmd::Check(_))
-            | Command::Deploy(DeployCmd::Record { .. } | DeployCmd::Check(_)) => GATE_FORMATS,
+            | Command::Deploy(DeployCmd::Record { .. } | DeployCmd::Check(_))
+            | Command::Promote(_)
+            | Command::Rollback(_) => GATE_FORMATS,
             Command::Report(_) => REPORT_FORMATS,
             _ => BASE_FORMATS,
         }

@@ -44,6 +44,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             ticket,
             at,
             rollback,
+            config,
             check,
             remote: _,
         }) => {
@@ -55,6 +56,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 ticket,
                 at: parse_opt(at.as_deref(), Timestamp::parse, "--at")?.unwrap_or(s.now),
                 rollback,
+                config: config.read()?,
             };
             let setup = crate::gates::setup(&check, s)?;
             // The deploy gate decides before anything is written; a refusal exits 1.
@@ -119,6 +121,11 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Observe(args) => crate::runtime::observe(args, s),
         Command::Drift(args) => crate::runtime::drift(args, s),
         Command::Deploy(DeployCmd::End(args)) => crate::runtime::end(args, s),
+        Command::Deploy(DeployCmd::Outcome(args)) => crate::lifecycle::outcome(args, s),
+        Command::Promote(args) => crate::lifecycle::promote(args, s),
+        Command::Rollback(args) => crate::lifecycle::rollback(args, s),
+        Command::History(args) => crate::lifecycle::history(args, s),
+        Command::Tag(args) => crate::lifecycle::tag(args, s),
         Command::Init(args) => crate::adopt::init(args, s),
         Command::Completions { shell } => Ok(crate::adopt::completions(shell)),
         Command::Man { out_dir } => crate::adopt::man(out_dir.as_deref()),

@@ -578,6 +578,11 @@ pub fn deploy_check(args: DeployCheckArgs, s: &Settings) -> Result<Outcome, CliE
     Ok(verdict(&report))
 }
 
+/// Prints a gate report the way `deploy check` does.
+pub fn show_report(setup: &Setup, report: &Report, s: &Settings) -> Result<(), CliError> {
+    emit(&setup.present, report, s, false)
+}
+
 /// `deploy record` on the local ledger.
 pub fn record_deploy(
     setup: &Setup,

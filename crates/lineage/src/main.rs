@@ -11,6 +11,7 @@ mod freshness;
 mod gates;
 mod gates_admin;
 mod input;
+mod lifecycle;
 mod log;
 mod progress;
 mod registry;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::args::Format;
 
-fn json<T: Serialize>(value: &T) {
+pub(crate) fn json<T: Serialize>(value: &T) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("reports serialise")
@@ -22,7 +22,7 @@ fn json<T: Serialize>(value: &T) {
 }
 
 /// `sha256:0123456789ab`: enough to tell digests apart on screen; JSON carries the full one.
-fn short(digest: &str) -> String {
+pub(crate) fn short(digest: &str) -> String {
     match digest.split_once(':') {
         Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
         _ => digest.to_string(),
@@ -275,6 +275,15 @@ fn placement_line(p: &Placement, show_digest: bool) -> String {
     if let Some(o) = &p.observed {
         let _ = write!(line, "  {}", o.phrase());
     }
+    if let Some(o) = &p.outcome {
+        let _ = write!(line, "  outcome {} ({})", o.status.to_uppercase(), o.at);
+    }
+    if let Some(r) = &p.release {
+        let _ = write!(line, "  release {r}");
+    }
+    if let Some(r) = &p.retired {
+        let _ = write!(line, "  RETIRED by {} ({})", r.by, inert(&r.reason));
+    }
     line
 }
 
@@ -415,10 +424,19 @@ pub fn running(format: Format, r: &RunningReport) {
         .iter()
         .map(|row| {
             let p = &row.placement;
+            // What needs attention stands next to the digest, in words.
+            let mut digest = short(&p.digest);
+            if let Some(o) = p.outcome.as_ref().filter(|o| o.status != "healthy") {
+                digest.push(' ');
+                digest.push_str(&o.status.to_uppercase());
+            }
+            if p.retired.is_some() {
+                digest.push_str(" RETIRED");
+            }
             [
                 row.service.clone(),
                 p.env.clone(),
-                short(&p.digest),
+                digest,
                 p.since.to_string(),
                 p.deployed_by.clone(),
                 or_none(p.approved_by.as_deref()).to_string(),

@@ -627,10 +627,12 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             ticket,
             at,
             rollback,
+            config,
             check,
             ..
         }) => {
             // Check what can be checked here, so bad input never reaches the server.
+            let config = config.read()?;
             ImageRef::parse(&image).map_err(|e| e.in_field("--image"))?;
             Identity::parse(&by).map_err(|e| e.in_field("--by"))?;
             if let Some(a) = &approved_by {
@@ -647,7 +649,7 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             let setup = crate::gates::setup(&check, s)?;
             let body = serde_json::json!({
                 "image": image, "env": env, "by": by, "approved_by": approved_by,
-                "ticket": ticket, "at": at, "rollback": rollback,
+                "ticket": ticket, "at": at, "rollback": rollback, "config": config,
             });
             let decision = match client.send("POST", "/api/v1/deploys", Some(&body))? {
                 Reply::Refused(report) => Decision::Refused {

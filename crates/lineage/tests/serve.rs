@@ -605,6 +605,23 @@ fn done_when_issue_8() {
         "{r}"
     );
 
+    // How the production deploy turned out, for the service page.
+    w.ok(
+        &[
+            "deploy",
+            "outcome",
+            "--service",
+            "api",
+            "--env",
+            "production",
+            "--status",
+            "degraded",
+            "--detail",
+            "p99 <up> 40%",
+        ],
+        &[],
+    );
+
     // The dashboard is private: without a token a browser is sent to the login page.
     assert_eq!(
         get_once(&format!("{url}/services/api")),
@@ -652,6 +669,9 @@ fn done_when_issue_8() {
         "1.8.0",
         "Deploy timeline",
         "Ownership history",
+        // The outcome, in words, with its detail shown as text (never as markup).
+        "degraded",
+        "(p99 <up> 40%)",
     ] {
         assert!(
             service.contains(want),
@@ -1366,6 +1386,162 @@ fn an_older_build_than_the_running_one_decides_alike_on_every_path() {
     // Nothing runs in production any more: `running` finds nothing (exit 1).
     let running = w.run(&["running", "--env", "production"], &[]);
     assert_eq!(running.code, 1, "{}", running.stdout);
+    let (code, log) = server.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+/// Rule D014 (promotion) decides alike locally, over `--server`, over the API and at
+/// admission: before the digest ran in staging, after it failed there, and once it was
+/// recorded healthy (the outcome recorded over `POST /api/v1/outcomes`).
+#[test]
+fn a_skipped_promotion_decides_alike_on_every_path() {
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::write(
+        w.dir.path().join("lineage.toml"),
+        "[gates]\napproval = \"off\"\n\n[admission]\nnamespaces = { prod = \"production\" }\n\n[promotion]\npath = [\"staging\", \"production\"]\n",
+    )
+    .unwrap();
+    w.ok(
+        &[
+            "service",
+            "add",
+            "api",
+            "--owner",
+            "priya@acme.dev",
+            "--image",
+            "ghcr.io/acme/api",
+        ],
+        &[],
+    );
+    let img = format!("ghcr.io/acme/api@sha256:{}", hex('a', 64));
+    let base = format!("python:3.12-slim@sha256:{}", hex('b', 64));
+    w.ok(
+        &[
+            "build",
+            "record",
+            "--image",
+            &img,
+            "--base",
+            &base,
+            "--base-pulled-at",
+            NOW,
+            "--repo",
+            "https://github.com/acme/api",
+            "--branch",
+            "main",
+            "--commit",
+            &hex('c', 40),
+            "--ci-system",
+            "github-actions",
+            "--ci-run-id",
+            "7",
+        ],
+        &[],
+    );
+    let token = w.ok(
+        &[
+            "--format",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "deployer",
+            "--scope",
+            "deploy:write",
+            "act-as",
+        ],
+        &[],
+    );
+    let token: Value = serde_json::from_str(&token.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let rules = vec![("D014".to_string(), "promotion-skipped".to_string())];
+    let server = Server::start(&w);
+    let url = server.url.clone();
+    let args = [
+        "--format",
+        "json",
+        "deploy",
+        "record",
+        "--image",
+        &img,
+        "--env",
+        "production",
+        "--by",
+        "jonas@acme.dev",
+        "-o",
+        GATE_REPORT,
+    ];
+    let refused_everywhere = |phase: &str| {
+        let local = Decided::of_cli(&w.run(&args, &[]), &w);
+        assert!(
+            !local.passed && local.errors.contains("D014"),
+            "{phase}: {local:?}"
+        );
+        let mut remote_args = args.to_vec();
+        remote_args.extend(["--server", url.as_str()]);
+        let remote = Decided::of_cli(&w.run(&remote_args, &[("LINEAGE_TOKEN", &token)]), &w);
+        assert_eq!(remote, local, "{phase}: --server differs");
+        let (status, body) = post(
+            &format!("{url}/api/v1/deploys"),
+            &token,
+            &json!({ "image": img, "env": "production", "by": "jonas@acme.dev" }),
+        );
+        assert_eq!(
+            Decided::of_api(status, &body),
+            local,
+            "{phase}: the API differs"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        let admission = Decided::of_admission(&admit(&url, "prod", &img), &rules);
+        assert_eq!(admission, local, "{phase}: admission differs");
+    };
+    refused_everywhere("never in staging");
+    w.ok(
+        &[
+            "deploy",
+            "record",
+            "--image",
+            &img,
+            "--env",
+            "staging",
+            "--by",
+            "jonas@acme.dev",
+        ],
+        &[],
+    );
+    let (status, body) = post(
+        &format!("{url}/api/v1/outcomes"),
+        &token,
+        &json!({ "service": "api", "env": "staging", "status": "failed", "detail": "5xx" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "failed", "{body}");
+    assert_eq!(body["digest"], format!("sha256:{}", hex('a', 64)), "{body}");
+    refused_everywhere("failed in staging");
+    w.ok(
+        &[
+            "deploy",
+            "outcome",
+            "--service",
+            "api",
+            "--env",
+            "staging",
+            "--status",
+            "healthy",
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(250));
+    let admission = Decided::of_admission(&admit(&url, "prod", &img), &rules);
+    assert!(admission.passed, "{admission:?}");
+    let (status, body) = post(
+        &format!("{url}/api/v1/deploys"),
+        &token,
+        &json!({ "image": img, "env": "production", "by": "jonas@acme.dev" }),
+    );
+    assert_eq!(status, 201, "{body}");
     let (code, log) = server.stop();
     assert_eq!(code, 0, "{log}");
 }

@@ -137,6 +137,7 @@ pub fn load_fleet(store: &mut dyn Store, total: usize, now: Timestamp) -> usize 
             for (e, env) in envs.iter().enumerate() {
                 if e == 0 || (e == 1 && i % 3 != 0) || (e == 2 && i % 3 == 0) {
                     batch.push(DeployRecord {
+                        config: Vec::new(),
                         service: b.service.clone(),
                         image: b.image.clone(),
                         digest: b.digest.clone(),
