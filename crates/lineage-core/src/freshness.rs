@@ -772,6 +772,9 @@ pub fn render_text(r: &StaleReport) -> String {
         if let Some(o) = &row.observed {
             let _ = writeln!(out, "  runtime   {}", o.phrase());
         }
+        if let Some(x) = &row.retired {
+            let _ = writeln!(out, "  RETIRED   {}", retired_line(x));
+        }
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", footer_counts(r));
@@ -789,6 +792,16 @@ pub fn render_text(r: &StaleReport) -> String {
         }
     }
     out
+}
+
+/// A retired digest still running: it must not run at all, stale or not.
+fn retired_line(x: &crate::lifecycle::RetiredMark) -> String {
+    format!(
+        "retired by {} at {} ({}), yet it runs here",
+        x.by,
+        x.at,
+        lineage_model::inert(&x.reason)
+    )
 }
 
 fn md_cell(s: &str) -> String {
@@ -821,6 +834,17 @@ pub fn render_markdown(r: &StaleReport) -> String {
                 md_cell(row.owner.as_deref().unwrap_or("—")),
                 md_cell(row.backup_owner.as_deref().unwrap_or("—")),
             );
+        }
+        for row in r.rows.iter().filter(|row| row.retired.is_some()) {
+            if let Some(x) = &row.retired {
+                let _ = writeln!(
+                    out,
+                    "\n**RETIRED** {} in {}: {}",
+                    md_cell(&row.service),
+                    md_cell(&row.env),
+                    md_cell(&retired_line(x))
+                );
+            }
         }
         let _ = writeln!(out, "\n## Rebuild on the new base\n");
         for row in &r.rows {
@@ -901,7 +925,10 @@ pub fn render_html(r: &StaleReport) -> String {
                 e(&row.service),
                 e(&row.env),
                 e(&row.digest),
-                e(&short(&row.digest)),
+                e(&match &row.retired {
+                    Some(_) => format!("{} RETIRED", short(&row.digest)),
+                    None => short(&row.digest),
+                }),
                 e(&row.base),
                 e(&row.running_base_digest),
                 e(&short(&row.running_base_digest)),
@@ -966,6 +993,10 @@ pub fn slack_payload(r: &StaleReport) -> serde_json::Value {
             owners_line(row),
             rebuild_line(row)
         );
+        let text = match &row.retired {
+            Some(x) => format!("{text}\n*RETIRED*: {}", retired_line(x)),
+            None => text,
+        };
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
     }
     if r.rows.len() > MAX_ROW_BLOCKS {
@@ -1380,6 +1411,56 @@ mod tests {
         let d = diff(&old, &new);
         assert!(!d.base_only.holds);
         assert!(d.base_only.also_changed[0].starts_with("commit (not recorded"));
+    }
+
+    #[test]
+    fn a_retired_digest_that_still_runs_is_flagged_in_every_format() {
+        let t = Timestamp::parse("2026-11-17T09:00:00Z").unwrap();
+        let row = StaleRow {
+            service: "api".into(),
+            env: "production".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            image: "ghcr.io/acme/api".into(),
+            base: "python:3.12-slim".into(),
+            running_base_digest: format!("sha256:{}", "b".repeat(64)),
+            newest_base_digest: format!("sha256:{}", "c".repeat(64)),
+            days_behind: 40,
+            digests_behind: 2,
+            behind_since: t,
+            owner: Some("priya@acme.dev".into()),
+            backup_owner: None,
+            commit: None,
+            rebuild: None,
+            from_line: "FROM python:3.12-slim@sha256:cccc".into(),
+            rebuilt: None,
+            ci_url: None,
+            observed: None,
+            retired: Some(crate::lifecycle::RetiredMark {
+                reason: "CVE-2026-1234 <in base>".into(),
+                by: "maya@acme.dev".into(),
+                at: t,
+            }),
+        };
+        let report = StaleReport {
+            schema: 1,
+            generated_at: t,
+            env: None,
+            min_days: 0,
+            fail_after: None,
+            over_limit: 0,
+            fails: false,
+            below_min_days: 0,
+            rows: vec![row],
+            up_to_date: 0,
+            not_assessed: Vec::new(),
+            bases: Vec::new(),
+        };
+        assert!(render_text(&report).contains("RETIRED   retired by maya@acme.dev"));
+        assert!(render_markdown(&report).contains("**RETIRED** api in production"));
+        let html = render_html(&report);
+        assert!(html.contains("RETIRED"), "{html}");
+        assert!(!html.contains("<in base>"));
+        assert!(slack_payload(&report).to_string().contains("*RETIRED*"));
     }
 
     #[test]

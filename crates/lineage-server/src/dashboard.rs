@@ -281,9 +281,31 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                         .as_ref()
                         .map(|t| format!("<br>{}", observed(&t.state(e, &r.deploy.digest))))
                         .unwrap_or_default();
+                    // A retired digest that runs, or a deploy that went wrong, stands out.
+                    let mut marks = String::new();
+                    if facts.retired.is_some() {
+                        marks.push_str(" <span class=\"bad\">RETIRED</span>");
+                    }
+                    if let Some(o) = facts
+                        .outcomes
+                        .iter()
+                        .rev()
+                        .find(|o| o.env == *e && o.at >= r.deploy.at)
+                        .filter(|o| o.status != lineage_model::OutcomeStatus::Healthy)
+                    {
+                        let class = match o.status {
+                            lineage_model::OutcomeStatus::Failed => "bad",
+                            _ => "warn",
+                        };
+                        let _ = write!(
+                            marks,
+                            "<br><span class=\"{class}\">{}</span>",
+                            o.status.as_str()
+                        );
+                    }
                     let _ = write!(
                         html,
-                        "<td>{}<br>{}{seen}</td>",
+                        "<td>{}{marks}<br>{}{seen}</td>",
                         short(&r.deploy.digest.to_string()),
                         signature(&facts.signature_for(Some(e)))
                     );
