@@ -22,9 +22,10 @@ pub use progress::Progress;
 pub use purl::{name_key, Purl};
 pub use records::{
     canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
-    DeployRecord, DockerfileRef, Exception, LogKeyRotation, ObservationBatch, Observed,
-    PlacementEnd, Record, Retirement, SbomFinding, SbomImport, SbomLayer, SbomPackage, Service,
-    ServiceChange, ServiceRemoval, TokenGrant, TokenRevocation,
+    DeployRecord, DockerfileRef, Exception, IncidentOpened, IncidentQuery, IncidentTarget,
+    LogKeyRotation, ObservationBatch, Observed, PlacementEnd, Record, Retirement, SbomFinding,
+    SbomImport, SbomLayer, SbomPackage, Service, ServiceChange, ServiceRemoval, TokenGrant,
+    TokenRevocation,
 };
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use suggest::closest;

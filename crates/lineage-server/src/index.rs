@@ -262,11 +262,12 @@ impl Index {
                     services_changed = true;
                 }
                 // Ends were applied above; observations are not gate facts.
-                // Admission does not read SBOMs or scans either.
+                // Admission does not read SBOMs, scans or incidents either.
                 Record::LogKeyRotation(_)
                 | Record::DeployEnd(_)
                 | Record::Observation(_)
-                | Record::Sbom(_) => {}
+                | Record::Sbom(_)
+                | Record::IncidentOpened(_) => {}
             }
         }
         if services_changed {
