@@ -14,6 +14,7 @@ pub mod drift;
 mod error;
 pub mod freshness;
 pub mod gate;
+pub mod incident;
 pub mod init;
 pub mod ledger_log;
 pub mod lifecycle;

@@ -516,6 +516,22 @@ fn base_matches(filter: &BaseFilter, base: &BaseImage) -> bool {
     }
 }
 
+/// Whether a build was built on a base the filter names, in any stage: what makes a running
+/// digest affected for `affected --base`.
+pub fn built_on(build: &BuildRecord, filter: &BaseFilter) -> bool {
+    build.bases.iter().any(|base| base_matches(filter, base))
+}
+
+/// A base filter as `affected` reports it and `base_filter` reads it back: the digest, or
+/// `name[:tag]`.
+pub fn base_text(filter: &BaseFilter) -> String {
+    match filter {
+        BaseFilter::Digest(d) => d.to_string(),
+        BaseFilter::Name { name, tag: Some(t) } => format!("{name}:{t}"),
+        BaseFilter::Name { name, tag: None } => name.to_string(),
+    }
+}
+
 /// Answers "who is built on this base, and where does it run now".
 ///
 /// Only services that ever built on the base can run it, so what runs is looked up per such
@@ -592,11 +608,7 @@ pub fn affected_with(
         let runs: Vec<RunningImage> = store
             .running(None, Some(&service))?
             .into_iter()
-            .filter(|r| {
-                r.build
-                    .as_ref()
-                    .is_some_and(|b| b.bases.iter().any(|base| base_matches(filter, base)))
-            })
+            .filter(|r| r.build.as_ref().is_some_and(|b| built_on(b, filter)))
             .collect();
         // Whether any build that matters (running, or the newest) ships the base in its
         // final stage.
@@ -645,11 +657,7 @@ pub fn affected_with(
     });
     Ok(AffectedReport {
         schema: 1,
-        base: match filter {
-            BaseFilter::Digest(d) => d.to_string(),
-            BaseFilter::Name { name, tag: Some(t) } => format!("{name}:{t}"),
-            BaseFilter::Name { name, tag: None } => name.to_string(),
-        },
+        base: base_text(filter),
         services,
     })
 }

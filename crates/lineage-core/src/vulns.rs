@@ -1051,6 +1051,50 @@ pub fn affected(
     })
 }
 
+/// Whether one digest, running or not, holds what `query` asks about, read from the same
+/// newest imports `affected` reads for running digests. `None` when no import can tell: no
+/// scan, for a vulnerability; no SBOM or scan, for a package. Not known is never clean.
+pub fn digest_matches(
+    store: &dyn Store,
+    digest: &Digest,
+    query: &PackageQuery,
+) -> Result<Option<bool>, Error> {
+    let imports = store.sbom_imports(digest)?;
+    let telling = match query {
+        PackageQuery::Vuln(_) => imports.iter().any(|i| i.kind == "scan"),
+        _ => !imports.is_empty(),
+    };
+    if !telling {
+        return Ok(None);
+    }
+    match query {
+        PackageQuery::Vuln(id) => {
+            // A finding's aliases live in its import record; the package rows keep only ids.
+            for import in &imports {
+                for entry in store.entries(import.entry, import.entry + 1)? {
+                    if let Record::Sbom(doc) = entry.record {
+                        let asked = |x: &String| x.eq_ignore_ascii_case(id);
+                        if doc
+                            .findings
+                            .iter()
+                            .any(|f| asked(&f.id) || f.aliases.iter().any(asked))
+                        {
+                            return Ok(Some(true));
+                        }
+                    }
+                }
+            }
+            Ok(Some(false))
+        }
+        _ => Ok(Some(
+            store
+                .sbom_packages(&SbomQuery::Digest(digest.clone()))?
+                .iter()
+                .any(|hit| query.matches(&hit.row.purl)),
+        )),
+    }
+}
+
 /// One finding of a running image, as `vulns` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VulnFinding {

@@ -22,10 +22,10 @@ pub use progress::Progress;
 pub use purl::{name_key, Purl};
 pub use records::{
     canonical_json, Approval, Attestation, BaseImage, BaseSeen, BuildRecord, CheckResult, CiRun,
-    ConfigFile, DeployOutcome, DeployRecord, DockerfileRef, Exception, LogKeyRotation,
-    ObservationBatch, Observed, OutcomeStatus, PlacementEnd, Record, Retirement, SbomFinding,
-    SbomImport, SbomLayer, SbomPackage, Service, ServiceChange, ServiceRemoval, TagAdded,
-    TokenGrant, TokenRevocation,
+    ConfigFile, DeployOutcome, DeployRecord, DockerfileRef, Exception, IncidentOpened,
+    IncidentQuery, IncidentTarget, LogKeyRotation, ObservationBatch, Observed, OutcomeStatus,
+    PlacementEnd, Record, Retirement, SbomFinding, SbomImport, SbomLayer, SbomPackage, Service,
+    ServiceChange, ServiceRemoval, TagAdded, TokenGrant, TokenRevocation,
 };
 pub use reference::{ImageRef, Repository, Tag, DOCKER_HUB, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use suggest::closest;

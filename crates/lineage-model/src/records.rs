@@ -574,6 +574,54 @@ pub struct SbomFinding {
     pub fixed: Option<String>,
 }
 
+/// An incident opened (`lineage incident open`): the question asked and what it answered at
+/// that moment, the (service, environment, digest) rows the incident then follows until no
+/// affected digest runs there. Progress is not recorded: it is computed from the builds,
+/// deploys and ends recorded after this entry. An incident's number is its position among
+/// the ledger's incident records (1 for the first), so two writers can never give out the
+/// same number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentOpened {
+    pub title: String,
+    pub query: IncidentQuery,
+    /// A rehearsal, not a real incident.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
+    /// What the query answered when the incident was opened, production first.
+    pub affected: Vec<IncidentTarget>,
+    pub by: Identity,
+    pub at: Timestamp,
+}
+
+impl IncidentOpened {
+    /// The most bytes a title may hold.
+    pub const MAX_TITLE: usize = 200;
+}
+
+/// The question an incident is about, as `lineage affected` would be asked it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentQuery {
+    /// `base`, `cve` or `package`.
+    pub kind: String,
+    /// The base (a whole digest, or `name[:tag]`), the vulnerability id, or the package
+    /// (`name@range` or a purl with its version).
+    pub value: String,
+}
+
+/// One place an affected digest ran when the incident was opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentTarget {
+    pub service: ServiceName,
+    pub env: EnvName,
+    pub digest: Digest,
+    /// When the deploy that put it there happened: a deploy dated earlier, recorded later,
+    /// does not replace it (as in `running`).
+    pub since: Timestamp,
+}
+
 /// Anything the ledger holds, tagged with its kind. The ledger's log leaf covers the
 /// canonical JSON of this value.
 // Records are read one at a time and moved, not stored in bulk, so the size difference
@@ -603,6 +651,8 @@ pub enum Record {
     Outcome(DeployOutcome),
     /// Tags added to a recorded build.
     Tag(TagAdded),
+    /// An incident (or a drill) opened on a base, a vulnerability or a package.
+    IncidentOpened(IncidentOpened),
 }
 
 impl Record {
@@ -626,12 +676,13 @@ impl Record {
             Record::Sbom(_) => "sbom",
             Record::Outcome(_) => "outcome",
             Record::Tag(_) => "tag",
+            Record::IncidentOpened(_) => "incident_opened",
         }
     }
 
     /// For facts (every kind but build, deploy and service), the key they are looked up by:
-    /// the base repository, the service, the digest, the token id, the observation source, or
-    /// `log` for log key rotations.
+    /// the base repository, the service, the digest, the token id, the observation source,
+    /// `log` for log key rotations, or `incident` for incidents.
     pub fn fact_key(&self) -> Option<String> {
         match self {
             Record::Build(_) | Record::Deploy(_) | Record::Service(_) => None,
@@ -651,6 +702,8 @@ impl Record {
             Record::Sbom(s) => Some(s.digest.to_string()),
             Record::Outcome(o) => Some(o.service.to_string()),
             Record::Tag(t) => Some(t.digest.to_string()),
+            // Incidents are numbered by their order in the ledger, so they are read together.
+            Record::IncidentOpened(_) => Some("incident".to_string()),
         }
     }
 }

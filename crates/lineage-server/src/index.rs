@@ -266,12 +266,13 @@ impl Index {
                     services_changed = true;
                 }
                 // Ends were applied above; observations are not gate facts.
-                // Admission does not read SBOMs or scans, nor tags added later.
+                // Admission does not read SBOMs, scans, incidents, nor tags added later.
                 Record::LogKeyRotation(_)
                 | Record::DeployEnd(_)
                 | Record::Observation(_)
                 | Record::Sbom(_)
-                | Record::Tag(_) => {}
+                | Record::Tag(_)
+                | Record::IncidentOpened(_) => {}
             }
         }
         if services_changed {

@@ -226,6 +226,10 @@ pub enum Command {
     /// Findings of running images grouped by owner, base apart from app, and what was not
     /// scanned recently.
     Vulns(crate::vulns::VulnsArgs),
+    /// Incidents and drills: open one on a base, a CVE or a package, follow each service and
+    /// environment until it is fixed, with elapsed times and who to call.
+    #[command(subcommand)]
+    Incident(crate::incident::IncidentCmd),
     /// Seed a fresh ledger with a small team's story and walk through a CVE morning.
     Demo,
     /// The tamper-evident log: checkpoints, proofs and audits.

@@ -99,6 +99,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
                 Outcome::Ok
             })
         }
+        Command::Incident(cmd) => crate::incident::run(cmd, s),
         Command::Demo => crate::demo::run(s, s.store_explicit),
         Command::Log(cmd) => crate::log::run(cmd, s),
         Command::Verify(args) => crate::verify::verify(args, s),

@@ -29,6 +29,9 @@ pub const PYTHON: &str = "docker.io/library/python:3.12-slim";
 pub const NODE: &str = "docker.io/library/node:22-alpine";
 pub const NGINX: &str = "docker.io/library/nginx:1.27-alpine";
 
+/// When the demo's drill was opened, in days before today.
+const DRILL_DAYS_AGO: i64 = 9;
+
 /// One build in the story.
 struct Build {
     service: &'static str,
@@ -389,6 +392,7 @@ impl Demo {
             Build(&'a Build),
             Deploy(&'a Deploy),
             Rotation,
+            Drill,
         }
         let mut timeline: Vec<(i64, Event)> = Vec::new();
         timeline.extend(
@@ -402,6 +406,7 @@ impl Demo {
                 .map(|d| (-d.days_ago * 24 + 16, Event::Deploy(d))),
         );
         timeline.push((-14 * 24 + 9, Event::Rotation));
+        timeline.push((-DRILL_DAYS_AGO * 24 + 10, Event::Drill));
         timeline.sort_by_key(|(t, _)| *t);
         let mut first_build = true;
         for (_, event) in &timeline {
@@ -412,6 +417,7 @@ impl Demo {
                 }
                 Event::Deploy(d) => self.deploy(d)?,
                 Event::Rotation => self.rotation()?,
+                Event::Drill => self.open_drill()?,
             }
         }
 
@@ -443,6 +449,7 @@ impl Demo {
         println!("# Every older python:3.12-slim digest too, not just the one in the advisory:");
         self.lineage(&a(&["affected", "--base", PYTHON]), true)?;
         self.package_drill()?;
+        self.drill_result()?;
         println!(
             "Done. Try `lineage --store {} trace worker` or add `--format json` to any query.",
             self.store.display()
@@ -591,6 +598,49 @@ impl Demo {
             "# fixes them, apart from app findings; and what was not scanned recently (not clean):"
         );
         self.lineage(&a(&["vulns", "--env", "production"]), true)?;
+        Ok(())
+    }
+
+    /// Nine days ago Maya rehearsed the morning this demo ends with: a drill on the base
+    /// digest everything ran on then. The builds and deploys the story records afterwards
+    /// are what the drill follows.
+    fn open_drill(&self) -> Result<(), CliError> {
+        println!(
+            "# Nine days ago Maya ran a drill: \"the python:3.12-slim digest we run has a critical CVE.\""
+        );
+        println!("# Lineage took a snapshot of what ran on it; the clock started.");
+        self.lineage_at(
+            &[
+                "incident",
+                "open",
+                "--drill",
+                "--title",
+                "Critical CVE in our python:3.12-slim base",
+                "--base",
+                &format!(
+                    "docker.io/library/python@{}",
+                    Self::base_digest("python-old")
+                ),
+                "--by",
+                "maya@acme.dev",
+            ]
+            .map(str::to_string),
+            true,
+            Some(self.at(DRILL_DAYS_AGO, 10)),
+        )?;
+        println!("# The team went on as usual; the ledger kept recording.");
+        Ok(())
+    }
+
+    /// The drill, nine days on: the rebuilds and deploys since then are its timeline.
+    fn drill_result(&self) -> Result<(), CliError> {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        println!(
+            "\n# And the drill Maya opened nine days ago? The builds and deploys recorded since are its"
+        );
+        println!("# timeline: how long each service took, and who to call for what still runs the old base.");
+        self.lineage(&a(&["incident", "show", "1"]), true)?;
+        self.lineage(&a(&["incident", "list"]), true)?;
         Ok(())
     }
 

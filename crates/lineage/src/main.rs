@@ -10,6 +10,7 @@ mod email;
 mod freshness;
 mod gates;
 mod gates_admin;
+mod incident;
 mod input;
 mod lifecycle;
 mod log;

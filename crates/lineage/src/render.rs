@@ -498,17 +498,24 @@ pub fn running(format: Format, r: &RunningReport) {
 }
 
 /// A plain left-aligned table with two spaces between columns.
-fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+pub(crate) fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut all = vec![header.map(str::to_string)];
+    all.extend_from_slice(rows);
+    aligned(&all)
+}
+
+/// Rows in columns as wide as their widest cell; the last column is not padded.
+pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
+    for row in rows {
         let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
             if i + 1 == N {
                 l.push_str(cell);
             } else {
@@ -517,10 +524,6 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
         }
         out.push_str(l.trim_end());
         out.push('\n');
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
     }
     out
 }

@@ -177,6 +177,8 @@ fn the_demo_ledger_migrates_to_postgres_with_identical_roots_and_answers() {
         &["affected", "--base", "python:3.12-slim", "--format", "json"],
         &["running", "--format", "json"],
         &["service", "list", "--format", "json"],
+        &["incident", "show", "1", "--format", "json"],
+        &["incident", "list", "--format", "json"],
     ] {
         assert_eq!(
             ok(d, &db.url, args),
