@@ -874,6 +874,25 @@ fn progress(
     })
 }
 
+/// `1d 4h 30m`: every non-zero unit, so the figure is exact to the second.
+pub fn duration(secs: i64) -> String {
+    if secs <= 0 {
+        return "0s".into();
+    }
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3_600, "h"),
+        (secs % 3_600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

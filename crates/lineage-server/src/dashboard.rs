@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::Router;
 use lineage_core::drift::{self, DriftOptions, DriftReport};
 use lineage_core::observe::{ObservedState, Truth};
-use lineage_core::{lifecycle, query, services, vulns};
+use lineage_core::{incident, lifecycle, query, services, vulns};
 use lineage_model::{EnvName, ServiceName};
 use lineage_policy::SignatureStatus;
 use lineage_store::lineage_log::checkpoint::verify_checkpoint;
@@ -39,6 +39,8 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/", get(fleet))
         .route("/services/{name}", get(service))
         .route("/incident", get(incident))
+        .route("/incidents", get(incidents))
+        .route("/incidents/{id}", get(incident_page))
         .route("/log", get(log))
         // A route layer, so a page added above is guarded without anyone remembering to.
         .route_layer(middleware::from_fn_with_state(state, access::require_read))
@@ -90,7 +92,7 @@ fn document(title: &str, nav: &str, body: &str) -> String {
 /// A page with the dashboard's links, and a sign-out button unless the dashboard is public.
 fn page(st: &AppState, title: &str, body: &str) -> Html<String> {
     let mut nav = String::from(
-        "<a href=\"/\">Fleet</a><a href=\"/incident\">Incident</a><a href=\"/log\">Log</a>",
+        "<a href=\"/\">Fleet</a><a href=\"/incident\">Incident</a><a href=\"/incidents\">Drills</a><a href=\"/log\">Log</a>",
     );
     if !st.cfg.dashboard.public {
         nav.push_str("<form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>");
@@ -733,6 +735,140 @@ fn base_html(st: &AppState, store: &dyn Store, q: &str) -> Result<Option<String>
     }
     html.push_str("</tbody></table>");
     Ok(Some(html))
+}
+
+async fn incidents(State(st): State<Arc<AppState>>) -> Response {
+    let s = st.clone();
+    let body =
+        blocking(move || s.read(|store| Ok(incident::list(store, &s.cfg.gate.config, s.now())?)))
+            .await;
+    match body {
+        Ok(list) => {
+            let mut html = String::from("<p class=\"muted\">Incidents and drills (<code>lineage incident open</code>), newest first: how long each took from alert to the last fixed deploy.</p><table><thead><tr><th>#</th><th>Status</th><th>Kind</th><th>Opened</th><th>Elapsed</th><th>Fixed</th><th>Title</th></tr></thead><tbody>");
+            for i in &list.incidents {
+                let status = if i.status == "closed" {
+                    "<span class=\"ok\">closed</span>".to_string()
+                } else {
+                    "<span class=\"bad\">open</span>".to_string()
+                };
+                let _ = write!(
+                    html,
+                    "<tr><td><a href=\"/incidents/{id}\">{id}</a></td><td>{status}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{} environments</td><td>{}</td></tr>",
+                    if i.drill { "drill" } else { "incident" },
+                    esc(&i.opened_at.to_string()),
+                    incident::duration(i.elapsed_secs),
+                    i.counts.envs_fixed,
+                    i.counts.envs,
+                    esc(&i.title),
+                    id = i.id,
+                );
+            }
+            if list.incidents.is_empty() {
+                html.push_str("<tr><td colspan=\"7\" class=\"muted\">none yet: <code>lineage incident open --title TEXT --base IMAGE --drill</code> runs a drill</td></tr>");
+            }
+            html.push_str("</tbody></table>");
+            page(&st, "Incidents and drills", &html).into_response()
+        }
+        Err(e) => error_page(&st, e),
+    }
+}
+
+async fn incident_page(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return error_page(
+            &st,
+            ApiError::from(lineage_core::Error::Invalid(
+                format!(
+                    "incident `{}` is not a number",
+                    id.chars().take(40).collect::<String>()
+                ),
+                "incidents are numbered 1, 2, …: see /incidents".into(),
+            )),
+        );
+    };
+    let s = st.clone();
+    let report = blocking(move || {
+        s.read(|store| Ok(incident::show(store, &s.cfg.gate.config, id, s.now())?))
+    })
+    .await;
+    match report {
+        Ok(Some(r)) => page(&st, &format!("Incident {}: {}", r.id, r.title), &incident_report_html(&r)).into_response(),
+        Ok(None) => page(&st, "Incident", &format!("<p class=\"bad\">No incident {id}.</p><p><a href=\"/incidents\">All incidents</a></p>")).into_response(),
+        Err(e) => error_page(&st, e),
+    }
+}
+
+fn incident_report_html(r: &incident::IncidentReport) -> String {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<div class=\"card\">{} · {} · opened {} by {} · {} · {}/{} environments fixed{}</div>",
+        if r.status == "closed" {
+            "<span class=\"ok\">closed</span>"
+        } else {
+            "<span class=\"bad\">open</span>"
+        },
+        if r.drill { "drill" } else { "incident" },
+        esc(&r.opened_at.to_string()),
+        esc(&r.opened_by),
+        incident::duration(r.elapsed_secs),
+        r.counts.envs_fixed,
+        r.counts.envs,
+        r.closed_at
+            .map(|t| format!(" · closed {}", esc(&t.to_string())))
+            .unwrap_or_default(),
+    );
+    html.push_str("<h2>Services</h2><table><thead><tr><th>Service</th><th>Status</th><th>Environments</th><th>Call</th></tr></thead><tbody>");
+    for s in &r.services {
+        let envs: Vec<String> = s
+            .envs
+            .iter()
+            .map(|e| {
+                let class = if e.status == "fixed" { "ok" } else { "bad" };
+                format!(
+                    "{} <span class=\"{class}\">{}</span>{}",
+                    esc(&e.env),
+                    esc(&e.status),
+                    e.elapsed_secs
+                        .map(|x| format!(" after {}", incident::duration(x)))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        let call = if s.status == "fixed" {
+            "<span class=\"muted\">—</span>".to_string()
+        } else {
+            format!(
+                "{} · backup {}",
+                or_dash(s.owners.owner.as_deref()),
+                or_dash(s.owners.backup_owner.as_deref())
+            )
+        };
+        let _ = write!(
+            html,
+            "<tr><td><a href=\"/services/{n}\">{n}</a></td><td>{}</td><td>{}</td><td>{call}</td></tr>",
+            esc(&s.status),
+            envs.join("<br>"),
+            n = esc(&s.service),
+        );
+    }
+    html.push_str("</tbody></table><h2>Timeline</h2><table><thead><tr><th>When</th><th>After</th><th>Event</th><th>Service</th><th>Environment</th><th>Digest</th></tr></thead><tbody>");
+    for t in &r.timeline {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&t.at.to_string()),
+            incident::duration(t.elapsed_secs),
+            esc(&t.event.replace('_', " ")),
+            or_dash(t.service.as_deref()),
+            or_dash(t.env.as_deref()),
+            t.digest
+                .as_deref()
+                .map_or_else(|| "<span class=\"muted\">—</span>".to_string(), short),
+        );
+    }
+    html.push_str("</tbody></table>");
+    html
 }
 
 async fn log(State(st): State<Arc<AppState>>) -> Response {

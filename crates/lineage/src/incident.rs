@@ -4,7 +4,7 @@
 
 use clap::{Args, Subcommand};
 use lineage_core::incident::{
-    self, IncidentList, IncidentReport, OpenInput, Opened, QueryKind, ServiceProgress,
+    self, duration, IncidentList, IncidentReport, OpenInput, Opened, QueryKind, ServiceProgress,
 };
 use lineage_core::query::Owners;
 use lineage_model::inert;
@@ -174,25 +174,6 @@ fn short(digest: &str) -> String {
         Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
         _ => digest.to_string(),
     }
-}
-
-/// `1d 4h 30m`: every non-zero unit, so the figure is exact to the second.
-pub fn duration(secs: i64) -> String {
-    if secs <= 0 {
-        return "0s".into();
-    }
-    let parts = [
-        (secs / 86_400, "d"),
-        (secs % 86_400 / 3_600, "h"),
-        (secs % 3_600 / 60, "m"),
-        (secs % 60, "s"),
-    ];
-    parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn name(r: &IncidentReport) -> String {

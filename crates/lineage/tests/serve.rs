@@ -605,6 +605,19 @@ fn done_when_issue_8() {
         "{r}"
     );
 
+    // A drill on the base, for the incidents pages.
+    w.ok(
+        &[
+            "incident",
+            "open",
+            "--title",
+            "drill <b>base</b>",
+            "--base",
+            "python:3.12-slim",
+            "--drill",
+        ],
+        &[],
+    );
     // How the production deploy turned out, for the service page.
     w.ok(
         &[
@@ -676,6 +689,28 @@ fn done_when_issue_8() {
         assert!(
             service.contains(want),
             "service page lacks `{want}`:\n{service}"
+        );
+    }
+    browser.go(&format!("{url}/incidents"));
+    let drills = text(&browser.page("incidents"));
+    for want in ["drill <b>base</b>", "open", "drill", "0/1 environments"] {
+        assert!(
+            drills.contains(want),
+            "incidents page lacks `{want}`:\n{drills}"
+        );
+    }
+    browser.go(&format!("{url}/incidents/1"));
+    let drill = text(&browser.page("incident 1"));
+    for want in [
+        "Incident 1: drill <b>base</b>",
+        "api",
+        "priya@acme.dev",
+        "opened",
+        "Timeline",
+    ] {
+        assert!(
+            drill.contains(want),
+            "incident page lacks `{want}`:\n{drill}"
         );
     }
     browser.go(&format!("{url}/incident?q=python%3A3.12-slim"));
