@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use lineage_core::observe::{self, ObserveOptions};
 use lineage_core::{builder_output, sbom, services, Config};
 use lineage_model::{EnvName, Identity, Timestamp};
+use lineage_testkit::fuzz::mutated;
 use proptest::prelude::*;
 
 const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -50,72 +51,6 @@ fn buildx() -> String {
 }
 
 const DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nARG BASE=python:3.12-slim\nFROM ${BASE} AS build\nRUN pip install -r requirements.txt\nFROM --platform=linux/amd64 gcr.io/distroless/python3@sha256:1111111111111111111111111111111111111111111111111111111111111111\nCOPY --from=build /app /app\n";
-
-/// One edit of a document: where (as a fraction of its length) and what.
-#[derive(Debug, Clone)]
-enum Edit {
-    Cut(u16, u16),
-    Insert(u16, String),
-    Repeat(u16, u16, u8),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    let piece = prop_oneof![
-        Just("{".to_string()),
-        Just("[".to_string()),
-        Just("]".to_string()),
-        Just("\"".to_string()),
-        Just(":".to_string()),
-        Just(",".to_string()),
-        Just("\n".to_string()),
-        Just("- ".to_string()),
-        Just("\u{1b}[2J".to_string()),
-        Just("\u{0}".to_string()),
-        Just("\u{202e}".to_string()),
-        Just("sha256:".to_string()),
-        Just("@".to_string()),
-        Just("1e999".to_string()),
-        Just("-1".to_string()),
-        Just("null".to_string()),
-        ".{0,12}",
-    ];
-    prop_oneof![
-        (any::<u16>(), 0u16..64).prop_map(|(a, n)| Edit::Cut(a, n)),
-        (any::<u16>(), piece).prop_map(|(a, p)| Edit::Insert(a, p)),
-        (any::<u16>(), 1u16..40, 1u8..50).prop_map(|(a, n, k)| Edit::Repeat(a, n, k)),
-    ]
-}
-
-fn apply(seed: &str, edits: &[Edit]) -> String {
-    let mut text: Vec<char> = seed.chars().collect();
-    let at = |a: u16, len: usize| (a as usize * (len + 1)) / (u16::MAX as usize + 1);
-    for e in edits {
-        match e {
-            Edit::Cut(a, n) => {
-                let i = at(*a, text.len());
-                let end = (i + *n as usize).min(text.len());
-                text.drain(i..end);
-            }
-            Edit::Insert(a, p) => {
-                let i = at(*a, text.len());
-                text.splice(i..i, p.chars());
-            }
-            Edit::Repeat(a, n, k) => {
-                let i = at(*a, text.len());
-                let end = (i + *n as usize).min(text.len());
-                let piece: Vec<char> = text[i..end].to_vec();
-                for _ in 0..*k {
-                    text.splice(end..end, piece.iter().copied());
-                }
-            }
-        }
-    }
-    text.into_iter().collect()
-}
-
-fn mutated(seed: String) -> impl Strategy<Value = String> {
-    proptest::collection::vec(edit(), 0..6).prop_map(move |edits| apply(&seed, &edits))
-}
 
 fn said_something(e: &lineage_core::Error) -> bool {
     !e.to_string().trim().is_empty()

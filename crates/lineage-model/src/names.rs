@@ -216,6 +216,9 @@ impl SourceRepo {
     pub fn parse(input: &str) -> Result<SourceRepo, ParseError> {
         let hint = "write the repository URL, e.g. `https://github.com/acme/api`";
         let err = |p: &str| ParseError::new("source repository", input, p, hint);
+        if input.len() > 2048 {
+            return Err(err("is longer than 2048 bytes"));
+        }
         if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(err("contains whitespace"));
         }
@@ -384,6 +387,12 @@ mod tests {
         assert_eq!(
             SourceRepo::parse("https://github.com").unwrap_err().problem,
             "has no path after the host"
+        );
+        // A repository URL is bounded like every other free value.
+        let long = format!("https://github.com/acme/{}", "a".repeat(3000));
+        assert_eq!(
+            SourceRepo::parse(&long).unwrap_err().problem,
+            "is longer than 2048 bytes"
         );
     }
 }

@@ -2155,3 +2155,122 @@ async fn package_and_cve_queries_answer_over_the_api_and_the_dashboard() {
     let page = browse(&w, "/incident?q=python:3.12-slim", Via::Header(&read)).await;
     assert!(page.body.contains("services built on"), "{}", page.body);
 }
+
+/// Sends `bytes` as the body of `method uri` and returns the status and whether the answer
+/// is JSON.
+async fn call_bytes(
+    w: &World,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    bytes: Vec<u8>,
+) -> (StatusCode, bool) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let response = lineage_server::router(w.state.clone())
+        .oneshot(req.body(Body::from(bytes)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice::<Value>(&bytes).is_ok())
+}
+
+/// Property-based fuzzing of every body the server parses: AdmissionReviews and the API's
+/// write bodies, each mutated from a valid one (cuts, structural and control characters,
+/// repeats). Every answer is a JSON document with a 2xx or 4xx status, never a 5xx and never
+/// a panic; admission always answers 200 with an AdmissionReview. `PROPTEST_CASES` makes a
+/// run longer.
+#[test]
+fn mutated_bodies_are_answered_never_failed() {
+    use proptest::prelude::*;
+    let w = world(Mode::Enforce);
+    let admin = w
+        .tokens
+        .iter()
+        .find(|(s, _)| *s == Some(Scope::Admin))
+        .unwrap()
+        .1
+        .clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let d = format!("sha256:{}", "a".repeat(64));
+    let seeds: Vec<(&str, &str, String)> = vec![
+        (
+            "POST",
+            "/admission",
+            review("Deployment", "prod", pod_spec(&[("api", &format!("ghcr.io/acme/api@{d}"), "")]))
+                .to_string(),
+        ),
+        (
+            "POST",
+            "/api/v1/builds",
+            json!({ "image": "ghcr.io/acme/api", "digest": d, "git_ref": "main", "ci": { "system": "github-actions" } })
+                .to_string(),
+        ),
+        (
+            "POST",
+            "/api/v1/deploys",
+            json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "staging", "config": [{ "path": "k8s.yaml", "sha256": "b".repeat(64) }] })
+                .to_string(),
+        ),
+        (
+            "POST",
+            "/api/v1/services",
+            json!({ "name": "svc", "owner": "a@acme.dev", "images": ["ghcr.io/acme/svc"] }).to_string(),
+        ),
+        (
+            "POST",
+            "/api/v1/outcomes",
+            json!({ "service": "api", "env": "production", "status": "healthy", "detail": "ok" })
+                .to_string(),
+        ),
+        (
+            "POST",
+            "/api/v1/approvals",
+            json!({ "image": format!("ghcr.io/acme/api@{d}"), "env": "production" }).to_string(),
+        ),
+    ];
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    for (method, uri, seed) in seeds {
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        });
+        runner
+            .run(&lineage_testkit::fuzz::mutated(seed), |body| {
+                let token = (uri != "/admission").then_some(admin.as_str());
+                let (status, json) = rt.block_on(call_bytes(
+                    &w,
+                    method,
+                    uri,
+                    token,
+                    body.clone().into_bytes(),
+                ));
+                prop_assert!(
+                    status.is_success() || status.is_client_error(),
+                    "{method} {uri} answered {status} to {body:?}"
+                );
+                prop_assert!(
+                    json,
+                    "{method} {uri} answered {status} without JSON to {body:?}"
+                );
+                if uri == "/admission" {
+                    prop_assert!(
+                        status == StatusCode::OK || status.is_client_error(),
+                        "{status}"
+                    );
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
+    }
+}

@@ -834,7 +834,7 @@ fn a_pre_log_ledger_is_hashed_on_upgrade() {
     // Tables of later versions go too.
     rusqlite_open(&path)
         .execute_batch(
-            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service;",
+            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service; DROP INDEX service_images_by_service;",
         )
         .unwrap();
     let store = lineage_store::open(&location, false).unwrap();

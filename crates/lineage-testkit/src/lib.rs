@@ -15,6 +15,7 @@
 //! a fresh machine and a shared CI runner behave the same, and tests do not interfere.
 //! Everything binds to 127.0.0.1.
 
+pub mod fuzz;
 mod registry;
 mod tools;
 

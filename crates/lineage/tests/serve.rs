@@ -1580,3 +1580,132 @@ fn a_skipped_promotion_decides_alike_on_every_path() {
     let (code, log) = server.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// No secret reaches an output or a log: an API token (shown once, at creation), a database
+/// password in `--store`, the SMTP password, the signing-key passphrase. Every command below
+/// runs with all of them in its environment, and every byte it prints, and the server's whole
+/// log, is searched for each secret.
+#[test]
+fn no_secret_reaches_an_output_or_a_log() {
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    w.ok(
+        &[
+            "service",
+            "add",
+            "api",
+            "--owner",
+            "priya@acme.dev",
+            "--image",
+            "ghcr.io/acme/api",
+        ],
+        &[],
+    );
+    let created = w.ok(
+        &[
+            "--format",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "deploy:write",
+            "read",
+        ],
+        &[],
+    );
+    let token: Value = serde_json::from_str(&created.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let db_password = "pg-Secret-7f3a";
+    let smtp_password = "smtp-Secret-91bd";
+    let key_password = "key-Secret-c04e";
+    let secrets = [token.as_str(), db_password, smtp_password, key_password];
+    let env = [
+        ("LINEAGE_TOKEN", token.as_str()),
+        ("LINEAGE_SMTP_PASSWORD", smtp_password),
+        ("LINEAGE_KEY_PASSWORD", key_password),
+    ];
+    let server = Server::start(&w);
+    let url = server.url.clone();
+    let image = format!("ghcr.io/acme/api@sha256:{}", hex('a', 64));
+    let pg = format!("postgres://lineage:{db_password}@127.0.0.1:1/lineage");
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["token", "list"],
+        vec!["--format", "json", "token", "list"],
+        vec!["deploy", "record", "--help"],
+        vec!["serve", "--help"],
+        vec!["--help"],
+        // A wrong database: the error names the server, never the password.
+        vec!["--store", pg.as_str(), "service", "list"],
+        vec!["--format", "json", "--store", pg.as_str(), "running"],
+        // The token travels to the server, and its answers come back.
+        vec!["trace", "api", "--server", url.as_str()],
+        vec![
+            "deploy",
+            "record",
+            "--image",
+            &image,
+            "--env",
+            "dev",
+            "--by",
+            "jonas@acme.dev",
+            "--server",
+            url.as_str(),
+        ],
+        // An encrypted key made with the passphrase from the environment.
+        vec!["key", "generate", "--name", "signer", "--dir", "keys"],
+        // The SMTP password goes to a relay that is not there.
+        vec![
+            "report",
+            "stale",
+            "--email-to",
+            "oncall@acme.dev",
+            "--smtp",
+            "smtp://user@127.0.0.1:1",
+        ],
+    ] {
+        let r = w.run(&args, &env);
+        let what = args.join(" ");
+        // The secrets were in use, not merely absent: the token reached the server, the
+        // passphrase encrypted the key, the database error names its server.
+        if what.starts_with("trace") {
+            // Nothing is deployed yet (exit 1), but the server took the token (not exit 2).
+            assert_eq!(r.code, 1, "{what}: {}", r.stderr);
+        }
+        if what.starts_with("key generate") {
+            assert_eq!(r.code, 0, "{what}: {}", r.stderr);
+        }
+        if what.contains("postgres://") {
+            assert!(r.stderr.contains("127.0.0.1"), "{what}: {}", r.stderr);
+        }
+        outputs.push((what, format!("{}\n{}", r.stdout, r.stderr)));
+    }
+    // A wrong token is refused without being echoed.
+    let (status, body) = get(
+        &format!("{url}/api/v1/services"),
+        Some("lin_wrong_token_value"),
+    );
+    assert_eq!(status, 401);
+    assert!(!body.contains("lin_wrong_token_value"), "{body}");
+    let (status, _) = get(&format!("{url}/api/v1/services"), Some(&token));
+    assert_eq!(status, 200);
+    let (code, log) = server.stop();
+    assert_eq!(code, 0, "{log}");
+    outputs.push(("the server's log".into(), log));
+    for (what, text) in &outputs {
+        for secret in secrets {
+            assert!(!text.contains(secret), "`{what}` printed a secret:\n{text}");
+        }
+    }
+    // The token is stored hashed: not even the ledger holds it.
+    let ledger = std::fs::read(w.dir.path().join("lineage.db")).unwrap();
+    assert!(
+        !ledger
+            .windows(token.len())
+            .any(|win| win == token.as_bytes()),
+        "the ledger holds the token in clear"
+    );
+}
