@@ -594,10 +594,73 @@ fn a_full_disk_fails_writes_cleanly_and_leaves_reads_working() {
         stderr(&out)
     );
     assert_eq!(run(&["trace", &w2]).status.code(), Some(1));
+    // A first write on the full disk: refused, and no empty key or half-made ledger is
+    // left to break the next command.
+    let fresh = disk.join("fresh.db");
+    let out = l
+        .cmd(&["service", "add", "web", "--owner", "priya@acme.dev"])
+        .env("LINEAGE_STORE", &fresh)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!fresh.exists(), "a ledger was left on the full disk");
+    for entry in std::fs::read_dir(&disk).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(
+            !(name.ends_with(".key") && meta.len() == 0),
+            "an empty key file `{name}` was left"
+        );
+        assert!(
+            !name.contains("creating"),
+            "a temporary ledger `{name}` was left"
+        );
+    }
     // With room again, writes work and the log is whole.
     std::fs::remove_file(&filler).unwrap();
+    let out = l
+        .cmd(&["service", "add", "web", "--owner", "priya@acme.dev"])
+        .env("LINEAGE_STORE", &fresh)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&["build", "record", "--image", &w2, "--allow-failures"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&["log", "verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A killed `service import` leaves all of the table or none of it: it is one transaction.
+#[test]
+fn a_killed_import_leaves_all_rows_or_none() {
+    let l = Ledger::new();
+    l.ok(&["service", "add", "first", "--owner", "priya@acme.dev"]);
+    let mut table = String::from("service,owner\n");
+    for i in 0..5000 {
+        table.push_str(&format!("svc-{i},o{i}@acme.dev\n"));
+    }
+    std::fs::write(l.dir.path().join("team.csv"), table).unwrap();
+    for wait_ms in [5, 20, 60, 150] {
+        let mut child = l
+            .cmd(&["service", "import", "team.csv"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let list: serde_json::Value =
+            serde_json::from_str(&l.ok(&["--format", "json", "service", "list"])).unwrap();
+        let count = list["services"].as_array().map_or(0, Vec::len);
+        assert!(
+            count == 1 || count == 5001,
+            "killed after {wait_ms} ms ({status}): {count} services, a half-written import"
+        );
+        if count == 5001 {
+            break;
+        }
+    }
+    let out = l.run(&["log", "verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
