@@ -110,13 +110,6 @@ fn pretty<T: serde::Serialize>(value: &T) -> String {
     )
 }
 
-fn json<T: serde::Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialise")
-    );
-}
-
 pub fn base(cmd: BaseFreshnessCmd, s: &Settings) -> Result<Outcome, CliError> {
     match cmd {
         BaseFreshnessCmd::Refresh { registry, actor } => refresh(registry, actor, s),
@@ -125,7 +118,7 @@ pub fn base(cmd: BaseFreshnessCmd, s: &Settings) -> Result<Outcome, CliError> {
             let store = crate::commands::open(s, false)?;
             let report = freshness::history(store.as_ref(), &tag)?;
             if s.format == Format::Json {
-                json(&report);
+                crate::render::json(&report);
             } else if report.digests.is_empty() {
                 eprintln!("nothing known about `{}`", report.base);
             } else {
@@ -208,7 +201,7 @@ fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Out
     crate::registry::end_progress();
     let report = freshness::record_refresh(store.as_mut(), answers, s.now, Some(&by))?;
     if s.format == Format::Json {
-        json(&report);
+        crate::render::json(&report);
     } else {
         if report.tags.is_empty() {
             println!("no base tags to refresh: no recorded build names a base by tag");
@@ -482,7 +475,7 @@ pub fn build_diff(args: DiffArgs, s: &Settings) -> Result<Outcome, CliError> {
     let expect = args.expect == Some(Expect::BaseOnly);
     let diff = freshness::diff(&old, &new);
     if s.format == Format::Json {
-        json(&diff);
+        crate::render::json(&diff);
     } else {
         print!("{}", freshness::render_diff_text(&diff, expect));
     }

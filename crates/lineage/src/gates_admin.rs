@@ -186,7 +186,7 @@ pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
                 s.now,
             )?;
             match s.format {
-                Format::Json => print_json(&serde_json::json!({
+                Format::Json => crate::render::json(&serde_json::json!({
                     "schema": 1, "outcome": "recorded", "kind": "exception", "index": index,
                     "exception": record,
                 })),
@@ -234,7 +234,7 @@ struct ExceptionRow {
 
 fn render_exceptions(format: Format, rows: &[ExceptionRow]) {
     if format == Format::Json {
-        print_json(&serde_json::json!({"schema": 1, "exceptions": rows}));
+        crate::render::json(&serde_json::json!({"schema": 1, "exceptions": rows}));
         return;
     }
     if rows.is_empty() {
@@ -372,7 +372,7 @@ pub fn retire(args: RetireArgs, s: &Settings) -> Result<Outcome, CliError> {
     };
     let index = store.record_facts(&[Record::Retire(record.clone())], s.now, Some(&by))?[0];
     match s.format {
-        Format::Json => print_json(&serde_json::json!({
+        Format::Json => crate::render::json(&serde_json::json!({
             "schema": 1, "outcome": "recorded", "kind": "retire", "index": index,
             "digest": digest.to_string(),
             "service": build.map(|b| b.service.to_string()),
@@ -424,7 +424,7 @@ pub fn policy(cmd: PolicyCmd, s: &Settings) -> Result<Outcome, CliError> {
     };
     let report = lineage_policy::policy_test(&files).map_err(rego_error)?;
     match s.format {
-        Format::Json => print_json(&WithConfig::new(&report, s)),
+        Format::Json => crate::render::json(&WithConfig::new(&report, s)),
         Format::Human => {
             eprintln!("{}", s.config_source);
             print!("{}", report.render())
@@ -454,7 +454,7 @@ fn rules(format: Format) {
         })
         .collect();
     if format == Format::Json {
-        print_json(&serde_json::json!({"schema": 1, "rules": rows}));
+        crate::render::json(&serde_json::json!({"schema": 1, "rules": rows}));
         return;
     }
     println!(
@@ -510,7 +510,7 @@ pub fn attest(cmd: AttestCmd, s: &Settings) -> Result<Outcome, CliError> {
             let index =
                 store.record_facts(&[Record::Attestation(att.clone())], s.now, by.as_ref())?[0];
             match s.format {
-                Format::Json => print_json(&serde_json::json!({
+                Format::Json => crate::render::json(&serde_json::json!({
                     "schema": 1, "outcome": "recorded", "kind": "attestation", "index": index,
                     "digest": digest.to_string(), "service": build.service.to_string(),
                     "predicate_type": att.predicate_type, "key_id": key.key_id(),
@@ -626,7 +626,7 @@ pub fn verify_ledger(
         logged: Vec::new(),
     };
     match s.format {
-        Format::Json => print_json(&WithConfig::new(&report, s)),
+        Format::Json => crate::render::json(&WithConfig::new(&report, s)),
         Format::Human => {
             eprintln!("{}", s.config_source);
             crate::verify::render(s.format, &report);
@@ -654,13 +654,6 @@ impl<'a, T: Serialize> WithConfig<'a, T> {
             config: &s.config_source,
         }
     }
-}
-
-fn print_json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialise")
-    );
 }
 
 #[cfg(test)]

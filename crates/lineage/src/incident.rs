@@ -8,9 +8,9 @@ use lineage_core::incident::{
 };
 use lineage_core::query::Owners;
 use lineage_model::inert;
-use serde::Serialize;
 
 use crate::args::{ActorArgs, Format};
+use crate::render::{json, short};
 use crate::settings::Settings;
 use crate::{CliError, Outcome};
 
@@ -161,20 +161,6 @@ fn open(args: OpenArgs, s: &Settings) -> Result<Outcome, CliError> {
 
 // ---------------------------------------------------------------------------------------
 // Rendering
-
-fn json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialise")
-    );
-}
-
-fn short(digest: &str) -> String {
-    match digest.split_once(':') {
-        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
-        _ => digest.to_string(),
-    }
-}
 
 fn name(r: &IncidentReport) -> String {
     format!(

@@ -801,7 +801,7 @@ pub fn base(cmd: BaseCmd, s: &Settings) -> Result<Outcome, CliError> {
         created: fact.created.map(|c| c.to_string()),
     };
     match s.format {
-        Format::Json => print_json(&report),
+        Format::Json => crate::render::json(&report),
         Format::Human => println!(
             "{outcome} base {}{}@{} ({} layers) (ledger entry {})",
             report.name,
@@ -816,13 +816,6 @@ pub fn base(cmd: BaseCmd, s: &Settings) -> Result<Outcome, CliError> {
         ),
     }
     Ok(Outcome::Ok)
-}
-
-fn print_json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialise")
-    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -851,7 +844,7 @@ pub fn inspect(args: InspectArgs, s: &Settings) -> Result<Outcome, CliError> {
         }
     };
     match s.format {
-        Format::Json => print_json(&report),
+        Format::Json => crate::render::json(&report),
         Format::Human => print!("{}", inspection_text(&report)),
     }
     Ok(Outcome::Ok)
@@ -1079,7 +1072,7 @@ fn push(reference: &str, registry: &RegistryOpts, s: &Settings) -> Result<Outcom
             subject.digest
         );
         match s.format {
-            Format::Json => print_json(&serde_json::json!({
+            Format::Json => crate::render::json(&serde_json::json!({
                 "schema": 1, "found": false, "message": message, "hint": hint,
             })),
             Format::Human => {
@@ -1116,7 +1109,7 @@ fn push(reference: &str, registry: &RegistryOpts, s: &Settings) -> Result<Outcom
         });
     }
     match s.format {
-        Format::Json => print_json(&serde_json::json!({
+        Format::Json => crate::render::json(&serde_json::json!({
             "schema": 1,
             "image": reference.to_string(),
             "digest": subject.digest.to_string(),
@@ -1262,7 +1255,7 @@ fn pull(
                 body["recorded"] = serde_json::json!(recorded);
                 body["unchanged"] = serde_json::json!(unchanged);
             }
-            print_json(&body);
+            crate::render::json(&body);
         }
         Format::Human => {
             println!(

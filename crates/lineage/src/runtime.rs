@@ -15,6 +15,7 @@ use lineage_model::{Identity, ServiceName, Timestamp};
 use serde::Serialize;
 
 use crate::args::{ActorArgs, Format};
+use crate::render::{json, short};
 use crate::settings::Settings;
 use crate::{CliError, Outcome};
 
@@ -23,20 +24,6 @@ pub fn view(s: &Settings, observed_only: bool) -> View {
     View {
         now: Some(s.now),
         observed_only,
-    }
-}
-
-fn json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialise")
-    );
-}
-
-fn short(digest: &str) -> String {
-    match digest.split_once(':') {
-        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
-        _ => digest.to_string(),
     }
 }
 

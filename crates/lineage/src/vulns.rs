@@ -361,7 +361,7 @@ fn import_registry(
         skipped,
     };
     match s.format {
-        Format::Json => print_json(&answer),
+        Format::Json => crate::render::json(&answer),
         Format::Human => {
             println!("{} ({})", answer.reference, answer.digest);
             for r in &answer.imports {
@@ -375,23 +375,9 @@ fn import_registry(
     Ok(Outcome::Ok)
 }
 
-fn print_json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialise")
-    );
-}
-
-fn short(digest: &str) -> String {
-    match digest.split_once(':') {
-        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
-        _ => digest.to_string(),
-    }
-}
-
 fn render_import(format: Format, r: &ImportResult) {
     if format == Format::Json {
-        return print_json(r);
+        return crate::render::json(r);
     }
     println!(
         "{} {} {} for {}@{} (ledger entry {})",
@@ -399,7 +385,7 @@ fn render_import(format: Format, r: &ImportResult) {
         r.kind,
         r.format,
         r.image,
-        short(&r.digest),
+        crate::render::short(&r.digest),
         r.index
     );
     println!(
@@ -407,7 +393,7 @@ fn render_import(format: Format, r: &ImportResult) {
         r.packages,
         r.findings,
         r.layers,
-        short(&r.document),
+        crate::render::short(&r.document),
         r.size,
         r.origin
             .as_deref()
@@ -537,7 +523,7 @@ fn render_not_scanned(list: &[vulns::NotScanned], max_age: &str) {
             "  {:<12} {:<12} {}  owner {}  {}",
             n.service,
             n.env,
-            short(&n.digest),
+            crate::render::short(&n.digest),
             n.owner.as_deref().unwrap_or("(none)"),
             n.reason
         );
@@ -546,7 +532,7 @@ fn render_not_scanned(list: &[vulns::NotScanned], max_age: &str) {
 
 fn render_affected(format: Format, r: &AffectedPackagesReport) {
     if format == Format::Json {
-        return print_json(r);
+        return crate::render::json(r);
     }
     let what = asked(r);
     if r.services.is_empty() {
@@ -568,7 +554,7 @@ fn render_affected(format: Format, r: &AffectedPackagesReport) {
             println!(
                 "  {:<12} {}  commit {}  since {}  approved by {}",
                 pl.env,
-                short(&pl.digest),
+                crate::render::short(&pl.digest),
                 commit(pl.commit.as_deref()),
                 pl.since,
                 pl.approved_by.as_deref().unwrap_or("(none)")
@@ -636,7 +622,7 @@ pub fn vulns_cmd(args: VulnsArgs, s: &Settings) -> Result<Outcome, CliError> {
 
 fn render_vulns(format: Format, r: &VulnsReport) {
     if format == Format::Json {
-        return print_json(r);
+        return crate::render::json(r);
     }
     let counts: Vec<String> = vulns::SEVERITIES
         .iter()
@@ -682,7 +668,7 @@ fn render_vulns(format: Format, r: &VulnsReport) {
                 "  {}  {}  {}  scanned {}  base {}",
                 i.service,
                 i.envs.join(","),
-                short(&i.digest),
+                crate::render::short(&i.digest),
                 i.scanned_at.map_or("never".to_string(), |t| t.to_string()),
                 i.base.as_deref().unwrap_or("(unknown)")
             );
