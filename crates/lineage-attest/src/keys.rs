@@ -45,6 +45,9 @@ pub enum KeyError {
     Der(String),
     #[error("unsupported key algorithm `{0}`; Lineage reads ECDSA P-256, P-384 and P-521, Ed25519 and RSA keys")]
     UnsupportedAlgorithm(String),
+    /// A private key Lineage can verify with but not sign with.
+    #[error("{0} keys cannot sign here: Lineage signs with ECDSA P-256 or Ed25519 keys (`lineage key generate` makes one); {0} public keys are accepted for verifying")]
+    UnsupportedSigningKey(String),
     #[error("the key material was rejected: {0}")]
     Rejected(String),
     #[error("the private key is encrypted; a passphrase is needed to read it")]
@@ -162,9 +165,12 @@ impl PrivateKey {
                 .parameters_oid()
                 .map_err(|e| KeyError::Der(format!("EC key without a named curve: {e}")))?;
             if curve != OID_P256 {
-                return Err(KeyError::UnsupportedAlgorithm(format!(
-                    "EC key on curve {curve}"
-                )));
+                let name = match curve.to_string().as_str() {
+                    "1.3.132.0.34" => "ECDSA P-384".to_string(),
+                    "1.3.132.0.35" => "ECDSA P-521".to_string(),
+                    other => format!("EC (curve {other})"),
+                };
+                return Err(KeyError::UnsupportedSigningKey(name));
             }
             let pair = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, der)
                 .map_err(rejected)?;
@@ -174,6 +180,8 @@ impl PrivateKey {
             let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?;
             let v1 = pair.to_pkcs8v1().map_err(|_| KeyError::Signing)?;
             (Signer::Ed25519(pair), v1.as_ref().to_vec())
+        } else if oid.to_string() == "1.2.840.113549.1.1.1" {
+            return Err(KeyError::UnsupportedSigningKey("RSA".into()));
         } else {
             return Err(KeyError::UnsupportedAlgorithm(oid.to_string()));
         };
@@ -209,8 +217,15 @@ impl PrivateKey {
 
     /// Reads a DER `EncryptedPrivateKeyInfo` (PBES2, RFC 8018 §6.2).
     pub fn from_encrypted_pkcs8_der(der: &[u8], passphrase: &[u8]) -> Result<PrivateKey, KeyError> {
-        let info =
-            EncryptedPrivateKeyInfo::from_der(der).map_err(|e| KeyError::Der(e.to_string()))?;
+        let info = EncryptedPrivateKeyInfo::from_der(der).map_err(|e| {
+            if is_pbes1(der) {
+                KeyError::UnsupportedEncryption(
+                    "PBES1, an old password-based scheme (DES or RC2 with MD5 or SHA-1); re-encrypt the key with PBES2: `openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD.pem -out NEW.pem`".into(),
+                )
+            } else {
+                KeyError::Der(e.to_string())
+            }
+        })?;
         use pkcs8::pkcs5::Error as P5;
         let plain = match info.decrypt(passphrase) {
             Ok(doc) => doc,
@@ -303,6 +318,41 @@ impl PrivateKey {
 /// §5.2 allows it, and tools such as `openssl x509 -text` write it).
 pub(crate) fn decode_pem(text: &str) -> Result<(String, Vec<u8>), KeyError> {
     Ok(lineage_log::keys::pem_block(text)?)
+}
+
+/// Whether an `EncryptedPrivateKeyInfo` names a PBES1 scheme (RFC 8018 §6.1, OIDs
+/// 1.2.840.113549.1.5.{1,3,4,6,10,11}) or a PKCS#12 password-based one
+/// (1.2.840.113549.1.12.1.*), which older tools still write: its algorithm OID is the first
+/// OID in the structure.
+fn is_pbes1(der: &[u8]) -> bool {
+    const PKCS5: [u8; 8] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05];
+    const PKCS12_PBE: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01];
+    // The length of a DER header (tag and length octets) at the start of `b`.
+    let header = |b: &[u8]| -> Option<usize> {
+        let first = *b.get(1)?;
+        Some(if first < 0x80 {
+            2
+        } else {
+            2 + usize::from(first & 0x7f)
+        })
+    };
+    let Some(outer) = header(der).filter(|_| der.first() == Some(&0x30)) else {
+        return false;
+    };
+    let rest = &der[outer.min(der.len())..];
+    let Some(inner) = header(rest).filter(|_| rest.first() == Some(&0x30)) else {
+        return false;
+    };
+    let rest = &rest[inner.min(rest.len())..];
+    if rest.first() != Some(&0x06) {
+        return false;
+    }
+    let len = rest.get(1).copied().unwrap_or(0) as usize;
+    let Some(oid) = rest.get(2..2 + len) else {
+        return false;
+    };
+    (oid.len() == 9 && oid[..8] == PKCS5 && matches!(oid[8], 1 | 3 | 4 | 6 | 10 | 11))
+        || (oid.len() == 10 && oid[..9] == PKCS12_PBE)
 }
 
 #[cfg(test)]

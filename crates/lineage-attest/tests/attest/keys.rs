@@ -242,3 +242,86 @@ fn p384_and_p521_keys_verify_dsse_envelopes() {
         assert!(!key.verify(&pae, &wrong));
     }
 }
+
+#[test]
+fn keys_that_cannot_sign_or_old_encryption_are_named_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("`openssl` must be installed (apt-get install openssl) for this test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // An RSA private key: readable, but not a signing key here, and the message says so.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "rsa.pem",
+    ]);
+    let e = PrivateKey::from_pem(
+        &std::fs::read_to_string(dir.path().join("rsa.pem")).unwrap(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("RSA keys cannot sign here"), "{e}");
+    assert!(e.contains("lineage key generate"), "{e}");
+    // A P-384 key likewise.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        "p384.pem",
+    ]);
+    let e = PrivateKey::from_pem(
+        &std::fs::read_to_string(dir.path().join("p384.pem")).unwrap(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("ECDSA P-384 keys cannot sign here"), "{e}");
+    // A key encrypted with PBES1 (openssl's `-v1`): named as such, with the command to fix it.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "p256.pem",
+    ]);
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v1",
+        "PBE-SHA1-3DES",
+        "-passout",
+        "pass:pw",
+        "-in",
+        "p256.pem",
+        "-out",
+        "old.pem",
+    ]);
+    let e = PrivateKey::from_pem(
+        &std::fs::read_to_string(dir.path().join("old.pem")).unwrap(),
+        Some(b"pw"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("PBES1"), "{e}");
+    assert!(e.contains("openssl pkcs8 -topk8 -v2 aes-256-cbc"), "{e}");
+    assert!(!e.contains("not valid DER"), "{e}");
+}
