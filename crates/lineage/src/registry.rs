@@ -569,6 +569,16 @@ fn known_bases(s: &Settings) -> Result<Vec<BaseSeen>, CliError> {
 
 type Detected = (BaseDetection, Option<BaseSeen>, Option<ImageRef>);
 
+/// A known base as messages name it: `name:tag@digest`.
+fn shown(b: &BaseSeen) -> String {
+    ImageRef {
+        repository: b.name.clone(),
+        tag: b.tag.clone(),
+        digest: Some(b.digest.clone()),
+    }
+    .to_string()
+}
+
 fn detect_base(
     details: &ImageDetails,
     known: &[BaseSeen],
@@ -578,10 +588,52 @@ fn detect_base(
 ) -> Result<Detected, CliError> {
     let n = details.layers.len();
     let mut warning = None;
+    // A digest-only annotation (buildah writes one for `FROM ${BASE}` with a digest ARG) is
+    // named from the bases Lineage knows with that digest.
+    let mut digest_only = false;
     let annotated = match (
         fact_value(&details.facts.base_name),
         fact_value(&details.facts.base_digest),
     ) {
+        (None, Some(digest)) => match Digest::parse(digest) {
+            Ok(d) => {
+                let named: Vec<&BaseSeen> = known.iter().filter(|k| k.digest == d).collect();
+                let mut names: Vec<String> = named.iter().map(|k| shown(k)).collect();
+                names.sort();
+                names.dedup();
+                match named.iter().max_by_key(|k| k.seen_at) {
+                    Some(k) => {
+                        if names.len() > 1 {
+                            warning = Some(format!(
+                                "the base digest is known under {} names ({}); recorded the most recently seen, `{}`",
+                                names.len(),
+                                names.join(", "),
+                                shown(k)
+                            ));
+                        }
+                        digest_only = true;
+                        Some(ImageRef {
+                            repository: k.name.clone(),
+                            tag: k.tag.clone(),
+                            digest: Some(d),
+                        })
+                    }
+                    None => {
+                        warning = Some(format!(
+                            "the image names its base only by digest (`org.opencontainers.image.base.digest` = `{d}`), and no base Lineage knows has it; teach it with `lineage base add NAME:TAG`; fell back to layer match"
+                        ));
+                        None
+                    }
+                }
+            }
+            Err(_) => {
+                warning = Some(format!(
+                    "the base annotation `{}` is not a digest; fell back to layer match",
+                    lineage_model::inert(digest)
+                ));
+                None
+            }
+        },
         (Some(name), Some(digest)) => match (ImageRef::parse(name), Digest::parse(digest)) {
             (Ok(r), Ok(d)) if r.digest.as_ref().is_none_or(|x| *x == d) => Some(ImageRef {
                 digest: Some(d),
@@ -631,7 +683,11 @@ fn detect_base(
         });
         let detection = BaseDetection {
             method: "annotation",
-            summary: "exact (annotation)".into(),
+            summary: if digest_only {
+                "exact (digest annotation, named from a known base)".into()
+            } else {
+                "exact (annotation)".into()
+            },
             base: Some(base.to_string()),
             matched_layers: None,
             image_layers: n,
@@ -646,6 +702,29 @@ fn detect_base(
             if best.is_none_or(|(bk, _)| k >= bk) {
                 best = Some((k, b));
             }
+        }
+    }
+    // A mirror and its origin share layers: an equal match under another name is said, not
+    // hidden.
+    if let Some((k, b)) = best {
+        let mut names: Vec<String> = known
+            .iter()
+            .filter(|o| layer_match(&details.layers, &o.layers).is_some_and(|(ok, _)| ok == k))
+            .map(shown)
+            .collect();
+        names.sort();
+        names.dedup();
+        if names.len() > 1 {
+            let note = format!(
+                "ambiguous layer match: the layers of {} known bases match equally ({}); recorded the most recently seen, `{}`",
+                names.len(),
+                names.join(", "),
+                shown(b)
+            );
+            warning = Some(match warning {
+                Some(w) => format!("{w}; {note}"),
+                None => note,
+            });
         }
     }
     Ok(match best {

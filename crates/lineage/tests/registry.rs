@@ -936,3 +936,94 @@ fn registry_faults_are_specific_and_record_nothing() {
     let build = ledger.open().build(&digest).unwrap().unwrap();
     assert_eq!(build.commit.unwrap().as_str(), REVISION);
 }
+
+/// Issue 13, items 12 and 13: a base named only by digest is named from the bases Lineage
+/// knows (and a digest nobody taught it is said so); a mirror and its origin that match the
+/// same layers are both listed, never chosen between silently.
+#[test]
+fn digest_only_annotations_are_named_and_ambiguous_matches_are_said() {
+    let registry = Registry::start();
+    let world = World::new();
+    let ledger = Ledger::new();
+    let base = push_base(&world, &registry, "base:1");
+    // The same image under a second name: same digest, same layers.
+    let mirror = world.skopeo_copy(
+        &base.reference,
+        &registry.reference("mirror:1"),
+        ImageFormat::Oci,
+    );
+    assert_eq!(mirror.digest, base.digest);
+    for r in [&base.reference, &mirror.reference] {
+        ledger.json(&["base", "add", r]);
+    }
+    ledger.service("app", repo_of(&registry.reference("app:1")));
+    let detect = |reference: &str| {
+        ledger.json(&[
+            "build",
+            "record",
+            "--env",
+            "dev",
+            "--from-registry",
+            reference,
+            "--print-detected",
+        ])
+    };
+
+    // Only `org.opencontainers.image.base.digest`, as buildah writes for `FROM ${BASE}`.
+    let app1 = world.umoci_image(
+        &registry.reference("app:1"),
+        &[&[("app.txt", "one")]],
+        &[("org.opencontainers.image.base.digest", base.digest.as_str())],
+    );
+    let shown = detect(&app1.reference);
+    let d = &shown["base_detection"];
+    assert_eq!(d["method"], "annotation", "{shown:#}");
+    assert_eq!(
+        d["summary"],
+        "exact (digest annotation, named from a known base)"
+    );
+    assert_eq!(
+        shown["build"]["bases"][0]["digest"], base.digest,
+        "{shown:#}"
+    );
+    let warning = d["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("known under 2 names")
+            && warning.contains(repo_of(&base.reference))
+            && warning.contains(repo_of(&mirror.reference)),
+        "{shown:#}"
+    );
+
+    // A digest no known base has: said, with the way to teach it.
+    let unknown = format!("sha256:{}", "f".repeat(64));
+    let app2 = world.umoci_image(
+        &registry.reference("app:2"),
+        &[&[("app.txt", "two")]],
+        &[("org.opencontainers.image.base.digest", unknown.as_str())],
+    );
+    let shown = detect(&app2.reference);
+    let d = &shown["base_detection"];
+    assert_ne!(d["method"], "annotation", "{shown:#}");
+    let warning = d["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("only by digest") && warning.contains("lineage base add"),
+        "{shown:#}"
+    );
+
+    // No annotations, and the layers of both names match: both are listed.
+    let app3 = world.skopeo_copy(
+        &base.reference,
+        &registry.reference("app:3"),
+        ImageFormat::Docker,
+    );
+    let shown = detect(&app3.reference);
+    let d = &shown["base_detection"];
+    assert_eq!(d["method"], "layer-match", "{shown:#}");
+    let warning = d["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("ambiguous layer match")
+            && warning.contains(repo_of(&base.reference))
+            && warning.contains(repo_of(&mirror.reference)),
+        "{shown:#}"
+    );
+}
