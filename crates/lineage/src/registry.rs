@@ -569,6 +569,20 @@ fn known_bases(s: &Settings) -> Result<Vec<BaseSeen>, CliError> {
 
 type Detected = (BaseDetection, Option<BaseSeen>, Option<ImageRef>);
 
+/// The known base whose layers are the longest prefix of `layers`; among equals, the most
+/// recently recorded.
+fn best_layer_match<'a>(known: &'a [BaseSeen], layers: &[Digest]) -> Option<(usize, &'a BaseSeen)> {
+    let mut best: Option<(usize, &BaseSeen)> = None;
+    for b in known {
+        if let Some((k, _)) = layer_match(layers, &b.layers) {
+            if best.is_none_or(|(bk, _)| k >= bk) {
+                best = Some((k, b));
+            }
+        }
+    }
+    best
+}
+
 /// A known base as messages name it: `name:tag@digest`.
 fn shown(b: &BaseSeen) -> String {
     ImageRef {
@@ -667,6 +681,31 @@ fn detect_base(
                 (Vec::new(), None)
             }
         };
+        // The annotation is a claim and the layers are evidence: when the annotated base's
+        // layers are not under the image but a known base's are, the layers win, and the
+        // contradiction is said.
+        if !layers.is_empty() && layer_match(&details.layers, &layers).is_none() {
+            if let Some((k, b)) = best_layer_match(known, &details.layers) {
+                if b.digest != digest {
+                    let by_layers = ImageRef {
+                        repository: b.name.clone(),
+                        tag: b.tag.clone(),
+                        digest: Some(b.digest.clone()),
+                    };
+                    let detection = BaseDetection {
+                        method: "layer-match",
+                        summary: format!("layer match ({k} of {n} layers)"),
+                        base: Some(by_layers.to_string()),
+                        matched_layers: Some(k),
+                        image_layers: n,
+                        warning: Some(format!(
+                            "the image's annotations say its base is `{base}`, but its layers are those of `{by_layers}`; recorded the layer evidence"
+                        )),
+                    };
+                    return Ok((detection, None, Some(by_layers)));
+                }
+            }
+        }
         let already = known.iter().any(|k| {
             k.name == base.repository
                 && k.tag == base.tag
@@ -695,15 +734,7 @@ fn detect_base(
         };
         return Ok((detection, fact, Some(base)));
     }
-    // Longest matching prefix wins; among equals, the most recently recorded.
-    let mut best: Option<(usize, &BaseSeen)> = None;
-    for b in known {
-        if let Some((k, _)) = layer_match(&details.layers, &b.layers) {
-            if best.is_none_or(|(bk, _)| k >= bk) {
-                best = Some((k, b));
-            }
-        }
-    }
+    let best = best_layer_match(known, &details.layers);
     // A mirror and its origin share layers: an equal match under another name is said, not
     // hidden.
     if let Some((k, b)) = best {

@@ -1027,3 +1027,53 @@ fn digest_only_annotations_are_named_and_ambiguous_matches_are_said() {
         "{shown:#}"
     );
 }
+
+/// Issue 13, item 11: an image whose labels name one base while its layers are another known
+/// base's is recorded on the base its layers show, and the contradiction is said.
+#[test]
+fn layers_win_over_an_annotation_they_contradict() {
+    let registry = Registry::start();
+    let world = World::new();
+    let ledger = Ledger::new();
+    let old = push_base(&world, &registry, "base:1.0");
+    let new = push_base(&world, &registry, "base:1.1");
+    for r in [&old.reference, &new.reference] {
+        ledger.json(&["base", "add", r]);
+    }
+    let app_ref = registry.reference("app:5");
+    // Built on 1.1, labelled 1.0 (a stale label copied from an older Dockerfile), pushed as
+    // Docker v2s2 so that only the labels speak for the base.
+    world.buildah_build(
+        &format!(
+            "FROM {}\nLABEL org.opencontainers.image.base.name={} org.opencontainers.image.base.digest={}\nCOPY a.txt /a.txt\n",
+            new.pinned(),
+            old.reference,
+            old.digest
+        ),
+        &[("a.txt", "a")],
+        &app_ref,
+        &[],
+    );
+    world.buildah_push(&app_ref, ImageFormat::Docker);
+    ledger.service("app", repo_of(&app_ref));
+    let shown = ledger.json(&[
+        "build",
+        "record",
+        "--env",
+        "dev",
+        "--from-registry",
+        &app_ref,
+        "--print-detected",
+    ]);
+    let d = &shown["base_detection"];
+    assert_eq!(d["method"], "layer-match", "{shown:#}");
+    assert_eq!(
+        shown["build"]["bases"][0]["digest"], new.digest,
+        "{shown:#}"
+    );
+    let warning = d["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("annotations say") && warning.contains(&old.digest),
+        "{shown:#}"
+    );
+}
