@@ -189,7 +189,12 @@ pub fn history(args: HistoryArgs, s: &Settings) -> Result<Outcome, CliError> {
         return Ok(Outcome::NotFound);
     };
     render_history(s.format, &report);
-    Ok(Outcome::Ok)
+    // Like every query over a list: an empty answer exits 1 (the document still prints).
+    Ok(if report.rows.is_empty() {
+        Outcome::NotFound
+    } else {
+        Outcome::Ok
+    })
 }
 
 fn render_history(format: Format, r: &HistoryReport) {

@@ -544,4 +544,14 @@ fn bad_promotion_settings_and_outcomes_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let out = t.run_at(T0, &["history", "nobody"]);
     assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&stdout(
+        &t.run_at(T0, &["--format", "json", "history", "nobody"]),
+    ))
+    .unwrap();
+    assert_eq!(v["found"], false, "{v}");
+    // A service never deployed: its (empty) history, and exit 1.
+    let out = t.run_at(T0, &["--format", "json", "history", "api"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["rows"], serde_json::json!([]), "{v}");
 }
