@@ -131,6 +131,25 @@ fn signature(s: &SignatureStatus) -> String {
     }
 }
 
+/// `text` (already escaped) as a link to `url`, when `url` is plain `http(s)`; otherwise the
+/// text alone. URLs come from build records (a CI link is whatever the pipeline sent), so a
+/// `javascript:` or `data:` URL never becomes a link.
+fn link(url: &str, text: &str) -> String {
+    let lower = url.to_ascii_lowercase();
+    let safe = (lower.starts_with("https://") || lower.starts_with("http://"))
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>'));
+    if safe {
+        format!(
+            "<a href=\"{}\" rel=\"noopener noreferrer\">{text}</a>",
+            esc(url)
+        )
+    } else {
+        text.to_string()
+    }
+}
+
 /// An outcome, coloured and in words: healthy, degraded, failed, or none recorded.
 fn outcome_html(outcome: Option<&lifecycle::OutcomeMark>) -> String {
     match outcome {
@@ -370,17 +389,39 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
         esc(&svc.images.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")),
     );
     let builds = store.builds_of_service(&name, 50)?;
-    html.push_str("<h2>Builds</h2><table><thead><tr><th>Digest</th><th>Tags</th><th>Commit</th><th>Finished</th><th>Base</th><th>Built by</th></tr></thead><tbody>");
+    html.push_str("<h2>Builds</h2><table><thead><tr><th>Digest</th><th>Tags</th><th>Commit</th><th>Finished</th><th>Base</th><th>Built by</th><th>CI run</th></tr></thead><tbody>");
     for b in &builds {
+        // The commit links to the repository, the run to the CI system: the next click during
+        // an incident.
+        let commit = match (&b.commit, &b.source_repo) {
+            (Some(c), Some(repo)) => link(&format!("{repo}/commit/{c}"), &esc(c.as_str())),
+            (Some(c), None) => esc(c.as_str()),
+            (None, _) => or_dash(None),
+        };
+        let run = match b.ci.as_ref() {
+            Some(ci) => {
+                let label = esc(&format!(
+                    "{} {}",
+                    ci.system,
+                    ci.run_id.as_deref().unwrap_or("")
+                ));
+                match &ci.url {
+                    Some(url) => link(url, &label),
+                    None => label,
+                }
+            }
+            None => or_dash(None),
+        };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
             short(&b.digest.to_string()),
             esc(&b.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")),
-            or_dash(b.commit.as_ref().map(|c| c.to_string()).as_deref()),
+            commit,
             or_dash(b.finished_at.map(|t| t.to_string()).as_deref()),
             or_dash(b.final_base().map(|x| x.display()).as_deref()),
             or_dash(b.builder.as_ref().map(|x| x.to_string()).as_deref()),
+            run,
         );
     }
     html.push_str("</tbody></table>");
@@ -916,4 +957,26 @@ fn log_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
         esc(&latest.text),
     );
     Ok(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_become_links() {
+        assert_eq!(
+            link("https://ci.acme.dev/run/7", "run 7"),
+            "<a href=\"https://ci.acme.dev/run/7\" rel=\"noopener noreferrer\">run 7</a>"
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "JaVaScRiPt:alert(1)",
+            "data:text/html,<b>x</b>",
+            "https://x\" onmouseover=\"alert(1)",
+            "//evil.example/x",
+        ] {
+            assert_eq!(link(bad, "run"), "run", "{bad}");
+        }
+    }
 }
