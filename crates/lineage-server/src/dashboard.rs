@@ -280,23 +280,57 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
     for e in &envs {
         let _ = write!(html, "<th>{}</th>", esc(e.as_str()));
     }
-    html.push_str("<th>Base behind</th><th>Last deploy</th></tr></thead><tbody>");
+    html.push_str(
+        "<th>Needs attention</th><th>Base behind</th><th>Last deploy</th></tr></thead><tbody>",
+    );
+    // Risk first: each service's row is built with what needs attention, in words, and the
+    // rows are ordered by it (production findings, then any), then by name.
+    let mut table: Vec<((usize, usize), String, String)> = Vec::with_capacity(services.len());
     for svc in &services {
+        let mut row = String::new();
         let rows = running.get(&svc.name).map(Vec::as_slice).unwrap_or(&[]);
         let _ = write!(
-            html,
+            row,
             "<tr><td><a href=\"/services/{n}\">{n}</a></td><td>{}</td><td>{}</td>",
             or_dash(svc.owner.as_ref().map(|o| o.to_string()).as_deref()),
             or_dash(svc.backup_owner.as_ref().map(|o| o.to_string()).as_deref()),
             n = esc(svc.name.as_str()),
         );
         let mut behind: Option<i64> = None;
+        // (production, what) for every finding of this service.
+        let mut attention: Vec<(bool, String)> = Vec::new();
         for e in &envs {
             match rows.iter().find(|r| r.deploy.env == *e) {
                 Some(r) => {
                     let facts = st.index.facts(&st.readers, &r.deploy.digest)?;
+                    let production = st.cfg.gate.config.is_production(e);
+                    let mut note =
+                        |what: &str| attention.push((production, format!("{e}: {what}")));
                     if let Some((_, since)) = &facts.stale_base {
                         behind = Some(behind.unwrap_or(0).max(since.days_until(now)));
+                    }
+                    if facts.build.is_none() {
+                        note("no build record");
+                    }
+                    if facts.check.as_ref().is_some_and(|c| !c.passed) {
+                        note("build failed its gate");
+                    }
+                    if facts.retired.is_some() {
+                        note("retired digest running");
+                    }
+                    match facts.signature_for(Some(e)) {
+                        SignatureStatus::Untrusted { .. } => {
+                            note("provenance signed by an untrusted key")
+                        }
+                        SignatureStatus::Unsigned => note("provenance not signed"),
+                        _ => {}
+                    }
+                    if production {
+                        match &r.deploy.approved_by {
+                            None => note("deployed without approval"),
+                            Some(a) if *a == r.deploy.by => note("self-approved"),
+                            Some(_) => {}
+                        }
                     }
                     let seen = truth
                         .as_ref()
@@ -314,6 +348,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                         .find(|o| o.env == *e && o.at >= r.deploy.at)
                         .filter(|o| o.status != lineage_model::OutcomeStatus::Healthy)
                     {
+                        note(&format!("deploy {}", o.status.as_str()));
                         let class = match o.status {
                             lineage_model::OutcomeStatus::Failed => "bad",
                             _ => "warn",
@@ -325,19 +360,34 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                         );
                     }
                     let _ = write!(
-                        html,
+                        row,
                         "<td>{}{marks}<br>{}{seen}</td>",
                         short(&r.deploy.digest.to_string()),
                         signature(&facts.signature_for(Some(e)))
                     );
                 }
-                None => html.push_str("<td><span class=\"muted\">—</span></td>"),
+                None => row.push_str("<td><span class=\"muted\">—</span></td>"),
             }
         }
+        if let Some(d) = behind.filter(|d| *d > 0) {
+            attention.push((false, format!("base {d} days behind its tag")));
+        }
+        let findings = if attention.is_empty() {
+            "<span class=\"muted\">nothing found</span>".to_string()
+        } else {
+            attention
+                .iter()
+                .map(|(prod, what)| {
+                    let class = if *prod { "bad" } else { "warn" };
+                    format!("<span class=\"{class}\">{}</span>", esc(what))
+                })
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
         let last = rows.iter().map(|r| &r.deploy).max_by_key(|d| d.at);
         let _ = write!(
-            html,
-            "<td>{}</td><td>{}</td></tr>",
+            row,
+            "<td>{findings}</td><td>{}</td><td>{}</td></tr>",
             match behind {
                 Some(d) => format!("<span class=\"warn\">{d} days</span>"),
                 None => "<span class=\"muted\">up to date or unknown</span>".into(),
@@ -352,6 +402,12 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                 None => "<span class=\"muted\">never deployed</span>".into(),
             }
         );
+        let production = attention.iter().filter(|(p, _)| *p).count();
+        table.push(((production, attention.len()), svc.name.to_string(), row));
+    }
+    table.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    for (_, _, row) in table {
+        html.push_str(&row);
     }
     html.push_str("</tbody></table>");
     if services.is_empty() {

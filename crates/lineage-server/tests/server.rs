@@ -2274,3 +2274,62 @@ fn mutated_bodies_are_answered_never_failed() {
             .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
     }
 }
+
+/// Issue 21 (risk first): the fleet page says what needs attention, in words, and the service
+/// with production findings comes before one with findings elsewhere, before one with none.
+#[tokio::test]
+async fn the_fleet_page_puts_what_needs_attention_first() {
+    let w = world(Mode::Enforce);
+    let now = Timestamp::parse(NOW).unwrap();
+    {
+        let location = StoreLocation::Sqlite(w._dir.path().join("l.db"));
+        let mut store = lineage_store::open(&location, false).unwrap();
+        let deploy =
+            |service: &str, image: &str, d: char, env: &str, approver: Option<&str>| DeployRecord {
+                config: Vec::new(),
+                service: ServiceName::parse(service).unwrap(),
+                image: Repository::parse(image).unwrap(),
+                digest: digest(d),
+                env: EnvName::parse(env).unwrap(),
+                by: id("ana@acme.dev"),
+                approved_by: approver.map(id),
+                ticket: None,
+                at: now,
+                rollback: false,
+            };
+        // orphan: in production without approval; api: its retired build runs in staging.
+        for d in [
+            deploy("orphan", "ghcr.io/acme/orphan", 'f', "production", None),
+            deploy(
+                "api",
+                "ghcr.io/acme/api",
+                'e',
+                "staging",
+                Some("maya@acme.dev"),
+            ),
+        ] {
+            record::deploy(store.as_mut(), d, now, None).unwrap();
+        }
+    }
+    let viewer = w
+        .tokens
+        .iter()
+        .find(|(s, _)| *s == Some(Scope::Read))
+        .unwrap()
+        .1
+        .clone();
+    let page = browse(&w, "/", Via::Header(&viewer)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let body = &page.body;
+    assert!(body.contains("Needs attention"), "{body}");
+    assert!(
+        body.contains("production: deployed without approval"),
+        "{body}"
+    );
+    assert!(body.contains("staging: retired digest running"), "{body}");
+    let at = |name: &str| body.find(&format!("href=\"/services/{name}\"")).unwrap();
+    assert!(
+        at("orphan") < at("api"),
+        "production findings come first:\n{body}"
+    );
+}
