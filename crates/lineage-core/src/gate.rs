@@ -132,14 +132,7 @@ pub fn digest_facts(
     let key = digest.to_string();
     let build = store.build(digest)?;
     let check = latest_check(store, digest)?;
-    let retired = store
-        .facts("retire", Some(&key))?
-        .into_iter()
-        .rev()
-        .find_map(|e| match e.record {
-            Record::Retire(r) => Some(r),
-            _ => None,
-        });
+    let retired = crate::lifecycle::retirement(store, digest)?;
     let mut signature = Vec::with_capacity(envs.len());
     for env in envs {
         signature.push((
@@ -157,23 +150,19 @@ pub fn digest_facts(
         .collect();
     let deploys = store.deploys_of_digest(digest)?;
     // Outcomes are filed under their service: the build's, else the deploys'.
-    let mut services: Vec<String> = build
+    let mut services: Vec<&ServiceName> = build
         .iter()
-        .map(|b| b.service.to_string())
-        .chain(deploys.iter().map(|d| d.service.to_string()))
+        .map(|b| &b.service)
+        .chain(deploys.iter().map(|d| &d.service))
         .collect();
     services.sort();
     services.dedup();
     let mut outcomes = Vec::new();
-    for service in &services {
+    for service in services {
         outcomes.extend(
-            store
-                .facts("outcome", Some(service))?
+            crate::lifecycle::outcomes(store, service)?
                 .into_iter()
-                .filter_map(|e| match e.record {
-                    Record::Outcome(o) if o.digest == *digest => Some(o),
-                    _ => None,
-                }),
+                .filter(|o| o.digest == *digest),
         );
     }
     outcomes.sort_by_key(|o| o.at);

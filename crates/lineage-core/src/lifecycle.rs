@@ -94,8 +94,9 @@ pub fn outcomes(store: &dyn Store, service: &ServiceName) -> Result<Vec<DeployOu
     Ok(list)
 }
 
-/// The newest outcome of `digest` in `env` among `list`, not before `since`.
-fn newest_outcome<'a>(
+/// The newest outcome of `digest` in `env` among `list` (oldest first), not before `since`:
+/// how the placement that began at `since` is doing. Every report and page asks this.
+pub fn newest_outcome<'a>(
     list: &'a [DeployOutcome],
     env: &EnvName,
     digest: &Digest,
@@ -104,6 +105,66 @@ fn newest_outcome<'a>(
     list.iter()
         .rev()
         .find(|o| o.env == *env && o.digest == *digest && o.at >= since)
+}
+
+/// What needs attention about one placement: a deploy recorded as running, judged with the
+/// gate's facts of its digest (`gate::digest_facts`, which the server keeps in memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attention {
+    /// Findings in words, for people (`no build record`, `self-approved`, …).
+    pub findings: Vec<String>,
+    /// The newest outcome since the deploy, when it is not `healthy`.
+    pub outcome: Option<DeployOutcome>,
+    /// Whole days its final base has been behind its tag, when it is.
+    pub stale_days: Option<i64>,
+}
+
+/// Judges a placement for the fleet view. Approval findings apply to production only, as the
+/// deploy gate's do by default.
+pub fn attention(
+    config: &Config,
+    deploy: &DeployRecord,
+    facts: &gate::DigestFacts,
+    now: Timestamp,
+) -> Attention {
+    let mut findings = Vec::new();
+    if facts.build.is_none() {
+        findings.push("no build record".to_string());
+    }
+    if facts.check.as_ref().is_some_and(|c| !c.passed) {
+        findings.push("build failed its gate".into());
+    }
+    if facts.retired.is_some() {
+        findings.push("retired digest running".into());
+    }
+    match facts.signature_for(Some(&deploy.env)) {
+        lineage_policy::SignatureStatus::Untrusted { .. } => {
+            findings.push("provenance signed by an untrusted key".into())
+        }
+        lineage_policy::SignatureStatus::Unsigned => findings.push("provenance not signed".into()),
+        _ => {}
+    }
+    if config.is_production(&deploy.env) {
+        match &deploy.approved_by {
+            None => findings.push("deployed without approval".into()),
+            Some(a) if *a == deploy.by => findings.push("self-approved".into()),
+            Some(_) => {}
+        }
+    }
+    let outcome = newest_outcome(&facts.outcomes, &deploy.env, &deploy.digest, deploy.at)
+        .filter(|o| o.status != OutcomeStatus::Healthy)
+        .cloned();
+    if let Some(o) = &outcome {
+        findings.push(format!("deploy {}", o.status.as_str()));
+    }
+    Attention {
+        findings,
+        outcome,
+        stale_days: facts
+            .stale_base
+            .as_ref()
+            .map(|(_, since)| since.days_until(now)),
+    }
 }
 
 // -------------------------------------------------------------------------------------------
@@ -259,8 +320,7 @@ pub fn history(
     if deploys.is_empty() && store.service(service)?.is_none() {
         return Ok(None);
     }
-    let rows = placements(store, service, &deploys)?;
-    let mut rows = rows;
+    let mut rows = placements(store, service, &deploys)?;
     rows.sort_by(|a, b| {
         b.at.cmp(&a.at).then_with(|| {
             let rank = |e: &str| EnvName::parse(e).map_or(usize::MAX, |e| config.env_rank(&e));

@@ -106,10 +106,7 @@ pub(crate) fn mark(
         let (Ok(env), Ok(digest)) = (EnvName::parse(&p.env), Digest::parse(&p.digest)) else {
             continue;
         };
-        p.outcome = outcomes
-            .iter()
-            .rev()
-            .find(|o| o.env == env && o.digest == digest && o.at >= p.since)
+        p.outcome = crate::lifecycle::newest_outcome(&outcomes, &env, &digest, p.since)
             .map(crate::lifecycle::OutcomeMark::of);
         p.retired = crate::lifecycle::retirement(store, &digest)?
             .as_ref()

@@ -52,12 +52,20 @@ fn buildx() -> String {
 
 const DOCKERFILE: &str = "# syntax=docker/dockerfile:1\nARG BASE=python:3.12-slim\nFROM ${BASE} AS build\nRUN pip install -r requirements.txt\nFROM --platform=linux/amd64 gcr.io/distroless/python3@sha256:1111111111111111111111111111111111111111111111111111111111111111\nCOPY --from=build /app /app\n";
 
+/// 256 cases in the suite; `PROPTEST_CASES=N` for a longer run.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256)
+}
+
 fn said_something(e: &lineage_core::Error) -> bool {
     !e.to_string().trim().is_empty()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn service_tables(
@@ -111,8 +119,19 @@ proptest! {
     #[test]
     fn dockerfiles(text in mutated(DOCKERFILE.into())) {
         let parsed = lineage_policy::dockerfile::parse_dockerfile(&text);
-        let shown = format!("{:?}", parsed);
-        prop_assert!(!shown.is_empty());
+        // What the parser returns is consistent: every stage points at a base it listed or
+        // an earlier stage, and names a line of the text.
+        let lines = text.lines().count() as u32;
+        for (i, stage) in parsed.stages.iter().enumerate() {
+            prop_assert!(stage.line >= 1 && stage.line <= lines.max(1), "{stage:?}");
+            match stage.source {
+                lineage_policy::dockerfile::StageSource::External(b) => {
+                    prop_assert!(b < parsed.bases.len(), "{stage:?}")
+                }
+                lineage_policy::dockerfile::StageSource::Stage(s) => prop_assert!(s < i, "{stage:?}"),
+                lineage_policy::dockerfile::StageSource::Scratch => {}
+            }
+        }
     }
 }
 

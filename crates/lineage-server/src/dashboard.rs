@@ -304,34 +304,16 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                 Some(r) => {
                     let facts = st.index.facts(&st.readers, &r.deploy.digest)?;
                     let production = st.cfg.gate.config.is_production(e);
-                    let mut note =
-                        |what: &str| attention.push((production, format!("{e}: {what}")));
-                    if let Some((_, since)) = &facts.stale_base {
-                        behind = Some(behind.unwrap_or(0).max(since.days_until(now)));
+                    let judged = lifecycle::attention(&st.cfg.gate.config, &r.deploy, &facts, now);
+                    if let Some(days) = judged.stale_days {
+                        behind = Some(behind.unwrap_or(0).max(days));
                     }
-                    if facts.build.is_none() {
-                        note("no build record");
-                    }
-                    if facts.check.as_ref().is_some_and(|c| !c.passed) {
-                        note("build failed its gate");
-                    }
-                    if facts.retired.is_some() {
-                        note("retired digest running");
-                    }
-                    match facts.signature_for(Some(e)) {
-                        SignatureStatus::Untrusted { .. } => {
-                            note("provenance signed by an untrusted key")
-                        }
-                        SignatureStatus::Unsigned => note("provenance not signed"),
-                        _ => {}
-                    }
-                    if production {
-                        match &r.deploy.approved_by {
-                            None => note("deployed without approval"),
-                            Some(a) if *a == r.deploy.by => note("self-approved"),
-                            Some(_) => {}
-                        }
-                    }
+                    attention.extend(
+                        judged
+                            .findings
+                            .iter()
+                            .map(|what| (production, format!("{e}: {what}"))),
+                    );
                     let seen = truth
                         .as_ref()
                         .map(|t| format!("<br>{}", observed(&t.state(e, &r.deploy.digest))))
@@ -341,14 +323,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                     if facts.retired.is_some() {
                         marks.push_str(" <span class=\"bad\">RETIRED</span>");
                     }
-                    if let Some(o) = facts
-                        .outcomes
-                        .iter()
-                        .rev()
-                        .find(|o| o.env == *e && o.at >= r.deploy.at)
-                        .filter(|o| o.status != lineage_model::OutcomeStatus::Healthy)
-                    {
-                        note(&format!("deploy {}", o.status.as_str()));
+                    if let Some(o) = &judged.outcome {
                         let class = match o.status {
                             lineage_model::OutcomeStatus::Failed => "bad",
                             _ => "warn",
@@ -491,11 +466,9 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
             Some(x) => format!(" <span class=\"bad\">RETIRED ({})</span>", esc(&x.reason)),
             None => String::new(),
         };
-        let outcome = outcomes
-            .iter()
-            .rev()
-            .find(|o| o.env == r.deploy.env && o.digest == r.deploy.digest && o.at >= r.deploy.at)
-            .map(lifecycle::OutcomeMark::of);
+        let outcome =
+            lifecycle::newest_outcome(&outcomes, &r.deploy.env, &r.deploy.digest, r.deploy.at)
+                .map(lifecycle::OutcomeMark::of);
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

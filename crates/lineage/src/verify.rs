@@ -816,7 +816,7 @@ pub fn key(cmd: KeyCmd, s: &Settings) -> Result<Outcome, CliError> {
                     "check permissions",
                 )
             })?;
-            write_private(&private, pem.as_bytes())?;
+            write_new_file(&private, pem.as_bytes(), true)?;
             std::fs::write(&public, key.public_key().to_pem()).map_err(|e| {
                 CliError::new(
                     format!("cannot write `{}`: {e}", public.display()),
@@ -947,11 +947,6 @@ pub fn key(cmd: KeyCmd, s: &Settings) -> Result<Outcome, CliError> {
             Ok(Outcome::Ok)
         }
     }
-}
-
-/// Writes a private key readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    write_new_file(path, bytes, true)
 }
 
 /// Creates `path` (never over an existing file), writes `bytes` and syncs them; `private`
