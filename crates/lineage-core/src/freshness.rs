@@ -89,7 +89,10 @@ pub struct HistoryReport {
     pub digests: Vec<HistoryEntry>,
 }
 
-/// Everything the ledger knows about base tags, loaded once per command.
+/// What the ledger knows about base tags: per tag, when builds first and last used each
+/// digest (the store keeps that per tag, so nothing here reads every build) and every
+/// registry answer.
+#[derive(Debug, Default)]
 pub struct Knowledge {
     /// Per tag, every observation: (digest, time, created, from the registry?).
     observations: BTreeMap<BaseTag, Vec<Observation>>,
@@ -103,65 +106,70 @@ struct Observation {
     registry: bool,
 }
 
-/// Journal entries are read in pages so a large ledger is never held twice in memory.
-const PAGE: u64 = 4096;
-
 impl Knowledge {
-    /// Reads every build record and every `BaseSeen` fact.
+    /// Every tag a recorded build used or a registry was asked about.
     pub fn load(store: &dyn Store) -> Result<Knowledge, Error> {
-        let mut observations: BTreeMap<BaseTag, Vec<Observation>> = BTreeMap::new();
-        let len = store.len()?;
-        let mut from = 0;
-        while from < len {
-            let to = (from + PAGE).min(len);
-            for entry in store.entries(from, to)? {
-                if let Record::Build(build) = &entry.record {
-                    // A build pulled its bases before it finished; the pull time is best, the
-                    // finish time next, and the ledger's own time is a safe upper bound.
-                    for base in &build.bases {
-                        let (Some(tag), Some(digest)) = (&base.tag, &base.digest) else {
-                            continue;
-                        };
-                        let at = base
-                            .pulled_at
-                            .or(build.started_at)
-                            .or(build.finished_at)
-                            .unwrap_or(entry.recorded_at);
-                        observations
-                            .entry(BaseTag {
-                                name: base.name.clone(),
-                                tag: tag.clone(),
-                            })
-                            .or_default()
-                            .push(Observation {
-                                digest: digest.clone(),
-                                at,
-                                created: None,
-                                registry: false,
-                            });
-                    }
+        let mut knowledge = Knowledge::default();
+        for entry in store.facts("base", None)? {
+            knowledge.add_seen(entry.record);
+        }
+        for (name, tag) in store.base_tags()? {
+            knowledge.add_uses(store, BaseTag { name, tag })?;
+        }
+        Ok(knowledge)
+    }
+
+    /// Only `tags`: what one report or one gate decision needs, in indexed reads.
+    pub fn load_tags<'a>(
+        store: &dyn Store,
+        tags: impl IntoIterator<Item = &'a BaseTag>,
+    ) -> Result<Knowledge, Error> {
+        let mut knowledge = Knowledge::default();
+        let mut names = BTreeSet::new();
+        for tag in tags {
+            if names.insert(tag.name.clone()) {
+                for entry in store.facts("base", Some(&tag.name.to_string()))? {
+                    knowledge.add_seen(entry.record);
                 }
             }
-            from = to;
+            knowledge.add_uses(store, tag.clone())?;
         }
-        for entry in store.facts("base", None)? {
-            if let Record::Base(seen) = entry.record {
-                let Some(tag) = seen.tag else { continue };
-                observations
-                    .entry(BaseTag {
-                        name: seen.name,
-                        tag,
-                    })
-                    .or_default()
-                    .push(Observation {
-                        digest: seen.digest,
-                        at: seen.seen_at,
-                        created: seen.created,
-                        registry: true,
-                    });
+        Ok(knowledge)
+    }
+
+    fn add_seen(&mut self, record: Record) {
+        let Record::Base(seen) = record else { return };
+        let Some(tag) = seen.tag else { return };
+        self.observations
+            .entry(BaseTag {
+                name: seen.name,
+                tag,
+            })
+            .or_default()
+            .push(Observation {
+                digest: seen.digest,
+                at: seen.seen_at,
+                created: seen.created,
+                registry: true,
+            });
+    }
+
+    /// A build's use of a digest counts as seeing it under the tag then
+    /// ([`BuildRecord::base_seen_at`]); the first and last use bound them all.
+    fn add_uses(&mut self, store: &dyn Store, tag: BaseTag) -> Result<(), Error> {
+        let uses = store.base_tag_uses(&tag.name, &tag.tag)?;
+        let list = self.observations.entry(tag).or_default();
+        for used in uses {
+            for at in [used.first_used, used.last_used] {
+                list.push(Observation {
+                    digest: used.digest.clone(),
+                    at,
+                    created: None,
+                    registry: false,
+                });
             }
         }
-        Ok(Knowledge { observations })
+        Ok(())
     }
 
     /// Every base tag used by a recorded build or seen in a registry, sorted.
@@ -198,6 +206,44 @@ impl Knowledge {
         list
     }
 
+    /// How fresh `digest` of `tag` is. A newer digest seen by a registry or used by any
+    /// build makes it behind; with none, it is current only if a registry was asked, since
+    /// builds alone cannot say the tag has not moved.
+    pub fn assess(&self, tag: &BaseTag, digest: &Digest) -> Freshness {
+        let history = self.history(tag);
+        let running = digest.to_string();
+        let Some(mine) = history.iter().find(|e| e.digest == running) else {
+            // Cannot happen for a recorded build (its bases are part of the history), but a
+            // wrong answer is worse than none.
+            return Freshness::NotAssessed {
+                reason: "the base digest is not in its tag's history".into(),
+            };
+        };
+        let newer: Vec<&HistoryEntry> = history
+            .iter()
+            .filter(|e| e.first_seen > mine.first_seen)
+            .collect();
+        match newer.last() {
+            Some(oldest_newer) => Freshness::Behind {
+                base: tag.to_string(),
+                digest: running,
+                newest: history[0].digest.clone(),
+                since: oldest_newer.first_seen,
+                digests_behind: newer.len(),
+                source: oldest_newer.seen_by.clone(),
+            },
+            None => match self.last_refresh(tag) {
+                Some(checked_at) => Freshness::Current {
+                    base: tag.to_string(),
+                    checked_at,
+                },
+                None => Freshness::NotAssessed {
+                    reason: NEVER_REFRESHED.into(),
+                },
+            },
+        }
+    }
+
     /// When a registry last answered for the tag.
     pub fn last_refresh(&self, tag: &BaseTag) -> Option<Timestamp> {
         self.observations
@@ -216,9 +262,78 @@ impl Knowledge {
     }
 }
 
+const NEVER_REFRESHED: &str =
+    "its base tag was never checked in its registry (run `lineage base refresh`)";
+
+/// How fresh the final-stage base of one build is: the one answer behind `report stale`,
+/// the deploy gate's stale-base rule (D012) and the dashboard.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Freshness {
+    /// A newer digest of the tag is known.
+    Behind {
+        /// `name:tag`.
+        base: String,
+        /// The digest the build used.
+        digest: String,
+        /// The newest digest known.
+        newest: String,
+        /// When the first newer digest was seen.
+        since: Timestamp,
+        digests_behind: usize,
+        /// Who saw that first newer digest: `build` (a build used it), `registry`, or both.
+        source: Vec<&'static str>,
+    },
+    /// The newest digest known, and a registry confirmed the tag at `checked_at`.
+    Current { base: String, checked_at: Timestamp },
+    /// Nothing can be said, and why.
+    NotAssessed { reason: String },
+}
+
+impl Freshness {
+    /// `(name:tag@digest, since)` when behind.
+    pub fn behind(&self) -> Option<(String, Timestamp)> {
+        match self {
+            Freshness::Behind {
+                base,
+                digest,
+                since,
+                ..
+            } => Some((format!("{base}@{digest}"), *since)),
+            _ => None,
+        }
+    }
+}
+
+/// The final-stage base of `build` as a tag and digest, or why it has no history.
+pub fn final_base_tag(build: &BuildRecord) -> Result<(BaseTag, &Digest), &'static str> {
+    let base = build.final_base().ok_or("the build records no base image")?;
+    match (&base.tag, &base.digest) {
+        (Some(tag), Some(digest)) => Ok((
+            BaseTag {
+                name: base.name.clone(),
+                tag: tag.clone(),
+            },
+            digest,
+        )),
+        (None, _) => Err("the final-stage base has no tag, so it has no history"),
+        (Some(_), None) => Err("the final-stage base has no digest"),
+    }
+}
+
+/// How fresh `build`'s final-stage base is, reading only that tag's history.
+pub fn assess_build(store: &dyn Store, build: &BuildRecord) -> Result<Freshness, Error> {
+    Ok(match final_base_tag(build) {
+        Ok((tag, digest)) => Knowledge::load_tags(store, [&tag])?.assess(&tag, digest),
+        Err(reason) => Freshness::NotAssessed {
+            reason: reason.into(),
+        },
+    })
+}
+
 /// `lineage base history NAME:TAG`.
 pub fn history(store: &dyn Store, tag: &BaseTag) -> Result<HistoryReport, Error> {
-    let knowledge = Knowledge::load(store)?;
+    let knowledge = Knowledge::load_tags(store, [tag])?;
     Ok(HistoryReport {
         schema: 1,
         base: tag.to_string(),
@@ -273,7 +388,7 @@ pub fn record_refresh(
     now: Timestamp,
     by: Option<&Identity>,
 ) -> Result<RefreshReport, Error> {
-    let knowledge = Knowledge::load(store)?;
+    let knowledge = Knowledge::load_tags(store, answers.iter().map(|(tag, _)| tag))?;
     let mut facts = Vec::new();
     let mut tags = Vec::new();
     for (tag, answer) in answers {
@@ -345,8 +460,10 @@ pub struct StaleRow {
     /// The running image digest.
     pub digest: String,
     pub image: String,
-    /// The final-stage base tag, `name:tag`.
+    /// The base tag, `name:tag`.
     pub base: String,
+    /// `final`: the base under the running image; `build`: a build stage's, not in the image.
+    pub stage: Stage,
     pub running_base_digest: String,
     pub newest_base_digest: String,
     /// Whole days since the first digest newer than the running one was seen.
@@ -355,6 +472,9 @@ pub struct StaleRow {
     pub digests_behind: usize,
     /// When the first newer digest was seen.
     pub behind_since: Timestamp,
+    /// Who saw that first newer digest: `build` (a recorded build used it), `registry`
+    /// (`lineage base refresh`), or both.
+    pub source: Vec<&'static str>,
     pub owner: Option<String>,
     pub backup_owner: Option<String>,
     pub commit: Option<String>,
@@ -374,6 +494,14 @@ pub struct StaleRow {
     /// Set when the running digest was retired: it must not run at all, stale or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired: Option<crate::lifecycle::RetiredMark>,
+}
+
+/// Which stage of a build a base was used in.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Final,
+    Build,
 }
 
 /// A running digest whose staleness cannot be computed, and why.
@@ -456,11 +584,12 @@ pub fn shell_quote(value: &str) -> String {
     }
 }
 
-/// A recorded build of `build`'s service and commit whose final base is `newest`, and that
-/// does not run in `env`: the fix is already built, it only needs deploying.
+/// A recorded build of `build`'s service and commit built on `newest` of `base`, that does
+/// not run in `env`: the fix is already built, it only needs deploying.
 fn rebuilt_on(
     store: &dyn Store,
     build: &BuildRecord,
+    base: &BaseTag,
     newest: &str,
     env: &EnvName,
 ) -> Result<Option<String>, Error> {
@@ -468,10 +597,9 @@ fn rebuilt_on(
         return Ok(None);
     };
     for candidate in store.builds_of_service(&build.service, 50)? {
-        let on_newest = candidate
-            .final_base()
-            .and_then(|b| b.digest.as_ref())
-            .is_some_and(|d| d.to_string() == newest);
+        let on_newest = candidate.bases.iter().any(|b| {
+            b.name == base.name && b.digest.as_ref().is_some_and(|d| d.to_string() == newest)
+        });
         if on_newest && candidate.commit.as_ref() == Some(commit) {
             let here = store
                 .deploys_of_digest(&candidate.digest)?
@@ -485,30 +613,68 @@ fn rebuilt_on(
     Ok(None)
 }
 
+/// Every tagged, pinned base of `build` with its stage: the final stage's first.
+fn assessable_bases(build: &BuildRecord) -> Vec<(BaseTag, &Digest, Stage)> {
+    let mut out = Vec::new();
+    if let Ok((tag, digest)) = final_base_tag(build) {
+        out.push((tag, digest, Stage::Final));
+    }
+    let final_base = build.final_base();
+    for base in &build.bases {
+        if final_base.is_some_and(|f| std::ptr::eq(f, base)) {
+            continue;
+        }
+        if let (Some(tag), Some(digest)) = (&base.tag, &base.digest) {
+            let tag = BaseTag {
+                name: base.name.clone(),
+                tag: tag.clone(),
+            };
+            // A build stage on the same base as the final one is covered by the final row.
+            if !out.iter().any(|(t, d, _)| *t == tag && *d == digest) {
+                out.push((tag, digest, Stage::Build));
+            }
+        }
+    }
+    out
+}
+
 /// `lineage report stale`: one row per (service, environment) whose running digest was built
-/// on an older digest of its final-stage base tag than the newest one known.
+/// on an older digest of its final-stage base tag than the newest one known, and, below them,
+/// one per build-stage base that is behind (it is not in the image, so it never fails the
+/// report, but a rebuild should move it too).
 pub fn stale(
     store: &dyn Store,
     config: &Config,
     options: &StaleOptions,
     now: Timestamp,
 ) -> Result<StaleReport, Error> {
-    let knowledge = Knowledge::load(store)?;
     let mut rows = Vec::new();
     let mut not_assessed = Vec::new();
     let mut up_to_date = 0;
-    let mut used: BTreeSet<BaseTag> = BTreeSet::new();
     let mut services = BTreeMap::new();
     let mut over_limit = 0;
     let mut below_min_days = 0;
     let truth = crate::observe::Truth::load(store, options.env.as_ref(), None, Some(now))?;
+    let mut placements = Vec::new();
     for running in store.running(options.env.as_ref(), None)? {
-        let deploy = &running.deploy;
-        let observed = truth.as_ref().map(|t| t.state(&deploy.env, &deploy.digest));
+        let observed = truth
+            .as_ref()
+            .map(|t| t.state(&running.deploy.env, &running.deploy.digest));
         // A placement nobody sees running pages nobody when only the truth is asked for.
         if options.observed_only && !observed.as_ref().is_some_and(|o| o.is_observed()) {
             continue;
         }
+        placements.push((running, observed));
+    }
+    // Only the tags the running builds use are read, each in one indexed lookup.
+    let used: BTreeSet<BaseTag> = placements
+        .iter()
+        .filter_map(|(r, _)| r.build.as_ref())
+        .flat_map(|b| assessable_bases(b).into_iter().map(|(tag, _, _)| tag))
+        .collect();
+    let knowledge = Knowledge::load_tags(store, &used)?;
+    for (running, observed) in placements {
+        let deploy = &running.deploy;
         let skip = |reason: &str| NotAssessed {
             service: deploy.service.to_string(),
             env: deploy.env.to_string(),
@@ -519,89 +685,75 @@ pub fn stale(
             not_assessed.push(skip("no build record for the running digest"));
             continue;
         };
-        let Some(base) = build.final_base() else {
-            not_assessed.push(skip("the build records no base image"));
-            continue;
-        };
-        let (Some(tag), Some(base_digest)) = (&base.tag, &base.digest) else {
-            not_assessed.push(skip(if base.tag.is_none() {
-                "the final-stage base has no tag, so it has no history"
-            } else {
-                "the final-stage base has no digest"
-            }));
-            continue;
-        };
-        let base_tag = BaseTag {
-            name: base.name.clone(),
-            tag: tag.clone(),
-        };
-        let history = knowledge.history(&base_tag);
-        used.insert(base_tag.clone());
-        let running_digest = base_digest.to_string();
-        let Some(mine) = history.iter().find(|e| e.digest == running_digest) else {
-            // Cannot happen for a recorded build (its bases are part of the history), but
-            // a wrong answer is worse than none.
-            not_assessed.push(skip("the running base digest is not in the tag's history"));
-            continue;
-        };
-        let newer: Vec<&HistoryEntry> = history
-            .iter()
-            .filter(|e| e.first_seen > mine.first_seen)
-            .collect();
-        let Some(oldest_newer) = newer.last() else {
-            // No newer digest is known; that means "up to date" only if the registry was
-            // asked. Builds alone cannot say the tag has not moved.
-            if knowledge.last_refresh(&base_tag).is_none() {
-                not_assessed.push(skip(
-                    "its base tag was never checked in its registry (run `lineage base refresh`)",
-                ));
-            } else {
-                up_to_date += 1;
+        if let Err(reason) = final_base_tag(build) {
+            not_assessed.push(skip(reason));
+        }
+        for (base_tag, base_digest, stage) in assessable_bases(build) {
+            let (newest, since, digests_behind, source) = match knowledge.assess(&base_tag, base_digest) {
+                Freshness::Behind {
+                    newest,
+                    since,
+                    digests_behind,
+                    source,
+                    ..
+                } => (newest, since, digests_behind, source),
+                // Build stages only add rows when behind; the running image is the final's.
+                _ if stage == Stage::Build => continue,
+                Freshness::Current { .. } => {
+                    up_to_date += 1;
+                    continue;
+                }
+                Freshness::NotAssessed { reason } => {
+                    not_assessed.push(skip(&reason));
+                    continue;
+                }
+            };
+            let days_behind = since.days_until(now).max(0);
+            if stage == Stage::Final
+                && options
+                    .fail_after
+                    .is_some_and(|n| days_behind > i64::from(n))
+            {
+                over_limit += 1;
             }
-            continue;
-        };
-        let days_behind = oldest_newer.first_seen.days_until(now).max(0);
-        if options
-            .fail_after
-            .is_some_and(|n| days_behind > i64::from(n))
-        {
-            over_limit += 1;
+            if days_behind < i64::from(options.min_days) {
+                below_min_days += 1;
+                continue;
+            }
+            if !services.contains_key(&deploy.service) {
+                services.insert(deploy.service.clone(), store.service(&deploy.service)?);
+            }
+            let service = services.get(&deploy.service).and_then(Option::as_ref);
+            rows.push(StaleRow {
+                service: deploy.service.to_string(),
+                env: deploy.env.to_string(),
+                digest: deploy.digest.to_string(),
+                image: deploy.image.to_string(),
+                base: base_tag.to_string(),
+                stage,
+                running_base_digest: base_digest.to_string(),
+                newest_base_digest: newest.clone(),
+                days_behind,
+                digests_behind,
+                behind_since: since,
+                source,
+                owner: service
+                    .and_then(|s| s.owner.as_ref())
+                    .map(|i| i.to_string()),
+                backup_owner: service
+                    .and_then(|s| s.backup_owner.as_ref())
+                    .map(|i| i.to_string()),
+                commit: build.commit.as_ref().map(|c| c.to_string()),
+                rebuild: rebuild_command(build),
+                from_line: format!("FROM {base_tag}@{newest}"),
+                rebuilt: rebuilt_on(store, build, &base_tag, &newest, &deploy.env)?,
+                ci_url: build.ci.as_ref().and_then(|c| c.url.clone()),
+                observed: observed.clone(),
+                retired: crate::lifecycle::retirement(store, &deploy.digest)?
+                    .as_ref()
+                    .map(crate::lifecycle::RetiredMark::of),
+            });
         }
-        if days_behind < i64::from(options.min_days) {
-            below_min_days += 1;
-            continue;
-        }
-        if !services.contains_key(&deploy.service) {
-            services.insert(deploy.service.clone(), store.service(&deploy.service)?);
-        }
-        let service = services.get(&deploy.service).and_then(Option::as_ref);
-        rows.push(StaleRow {
-            service: deploy.service.to_string(),
-            env: deploy.env.to_string(),
-            digest: deploy.digest.to_string(),
-            image: deploy.image.to_string(),
-            base: base_tag.to_string(),
-            running_base_digest: running_digest.clone(),
-            newest_base_digest: history[0].digest.clone(),
-            days_behind,
-            digests_behind: newer.len(),
-            behind_since: oldest_newer.first_seen,
-            owner: service
-                .and_then(|s| s.owner.as_ref())
-                .map(|i| i.to_string()),
-            backup_owner: service
-                .and_then(|s| s.backup_owner.as_ref())
-                .map(|i| i.to_string()),
-            commit: build.commit.as_ref().map(|c| c.to_string()),
-            rebuild: rebuild_command(build),
-            from_line: format!("FROM {base_tag}@{}", history[0].digest),
-            rebuilt: rebuilt_on(store, build, &history[0].digest, &deploy.env)?,
-            ci_url: build.ci.as_ref().and_then(|c| c.url.clone()),
-            observed,
-            retired: crate::lifecycle::retirement(store, &deploy.digest)?
-                .as_ref()
-                .map(crate::lifecycle::RetiredMark::of),
-        });
     }
     let rank = |env: &str| {
         EnvName::parse(env)
@@ -609,8 +761,9 @@ pub fn stale(
             .unwrap_or(usize::MAX)
     };
     rows.sort_by(|a, b| {
-        rank(&a.env)
-            .cmp(&rank(&b.env))
+        a.stage
+            .cmp(&b.stage)
+            .then(rank(&a.env).cmp(&rank(&b.env)))
             .then(b.days_behind.cmp(&a.days_behind))
             .then_with(|| a.service.cmp(&b.service))
             .then_with(|| a.env.cmp(&b.env))
@@ -679,12 +832,44 @@ fn headline(r: &StaleReport) -> String {
     } else if r.rows.is_empty() {
         format!("No stale base images{scope} (as of {}).", r.generated_at)
     } else {
+        let running = r.rows.iter().filter(|row| row.stage == Stage::Final).count();
+        let stages = r.rows.len() - running;
+        let stages = if stages == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {} behind in build stages only",
+                plural(stages as i64, "base", "bases")
+            )
+        };
         format!(
-            "{} on an outdated base image{scope} (as of {}).",
-            plural(r.rows.len() as i64, "service runs", "services run"),
+            "{} on an outdated base image{scope}{stages} (as of {}).",
+            plural(running as i64, "service runs", "services run"),
             r.generated_at
         )
     }
+}
+
+/// The row's base tag, marked when only a build stage used it.
+fn base_label(row: &StaleRow) -> String {
+    match row.stage {
+        Stage::Final => row.base.clone(),
+        Stage::Build => format!("{} (build stage)", row.base),
+    }
+}
+
+/// Who saw the first newer digest, in words.
+fn source_phrase(row: &StaleRow) -> String {
+    let who: Vec<&str> = row
+        .source
+        .iter()
+        .map(|s| match *s {
+            "build" => "a recorded build",
+            "registry" => "the registry",
+            other => other,
+        })
+        .collect();
+    format!("newer digest seen by {}", who.join(" and "))
 }
 
 /// The subject line of the emailed report: the headline, tagged so filters can find it.
@@ -750,10 +935,11 @@ pub fn render_text(r: &StaleReport) -> String {
         let _ = writeln!(out, "  running   {}@{}", row.image, short(&row.digest));
         let _ = writeln!(
             out,
-            "  base      {} {} -> {}",
-            row.base,
+            "  base      {} {} -> {} ({})",
+            base_label(row),
             short(&row.running_base_digest),
-            short(&row.newest_base_digest)
+            short(&row.newest_base_digest),
+            source_phrase(row)
         );
         let _ = writeln!(out, "  owner     {}", owners_line(row));
         match &row.rebuilt {
@@ -826,7 +1012,7 @@ pub fn render_markdown(r: &StaleReport) -> String {
                 md_cell(&row.service),
                 md_cell(&row.env),
                 short(&row.digest),
-                md_cell(&row.base),
+                md_cell(&base_label(row)),
                 short(&row.running_base_digest),
                 short(&row.newest_base_digest),
                 row.days_behind,
@@ -929,7 +1115,7 @@ pub fn render_html(r: &StaleReport) -> String {
                     Some(_) => format!("{} RETIRED", short(&row.digest)),
                     None => short(&row.digest),
                 }),
-                e(&row.base),
+                e(&base_label(row)),
                 e(&row.running_base_digest),
                 e(&short(&row.running_base_digest)),
                 e(&row.newest_base_digest),
@@ -987,7 +1173,7 @@ pub fn slack_payload(r: &StaleReport) -> serde_json::Value {
             row.env,
             plural(row.days_behind, "day", "days"),
             plural(row.digests_behind as i64, "base digest", "base digests"),
-            row.base,
+            base_label(row),
             short(&row.running_base_digest),
             short(&row.newest_base_digest),
             owners_line(row),

@@ -14,7 +14,7 @@
 use lineage_attest::TrustPolicy;
 use lineage_model::{
     Approval, Attestation, BuildRecord, CheckResult, DeployOutcome, DeployRecord, Digest, EnvName,
-    Identity, ImageRef, Record, Repository, Retirement, Service, ServiceName, SourceRepo, Tag,
+    Identity, ImageRef, Record, Repository, Retirement, Service, ServiceName, SourceRepo,
     Timestamp,
 };
 use lineage_policy::{
@@ -100,8 +100,8 @@ pub struct DigestFacts {
     pub approvals: Vec<Approval>,
     /// Recorded deploys of the digest, newest first.
     pub deploys: Vec<DeployRecord>,
-    /// The final base and since when a newer digest of its tag has been seen.
-    pub stale_base: Option<(String, Timestamp)>,
+    /// How fresh the build's final-stage base is (`None` without a build record).
+    pub base_freshness: Option<crate::freshness::Freshness>,
     /// Recorded outcomes of the digest, oldest first, every environment.
     pub outcomes: Vec<DeployOutcome>,
 }
@@ -113,6 +113,11 @@ impl DigestFacts {
             .find(|(e, _)| e.as_ref() == env)
             .map(|(_, s)| s.clone())
             .unwrap_or_default()
+    }
+
+    /// The final base (`name:tag@digest`) and since when a newer digest of its tag is known.
+    pub fn stale_base(&self) -> Option<(String, Timestamp)> {
+        self.base_freshness.as_ref()?.behind()
     }
 
     /// The newest recorded deploy of this digest to `env`.
@@ -166,15 +171,10 @@ pub fn digest_facts(
         );
     }
     outcomes.sort_by_key(|o| o.at);
-    let stale_base = match build.as_ref().and_then(|b| b.final_base()) {
-        Some(base) => match (&base.tag, &base.digest) {
-            (Some(tag), Some(d)) => {
-                newer_base_since(store, &base.name, tag, d)?.map(|since| (base.display(), since))
-            }
-            _ => None,
-        },
-        None => None,
-    };
+    let base_freshness = build
+        .as_ref()
+        .map(|b| crate::freshness::assess_build(store, b))
+        .transpose()?;
     Ok(DigestFacts {
         build,
         check,
@@ -182,7 +182,7 @@ pub fn digest_facts(
         signature,
         approvals,
         deploys,
-        stale_base,
+        base_freshness,
         outcomes,
     })
 }
@@ -197,34 +197,6 @@ pub fn latest_check(store: &dyn Store, digest: &Digest) -> Result<Option<CheckRe
             Record::Check(c) if c.gate == "build" => Some(c),
             _ => None,
         }))
-}
-
-/// When a digest other than `digest` was first seen under `name:tag` after `digest` was, if
-/// one was.
-fn newer_base_since(
-    store: &dyn Store,
-    name: &Repository,
-    tag: &Tag,
-    digest: &Digest,
-) -> Result<Option<Timestamp>, Error> {
-    let seen: Vec<_> = store
-        .facts("base", Some(&name.to_string()))?
-        .into_iter()
-        .filter_map(|e| match e.record {
-            Record::Base(b) if b.tag.as_ref() == Some(tag) => Some(b),
-            _ => None,
-        })
-        .collect();
-    let ours = seen
-        .iter()
-        .filter(|b| b.digest == *digest)
-        .map(|b| b.seen_at)
-        .min();
-    Ok(seen
-        .iter()
-        .filter(|b| b.digest != *digest && ours.is_none_or(|o| b.seen_at > o))
-        .map(|b| b.seen_at)
-        .min())
 }
 
 /// The exceptions recorded in the ledger, as the gate reads them.
@@ -412,9 +384,9 @@ pub fn deploy_facts(
             .previous(env)
             .map(|from| promotion_facts(promotion, &known, from, env, now));
     }
-    facts.stale_base = known.stale_base.as_ref().map(|(base, since)| StaleBase {
-        base: base.clone(),
-        since: *since,
+    facts.stale_base = known.stale_base().map(|(base, since)| StaleBase {
+        base,
+        since,
         days: since.days_until(now),
     });
     facts.build = known.build;

@@ -160,10 +160,7 @@ pub fn attention(
     Attention {
         findings,
         outcome,
-        stale_days: facts
-            .stale_base
-            .as_ref()
-            .map(|(_, since)| since.days_until(now)),
+        stale_days: facts.stale_base().map(|(_, since)| since.days_until(now)),
     }
 }
 

@@ -102,6 +102,16 @@ impl BuildRecord {
             .find(|b| b.final_stage)
             .or(self.bases.last())
     }
+
+    /// When this build saw `base` under its tag: the pull time is best, the build's start
+    /// and finish next, and the time the ledger recorded the build is a safe upper bound.
+    /// One rule, so the store's projection and the freshness answers agree.
+    pub fn base_seen_at(&self, base: &BaseImage, recorded_at: Timestamp) -> Timestamp {
+        base.pulled_at
+            .or(self.started_at)
+            .or(self.finished_at)
+            .unwrap_or(recorded_at)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -99,6 +99,21 @@ pub struct RuleInfo {
     pub default_other: Severity,
 }
 
+/// The rules page in the project's repository (`repository` in the workspace manifest).
+pub const RULES_DOC_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/rules.md");
+
+impl RuleInfo {
+    /// The absolute link to this rule's section of docs/rules.md: the anchor a Markdown
+    /// renderer gives its heading `### B001 final-digest-missing`.
+    pub fn doc_url(&self) -> String {
+        format!(
+            "{RULES_DOC_URL}#{}-{}",
+            self.code.to_ascii_lowercase(),
+            self.name
+        )
+    }
+}
+
 impl RuleId {
     /// Every rule, in code order.
     pub const ALL: [RuleId; 28] = [

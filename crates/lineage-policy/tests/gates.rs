@@ -1316,6 +1316,36 @@ fn sarif_validates_against_the_official_schema() {
     assert!(!validator.is_valid(&broken));
 }
 
+/// Code-scanning UIs open `helpUri` as it stands: it must be absolute, and its anchor must be
+/// the one a Markdown renderer (GitHub's: lowercase, spaces to `-`) gives the rule's heading.
+#[test]
+fn sarif_rule_links_are_absolute_and_land_on_the_rule() {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/rules.md")).unwrap();
+    let anchors: Vec<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(|h| h.trim().to_ascii_lowercase().replace(' ', "-"))
+        .collect();
+    let text = render::sarif(&sample_report(), &sarif_options());
+    let log: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    let builtin: Vec<&serde_json::Value> = rules
+        .iter()
+        .filter(|r| RuleId::lookup(r["id"].as_str().unwrap()).is_some())
+        .collect();
+    assert!(!builtin.is_empty());
+    for rule in builtin {
+        let uri = rule["helpUri"].as_str().unwrap_or_else(|| panic!("{rule:#}"));
+        let (page, anchor) = uri.split_once('#').unwrap();
+        assert!(
+            page.starts_with("https://") && page.ends_with("/docs/rules.md"),
+            "{uri}"
+        );
+        assert!(anchors.iter().any(|a| a == anchor), "{uri}: no such heading");
+        assert!(rule["help"]["markdown"].as_str().unwrap().contains(uri), "{rule:#}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Tidy: docs/rules.md documents every rule, with the defaults the code uses.
 

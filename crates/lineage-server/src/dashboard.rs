@@ -20,9 +20,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use lineage_core::drift::{self, DriftOptions, DriftReport};
+use lineage_core::freshness::Freshness;
 use lineage_core::observe::{ObservedState, Truth};
 use lineage_core::{incident, lifecycle, query, services, vulns};
-use lineage_model::{EnvName, ServiceName};
+use lineage_model::{EnvName, ServiceName, Timestamp};
 use lineage_policy::SignatureStatus;
 use lineage_store::lineage_log::checkpoint::verify_checkpoint;
 use lineage_store::Store;
@@ -127,7 +128,8 @@ fn signature(s: &SignatureStatus) -> String {
         }
         SignatureStatus::Untrusted { .. } => "<span class=\"bad\">untrusted</span>".into(),
         SignatureStatus::Unsigned => "<span class=\"bad\">unsigned</span>".into(),
-        SignatureStatus::NotChecked => "<span class=\"muted\">not checked</span>".into(),
+        // Said once above the table, not in every cell (see `fleet_html`).
+        SignatureStatus::NotChecked => String::new(),
     }
 }
 
@@ -275,6 +277,8 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
         running.entry(r.deploy.service.clone()).or_default().push(r);
     }
     let truth = Truth::load(store, None, None, Some(now))?;
+    // Whether any placement's provenance went unjudged (no trusted keys): said once.
+    let mut unjudged = false;
     let mut html = String::new();
     let _ = write!(html, "<p class=\"muted\">{} services · now {}</p><table><thead><tr><th>Service</th><th>Owner</th><th>Backup</th>", services.len(), esc(&now.to_string()));
     for e in &envs {
@@ -296,7 +300,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
             or_dash(svc.backup_owner.as_ref().map(|o| o.to_string()).as_deref()),
             n = esc(svc.name.as_str()),
         );
-        let mut behind: Option<i64> = None;
+        let mut facts_kept = Vec::new();
         // (production, what) for every finding of this service.
         let mut attention: Vec<(bool, String)> = Vec::new();
         for e in &envs {
@@ -305,9 +309,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                     let facts = st.index.facts(&st.readers, &r.deploy.digest)?;
                     let production = st.cfg.gate.config.is_production(e);
                     let judged = lifecycle::attention(&st.cfg.gate.config, &r.deploy, &facts, now);
-                    if let Some(days) = judged.stale_days {
-                        behind = Some(behind.unwrap_or(0).max(days));
-                    }
+                    unjudged |= facts.signature_for(Some(e)) == SignatureStatus::NotChecked;
                     attention.extend(
                         judged
                             .findings
@@ -334,16 +336,27 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                             o.status.as_str()
                         );
                     }
+                    let sig = signature(&facts.signature_for(Some(e)));
                     let _ = write!(
                         row,
-                        "<td>{}{marks}<br>{}{seen}</td>",
+                        "<td>{}{marks}{}{seen}</td>",
                         short(&r.deploy.digest.to_string()),
-                        signature(&facts.signature_for(Some(e)))
+                        if sig.is_empty() { sig } else { format!("<br>{sig}") }
                     );
+                    facts_kept.push(facts);
                 }
                 None => row.push_str("<td><span class=\"muted\">—</span></td>"),
             }
         }
+        let freshness: Vec<&Freshness> = facts_kept
+            .iter()
+            .filter_map(|f| f.base_freshness.as_ref())
+            .collect();
+        let behind = freshness
+            .iter()
+            .filter_map(|f| f.behind())
+            .map(|(_, since)| since.days_until(now).max(0))
+            .max();
         if let Some(d) = behind.filter(|d| *d > 0) {
             attention.push((false, format!("base {d} days behind its tag")));
         }
@@ -363,10 +376,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
         let _ = write!(
             row,
             "<td>{findings}</td><td>{}</td><td>{}</td></tr>",
-            match behind {
-                Some(d) => format!("<span class=\"warn\">{d} days</span>"),
-                None => "<span class=\"muted\">up to date or unknown</span>".into(),
-            },
+            base_cell(&freshness, facts_kept.len(), now),
             match last {
                 Some(d) => format!(
                     "{} to {} by {}",
@@ -385,6 +395,9 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
         html.push_str(&row);
     }
     html.push_str("</tbody></table>");
+    if unjudged {
+        html.push_str("<p class=\"muted\">Provenance signatures are not judged: <code>lineage.toml</code> trusts no key (<code>[[trust.keys]]</code>; see <code>lineage key</code>).</p>");
+    }
     if services.is_empty() {
         html.push_str("<p>No services yet: <code>lineage service add NAME --owner EMAIL --image REPOSITORY</code></p>");
     }
@@ -393,6 +406,46 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
         None => html.push_str("<h2>Drift: recorded vs. running</h2><p class=\"muted\">No runtime observations yet, so placements are as deploy jobs recorded them: <code>kubectl get pods -A -o json | lineage observe - --cluster NAME</code></p>"),
     }
     Ok(html)
+}
+
+/// The "Base behind" cell: the worst of a service's placements, in the words `report stale`
+/// uses, and where the answer came from. Unknown is said as unknown, with what finds out.
+fn base_cell(freshness: &[&Freshness], placements: usize, now: Timestamp) -> String {
+    let worst = freshness
+        .iter()
+        .filter_map(|f| match f {
+            Freshness::Behind { since, source, .. } => Some((since.days_until(now).max(0), source)),
+            _ => None,
+        })
+        .max_by_key(|(days, _)| *days);
+    if let Some((days, source)) = worst {
+        return format!(
+            "<span class=\"warn\">{days} days behind</span><br><span class=\"muted\">newer digest seen by {}</span>",
+            esc(&source.join(" and "))
+        );
+    }
+    if placements == 0 {
+        return "<span class=\"muted\">—</span>".into();
+    }
+    let unknown = freshness.iter().find_map(|f| match f {
+        Freshness::NotAssessed { reason } => Some(reason.as_str()),
+        _ => None,
+    });
+    let unknown = unknown.or((freshness.len() < placements).then_some("no build record for a running digest"));
+    if let Some(reason) = unknown {
+        return format!("<span class=\"warn\">not assessed</span><br><span class=\"muted\">{}</span>", esc(reason));
+    }
+    let checked = freshness
+        .iter()
+        .filter_map(|f| match f {
+            Freshness::Current { checked_at, .. } => Some(*checked_at),
+            _ => None,
+        })
+        .min();
+    match checked {
+        Some(at) => format!("<span class=\"ok\">up to date</span><br><span class=\"muted\">registry checked {}</span>", esc(&at.to_string())),
+        None => "<span class=\"muted\">—</span>".into(),
+    }
 }
 
 async fn service(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> Response {

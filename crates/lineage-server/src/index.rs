@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use lineage_attest::TrustPolicy;
 use lineage_core::gate::{self, DeployLedger, DigestFacts};
-use lineage_model::{Digest, EnvName, Record, Repository, Service, ServiceName, Timestamp};
+use lineage_model::{Digest, EnvName, Record, Repository, Service, ServiceName, Tag, Timestamp};
 use lineage_policy::{Exception, RunningDigest};
 use lineage_store::{Store, StoreError};
 
@@ -222,6 +222,24 @@ impl Index {
             match &e.record {
                 Record::Build(b) => {
                     data.digests.remove(&b.digest);
+                    // A build on a new digest of a base tag makes every image on an older
+                    // digest of that tag stale (builds count as freshness evidence).
+                    let tags: Vec<(&Repository, &Tag)> = b
+                        .bases
+                        .iter()
+                        .filter_map(|base| Some((&base.name, base.tag.as_ref()?)))
+                        .collect();
+                    if !tags.is_empty() {
+                        data.digests.retain(|_, facts| {
+                            !facts.build.as_ref().is_some_and(|built| {
+                                built.bases.iter().any(|base| {
+                                    base.tag
+                                        .as_ref()
+                                        .is_some_and(|t| tags.contains(&(&base.name, t)))
+                                })
+                            })
+                        });
+                    }
                 }
                 Record::Deploy(d) => {
                     data.digests.remove(&d.digest);

@@ -180,6 +180,15 @@ pub struct BaseUsage {
     pub latest_build: BuildRecord,
 }
 
+/// One digest of a base tag as recorded builds used it (any stage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseTagUse {
+    pub digest: Digest,
+    /// The earliest and latest time a build used it (`BuildRecord::base_seen_at`).
+    pub first_used: Timestamp,
+    pub last_used: Timestamp,
+}
+
 /// A digest running in an environment now, with the deploy that put it there and its build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningImage {
@@ -451,6 +460,45 @@ pub enum DigestRole {
     Base,
 }
 
+/// Reads `(name, tag)` rows of `base_tag_digests`, sorted.
+pub(crate) fn base_tags(rows: Vec<(String, String)>) -> Result<Vec<(Repository, Tag)>, StoreError> {
+    let corrupt = |e: lineage_model::ParseError| StoreError::Corrupt {
+        index: 0,
+        detail: format!("base_tag_digests: {e}"),
+    };
+    let mut out = rows
+        .into_iter()
+        .map(|(name, tag)| {
+            Ok((
+                Repository::parse(&name).map_err(corrupt)?,
+                Tag::parse(&tag).map_err(corrupt)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Reads `(digest, first_used, last_used)` rows of `base_tag_digests`, oldest first.
+pub(crate) fn base_tag_uses(rows: Vec<(String, i64, i64)>) -> Result<Vec<BaseTagUse>, StoreError> {
+    let mut out = rows
+        .into_iter()
+        .map(|(digest, first, last)| {
+            Ok(BaseTagUse {
+                digest: Digest::parse(&digest).map_err(|e| StoreError::Corrupt {
+                    index: 0,
+                    detail: format!("base_tag_digests: {e}"),
+                })?,
+                first_used: Timestamp::from_unix(first),
+                last_used: Timestamp::from_unix(last),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    out.sort_by(|a, b| (a.first_used, &a.digest).cmp(&(b.first_used, &b.digest)));
+    Ok(out)
+}
+
 /// Reads `(digest, role)` rows whose digest is well-formed; a malformed one would be a
 /// tampered projection, which `log verify` reports.
 pub(crate) fn digest_roles(rows: Vec<(String, DigestRole)>) -> Vec<(Digest, DigestRole)> {
@@ -510,6 +558,10 @@ pub trait Store: Send {
     ) -> Result<Option<BuildRecord>, StoreError>;
     /// Per service, how its builds used the matching bases.
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError>;
+    /// Every base tag recorded builds used with a digest, sorted.
+    fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError>;
+    /// Every digest recorded builds used under `name:tag`, with when; one indexed read.
+    fn base_tag_uses(&self, name: &Repository, tag: &Tag) -> Result<Vec<BaseTagUse>, StoreError>;
 
     /// What runs now, per (service, environment), optionally for one environment and/or one
     /// service.

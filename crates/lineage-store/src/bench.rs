@@ -15,10 +15,16 @@ pub struct RawBuild {
     image: String,
     tags: Vec<String>,
     bases: Vec<(String, String, String, bool)>,
+    /// When the build used each base (unix seconds), for `base_tag_digests`.
+    base_seen: Vec<i64>,
 }
+
+/// The recording time the raw references write.
+const RAW_RECORDED_AT: &str = "2026-11-01T00:00:00Z";
 
 impl RawBuild {
     pub fn new(b: &BuildRecord) -> RawBuild {
+        let recorded = lineage_model::Timestamp::parse(RAW_RECORDED_AT).expect("constant time");
         RawBuild {
             body: canonical_json(&Record::Build(b.clone())),
             digest: b.digest.to_string(),
@@ -36,6 +42,11 @@ impl RawBuild {
                         x.final_stage,
                     )
                 })
+                .collect(),
+            base_seen: b
+                .bases
+                .iter()
+                .map(|x| b.base_seen_at(x, recorded).unix())
                 .collect(),
         }
     }
@@ -66,6 +77,13 @@ pub fn raw_insert_builds(path: &Path, rows: &[RawBuild], batch: usize) -> rusqli
                  ON CONFLICT (service, base_name, base_tag, base_digest)
                  DO UPDATE SET builds = builds + 1, latest_entry = excluded.latest_entry",
             )?;
+            let mut seen = tx.prepare_cached(
+                "INSERT INTO base_tag_digests (base_name, base_tag, base_digest, first_used, last_used)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (base_name, base_tag, base_digest)
+                 DO UPDATE SET first_used = min(first_used, excluded.first_used),
+                     last_used = max(last_used, excluded.last_used)",
+            )?;
             for r in chunk {
                 entry.execute([&r.body])?;
                 let e = tx.last_insert_rowid();
@@ -73,9 +91,12 @@ pub fn raw_insert_builds(path: &Path, rows: &[RawBuild], batch: usize) -> rusqli
                 for t in &r.tags {
                     tag.execute(params![r.image, t, e])?;
                 }
-                for (name, t, d, f) in &r.bases {
+                for ((name, t, d, f), at) in r.bases.iter().zip(&r.base_seen) {
                     base.execute(params![r.digest, name, t, d, f])?;
                     usage.execute(params![r.service, name, t, d, e])?;
+                    if !t.is_empty() && !d.is_empty() {
+                        seen.execute(params![name, t, d, at])?;
+                    }
                 }
             }
         }
@@ -105,6 +126,7 @@ impl RawBuild {
             image: &self.image,
             tags: &self.tags,
             bases: &self.bases,
+            base_seen: &self.base_seen,
         }
     }
 }
@@ -117,6 +139,7 @@ pub(crate) struct RawParts<'a> {
     pub image: &'a str,
     pub tags: &'a [String],
     pub bases: &'a [(String, String, String, bool)],
+    pub base_seen: &'a [i64],
 }
 
 /// One observed container, prepared outside the timed section.

@@ -22,7 +22,7 @@ mod sbom;
 mod sqlite;
 
 pub use api::{
-    BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow, PlacementRow,
+    BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow, PlacementRow,
     ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow, SbomHit,
     SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError, StoreLocation,
     StoredCheckpoint, CLOCK_SKEW_TOLERANCE_SECS,
@@ -40,7 +40,7 @@ pub use sqlite::raw_connection;
 
 /// The SQLite schema version this build of Lineage writes. A store with a newer version is
 /// refused. PostgreSQL numbers its migrations separately ([`PG_SCHEMA_VERSION`]).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Opens an existing store at `location` for a command that only reads. Like [`open`] without
 /// `create`, except that an SQLite ledger on a full disk is still read (see

@@ -34,14 +34,14 @@ pub(crate) use connect::redact;
 pub use connect::PgLocation;
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
+    recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
     PlacementRow, ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow,
     SbomHit, SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError,
     StoredCheckpoint,
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
-pub const PG_SCHEMA_VERSION: i64 = 5;
+pub const PG_SCHEMA_VERSION: i64 = 6;
 
 /// Append-only migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0004_runtime.sql"),
     include_str!("postgres/0005_sbom.sql"),
     include_str!("postgres/0006_history.sql"),
+    include_str!("postgres/0007_base_tags.sql"),
 ];
 
 /// Advisory lock keys ("LNAG" and "LNAM"): the log sequencer and the migration lock.
@@ -69,6 +70,7 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("build_tags", Some("entry")),
     ("build_bases", None),
     ("base_usage", Some("latest_entry")),
+    ("base_tag_digests", None),
     ("deploys", Some("entry")),
     ("current", Some("entry")),
     ("facts", Some("entry")),
@@ -248,8 +250,11 @@ fn check_and_migrate(
     if version == PG_SCHEMA_VERSION {
         return Ok(()); // Dropping the transaction rolls back; nothing was written.
     }
-    for sql in &MIGRATIONS[version as usize..] {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.batch_execute(sql).map_err(pg)?;
+        if i == 5 {
+            backfill_base_tags(&mut tx)?;
+        }
     }
     tx.execute(
         "INSERT INTO lineage_meta (key, value) VALUES ('application', 'lineage'), ('schema_version', $1)
@@ -258,6 +263,38 @@ fn check_and_migrate(
     )
     .map_err(pg)?;
     tx.commit().map_err(pg)
+}
+
+/// Fills `base_tag_digests` from the builds of a ledger made before it existed.
+fn backfill_base_tags(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+    // In pages, so a large ledger's builds are never all in memory at once.
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query(
+                "SELECT e.idx, e.body, e.recorded_at FROM builds b JOIN entries e ON e.idx = b.entry
+                 WHERE e.idx > $1 ORDER BY e.idx LIMIT 10000",
+                &[&after],
+            )
+            .map_err(pg)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(0);
+        let mut batch = Batch::new(Log::Replay);
+        for r in &rows {
+            let index = r.get::<_, i64>(0) as u64 - 1;
+            let corrupt = |detail: String| StoreError::Corrupt { index, detail };
+            let Record::Build(build) =
+                serde_json::from_str(r.get(1)).map_err(|e| corrupt(e.to_string()))?
+            else {
+                return Err(corrupt("a `builds` row points at an entry that is not a build".into()));
+            };
+            let at = Timestamp::parse(r.get(2)).map_err(|e| corrupt(e.to_string()))?;
+            batch.base_tags(&build, at);
+        }
+        batch.flush(tx)?;
+    }
 }
 
 /// A database error with its message (the client's own `Display` says only "db error").
@@ -414,6 +451,8 @@ struct Rows {
     /// Per (service, base name, tag, digest): builds added and the newest entry. Aggregated
     /// here because one multi-row upsert may not touch a row twice.
     base_usage: BTreeMap<(String, String, String, String), (i64, i64)>,
+    /// Per (base name, tag, digest): the first and last use, folded like `base_usage`.
+    base_tags: BTreeMap<(String, String, String), (i64, i64)>,
     deploys: Vec<(i64, String, String, String, i64)>,
     /// Per (service, env): the deploy this batch would leave current, folded in record
     /// order with the same rule the upsert applies (a later-or-equal `at` wins).
@@ -520,8 +559,23 @@ impl<'a> Batch<'a> {
             usage.0 += 1;
             usage.1 = usage.1.max(entry);
         }
+        self.base_tags(build, at);
         self.rows.builds.push((digest, service, image, entry));
         index
+    }
+
+    /// Widens the first and last use of each tagged, pinned base of `build`.
+    fn base_tags(&mut self, build: &BuildRecord, recorded_at: Timestamp) {
+        for base in &build.bases {
+            let (Some(tag), Some(digest)) = (&base.tag, &base.digest) else {
+                continue;
+            };
+            let at = build.base_seen_at(base, recorded_at).unix();
+            let key = (base.name.to_string(), tag.to_string(), digest.to_string());
+            let span = self.rows.base_tags.entry(key).or_insert((at, at));
+            span.0 = span.0.min(at);
+            span.1 = span.1.max(at);
+        }
     }
 
     fn deploy(
@@ -901,6 +955,31 @@ impl<'a> Batch<'a> {
                     (&d, Type::TEXT_ARRAY),
                     (&c, Type::INT8_ARRAY),
                     (&e, Type::INT8_ARRAY),
+                ],
+            )?;
+        }
+        if !rows.base_tags.is_empty() {
+            let (mut n, mut t, mut d, mut f, mut l) = (vec![], vec![], vec![], vec![], vec![]);
+            for ((a, b, c), (first, last)) in rows.base_tags {
+                n.push(a);
+                t.push(b);
+                d.push(c);
+                f.push(first);
+                l.push(last);
+            }
+            execute(
+                tx,
+                "INSERT INTO base_tag_digests (base_name, base_tag, base_digest, first_used, last_used)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
+                 ON CONFLICT (base_name, base_tag, base_digest)
+                 DO UPDATE SET first_used = least(base_tag_digests.first_used, excluded.first_used),
+                     last_used = greatest(base_tag_digests.last_used, excluded.last_used)",
+                &[
+                    (&n, Type::TEXT_ARRAY),
+                    (&t, Type::TEXT_ARRAY),
+                    (&d, Type::TEXT_ARRAY),
+                    (&f, Type::INT8_ARRAY),
+                    (&l, Type::INT8_ARRAY),
                 ],
             )?;
         }
@@ -1460,6 +1539,27 @@ impl Store for PgStore {
             &[(&image, Type::TEXT), (&tag.as_str(), Type::TEXT)],
         )?;
         Ok(builds_at(&mut *c, &found)?.pop())
+    }
+
+    fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError> {
+        let mut c = self.conn()?;
+        let rows = query(
+            &mut *c,
+            "SELECT DISTINCT base_name, base_tag FROM base_tag_digests",
+            &[],
+        )?;
+        crate::api::base_tags(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn base_tag_uses(&self, name: &Repository, tag: &Tag) -> Result<Vec<BaseTagUse>, StoreError> {
+        let mut c = self.conn()?;
+        let rows = query(
+            &mut *c,
+            "SELECT base_digest, first_used, last_used FROM base_tag_digests
+             WHERE base_name = $1 AND base_tag = $2",
+            &[(&name.to_string(), Type::TEXT), (&tag.as_str(), Type::TEXT)],
+        )?;
+        crate::api::base_tag_uses(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError> {
@@ -2323,7 +2423,15 @@ pub(crate) fn raw_insert_builds(
             for t in p.tags {
                 r.build_tags.push((p.image.to_string(), t.clone(), next));
             }
-            for (name, tag, digest, final_stage) in p.bases {
+            for ((name, tag, digest, final_stage), at) in p.bases.iter().zip(p.base_seen) {
+                if !tag.is_empty() && !digest.is_empty() {
+                    let span = r
+                        .base_tags
+                        .entry((name.clone(), tag.clone(), digest.clone()))
+                        .or_insert((*at, *at));
+                    span.0 = span.0.min(*at);
+                    span.1 = span.1.max(*at);
+                }
                 r.build_bases.push((
                     p.digest.to_string(),
                     name.clone(),

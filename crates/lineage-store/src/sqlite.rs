@@ -14,7 +14,7 @@ use lineage_model::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
+    recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
     PlacementRow, ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow,
     SbomHit, SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError,
     StoredCheckpoint,
@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0004_runtime.sql"),
     include_str!("sqlite/0005_sbom.sql"),
     include_str!("sqlite/0006_history.sql"),
+    include_str!("sqlite/0007_base_tags.sql"),
 ];
 
 /// The projection tables `check_projections` rebuilds and compares, and the column that
@@ -45,6 +46,7 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("build_tags", Some("entry")),
     ("build_bases", None),
     ("base_usage", Some("latest_entry")),
+    ("base_tag_digests", None),
     ("deploys", Some("entry")),
     ("current", Some("entry")),
     ("facts", Some("entry")),
@@ -177,6 +179,9 @@ impl SqliteStore {
             if i == 1 {
                 // A ledger from before the log: its journal becomes the log's first leaves.
                 backfill_log(&tx)?;
+            }
+            if i == 6 {
+                backfill_base_tags(&tx)?;
             }
             tx.execute_batch(&format!(
                 "PRAGMA user_version = {}; PRAGMA application_id = {APPLICATION_ID};",
@@ -648,7 +653,62 @@ fn insert_build(
         .execute(params![build.service.as_str(), name, tag, base_digest, entry])
         .map_err(backend)?;
     }
+    project_base_tags(tx, build, recorded_at)?;
     Ok(index)
+}
+
+/// Widens the first and last use of each tagged, pinned base of `build` in `base_tag_digests`.
+fn project_base_tags(
+    tx: &Transaction<'_>,
+    build: &BuildRecord,
+    recorded_at: Timestamp,
+) -> Result<(), StoreError> {
+    for base in &build.bases {
+        let (Some(tag), Some(digest)) = (&base.tag, &base.digest) else {
+            continue;
+        };
+        let at = build.base_seen_at(base, recorded_at).unix();
+        tx.prepare_cached(
+            "INSERT INTO base_tag_digests (base_name, base_tag, base_digest, first_used, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (base_name, base_tag, base_digest)
+             DO UPDATE SET first_used = min(first_used, excluded.first_used),
+                 last_used = max(last_used, excluded.last_used)",
+        )
+        .map_err(backend)?
+        .execute(params![
+            base.name.to_string(),
+            tag.as_str(),
+            digest.to_string(),
+            at
+        ])
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Fills `base_tag_digests` from the builds of a ledger made before it existed.
+fn backfill_base_tags(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare("SELECT e.idx, e.body, e.recorded_at FROM builds b JOIN entries e ON e.idx = b.entry")
+        .map_err(backend)?;
+    let mut rows = stmt.query([]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let idx: i64 = row.get(0).map_err(backend)?;
+        let body: String = row.get(1).map_err(backend)?;
+        let at: String = row.get(2).map_err(backend)?;
+        let corrupt = |detail: String| StoreError::Corrupt {
+            index: idx as u64 - 1,
+            detail,
+        };
+        let Record::Build(build) = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?
+        else {
+            return Err(corrupt("a `builds` row points at an entry that is not a build".into()));
+        };
+        let at = Timestamp::parse(&at).map_err(|e| corrupt(e.to_string()))?;
+        project_base_tags(tx, &build, at)?;
+    }
+    Ok(())
 }
 
 fn insert_deploy(
@@ -1175,6 +1235,35 @@ impl Store for SqliteStore {
             &[&image.to_string(), &tag.as_str()],
         )?;
         found.first().map(|&i| self.build_at(i)).transpose()
+    }
+
+    fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached("SELECT DISTINCT base_name, base_tag FROM base_tag_digests")
+            .map_err(backend)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        crate::api::base_tags(rows)
+    }
+
+    fn base_tag_uses(&self, name: &Repository, tag: &Tag) -> Result<Vec<BaseTagUse>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT base_digest, first_used, last_used FROM base_tag_digests
+                 WHERE base_name = ?1 AND base_tag = ?2",
+            )
+            .map_err(backend)?
+            .query_map(params![name.to_string(), tag.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        crate::api::base_tag_uses(rows)
     }
 
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError> {

@@ -421,6 +421,91 @@ fn base_queries() {
     }
 }
 
+/// Per base tag, when builds first and last used each digest: kept as builds are recorded,
+/// and filled from the builds of a ledger made before the table existed.
+#[test]
+fn base_tag_history_is_kept_per_tag_and_filled_on_upgrade() {
+    for (backend, location, _guard) in locations() {
+        let mut store = lineage_store::open(&location, true).unwrap();
+        seed(store.as_mut());
+        let pulled = |mut b: BuildRecord, at: &str| {
+            b.bases[0].pulled_at = Some(t(at));
+            b
+        };
+        let builds = [
+            // No pull time: the build's finish time (2026-11-01T10:00:00Z) counts.
+            build("api", "a1", "python:3.12-slim", "py1"),
+            pulled(
+                build("api", "a2", "python:3.12-slim", "py2"),
+                "2026-11-05T00:00:00Z",
+            ),
+            pulled(
+                build("web", "w2", "python:3.12-slim", "py2"),
+                "2026-11-02T00:00:00Z",
+            ),
+            build("web", "w1", "nginx:1.27", "ng1"),
+            // Another tag of the same repository is another history.
+            build("web", "w3", "python:3.13", "py3"),
+        ];
+        for b in &builds {
+            store
+                .record_builds(std::slice::from_ref(b), t("2026-11-06T00:00:00Z"), None)
+                .unwrap();
+        }
+        let python = Repository::parse("python").unwrap();
+        let slim = Tag::parse("3.12-slim").unwrap();
+        let expected = vec![
+            (digest("py1"), t("2026-11-01T10:00:00Z"), t("2026-11-01T10:00:00Z")),
+            (digest("py2"), t("2026-11-02T00:00:00Z"), t("2026-11-05T00:00:00Z")),
+        ];
+        let uses = |store: &dyn Store| -> Vec<(Digest, Timestamp, Timestamp)> {
+            store
+                .base_tag_uses(&python, &slim)
+                .unwrap()
+                .into_iter()
+                .map(|u| (u.digest, u.first_used, u.last_used))
+                .collect()
+        };
+        assert_eq!(uses(store.as_ref()), expected, "{backend}");
+        let tags: Vec<String> = store
+            .base_tags()
+            .unwrap()
+            .iter()
+            .map(|(n, t)| format!("{n}:{t}"))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                "docker.io/library/nginx:1.27",
+                "docker.io/library/python:3.12-slim",
+                "docker.io/library/python:3.13"
+            ],
+            "{backend}"
+        );
+        assert!(store.check_projections(10).unwrap().is_empty(), "{backend}");
+        drop(store);
+        // Back to the schema before the table; opening migrates and fills it again.
+        match &location {
+            StoreLocation::Sqlite(path) => rusqlite_open(path)
+                .execute_batch("DROP TABLE base_tag_digests; PRAGMA user_version = 6;")
+                .unwrap(),
+            StoreLocation::Postgres(_) => {
+                let Guard::Db(db) = &_guard else {
+                    unreachable!()
+                };
+                pg::client(&db.url)
+                    .batch_execute(
+                        "DROP TABLE base_tag_digests;
+                         UPDATE lineage_meta SET value = '5' WHERE key = 'schema_version'",
+                    )
+                    .unwrap();
+            }
+        }
+        let store = lineage_store::open(&location, false).unwrap();
+        assert_eq!(uses(store.as_ref()), expected, "{backend} after upgrade");
+    }
+}
+
 #[test]
 fn journal_holds_every_record_in_order() {
     for (backend, mut store, _guard) in backends() {
@@ -834,7 +919,7 @@ fn a_pre_log_ledger_is_hashed_on_upgrade() {
     // Tables of later versions go too.
     rusqlite_open(&path)
         .execute_batch(
-            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service; DROP INDEX service_images_by_service;",
+            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service; DROP INDEX service_images_by_service; DROP TABLE base_tag_digests;",
         )
         .unwrap();
     let store = lineage_store::open(&location, false).unwrap();

@@ -1709,3 +1709,169 @@ fn no_secret_reaches_an_output_or_a_log() {
         "the ledger holds the token in clear"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 13 item 9: one freshness answer for the stale report, the deploy gate and the
+// dashboard; builds count as evidence when no registry was asked.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn base_freshness_is_one_answer_on_every_path() {
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let digest = |c: char| format!("sha256:{}", hex(c, 64));
+    let commit = hex('c', 40);
+    for name in ["api", "web", "tool"] {
+        w.ok(
+            &[
+                "service",
+                "add",
+                name,
+                "--owner",
+                "priya@acme.dev",
+                "--image",
+                &format!("ghcr.io/acme/{name}"),
+            ],
+            &[],
+        );
+    }
+    // api pulled base:1 in September; web pulled a newer digest of base:1 on 1 October, so
+    // api's base is 50 days behind, known from builds alone (no registry was ever asked).
+    // tool builds in a golang:1 stage api's own CI used a newer digest of later.
+    let record = |name: &str, c: char, bases: &[(&str, &str)]| {
+        let image = format!("ghcr.io/acme/{name}@{}", digest(c));
+        let mut args = vec!["build", "record", "--image", &image];
+        for (base, pulled) in bases {
+            args.extend(["--base", base, "--base-pulled-at", pulled]);
+        }
+        args.extend([
+            "--commit",
+            &commit,
+            "--repo",
+            "https://github.com/acme/app",
+            "--branch",
+            "main",
+            "--ci-system",
+            "github-actions",
+            "--ci-run-id",
+            "7",
+        ]);
+        w.ok(&args, &[]);
+        w.ok(
+            &[
+                "deploy",
+                "record",
+                "--image",
+                &image,
+                "--env",
+                "staging",
+                "--by",
+                "ana@acme.dev",
+            ],
+            &[],
+        );
+    };
+    let old_base = format!("base:1@{}", digest('1'));
+    let new_base = format!("base:1@{}", digest('2'));
+    let old_golang = format!("golang:1@{}", digest('3'));
+    let new_golang = format!("golang:1@{}", digest('4'));
+    record("api", 'a', &[(&old_base, "2026-09-01T00:00:00Z")]);
+    record(
+        "web",
+        'b',
+        &[
+            (&new_golang, "2026-10-05T00:00:00Z"),
+            (&new_base, "2026-10-01T00:00:00Z"),
+        ],
+    );
+    record(
+        "tool",
+        'd',
+        &[
+            (&old_golang, "2026-09-15T00:00:00Z"),
+            (&new_base, "2026-10-01T00:00:00Z"),
+        ],
+    );
+
+    // The report: api 50 days behind, seen by a build; web and tool on the newest digest
+    // but never checked in a registry, so not assessed; tool's build stage behind, in its
+    // own row that does not fail the report.
+    let r = w.run(
+        &["--format", "json", "report", "stale", "--fail-after", "30", "--allow-unassessed"],
+        &[],
+    );
+    let report: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.stdout));
+    let rows = report["rows"].as_array().unwrap();
+    let row = |service: &str, stage: &str| {
+        rows.iter()
+            .find(|x| x["service"] == service && x["stage"] == stage)
+            .unwrap_or_else(|| panic!("no {stage} row for {service}: {report:#}"))
+    };
+    let api = row("api", "final");
+    assert_eq!(api["days_behind"], 50, "{report:#}");
+    assert_eq!(api["source"], serde_json::json!(["build"]), "{report:#}");
+    assert_eq!(api["newest_base_digest"], digest('2'));
+    let tool = row("tool", "build");
+    assert_eq!(tool["base"], "docker.io/library/golang:1", "{report:#}");
+    assert_eq!(tool["days_behind"], 46, "{report:#}");
+    assert_eq!(rows.len(), 2, "{report:#}");
+    assert_eq!(report["over_limit"], 1, "only api's final stage counts: {report:#}");
+    assert_eq!(r.code, 1, "api is over the limit: {}", r.stderr);
+    let unassessed: Vec<&str> = report["not_assessed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(unassessed, ["tool", "web"], "{report:#}");
+
+    // The deploy gate judges the same base the same way (D012: more than 30 days behind).
+    let check = w.run(
+        &[
+            "--format",
+            "json",
+            "deploy",
+            "check",
+            "--image",
+            &format!("ghcr.io/acme/api@{}", digest('a')),
+            "--env",
+            "staging",
+            "--by",
+            "ana@acme.dev",
+        ],
+        &[],
+    );
+    let check: Value = serde_json::from_str(&check.stdout).unwrap();
+    let d012 = check["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "D012")
+        .unwrap_or_else(|| panic!("no D012: {check:#}"));
+    assert!(
+        d012["message"].as_str().unwrap().contains("50 days"),
+        "{d012:#}"
+    );
+
+    // The dashboard says the same, and says unknown as unknown.
+    let server = Server::start_with(&w, &["--public-dashboard"]);
+    let (status, fleet) = get(&format!("{}/", server.url), None);
+    assert_eq!(status, 200, "{fleet}");
+    let fleet_row = |service: &str| {
+        let start = fleet
+            .find(&format!("href=\"/services/{service}\""))
+            .unwrap_or_else(|| panic!("no row for {service}: {fleet}"));
+        let end = fleet[start..].find("</tr>").unwrap() + start;
+        text(&fleet[start..end])
+    };
+    let api = fleet_row("api");
+    assert!(api.contains("50 days behind"), "{api}");
+    assert!(api.contains("seen by build"), "{api}");
+    let web = fleet_row("web");
+    assert!(web.contains("not assessed"), "{web}");
+    assert!(web.contains("lineage base refresh"), "{web}");
+    assert!(!fleet.contains("up to date or unknown"), "{fleet}");
+    assert!(!fleet.contains("not checked"), "{fleet}");
+    assert!(fleet.contains("Provenance signatures are not judged"), "{fleet}");
+}

@@ -38,9 +38,10 @@ fn descriptor(d: &Diagnostic) -> Value {
                 "name": info.name,
                 "shortDescription": { "text": info.summary },
                 "fullDescription": { "text": info.why },
+                "helpUri": info.doc_url(),
                 "help": {
-                    "text": format!("{}\nSee docs/rules.md#{} for an example failure and the fix.", info.why, info.code.to_ascii_lowercase()),
-                    "markdown": format!("{}\n\nSee [`{}`](docs/rules.md#{}) for an example failure and the fix.", info.why, info.code, info.code.to_ascii_lowercase()),
+                    "text": format!("{}\nSee {} for an example failure and the fix.", info.why, info.doc_url()),
+                    "markdown": format!("{}\n\nSee [`{}`]({}) for an example failure and the fix.", info.why, info.code, info.doc_url()),
                 },
                 "defaultConfiguration": {
                     "level": if info.default_production == crate::rules::Severity::Error { "error" } else { "warning" },
