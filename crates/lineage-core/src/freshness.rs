@@ -307,7 +307,9 @@ impl Freshness {
 
 /// The final-stage base of `build` as a tag and digest, or why it has no history.
 pub fn final_base_tag(build: &BuildRecord) -> Result<(BaseTag, &Digest), &'static str> {
-    let base = build.final_base().ok_or("the build records no base image")?;
+    let base = build
+        .final_base()
+        .ok_or("the build records no base image")?;
     match (&base.tag, &base.digest) {
         (Some(tag), Some(digest)) => Ok((
             BaseTag {
@@ -689,25 +691,26 @@ pub fn stale(
             not_assessed.push(skip(reason));
         }
         for (base_tag, base_digest, stage) in assessable_bases(build) {
-            let (newest, since, digests_behind, source) = match knowledge.assess(&base_tag, base_digest) {
-                Freshness::Behind {
-                    newest,
-                    since,
-                    digests_behind,
-                    source,
-                    ..
-                } => (newest, since, digests_behind, source),
-                // Build stages only add rows when behind; the running image is the final's.
-                _ if stage == Stage::Build => continue,
-                Freshness::Current { .. } => {
-                    up_to_date += 1;
-                    continue;
-                }
-                Freshness::NotAssessed { reason } => {
-                    not_assessed.push(skip(&reason));
-                    continue;
-                }
-            };
+            let (newest, since, digests_behind, source) =
+                match knowledge.assess(&base_tag, base_digest) {
+                    Freshness::Behind {
+                        newest,
+                        since,
+                        digests_behind,
+                        source,
+                        ..
+                    } => (newest, since, digests_behind, source),
+                    // Build stages only add rows when behind; the running image is the final's.
+                    _ if stage == Stage::Build => continue,
+                    Freshness::Current { .. } => {
+                        up_to_date += 1;
+                        continue;
+                    }
+                    Freshness::NotAssessed { reason } => {
+                        not_assessed.push(skip(&reason));
+                        continue;
+                    }
+                };
             let days_behind = since.days_until(now).max(0);
             if stage == Stage::Final
                 && options
@@ -832,7 +835,11 @@ fn headline(r: &StaleReport) -> String {
     } else if r.rows.is_empty() {
         format!("No stale base images{scope} (as of {}).", r.generated_at)
     } else {
-        let running = r.rows.iter().filter(|row| row.stage == Stage::Final).count();
+        let running = r
+            .rows
+            .iter()
+            .filter(|row| row.stage == Stage::Final)
+            .count();
         let stages = r.rows.len() - running;
         let stages = if stages == 0 {
             String::new()
@@ -1608,11 +1615,13 @@ mod tests {
             digest: format!("sha256:{}", "a".repeat(64)),
             image: "ghcr.io/acme/api".into(),
             base: "python:3.12-slim".into(),
+            stage: Stage::Final,
             running_base_digest: format!("sha256:{}", "b".repeat(64)),
             newest_base_digest: format!("sha256:{}", "c".repeat(64)),
             days_behind: 40,
             digests_behind: 2,
             behind_since: t,
+            source: vec!["registry"],
             owner: Some("priya@acme.dev".into()),
             backup_owner: None,
             commit: None,

@@ -13,8 +13,8 @@
 
 use lineage_attest::TrustPolicy;
 use lineage_model::{
-    Approval, Attestation, BuildRecord, CheckResult, DeployOutcome, DeployRecord, Digest, EnvName,
-    Identity, ImageRef, Record, Repository, Retirement, Service, ServiceName, SourceRepo,
+    Approval, Attestation, BuildRecord, CheckResult, CommitId, DeployOutcome, DeployRecord, Digest,
+    EnvName, Identity, ImageRef, Record, Repository, Retirement, Service, ServiceName, SourceRepo,
     Timestamp,
 };
 use lineage_policy::{
@@ -26,9 +26,6 @@ use serde::Serialize;
 
 use crate::record::{self, RecordReport};
 use crate::{provenance, Config, Error};
-
-/// How many recent builds per service the copied-metadata rules (B010, B011) look at.
-const RECENT_BUILDS: usize = 50;
 
 /// How far in the future an event time may lie (clock skew between CI runners and the
 /// ledger's writer); anything later is a typo or a forgery.
@@ -746,13 +743,8 @@ pub fn build_context(
     if let Ok(n) = ServiceName::parse(name) {
         cx.service = store.service(&n)?;
     }
-    let repo = facts
-        .source_repo
-        .as_deref()
-        .and_then(|r| SourceRepo::parse(r).ok());
-    let commit = facts.commit.as_deref().map(str::to_ascii_lowercase);
-    let mut others_with_builds = 0;
-    let mut all_share_job = facts.ci_job.is_some();
+    // Each fact below is one indexed read, so the check costs the same in a fleet of one
+    // service or of thousands.
     for other in store.services()? {
         if other.name.as_str() == name {
             continue;
@@ -761,22 +753,32 @@ pub fn build_context(
             cx.other_service_repos
                 .push((other.name.to_string(), r.to_string()));
         }
-        let builds = store.builds_of_service(&other.name, RECENT_BUILDS)?;
-        let same_commit = builds.iter().any(|b| {
-            repo.is_some()
-                && b.source_repo == repo
-                && b.commit.as_ref().map(ToString::to_string) == commit
-        });
-        if same_commit {
-            cx.same_commit_services.push(other.name.to_string());
-        }
-        if let Some(latest) = builds.first() {
-            others_with_builds += 1;
-            let job = latest.ci.as_ref().and_then(|c| c.job.as_ref());
-            all_share_job &= job == facts.ci_job.as_ref();
-        }
     }
-    cx.ci_job_shared_by_all = all_share_job && others_with_builds > 0;
+    let repo = facts
+        .source_repo
+        .as_deref()
+        .and_then(|r| SourceRepo::parse(r).ok());
+    let commit = facts
+        .commit
+        .as_deref()
+        .and_then(|c| CommitId::parse(&c.to_ascii_lowercase()).ok());
+    if let (Some(repo), Some(commit)) = (&repo, &commit) {
+        cx.same_commit_services = store
+            .services_built_from(repo, commit)?
+            .into_iter()
+            .filter(|s| s.as_str() != name)
+            .map(|s| s.to_string())
+            .collect();
+    }
+    let others: Vec<Option<String>> = store
+        .latest_ci_jobs()?
+        .into_iter()
+        .filter(|(service, _)| service.as_str() != name)
+        .map(|(_, job)| job)
+        .collect();
+    cx.ci_job_shared_by_all = facts.ci_job.is_some()
+        && !others.is_empty()
+        && others.iter().all(|job| *job == facts.ci_job);
     Ok(cx)
 }
 

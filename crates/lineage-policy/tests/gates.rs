@@ -1328,21 +1328,31 @@ fn sarif_rule_links_are_absolute_and_land_on_the_rule() {
         .collect();
     let text = render::sarif(&sample_report(), &sarif_options());
     let log: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    let rules = log["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap();
     let builtin: Vec<&serde_json::Value> = rules
         .iter()
         .filter(|r| RuleId::lookup(r["id"].as_str().unwrap()).is_some())
         .collect();
     assert!(!builtin.is_empty());
     for rule in builtin {
-        let uri = rule["helpUri"].as_str().unwrap_or_else(|| panic!("{rule:#}"));
+        let uri = rule["helpUri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{rule:#}"));
         let (page, anchor) = uri.split_once('#').unwrap();
         assert!(
             page.starts_with("https://") && page.ends_with("/docs/rules.md"),
             "{uri}"
         );
-        assert!(anchors.iter().any(|a| a == anchor), "{uri}: no such heading");
-        assert!(rule["help"]["markdown"].as_str().unwrap().contains(uri), "{rule:#}");
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "{uri}: no such heading"
+        );
+        assert!(
+            rule["help"]["markdown"].as_str().unwrap().contains(uri),
+            "{rule:#}"
+        );
     }
 }
 

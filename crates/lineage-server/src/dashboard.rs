@@ -341,7 +341,11 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                         row,
                         "<td>{}{marks}{}{seen}</td>",
                         short(&r.deploy.digest.to_string()),
-                        if sig.is_empty() { sig } else { format!("<br>{sig}") }
+                        if sig.is_empty() {
+                            sig
+                        } else {
+                            format!("<br>{sig}")
+                        }
                     );
                     facts_kept.push(facts);
                 }
@@ -431,9 +435,13 @@ fn base_cell(freshness: &[&Freshness], placements: usize, now: Timestamp) -> Str
         Freshness::NotAssessed { reason } => Some(reason.as_str()),
         _ => None,
     });
-    let unknown = unknown.or((freshness.len() < placements).then_some("no build record for a running digest"));
+    let unknown = unknown
+        .or((freshness.len() < placements).then_some("no build record for a running digest"));
     if let Some(reason) = unknown {
-        return format!("<span class=\"warn\">not assessed</span><br><span class=\"muted\">{}</span>", esc(reason));
+        return format!(
+            "<span class=\"warn\">not assessed</span><br><span class=\"muted\">{}</span>",
+            esc(reason)
+        );
     }
     let checked = freshness
         .iter()

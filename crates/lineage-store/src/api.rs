@@ -9,8 +9,8 @@ use lineage_log::merkle::Hash;
 pub use crate::postgres::PgLocation;
 
 use lineage_model::{
-    BuildRecord, DeployRecord, Digest, EnvName, Identity, ObservationBatch, Purl, Record,
-    Repository, Service, ServiceChange, ServiceName, Tag, Timestamp,
+    BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity, ObservationBatch, Purl, Record,
+    Repository, Service, ServiceChange, ServiceName, SourceRepo, Tag, Timestamp,
 };
 
 /// Where a ledger lives.
@@ -460,6 +460,48 @@ pub enum DigestRole {
     Base,
 }
 
+/// The CI job of `build` as the lookup tables keep it: `''` when it named none.
+pub(crate) fn ci_job(build: &BuildRecord) -> &str {
+    build
+        .ci
+        .as_ref()
+        .and_then(|c| c.job.as_deref())
+        .unwrap_or_default()
+}
+
+/// Reads `(service, ci_job)` rows of `service_latest_build`, sorted by service.
+pub(crate) fn latest_ci_jobs(
+    rows: Vec<(String, String)>,
+) -> Result<Vec<(ServiceName, Option<String>)>, StoreError> {
+    let mut out = rows
+        .into_iter()
+        .map(|(service, job)| {
+            let service = ServiceName::parse(&service).map_err(|e| StoreError::Corrupt {
+                index: 0,
+                detail: format!("service_latest_build: {e}"),
+            })?;
+            Ok((service, (!job.is_empty()).then_some(job)))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    out.sort();
+    Ok(out)
+}
+
+/// Reads `service` rows, sorted.
+pub(crate) fn service_names(rows: Vec<String>) -> Result<Vec<ServiceName>, StoreError> {
+    let mut out = rows
+        .iter()
+        .map(|s| {
+            ServiceName::parse(s).map_err(|e| StoreError::Corrupt {
+                index: 0,
+                detail: format!("build_commits: {e}"),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    out.sort();
+    Ok(out)
+}
+
 /// Reads `(name, tag)` rows of `base_tag_digests`, sorted.
 pub(crate) fn base_tags(rows: Vec<(String, String)>) -> Result<Vec<(Repository, Tag)>, StoreError> {
     let corrupt = |e: lineage_model::ParseError| StoreError::Corrupt {
@@ -558,6 +600,14 @@ pub trait Store: Send {
     ) -> Result<Option<BuildRecord>, StoreError>;
     /// Per service, how its builds used the matching bases.
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError>;
+    /// The services with a recorded build of `commit` from `repo`, sorted.
+    fn services_built_from(
+        &self,
+        repo: &SourceRepo,
+        commit: &CommitId,
+    ) -> Result<Vec<ServiceName>, StoreError>;
+    /// Per service with builds, the CI job of its newest build, sorted by service.
+    fn latest_ci_jobs(&self) -> Result<Vec<(ServiceName, Option<String>)>, StoreError>;
     /// Every base tag recorded builds used with a digest, sorted.
     fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError>;
     /// Every digest recorded builds used under `name:tag`, with when; one indexed read.

@@ -17,6 +17,10 @@ pub struct RawBuild {
     bases: Vec<(String, String, String, bool)>,
     /// When the build used each base (unix seconds), for `base_tag_digests`.
     base_seen: Vec<i64>,
+    /// (source repository, commit) for `build_commits`, when the build has both.
+    commit: Option<(String, String)>,
+    /// The CI job for `service_latest_build` ('' for none).
+    ci_job: String,
 }
 
 /// The recording time the raw references write.
@@ -48,6 +52,16 @@ impl RawBuild {
                 .iter()
                 .map(|x| b.base_seen_at(x, recorded).unix())
                 .collect(),
+            commit: b
+                .source_repo
+                .as_ref()
+                .zip(b.commit.as_ref())
+                .map(|(r, c)| (r.to_string(), c.to_string())),
+            ci_job: b
+                .ci
+                .as_ref()
+                .and_then(|c| c.job.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -84,10 +98,23 @@ pub fn raw_insert_builds(path: &Path, rows: &[RawBuild], batch: usize) -> rusqli
                  DO UPDATE SET first_used = min(first_used, excluded.first_used),
                      last_used = max(last_used, excluded.last_used)",
             )?;
+            let mut commit = tx.prepare_cached(
+                "INSERT INTO build_commits (source_repo, commit_id, service) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            let mut latest = tx.prepare_cached(
+                "INSERT INTO service_latest_build (service, ci_job, entry) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (service) DO UPDATE SET ci_job = excluded.ci_job, entry = excluded.entry
+                 WHERE excluded.entry > service_latest_build.entry",
+            )?;
             for r in chunk {
                 entry.execute([&r.body])?;
                 let e = tx.last_insert_rowid();
                 build.execute(params![r.digest, r.service, r.image, e])?;
+                if let Some((repo, c)) = &r.commit {
+                    commit.execute(params![repo, c, r.service])?;
+                }
+                latest.execute(params![r.service, r.ci_job, e])?;
                 for t in &r.tags {
                     tag.execute(params![r.image, t, e])?;
                 }
@@ -127,6 +154,8 @@ impl RawBuild {
             tags: &self.tags,
             bases: &self.bases,
             base_seen: &self.base_seen,
+            commit: self.commit.as_ref(),
+            ci_job: &self.ci_job,
         }
     }
 }
@@ -140,6 +169,8 @@ pub(crate) struct RawParts<'a> {
     pub tags: &'a [String],
     pub bases: &'a [(String, String, String, bool)],
     pub base_seen: &'a [i64],
+    pub commit: Option<&'a (String, String)>,
+    pub ci_job: &'a str,
 }
 
 /// One observed container, prepared outside the timed section.

@@ -19,13 +19,13 @@
 mod connect;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use lineage_log::merkle::{self, Frontier, Hash, HashReader, TreeError};
 use lineage_model::{
-    canonical_json, BuildRecord, DeployRecord, Digest, EnvName, Identity, Record, Repository,
-    Service, ServiceChange, ServiceName, Tag, Timestamp,
+    canonical_json, BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity, Record,
+    Repository, Service, ServiceChange, ServiceName, SourceRepo, Tag, Timestamp,
 };
 use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, Row};
@@ -34,10 +34,10 @@ pub(crate) use connect::redact;
 pub use connect::PgLocation;
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
-    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow,
-    SbomHit, SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError,
-    StoredCheckpoint,
+    ci_job, recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry,
+    LogHead, ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage,
+    RunningInventory, SbomFindingRow, SbomHit, SbomImportRow, SbomPackageRow, SbomQuery,
+    SourceState, Store, StoreError, StoredCheckpoint,
 };
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
@@ -50,7 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0004_runtime.sql"),
     include_str!("postgres/0005_sbom.sql"),
     include_str!("postgres/0006_history.sql"),
-    include_str!("postgres/0007_base_tags.sql"),
+    include_str!("postgres/0007_build_lookups.sql"),
 ];
 
 /// Advisory lock keys ("LNAG" and "LNAM"): the log sequencer and the migration lock.
@@ -71,6 +71,8 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("build_bases", None),
     ("base_usage", Some("latest_entry")),
     ("base_tag_digests", None),
+    ("build_commits", None),
+    ("service_latest_build", Some("entry")),
     ("deploys", Some("entry")),
     ("current", Some("entry")),
     ("facts", Some("entry")),
@@ -253,7 +255,7 @@ fn check_and_migrate(
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.batch_execute(sql).map_err(pg)?;
         if i == 5 {
-            backfill_base_tags(&mut tx)?;
+            backfill_build_lookups(&mut tx)?;
         }
     }
     tx.execute(
@@ -265,8 +267,8 @@ fn check_and_migrate(
     tx.commit().map_err(pg)
 }
 
-/// Fills `base_tag_digests` from the builds of a ledger made before it existed.
-fn backfill_base_tags(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+/// Fills the gates' lookup tables from the builds of a ledger made before they existed.
+fn backfill_build_lookups(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
     // In pages, so a large ledger's builds are never all in memory at once.
     let mut after = 0i64;
     loop {
@@ -288,10 +290,12 @@ fn backfill_base_tags(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreErr
             let Record::Build(build) =
                 serde_json::from_str(r.get(1)).map_err(|e| corrupt(e.to_string()))?
             else {
-                return Err(corrupt("a `builds` row points at an entry that is not a build".into()));
+                return Err(corrupt(
+                    "a `builds` row points at an entry that is not a build".into(),
+                ));
             };
             let at = Timestamp::parse(r.get(2)).map_err(|e| corrupt(e.to_string()))?;
-            batch.base_tags(&build, at);
+            batch.build_lookups(&build, at, index as i64 + 1);
         }
         batch.flush(tx)?;
     }
@@ -453,6 +457,10 @@ struct Rows {
     base_usage: BTreeMap<(String, String, String, String), (i64, i64)>,
     /// Per (base name, tag, digest): the first and last use, folded like `base_usage`.
     base_tags: BTreeMap<(String, String, String), (i64, i64)>,
+    /// (source repository, commit, service) of builds with both.
+    build_commits: BTreeSet<(String, String, String)>,
+    /// Per service: the CI job ('' for none) and entry of its newest build in the batch.
+    latest_builds: BTreeMap<String, (String, i64)>,
     deploys: Vec<(i64, String, String, String, i64)>,
     /// Per (service, env): the deploy this batch would leave current, folded in record
     /// order with the same rule the upsert applies (a later-or-equal `at` wins).
@@ -559,13 +567,29 @@ impl<'a> Batch<'a> {
             usage.0 += 1;
             usage.1 = usage.1.max(entry);
         }
-        self.base_tags(build, at);
+        self.build_lookups(build, at, entry);
         self.rows.builds.push((digest, service, image, entry));
         index
     }
 
-    /// Widens the first and last use of each tagged, pinned base of `build`.
-    fn base_tags(&mut self, build: &BuildRecord, recorded_at: Timestamp) {
+    /// The gates' lookup rows of `build` (stored at `entry`): the first and last use of each
+    /// tagged, pinned base, its source commit, and its service's newest CI job.
+    fn build_lookups(&mut self, build: &BuildRecord, recorded_at: Timestamp, entry: i64) {
+        if let (Some(repo), Some(commit)) = (&build.source_repo, &build.commit) {
+            self.rows.build_commits.insert((
+                repo.to_string(),
+                commit.to_string(),
+                build.service.to_string(),
+            ));
+        }
+        let latest = self
+            .rows
+            .latest_builds
+            .entry(build.service.to_string())
+            .or_insert((String::new(), i64::MIN));
+        if entry > latest.1 {
+            *latest = (ci_job(build).to_string(), entry);
+        }
         for base in &build.bases {
             let (Some(tag), Some(digest)) = (&base.tag, &base.digest) else {
                 continue;
@@ -980,6 +1004,45 @@ impl<'a> Batch<'a> {
                     (&d, Type::TEXT_ARRAY),
                     (&f, Type::INT8_ARRAY),
                     (&l, Type::INT8_ARRAY),
+                ],
+            )?;
+        }
+        if !rows.build_commits.is_empty() {
+            let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+            for (a, b, x) in rows.build_commits {
+                r.push(a);
+                c.push(b);
+                v.push(x);
+            }
+            execute(
+                tx,
+                "INSERT INTO build_commits (source_repo, commit_id, service)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                 ON CONFLICT DO NOTHING",
+                &[
+                    (&r, Type::TEXT_ARRAY),
+                    (&c, Type::TEXT_ARRAY),
+                    (&v, Type::TEXT_ARRAY),
+                ],
+            )?;
+        }
+        if !rows.latest_builds.is_empty() {
+            let (mut v, mut j, mut e) = (vec![], vec![], vec![]);
+            for (service, (job, entry)) in rows.latest_builds {
+                v.push(service);
+                j.push(job);
+                e.push(entry);
+            }
+            execute(
+                tx,
+                "INSERT INTO service_latest_build (service, ci_job, entry)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+                 ON CONFLICT (service) DO UPDATE SET ci_job = excluded.ci_job, entry = excluded.entry
+                 WHERE excluded.entry > service_latest_build.entry",
+                &[
+                    (&v, Type::TEXT_ARRAY),
+                    (&j, Type::TEXT_ARRAY),
+                    (&e, Type::INT8_ARRAY),
                 ],
             )?;
         }
@@ -1541,6 +1604,33 @@ impl Store for PgStore {
         Ok(builds_at(&mut *c, &found)?.pop())
     }
 
+    fn services_built_from(
+        &self,
+        repo: &SourceRepo,
+        commit: &CommitId,
+    ) -> Result<Vec<ServiceName>, StoreError> {
+        let mut c = self.conn()?;
+        let rows = query(
+            &mut *c,
+            "SELECT service FROM build_commits WHERE source_repo = $1 AND commit_id = $2",
+            &[
+                (&repo.to_string(), Type::TEXT),
+                (&commit.to_string(), Type::TEXT),
+            ],
+        )?;
+        crate::api::service_names(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn latest_ci_jobs(&self) -> Result<Vec<(ServiceName, Option<String>)>, StoreError> {
+        let mut c = self.conn()?;
+        let rows = query(
+            &mut *c,
+            "SELECT service, ci_job FROM service_latest_build",
+            &[],
+        )?;
+        crate::api::latest_ci_jobs(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError> {
         let mut c = self.conn()?;
         let rows = query(
@@ -1559,7 +1649,11 @@ impl Store for PgStore {
              WHERE base_name = $1 AND base_tag = $2",
             &[(&name.to_string(), Type::TEXT), (&tag.as_str(), Type::TEXT)],
         )?;
-        crate::api::base_tag_uses(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        crate::api::base_tag_uses(
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+        )
     }
 
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError> {
@@ -2423,6 +2517,12 @@ pub(crate) fn raw_insert_builds(
             for t in p.tags {
                 r.build_tags.push((p.image.to_string(), t.clone(), next));
             }
+            if let Some((repo, commit)) = p.commit {
+                r.build_commits
+                    .insert((repo.clone(), commit.clone(), p.service.to_string()));
+            }
+            r.latest_builds
+                .insert(p.service.to_string(), (p.ci_job.to_string(), next));
             for ((name, tag, digest, final_stage), at) in p.bases.iter().zip(p.base_seen) {
                 if !tag.is_empty() && !digest.is_empty() {
                     let span = r

@@ -8,16 +8,17 @@ use std::path::{Path, PathBuf};
 
 use lineage_log::merkle::{self, Frontier, Hash, HashReader, TreeError};
 use lineage_model::{
-    canonical_json, BuildRecord, DeployRecord, Digest, EnvName, Identity, ObservationBatch,
-    PlacementEnd, Record, Repository, Service, ServiceChange, ServiceName, Tag, Timestamp,
+    canonical_json, BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity,
+    ObservationBatch, PlacementEnd, Record, Repository, Service, ServiceChange, ServiceName,
+    SourceRepo, Tag, Timestamp,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
-    recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
-    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow,
-    SbomHit, SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError,
-    StoredCheckpoint,
+    ci_job, recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry,
+    LogHead, ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage,
+    RunningInventory, SbomFindingRow, SbomHit, SbomImportRow, SbomPackageRow, SbomQuery,
+    SourceState, Store, StoreError, StoredCheckpoint,
 };
 use crate::SCHEMA_VERSION;
 
@@ -33,7 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0004_runtime.sql"),
     include_str!("sqlite/0005_sbom.sql"),
     include_str!("sqlite/0006_history.sql"),
-    include_str!("sqlite/0007_base_tags.sql"),
+    include_str!("sqlite/0007_build_lookups.sql"),
 ];
 
 /// The projection tables `check_projections` rebuilds and compares, and the column that
@@ -47,6 +48,8 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("build_bases", None),
     ("base_usage", Some("latest_entry")),
     ("base_tag_digests", None),
+    ("build_commits", None),
+    ("service_latest_build", Some("entry")),
     ("deploys", Some("entry")),
     ("current", Some("entry")),
     ("facts", Some("entry")),
@@ -181,7 +184,7 @@ impl SqliteStore {
                 backfill_log(&tx)?;
             }
             if i == 6 {
-                backfill_base_tags(&tx)?;
+                backfill_build_lookups(&tx)?;
             }
             tx.execute_batch(&format!(
                 "PRAGMA user_version = {}; PRAGMA application_id = {APPLICATION_ID};",
@@ -653,16 +656,39 @@ fn insert_build(
         .execute(params![build.service.as_str(), name, tag, base_digest, entry])
         .map_err(backend)?;
     }
-    project_base_tags(tx, build, recorded_at)?;
+    project_build_lookups(tx, build, recorded_at, entry)?;
     Ok(index)
 }
 
-/// Widens the first and last use of each tagged, pinned base of `build` in `base_tag_digests`.
-fn project_base_tags(
+/// The gates' lookup rows of `build` (stored at `entry`): the first and last use of each
+/// tagged, pinned base, its source commit, and its service's newest CI job.
+fn project_build_lookups(
     tx: &Transaction<'_>,
     build: &BuildRecord,
     recorded_at: Timestamp,
+    entry: i64,
 ) -> Result<(), StoreError> {
+    if let (Some(repo), Some(commit)) = (&build.source_repo, &build.commit) {
+        tx.prepare_cached(
+            "INSERT INTO build_commits (source_repo, commit_id, service) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+        )
+        .map_err(backend)?
+        .execute(params![
+            repo.to_string(),
+            commit.to_string(),
+            build.service.as_str()
+        ])
+        .map_err(backend)?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO service_latest_build (service, ci_job, entry) VALUES (?1, ?2, ?3)
+         ON CONFLICT (service) DO UPDATE SET ci_job = excluded.ci_job, entry = excluded.entry
+         WHERE excluded.entry > service_latest_build.entry",
+    )
+    .map_err(backend)?
+    .execute(params![build.service.as_str(), ci_job(build), entry])
+    .map_err(backend)?;
     for base in &build.bases {
         let (Some(tag), Some(digest)) = (&base.tag, &base.digest) else {
             continue;
@@ -687,10 +713,12 @@ fn project_base_tags(
     Ok(())
 }
 
-/// Fills `base_tag_digests` from the builds of a ledger made before it existed.
-fn backfill_base_tags(tx: &Transaction<'_>) -> Result<(), StoreError> {
+/// Fills the gates' lookup tables from the builds of a ledger made before they existed.
+fn backfill_build_lookups(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let mut stmt = tx
-        .prepare("SELECT e.idx, e.body, e.recorded_at FROM builds b JOIN entries e ON e.idx = b.entry")
+        .prepare(
+            "SELECT e.idx, e.body, e.recorded_at FROM builds b JOIN entries e ON e.idx = b.entry",
+        )
         .map_err(backend)?;
     let mut rows = stmt.query([]).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
@@ -701,12 +729,15 @@ fn backfill_base_tags(tx: &Transaction<'_>) -> Result<(), StoreError> {
             index: idx as u64 - 1,
             detail,
         };
-        let Record::Build(build) = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?
+        let Record::Build(build) =
+            serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?
         else {
-            return Err(corrupt("a `builds` row points at an entry that is not a build".into()));
+            return Err(corrupt(
+                "a `builds` row points at an entry that is not a build".into(),
+            ));
         };
         let at = Timestamp::parse(&at).map_err(|e| corrupt(e.to_string()))?;
-        project_base_tags(tx, &build, at)?;
+        project_build_lookups(tx, &build, at, idx)?;
     }
     Ok(())
 }
@@ -1235,6 +1266,36 @@ impl Store for SqliteStore {
             &[&image.to_string(), &tag.as_str()],
         )?;
         found.first().map(|&i| self.build_at(i)).transpose()
+    }
+
+    fn services_built_from(
+        &self,
+        repo: &SourceRepo,
+        commit: &CommitId,
+    ) -> Result<Vec<ServiceName>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT service FROM build_commits WHERE source_repo = ?1 AND commit_id = ?2",
+            )
+            .map_err(backend)?
+            .query_map(params![repo.to_string(), commit.to_string()], |r| r.get(0))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        crate::api::service_names(rows)
+    }
+
+    fn latest_ci_jobs(&self) -> Result<Vec<(ServiceName, Option<String>)>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached("SELECT service, ci_job FROM service_latest_build")
+            .map_err(backend)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        crate::api::latest_ci_jobs(rows)
     }
 
     fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError> {

@@ -421,10 +421,11 @@ fn base_queries() {
     }
 }
 
-/// Per base tag, when builds first and last used each digest: kept as builds are recorded,
-/// and filled from the builds of a ledger made before the table existed.
+/// The gates' lookups: per base tag, when builds first and last used each digest; the
+/// services built from a commit; each service's newest CI job. Kept as builds are recorded,
+/// and filled from the builds of a ledger made before the tables existed.
 #[test]
-fn base_tag_history_is_kept_per_tag_and_filled_on_upgrade() {
+fn build_lookups_are_kept_and_filled_on_upgrade() {
     for (backend, location, _guard) in locations() {
         let mut store = lineage_store::open(&location, true).unwrap();
         seed(store.as_mut());
@@ -432,12 +433,26 @@ fn base_tag_history_is_kept_per_tag_and_filled_on_upgrade() {
             b.bases[0].pulled_at = Some(t(at));
             b
         };
+        let repo = lineage_model::SourceRepo::parse("https://github.com/acme/app").unwrap();
+        let from_ci = |mut b: BuildRecord, job: &str| {
+            b.source_repo = Some(repo.clone());
+            b.ci = Some(lineage_model::CiRun {
+                system: "github-actions".into(),
+                job: Some(job.into()),
+                run_id: None,
+                url: None,
+            });
+            b
+        };
         let builds = [
             // No pull time: the build's finish time (2026-11-01T10:00:00Z) counts.
-            build("api", "a1", "python:3.12-slim", "py1"),
-            pulled(
-                build("api", "a2", "python:3.12-slim", "py2"),
-                "2026-11-05T00:00:00Z",
+            from_ci(build("api", "a1", "python:3.12-slim", "py1"), "old"),
+            from_ci(
+                pulled(
+                    build("api", "a2", "python:3.12-slim", "py2"),
+                    "2026-11-05T00:00:00Z",
+                ),
+                "release",
             ),
             pulled(
                 build("web", "w2", "python:3.12-slim", "py2"),
@@ -455,8 +470,16 @@ fn base_tag_history_is_kept_per_tag_and_filled_on_upgrade() {
         let python = Repository::parse("python").unwrap();
         let slim = Tag::parse("3.12-slim").unwrap();
         let expected = vec![
-            (digest("py1"), t("2026-11-01T10:00:00Z"), t("2026-11-01T10:00:00Z")),
-            (digest("py2"), t("2026-11-02T00:00:00Z"), t("2026-11-05T00:00:00Z")),
+            (
+                digest("py1"),
+                t("2026-11-01T10:00:00Z"),
+                t("2026-11-01T10:00:00Z"),
+            ),
+            (
+                digest("py2"),
+                t("2026-11-02T00:00:00Z"),
+                t("2026-11-05T00:00:00Z"),
+            ),
         ];
         let uses = |store: &dyn Store| -> Vec<(Digest, Timestamp, Timestamp)> {
             store
@@ -466,7 +489,25 @@ fn base_tag_history_is_kept_per_tag_and_filled_on_upgrade() {
                 .map(|u| (u.digest, u.first_used, u.last_used))
                 .collect()
         };
+        let lookups = |store: &dyn Store| {
+            let commit = CommitId::parse(&"a".repeat(40)).unwrap();
+            (
+                store.services_built_from(&repo, &commit).unwrap(),
+                store.latest_ci_jobs().unwrap(),
+            )
+        };
+        let expected_lookups = (
+            vec![ServiceName::parse("api").unwrap()],
+            vec![
+                (
+                    ServiceName::parse("api").unwrap(),
+                    Some("release".to_string()),
+                ),
+                (ServiceName::parse("web").unwrap(), None),
+            ],
+        );
         assert_eq!(uses(store.as_ref()), expected, "{backend}");
+        assert_eq!(lookups(store.as_ref()), expected_lookups, "{backend}");
         let tags: Vec<String> = store
             .base_tags()
             .unwrap()
@@ -487,7 +528,10 @@ fn base_tag_history_is_kept_per_tag_and_filled_on_upgrade() {
         // Back to the schema before the table; opening migrates and fills it again.
         match &location {
             StoreLocation::Sqlite(path) => rusqlite_open(path)
-                .execute_batch("DROP TABLE base_tag_digests; PRAGMA user_version = 6;")
+                .execute_batch(
+                    "DROP TABLE base_tag_digests; DROP TABLE build_commits;
+                     DROP TABLE service_latest_build; PRAGMA user_version = 6;",
+                )
                 .unwrap(),
             StoreLocation::Postgres(_) => {
                 let Guard::Db(db) = &_guard else {
@@ -495,7 +539,8 @@ fn base_tag_history_is_kept_per_tag_and_filled_on_upgrade() {
                 };
                 pg::client(&db.url)
                     .batch_execute(
-                        "DROP TABLE base_tag_digests;
+                        "DROP TABLE base_tag_digests; DROP TABLE build_commits;
+                         DROP TABLE service_latest_build;
                          UPDATE lineage_meta SET value = '5' WHERE key = 'schema_version'",
                     )
                     .unwrap();
@@ -503,6 +548,11 @@ fn base_tag_history_is_kept_per_tag_and_filled_on_upgrade() {
         }
         let store = lineage_store::open(&location, false).unwrap();
         assert_eq!(uses(store.as_ref()), expected, "{backend} after upgrade");
+        assert_eq!(
+            lookups(store.as_ref()),
+            expected_lookups,
+            "{backend} after upgrade"
+        );
     }
 }
 
@@ -919,7 +969,7 @@ fn a_pre_log_ledger_is_hashed_on_upgrade() {
     // Tables of later versions go too.
     rusqlite_open(&path)
         .execute_batch(
-            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service; DROP INDEX service_images_by_service; DROP TABLE base_tag_digests;",
+            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service; DROP INDEX service_images_by_service; DROP TABLE base_tag_digests; DROP TABLE build_commits; DROP TABLE service_latest_build;",
         )
         .unwrap();
     let store = lineage_store::open(&location, false).unwrap();

@@ -1935,3 +1935,66 @@ fn the_record_follows_its_dockerfile() {
         r.stdout
     );
 }
+
+/// B010 and B011 read other services' builds through the ledger's lookups (issue 22): a
+/// commit another service was built from, and a CI job every other service's newest build
+/// reports. Both follow the ledger as it changes.
+#[test]
+fn copied_source_metadata_is_found_across_services() {
+    let w = World::new();
+    let commit = "c".repeat(40);
+    let build = |verb: &str, service: &str, label: &str, commit: &str, job: &str| {
+        let image = format!("ghcr.io/acme/{service}:1.8.0@{}", digest(label));
+        let base = pinned_base();
+        let args = [
+            "--format",
+            "json",
+            "build",
+            verb,
+            "--image",
+            &image,
+            "--base",
+            &base,
+            "--base-pulled-at",
+            "2026-11-17T08:00:00Z",
+            "--repo",
+            "https://github.com/acme/mono",
+            "--commit",
+            commit,
+            "--ci-system",
+            "github-actions",
+            "--ci-job",
+            job,
+            "--ci-run-id",
+            "7",
+            "--branch",
+            "main",
+        ];
+        let r = w.run(&args);
+        assert_eq!(r.code, 0, "{args:?}:\n{}\n{}", r.stdout, r.stderr);
+        let report: Value = serde_json::from_str(&r.stdout).unwrap();
+        match verb {
+            "check" => codes(&report, "warning"),
+            _ => Vec::new(),
+        }
+    };
+    // The first build of the fleet: nothing to share with.
+    let first = build("check", "orphan", "o1", &commit, "release");
+    assert!(!first.contains(&"B010".to_string()), "{first:?}");
+    assert!(!first.contains(&"B011".to_string()), "{first:?}");
+    build("record", "orphan", "o1", &commit, "release");
+    // api from the same commit and job: both found, naming the other service.
+    let shared = build("check", "api", "a1", &commit, "release");
+    assert!(shared.contains(&"B010".to_string()), "{shared:?}");
+    assert!(shared.contains(&"B011".to_string()), "{shared:?}");
+    // Another commit and job: neither.
+    let own = build("check", "api", "a1", &"d".repeat(40), "api-release");
+    assert!(!own.contains(&"B010".to_string()), "{own:?}");
+    assert!(!own.contains(&"B011".to_string()), "{own:?}");
+    // orphan's newest build moves to its own job: the job is no longer shared by all, but
+    // orphan was still built from the commit once.
+    build("record", "orphan", "o2", &"e".repeat(40), "orphan-release");
+    let later = build("check", "api", "a1", &commit, "release");
+    assert!(later.contains(&"B010".to_string()), "{later:?}");
+    assert!(!later.contains(&"B011".to_string()), "{later:?}");
+}

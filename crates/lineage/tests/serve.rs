@@ -1798,7 +1798,15 @@ fn base_freshness_is_one_answer_on_every_path() {
     // but never checked in a registry, so not assessed; tool's build stage behind, in its
     // own row that does not fail the report.
     let r = w.run(
-        &["--format", "json", "report", "stale", "--fail-after", "30", "--allow-unassessed"],
+        &[
+            "--format",
+            "json",
+            "report",
+            "stale",
+            "--fail-after",
+            "30",
+            "--allow-unassessed",
+        ],
         &[],
     );
     let report: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.stdout));
@@ -1816,7 +1824,10 @@ fn base_freshness_is_one_answer_on_every_path() {
     assert_eq!(tool["base"], "docker.io/library/golang:1", "{report:#}");
     assert_eq!(tool["days_behind"], 46, "{report:#}");
     assert_eq!(rows.len(), 2, "{report:#}");
-    assert_eq!(report["over_limit"], 1, "only api's final stage counts: {report:#}");
+    assert_eq!(
+        report["over_limit"], 1,
+        "only api's final stage counts: {report:#}"
+    );
     assert_eq!(r.code, 1, "api is over the limit: {}", r.stderr);
     let unassessed: Vec<&str> = report["not_assessed"]
         .as_array()
@@ -1873,5 +1884,8 @@ fn base_freshness_is_one_answer_on_every_path() {
     assert!(web.contains("lineage base refresh"), "{web}");
     assert!(!fleet.contains("up to date or unknown"), "{fleet}");
     assert!(!fleet.contains("not checked"), "{fleet}");
-    assert!(fleet.contains("Provenance signatures are not judged"), "{fleet}");
+    assert!(
+        fleet.contains("Provenance signatures are not judged"),
+        "{fleet}"
+    );
 }

@@ -1,0 +1,31 @@
+-- Lookups for the build and deploy gates and the stale report (issues 13 and 22), so that
+-- none of them reads every build. All three are filled from the existing builds when a
+-- ledger is migrated.
+--
+-- Per base tag and digest, when recorded builds first and last used it (the pull time, else
+-- the build's own times, else its recording): the stale report, the deploy gate and the
+-- dashboard read one tag's history here.
+CREATE TABLE base_tag_digests (
+    base_name   TEXT NOT NULL,
+    base_tag    TEXT NOT NULL,
+    base_digest TEXT NOT NULL,
+    first_used  INTEGER NOT NULL,
+    last_used   INTEGER NOT NULL,
+    PRIMARY KEY (base_name, base_tag, base_digest)
+);
+
+-- Per source repository and commit, the services built from it: the build gate finds the
+-- other services of a shared commit (B010) in one indexed read, whatever the fleet's size.
+CREATE TABLE build_commits (
+    source_repo TEXT NOT NULL,
+    commit_id   TEXT NOT NULL,
+    service     TEXT NOT NULL,
+    PRIMARY KEY (source_repo, commit_id, service)
+);
+
+-- Per service, the CI job of its newest build ('' when it named none), for B011.
+CREATE TABLE service_latest_build (
+    service TEXT PRIMARY KEY,
+    ci_job  TEXT NOT NULL,
+    entry   INTEGER NOT NULL
+);
