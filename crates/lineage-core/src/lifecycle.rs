@@ -273,7 +273,8 @@ pub fn record_outcome(
 pub struct HistoryReport {
     pub schema: u32,
     pub service: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The `--env` filter, or null: present in every history, as in `running`.
+    #[serde(default)]
     pub env: Option<String>,
     /// Newest first.
     pub rows: Vec<HistoryRow>,
