@@ -301,7 +301,7 @@ async fn add_service(
     let svc = service.clone();
     let index = blocking(move || {
         let now = s.now();
-        s.write(|store| Ok(services::add(store, svc, by, now)?))
+        s.write(move |_, store| Ok(services::add(store, svc, by, now)?))
     })
     .await?;
     st.metrics.record_written("service");
@@ -345,7 +345,7 @@ async fn set_owner(
     let s = st.clone();
     let (service, index) = blocking(move || {
         let now = s.now();
-        s.write(|store| {
+        s.write(move |_, store| {
             let index = services::set_owner(store, &name, change, by, now)?;
             let service = store
                 .service(&name)?
@@ -453,7 +453,7 @@ async fn record_build(
     let s = st.clone();
     let decision = blocking(move || {
         let now = s.now();
-        s.write(|store| {
+        s.write(move |s, store| {
             // The service defaults to the one listing the image repository, as in the CLI.
             let explicit = raw.get("service").and_then(Value::as_str).map(ServiceName::parse).transpose()
                 .map_err(|e| ApiError::from(e.in_field("service")))?;
@@ -555,7 +555,7 @@ async fn record_deploy(
     let s = st.clone();
     let decision = blocking(move || {
         let now = s.now();
-        s.write(|store| {
+        s.write(move |s, store| {
             Ok(gate::record_deploy(
                 store,
                 &s.cfg.gate,
@@ -607,7 +607,7 @@ async fn end_deploy(
     let (service, env) = (input.service.to_string(), input.env.clone());
     let report = blocking(move || {
         let now = s.now();
-        s.write(|store| {
+        s.write(move |s, store| {
             Ok(placements::end(
                 store,
                 &s.cfg.gate.config,
@@ -663,7 +663,7 @@ async fn record_outcome(
     let (service, env) = (input.service.to_string(), input.env.clone());
     let report = blocking(move || {
         let now = s.now();
-        s.write(|store| {
+        s.write(move |s, store| {
             Ok(lifecycle::record_outcome(
                 store,
                 &s.cfg.gate.config,
@@ -711,7 +711,7 @@ async fn record_approval(
     let s = st.clone();
     let report = blocking(move || {
         let now = s.now();
-        s.write(|store| {
+        s.write(move |s, store| {
             Ok(gate::approve(
                 store,
                 &s.cfg.gate.config,

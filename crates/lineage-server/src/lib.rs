@@ -83,8 +83,11 @@ pub enum ServeError {
 /// What every request shares.
 pub struct AppState {
     pub cfg: ServerConfig,
-    /// The one connection that writes.
-    pub writer: Mutex<Box<dyn Store>>,
+    /// Writes for the one connection that writes, owned by the group-commit thread
+    /// ([`AppState::write`]).
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+    /// Writes sent to the writer thread and not yet taken into a group.
+    queued: std::sync::atomic::AtomicUsize,
     /// Connections for reads.
     pub readers: StorePool,
     pub index: Index,
@@ -92,6 +95,14 @@ pub struct AppState {
     /// What admission admitted and has not yet been recorded (`[admission] observe`).
     pub admitted: Mutex<Vec<lineage_core::observe::Admitted>>,
 }
+
+/// A write waiting for the writer thread: it runs on the writer's store inside a group and
+/// returns what answers its caller once the group's fate is known (`None`: durable).
+type Job = Box<dyn FnOnce(&AppState, &mut dyn Store) -> Answer + Send>;
+type Answer = Box<dyn FnOnce(Option<&ApiError>) + Send>;
+
+/// At most this many writes share one commit; a longer queue waits for the next.
+const MAX_GROUP: usize = 256;
 
 /// How often admitted images are recorded as one observation batch.
 pub const OBSERVE_FLUSH: Duration = Duration::from_secs(5);
@@ -165,20 +176,85 @@ impl AppState {
         Ok(info)
     }
 
-    /// Runs `f` on the writer, then seals a checkpoint and lets the index see the write.
-    pub fn write<T>(
+    /// Runs `f` on the writer and answers once what it wrote is durable.
+    ///
+    /// Group commit: one thread owns the writing connection. Writes that arrive while it
+    /// commits wait in a queue and then run one after another in one transaction (each in
+    /// its own savepoint, so a refused or failed write leaves the others), followed by one
+    /// signed checkpoint and one commit: one disk sync for the whole group. Every write is
+    /// answered only after that commit; if it fails, every write of the group gets the error
+    /// and none is in the ledger.
+    pub fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut dyn Store) -> Result<T, ApiError>,
+        f: impl FnOnce(&AppState, &mut dyn Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let mut store = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let out = f(store.as_mut())?;
-        if let Some((key, settings)) = &self.cfg.log {
-            lineage_core::ledger_log::seal(store.as_mut(), key, settings, self.now())?;
+        let (send, receive) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |state, store| {
+            let out = f(state, store);
+            Box::new(move |failed: Option<&ApiError>| {
+                let _ = send.send(match failed {
+                    Some(e) => Err(e.clone()),
+                    None => out,
+                });
+            })
+        });
+        {
+            let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            self.queued
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            jobs.send(job)
+                .map_err(|_| ApiError::internal("the ledger writer has stopped"))?;
         }
-        if let Err(e) = self.index.refresh(store.as_ref()) {
+        receive
+            .recv()
+            .unwrap_or_else(|_| Err(ApiError::internal("a write failed; see the server's log")))
+    }
+
+    /// Writes waiting for the writer thread (they will share the next commit).
+    pub fn queued_writes(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// One group: runs `jobs` on `store` in one transaction, seals one checkpoint, commits,
+    /// lets the index see the writes, then answers every job.
+    fn commit_group(&self, store: &mut dyn Store, jobs: Vec<Job>) {
+        let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
+        let committed: Result<(), ApiError> = (|| {
+            store.begin_group().map_err(lineage_core::Error::from)?;
+            answers = jobs
+                .into_iter()
+                .map(|job| {
+                    // A panicking write drops its caller's channel (its caller gets a 500);
+                    // the savepoint it was in rolled back as it unwound.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(self, store)))
+                        .unwrap_or_else(|_| Box::new(|_| ()))
+                })
+                .collect();
+            let sealed = match &self.cfg.log {
+                Some((key, settings)) => {
+                    lineage_core::ledger_log::seal(store, key, settings, self.now()).map(drop)
+                }
+                None => Ok(()),
+            };
+            match sealed {
+                Ok(()) => store.commit_group().map_err(lineage_core::Error::from)?,
+                Err(e) => {
+                    store.rollback_group();
+                    return Err(ApiError::from(e));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = &committed {
+            // Jobs that never ran (the group could not begin) dropped their channels, which
+            // answers their callers with an error too.
+            tracing::error!(error = %e.message, writes = answers.len(), "a group of writes was not committed");
+        } else if let Err(e) = self.index.refresh(store) {
             tracing::warn!(error = %e, "index refresh after a write failed; the poller retries");
         }
-        Ok(out)
+        for answer in answers {
+            answer(committed.as_ref().err());
+        }
     }
 
     /// Runs `f` on a read connection.
@@ -202,7 +278,7 @@ pub async fn blocking<T: Send + 'static>(
 /// Opens the ledger connections and builds the shared state. The index is not loaded yet.
 pub fn state(cfg: ServerConfig) -> Result<Arc<AppState>, ServeError> {
     // The server may be the first writer of a team's ledger, so it creates one.
-    let writer = lineage_store::open(&cfg.store, true)?;
+    let mut writer = lineage_store::open(&cfg.store, true)?;
     let readers = (0..2)
         .map(|_| lineage_store::open(&cfg.store, false))
         .collect::<Result<Vec<_>, _>>()?;
@@ -214,14 +290,39 @@ pub fn state(cfg: ServerConfig) -> Result<Arc<AppState>, ServeError> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    Ok(Arc::new(AppState {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    let state = Arc::new(AppState {
         index: Index::new(cfg.gate.trust.clone(), envs),
         cfg,
-        writer: Mutex::new(writer),
+        jobs: Mutex::new(jobs),
+        queued: Default::default(),
         readers: StorePool::new(readers),
         metrics: Metrics::default(),
         admitted: Mutex::new(Vec::new()),
-    }))
+    });
+    // The writer thread holds the state weakly: when the last request and task let go of
+    // it, the channel closes and the thread ends.
+    let weak = Arc::downgrade(&state);
+    std::thread::Builder::new()
+        .name("lineage-writer".into())
+        .spawn(move || {
+            while let Ok(first) = queue.recv() {
+                let Some(state) = weak.upgrade() else { return };
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match queue.try_recv() {
+                        Ok(job) => group.push(job),
+                        Err(_) => break,
+                    }
+                }
+                state
+                    .queued
+                    .fetch_sub(group.len(), std::sync::atomic::Ordering::SeqCst);
+                state.metrics.write_group(group.len());
+                state.commit_group(writer.as_mut(), group);
+            }
+        })?;
+    Ok(state)
 }
 
 /// The whole router.
@@ -362,7 +463,7 @@ pub async fn flush_admitted(state: Arc<AppState>) {
         let batch =
             lineage_core::observe::admitted_batch(ADMISSION_SOURCE, pending.clone(), by.clone());
         let n = batch.items.len();
-        let written = st.write(|store| {
+        let written = st.write(move |st, store| {
             let now = st.now();
             Ok(store.append(&[lineage_model::Record::Observation(batch)], now, Some(&by))?)
         });
@@ -435,6 +536,11 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
             "lineage_ledger_entries",
             "Ledger entries the index has applied.",
             state.index.ledger_len() as f64,
+        ),
+        (
+            "lineage_write_queue",
+            "Writes waiting for the next group commit.",
+            state.queued_writes() as f64,
         ),
         (
             "lineage_admission_index_digests",

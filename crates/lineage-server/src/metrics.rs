@@ -73,6 +73,9 @@ pub struct Metrics {
     requests: RwLock<BTreeMap<String, Vec<ByMethodStatus>>>,
     records: Counter,
     decisions: Counter,
+    /// Group commits, and the writes they carried.
+    groups: Counter,
+    grouped_writes: Counter,
 }
 
 impl Metrics {
@@ -106,6 +109,12 @@ impl Metrics {
     /// A ledger record written through the server (`build`, `deploy`, `service`).
     pub fn record_written(&self, kind: &str) {
         self.records.add(&[kind], 1);
+    }
+
+    /// A group commit of `writes` writes.
+    pub fn write_group(&self, writes: usize) {
+        self.groups.add(&[], 1);
+        self.grouped_writes.add(&[], writes as u64);
     }
 
     /// An admission decision, once per rule that fired (`none` when none did).
@@ -163,6 +172,20 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "lineage_write_groups_total",
+            "Group commits of the ledger writer (one transaction and one disk sync each).",
+            &[],
+            &self.groups,
+        );
+        counter(
+            &mut out,
+            "lineage_grouped_writes_total",
+            "Writes committed by the ledger writer's group commits.",
+            &[],
+            &self.grouped_writes,
+        );
+        counter(
+            &mut out,
             "lineage_admission_decisions_total",
             "Admission decisions, by outcome and by the rule that fired.",
             &["outcome", "rule"],
@@ -187,12 +210,12 @@ fn counter(out: &mut String, name: &str, help: &str, label_names: &[&str], c: &C
             .zip(values)
             .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
             .collect();
-        let _ = writeln!(
-            out,
-            "{name}{{{}}} {}",
-            labels.join(","),
-            n.load(Ordering::Relaxed)
-        );
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(","))
+        };
+        let _ = writeln!(out, "{name}{labels} {}", n.load(Ordering::Relaxed));
     }
 }
 

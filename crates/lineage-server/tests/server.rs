@@ -1801,13 +1801,14 @@ async fn an_older_digest_than_the_running_one_is_denied_until_its_rollback_is_re
     );
     let now = Timestamp::parse(NOW).unwrap();
     let old = digest('d');
+    let rewritten = old.clone();
     w.state
-        .write(|store| {
+        .write(move |_, store| {
             let mut b = match store.build(&digest('a')).unwrap() {
                 Some(b) => b,
                 None => unreachable!(),
             };
-            b.digest = old.clone();
+            b.digest = rewritten;
             b.finished_at = Some(now.plus(time::Duration::days(-10)));
             Ok(record::build(store, b, now, None)?)
         })
@@ -1936,7 +1937,7 @@ async fn drift_over_the_api_and_on_the_dashboard() {
     let now = Timestamp::parse(NOW).unwrap();
     // A cluster that runs the orphan's digest and not api's.
     w.state
-        .write(|store| {
+        .write(move |_, store| {
             let batch = lineage_model::ObservationBatch {
                 source: "prod-eu-1".into(),
                 format: "kubernetes".into(),
@@ -2331,5 +2332,98 @@ async fn the_fleet_page_puts_what_needs_attention_first() {
     assert!(
         at("orphan") < at("api"),
         "production findings come first:\n{body}"
+    );
+}
+
+/// Group commit (issue 22): writes that queue while another is being written share one
+/// transaction and one signed checkpoint; each caller is answered only once its group is
+/// durable (another connection sees the write when the call returns), and a refused write
+/// leaves the rest of its group.
+#[test]
+fn writes_that_queue_share_one_commit() {
+    let w = world(Mode::Enforce);
+    let reader = || lineage_store::open(&w.state.cfg.store, false).unwrap();
+    let (len_before, checkpoints_before) = {
+        let r = reader();
+        (r.len().unwrap(), r.checkpoints().unwrap().len())
+    };
+    let now = Timestamp::parse(NOW).unwrap();
+    let seen = move |i: u8| {
+        Record::Base(lineage_model::BaseSeen {
+            name: Repository::parse("python").unwrap(),
+            tag: Some(Tag::parse("3.12").unwrap()),
+            digest: Digest::parse(&format!("sha256:{:064x}", i)).unwrap(),
+            layers: Vec::new(),
+            created: None,
+            seen_at: now,
+        })
+    };
+    let (entered, wait_entered) = std::sync::mpsc::channel::<()>();
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let results: Vec<Result<u64, String>> = std::thread::scope(|scope| {
+        let state = &w.state;
+        // The first write holds the writer until released, so the next ones queue.
+        let first = scope.spawn(move || {
+            state.write(move |_, store| {
+                entered.send(()).unwrap();
+                wait_release.recv().unwrap();
+                Ok(store.record_facts(&[seen(0)], now, None)?[0])
+            })
+        });
+        wait_entered.recv().unwrap();
+        let others: Vec<_> = (1..=10u8)
+            .map(|i| {
+                scope.spawn(move || {
+                    let out = state.write(move |_, store| {
+                        if i == 4 {
+                            return Err(lineage_server::ApiError::internal("refused"));
+                        }
+                        Ok(store.record_facts(&[seen(i)], now, None)?[0])
+                    });
+                    // Answered only after the commit: a new connection sees it now.
+                    if let Ok(index) = &out {
+                        let r = lineage_store::open(&state.cfg.store, false).unwrap();
+                        assert!(
+                            r.len().unwrap() > *index,
+                            "write {i} answered before it was durable"
+                        );
+                    }
+                    out
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while state.queued_writes() < 10 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writes never queued"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        release.send(()).unwrap();
+        std::iter::once(first)
+            .chain(others)
+            .map(|t| t.join().unwrap().map_err(|e| e.message))
+            .collect()
+    });
+    assert!(results[0].is_ok(), "{results:?}");
+    for (i, r) in results.iter().enumerate().skip(1) {
+        assert_eq!(r.is_err(), i == 4, "write {i}: {r:?}");
+    }
+    let r = reader();
+    // Ten writes, in two groups: two commits, two checkpoints, the last covering them all.
+    assert_eq!(r.len().unwrap(), len_before + 10);
+    let checkpoints = r.checkpoints().unwrap();
+    assert_eq!(checkpoints.len(), checkpoints_before + 2, "{checkpoints:?}");
+    assert_eq!(checkpoints.last().unwrap().size, len_before + 10);
+    assert!(r.check_projections(10).unwrap().is_empty());
+    let metrics = w.state.metrics.render(&[]);
+    assert!(
+        metrics.contains("lineage_grouped_writes_total 11"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lineage_write_groups_total 2"),
+        "{metrics}"
     );
 }

@@ -668,6 +668,19 @@ pub trait Store: Send {
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError>;
+    /// Opens a group commit: the writes until [`Store::commit_group`] become durable together,
+    /// with one disk sync, while each still succeeds or fails on its own (a failed write
+    /// leaves the group's others in place). Reads through this handle see the group's writes;
+    /// other handles see them at the commit. A backend without groups writes each at once.
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Makes every write of the group durable; on an error, none of them is.
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Drops every write of the group.
+    fn rollback_group(&mut self) {}
     /// Facts of `kind` (`Record::kind`), filed under `key` (`Record::fact_key`) or all of them,
     /// oldest first.
     fn facts(&self, kind: &str, key: Option<&str>) -> Result<Vec<Entry>, StoreError>;

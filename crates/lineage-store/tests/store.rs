@@ -556,6 +556,82 @@ fn build_lookups_are_kept_and_filled_on_upgrade() {
     }
 }
 
+/// Group commit (issue 22): on SQLite, the writes between `begin_group` and `commit_group`
+/// become visible and durable together, a failed write is left out alone, and a rolled-back
+/// group leaves nothing (the log goes on where it was). PostgreSQL has no groups: each write
+/// is durable at once, and the calls change nothing.
+#[test]
+fn a_group_commits_its_writes_together_and_leaves_a_failed_one_out() {
+    for (backend, location, _guard) in locations() {
+        let mut store = lineage_store::open(&location, true).unwrap();
+        seed(store.as_mut());
+        let other = lineage_store::open(&location, false).unwrap();
+        let before = store.len().unwrap();
+        let at = t("2026-11-01T10:00:00Z");
+        let a = build("api", "a1", "python:3.12-slim", "py1");
+        store.begin_group().unwrap();
+        store
+            .record_builds(std::slice::from_ref(&a), at, None)
+            .unwrap();
+        // A build recorded twice in one call fails and writes nothing; the group goes on.
+        assert!(store
+            .append(
+                &[
+                    Record::Build(build("web", "w9", "nginx:1.27", "ng1")),
+                    Record::Build(a.clone())
+                ],
+                at,
+                None
+            )
+            .is_err());
+        store
+            .record_builds(&[build("web", "w1", "nginx:1.27", "ng1")], at, None)
+            .unwrap();
+        assert_eq!(
+            store.len().unwrap(),
+            before + 2,
+            "{backend}: the group reads itself"
+        );
+        let grouped = backend == "sqlite";
+        let seen_early = other.len().unwrap();
+        assert_eq!(
+            seen_early,
+            if grouped { before } else { before + 2 },
+            "{backend}: others see the group at its commit"
+        );
+        store.commit_group().unwrap();
+        assert_eq!(other.len().unwrap(), before + 2, "{backend}");
+        assert_eq!(
+            other.log_head().unwrap(),
+            store.log_head().unwrap(),
+            "{backend}"
+        );
+
+        store.begin_group().unwrap();
+        store
+            .record_builds(&[build("web", "w2", "nginx:1.27", "ng1")], at, None)
+            .unwrap();
+        store.rollback_group();
+        let kept = if grouped { before + 2 } else { before + 3 };
+        assert_eq!(store.len().unwrap(), kept, "{backend}");
+        assert_eq!(other.len().unwrap(), kept, "{backend}");
+        // The next write appends where the log is, and the log and projections agree.
+        store
+            .record_builds(&[build("web", "w3", "nginx:1.27", "ng1")], at, None)
+            .unwrap();
+        assert_eq!(store.log_head().unwrap().size, kept + 1, "{backend}");
+        assert_eq!(
+            other.log_head().unwrap(),
+            store.log_head().unwrap(),
+            "{backend}"
+        );
+        assert!(store.check_projections(10).unwrap().is_empty(), "{backend}");
+        if grouped {
+            assert!(store.build(&digest("w2")).unwrap().is_none(), "{backend}");
+        }
+    }
+}
+
 #[test]
 fn journal_holds_every_record_in_order() {
     for (backend, mut store, _guard) in backends() {
