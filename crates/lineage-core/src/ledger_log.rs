@@ -900,6 +900,12 @@ pub struct VerifyReport {
     pub checkpoints_checked: u64,
     /// The `--since` checkpoint and whether the current log is consistent with it.
     pub since: Option<CheckpointSummary>,
+    /// The leaves whose records were re-read and re-hashed: all of them, or with `--since`
+    /// only those after the saved checkpoint (the ones before are vouched for by its root).
+    pub verified_range: VerifiedRange,
+    /// Whether the query tables were rebuilt from the journal and compared (not with
+    /// `--since`).
+    pub projections_checked: bool,
     /// Problems, the earliest leaf first.
     pub problems: Vec<Problem>,
     /// The log's keys in the order they signed, as its rotation records chain them.
@@ -924,6 +930,13 @@ pub struct KeySummary {
     pub reason: Option<String>,
     /// True for the key the audit was given to trust.
     pub trusted: bool,
+}
+
+/// Leaves `from..to` (ledger indexes).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VerifiedRange {
+    pub from: u64,
+    pub to: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -987,7 +1000,163 @@ fn record_ref(kind: &str, body: &str) -> RecordRef {
     }
 }
 
-const CHUNK: u64 = 50_000;
+/// Journal rows and stored hashes are read in pages of this many, so the audit's memory does
+/// not grow with the ledger.
+const PAGE: u64 = 10_000;
+
+/// The stored log hashes, read page by page in storage order.
+struct StoredHashes<'a> {
+    store: &'a dyn Store,
+    page: Vec<Hash>,
+    start: u64,
+    /// Set when a page came back short: the readable sequence ends there.
+    ended: bool,
+}
+
+impl<'a> StoredHashes<'a> {
+    fn new(store: &'a dyn Store) -> Self {
+        StoredHashes {
+            store,
+            page: Vec::new(),
+            start: 0,
+            ended: false,
+        }
+    }
+
+    /// The stored hash at position `i`; positions are asked for in increasing order.
+    fn get(&mut self, i: u64) -> Result<Option<Hash>, Error> {
+        let end = self.start + self.page.len() as u64;
+        if i >= self.start && i < end {
+            return Ok(Some(self.page[(i - self.start) as usize]));
+        }
+        if self.ended && i >= end {
+            return Ok(None);
+        }
+        let want = 2 * PAGE;
+        self.page = self.store.log_hash_range(i, i + want)?;
+        self.start = i;
+        self.ended = (self.page.len() as u64) < want;
+        Ok(self.page.first().copied())
+    }
+}
+
+/// Stored hashes by position, for seeding a frontier from storage (`popcount(size)` reads).
+struct HashesAt<'a>(&'a dyn Store);
+
+impl merkle::HashReader for HashesAt<'_> {
+    type Error = lineage_store::StoreError;
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, Self::Error> {
+        let mut out = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            out.extend(self.0.log_hash_range(i, i + 1)?);
+        }
+        Ok(out)
+    }
+}
+
+/// What one streaming pass over the journal found.
+struct Pass {
+    /// The tree over every leaf re-hashed (and, with `--since`, the saved prefix).
+    frontier: Frontier,
+    /// Journal rows accounted for (the saved prefix counts as read).
+    rows: u64,
+    /// The first leaf at which the journal skips a stored position.
+    gap: Option<u64>,
+    rotations: Vec<(u64, LogKeyRotation)>,
+    first_mismatch: Option<merkle::StoredMismatch>,
+    /// Recomputed roots at the tree sizes asked for.
+    roots: std::collections::BTreeMap<u64, Hash>,
+}
+
+impl Pass {
+    /// The recomputed root over the first `size` leaves, when the pass noted it.
+    fn root_at(&self, size: u64) -> Option<Hash> {
+        if size == self.frontier.size() {
+            return Some(self.frontier.root());
+        }
+        self.roots.get(&size).copied()
+    }
+}
+
+/// Re-hashes the journal from `frontier.size()` on, page by page, folding the leaves into
+/// `frontier` and checking every stored hash they imply as it goes (what `merkle::recompute`
+/// does over a whole tree, without holding the tree). Notes the roots at the sizes in `wanted`.
+fn rehash(
+    store: &dyn Store,
+    mut frontier: Frontier,
+    log_size: u64,
+    wanted: &std::collections::BTreeSet<u64>,
+    progress: &dyn lineage_model::Progress,
+) -> Result<Pass, Error> {
+    let first = frontier.size();
+    let mut stored = StoredHashes::new(store);
+    let mut at = merkle::stored_hash_count(first);
+    let mut pass = Pass {
+        frontier: Frontier::new(),
+        rows: first,
+        gap: None,
+        rotations: Vec::new(),
+        first_mismatch: None,
+        roots: Default::default(),
+    };
+    if wanted.contains(&first) {
+        pass.roots.insert(first, frontier.root());
+    }
+    let total = log_size.max(store.len()?);
+    let mut from = first;
+    loop {
+        let chunk = store.raw_entries(from, from + PAGE)?;
+        if chunk.is_empty() && from >= log_size.max(store.len()?) {
+            break;
+        }
+        for e in &chunk {
+            if pass.gap.is_none() && e.index != pass.rows {
+                pass.gap = Some(pass.rows);
+            }
+            // The chain of keys comes from the journal itself, which the tree covers.
+            if e.kind == ROTATION_KIND {
+                if let Ok(Record::LogKeyRotation(r)) = serde_json::from_str(&e.body) {
+                    pass.rotations.push((pass.rows, r));
+                }
+            }
+            let index = frontier.size();
+            let new = frontier.append(merkle::leaf_hash(e.body.as_bytes()));
+            if pass.first_mismatch.is_none() {
+                for h in new {
+                    let s = stored.get(at)?;
+                    if s != Some(h) {
+                        pass.first_mismatch = Some(merkle::StoredMismatch {
+                            leaf_index: index,
+                            stored_index: at,
+                            recomputed: Some(h),
+                            stored: s,
+                        });
+                        break;
+                    }
+                    at += 1;
+                }
+            }
+            pass.rows += 1;
+            if wanted.contains(&pass.rows) {
+                pass.roots.insert(pass.rows, frontier.root());
+            }
+        }
+        from += PAGE;
+        progress.update("rehashing records", pass.rows, Some(total.max(pass.rows)));
+    }
+    if pass.first_mismatch.is_none() {
+        if let Some(s) = stored.get(at)? {
+            pass.first_mismatch = Some(merkle::StoredMismatch {
+                leaf_index: frontier.size(),
+                stored_index: at,
+                recomputed: None,
+                stored: Some(s),
+            });
+        }
+    }
+    pass.frontier = frontier;
+    Ok(pass)
+}
 
 /// Recomputes the whole tree from the journal bodies and checks it against the stored hashes,
 /// every stored checkpoint (signature and root), the projections, and, with `since`, a
@@ -1002,81 +1171,62 @@ pub fn verify(
     verify_with_progress(store, key, since, &())
 }
 
-/// [`verify`], telling `progress` how many records have been rehashed.
+/// [`verify`], telling `progress` how far it is. The journal and the stored hashes are
+/// streamed in pages, so memory does not grow with the ledger.
+///
+/// With `since` (a checkpoint saved earlier), only what is new is verified: the saved
+/// checkpoint's signature and root (against the stored hashes of its tree), the RFC 9162
+/// consistency proof from it to the current log, the entries after it (re-hashed and folded
+/// onto the saved tree), the checkpoints signed since, and the rotation records before it (by
+/// inclusion proofs against the saved root). Entries before it and the projections are not
+/// re-read: `verified_range` and `projections_checked` in the report say so.
 pub fn verify_with_progress(
     store: &dyn Store,
     key: &Verifier,
     since: Option<&str>,
     progress: &dyn lineage_model::Progress,
 ) -> Result<VerifyReport, Error> {
+    match since {
+        Some(text) => verify_since(store, key, text, progress),
+        None => verify_all(store, key, progress),
+    }
+}
+
+fn verify_all(
+    store: &dyn Store,
+    key: &Verifier,
+    progress: &dyn lineage_model::Progress,
+) -> Result<VerifyReport, Error> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    // 1. Leaf hashes from the bodies, in stored order; note the first gap.
-    let mut leaves: Vec<Hash> = Vec::new();
-    let mut rotations: Vec<(u64, LogKeyRotation)> = Vec::new();
-    let mut gap: Option<u64> = None;
-    let mut from = 0;
     let log_size = store.log_head()?.size;
-    loop {
-        let chunk = store.raw_entries(from, from + CHUNK)?;
-        if chunk.is_empty() && from >= log_size.max(store.len()?) {
-            break;
+    let checkpoints = store.checkpoints()?;
+    // 1. Leaf hashes from the bodies, in stored order, checked against the stored hashes as
+    // they are computed; the roots at every checkpoint's size are noted on the way.
+    let mut wanted: std::collections::BTreeSet<u64> = [log_size].into();
+    for c in &checkpoints {
+        wanted.insert(c.size);
+        if let Ok((cp, _)) = parse_signed_checkpoint(&c.text) {
+            wanted.insert(cp.size);
         }
-        for e in &chunk {
-            if gap.is_none() && e.index != leaves.len() as u64 {
-                gap = Some(leaves.len() as u64);
-            }
-            // The chain of keys comes from the journal itself, which the tree covers.
-            if e.kind == ROTATION_KIND {
-                if let Ok(Record::LogKeyRotation(r)) = serde_json::from_str(&e.body) {
-                    rotations.push((leaves.len() as u64, r));
-                }
-            }
-            leaves.push(merkle::leaf_hash(e.body.as_bytes()));
-        }
-        from += CHUNK;
-        progress.update(
-            "rehashing records",
-            leaves.len() as u64,
-            Some(log_size.max(leaves.len() as u64)),
-        );
     }
-    let entries = leaves.len() as u64;
-    let stored = store.log_hashes()?;
-    let recomputed = merkle::recompute(leaves.iter().copied(), &stored);
-    let nth = |n: u64| -> Result<Option<RecordRef>, Error> {
-        // The n-th row in stored order, whatever index it claims.
-        let mut seen = 0;
-        let mut from = 0;
-        loop {
-            let chunk = store.raw_entries(from, from + CHUNK)?;
-            if chunk.is_empty() && from >= entries.max(log_size) + CHUNK {
-                return Ok(None);
-            }
-            if seen + chunk.len() as u64 > n {
-                let e = &chunk[(n - seen) as usize];
-                return Ok(Some(record_ref(&e.kind, &e.body)));
-            }
-            seen += chunk.len() as u64;
-            from += CHUNK;
-        }
-    };
+    let pass = rehash(store, Frontier::new(), log_size, &wanted, progress)?;
+    let entries = pass.rows;
+    let gap = pass.gap;
+    let rotations = pass.rotations.clone();
+    let recomputed_root = pass.frontier.root();
+    let nth = |n: u64| nth_record(store, n, entries.max(log_size));
     // Whether the journal itself still matches the newest stored checkpoint: then a mismatch
     // is in the stored log hashes, not in the records (signatures are checked below).
     let journal_matches_checkpoint = || -> Option<u64> {
-        let newest = store.latest_checkpoint().ok()??;
+        let newest = checkpoints.last()?;
         let (cp, _) = parse_signed_checkpoint(&newest.text).ok()?;
-        let size = usize::try_from(cp.size).ok()?;
-        if size == 0 || size > leaves.len() {
+        if cp.size == 0 || cp.size > entries {
             return None;
         }
-        let mut frontier = Frontier::new();
-        for leaf in &leaves[..size] {
-            frontier.append(*leaf);
-        }
-        (frontier.root() == cp.root).then_some(cp.size)
+        (pass.root_at(cp.size)? == cp.root).then_some(cp.size)
     };
-    if let Some(m) = &recomputed.first_mismatch {
+    if let Some(m) = &pass.first_mismatch {
         let leaf = m.leaf_index;
         let (code, message) = if gap.is_some_and(|g| g <= leaf) {
             let g = gap.unwrap_or(leaf);
@@ -1123,9 +1273,313 @@ pub fn verify_with_progress(
         });
     }
 
-    // 2. Every stored checkpoint: signed by the key the chain of keys names for its size, and
-    // its root is the recomputed root.
+    // 2. The chain of keys, and every stored checkpoint: signed by the key the chain names
+    // for its size, and its root is the recomputed root.
+    let chain = key_chain(&rotations, key, &checkpoints, &mut problems, &mut warnings);
+    let latest_summary = check_checkpoints(
+        &chain,
+        &checkpoints,
+        0,
+        &pass,
+        &nth,
+        &mut problems,
+        &mut warnings,
+    )?;
+    if checkpoints.is_empty() && log_size > 0 {
+        problems.push(Problem {
+            code: "no-checkpoint",
+            message: "the log has never been signed".into(),
+            leaf: None,
+            record: None,
+        });
+    }
+
+    // 3. Projections.
+    for m in store.check_projections_with_progress(3, progress)? {
+        let record = match m.entry {
+            Some(e) if e < entries => nth(e)?,
+            _ => None,
+        };
+        let what = match (&m.stored, &m.expected) {
+            (Some(s), _) => format!("row ({s}) in `{}` is not what the journal says", m.table),
+            (None, Some(e)) => format!("row ({e}) is missing from `{}`", m.table),
+            (None, None) => format!("`{}` differs from the journal", m.table),
+        };
+        problems.push(Problem {
+            code: "projection-altered",
+            message: what,
+            leaf: m.entry,
+            record,
+        });
+    }
+    // Journal and log findings first: a projection row is only as good as its entry, and an
+    // added or altered entry disturbs the projections after it.
+    problems.sort_by_key(|p| (p.code == "projection-altered", p.leaf.unwrap_or(u64::MAX)));
+    Ok(report(
+        Found {
+            entries,
+            log_size,
+            root: recomputed_root,
+            checkpoint: latest_summary,
+            checked: checkpoints.len(),
+            since: None,
+            range: VerifiedRange {
+                from: 0,
+                to: entries,
+            },
+            projections: true,
+        },
+        problems,
+        &chain,
+        warnings,
+    ))
+}
+
+/// `verify --since`: the saved checkpoint, the consistency of the log with it, and what was
+/// appended after it (see [`verify_with_progress`]).
+fn verify_since(
+    store: &dyn Store,
+    key: &Verifier,
+    text: &str,
+    progress: &dyn lineage_model::Progress,
+) -> Result<VerifyReport, Error> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let log_size = store.log_head()?.size;
+    let journal = store.len()?;
     let checkpoints = store.checkpoints()?;
+    let invalid = |why: String| Problem {
+        code: "since-invalid",
+        message: format!("the saved checkpoint does not verify: {why}"),
+        leaf: None,
+        record: None,
+    };
+    // Rotations before the saved size come from the `facts` projection and are each proved
+    // against the saved root below; the ones after it, from re-hashing the new entries.
+    let (saved, _) = match parse_signed_checkpoint(text) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            problems.push(invalid(e.to_string()));
+            let chain = key_chain(&[], key, &checkpoints, &mut problems, &mut warnings);
+            return Ok(report(Found::nothing(log_size), problems, &chain, warnings));
+        }
+    };
+    let mut rotations: Vec<(u64, LogKeyRotation)> = store
+        .facts(ROTATION_KIND, Some(ROTATION_FACT_KEY))?
+        .into_iter()
+        .filter(|e| e.index < saved.size)
+        .filter_map(|e| match e.record {
+            Record::LogKeyRotation(r) => Some((e.index, r)),
+            _ => None,
+        })
+        .collect();
+    let beyond = |problems: &mut Vec<Problem>| {
+        problems.push(Problem {
+            code: "since-beyond-log",
+            message: format!(
+                "the saved checkpoint has {} leaves but the journal only {}: history was truncated",
+                saved.size,
+                journal.min(log_size)
+            ),
+            leaf: Some(journal.min(log_size)),
+            record: None,
+        });
+    };
+    let inconsistent = |problems: &mut Vec<Problem>| {
+        problems.push(Problem {
+            code: "since-inconsistent",
+            message: format!(
+                "the ledger is not consistent with the saved checkpoint of size {}: history before it was rewritten",
+                saved.size
+            ),
+            leaf: None,
+            record: None,
+        });
+    };
+    // The saved tree, rebuilt from the stored hashes and held to the saved root: from here
+    // on, the stored prefix is as good as the signature on the saved checkpoint.
+    let start = if saved.size > journal.min(log_size) {
+        beyond(&mut problems);
+        None
+    } else {
+        match Frontier::from_reader(saved.size, &HashesAt(store)) {
+            Ok(f) if f.root() == saved.root => Some(f),
+            _ => {
+                inconsistent(&mut problems);
+                None
+            }
+        }
+    };
+    let Some(start) = start else {
+        let chain = key_chain(&rotations, key, &checkpoints, &mut problems, &mut warnings);
+        if let Err(why) = chain.check(text) {
+            problems.push(invalid(why));
+        }
+        let mut found = Found::nothing(log_size);
+        found.since = Some(summary(&saved));
+        return Ok(report(found, problems, &chain, warnings));
+    };
+    let mut wanted: std::collections::BTreeSet<u64> = [log_size].into();
+    for c in checkpoints.iter().filter(|c| c.size >= saved.size) {
+        wanted.insert(c.size);
+        if let Ok((cp, _)) = parse_signed_checkpoint(&c.text) {
+            wanted.insert(cp.size);
+        }
+    }
+    let pass = rehash(store, start, log_size, &wanted, progress)?;
+    let entries = pass.rows;
+    let nth = |n: u64| nth_record(store, n, entries.max(log_size));
+    rotations.extend(pass.rotations.iter().cloned());
+    if let Some(m) = &pass.first_mismatch {
+        let leaf = pass
+            .gap
+            .filter(|&g| g <= m.leaf_index)
+            .unwrap_or(m.leaf_index);
+        let (code, message) = if pass.gap.is_some_and(|g| g <= m.leaf_index) {
+            (
+                "record-missing",
+                format!("ledger entry {leaf} was deleted: the journal skips it"),
+            )
+        } else if m.recomputed.is_none() {
+            (
+                "record-missing",
+                format!("the log has {log_size} leaves but the journal only {entries} records: entry {leaf} was deleted"),
+            )
+        } else if m.stored.is_none() {
+            (
+                "record-added",
+                format!(
+                    "ledger entry {leaf} is not in the log: it was added behind Lineage's back"
+                ),
+            )
+        } else {
+            (
+                "record-altered",
+                format!("ledger entry {leaf} does not match its log leaf: it was edited, replaced or reordered"),
+            )
+        };
+        problems.push(Problem {
+            code,
+            message,
+            leaf: Some(leaf),
+            record: nth(leaf)?,
+        });
+    }
+    // Each rotation before the saved size must be the record the saved tree holds there.
+    for (index, _) in rotations.iter().filter(|(i, _)| *i < saved.size) {
+        let body = store.raw_entries(*index, index + 1)?;
+        let proved = body.first().is_some_and(|e| {
+            store
+                .inclusion_proof(*index, saved.size)
+                .ok()
+                .is_some_and(|p| {
+                    merkle::verify_inclusion(
+                        &merkle::leaf_hash(e.body.as_bytes()),
+                        *index,
+                        saved.size,
+                        &p,
+                        &saved.root,
+                    )
+                    .is_ok()
+                })
+        });
+        if !proved {
+            problems.push(Problem {
+                code: "record-altered",
+                message: format!("ledger entry {index} (a log key rotation) is not the record the saved checkpoint holds at that leaf"),
+                leaf: Some(*index),
+                record: nth(*index)?,
+            });
+        }
+    }
+    let chain = key_chain(&rotations, key, &checkpoints, &mut problems, &mut warnings);
+    let since_summary = match chain.check(text) {
+        Err(why) => {
+            problems.push(invalid(why));
+            None
+        }
+        Ok(_) => {
+            // Prove it the way an outside party would: a consistency proof from the stored
+            // hashes, checked against the saved root and the recomputed root.
+            let to = log_size.min(entries);
+            let proof_ok = pass.root_at(to).is_some_and(|new_root| {
+                store
+                    .consistency_proof(saved.size, to)
+                    .ok()
+                    .is_some_and(|p| {
+                        merkle::verify_consistency(saved.size, to, &p, &saved.root, &new_root)
+                            .is_ok()
+                    })
+            });
+            if !proof_ok {
+                inconsistent(&mut problems);
+            }
+            Some(summary(&saved))
+        }
+    };
+    let newer: Vec<StoredCheckpoint> = checkpoints
+        .iter()
+        .filter(|c| c.size >= saved.size)
+        .cloned()
+        .collect();
+    let latest_summary = check_checkpoints(
+        &chain,
+        &newer,
+        saved.size,
+        &pass,
+        &nth,
+        &mut problems,
+        &mut warnings,
+    )?;
+    problems.sort_by_key(|p| p.leaf.unwrap_or(u64::MAX));
+    Ok(report(
+        Found {
+            entries,
+            log_size,
+            root: pass.frontier.root(),
+            checkpoint: latest_summary,
+            checked: newer.len(),
+            since: since_summary,
+            range: VerifiedRange {
+                from: saved.size,
+                to: entries,
+            },
+            projections: false,
+        },
+        problems,
+        &chain,
+        warnings,
+    ))
+}
+
+/// The n-th journal row in stored order, whatever index it claims (`rows`: an upper bound
+/// on the stored positions).
+fn nth_record(store: &dyn Store, n: u64, rows: u64) -> Result<Option<RecordRef>, Error> {
+    let mut seen = 0;
+    let mut from = 0;
+    loop {
+        let chunk = store.raw_entries(from, from + PAGE)?;
+        if chunk.is_empty() && from >= rows + PAGE {
+            return Ok(None);
+        }
+        if seen + chunk.len() as u64 > n {
+            let e = &chunk[(n - seen) as usize];
+            return Ok(Some(record_ref(&e.kind, &e.body)));
+        }
+        seen += chunk.len() as u64;
+        from += PAGE;
+    }
+}
+
+/// The chain of keys the rotation records name; flags rotations no checkpoint of the old
+/// key seals.
+fn key_chain(
+    rotations: &[(u64, LogKeyRotation)],
+    key: &Verifier,
+    checkpoints: &[StoredCheckpoint],
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> KeyChain {
     let origin = checkpoints
         .iter()
         .rev()
@@ -1133,8 +1587,8 @@ pub fn verify_with_progress(
         .map(|(c, _)| c.origin)
         .or_else(|| key.name().map(str::to_string))
         .unwrap_or_else(|| DEFAULT_ORIGIN.to_string());
-    let chain = KeyChain::new(&rotations, key, &origin, &mut problems, &mut warnings);
-    for (index, r) in &rotations {
+    let chain = KeyChain::new(rotations, key, &origin, problems, warnings);
+    for (index, r) in rotations {
         // The old key vouches for the new one by signing the tree that ends with the rotation.
         if !r.old_key_lost && !checkpoints.iter().any(|c| c.size == index + 1) {
             problems.push(Problem {
@@ -1148,12 +1602,24 @@ pub fn verify_with_progress(
             });
         }
     }
-    let mut frontier = Frontier::new();
-    let mut fed = 0usize;
+    chain
+}
+
+/// Checks `checkpoints` (smallest first, none below `from`) against the chain of keys and
+/// the roots the pass recomputed; returns the newest one that verified.
+fn check_checkpoints(
+    chain: &KeyChain,
+    checkpoints: &[StoredCheckpoint],
+    from: u64,
+    pass: &Pass,
+    nth: &dyn Fn(u64) -> Result<Option<RecordRef>, Error>,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Result<Option<CheckpointSummary>, Error> {
     let mut latest_summary = None;
-    let mut good_size = 0;
+    let mut good_size = from;
     let mut unverifiable: Vec<(u64, String)> = Vec::new();
-    for stored_cp in &checkpoints {
+    for stored_cp in checkpoints {
         let cp = match chain.check(&stored_cp.text) {
             Ok(Checked::Verified(cp)) => cp,
             Ok(Checked::Unverifiable(cp, key_id)) => {
@@ -1171,27 +1637,22 @@ pub fn verify_with_progress(
             }
         };
         latest_summary = Some(summary(&cp));
-        if cp.size as usize > leaves.len() {
+        if cp.size > pass.rows {
             problems.push(Problem {
                 code: "checkpoint-beyond-journal",
                 message: format!(
                     "checkpoint size {} is beyond the journal's {} records: records were deleted",
-                    cp.size,
-                    leaves.len()
+                    cp.size, pass.rows
                 ),
-                leaf: Some(leaves.len() as u64),
+                leaf: Some(pass.rows),
                 record: None,
             });
             break;
         }
-        while fed < cp.size as usize {
-            frontier.append(leaves[fed]);
-            fed += 1;
-        }
-        if frontier.root() != cp.root {
+        if pass.root_at(cp.size) != Some(cp.root) {
             // The stored hashes may have been rewritten to match; the signed roots still
             // bound where the change is.
-            if recomputed.first_mismatch.is_none() {
+            if pass.first_mismatch.is_none() {
                 problems.push(Problem {
                     code: "root-mismatch",
                     message: format!(
@@ -1218,125 +1679,7 @@ pub fn verify_with_progress(
             record: None,
         });
     }
-    if checkpoints.is_empty() && log_size > 0 {
-        problems.push(Problem {
-            code: "no-checkpoint",
-            message: "the log has never been signed".into(),
-            leaf: None,
-            record: None,
-        });
-    }
-
-    // 3. The checkpoint saved earlier.
-    let since_summary = match since {
-        None => None,
-        Some(text) => {
-            let cp = match chain.check(text) {
-                Ok(Checked::Verified(cp) | Checked::Unverifiable(cp, _)) => cp,
-                Err(why) => {
-                    problems.push(Problem {
-                        code: "since-invalid",
-                        message: format!("the saved checkpoint does not verify: {why}"),
-                        leaf: None,
-                        record: None,
-                    });
-                    return Ok(report(
-                        Found {
-                            entries,
-                            log_size,
-                            root: recomputed.root,
-                            checkpoint: latest_summary,
-                            checked: checkpoints.len(),
-                            since: None,
-                        },
-                        problems,
-                        &chain,
-                        warnings,
-                    ));
-                }
-            };
-            if cp.size > entries {
-                problems.push(Problem {
-                    code: "since-beyond-log",
-                    message: format!(
-                        "the saved checkpoint has {} leaves but the journal only {entries}: history was truncated",
-                        cp.size
-                    ),
-                    leaf: Some(entries),
-                    record: None,
-                });
-            } else {
-                // Prove it the way an outside party would: a consistency proof from the
-                // stored hashes, checked against the saved root and the recomputed root.
-                let root_then =
-                    merkle::tree_hash(cp.size, &leaves_store(&leaves[..cp.size as usize]))
-                        .map_err(|e| {
-                            Error::Invalid(e.to_string(), "run `lineage log verify` again".into())
-                        })?;
-                let proof_ok = store
-                    .consistency_proof(cp.size, log_size.min(entries))
-                    .ok()
-                    .map(|p| {
-                        merkle::verify_consistency(
-                            cp.size,
-                            log_size.min(entries),
-                            &p,
-                            &cp.root,
-                            &recomputed.root_at(log_size.min(entries), &leaves),
-                        )
-                        .is_ok()
-                    })
-                    .unwrap_or(false);
-                if root_then != cp.root || !proof_ok {
-                    problems.push(Problem {
-                        code: "since-inconsistent",
-                        message: format!(
-                            "the ledger is not consistent with the saved checkpoint of size {}: history before it was rewritten",
-                            cp.size
-                        ),
-                        leaf: None,
-                        record: None,
-                    });
-                }
-            }
-            Some(summary(&cp))
-        }
-    };
-
-    // 4. Projections.
-    for m in store.check_projections(3)? {
-        let record = match m.entry {
-            Some(e) if e < entries => nth(e)?,
-            _ => None,
-        };
-        let what = match (&m.stored, &m.expected) {
-            (Some(s), _) => format!("row ({s}) in `{}` is not what the journal says", m.table),
-            (None, Some(e)) => format!("row ({e}) is missing from `{}`", m.table),
-            (None, None) => format!("`{}` differs from the journal", m.table),
-        };
-        problems.push(Problem {
-            code: "projection-altered",
-            message: what,
-            leaf: m.entry,
-            record,
-        });
-    }
-    // Journal and log findings first: a projection row is only as good as its entry, and an
-    // added or altered entry disturbs the projections after it.
-    problems.sort_by_key(|p| (p.code == "projection-altered", p.leaf.unwrap_or(u64::MAX)));
-    Ok(report(
-        Found {
-            entries,
-            log_size,
-            root: recomputed.root,
-            checkpoint: latest_summary,
-            checked: checkpoints.len(),
-            since: since_summary,
-        },
-        problems,
-        &chain,
-        warnings,
-    ))
+    Ok(latest_summary)
 }
 
 /// What the audit measured, for the report.
@@ -1347,6 +1690,24 @@ struct Found {
     checkpoint: Option<CheckpointSummary>,
     checked: usize,
     since: Option<CheckpointSummary>,
+    range: VerifiedRange,
+    projections: bool,
+}
+
+impl Found {
+    /// Nothing re-read: the audit stopped before its pass.
+    fn nothing(log_size: u64) -> Found {
+        Found {
+            entries: 0,
+            log_size,
+            root: merkle::empty_root(),
+            checkpoint: None,
+            checked: 0,
+            since: None,
+            range: VerifiedRange { from: 0, to: 0 },
+            projections: false,
+        }
+    }
 }
 
 fn report(
@@ -1364,6 +1725,8 @@ fn report(
         checkpoint: found.checkpoint,
         checkpoints_checked: found.checked as u64,
         since: found.since,
+        verified_range: found.range,
+        projections_checked: found.projections,
         problems,
         keys: chain.summaries(),
         warnings,
@@ -1595,32 +1958,6 @@ fn summary(cp: &Checkpoint) -> CheckpointSummary {
         origin: cp.origin.clone(),
         size: cp.size,
         root: hex::encode(cp.root),
-    }
-}
-
-fn leaves_store(leaves: &[Hash]) -> merkle::MemoryHashStore {
-    let mut m = merkle::MemoryHashStore::new();
-    for l in leaves {
-        m.append_leaf_hash(*l);
-    }
-    m
-}
-
-trait RootAt {
-    fn root_at(&self, size: u64, leaves: &[Hash]) -> Hash;
-}
-
-impl RootAt for merkle::Recomputed {
-    /// The recomputed root over the first `size` leaves.
-    fn root_at(&self, size: u64, leaves: &[Hash]) -> Hash {
-        if size == self.size {
-            return self.root;
-        }
-        let mut f = Frontier::new();
-        for l in &leaves[..size as usize] {
-            f.append(*l);
-        }
-        f.root()
     }
 }
 

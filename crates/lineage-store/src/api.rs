@@ -718,13 +718,25 @@ pub trait Store: Send {
     fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
     /// The RFC 9162 §2.1.4 consistency proof from the tree of `old` leaves to that of `new`.
     fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
-    /// Every stored log hash, in storage order (audit).
+    /// Every stored log hash, in storage order (audit of small logs and tests; the audit
+    /// reads [`Store::log_hash_range`] page by page).
     fn log_hashes(&self) -> Result<Vec<Hash>, StoreError>;
+    /// The stored log hashes at storage positions `from..to`, in order, stopping early at the
+    /// first position that is missing (audit: a short page ends the readable sequence).
+    fn log_hash_range(&self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError>;
     /// Raw journal rows with stored position in `from..to`, in order (audit).
     fn raw_entries(&self, from: u64, to: u64) -> Result<Vec<RawEntry>, StoreError>;
     /// Rebuilds every projection from the journal and returns the rows that differ, first
     /// ones first, at most `limit` (audit).
-    fn check_projections(&self, limit: usize) -> Result<Vec<ProjectionMismatch>, StoreError>;
+    fn check_projections(&self, limit: usize) -> Result<Vec<ProjectionMismatch>, StoreError> {
+        self.check_projections_with_progress(limit, &())
+    }
+    /// [`Store::check_projections`], telling `progress` how far the rebuild is.
+    fn check_projections_with_progress(
+        &self,
+        limit: usize,
+        progress: &dyn lineage_model::Progress,
+    ) -> Result<Vec<ProjectionMismatch>, StoreError>;
 
     /// Keeps a signed checkpoint for `size`.
     fn save_checkpoint(

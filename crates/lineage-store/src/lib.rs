@@ -14,6 +14,7 @@
 //! row, a connection or a dialect.
 
 mod api;
+mod audit;
 #[doc(hidden)]
 pub mod bench;
 mod copy;

@@ -384,11 +384,13 @@ fn append(
     recorded_by: Option<&Identity>,
     log: &mut Log<'_>,
 ) -> Result<u64, StoreError> {
-    let body = canonical_json(record);
     let index = match log {
         Log::Writer(f) => f.size(),
-        Log::Replay(i) => *i,
+        // The audit's shadow holds projections only: no projection reads the journal, and a
+        // second copy of every body would make the scratch as large as the ledger.
+        Log::Replay(i) => return Ok(*i),
     };
+    let body = canonical_json(record);
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO entries (idx, kind, body, recorded_at, recorded_by)
@@ -1955,6 +1957,31 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn log_hash_range(&self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, hash FROM log_hashes WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+            )
+            .map_err(backend)?;
+        let (from, to) = (
+            from.min(i64::MAX as u64) as i64,
+            to.min(i64::MAX as u64) as i64,
+        );
+        let mut rows = stmt.query([from, to]).map_err(backend)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            let idx: i64 = row.get(0).map_err(backend)?;
+            if idx != from + out.len() as i64 {
+                break;
+            }
+            let raw = row.get_ref(1).map_err(backend)?;
+            // A malformed hash is a wrong hash: the audit names the leaf that wrote it.
+            out.push(merkle::hash_from_slice(raw.as_bytes().unwrap_or(&[])).unwrap_or([0; 32]));
+        }
+        Ok(out)
+    }
+
     fn raw_entries(&self, from: u64, to: u64) -> Result<Vec<RawEntry>, StoreError> {
         let mut stmt = self
             .conn
@@ -1976,8 +2003,12 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
 
-    fn check_projections(&self, limit: usize) -> Result<Vec<ProjectionMismatch>, StoreError> {
-        self.rebuild_and_compare(limit)
+    fn check_projections_with_progress(
+        &self,
+        limit: usize,
+        progress: &dyn lineage_model::Progress,
+    ) -> Result<Vec<ProjectionMismatch>, StoreError> {
+        self.rebuild_and_compare(limit, progress)
     }
 
     fn save_checkpoint(
@@ -2061,12 +2092,26 @@ impl SqliteStore {
     /// Replays the journal into a scratch database with the same projection code the writer
     /// uses, then compares every projection table with the ledger's, both ways. Any row edited,
     /// added or deleted behind Lineage's back shows up as a difference.
-    fn rebuild_and_compare(&self, limit: usize) -> Result<Vec<ProjectionMismatch>, StoreError> {
+    ///
+    /// The scratch database holds the projection tables only (the replay writes no journal
+    /// rows), so it is smaller than the ledger. Each table is first compared by a keyed digest
+    /// of its rows on both sides (one streaming read each, see `audit`); only a table whose
+    /// digests differ is compared row by row with `EXCEPT`, which names the rows.
+    fn rebuild_and_compare(
+        &self,
+        limit: usize,
+        progress: &dyn lineage_model::Progress,
+    ) -> Result<Vec<ProjectionMismatch>, StoreError> {
         // An empty path is a private temporary database on disk, so a large ledger does not
-        // have to fit in memory.
+        // have to fit in memory; a fixed page cache keeps memory flat and spills less. The
+        // shadow has no journal rows, so the projections' foreign keys to it are off (the
+        // bundled SQLite turns them on by default).
         let mut shadow = Connection::open("").map_err(backend)?;
         shadow
-            .execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+            .execute_batch(
+                "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
+                 PRAGMA foreign_keys = OFF;",
+            )
             .map_err(backend)?;
         for sql in MIGRATIONS {
             shadow.execute_batch(sql).map_err(backend)?;
@@ -2076,21 +2121,32 @@ impl SqliteStore {
         let mut from = 0;
         while from < end {
             let tx = shadow.transaction().map_err(backend)?;
-            for raw in self.raw_entries(from, from + CHUNK)? {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT idx, CAST(body AS BLOB), recorded_at, recorded_by FROM entries
+                     WHERE idx > ?1 AND idx <= ?2 ORDER BY idx",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt
+                .query([from as i64, (from + CHUNK) as i64])
+                .map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                let index = row.get::<_, i64>(0).map_err(backend)? as u64 - 1;
                 // Bodies that do not parse are the leaf check's business; they project
                 // nothing here.
-                let Ok(record) = serde_json::from_str::<Record>(&raw.body) else {
+                let body = row.get_ref(1).map_err(backend)?;
+                let body = String::from_utf8_lossy(body.as_bytes().unwrap_or(&[]));
+                let Ok(record) = serde_json::from_str::<Record>(&body) else {
                     continue;
                 };
-                let (at, by): (String, Option<String>) = self
-                    .conn
-                    .prepare_cached("SELECT recorded_at, recorded_by FROM entries WHERE idx = ?1")
-                    .map_err(backend)?
-                    .query_row([raw.index as i64 + 1], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(backend)?;
-                let at = Timestamp::parse(&at).unwrap_or(Timestamp::from_unix(0));
+                let at: Option<String> = row.get(2).map_err(backend)?;
+                let by: Option<String> = row.get(3).map_err(backend)?;
+                let at = at
+                    .and_then(|a| Timestamp::parse(&a).ok())
+                    .unwrap_or(Timestamp::from_unix(0));
                 let by = by.and_then(|b| Identity::parse(&b).ok());
-                let mut log = Log::Replay(raw.index);
+                let mut log = Log::Replay(index);
                 let result = match &record {
                     Record::Build(b) => insert_build(&tx, b, at, by.as_ref(), &mut log),
                     Record::Deploy(d) => insert_deploy(&tx, d, at, by.as_ref(), &mut log),
@@ -2105,15 +2161,23 @@ impl SqliteStore {
                 }
                 result?;
             }
+            drop(rows);
             tx.commit().map_err(backend)?;
             from += CHUNK;
+            progress.update("rebuilding projections", from.min(end), Some(end));
         }
         let path = self.conn.path().unwrap_or_default().to_string();
         shadow
             .execute("ATTACH DATABASE ?1 AS ledger", [path])
             .map_err(backend)?;
+        let key = crate::audit::AuditKey::generate()?;
         let mut out = Vec::new();
-        for (table, entry_col) in PROJECTIONS {
+        for (done, (table, entry_col)) in PROJECTIONS.iter().enumerate() {
+            progress.update(
+                "comparing projections",
+                done as u64,
+                Some(PROJECTIONS.len() as u64),
+            );
             let cols: Vec<String> = shadow
                 .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
                 .map_err(backend)?
@@ -2122,6 +2186,32 @@ impl SqliteStore {
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
             let list = cols.join(", ");
+            let digest = |schema: &str| -> Result<crate::audit::TableDigest, StoreError> {
+                use crate::audit::Value;
+                use rusqlite::types::ValueRef;
+                let mut d = crate::audit::TableDigest::default();
+                let mut stmt = shadow
+                    .prepare(&format!("SELECT {list} FROM {schema}.{table}"))
+                    .map_err(backend)?;
+                let mut rows = stmt.query([]).map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    let mut values = Vec::with_capacity(cols.len());
+                    for i in 0..cols.len() {
+                        values.push(match row.get_ref(i).map_err(backend)? {
+                            ValueRef::Null => Value::Null,
+                            ValueRef::Integer(n) => Value::Integer(n),
+                            ValueRef::Real(x) => Value::Real(x),
+                            ValueRef::Text(t) => Value::Text(t),
+                            ValueRef::Blob(b) => Value::Blob(b),
+                        });
+                    }
+                    d.add(&key, &values);
+                }
+                Ok(d)
+            };
+            if digest("ledger")? == digest("main")? {
+                continue;
+            }
             let order = entry_col.unwrap_or(cols[0].as_str());
             for (stored_side, a, b) in [(true, "ledger", "main"), (false, "main", "ledger")] {
                 let sql = format!(

@@ -485,6 +485,12 @@ fn render_verify(format: Format, r: &VerifyReport) {
             if bad { "NOT consistent" } else { "consistent" }
         );
     }
+    if !r.projections_checked && r.since.is_some() {
+        println!(
+            "  re-hashed   leaves {}..{} only: entries before the saved checkpoint are vouched for by its root; query tables not compared (run without `--since` for both)",
+            r.verified_range.from, r.verified_range.to
+        );
+    }
     for w in &r.warnings {
         println!("  warning [{}] {}", w.code, w.message);
     }

@@ -469,8 +469,8 @@ fn an_old_saved_checkpoint_is_consistent_with_the_current_log() {
     let expected = format!("verified: the tree of {size} leaves");
     assert!(text.starts_with(&expected), "{text}");
 
-    // History before the saved checkpoint rewritten, stored hashes and all: still caught.
-    l.sqlite("UPDATE entries SET body = replace(body, 'priya', 'mallo') WHERE idx = 1");
+    // The stored hashes of the saved tree rewritten: the saved root no longer matches them.
+    l.sqlite("UPDATE log_hashes SET hash = zeroblob(32)");
     let (exit, report) = l.verify(&["--since", saved.to_str().unwrap()]);
     assert_eq!(exit, 1, "{report:#}");
     let codes: Vec<&str> = report["problems"]
@@ -480,6 +480,69 @@ fn an_old_saved_checkpoint_is_consistent_with_the_current_log() {
         .map(|p| p["code"].as_str().unwrap())
         .collect();
     assert!(codes.contains(&"since-inconsistent"), "{codes:?}");
+}
+
+/// Issue 22 item 5: `--since` re-reads only the entries after the saved checkpoint (and says
+/// so), catches a tampered one among them, and leaves the ones before it to a full verify.
+#[test]
+fn since_verifies_only_what_is_new() {
+    let l = Ledger::new();
+    l.ok(&[
+        "service",
+        "add",
+        "api",
+        "--owner",
+        "priya@acme.dev",
+        "--image",
+        "ghcr.io/acme/api",
+    ]);
+    l.build("api", "api-1");
+    let saved = l.path("saved-checkpoint");
+    std::fs::write(&saved, l.ok(&["log", "checkpoint"])).unwrap();
+    let saved_size = l.last_row();
+    l.build("api", "api-2");
+    l.build("api", "api-3");
+    let size = l.last_row();
+    let since = ["--since", saved.to_str().unwrap()];
+    let (exit, report) = l.verify(&since);
+    assert_eq!(exit, 0, "{report:#}");
+    assert_eq!(report["verified_range"]["from"], saved_size, "{report:#}");
+    assert_eq!(report["verified_range"]["to"], size, "{report:#}");
+    assert_eq!(report["projections_checked"], false, "{report:#}");
+    let (exit, full) = l.verify(&[]);
+    assert_eq!(exit, 0, "{full:#}");
+    assert_eq!(full["verified_range"]["from"], 0, "{full:#}");
+    assert_eq!(full["verified_range"]["to"], size, "{full:#}");
+    assert_eq!(full["projections_checked"], true, "{full:#}");
+
+    // An entry after the saved checkpoint edited: `--since` names it.
+    let after = saved_size + 1; // `idx` is 1-based: the first entry after the checkpoint.
+    l.sqlite(&format!(
+        "UPDATE entries SET body = body || ' ' WHERE idx = {after}"
+    ));
+    let (exit, report) = l.verify(&since);
+    assert_eq!(exit, 1, "{report:#}");
+    assert_eq!(
+        report["problems"][0]["code"], "record-altered",
+        "{report:#}"
+    );
+    assert_eq!(report["problems"][0]["leaf"], saved_size, "{report:#}");
+    l.sqlite(&format!(
+        "UPDATE entries SET body = substr(body, 1, length(body) - 1) WHERE idx = {after}"
+    ));
+    assert_eq!(l.verify(&since).0, 0);
+
+    // An entry before it edited: outside `--since`'s scope, caught by a full verify.
+    l.sqlite("UPDATE entries SET body = replace(body, 'priya', 'mallo') WHERE idx = 1");
+    let (exit, report) = l.verify(&since);
+    assert_eq!(exit, 0, "{report:#}");
+    assert_eq!(report["verified_range"]["from"], saved_size, "{report:#}");
+    let (exit, report) = l.verify(&[]);
+    assert_eq!(exit, 1, "{report:#}");
+    assert_eq!(
+        report["problems"][0]["code"], "record-altered",
+        "{report:#}"
+    );
     assert_eq!(report["problems"][0]["leaf"], 0, "{report:#}");
 }
 
