@@ -37,6 +37,8 @@ const APT_PACKAGES: &[&str] = &[
     "chromium-driver",
     // Python reference implementations run in a venv.
     "python3-venv",
+    // `trace --format dot` is parsed and drawn by the real Graphviz.
+    "graphviz",
 ];
 
 /// PyPI packages for interop tests, pinned so CI runs what was tested: the in-toto reference

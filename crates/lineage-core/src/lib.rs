@@ -18,6 +18,7 @@ pub mod incident;
 pub mod init;
 pub mod ledger_log;
 pub mod lifecycle;
+pub mod lineage_graph;
 pub mod observe;
 pub mod placements;
 pub mod provenance;

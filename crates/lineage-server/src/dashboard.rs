@@ -8,6 +8,7 @@
 //! answer carries a script-free Content-Security-Policy ([`access`]).
 
 mod access;
+mod picture;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,7 +23,7 @@ use axum::Router;
 use lineage_core::drift::{self, DriftOptions, DriftReport};
 use lineage_core::freshness::Freshness;
 use lineage_core::observe::{ObservedState, Truth};
-use lineage_core::{incident, lifecycle, query, services, vulns};
+use lineage_core::{incident, lifecycle, lineage_graph, query, services, vulns};
 use lineage_model::{EnvName, ServiceName, Timestamp};
 use lineage_policy::SignatureStatus;
 use lineage_store::lineage_log::checkpoint::verify_checkpoint;
@@ -39,6 +40,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(fleet))
         .route("/services/{name}", get(service))
+        .route("/digests/{digest}", get(digest_page))
         .route("/incident", get(incident))
         .route("/incidents", get(incidents))
         .route("/incidents/{id}", get(incident_page))
@@ -65,6 +67,7 @@ form input[type=text],form input[type=password]{font-size:16px;padding:6px 8px;w
 header form{margin:0 0 0 auto}header form button{font-size:13px;padding:2px 10px}
 td.mono{word-break:break-all}
 pre{background:#fff;padding:10px;box-shadow:0 1px 2px #0002;overflow-x:auto}
+.picture{overflow-x:auto;background:#fff;box-shadow:0 1px 2px #0002;margin-bottom:14px}.picture svg{display:block}
 ";
 
 fn esc(s: &str) -> String {
@@ -137,12 +140,7 @@ fn signature(s: &SignatureStatus) -> String {
 /// text alone. URLs come from build records (a CI link is whatever the pipeline sent), so a
 /// `javascript:` or `data:` URL never becomes a link.
 fn link(url: &str, text: &str) -> String {
-    let lower = url.to_ascii_lowercase();
-    let safe = (lower.starts_with("https://") || lower.starts_with("http://"))
-        && !url
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>'));
-    if safe {
+    if lineage_graph::web_url(url).is_some() {
         format!(
             "<a href=\"{}\" rel=\"noopener noreferrer\">{text}</a>",
             esc(url)
@@ -480,6 +478,14 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
         or_dash(svc.source_repo.as_ref().map(|r| r.to_string()).as_deref()),
         esc(&svc.images.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")),
     );
+    // The picture: `trace`'s answer for the service and its history, drawn.
+    let history = lifecycle::history(store, &st.cfg.gate.config, &name, None)?;
+    html.push_str("<h2>Lineage</h2>");
+    match query::trace(store, &st.cfg.gate.config, name.as_str())? {
+        Some(trace) => html.push_str(&picture_html(st, &trace, history.as_ref())),
+        None => html
+            .push_str("<p class=\"muted\">No build or deploy recorded yet: nothing to draw.</p>"),
+    }
     let builds = store.builds_of_service(&name, 50)?;
     html.push_str("<h2>Builds</h2><table><thead><tr><th>Digest</th><th>Tags</th><th>Commit</th><th>Finished</th><th>Base</th><th>Built by</th><th>CI run</th></tr></thead><tbody>");
     for b in &builds {
@@ -556,7 +562,6 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
     }
     // The history is `lineage history`'s answer (one home), with what needs attention in
     // words as well as colour.
-    let history = lifecycle::history(store, &st.cfg.gate.config, &name, None)?;
     html.push_str("<h2>Deploy timeline</h2><table><thead><tr><th>When</th><th>Environment</th><th>Digest</th><th>State</th><th>Outcome</th><th>Deployed by</th><th>Approved by</th><th>Release</th></tr></thead><tbody>");
     for row in history.iter().flat_map(|h| &h.rows) {
         let state = match (row.state.as_str(), row.until) {
@@ -599,6 +604,91 @@ fn service_html(st: &AppState, store: &dyn Store, name: &str) -> Result<String, 
             esc(&h.field),
             or_dash(h.old.as_deref()),
             or_dash(h.new.as_deref()),
+        );
+    }
+    html.push_str("</tbody></table>");
+    Ok(html)
+}
+
+/// The lineage picture of a trace, with the service's history when there is one.
+fn picture_html(
+    st: &AppState,
+    trace: &query::TraceReport,
+    history: Option<&lifecycle::HistoryReport>,
+) -> String {
+    let graph = lineage_graph::of(&st.cfg.gate.config, trace, history);
+    format!(
+        "<div class=\"picture\">{}</div><p class=\"muted\">The same picture for docs and chat: <code>lineage trace {} --format dot</code> or <code>--format mermaid</code>.</p>",
+        picture::lineage_svg(&graph),
+        esc(&trace.digest),
+    )
+}
+
+async fn digest_page(State(st): State<Arc<AppState>>, Path(digest): Path<String>) -> Response {
+    let s = st.clone();
+    let title = format!(
+        "Digest {}",
+        lineage_graph::short_digest(&digest.chars().take(80).collect::<String>())
+    );
+    match blocking(move || s.read(|store| digest_html(&s, store, &digest))).await {
+        Ok(body) => page(&st, &title, &body).into_response(),
+        Err(e) => error_page(&st, e),
+    }
+}
+
+/// A digest's page: `trace`'s answer for it, drawn, with where it runs; for a base digest,
+/// the services built on it.
+fn digest_html(st: &AppState, store: &dyn Store, digest: &str) -> Result<String, ApiError> {
+    let parsed = lineage_model::Digest::parse(digest).map_err(|e| e.in_field("digest"))?;
+    let digest = parsed.to_string();
+    let trace = match query::trace(store, &st.cfg.gate.config, &digest) {
+        Ok(t) => t,
+        // A base is not traced; its page says who is built on it.
+        Err(e) => match base_html(st, store, &digest)? {
+            Some(html) => return Ok(html),
+            None => return Err(e.into()),
+        },
+    };
+    let Some(trace) = trace else {
+        return Ok(base_html(st, store, &digest)?.unwrap_or_else(|| {
+            format!("<p>Nothing recorded for <code>{}</code>.</p>", esc(&digest))
+        }));
+    };
+    let service = ServiceName::parse(&trace.service).map_err(|e| e.in_field("service"))?;
+    let history = lifecycle::history(store, &st.cfg.gate.config, &service, None)?;
+    let mut html = String::new();
+    let build = trace.build.as_ref();
+    let _ = write!(
+        html,
+        "<div class=\"card\">Service <a href=\"/services/{s}\">{s}</a> · owner <b>{}</b> · backup <b>{}</b><br>Image <code>{}@{}</code><br>Commit <span class=\"mono\">{}</span> · base {}{}</div>",
+        or_dash(trace.owners.owner.as_deref()),
+        or_dash(trace.owners.backup_owner.as_deref()),
+        esc(&trace.image),
+        esc(&trace.digest),
+        or_dash(build.and_then(|b| b.commit.as_ref()).map(|c| c.to_string()).as_deref()),
+        or_dash(build.and_then(|b| b.final_base()).map(|b| b.display()).as_deref()),
+        if build.is_none() {
+            " · <span class=\"bad\">NO BUILD RECORD: provenance unknown</span>"
+        } else {
+            ""
+        },
+        s = esc(&trace.service),
+    );
+    html.push_str(&picture_html(st, &trace, history.as_ref()));
+    html.push_str("<h2>Runs now</h2><table><thead><tr><th>Environment</th><th>Since</th><th>Deployed by</th><th>Approved by</th></tr></thead><tbody>");
+    for p in &trace.running {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.env),
+            esc(&p.since.to_string()),
+            esc(&p.deployed_by),
+            or_dash(p.approved_by.as_deref()),
+        );
+    }
+    if trace.running.is_empty() {
+        html.push_str(
+            "<tr><td colspan=\"4\" class=\"muted\">not recorded as running anywhere</td></tr>",
         );
     }
     html.push_str("</tbody></table>");
@@ -983,7 +1073,15 @@ fn incident_report_html(r: &incident::IncidentReport) -> String {
             n = esc(&s.service),
         );
     }
-    html.push_str("</tbody></table><h2>Timeline</h2><table><thead><tr><th>When</th><th>After</th><th>Event</th><th>Service</th><th>Environment</th><th>Digest</th></tr></thead><tbody>");
+    html.push_str("</tbody></table><h2>Timeline</h2>");
+    if !r.timeline.is_empty() {
+        let _ = write!(
+            html,
+            "<div class=\"picture\">{}</div>",
+            picture::timeline_svg(r)
+        );
+    }
+    html.push_str("<table><thead><tr><th>When</th><th>After</th><th>Event</th><th>Service</th><th>Environment</th><th>Digest</th></tr></thead><tbody>");
     for t in &r.timeline {
         let _ = write!(
             html,

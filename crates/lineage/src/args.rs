@@ -105,6 +105,10 @@ pub enum FormatChoice {
     Html,
     /// A Slack / Mattermost incoming-webhook payload (`report stale`).
     Slack,
+    /// Graphviz DOT of the lineage picture (`trace`).
+    Dot,
+    /// A Mermaid `flowchart LR` of the lineage picture (`trace`).
+    Mermaid,
 }
 
 impl FormatChoice {
@@ -128,6 +132,8 @@ impl FormatChoice {
             FormatChoice::Markdown => "markdown",
             FormatChoice::Html => "html",
             FormatChoice::Slack => "slack",
+            FormatChoice::Dot => "dot",
+            FormatChoice::Mermaid => "mermaid",
         }
     }
 }
@@ -535,6 +541,13 @@ const REPORT_FORMATS: &[FormatChoice] = &[
     FormatChoice::Html,
     FormatChoice::Slack,
 ];
+/// `trace`'s formats: the lineage picture too.
+const TRACE_FORMATS: &[FormatChoice] = &[
+    FormatChoice::Human,
+    FormatChoice::Json,
+    FormatChoice::Dot,
+    FormatChoice::Mermaid,
+];
 
 impl Command {
     /// The `--format` values this command prints: the one table of them.
@@ -545,6 +558,7 @@ impl Command {
             | Command::Promote(_)
             | Command::Rollback(_) => GATE_FORMATS,
             Command::Report(_) => REPORT_FORMATS,
+            Command::Trace { .. } => TRACE_FORMATS,
             _ => BASE_FORMATS,
         }
     }

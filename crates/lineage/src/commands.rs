@@ -71,6 +71,18 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
             let store = open(s, false)?;
             let view = crate::runtime::view(s, observed_only);
             match query::trace_with(store.as_ref(), &s.config, &target, &view)? {
+                Some(report) if crate::picture::wanted(s) => {
+                    // The picture adds every placement of the service since (`history`).
+                    let service = ServiceName::parse(&report.service)?;
+                    let history = lineage_core::lifecycle::history(
+                        store.as_ref(),
+                        &s.config,
+                        &service,
+                        None,
+                    )?;
+                    crate::picture::print(s, &report, history.as_ref());
+                    Ok(Outcome::Ok)
+                }
                 Some(report) => {
                     render::trace(s.format, &report);
                     Ok(Outcome::Ok)

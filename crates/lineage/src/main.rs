@@ -14,6 +14,7 @@ mod incident;
 mod input;
 mod lifecycle;
 mod log;
+mod picture;
 mod progress;
 mod registry;
 mod render;

@@ -706,6 +706,17 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
             observed_only,
             ..
         } => {
+            if crate::picture::wanted(s) {
+                // The picture needs the service's history, which the API does not serve; a
+                // picture of fewer placements would differ from the local one.
+                return Err(CliError::new(
+                    format!(
+                        "`trace --format {}` does not run with `--server`",
+                        s.format_choice.name()
+                    ),
+                    "run it against the ledger (`--store`), or open the dashboard's `/services/NAME` page for the same picture",
+                ));
+            }
             let mut path = format!("/api/v1/trace/{}", encode(&target, true));
             if observed_only {
                 path.push_str("?observed_only=true");
