@@ -2,6 +2,8 @@
 //! last known-good digest, tags added to a recorded build, and the release id (a digest with
 //! its configuration). Promotion is rule D014 of the deploy gate (`gate::deploy_facts`).
 
+use std::collections::BTreeMap;
+
 use lineage_model::{
     ConfigFile, DeployOutcome, DeployRecord, Digest, EnvName, Identity, ImageRef, OutcomeStatus,
     Record, Retirement, ServiceName, Tag, TagAdded, Timestamp,
@@ -82,16 +84,43 @@ pub fn retirement(store: &dyn Store, digest: &Digest) -> Result<Option<Retiremen
 
 /// Every recorded outcome of `service`, oldest first.
 pub fn outcomes(store: &dyn Store, service: &ServiceName) -> Result<Vec<DeployOutcome>, Error> {
-    let mut list: Vec<DeployOutcome> = store
-        .facts("outcome", Some(service.as_str()))?
-        .into_iter()
-        .filter_map(|e| match e.record {
-            Record::Outcome(o) => Some(o),
-            _ => None,
-        })
-        .collect();
-    list.sort_by_key(|o| o.at);
-    Ok(list)
+    Ok(outcomes_of(store, std::slice::from_ref(service))?
+        .remove(service)
+        .unwrap_or_default())
+}
+
+/// [`outcomes`] of many services in one store read.
+pub fn outcomes_of(
+    store: &dyn Store,
+    services: &[ServiceName],
+) -> Result<BTreeMap<ServiceName, Vec<DeployOutcome>>, Error> {
+    let keys: Vec<String> = services.iter().map(|s| s.to_string()).collect();
+    let mut out: BTreeMap<ServiceName, Vec<DeployOutcome>> = BTreeMap::new();
+    for e in store.facts_of("outcome", &keys)? {
+        if let Record::Outcome(o) = e.record {
+            out.entry(o.service.clone()).or_default().push(o);
+        }
+    }
+    for list in out.values_mut() {
+        list.sort_by_key(|o| o.at);
+    }
+    Ok(out)
+}
+
+/// The newest retirement of each of `digests` that has one, in one store read.
+pub fn retirements(
+    store: &dyn Store,
+    digests: &[Digest],
+) -> Result<BTreeMap<Digest, Retirement>, Error> {
+    let keys: Vec<String> = digests.iter().map(|d| d.to_string()).collect();
+    let mut out = BTreeMap::new();
+    // Oldest first: a later retirement of the same digest replaces an earlier one.
+    for e in store.facts_of("retire", &keys)? {
+        if let Record::Retire(r) = e.record {
+            out.insert(r.digest.clone(), r);
+        }
+    }
+    Ok(out)
 }
 
 /// The newest outcome of `digest` in `env` among `list` (oldest first), not before `since`:

@@ -98,19 +98,35 @@ pub(crate) fn mark(
     service: &ServiceName,
     list: &mut [Placement],
 ) -> Result<(), Error> {
+    mark_all(store, list.iter_mut().map(|p| (service, p)))
+}
+
+/// [`mark`] for placements of many services, reading outcomes and retirements once for all.
+pub(crate) fn mark_all<'a>(
+    store: &dyn Store,
+    list: impl IntoIterator<Item = (&'a ServiceName, &'a mut Placement)>,
+) -> Result<(), Error> {
+    let list: Vec<(&ServiceName, &mut Placement)> = list.into_iter().collect();
     if list.is_empty() {
         return Ok(());
     }
-    let outcomes = crate::lifecycle::outcomes(store, service)?;
-    for p in list.iter_mut() {
+    let mut services: Vec<ServiceName> = list.iter().map(|(s, _)| (*s).clone()).collect();
+    services.sort();
+    services.dedup();
+    let digests: Vec<Digest> = list
+        .iter()
+        .filter_map(|(_, p)| Digest::parse(&p.digest).ok())
+        .collect();
+    let outcomes = crate::lifecycle::outcomes_of(store, &services)?;
+    let retired = crate::lifecycle::retirements(store, &digests)?;
+    for (service, p) in list {
         let (Ok(env), Ok(digest)) = (EnvName::parse(&p.env), Digest::parse(&p.digest)) else {
             continue;
         };
-        p.outcome = crate::lifecycle::newest_outcome(&outcomes, &env, &digest, p.since)
+        let of_service = outcomes.get(service).map(Vec::as_slice).unwrap_or(&[]);
+        p.outcome = crate::lifecycle::newest_outcome(of_service, &env, &digest, p.since)
             .map(crate::lifecycle::OutcomeMark::of);
-        p.retired = crate::lifecycle::retirement(store, &digest)?
-            .as_ref()
-            .map(crate::lifecycle::RetiredMark::of);
+        p.retired = retired.get(&digest).map(crate::lifecycle::RetiredMark::of);
     }
     Ok(())
 }
@@ -550,6 +566,19 @@ pub fn affected_with(
 ) -> Result<AffectedReport, Error> {
     let truth = Truth::load(store, None, None, view.now)?;
     let usage = store.base_usage(filter)?;
+    // Every read below asks about all the services at once: on PostgreSQL each store call
+    // is a round trip, and an answer must not cost one per service.
+    let mut recorded_as: Vec<ServiceName> = usage.iter().map(|u| u.service.clone()).collect();
+    recorded_as.sort();
+    recorded_as.dedup();
+    let registered: BTreeSet<ServiceName> = store
+        .services_named(&recorded_as)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let images: Vec<Repository> = usage.iter().map(|u| u.latest_build.image.clone()).collect();
+    let image_owner: BTreeMap<Repository, ServiceName> =
+        store.services_for_images(&images)?.into_iter().collect();
     // Builds are filed under the service that recorded them. A service renamed since runs
     // under its new name, and a repository moved to another service runs there: their
     // usage is counted for the service that runs it now.
@@ -576,11 +605,15 @@ pub fn affected_with(
                 .display()
             })
             .collect();
-        let primary = current_name(store, &u.service)?;
+        let primary = if registered.contains(&u.service) {
+            u.service.clone()
+        } else {
+            current_name(store, &u.service)?
+        };
         let mut targets = vec![(primary, true)];
-        if let Some(owner) = store.service_for_image(&u.latest_build.image)? {
-            if owner != targets[0].0 {
-                targets.push((owner, false));
+        if let Some(owner) = image_owner.get(&u.latest_build.image) {
+            if *owner != targets[0].0 {
+                targets.push((owner.clone(), false));
             }
         }
         for (target, own) in targets {
@@ -600,13 +633,22 @@ pub fn affected_with(
             }
         }
     }
+    let names: Vec<ServiceName> = by_service.keys().cloned().collect();
+    let mut runs_of: BTreeMap<ServiceName, Vec<RunningImage>> = BTreeMap::new();
+    for r in store.running_of(&names)? {
+        if r.build.as_ref().is_some_and(|b| built_on(b, filter)) {
+            runs_of.entry(r.deploy.service.clone()).or_default().push(r);
+        }
+    }
+    let owners: BTreeMap<ServiceName, Service> = store
+        .services_named(&names)?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
     let mut services: Vec<AffectedService> = Vec::new();
+    let mut listed: Vec<ServiceName> = Vec::new();
     for (service, u) in by_service {
-        let runs: Vec<RunningImage> = store
-            .running(None, Some(&service))?
-            .into_iter()
-            .filter(|r| r.build.as_ref().is_some_and(|b| built_on(b, filter)))
-            .collect();
+        let runs = runs_of.remove(&service).unwrap_or_default();
         // Whether any build that matters (running, or the newest) ships the base in its
         // final stage.
         let in_final = |b: &BuildRecord| {
@@ -624,10 +666,10 @@ pub fn affected_with(
             continue;
         }
         view.apply(truth.as_ref(), &mut running);
-        mark(store, &service, &mut running)?;
+        listed.push(service.clone());
         services.push(AffectedService {
             service: service.to_string(),
-            owners: Owners::of(store.service(&service)?.as_ref()),
+            owners: Owners::of(owners.get(&service)),
             bases: u.bases.into_iter().collect(),
             builds: u.builds,
             latest_digest: u.latest.digest.to_string(),
@@ -636,6 +678,13 @@ pub fn affected_with(
             build_stage_only,
         });
     }
+    mark_all(
+        store,
+        listed
+            .iter()
+            .zip(services.iter_mut())
+            .flat_map(|(name, s)| s.running.iter_mut().map(move |p| (name, p))),
+    )?;
     for s in &mut services {
         sort_placements(config, &mut s.running);
     }
@@ -691,24 +740,44 @@ pub fn running_with(
     view: &View,
 ) -> Result<RunningReport, Error> {
     let truth = Truth::load(store, env, None, view.now)?;
-    let mut rows = Vec::new();
-    for r in store.running(env, None)? {
-        let mut placement = vec![Placement::of(&r.deploy, r.build.as_ref())];
-        view.apply(truth.as_ref(), &mut placement);
-        mark(store, &r.deploy.service, &mut placement)?;
-        let Some(placement) = placement.pop() else {
-            continue;
-        };
-        let owner = store
-            .service(&r.deploy.service)?
-            .and_then(|s| s.owner)
-            .map(|o| o.to_string());
-        rows.push(RunningRow {
+    // Each placement with its observed state; under `--observed-only`, only those seen.
+    let running: Vec<(RunningImage, Placement)> = store
+        .running(env, None)?
+        .into_iter()
+        .filter_map(|r| {
+            let mut one = vec![Placement::of(&r.deploy, r.build.as_ref())];
+            view.apply(truth.as_ref(), &mut one);
+            one.pop().map(|p| (r, p))
+        })
+        .collect();
+    let (running, mut placements): (Vec<RunningImage>, Vec<Placement>) =
+        running.into_iter().unzip();
+    // Marks and owners for the whole fleet in a few reads, not a few per row.
+    mark_all(
+        store,
+        running
+            .iter()
+            .map(|r| &r.deploy.service)
+            .zip(placements.iter_mut()),
+    )?;
+    let mut names: Vec<ServiceName> = running.iter().map(|r| r.deploy.service.clone()).collect();
+    names.sort();
+    names.dedup();
+    let owners: BTreeMap<ServiceName, Option<String>> = store
+        .services_named(&names)?
+        .into_iter()
+        .map(|s| (s.name, s.owner.map(|o| o.to_string())))
+        .collect();
+    let rows: Vec<RunningRow> = running
+        .iter()
+        .zip(placements)
+        .map(|(r, placement)| RunningRow {
             service: r.deploy.service.to_string(),
             placement,
-            owner,
-        });
-    }
+            owner: owners.get(&r.deploy.service).cloned().flatten(),
+        })
+        .collect();
+    let mut rows = rows;
     rows.sort_by_key(|r| {
         (
             r.service.clone(),

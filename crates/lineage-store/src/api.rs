@@ -600,6 +600,57 @@ pub trait Store: Send {
     ) -> Result<Option<BuildRecord>, StoreError>;
     /// Per service, how its builds used the matching bases.
     fn base_usage(&self, filter: &BaseFilter) -> Result<Vec<BaseUsage>, StoreError>;
+
+    // --- Batched reads: one answer about many services or digests. A backend where each
+    // call is a network round trip (PostgreSQL) answers each in one query; the defaults ask
+    // one at a time, which costs an embedded database nothing. ---
+
+    /// The registered services among `names`, sorted by name.
+    fn services_named(&self, names: &[ServiceName]) -> Result<Vec<Service>, StoreError> {
+        let mut out = Vec::new();
+        for name in names {
+            out.extend(self.service(name)?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.dedup_by(|a, b| a.name == b.name);
+        Ok(out)
+    }
+    /// The service listing each of `images`, for those one lists.
+    fn services_for_images(
+        &self,
+        images: &[Repository],
+    ) -> Result<Vec<(Repository, ServiceName)>, StoreError> {
+        let mut out = Vec::new();
+        for image in images {
+            if let Some(s) = self.service_for_image(image)? {
+                out.push((image.clone(), s));
+            }
+        }
+        Ok(out)
+    }
+    /// What runs now for each of `services`, ordered by service and environment.
+    fn running_of(&self, services: &[ServiceName]) -> Result<Vec<RunningImage>, StoreError> {
+        let mut names = services.to_vec();
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for s in &names {
+            out.extend(self.running(None, Some(s))?);
+        }
+        Ok(out)
+    }
+    /// Facts of `kind` filed under any of `keys`, oldest first.
+    fn facts_of(&self, kind: &str, keys: &[String]) -> Result<Vec<Entry>, StoreError> {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::new();
+        for k in &keys {
+            out.extend(self.facts(kind, Some(k))?);
+        }
+        out.sort_by_key(|e| e.index);
+        Ok(out)
+    }
     /// The services with a recorded build of `commit` from `repo`, sorted.
     fn services_built_from(
         &self,

@@ -1526,6 +1526,68 @@ impl Store for PgStore {
             .transpose()
     }
 
+    fn services_named(&self, names: &[ServiceName]) -> Result<Vec<Service>, StoreError> {
+        let mut c = self.conn()?;
+        let names: Vec<&str> = names.iter().map(ServiceName::as_str).collect();
+        let rows = query(
+            &mut *c,
+            "SELECT e.idx, e.body FROM services s JOIN entries e ON e.idx = s.entry
+             WHERE s.name = ANY($1) ORDER BY s.name COLLATE \"C\"",
+            &[(&names, Type::TEXT_ARRAY)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let index = r.get::<_, i64>(0) as u64 - 1;
+                Ok(expect_service(index, parse_record(index, r.get(1))?)?.service)
+            })
+            .collect()
+    }
+
+    fn services_for_images(
+        &self,
+        images: &[Repository],
+    ) -> Result<Vec<(Repository, ServiceName)>, StoreError> {
+        let mut c = self.conn()?;
+        let names: Vec<String> = images.iter().map(ToString::to_string).collect();
+        let rows = query(
+            &mut *c,
+            "SELECT image, service FROM service_images WHERE image = ANY($1)",
+            &[(&names, Type::TEXT_ARRAY)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let image = Repository::parse(r.get(0)).map_err(|e| corrupt(0)(e.to_string()))?;
+                let service =
+                    ServiceName::parse(r.get(1)).map_err(|e| corrupt(0)(e.to_string()))?;
+                Ok((image, service))
+            })
+            .collect()
+    }
+
+    fn running_of(&self, services: &[ServiceName]) -> Result<Vec<RunningImage>, StoreError> {
+        let mut c = self.conn()?;
+        let names: Vec<&str> = services.iter().map(ServiceName::as_str).collect();
+        running_where(
+            &mut *c,
+            "WHERE c.service = ANY($1) ORDER BY c.service COLLATE \"C\", c.env COLLATE \"C\"",
+            &[(&names, Type::TEXT_ARRAY)],
+        )
+    }
+
+    fn facts_of(&self, kind: &str, keys: &[String]) -> Result<Vec<Entry>, StoreError> {
+        let mut c = self.conn()?;
+        let rows = query(
+            &mut *c,
+            "SELECT e.idx, e.body, e.recorded_at, e.recorded_by FROM facts f
+             JOIN entries e ON e.idx = f.entry WHERE f.kind = $1 AND f.key = ANY($2)
+             ORDER BY f.entry",
+            &[(&kind, Type::TEXT), (&keys, Type::TEXT_ARRAY)],
+        )?;
+        rows.iter()
+            .map(|r| parse_entry(r.get::<_, i64>(0) as u64 - 1, r.get(1), r.get(2), r.get(3)))
+            .collect()
+    }
+
     fn services(&self) -> Result<Vec<Service>, StoreError> {
         let mut c = self.conn()?;
         // `COLLATE "C"`: byte order, as SQLite sorts, whatever the database's locale.

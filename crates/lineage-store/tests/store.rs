@@ -632,6 +632,105 @@ fn a_group_commits_its_writes_together_and_leaves_a_failed_one_out() {
     }
 }
 
+/// The batched reads (one query each on PostgreSQL) answer what the one-at-a-time reads
+/// answer, on every backend.
+#[test]
+fn batched_reads_answer_like_one_at_a_time() {
+    for (backend, mut store, _guard) in backends() {
+        seed(store.as_mut());
+        let at = t("2026-11-01T10:00:00Z");
+        store
+            .record_builds(
+                &[
+                    build("api", "a1", "python:3.12-slim", "py1"),
+                    build("web", "w1", "nginx:1.27", "ng1"),
+                ],
+                at,
+                None,
+            )
+            .unwrap();
+        for (name, label, env) in [
+            ("api", "a1", "production"),
+            ("web", "w1", "staging"),
+            ("api", "a1", "staging"),
+        ] {
+            store
+                .record_deploys(
+                    &[deploy(name, label, env, "2026-11-03T10:00:00Z")],
+                    at,
+                    None,
+                )
+                .unwrap();
+        }
+        let retire = |label: &str| {
+            Record::Retire(lineage_model::Retirement {
+                digest: digest(label),
+                reason: format!("retired {label}"),
+                by: id("maya@acme.dev"),
+                at,
+            })
+        };
+        store
+            .record_facts(&[retire("a1"), retire("w1"), retire("a1")], at, None)
+            .unwrap();
+        let names: Vec<ServiceName> = ["web", "api", "nobody", "api"]
+            .iter()
+            .map(|n| ServiceName::parse(n).unwrap())
+            .collect();
+        let one_by_one: Vec<Service> = {
+            let mut v: Vec<Service> = ["api", "web"]
+                .iter()
+                .filter_map(|n| store.service(&ServiceName::parse(n).unwrap()).unwrap())
+                .collect();
+            v.sort_by(|a, b| a.name.cmp(&b.name));
+            v
+        };
+        assert_eq!(
+            store.services_named(&names).unwrap(),
+            one_by_one,
+            "{backend}"
+        );
+        let images: Vec<Repository> = ["ghcr.io/acme/api", "ghcr.io/acme/web", "ghcr.io/acme/none"]
+            .iter()
+            .map(|i| Repository::parse(i).unwrap())
+            .collect();
+        let mut owners = store.services_for_images(&images).unwrap();
+        owners.sort();
+        let mut expected: Vec<(Repository, ServiceName)> = images
+            .iter()
+            .filter_map(|i| Some((i.clone(), store.service_for_image(i).unwrap()?)))
+            .collect();
+        expected.sort();
+        assert_eq!(owners, expected, "{backend}");
+        assert_eq!(owners.len(), 2, "{backend}");
+        let mut running = Vec::new();
+        for n in ["api", "web"] {
+            running.extend(
+                store
+                    .running(None, Some(&ServiceName::parse(n).unwrap()))
+                    .unwrap(),
+            );
+        }
+        assert_eq!(store.running_of(&names).unwrap(), running, "{backend}");
+        assert_eq!(running.len(), 3, "{backend}");
+        let keys = vec![digest("w1").to_string(), digest("a1").to_string()];
+        let mut each: Vec<u64> = keys
+            .iter()
+            .flat_map(|k| store.facts("retire", Some(k)).unwrap())
+            .map(|e| e.index)
+            .collect();
+        each.sort();
+        let batched: Vec<u64> = store
+            .facts_of("retire", &keys)
+            .unwrap()
+            .iter()
+            .map(|e| e.index)
+            .collect();
+        assert_eq!(batched, each, "{backend}: oldest first");
+        assert_eq!(batched.len(), 3, "{backend}");
+    }
+}
+
 #[test]
 fn journal_holds_every_record_in_order() {
     for (backend, mut store, _guard) in backends() {
