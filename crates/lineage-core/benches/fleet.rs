@@ -4,7 +4,11 @@
 //! deploys to 3 environments. Reports, each as medians over rounds:
 //! - ingest rate through the store API next to a raw batched `INSERT` of the same rows into
 //!   the same schema, measured in the same run (the ratio is the figure that matters);
-//! - `affected --base` latency p50/p99 (by digest and by name) and `trace` p99, at full size.
+//! - `affected --base` latency p50/p99 (by digest and by name) and `trace` p99, at full size;
+//! - `report stale` on the whole fleet next to a hand-written SQL query over the same tables
+//!   (issue 22: it reads each base tag's history, never every build);
+//! - the build gate's check of one build at 1,000 services next to the same check in a
+//!   ledger of one service (issue 22: cross-service rules read indexed lookups).
 //!
 //! `cargo bench -p lineage-core --bench fleet` runs it; LINEAGE_BENCH_BUILDS changes the
 //! fleet size (default 1,000,000).
@@ -122,7 +126,72 @@ fn main() {
             .expect("recorded");
         trace_service.push(t.elapsed());
     }
+    // `report stale` over the whole fleet, and its hand-written SQL reference: per running
+    // placement, its final base and how many digests of that tag were first used later.
+    let options = lineage_core::freshness::StaleOptions::default();
+    let mut stale = Vec::new();
+    let mut stale_rows = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let report =
+            lineage_core::freshness::stale(store.as_ref(), &config, &options, now).unwrap();
+        stale.push(t.elapsed());
+        stale_rows = report.rows.len();
+    }
+    let raw = lineage_store::raw_connection(&dir.path().join("fleet.db")).unwrap();
+    let mut stale_sql = Vec::new();
+    let mut sql_rows = 0i64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        sql_rows = raw
+            .query_row(
+                "SELECT count(*) FROM current c
+                 JOIN build_bases b ON b.digest = c.digest AND b.final_stage = 1
+                 JOIN base_tag_digests m ON m.base_name = b.base_name AND m.base_tag = b.base_tag
+                      AND m.base_digest = b.base_digest
+                 WHERE EXISTS (SELECT 1 FROM base_tag_digests n WHERE n.base_name = m.base_name
+                      AND n.base_tag = m.base_tag AND n.first_used > m.first_used)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        stale_sql.push(t.elapsed());
+    }
+    // The build gate on one new build, in the fleet and in a ledger of one service.
+    let setup = lineage_core::gate::Setup::default();
+    let probe = build("probe", 0, total);
+    let facts = lineage_policy::BuildFacts::from(&probe);
+    let gate_time = |store: &dyn Store| {
+        let mut v = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            lineage_core::gate::check_build(Some(store), &setup, &facts, None, None, now).unwrap();
+            v.push(t.elapsed());
+        }
+        percentile(&mut v, 0.5)
+    };
+    let fleet_gate = gate_time(store.as_ref());
+    let mut single = open_fresh(dir.path(), "single.db");
+    seed_services_n(single.as_mut(), 1);
+    let one: Vec<BuildRecord> = (0..1_000)
+        .map(|i| build("single", i * SERVICES, total))
+        .collect();
+    single.record_builds(&one, now, None).unwrap();
+    let single_gate = gate_time(single.as_ref());
+
     println!("queries at {total} builds (median of {QUERIES} unless noted)");
+    println!(
+        "  report stale (whole fleet, {stale_rows} rows)  p50 {}  vs hand-written SQL ({sql_rows} rows) p50 {}  ({:.1}x)",
+        us(percentile(&mut stale, 0.5)),
+        us(percentile(&mut stale_sql, 0.5)),
+        percentile(&mut stale, 0.5).as_secs_f64() / percentile(&mut stale_sql, 0.5).as_secs_f64()
+    );
+    println!(
+        "  build gate, one build: {SERVICES} services p50 {}  vs 1 service p50 {}  ({:.2}x, goal <= 1.5x)",
+        us(fleet_gate),
+        us(single_gate),
+        fleet_gate.as_secs_f64() / single_gate.as_secs_f64()
+    );
     println!(
         "  affected --base DIGEST   p50 {}  p99 {}  (goal p99 < 10 ms; {:.1} services per answer)",
         us(percentile(&mut by_digest, 0.5)),

@@ -232,8 +232,13 @@ pub fn trace_with(
     let truth = Truth::load(store, None, None, view.now)?;
     view.apply(truth.as_ref(), &mut running);
     view.apply(truth.as_ref(), &mut elsewhere);
-    mark(store, &service, &mut running)?;
-    mark(store, &service, &mut elsewhere)?;
+    mark_all(
+        store,
+        running
+            .iter_mut()
+            .chain(elsewhere.iter_mut())
+            .map(|p| (&service, p)),
+    )?;
     sort_placements(config, &mut running);
     sort_placements(config, &mut elsewhere);
     let previous = store

@@ -13,7 +13,16 @@ const NOW: &str = "2026-12-03T13:00:00Z";
 const CONFIG: &str = "[admission]\nnamespaces = { prod = \"production\", stage = \"staging\" }\n";
 
 /// Schemas that only hold shapes other schemas refer to; no command prints them alone.
-const SHARED: &[&str] = &["common.json", "placement.json", "build-record.json"];
+const SHARED: &[&str] = &[
+    "common.json",
+    "placement.json",
+    "build-record.json",
+    "base-detection.json",
+];
+
+/// Schemas of ledger records (the `record` of an entry's `{"kind", "record"}` body): records,
+/// not printed documents, so they carry no `schema` field.
+const RECORDS: &[&str] = &["sbom-record.json", "incident-record.json"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -396,6 +405,82 @@ fn documents() -> Vec<(&'static str, String, Value)> {
     add("not-found.json", 1, &["trace", "nothing-here"]);
     add("not-found.json", 1, &["incident", "show", "99"]);
     add("error.json", 2, &["trace", "sha256:00"]);
+
+    // `inspect` reads OCI layouts offline: an index with referrers, and an image whose
+    // config blob is missing (`image: null`, a warning) with a cosign SLSA attestation.
+    let regclient = fixtures().join("oci/regclient-testrepo");
+    add(
+        "inspect.json",
+        0,
+        &["inspect", "--layout", regclient.to_str().unwrap(), "v2"],
+    );
+    let cosign = fixtures().join("cosign/slsa-verifier-container-att-layout");
+    add(
+        "inspect.json",
+        0,
+        &[
+            "inspect",
+            "--layout",
+            cosign.to_str().unwrap(),
+            "sha256:2bc8d7da45cdfb2902cef3292a3211351079b15b0f14f0ae9d5f9eea98b8b2d2",
+        ],
+    );
+
+    // `init` in repositories on GitHub Actions (with an origin), on GitLab CI, and on nothing.
+    let repo = |name: &str, files: &[(&str, &str)]| -> String {
+        let root = l.dir.path().join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        for (path, text) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        root.display().to_string()
+    };
+    let github = repo(
+        "payments-api",
+        &[
+            (
+                ".git/config",
+                "[remote \"origin\"]\n\turl = git@github.com:acme/payments-api.git\n",
+            ),
+            (".github/workflows/build.yml", "on: push\n"),
+            ("Dockerfile", "FROM debian:12\n"),
+            ("svc/Dockerfile", "FROM debian:12\n"),
+        ],
+    );
+    add("init.json", 0, &["init", "--dir", &github]);
+    let gitlab = repo(
+        "web",
+        &[
+            (".git/HEAD", "ref: refs/heads/main\n"),
+            (".gitlab-ci.yml", "stages: [build]\n"),
+            ("Containerfile", "FROM alpine:3.20\n"),
+        ],
+    );
+    add("init.json", 0, &["init", "--dir", &gitlab]);
+    let plain = repo("plain", &[("README.md", "plain\n")]);
+    add("init.json", 0, &["init", "--dir", &plain]);
+
+    // Ledger records: the `record` of each entry body (`{"kind": ..., "record": {...}}`).
+    let store =
+        lineage_store::open(&lineage_store::StoreLocation::Sqlite(l.store()), false).unwrap();
+    for (kind, schema) in [
+        ("sbom", "sbom-record.json"),
+        ("incident_opened", "incident-record.json"),
+    ] {
+        let entries = store.facts(kind, None).unwrap();
+        assert!(!entries.is_empty(), "the ledger holds no `{kind}` record");
+        for e in entries {
+            let body: Value = serde_json::from_str(&e.body).unwrap();
+            assert_eq!(body["kind"], kind, "{body}");
+            docs.push((
+                schema,
+                format!("(ledger entry {}, kind {kind})", e.index),
+                body["record"].clone(),
+            ));
+        }
+    }
     docs
 }
 
@@ -453,6 +538,31 @@ fn every_document_matches_its_schema_and_a_broken_one_does_not() {
         .remove("approved_by");
     assert!(!validators["trace.json"].is_valid(&broken), "{broken}");
 
+    // Build results from `--from-registry` (which needs a registry, see tests/registry.rs)
+    // carry `base_detection`, as registry.rs asserts it; a wrong one is refused.
+    let base = |n: &str| format!("registry.example/base:{n}@sha256:{}", n.repeat(64));
+    let detections = [
+        json!({ "method": "annotation", "summary": "exact (annotation)",
+                "base": base("1"), "image_layers": 3 }),
+        json!({ "method": "layer-match", "summary": "layer match (2 of 3 layers)",
+                "base": base("2"), "matched_layers": 2, "image_layers": 3 }),
+        json!({ "method": "unknown", "summary": "unknown", "image_layers": 2,
+                "warning": "no known base matches" }),
+    ];
+    for schema in ["record-result.json", "build-detected.json"] {
+        let doc = &docs.iter().find(|(s, _, _)| *s == schema).unwrap().2;
+        for detection in &detections {
+            let mut with = doc.clone();
+            with["base_detection"] = detection.clone();
+            assert_eq!(problems(&validators[schema], &with), Vec::<String>::new());
+            for (field, bad) in [("method", json!("guessed")), ("undocumented", json!(1))] {
+                let mut broken = with.clone();
+                broken["base_detection"][field] = bad;
+                assert!(!validators[schema].is_valid(&broken), "{broken}");
+            }
+        }
+    }
+
     // Every schema is exercised by some command.
     let used: BTreeSet<&str> = docs.iter().map(|(s, _, _)| *s).collect();
     let unused: Vec<String> = schema_files()
@@ -484,7 +594,12 @@ fn every_schema_is_a_valid_draft_2020_12_schema_with_a_schema_version() {
             "{file}"
         );
         validator(&file);
-        if !SHARED.contains(&file.as_str()) {
+        if RECORDS.contains(&file.as_str()) {
+            assert!(
+                schema["properties"].get("schema").is_none(),
+                "{file}: a ledger record has no `schema` field"
+            );
+        } else if !SHARED.contains(&file.as_str()) {
             let text = schema.to_string();
             assert!(
                 text.contains(r#""schema":{"const":1}"#),
@@ -525,8 +640,14 @@ const README_DOCS: &[(&str, &[&str], &[&str])] = &[
     ),
     ("`vulns`", &["vulns.json"], &["not_scanned"]),
     ("`sbom add` / `scan add`", &["sbom-add.json"], &[]),
+    ("SBOM record", &["sbom-record.json"], &[]),
     ("`incident open` / `incident show`", &["incident.json"], &[]),
     ("`incident list`", &["incident-list.json"], &[]),
+    (
+        "Incident record",
+        &["incident-record.json"],
+        &["incident_opened"],
+    ),
     ("`running`", &["running.json"], &[]),
     ("`service show`", &["service-show.json"], &[]),
     ("`service import`", &["service-import.json"], &[]),
@@ -543,24 +664,19 @@ const README_DOCS: &[(&str, &[&str], &[&str])] = &[
     ("`approve`", &["approve.json"], &[]),
     ("`verify`", &["verify.json"], &[]),
     ("`config`", &["common.json"], &[]),
+    // `base_detection` is in build results (record-result.json, build-detected.json).
+    ("`inspect`", &["inspect.json", "record-result.json"], &[]),
     ("`report stale`", &["report-stale.json"], &[]),
     ("`build diff`", &["build-diff.json"], &[]),
     ("`log verify`", &["log-verify.json"], &[]),
     ("`log rotate-key`", &["log-rotate-key.json"], &[]),
+    ("`init`", &["init.json"], &[]),
     ("errors", &["error.json"], &[]),
     (
         "not found",
         &["not-found.json"],
         &["history", "rollback", "affected", "running", "vulns"],
     ),
-];
-
-/// README documents without a schema yet, and why.
-const README_WITHOUT_SCHEMA: &[&str] = &[
-    "SBOM record",     // a ledger record, not printed by a command
-    "Incident record", // a ledger record, not printed by a command
-    "`inspect`",       // needs a registry or an OCI layout
-    "`init`",          // writes into a repository
 ];
 
 /// The "## JSON formats" section, as (label, text) per documented document.
@@ -691,9 +807,6 @@ fn every_field_the_readme_lists_is_in_its_schema() {
     let mut labels = BTreeSet::new();
     for (label, text) in &docs {
         labels.insert(label.as_str());
-        if README_WITHOUT_SCHEMA.contains(&label.as_str()) {
-            continue;
-        }
         let Some((_, files, prose)) = README_DOCS.iter().find(|(l, _, _)| l == label) else {
             missing.push(format!(
                 "README documents {label}, which has no schema: add it to README_DOCS"

@@ -78,8 +78,13 @@ pub fn build(seed: &str, i: usize, total: usize) -> BuildRecord {
 }
 
 pub fn seed_services(store: &mut dyn Store) {
+    seed_services_n(store, SERVICES)
+}
+
+/// The first `n` services of the fleet.
+pub fn seed_services_n(store: &mut dyn Store, n: usize) {
     let at = Timestamp::from_unix(1_750_000_000);
-    for s in 0..SERVICES {
+    for s in 0..n {
         let change = ServiceChange {
             service: Service {
                 name: service_name(s),
