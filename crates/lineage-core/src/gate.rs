@@ -745,19 +745,18 @@ pub fn build_context(
     }
     // Each fact below is one indexed read, so the check costs the same in a fleet of one
     // service or of thousands.
-    for other in store.services()? {
-        if other.name.as_str() == name {
-            continue;
-        }
-        if let Some(r) = &other.source_repo {
-            cx.other_service_repos
-                .push((other.name.to_string(), r.to_string()));
-        }
-    }
     let repo = facts
         .source_repo
         .as_deref()
         .and_then(|r| SourceRepo::parse(r).ok());
+    if let Some(repo) = &repo {
+        cx.other_service_repos = store
+            .services_with_repo(repo)?
+            .into_iter()
+            .filter(|s| s.as_str() != name)
+            .map(|s| (s.to_string(), repo.to_string()))
+            .collect();
+    }
     let commit = facts
         .commit
         .as_deref()
@@ -770,15 +769,9 @@ pub fn build_context(
             .map(|s| s.to_string())
             .collect();
     }
-    let others: Vec<Option<String>> = store
-        .latest_ci_jobs()?
-        .into_iter()
-        .filter(|(service, _)| service.as_str() != name)
-        .map(|(_, job)| job)
-        .collect();
+    let others = store.other_ci_jobs(name)?;
     cx.ci_job_shared_by_all = facts.ci_job.is_some()
-        && !others.is_empty()
-        && others.iter().all(|job| *job == facts.ci_job);
+        && others.is_some_and(|(low, high)| low == facts.ci_job && high == facts.ci_job);
     Ok(cx)
 }
 

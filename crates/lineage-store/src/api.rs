@@ -469,22 +469,18 @@ pub(crate) fn ci_job(build: &BuildRecord) -> &str {
         .unwrap_or_default()
 }
 
-/// Reads `(service, ci_job)` rows of `service_latest_build`, sorted by service.
-pub(crate) fn latest_ci_jobs(
-    rows: Vec<(String, String)>,
-) -> Result<Vec<(ServiceName, Option<String>)>, StoreError> {
-    let mut out = rows
-        .into_iter()
-        .map(|(service, job)| {
-            let service = ServiceName::parse(&service).map_err(|e| StoreError::Corrupt {
-                index: 0,
-                detail: format!("service_latest_build: {e}"),
-            })?;
-            Ok((service, (!job.is_empty()).then_some(job)))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    out.sort();
-    Ok(out)
+/// The lowest and the highest CI job of a set of services (`None`: a build that named none).
+pub type JobRange = (Option<String>, Option<String>);
+
+/// The lowest and highest CI job of services other than `excluding`, from the two lowest and
+/// the two highest `(service, ci_job)` rows of `service_latest_build` (`''`: none named).
+pub(crate) fn job_range(ends: Vec<Vec<(String, String)>>, excluding: &str) -> Option<JobRange> {
+    let pick = |rows: &Vec<(String, String)>| {
+        rows.iter()
+            .find(|(service, _)| service != excluding)
+            .map(|(_, job)| (!job.is_empty()).then(|| job.clone()))
+    };
+    Some((pick(ends.first()?)?, pick(ends.get(1)?)?))
 }
 
 /// Reads `service` rows, sorted.
@@ -657,8 +653,12 @@ pub trait Store: Send {
         repo: &SourceRepo,
         commit: &CommitId,
     ) -> Result<Vec<ServiceName>, StoreError>;
-    /// Per service with builds, the CI job of its newest build, sorted by service.
-    fn latest_ci_jobs(&self) -> Result<Vec<(ServiceName, Option<String>)>, StoreError>;
+    /// Among services other than `excluding` that have builds, the lowest and the highest CI
+    /// job of their newest builds (`None` inside: a build that named none); `None` when no
+    /// other service has builds. Equal ends mean every other service reports that job.
+    fn other_ci_jobs(&self, excluding: &str) -> Result<Option<JobRange>, StoreError>;
+    /// The registered services whose source repository is `repo`, sorted.
+    fn services_with_repo(&self, repo: &SourceRepo) -> Result<Vec<ServiceName>, StoreError>;
     /// Every base tag recorded builds used with a digest, sorted.
     fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError>;
     /// Every digest recorded builds used under `name:tag`, with when; one indexed read.

@@ -23,10 +23,10 @@ mod sbom;
 mod sqlite;
 
 pub use api::{
-    BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry, LogHead, ObservedRow,
-    PlacementRow, ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow,
-    SbomHit, SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError,
-    StoreLocation, StoredCheckpoint, CLOCK_SKEW_TOLERANCE_SECS,
+    BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry, JobRange, LogHead,
+    ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage, RunningInventory,
+    SbomFindingRow, SbomHit, SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store,
+    StoreError, StoreLocation, StoredCheckpoint, CLOCK_SKEW_TOLERANCE_SECS,
 };
 pub use copy::{copy_ledger, copy_ledger_with_progress, CopyReport};
 pub use lineage_log::merkle::Hash;

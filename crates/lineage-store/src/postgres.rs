@@ -35,7 +35,7 @@ pub use connect::PgLocation;
 
 use crate::api::{
     ci_job, recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry,
-    LogHead, ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage,
+    JobRange, LogHead, ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage,
     RunningInventory, SbomFindingRow, SbomHit, SbomImportRow, SbomPackageRow, SbomQuery,
     SourceState, Store, StoreError, StoredCheckpoint,
 };
@@ -73,6 +73,7 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("base_tag_digests", None),
     ("build_commits", None),
     ("service_latest_build", Some("entry")),
+    ("service_repos", None),
     ("deploys", Some("entry")),
     ("current", Some("entry")),
     ("facts", Some("entry")),
@@ -698,6 +699,11 @@ impl<'a> Batch<'a> {
                     "DELETE FROM service_images WHERE service = $1",
                     &[(&name, Type::TEXT)],
                 )?;
+                execute(
+                    tx,
+                    "DELETE FROM service_repos WHERE service = $1",
+                    &[(&name, Type::TEXT)],
+                )?;
             }
             Record::Observation(batch) => {
                 self.flush(tx)?;
@@ -846,6 +852,18 @@ impl<'a> Batch<'a> {
             "DELETE FROM service_images WHERE service = $1",
             &[(&name, Type::TEXT)],
         )?;
+        execute(
+            tx,
+            "DELETE FROM service_repos WHERE service = $1",
+            &[(&name, Type::TEXT)],
+        )?;
+        if let Some(repo) = &change.service.source_repo {
+            execute(
+                tx,
+                "INSERT INTO service_repos (service, source_repo) VALUES ($1, $2)",
+                &[(&name, Type::TEXT), (&repo.to_string(), Type::TEXT)],
+            )?;
+        }
         let mut images: Vec<String> = change
             .service
             .images
@@ -1688,14 +1706,31 @@ impl Store for PgStore {
         crate::api::service_names(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    fn latest_ci_jobs(&self) -> Result<Vec<(ServiceName, Option<String>)>, StoreError> {
+    fn other_ci_jobs(&self, excluding: &str) -> Result<Option<JobRange>, StoreError> {
+        let mut c = self.conn()?;
+        let mut ends = Vec::new();
+        for order in ["ASC", "DESC"] {
+            let rows = query(
+                &mut *c,
+                &format!(
+                    "SELECT service, ci_job FROM service_latest_build
+                     ORDER BY ci_job COLLATE \"C\" {order} LIMIT 2"
+                ),
+                &[],
+            )?;
+            ends.push(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
+        }
+        Ok(crate::api::job_range(ends, excluding))
+    }
+
+    fn services_with_repo(&self, repo: &SourceRepo) -> Result<Vec<ServiceName>, StoreError> {
         let mut c = self.conn()?;
         let rows = query(
             &mut *c,
-            "SELECT service, ci_job FROM service_latest_build",
-            &[],
+            "SELECT service FROM service_repos WHERE source_repo = $1",
+            &[(&repo.to_string(), Type::TEXT)],
         )?;
-        crate::api::latest_ci_jobs(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        crate::api::service_names(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError> {

@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::api::{
     ci_job, recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry,
-    LogHead, ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage,
+    JobRange, LogHead, ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage,
     RunningInventory, SbomFindingRow, SbomHit, SbomImportRow, SbomPackageRow, SbomQuery,
     SourceState, Store, StoreError, StoredCheckpoint,
 };
@@ -50,6 +50,7 @@ const PROJECTIONS: &[(&str, Option<&str>)] = &[
     ("base_tag_digests", None),
     ("build_commits", None),
     ("service_latest_build", Some("entry")),
+    ("service_repos", None),
     ("deploys", Some("entry")),
     ("current", Some("entry")),
     ("facts", Some("entry")),
@@ -830,6 +831,15 @@ fn insert_service_change(
     .map_err(backend)?;
     tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
         .map_err(backend)?;
+    tx.execute("DELETE FROM service_repos WHERE service = ?1", [name])
+        .map_err(backend)?;
+    if let Some(repo) = &change.service.source_repo {
+        tx.execute(
+            "INSERT INTO service_repos (service, source_repo) VALUES (?1, ?2)",
+            params![name, repo.to_string()],
+        )
+        .map_err(backend)?;
+    }
     for image in &change.service.images {
         tx.execute(
             "INSERT INTO service_images (image, service) VALUES (?1, ?2)
@@ -868,6 +878,8 @@ fn insert_fact(
             tx.execute("DELETE FROM services WHERE name = ?1", [name])
                 .map_err(backend)?;
             tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM service_repos WHERE service = ?1", [name])
                 .map_err(backend)?;
         }
         Record::Observation(batch) => project_observation(tx, batch, entry)?,
@@ -1367,16 +1379,34 @@ impl Store for SqliteStore {
         crate::api::service_names(rows)
     }
 
-    fn latest_ci_jobs(&self) -> Result<Vec<(ServiceName, Option<String>)>, StoreError> {
+    fn other_ci_jobs(&self, excluding: &str) -> Result<Option<JobRange>, StoreError> {
+        let mut ends = Vec::new();
+        for order in ["ASC", "DESC"] {
+            let rows: Vec<(String, String)> = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT service, ci_job FROM service_latest_build ORDER BY ci_job {order} LIMIT 2"
+                ))
+                .map_err(backend)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            ends.push(rows);
+        }
+        Ok(crate::api::job_range(ends, excluding))
+    }
+
+    fn services_with_repo(&self, repo: &SourceRepo) -> Result<Vec<ServiceName>, StoreError> {
         let rows = self
             .conn
-            .prepare_cached("SELECT service, ci_job FROM service_latest_build")
+            .prepare_cached("SELECT service FROM service_repos WHERE source_repo = ?1")
             .map_err(backend)?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([repo.to_string()], |r| r.get(0))
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
-        crate::api::latest_ci_jobs(rows)
+        crate::api::service_names(rows)
     }
 
     fn base_tags(&self) -> Result<Vec<(Repository, Tag)>, StoreError> {

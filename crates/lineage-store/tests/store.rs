@@ -489,22 +489,31 @@ fn build_lookups_are_kept_and_filled_on_upgrade() {
                 .map(|u| (u.digest, u.first_used, u.last_used))
                 .collect()
         };
+        // api is registered from `repo`; its newest build names job `release`, web's none.
+        let mut api = service("api", "priya@acme.dev");
+        api.source_repo = Some(repo.clone());
+        let change = ServiceChange {
+            service: api,
+            by: id("maya@acme.dev"),
+            at: t("2026-11-06T00:00:00Z"),
+        };
+        store
+            .record_service_change(&change, t("2026-11-06T00:00:00Z"))
+            .unwrap();
         let lookups = |store: &dyn Store| {
             let commit = CommitId::parse(&"a".repeat(40)).unwrap();
             (
                 store.services_built_from(&repo, &commit).unwrap(),
-                store.latest_ci_jobs().unwrap(),
+                store.other_ci_jobs("nobody").unwrap(),
+                store.other_ci_jobs("web").unwrap(),
+                store.services_with_repo(&repo).unwrap(),
             )
         };
         let expected_lookups = (
             vec![ServiceName::parse("api").unwrap()],
-            vec![
-                (
-                    ServiceName::parse("api").unwrap(),
-                    Some("release".to_string()),
-                ),
-                (ServiceName::parse("web").unwrap(), None),
-            ],
+            Some((None, Some("release".to_string()))),
+            Some((Some("release".to_string()), Some("release".to_string()))),
+            vec![ServiceName::parse("api").unwrap()],
         );
         assert_eq!(uses(store.as_ref()), expected, "{backend}");
         assert_eq!(lookups(store.as_ref()), expected_lookups, "{backend}");
@@ -530,7 +539,8 @@ fn build_lookups_are_kept_and_filled_on_upgrade() {
             StoreLocation::Sqlite(path) => rusqlite_open(path)
                 .execute_batch(
                     "DROP TABLE base_tag_digests; DROP TABLE build_commits;
-                     DROP TABLE service_latest_build; PRAGMA user_version = 6;",
+                     DROP TABLE service_latest_build; DROP TABLE service_repos;
+                     PRAGMA user_version = 6;",
                 )
                 .unwrap(),
             StoreLocation::Postgres(_) => {
@@ -540,7 +550,7 @@ fn build_lookups_are_kept_and_filled_on_upgrade() {
                 pg::client(&db.url)
                     .batch_execute(
                         "DROP TABLE base_tag_digests; DROP TABLE build_commits;
-                         DROP TABLE service_latest_build;
+                         DROP TABLE service_latest_build; DROP TABLE service_repos;
                          UPDATE lineage_meta SET value = '5' WHERE key = 'schema_version'",
                     )
                     .unwrap();
@@ -1144,7 +1154,7 @@ fn a_pre_log_ledger_is_hashed_on_upgrade() {
     // Tables of later versions go too.
     rusqlite_open(&path)
         .execute_batch(
-            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service; DROP INDEX service_images_by_service; DROP TABLE base_tag_digests; DROP TABLE build_commits; DROP TABLE service_latest_build;",
+            "DROP TABLE sbom_findings; DROP TABLE sbom_packages; DROP TABLE sbom_imports; DROP INDEX deploys_by_service; DROP INDEX service_images_by_service; DROP TABLE base_tag_digests; DROP TABLE build_commits; DROP TABLE service_latest_build; DROP TABLE service_repos;",
         )
         .unwrap();
     let store = lineage_store::open(&location, false).unwrap();

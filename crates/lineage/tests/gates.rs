@@ -1997,4 +1997,45 @@ fn copied_source_metadata_is_found_across_services() {
     let later = build("check", "api", "a1", &commit, "release");
     assert!(later.contains(&"B010".to_string()), "{later:?}");
     assert!(!later.contains(&"B011".to_string()), "{later:?}");
+    // B012: api claiming the repository registered for orphan; its own is fine.
+    let claim = |repo: &str| {
+        let image = format!("ghcr.io/acme/api:1.8.0@{}", digest("a3"));
+        let base = pinned_base();
+        let r = w.run(&[
+            "--format",
+            "json",
+            "build",
+            "check",
+            "--image",
+            &image,
+            "--base",
+            &base,
+            "--base-pulled-at",
+            "2026-11-17T08:00:00Z",
+            "--repo",
+            repo,
+            "--commit",
+            &commit,
+            "--ci-system",
+            "github-actions",
+            "--ci-job",
+            "api",
+            "--ci-run-id",
+            "7",
+            "--branch",
+            "main",
+        ]);
+        let report: Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.stderr));
+        report["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let foreign = claim("https://github.com/acme/orphan");
+    assert!(foreign.contains(&"B012".to_string()), "{foreign:?}");
+    let own = claim("https://github.com/acme/api");
+    assert!(!own.contains(&"B012".to_string()), "{own:?}");
 }
