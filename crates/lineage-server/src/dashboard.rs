@@ -114,10 +114,15 @@ fn error_page(st: &AppState, e: ApiError) -> Response {
 }
 
 /// A digest as people read it: algorithm and the first 12 hex digits, the full one on hover.
+/// A digest as 12 hex digits, the whole digest in its title, linked to its Lineage page.
 fn short(d: &str) -> String {
     let cut = d.find(':').map_or(0, |i| i + 1) + 12;
     let shown = if d.len() > cut { &d[..cut] } else { d };
-    format!("<code title=\"{}\">{}</code>", esc(d), esc(shown))
+    let code = format!("<code title=\"{}\">{}</code>", esc(d), esc(shown));
+    match lineage_core::lineage_graph::Link::Digest(d.to_string()).href() {
+        Some(href) => format!("<a href=\"{}\">{code}</a>", esc(&href)),
+        None => code,
+    }
 }
 
 fn or_dash(v: Option<&str>) -> String {

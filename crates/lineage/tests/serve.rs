@@ -1888,4 +1888,11 @@ fn base_freshness_is_one_answer_on_every_path() {
         fleet.contains("Provenance signatures are not judged"),
         "{fleet}"
     );
+    // Every running digest links to its own page (issue 21, links).
+    for c in ['a', 'b', 'd'] {
+        let href = format!("href=\"/digests/{}\"", digest(c));
+        assert!(fleet.contains(&href), "{href} missing: {fleet}");
+        let (status, page) = get(&format!("{}/digests/{}", server.url, digest(c)), None);
+        assert_eq!(status, 200, "{page}");
+    }
 }
