@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use lineage_model::{
-    BaseSeen, BuildRecord, Digest, EnvName, Identity, ImageRef, Record, Repository, Tag, Timestamp,
+    BaseSeen, BuildRecord, Digest, EnvName, Identity, ImageRef, Record, Repository, ServiceName,
+    Tag, Timestamp,
 };
 use lineage_store::Store;
 use serde::Serialize;
@@ -598,7 +599,13 @@ fn rebuilt_on(
     let Some(commit) = &build.commit else {
         return Ok(None);
     };
-    for candidate in store.builds_of_service(&build.service, 50)? {
+    // The builds of the same commit, from the commit lookup; without a recorded repository,
+    // the service's recent builds.
+    let candidates = match &build.source_repo {
+        Some(repo) => store.builds_from(&build.service, repo, commit)?,
+        None => store.builds_of_service(&build.service, 50)?,
+    };
+    for candidate in candidates {
         let on_newest = candidate.bases.iter().any(|b| {
             b.name == base.name && b.digest.as_ref().is_some_and(|d| d.to_string() == newest)
         });
@@ -653,7 +660,6 @@ pub fn stale(
     let mut rows = Vec::new();
     let mut not_assessed = Vec::new();
     let mut up_to_date = 0;
-    let mut services = BTreeMap::new();
     let mut over_limit = 0;
     let mut below_min_days = 0;
     let truth = crate::observe::Truth::load(store, options.env.as_ref(), None, Some(now))?;
@@ -675,6 +681,23 @@ pub fn stale(
         .flat_map(|b| assessable_bases(b).into_iter().map(|(tag, _, _)| tag))
         .collect();
     let knowledge = Knowledge::load_tags(store, &used)?;
+    // Owners and retirements for every placement in two reads.
+    let mut names: Vec<ServiceName> = placements
+        .iter()
+        .map(|(r, _)| r.deploy.service.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    let services: BTreeMap<ServiceName, lineage_model::Service> = store
+        .services_named(&names)?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    let digests: Vec<Digest> = placements
+        .iter()
+        .map(|(r, _)| r.deploy.digest.clone())
+        .collect();
+    let retired = crate::lifecycle::retirements(store, &digests)?;
     for (running, observed) in placements {
         let deploy = &running.deploy;
         let skip = |reason: &str| NotAssessed {
@@ -723,10 +746,7 @@ pub fn stale(
                 below_min_days += 1;
                 continue;
             }
-            if !services.contains_key(&deploy.service) {
-                services.insert(deploy.service.clone(), store.service(&deploy.service)?);
-            }
-            let service = services.get(&deploy.service).and_then(Option::as_ref);
+            let service = services.get(&deploy.service);
             rows.push(StaleRow {
                 service: deploy.service.to_string(),
                 env: deploy.env.to_string(),
@@ -752,8 +772,8 @@ pub fn stale(
                 rebuilt: rebuilt_on(store, build, &base_tag, &newest, &deploy.env)?,
                 ci_url: build.ci.as_ref().and_then(|c| c.url.clone()),
                 observed: observed.clone(),
-                retired: crate::lifecycle::retirement(store, &deploy.digest)?
-                    .as_ref()
+                retired: retired
+                    .get(&deploy.digest)
                     .map(crate::lifecycle::RetiredMark::of),
             });
         }

@@ -653,6 +653,13 @@ pub trait Store: Send {
         repo: &SourceRepo,
         commit: &CommitId,
     ) -> Result<Vec<ServiceName>, StoreError>;
+    /// The recorded builds of `service` made from `commit` of `repo`, newest first.
+    fn builds_from(
+        &self,
+        service: &ServiceName,
+        repo: &SourceRepo,
+        commit: &CommitId,
+    ) -> Result<Vec<BuildRecord>, StoreError>;
     /// Among services other than `excluding` that have builds, the lowest and the highest CI
     /// job of their newest builds (`None` inside: a build that named none); `None` when no
     /// other service has builds. Equal ends mean every other service reports that job.

@@ -99,8 +99,8 @@ pub fn raw_insert_builds(path: &Path, rows: &[RawBuild], batch: usize) -> rusqli
                      last_used = max(last_used, excluded.last_used)",
             )?;
             let mut commit = tx.prepare_cached(
-                "INSERT INTO build_commits (source_repo, commit_id, service) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO build_commits (source_repo, commit_id, service, digest)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
             )?;
             let mut latest = tx.prepare_cached(
                 "INSERT INTO service_latest_build (service, ci_job, entry) VALUES (?1, ?2, ?3)
@@ -112,7 +112,7 @@ pub fn raw_insert_builds(path: &Path, rows: &[RawBuild], batch: usize) -> rusqli
                 let e = tx.last_insert_rowid();
                 build.execute(params![r.digest, r.service, r.image, e])?;
                 if let Some((repo, c)) = &r.commit {
-                    commit.execute(params![repo, c, r.service])?;
+                    commit.execute(params![repo, c, r.service, r.digest])?;
                 }
                 latest.execute(params![r.service, r.ci_job, e])?;
                 for t in &r.tags {

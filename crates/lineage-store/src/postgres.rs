@@ -459,7 +459,7 @@ struct Rows {
     /// Per (base name, tag, digest): the first and last use, folded like `base_usage`.
     base_tags: BTreeMap<(String, String, String), (i64, i64)>,
     /// (source repository, commit, service) of builds with both.
-    build_commits: BTreeSet<(String, String, String)>,
+    build_commits: BTreeSet<(String, String, String, String)>,
     /// Per service: the CI job ('' for none) and entry of its newest build in the batch.
     latest_builds: BTreeMap<String, (String, i64)>,
     deploys: Vec<(i64, String, String, String, i64)>,
@@ -586,6 +586,7 @@ impl<'a> Batch<'a> {
                 repo.to_string(),
                 commit.to_string(),
                 build.service.to_string(),
+                build.digest.to_string(),
             ));
         }
         let latest = self
@@ -1031,21 +1032,23 @@ impl<'a> Batch<'a> {
             )?;
         }
         if !rows.build_commits.is_empty() {
-            let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
-            for (a, b, x) in rows.build_commits {
+            let (mut r, mut c, mut v, mut d) = (vec![], vec![], vec![], vec![]);
+            for (a, b, x, y) in rows.build_commits {
                 r.push(a);
                 c.push(b);
                 v.push(x);
+                d.push(y);
             }
             execute(
                 tx,
-                "INSERT INTO build_commits (source_repo, commit_id, service)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                "INSERT INTO build_commits (source_repo, commit_id, service, digest)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
                  ON CONFLICT DO NOTHING",
                 &[
                     (&r, Type::TEXT_ARRAY),
                     (&c, Type::TEXT_ARRAY),
                     (&v, Type::TEXT_ARRAY),
+                    (&d, Type::TEXT_ARRAY),
                 ],
             )?;
         }
@@ -1697,13 +1700,34 @@ impl Store for PgStore {
         let mut c = self.conn()?;
         let rows = query(
             &mut *c,
-            "SELECT service FROM build_commits WHERE source_repo = $1 AND commit_id = $2",
+            "SELECT DISTINCT service FROM build_commits WHERE source_repo = $1 AND commit_id = $2",
             &[
                 (&repo.to_string(), Type::TEXT),
                 (&commit.to_string(), Type::TEXT),
             ],
         )?;
         crate::api::service_names(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn builds_from(
+        &self,
+        service: &ServiceName,
+        repo: &SourceRepo,
+        commit: &CommitId,
+    ) -> Result<Vec<BuildRecord>, StoreError> {
+        let mut c = self.conn()?;
+        let found = indexes(
+            &mut *c,
+            "SELECT b.entry FROM build_commits c JOIN builds b ON b.digest = c.digest
+             WHERE c.source_repo = $1 AND c.commit_id = $2 AND c.service = $3
+             ORDER BY b.entry DESC",
+            &[
+                (&repo.to_string(), Type::TEXT),
+                (&commit.to_string(), Type::TEXT),
+                (&service.as_str(), Type::TEXT),
+            ],
+        )?;
+        builds_at(&mut *c, &found)
     }
 
     fn other_ci_jobs(&self, excluding: &str) -> Result<Option<JobRange>, StoreError> {
@@ -2681,8 +2705,12 @@ pub(crate) fn raw_insert_builds(
                 r.build_tags.push((p.image.to_string(), t.clone(), next));
             }
             if let Some((repo, commit)) = p.commit {
-                r.build_commits
-                    .insert((repo.clone(), commit.clone(), p.service.to_string()));
+                r.build_commits.insert((
+                    repo.clone(),
+                    commit.clone(),
+                    p.service.to_string(),
+                    p.digest.to_string(),
+                ));
             }
             r.latest_builds
                 .insert(p.service.to_string(), (p.ci_job.to_string(), next));

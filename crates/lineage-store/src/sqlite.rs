@@ -687,14 +687,15 @@ fn project_build_lookups(
 ) -> Result<(), StoreError> {
     if let (Some(repo), Some(commit)) = (&build.source_repo, &build.commit) {
         tx.prepare_cached(
-            "INSERT INTO build_commits (source_repo, commit_id, service) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO build_commits (source_repo, commit_id, service, digest)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )
         .map_err(backend)?
         .execute(params![
             repo.to_string(),
             commit.to_string(),
-            build.service.as_str()
+            build.service.as_str(),
+            build.digest.to_string()
         ])
         .map_err(backend)?;
     }
@@ -1369,7 +1370,7 @@ impl Store for SqliteStore {
         let rows = self
             .conn
             .prepare_cached(
-                "SELECT service FROM build_commits WHERE source_repo = ?1 AND commit_id = ?2",
+                "SELECT DISTINCT service FROM build_commits WHERE source_repo = ?1 AND commit_id = ?2",
             )
             .map_err(backend)?
             .query_map(params![repo.to_string(), commit.to_string()], |r| r.get(0))
@@ -1377,6 +1378,21 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
         crate::api::service_names(rows)
+    }
+
+    fn builds_from(
+        &self,
+        service: &ServiceName,
+        repo: &SourceRepo,
+        commit: &CommitId,
+    ) -> Result<Vec<BuildRecord>, StoreError> {
+        let found = self.indexes(
+            "SELECT b.entry FROM build_commits c JOIN builds b ON b.digest = c.digest
+             WHERE c.source_repo = ?1 AND c.commit_id = ?2 AND c.service = ?3
+             ORDER BY b.entry DESC",
+            &[&repo.to_string(), &commit.to_string(), &service.as_str()],
+        )?;
+        found.into_iter().map(|i| self.build_at(i)).collect()
     }
 
     fn other_ci_jobs(&self, excluding: &str) -> Result<Option<JobRange>, StoreError> {

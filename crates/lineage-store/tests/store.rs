@@ -507,6 +507,12 @@ fn build_lookups_are_kept_and_filled_on_upgrade() {
                 store.other_ci_jobs("nobody").unwrap(),
                 store.other_ci_jobs("web").unwrap(),
                 store.services_with_repo(&repo).unwrap(),
+                store
+                    .builds_from(&ServiceName::parse("api").unwrap(), &repo, &commit)
+                    .unwrap()
+                    .into_iter()
+                    .map(|b| b.digest)
+                    .collect::<Vec<_>>(),
             )
         };
         let expected_lookups = (
@@ -514,6 +520,7 @@ fn build_lookups_are_kept_and_filled_on_upgrade() {
             Some((None, Some("release".to_string()))),
             Some((Some("release".to_string()), Some("release".to_string()))),
             vec![ServiceName::parse("api").unwrap()],
+            vec![digest("a2"), digest("a1")],
         );
         assert_eq!(uses(store.as_ref()), expected, "{backend}");
         assert_eq!(lookups(store.as_ref()), expected_lookups, "{backend}");

@@ -14,13 +14,15 @@ CREATE TABLE base_tag_digests (
     PRIMARY KEY (base_name, base_tag, base_digest)
 );
 
--- Per source repository and commit, the services built from it: the build gate finds the
--- other services of a shared commit (B010) in one indexed read, whatever the fleet's size.
+-- Per source repository and commit, the builds made from it: the build gate finds the other
+-- services of a shared commit (B010), and the stale report a rebuild of the same commit, in
+-- one indexed read, whatever the fleet's size.
 CREATE TABLE build_commits (
     source_repo TEXT NOT NULL,
     commit_id   TEXT NOT NULL,
     service     TEXT NOT NULL,
-    PRIMARY KEY (source_repo, commit_id, service)
+    digest      TEXT NOT NULL,
+    PRIMARY KEY (source_repo, commit_id, service, digest)
 );
 
 -- Per service, the CI job of its newest build ('' when it named none), for B011: the lowest
