@@ -108,16 +108,25 @@ struct Observation {
 }
 
 impl Knowledge {
-    /// Every tag a recorded build used or a registry was asked about.
-    pub fn load(store: &dyn Store) -> Result<Knowledge, Error> {
-        let mut knowledge = Knowledge::default();
+    /// Every tag a recorded build used or a registry was asked about, sorted: what
+    /// `lineage base refresh` asks registries about.
+    pub fn known_tags(store: &dyn Store) -> Result<Vec<BaseTag>, Error> {
+        let mut tags: BTreeSet<BaseTag> = store
+            .base_tags()?
+            .into_iter()
+            .map(|(name, tag)| BaseTag { name, tag })
+            .collect();
         for entry in store.facts("base", None)? {
-            knowledge.add_seen(entry.record);
+            if let Record::Base(BaseSeen {
+                name,
+                tag: Some(tag),
+                ..
+            }) = entry.record
+            {
+                tags.insert(BaseTag { name, tag });
+            }
         }
-        for (name, tag) in store.base_tags()? {
-            knowledge.add_uses(store, BaseTag { name, tag })?;
-        }
-        Ok(knowledge)
+        Ok(tags.into_iter().collect())
     }
 
     /// Only `tags`: what one report or one gate decision needs, in indexed reads.
@@ -171,11 +180,6 @@ impl Knowledge {
             }
         }
         Ok(())
-    }
-
-    /// Every base tag used by a recorded build or seen in a registry, sorted.
-    pub fn tags(&self) -> Vec<BaseTag> {
-        self.observations.keys().cloned().collect()
     }
 
     /// The tag's digests, newest (latest first seen) first.

@@ -72,14 +72,7 @@ impl OutcomeMark {
 
 /// The newest retirement of `digest`.
 pub fn retirement(store: &dyn Store, digest: &Digest) -> Result<Option<Retirement>, Error> {
-    Ok(store
-        .facts("retire", Some(&digest.to_string()))?
-        .into_iter()
-        .rev()
-        .find_map(|e| match e.record {
-            Record::Retire(r) => Some(r),
-            _ => None,
-        }))
+    Ok(retirements(store, std::slice::from_ref(digest))?.remove(digest))
 }
 
 /// Every recorded outcome of `service`, oldest first.
@@ -144,18 +137,11 @@ pub struct Attention {
     pub findings: Vec<String>,
     /// The newest outcome since the deploy, when it is not `healthy`.
     pub outcome: Option<DeployOutcome>,
-    /// Whole days its final base has been behind its tag, when it is.
-    pub stale_days: Option<i64>,
 }
 
 /// Judges a placement for the fleet view. Approval findings apply to production only, as the
 /// deploy gate's do by default.
-pub fn attention(
-    config: &Config,
-    deploy: &DeployRecord,
-    facts: &gate::DigestFacts,
-    now: Timestamp,
-) -> Attention {
+pub fn attention(config: &Config, deploy: &DeployRecord, facts: &gate::DigestFacts) -> Attention {
     let mut findings = Vec::new();
     if facts.build.is_none() {
         findings.push("no build record".to_string());
@@ -186,11 +172,7 @@ pub fn attention(
     if let Some(o) = &outcome {
         findings.push(format!("deploy {}", o.status.as_str()));
     }
-    Attention {
-        findings,
-        outcome,
-        stale_days: facts.stale_base().map(|(_, since)| since.days_until(now)),
-    }
+    Attention { findings, outcome }
 }
 
 // -------------------------------------------------------------------------------------------

@@ -113,8 +113,8 @@ fn error_page(st: &AppState, e: ApiError) -> Response {
     (e.status, page(st, "Error", &body)).into_response()
 }
 
-/// A digest as people read it: algorithm and the first 12 hex digits, the full one on hover.
-/// A digest as 12 hex digits, the whole digest in its title, linked to its Lineage page.
+/// A digest as people read it: algorithm and the first 12 hex digits, the full one on hover,
+/// linked to its Lineage page.
 fn short(d: &str) -> String {
     let cut = d.find(':').map_or(0, |i| i + 1) + 12;
     let shown = if d.len() > cut { &d[..cut] } else { d };
@@ -311,7 +311,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
                 Some(r) => {
                     let facts = st.index.facts(&st.readers, &r.deploy.digest)?;
                     let production = st.cfg.gate.config.is_production(e);
-                    let judged = lifecycle::attention(&st.cfg.gate.config, &r.deploy, &facts, now);
+                    let judged = lifecycle::attention(&st.cfg.gate.config, &r.deploy, &facts);
                     unjudged |= facts.signature_for(Some(e)) == SignatureStatus::NotChecked;
                     attention.extend(
                         judged
@@ -359,12 +359,8 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
             .iter()
             .filter_map(|f| f.base_freshness.as_ref())
             .collect();
-        let behind = freshness
-            .iter()
-            .filter_map(|f| f.behind())
-            .map(|(_, since)| since.days_until(now).max(0))
-            .max();
-        if let Some(d) = behind.filter(|d| *d > 0) {
+        let worst = worst_behind(&freshness, now);
+        if let Some(d) = worst.map(|(d, _)| d).filter(|d| *d > 0) {
             attention.push((false, format!("base {d} days behind its tag")));
         }
         let findings = if attention.is_empty() {
@@ -383,7 +379,7 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
         let _ = write!(
             row,
             "<td>{findings}</td><td>{}</td><td>{}</td></tr>",
-            base_cell(&freshness, facts_kept.len(), now),
+            base_cell(&freshness, worst, facts_kept.len()),
             match last {
                 Some(d) => format!(
                     "{} to {} by {}",
@@ -415,16 +411,29 @@ fn fleet_html(st: &AppState, store: &dyn Store) -> Result<String, ApiError> {
     Ok(html)
 }
 
-/// The "Base behind" cell: the worst of a service's placements, in the words `report stale`
-/// uses, and where the answer came from. Unknown is said as unknown, with what finds out.
-fn base_cell(freshness: &[&Freshness], placements: usize, now: Timestamp) -> String {
-    let worst = freshness
+/// The most days any of `freshness` is behind, and who saw the newer digest.
+fn worst_behind<'a>(
+    freshness: &[&'a Freshness],
+    now: Timestamp,
+) -> Option<(i64, &'a [&'static str])> {
+    freshness
         .iter()
         .filter_map(|f| match f {
-            Freshness::Behind { since, source, .. } => Some((since.days_until(now).max(0), source)),
+            Freshness::Behind { since, source, .. } => {
+                Some((since.days_until(now).max(0), source.as_slice()))
+            }
             _ => None,
         })
-        .max_by_key(|(days, _)| *days);
+        .max_by_key(|(days, _)| *days)
+}
+
+/// The "Base behind" cell: the worst of a service's placements, in the words `report stale`
+/// uses, and where the answer came from. Unknown is said as unknown, with what finds out.
+fn base_cell(
+    freshness: &[&Freshness],
+    worst: Option<(i64, &[&'static str])>,
+    placements: usize,
+) -> String {
     if let Some((days, source)) = worst {
         return format!(
             "<span class=\"warn\">{days} days behind</span><br><span class=\"muted\">newer digest seen by {}</span>",

@@ -97,8 +97,9 @@ pub struct AppState {
 }
 
 /// A write waiting for the writer thread: it runs on the writer's store inside a group and
-/// returns what answers its caller once the group's fate is known (`None`: durable).
-type Job = Box<dyn FnOnce(&AppState, &mut dyn Store) -> Answer + Send>;
+/// returns whether it succeeded (its writes are kept only then) and what answers its caller
+/// once the group's fate is known (`None`: durable).
+type Job = Box<dyn FnOnce(&AppState, &mut dyn Store) -> (bool, Answer) + Send>;
 type Answer = Box<dyn FnOnce(Option<&ApiError>) + Send>;
 
 /// At most this many writes share one commit; a longer queue waits for the next.
@@ -191,12 +192,14 @@ impl AppState {
         let (send, receive) = std::sync::mpsc::sync_channel(1);
         let job: Job = Box::new(move |state, store| {
             let out = f(state, store);
-            Box::new(move |failed: Option<&ApiError>| {
+            let kept = out.is_ok();
+            let answer: Answer = Box::new(move |failed: Option<&ApiError>| {
                 let _ = send.send(match failed {
                     Some(e) => Err(e.clone()),
                     None => out,
                 });
-            })
+            });
+            (kept, answer)
         });
         {
             let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -219,35 +222,19 @@ impl AppState {
     /// lets the index see the writes, then answers every job.
     fn commit_group(&self, store: &mut dyn Store, jobs: Vec<Job>) {
         let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
-        let committed: Result<(), ApiError> = (|| {
-            store.begin_group().map_err(lineage_core::Error::from)?;
-            answers = jobs
-                .into_iter()
-                .map(|job| {
-                    // A panicking write drops its caller's channel (its caller gets a 500);
-                    // the savepoint it was in rolled back as it unwound.
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(self, store)))
-                        .unwrap_or_else(|_| Box::new(|_| ()))
-                })
-                .collect();
-            let sealed = match &self.cfg.log {
-                Some((key, settings)) => {
-                    lineage_core::ledger_log::seal(store, key, settings, self.now()).map(drop)
-                }
-                None => Ok(()),
-            };
-            match sealed {
-                Ok(()) => store.commit_group().map_err(lineage_core::Error::from)?,
+        // Jobs that never run (the group could not begin) drop their channels, which answers
+        // their callers with an error.
+        let committed = match store.begin_group() {
+            Err(e) => Err(ApiError::from(e)),
+            Ok(()) => match self.run_group(store, jobs, &mut answers) {
+                Ok(()) => store.commit_group().map_err(ApiError::from),
                 Err(e) => {
                     store.rollback_group();
-                    return Err(ApiError::from(e));
+                    Err(e)
                 }
-            }
-            Ok(())
-        })();
+            },
+        };
         if let Err(e) = &committed {
-            // Jobs that never ran (the group could not begin) dropped their channels, which
-            // answers their callers with an error too.
             tracing::error!(error = %e.message, writes = answers.len(), "a group of writes was not committed");
         } else if let Err(e) = self.index.refresh(store) {
             tracing::warn!(error = %e, "index refresh after a write failed; the poller retries");
@@ -255,6 +242,29 @@ impl AppState {
         for answer in answers {
             answer(committed.as_ref().err());
         }
+    }
+
+    /// Runs each job of an open group as one step (a failed or panicking job leaves none of
+    /// its writes), then seals the group's checkpoint.
+    fn run_group(
+        &self,
+        store: &mut dyn Store,
+        jobs: Vec<Job>,
+        answers: &mut Vec<Answer>,
+    ) -> Result<(), ApiError> {
+        for job in jobs {
+            store.begin_step().map_err(ApiError::from)?;
+            // A panicking job drops its caller's channel: its caller gets a 500.
+            let (kept, answer) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(self, store)))
+                    .unwrap_or_else(|_| (false, Box::new(|_| ())));
+            store.end_step(kept).map_err(ApiError::from)?;
+            answers.push(answer);
+        }
+        if let Some((key, settings)) = &self.cfg.log {
+            lineage_core::ledger_log::seal(store, key, settings, self.now())?;
+        }
+        Ok(())
     }
 
     /// Runs `f` on a read connection.

@@ -2375,10 +2375,15 @@ fn writes_that_queue_share_one_commit() {
             .map(|i| {
                 scope.spawn(move || {
                     let out = state.write(move |_, store| {
+                        let index = store.record_facts(&[seen(i)], now, None)?[0];
+                        // A request that fails or panics after writing leaves nothing.
                         if i == 4 {
                             return Err(lineage_server::ApiError::internal("refused"));
                         }
-                        Ok(store.record_facts(&[seen(i)], now, None)?[0])
+                        if i == 7 {
+                            panic!("a write that panics after writing");
+                        }
+                        Ok(index)
                     });
                     // Answered only after the commit: a new connection sees it now.
                     if let Ok(index) = &out {
@@ -2408,14 +2413,27 @@ fn writes_that_queue_share_one_commit() {
     });
     assert!(results[0].is_ok(), "{results:?}");
     for (i, r) in results.iter().enumerate().skip(1) {
-        assert_eq!(r.is_err(), i == 4, "write {i}: {r:?}");
+        assert_eq!(r.is_err(), i == 4 || i == 7, "write {i}: {r:?}");
     }
     let r = reader();
-    // Ten writes, in two groups: two commits, two checkpoints, the last covering them all.
-    assert_eq!(r.len().unwrap(), len_before + 10);
+    // Nine writes kept, in two groups: two commits, two checkpoints, the last covering them.
+    assert_eq!(r.len().unwrap(), len_before + 9);
     let checkpoints = r.checkpoints().unwrap();
     assert_eq!(checkpoints.len(), checkpoints_before + 2, "{checkpoints:?}");
-    assert_eq!(checkpoints.last().unwrap().size, len_before + 10);
+    assert_eq!(checkpoints.last().unwrap().size, len_before + 9);
+    let digests: Vec<Digest> = r
+        .facts("base", None)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::Base(b) => Some(b.digest),
+            _ => None,
+        })
+        .collect();
+    for i in [4u8, 7] {
+        let left = Digest::parse(&format!("sha256:{:064x}", i)).unwrap();
+        assert!(!digests.contains(&left), "the failed write {i} was kept");
+    }
     assert!(r.check_projections(10).unwrap().is_empty());
     let metrics = w.state.metrics.render(&[]);
     assert!(

@@ -739,6 +739,16 @@ pub trait Store: Send {
     }
     /// Drops every write of the group.
     fn rollback_group(&mut self) {}
+    /// Inside a group, starts one user action's writes, which [`Store::end_step`] keeps or
+    /// drops together: a request that fails or panics leaves nothing in the group.
+    fn begin_step(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Ends the step begun last: keeps its writes, or drops them all.
+    fn end_step(&mut self, keep: bool) -> Result<(), StoreError> {
+        let _ = keep;
+        Ok(())
+    }
     /// Facts of `kind` (`Record::kind`), filed under `key` (`Record::fact_key`) or all of them,
     /// oldest first.
     fn facts(&self, kind: &str, key: Option<&str>) -> Result<Vec<Entry>, StoreError>;

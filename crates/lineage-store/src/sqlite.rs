@@ -70,6 +70,8 @@ pub struct SqliteStore {
     /// While a group commit is open ([`Store::begin_group`]): the frontier it started from,
     /// to go back to if the group is rolled back.
     group: Option<Frontier>,
+    /// While a step of a group is open ([`Store::begin_step`]): the frontier it started from.
+    step: Option<Frontier>,
 }
 
 impl SqliteStore {
@@ -96,17 +98,16 @@ impl SqliteStore {
             .map_err(backend)?;
         // A write runs more distinct statements than rusqlite caches by default (16): a
         // cache that thrashes parses SQL on every write (13% of the server's write path).
-        // Savepoint journals (a group commit's per-write savepoints) stay in memory.
         conn.set_prepared_statement_cache_capacity(128);
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA temp_store = MEMORY;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .map_err(backend)?;
         let mut store = SqliteStore {
             conn,
             frontier: Frontier::new(),
             group: None,
+            step: None,
         };
         store.migrate(&shown)?;
         store.frontier = load_frontier(&store.conn)?;
@@ -166,6 +167,7 @@ impl SqliteStore {
             conn,
             frontier,
             group: None,
+            step: None,
         })
     }
 
@@ -241,6 +243,7 @@ fn create_atomically(path: &Path) -> Result<(), StoreError> {
             conn,
             frontier: Frontier::new(),
             group: None,
+            step: None,
         };
         store.migrate(&path.display().to_string())?;
         drop(store);
@@ -1101,6 +1104,7 @@ impl Store for SqliteStore {
     }
 
     fn commit_group(&mut self) -> Result<(), StoreError> {
+        self.step = None;
         let Some(start) = self.group.take() else {
             return Ok(());
         };
@@ -1114,10 +1118,38 @@ impl Store for SqliteStore {
     }
 
     fn rollback_group(&mut self) {
+        self.step = None;
         if let Some(start) = self.group.take() {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.frontier = start;
         }
+    }
+
+    fn begin_step(&mut self) -> Result<(), StoreError> {
+        if self.group.is_none() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("SAVEPOINT lineage_step")
+            .map_err(backend)?;
+        self.step = Some(self.frontier.clone());
+        Ok(())
+    }
+
+    fn end_step(&mut self, keep: bool) -> Result<(), StoreError> {
+        let Some(start) = self.step.take() else {
+            return Ok(());
+        };
+        if keep {
+            return self
+                .conn
+                .execute_batch("RELEASE lineage_step")
+                .map_err(backend);
+        }
+        self.frontier = start;
+        self.conn
+            .execute_batch("ROLLBACK TO lineage_step; RELEASE lineage_step")
+            .map_err(backend)
     }
 
     fn record_facts(

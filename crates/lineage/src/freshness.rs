@@ -155,7 +155,7 @@ fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Out
     let insecure = crate::registry::parse_insecure(&registry)?;
     let by = s.actor(actor.by.as_deref())?;
     let mut store = crate::commands::open_write(s, false)?;
-    let tags = freshness::Knowledge::load(store.as_ref())?.tags();
+    let tags = freshness::Knowledge::known_tags(store.as_ref())?;
     let platform = Platform::parse(DEFAULT_PLATFORM).expect("constant platform");
     // One client per registry host: tokens are cached per client, and a registry that is
     // down fails once per tag rather than stopping the others.

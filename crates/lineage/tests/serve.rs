@@ -1888,8 +1888,31 @@ fn base_freshness_is_one_answer_on_every_path() {
         fleet.contains("Provenance signatures are not judged"),
         "{fleet}"
     );
+    // A build recorded while the server runs, on a newer digest of base:1, makes web's base
+    // behind on the dashboard too: the server's cached facts follow builds, not only
+    // registry refreshes.
+    record(
+        "tool",
+        'e',
+        &[(&format!("base:1@{}", digest('5')), "2026-11-10T00:00:00Z")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, page) = get(&format!("{}/", server.url), None);
+        let start = page.find("href=\"/services/web\"").unwrap();
+        let row = text(&page[start..start + page[start..].find("</tr>").unwrap()]);
+        if row.contains("10 days behind") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web never showed as behind: {row}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fleet = get(&format!("{}/", server.url), None).1;
     // Every running digest links to its own page (issue 21, links).
-    for c in ['a', 'b', 'd'] {
+    for c in ['a', 'b', 'e'] {
         let href = format!("href=\"/digests/{}\"", digest(c));
         assert!(fleet.contains(&href), "{href} missing: {fleet}");
         let (status, page) = get(&format!("{}/digests/{}", server.url, digest(c)), None);
