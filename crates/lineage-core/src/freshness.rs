@@ -1507,6 +1507,23 @@ pub fn render_diff_text(d: &BuildDiff, expect_base_only: bool) -> String {
     out
 }
 
+/// The most days any of `freshness` is behind (at least 0), and who saw the newer digest: a
+/// service's worst base, as the fleet page shows it.
+pub fn worst_behind<'a>(
+    freshness: &[&'a Freshness],
+    now: Timestamp,
+) -> Option<(i64, &'a [&'static str])> {
+    freshness
+        .iter()
+        .filter_map(|f| match f {
+            Freshness::Behind { since, source, .. } => {
+                Some((since.days_until(now).max(0), source.as_slice()))
+            }
+            _ => None,
+        })
+        .max_by_key(|(days, _)| *days)
+}
+
 #[cfg(test)]
 mod tests {
 

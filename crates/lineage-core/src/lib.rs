@@ -12,6 +12,7 @@ mod config_keys;
 mod config_source;
 pub mod drift;
 mod error;
+pub mod fleet;
 pub mod freshness;
 pub mod gate;
 pub mod incident;

@@ -129,48 +129,168 @@ pub fn newest_outcome<'a>(
         .find(|o| o.env == *env && o.digest == *digest && o.at >= since)
 }
 
+/// A kind of risk the fleet shows: each finding is one of these, so a page can count, sort
+/// and filter them, and say each in words (never colour alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    /// A production deploy nobody approved.
+    Unapproved,
+    /// A production deploy approved by the one who deployed it.
+    SelfApproved,
+    /// A running digest with no build record: where it came from is unknown.
+    NoBuild,
+    /// A running digest whose build failed the build gate.
+    FailedGate,
+    /// Provenance not signed.
+    Unsigned,
+    /// Provenance signed by a key the trust policy does not trust.
+    Untrusted,
+    /// A retired digest still running.
+    Retired,
+    /// The newest outcome of a deploy is `failed` or `degraded`.
+    BadOutcome,
+    /// What runs differs from what the ledger records.
+    Drift,
+    /// The final-stage base is behind its tag.
+    StaleBase,
+    /// Critical or high findings in a running digest.
+    Vulnerable,
+}
+
+impl Risk {
+    /// Every kind, in the order pages list them.
+    pub const ALL: &'static [Risk] = &[
+        Risk::Unapproved,
+        Risk::SelfApproved,
+        Risk::NoBuild,
+        Risk::FailedGate,
+        Risk::Unsigned,
+        Risk::Untrusted,
+        Risk::Retired,
+        Risk::BadOutcome,
+        Risk::Drift,
+        Risk::StaleBase,
+        Risk::Vulnerable,
+    ];
+
+    /// The name in URLs and JSON (`?risk=self_approved`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Unapproved => "unapproved",
+            Risk::SelfApproved => "self_approved",
+            Risk::NoBuild => "no_build",
+            Risk::FailedGate => "failed_gate",
+            Risk::Unsigned => "unsigned",
+            Risk::Untrusted => "untrusted",
+            Risk::Retired => "retired",
+            Risk::BadOutcome => "bad_outcome",
+            Risk::Drift => "drift",
+            Risk::StaleBase => "stale_base",
+            Risk::Vulnerable => "vulnerable",
+        }
+    }
+
+    /// The kind in words, for a count's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Risk::Unapproved => "without approval",
+            Risk::SelfApproved => "self-approved",
+            Risk::NoBuild => "no build record",
+            Risk::FailedGate => "failed build gate",
+            Risk::Unsigned => "unsigned provenance",
+            Risk::Untrusted => "untrusted provenance",
+            Risk::Retired => "retired digest running",
+            Risk::BadOutcome => "deploy failed or degraded",
+            Risk::Drift => "drift",
+            Risk::StaleBase => "stale base",
+            Risk::Vulnerable => "critical or high findings",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Risk> {
+        Risk::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+}
+
+/// One thing that needs attention, in words, with its kind and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub risk: Risk,
+    /// The environment it is about, when it is about one placement.
+    pub env: Option<String>,
+    /// Whether it is about production.
+    pub production: bool,
+    /// For people: `production: self-approved`.
+    pub text: String,
+}
+
 /// What needs attention about one placement: a deploy recorded as running, judged with the
 /// gate's facts of its digest (`gate::digest_facts`, which the server keeps in memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attention {
-    /// Findings in words, for people (`no build record`, `self-approved`, …).
-    pub findings: Vec<String>,
+    pub findings: Vec<Finding>,
     /// The newest outcome since the deploy, when it is not `healthy`.
     pub outcome: Option<DeployOutcome>,
+}
+
+/// What is wrong with a deploy's approval, in production only (as the deploy gate's approval
+/// rules apply by default): none at all, or the deployer's own.
+pub fn approval_risk<A: PartialEq<B>, B>(
+    config: &Config,
+    env: &EnvName,
+    by: &B,
+    approved_by: Option<&A>,
+) -> Option<Risk> {
+    if !config.is_production(env) {
+        return None;
+    }
+    match approved_by {
+        None => Some(Risk::Unapproved),
+        Some(a) if a == by => Some(Risk::SelfApproved),
+        Some(_) => None,
+    }
 }
 
 /// Judges a placement for the fleet view. Approval findings apply to production only, as the
 /// deploy gate's do by default.
 pub fn attention(config: &Config, deploy: &DeployRecord, facts: &gate::DigestFacts) -> Attention {
+    let production = config.is_production(&deploy.env);
     let mut findings = Vec::new();
+    let mut found = |risk: Risk, what: &str| {
+        findings.push(Finding {
+            risk,
+            env: Some(deploy.env.to_string()),
+            production,
+            text: format!("{}: {what}", deploy.env),
+        })
+    };
     if facts.build.is_none() {
-        findings.push("no build record".to_string());
+        found(Risk::NoBuild, "no build record");
     }
     if facts.check.as_ref().is_some_and(|c| !c.passed) {
-        findings.push("build failed its gate".into());
+        found(Risk::FailedGate, "build failed its gate");
     }
     if facts.retired.is_some() {
-        findings.push("retired digest running".into());
+        found(Risk::Retired, "retired digest running");
     }
     match facts.signature_for(Some(&deploy.env)) {
         lineage_policy::SignatureStatus::Untrusted { .. } => {
-            findings.push("provenance signed by an untrusted key".into())
+            found(Risk::Untrusted, "provenance signed by an untrusted key")
         }
-        lineage_policy::SignatureStatus::Unsigned => findings.push("provenance not signed".into()),
+        lineage_policy::SignatureStatus::Unsigned => found(Risk::Unsigned, "provenance not signed"),
         _ => {}
     }
-    if config.is_production(&deploy.env) {
-        match &deploy.approved_by {
-            None => findings.push("deployed without approval".into()),
-            Some(a) if *a == deploy.by => findings.push("self-approved".into()),
-            Some(_) => {}
-        }
+    match approval_risk(config, &deploy.env, &deploy.by, deploy.approved_by.as_ref()) {
+        Some(Risk::Unapproved) => found(Risk::Unapproved, "deployed without approval"),
+        Some(risk) => found(risk, "self-approved"),
+        None => {}
     }
     let outcome = newest_outcome(&facts.outcomes, &deploy.env, &deploy.digest, deploy.at)
         .filter(|o| o.status != OutcomeStatus::Healthy)
         .cloned();
     if let Some(o) = &outcome {
-        findings.push(format!("deploy {}", o.status.as_str()));
+        found(Risk::BadOutcome, &format!("deploy {}", o.status.as_str()));
     }
     Attention { findings, outcome }
 }

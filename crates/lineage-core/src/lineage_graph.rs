@@ -72,6 +72,27 @@ pub fn web_url(url: &str) -> Option<&str> {
     (scheme && clean).then_some(url)
 }
 
+/// The web page of `commit` in the repository at `repo`: GitLab's `/-/commit/`, Bitbucket's
+/// `/commits/`, and `/commit/` for GitHub and every other forge (Gitea, Forgejo, …). Only a
+/// [`web_url`] becomes a link; this builds the address, the caller still checks it.
+pub fn commit_url(repo: &str, commit: &str) -> String {
+    let repo = repo.trim_end_matches('/');
+    let repo = repo.strip_suffix(".git").unwrap_or(repo);
+    let host = repo
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if host == "bitbucket.org" {
+        format!("{repo}/commits/{commit}")
+    } else if host.split('.').any(|part| part == "gitlab") {
+        format!("{repo}/-/commit/{commit}")
+    } else {
+        format!("{repo}/commit/{commit}")
+    }
+}
+
 /// One line of a node's label, with where it leads.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Line {
@@ -348,7 +369,7 @@ pub fn of(config: &Config, trace: &TraceReport, history: Option<&HistoryReport>)
         match (&b.commit, traced.then_some(repo).flatten()) {
             (Some(c), Some(repo)) => lines.push(Line::linked(
                 format!("commit {}", short_commit(c)),
-                Link::Url(format!("{repo}/commit/{c}")),
+                Link::Url(commit_url(&repo.to_string(), c)),
             )),
             (Some(c), None) => lines.push(Line::plain(format!("commit {}", short_commit(c)))),
             (None, _) => {}
@@ -498,6 +519,39 @@ fn warning(retired: Option<&str>, outcome: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commits_link_to_their_forge() {
+        let c = "0123456789abcdef0123456789abcdef01234567";
+        for (repo, want) in [
+            (
+                "https://github.com/acme/api",
+                "https://github.com/acme/api/commit/",
+            ),
+            (
+                "https://github.com/acme/api.git",
+                "https://github.com/acme/api/commit/",
+            ),
+            (
+                "https://gitlab.com/acme/group/api/",
+                "https://gitlab.com/acme/group/api/-/commit/",
+            ),
+            (
+                "https://gitlab.acme.dev/api",
+                "https://gitlab.acme.dev/api/-/commit/",
+            ),
+            (
+                "https://bitbucket.org/acme/api",
+                "https://bitbucket.org/acme/api/commits/",
+            ),
+            (
+                "https://git.acme.dev/api",
+                "https://git.acme.dev/api/commit/",
+            ),
+        ] {
+            assert_eq!(commit_url(repo, c), format!("{want}{c}"), "{repo}");
+        }
+    }
 
     #[test]
     fn only_lineage_paths_and_web_urls_are_links() {

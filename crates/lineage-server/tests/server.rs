@@ -54,6 +54,16 @@ fn world_with(mode: Mode, dashboard: DashboardConfig) -> World {
 
 /// A world whose lineage.toml also holds `extra` (gate sections, `[admission]` keys).
 fn world_full(mode: Mode, dashboard: DashboardConfig, extra: &str) -> World {
+    world_seeded(mode, dashboard, extra, |_, _| {})
+}
+
+/// [`world_full`] with more records, written by `seed` before the server starts.
+fn world_seeded(
+    mode: Mode,
+    dashboard: DashboardConfig,
+    extra: &str,
+    seed: impl FnOnce(&mut dyn lineage_store::Store, Timestamp),
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let location = StoreLocation::Sqlite(dir.path().join("l.db"));
     let now = Timestamp::parse(NOW).unwrap();
@@ -167,6 +177,7 @@ fn world_full(mode: Mode, dashboard: DashboardConfig, extra: &str) -> World {
     .unwrap();
     auth::revoke(s, &revoked.grant.id, &id("ops@acme.dev"), now).unwrap();
     tokens.push((None, revoked.secret));
+    seed(s, now);
     drop(store);
 
     let config = Config::default();
@@ -2443,5 +2454,216 @@ fn writes_that_queue_share_one_commit() {
     assert!(
         metrics.contains("lineage_write_groups_total 2"),
         "{metrics}"
+    );
+}
+
+/// Text meant to break a page: markup, an attribute break-out, a terminal escape, a bidi
+/// override and a line break.
+const HOSTILE: &str =
+    "<script>alert(1)</script>\"><img src=x onerror=alert(2)>\u{1b}[2J\u{202e}\r\nend";
+
+/// Every element the dashboard writes: anything else on a page came from data.
+const ELEMENTS: &[&str] = &[
+    "!doctype", "html", "head", "meta", "title", "style", "body", "header", "b", "nav", "a",
+    "form", "button", "main", "h1", "h2", "p", "span", "code", "br", "table", "thead", "tbody",
+    "tr", "th", "td", "ul", "li", "div", "select", "option", "label", "input", "pre", "svg",
+    "defs", "marker", "path", "rect", "text", "line", "g", "circle",
+];
+
+/// Each tag of a page: its element name and its attribute names. Escaped values hold no `<`,
+/// `>` or `"`, so a tag ends at the first `>`, and quoted values can be dropped.
+fn tags(page: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let body = page.split("</style>").nth(1).unwrap_or(page);
+    for part in body.split('<').skip(1) {
+        let tag = part.split('>').next().unwrap_or("");
+        if tag.starts_with('/') {
+            continue;
+        }
+        let mut unquoted = String::new();
+        for (i, piece) in tag.split('"').enumerate() {
+            if i % 2 == 0 {
+                unquoted.push_str(piece);
+                unquoted.push(' ');
+            }
+        }
+        let mut words = unquoted.split_whitespace();
+        let name = words.next().unwrap_or("").to_lowercase();
+        let attrs = words
+            .map(|w| w.trim_end_matches('=').trim_end_matches('/').to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect();
+        out.push((name, attrs));
+    }
+    out
+}
+
+/// Issue 21: hostile text reached the ledger in every free-text field a page shows (the way
+/// an older record or a direct store write could carry it) and a `javascript:` CI link; every
+/// page escapes all of it by construction: no element, attribute or link comes from a record,
+/// and no control or bidi character reaches the page.
+#[tokio::test]
+async fn hostile_text_in_every_field_never_becomes_markup() {
+    let w = world_seeded(Mode::Enforce, DashboardConfig::default(), "", |s, now| {
+        let hostile = |d: char, url: &str| BuildRecord {
+            service: ServiceName::parse("api").unwrap(),
+            image: Repository::parse("ghcr.io/acme/api").unwrap(),
+            digest: digest(d),
+            tags: vec![Tag::parse("2.0").unwrap()],
+            bases: vec![BaseImage {
+                name: Repository::parse("python").unwrap(),
+                tag: Some(Tag::parse("3.12-slim").unwrap()),
+                digest: Some(digest('b')),
+                pulled_at: Some(now),
+                final_stage: true,
+            }],
+            source_repo: None,
+            git_ref: Some(HOSTILE.into()),
+            commit: Some(CommitId::parse(&"d".repeat(40)).unwrap()),
+            started_at: None,
+            finished_at: Some(now),
+            ci: Some(lineage_model::CiRun {
+                system: HOSTILE.into(),
+                job: Some(HOSTILE.into()),
+                run_id: Some(HOSTILE.into()),
+                url: Some(url.into()),
+            }),
+            builder: None,
+            platform: Some(HOSTILE.into()),
+            dockerfile: Some(lineage_model::DockerfileRef {
+                path: HOSTILE.into(),
+                sha256: None,
+            }),
+        };
+        record::build(s, hostile('d', "javascript:alert(3)"), now, None).unwrap();
+        record::build(
+            s,
+            hostile('9', "https://ci.acme.dev/\"><script>"),
+            now,
+            None,
+        )
+        .unwrap();
+        let deploy = DeployRecord {
+            config: Vec::new(),
+            service: ServiceName::parse("api").unwrap(),
+            image: Repository::parse("ghcr.io/acme/api").unwrap(),
+            digest: digest('d'),
+            env: EnvName::parse("staging").unwrap(),
+            by: id("jonas@acme.dev"),
+            approved_by: None,
+            ticket: Some(HOSTILE.into()),
+            at: now,
+            rollback: false,
+        };
+        record::deploy(s, deploy, now, None).unwrap();
+        s.record_facts(
+            &[
+                Record::Retire(Retirement {
+                    digest: digest('d'),
+                    reason: HOSTILE.into(),
+                    by: id("sec@acme.dev"),
+                    at: now,
+                }),
+                Record::Outcome(lineage_model::DeployOutcome {
+                    service: ServiceName::parse("api").unwrap(),
+                    env: EnvName::parse("staging").unwrap(),
+                    digest: digest('d'),
+                    status: lineage_model::OutcomeStatus::Degraded,
+                    detail: Some(HOSTILE.into()),
+                    by: id("sre@acme.dev"),
+                    at: now,
+                }),
+                Record::IncidentOpened(lineage_model::IncidentOpened {
+                    title: HOSTILE.into(),
+                    query: lineage_model::IncidentQuery {
+                        kind: "base".into(),
+                        value: digest('b').to_string(),
+                    },
+                    drill: true,
+                    affected: vec![lineage_model::IncidentTarget {
+                        service: ServiceName::parse("api").unwrap(),
+                        env: EnvName::parse("staging").unwrap(),
+                        digest: digest('d'),
+                        since: now,
+                    }],
+                    by: id("sec@acme.dev"),
+                    at: now,
+                }),
+            ],
+            now,
+            None,
+        )
+        .unwrap();
+    });
+    let reader = token(&w, Some(Scope::Read));
+    let asked = form_value(HOSTILE);
+    let pages = [
+        "/".to_string(),
+        format!("/?owner={asked}&service={asked}"),
+        "/?risk=%3Cscript%3E".to_string(),
+        "/services/api".to_string(),
+        format!("/digests/{}", digest('d')),
+        format!("/digests/{}", digest('9')),
+        format!("/incident?q={asked}"),
+        format!("/incident?q={}", digest('b')),
+        "/incidents".to_string(),
+        "/incidents/1".to_string(),
+        "/log".to_string(),
+        format!("/services/{asked}"),
+        format!("/digests/{asked}"),
+        format!("/incidents/{asked}"),
+    ];
+    let mut shown = 0;
+    for uri in &pages {
+        let a = browse(&w, uri, Via::Header(&reader)).await;
+        let body = &a.body;
+        let lower = body.to_lowercase();
+        assert!(
+            !lower.contains("<script"),
+            "{uri}: a script element\n{body}"
+        );
+        for (name, attrs) in tags(body) {
+            assert!(
+                ELEMENTS.contains(&name.as_str()),
+                "{uri}: a <{name}> element\n{body}"
+            );
+            for a in attrs {
+                assert!(
+                    !a.starts_with("on") && a != "style",
+                    "{uri}: <{name} {a}=…>\n{body}"
+                );
+            }
+        }
+        for (i, _) in lower.match_indices("href=\"") {
+            let target = &lower[i + 6..];
+            assert!(
+                target.starts_with('/')
+                    || target.starts_with("https://")
+                    || target.starts_with("http://"),
+                "{uri}: a link that is not a page or http(s): {}",
+                &body[i..(i + 60).min(body.len())]
+            );
+        }
+        assert!(
+            !body
+                .chars()
+                .any(|c| lineage_model::is_unsafe_char(c) && c != '\n' && c != '\t'),
+            "{uri}: a control or bidi character reached the page"
+        );
+        if body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") {
+            shown += 1;
+        }
+    }
+    // The hostile text was on the pages (escaped), so the pages did render those fields.
+    assert!(shown >= 6, "hostile text shown on only {shown} pages");
+    let service = browse(&w, "/services/api", Via::Header(&reader)).await.body;
+    assert!(service.contains("RETIRED (&lt;script&gt;"), "{service}");
+    // A control character is shown as its escape, as a terminal shows it.
+    assert!(service.contains("\\u{1b}[2J\\u{202e}"), "{service}");
+    assert!(!service.contains("href=\"javascript"), "{service}");
+    let incident = browse(&w, "/incidents/1", Via::Header(&reader)).await.body;
+    assert!(
+        incident.contains("<svg"),
+        "the incident timeline is drawn\n{incident}"
     );
 }

@@ -1919,3 +1919,142 @@ fn base_freshness_is_one_answer_on_every_path() {
         assert_eq!(status, 200, "{page}");
     }
 }
+
+/// One row of the fleet table: the service, its row class, the risk kinds it is marked with.
+struct FleetRow {
+    service: String,
+    class: String,
+    risks: std::collections::BTreeSet<String>,
+    html: String,
+}
+
+/// The value of `attr="…"` at the start of `tag`.
+fn attr<'a>(tag: &'a str, attr: &str) -> Option<&'a str> {
+    let start = tag.find(&format!(" {attr}=\""))? + attr.len() + 3;
+    tag[start..].split('"').next()
+}
+
+/// The fleet table's rows, read from the page as served.
+fn fleet_rows(page: &str) -> Vec<FleetRow> {
+    let table = page
+        .split("<table class=\"cards fleet\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fleet table\n{page}"));
+    let body = table.split("</table>").next().unwrap();
+    body.split("<tr ")
+        .skip(1)
+        .filter(|r| r.contains("data-service="))
+        .map(|r| format!(" {r}"))
+        .map(|r| FleetRow {
+            service: attr(&r, "data-service").unwrap().to_string(),
+            class: attr(&r, "class").unwrap_or("").to_string(),
+            risks: r
+                .split(" data-risk=\"")
+                .skip(1)
+                .map(|x| x.split('"').next().unwrap().to_string())
+                .collect(),
+            html: r,
+        })
+        .collect()
+}
+
+/// The count at the head of the fleet page for each kind of risk.
+fn risk_counts(page: &str) -> std::collections::BTreeMap<String, usize> {
+    page.split(" data-risk-count=\"")
+        .skip(1)
+        .map(|x| {
+            let kind = x.split('"').next().unwrap().to_string();
+            let count = x
+                .split("<b>")
+                .nth(1)
+                .and_then(|b| b.split("</b>").next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no count for {kind}"));
+            (kind, count)
+        })
+        .collect()
+}
+
+/// Issue 21, "Done when": `lineage demo`, then `lineage serve`. The fleet page heads with a
+/// count of each kind of risk, and each count is the number of rows marked with it; rows with
+/// production risks come first and say so in words; each filter keeps exactly the rows with
+/// its risk; the service page draws the lineage picture, and the incident page for the demo's
+/// base answers who owns it, what runs, which commit and who approved.
+#[test]
+fn the_demo_fleet_puts_risk_first() {
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    w.ok(&["demo"], &[]);
+    let server = Server::start_with(&w, &["--public-dashboard"]);
+    let url = server.url.clone();
+    let (status, page) = get(&format!("{url}/"), None);
+    assert_eq!(status, 200, "{page}");
+    let rows = fleet_rows(&page);
+    let counts = risk_counts(&page);
+    assert!(rows.len() >= 3, "{page}");
+    assert_eq!(
+        counts.len(),
+        11,
+        "every kind of risk is counted: {counts:?}"
+    );
+    for (risk, count) in &counts {
+        let marked: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.risks.contains(risk))
+            .map(|r| r.service.as_str())
+            .collect();
+        assert_eq!(*count, marked.len(), "{risk}: {marked:?}");
+    }
+    // The demo's morning: critical findings in production and a base left behind.
+    assert!(counts["vulnerable"] > 0, "{counts:?}");
+    assert!(counts["stale_base"] > 0, "{counts:?}");
+    let production: Vec<&FleetRow> = rows
+        .iter()
+        .filter(|r| r.class == "risk-production")
+        .collect();
+    assert!(!production.is_empty(), "{page}");
+    // Risk first: every row with a production risk is above every row without one, and says
+    // so in words.
+    let first_other = rows
+        .iter()
+        .position(|r| r.class != "risk-production")
+        .unwrap_or(rows.len());
+    assert!(
+        rows[first_other..]
+            .iter()
+            .all(|r| r.class != "risk-production"),
+        "{:?}",
+        rows.iter()
+            .map(|r| (&r.service, &r.class))
+            .collect::<Vec<_>>()
+    );
+    for r in &production {
+        assert!(r.html.contains("PRODUCTION RISK"), "{}", r.html);
+    }
+    for (risk, count) in counts.iter().filter(|(_, c)| **c > 0) {
+        let (status, filtered) = get(&format!("{url}/?risk={risk}"), None);
+        assert_eq!(status, 200, "{filtered}");
+        let kept = fleet_rows(&filtered);
+        assert_eq!(kept.len(), *count, "?risk={risk}");
+        assert!(kept.iter().all(|r| r.risks.contains(risk)), "?risk={risk}");
+        // The counts are of the whole fleet whatever the filter.
+        assert_eq!(risk_counts(&filtered), counts, "?risk={risk}");
+    }
+    let (status, bad) = get(&format!("{url}/?risk=%3Cscript%3E"), None);
+    assert_eq!(status, 422, "{bad}");
+    assert!(
+        bad.contains("risk: `&lt;script&gt;` is not a kind of risk")
+            && bad.contains("self_approved"),
+        "{bad}"
+    );
+    // The service page draws the picture; its digests link to their pages.
+    let service = &production[0].service;
+    let (status, page) = get(&format!("{url}/services/{service}"), None);
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<svg") && page.contains("class=\"lineage\""),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/digests/sha256:"), "{page}");
+}

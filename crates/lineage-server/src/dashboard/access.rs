@@ -31,7 +31,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 use sha2::Digest as _;
 
-use super::{document, esc, STYLE};
+use maud::html;
+
+use super::{document, STYLE};
 use crate::auth::{self, Scope};
 use crate::AppState;
 
@@ -191,7 +193,7 @@ pub fn safe_next(input: &str) -> &str {
 }
 
 /// Percent-encodes everything but unreserved characters and `/`, for a query value.
-fn encode(input: &str) -> String {
+pub(super) fn encode(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
     for b in input.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
@@ -206,10 +208,10 @@ fn encode(input: &str) -> String {
 /// 303 to a local path, with a link for clients that do not follow redirects.
 fn see_other(location: &str) -> Response {
     let location = safe_next(location);
-    let body = format!(
-        "<!doctype html><title>Lineage</title><p>Continue to <a href=\"{l}\">{l}</a>.</p>",
-        l = esc(location)
-    );
+    let body = html! {
+        (maud::DOCTYPE) title { "Lineage" } p { "Continue to " a href=(location) { (location) } "." }
+    }
+    .into_string();
     let mut response = (StatusCode::SEE_OTHER, Html(body)).into_response();
     response.headers_mut().insert(
         header::LOCATION,
@@ -243,19 +245,23 @@ fn clear_cookie(st: &AppState) -> HeaderValue {
 /// The login page, with an error when a login or a presented token failed. What was typed is
 /// never put back into the page.
 fn login_page(next: &str, error: Option<(&str, &str)>, status: StatusCode) -> Response {
-    let mut body = String::new();
-    if let Some((message, hint)) = error {
-        body.push_str(&format!(
-            "<p class=\"bad\">{}</p><p>{}</p>",
-            esc(message),
-            esc(hint)
-        ));
-    }
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"{LOGIN}\" class=\"card\"><p>The dashboard shows the ledger to holders of a token with the <code>read</code> scope.</p><input type=\"hidden\" name=\"next\" value=\"{}\"><p><label>Token <input type=\"password\" name=\"token\" autocomplete=\"off\" required autofocus></label></p><p><button type=\"submit\">Sign in</button></p></form><p class=\"muted\">Make one with <code>lineage token create --name NAME --scope read</code>; a token with only <code>read</code> is the one to keep in a browser.</p>",
-        esc(safe_next(next))
-    ));
-    (status, Html(document("Sign in", "", &body))).into_response()
+    let body = html! {
+        @if let Some((message, hint)) = error {
+            p.bad { (message) }
+            p { (hint) }
+        }
+        form.card method="post" action=(LOGIN) {
+            p { "The dashboard shows the ledger to holders of a token with the " code { "read" } " scope." }
+            input type="hidden" name="next" value=(safe_next(next));
+            p { label { "Token " input type="password" name="token" autocomplete="off" required autofocus; } }
+            p { button type="submit" { "Sign in" } }
+        }
+        p.muted {
+            "Make one with " code { "lineage token create --name NAME --scope read" }
+            "; a token with only " code { "read" } " is the one to keep in a browser."
+        }
+    };
+    (status, Html(document("Sign in", html! {}, body))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -419,7 +425,7 @@ mod tests {
         let csp = CSP.to_str().unwrap();
         assert!(csp.contains("default-src 'none'"), "{csp}");
         assert!(!csp.contains("script-src"), "{csp}");
-        let page = document("t", "", "");
+        let page = document("t", html! {}, html! {});
         let style = page
             .split("<style>")
             .nth(1)

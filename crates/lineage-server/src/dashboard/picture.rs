@@ -5,17 +5,16 @@
 //! Server-rendered, no script: readable in a screenshot and printable. Styling is presentation
 //! attributes only (the CSP allows no inline `style`). Every text is XML-escaped, links are
 //! only what [`Link::href`] allows (a relative Lineage path or a plain `http(s)` URL), and the
-//! layout is computed here from the graph's plain data.
+//! layout is computed here from the graph's plain data. The SVG is a `maud` template like the
+//! pages, so every text and attribute is escaped by construction.
 
-use std::fmt::Write as _;
+use maud::{html, Markup};
 
 use lineage_core::incident::IncidentReport;
 use lineage_core::lineage_graph::{
     clean, short_digest, when, Line, LineageGraph, Link, Node, NodeKind,
 };
 use lineage_model::Timestamp;
-
-use super::esc;
 
 const FONT: &str = "ui-monospace,SFMono-Regular,Menlo,Consolas,monospace";
 /// Roughly how wide one character of the 11 px monospace font is.
@@ -41,40 +40,72 @@ fn fit(text: &str) -> String {
     s
 }
 
+/// How a label is drawn: presentation attributes only (the CSP allows no inline style).
+#[derive(Clone, Copy, Default)]
+struct Look {
+    bold: bool,
+    fill: Option<&'static str>,
+    size: Option<u32>,
+    underline: bool,
+}
+
+impl Look {
+    fn fill(fill: &'static str) -> Look {
+        Look {
+            fill: Some(fill),
+            ..Look::default()
+        }
+    }
+
+    fn bold(self) -> Look {
+        Look { bold: true, ..self }
+    }
+}
+
+const LINK: Look = Look {
+    bold: false,
+    fill: Some("#0b57d0"),
+    size: None,
+    underline: true,
+};
+
 /// `<text>` at (x, y), linked when the link is one [`Link::href`] allows.
-fn text(x: f64, y: f64, body: &str, full: &str, link: Option<&Link>, attrs: &str) -> String {
+fn text(x: f64, y: f64, body: &str, full: &str, link: Option<&Link>, look: Look) -> Markup {
     // Labels from the graph are clean already; the rest (incident fields) is cleaned here, as
     // XML has no place for control characters even escaped.
-    let (body, full) = (&clean(body), &clean(full));
-    let title = if body == full {
-        String::new()
-    } else {
-        format!("<title>{}</title>", esc(full))
+    let (body, full) = (clean(body), clean(full));
+    let t = html! {
+        text x=(format!("{x:.0}")) y=(format!("{y:.0}"))
+            font-weight=[look.bold.then_some("bold")]
+            fill=[look.fill]
+            font-size=[look.size]
+            text-decoration=[look.underline.then_some("underline")] {
+            @if body != full { title { (full) } }
+            (body)
+        }
     };
-    let t = format!(
-        "<text x=\"{x:.0}\" y=\"{y:.0}\"{attrs}>{title}{}</text>",
-        esc(body)
-    );
     match link.and_then(Link::href) {
-        Some(href) => format!("<a href=\"{}\">{t}</a>", esc(&href)),
+        Some(href) => html! { a href=(href) { (t) } },
         None => t,
     }
 }
 
-fn line_text(x: f64, y: f64, line: &Line, attrs: &str) -> String {
-    let attrs = if line.link.as_ref().and_then(Link::href).is_some() {
-        format!("{attrs} fill=\"#0b57d0\" text-decoration=\"underline\"")
+fn line_text(x: f64, y: f64, line: &Line, look: Look) -> Markup {
+    let look = if line.link.as_ref().and_then(Link::href).is_some() {
+        Look {
+            fill: LINK.fill,
+            underline: true,
+            ..look
+        }
     } else {
-        attrs.to_string()
+        look
     };
-    text(
-        x,
-        y,
-        &fit(&line.text),
-        &line.text,
-        line.link.as_ref(),
-        &attrs,
-    )
+    text(x, y, &fit(&line.text), &line.text, line.link.as_ref(), look)
+}
+
+/// A number as an SVG coordinate.
+fn n(v: f64) -> String {
+    format!("{v:.0}")
 }
 
 /// Which lane a node is drawn in: each base its own, then the builds, then one per
@@ -98,7 +129,7 @@ fn lane_of(g: &LineageGraph, n: &Node, bases: &[&Node]) -> usize {
 /// left to right (in order, packed: a column holds at most one node per lane), edges from
 /// each base to the build and from each build to where it was deployed. What runs now is
 /// outlined thick and says RUNNING NOW; the traced digest's build is outlined thick too.
-pub fn lineage_svg(g: &LineageGraph) -> String {
+pub fn lineage_svg(g: &LineageGraph) -> Markup {
     let bases: Vec<&Node> = g
         .nodes
         .iter()
@@ -183,86 +214,23 @@ pub fn lineage_svg(g: &LineageGraph) -> String {
         short_digest(&g.digest),
         g.service
     );
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"lineage\" role=\"img\" aria-labelledby=\"lineage-title\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"{FONT}\" font-size=\"11\"><title id=\"lineage-title\">{}</title>",
-        esc(&title)
-    );
-    svg.push_str("<defs><marker id=\"lineage-arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 10z\" fill=\"#57606a\"/></marker></defs>");
-    svg.push_str("<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>");
     // The heading: the service, linked to its page.
     let mut head = format!("service {}", g.service);
     if !g.history {
         head.push_str(" · placements now");
     }
     if g.omitted > 0 {
-        let _ = write!(head, " · {} older placements not shown", g.omitted);
+        head.push_str(&format!(" · {} older placements not shown", g.omitted));
     }
-    svg.push_str(&text(
-        12.0,
-        22.0,
-        &head,
-        &head,
-        Some(&Link::Service(g.service.clone())),
-        " font-size=\"13\" font-weight=\"bold\" fill=\"#0b57d0\"",
-    ));
-    // Lanes and their names.
-    for (l, top) in lane_y.iter().enumerate() {
-        let name = if l < bases.len() {
+    let lane_name = |l: usize| {
+        if l < bases.len() {
             "base".to_string()
         } else if l == bases.len() {
             "builds".to_string()
         } else {
             g.envs[l - bases.len() - 1].clone()
-        };
-        let _ = write!(
-            svg,
-            "<rect x=\"4\" y=\"{:.0}\" width=\"{:.0}\" height=\"{:.0}\" fill=\"{}\"/>",
-            top - GAP / 2.0 + 2.0,
-            width - 8.0,
-            lane_h[l] + GAP - 4.0,
-            if l % 2 == 0 { "#f6f8fa" } else { "#ffffff" }
-        );
-        svg.push_str(&text(
-            12.0,
-            top + 16.0,
-            &name,
-            &name,
-            None,
-            " font-weight=\"bold\" fill=\"#1b1f24\"",
-        ));
-    }
-    // The time axis: each column's earliest time.
-    let _ = write!(
-        svg,
-        "<line x1=\"{GUTTER:.0}\" y1=\"{axis_y:.0}\" x2=\"{:.0}\" y2=\"{axis_y:.0}\" stroke=\"#57606a\" marker-end=\"url(#lineage-arrow)\"/>",
-        width - 20.0
-    );
-    svg.push_str(&text(
-        width - 62.0,
-        axis_y + 30.0,
-        "time",
-        "time",
-        None,
-        " fill=\"#57606a\"",
-    ));
-    for c in 0..columns {
-        let t = events
-            .iter()
-            .filter(|n| col_of(&n.id) == c)
-            .filter_map(|n| time_of(n))
-            .min();
-        let x = x_of(c);
-        let _ = write!(
-            svg,
-            "<line x1=\"{x:.0}\" y1=\"{:.0}\" x2=\"{x:.0}\" y2=\"{:.0}\" stroke=\"#57606a\"/>",
-            axis_y - 4.0,
-            axis_y + 4.0
-        );
-        if let Some(t) = t {
-            let w = when(t);
-            svg.push_str(&text(x, axis_y + 18.0, &w, &w, None, " fill=\"#57606a\""));
         }
-    }
+    };
     // Where each box is: (x, y top, height).
     let place = |n: &Node| {
         let l = lane_of(g, n, &bases);
@@ -272,103 +240,101 @@ pub fn lineage_svg(g: &LineageGraph) -> String {
             n.lines.len() as f64 * LINE_H + 10.0,
         )
     };
-    // Edges under the boxes.
-    for e in &g.edges {
-        let (Some(from), Some(to)) = (g.node(&e.from), g.node(&e.to)) else {
-            continue;
-        };
-        let (fx, fy, fh) = place(from);
-        let (tx, ty, _) = place(to);
-        let (x1, y1) = (fx + BOX_W / 2.0, fy + fh);
-        let (x2, y2) = (tx + 18.0, ty);
-        let mid = (y1 + y2) / 2.0;
-        let _ = write!(
-            svg,
-            "<path d=\"M{x1:.0} {y1:.0}C{x1:.0} {mid:.0} {x2:.0} {mid:.0} {x2:.0} {y2:.0}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" marker-end=\"url(#lineage-arrow)\"/>",
-            colour(to)
-        );
-        if let Some(label) = &e.label {
-            svg.push_str(&text(
-                x1 + 6.0,
-                y1 + 14.0,
-                label,
-                label,
-                None,
-                " fill=\"#57606a\" font-size=\"10\"",
-            ));
-        }
-    }
-    // A current placement runs on to the right edge: now.
-    for n in g
-        .nodes
+    let column_time = |c: usize| {
+        events
+            .iter()
+            .filter(|n| col_of(&n.id) == c)
+            .filter_map(|n| time_of(n))
+            .min()
+    };
+    let edges: Vec<(&Node, &Node, Option<&String>)> = g
+        .edges
         .iter()
-        .filter(|n| n.kind == NodeKind::Placement && n.current)
-    {
-        let (x, y, h) = place(n);
-        let _ = write!(
-            svg,
-            "<line x1=\"{:.0}\" y1=\"{:.0}\" x2=\"{:.0}\" y2=\"{:.0}\" stroke=\"#116329\" stroke-width=\"3\" marker-end=\"url(#lineage-arrow)\"/>",
-            x + BOX_W,
-            y + h / 2.0,
-            width - 44.0,
-            y + h / 2.0
-        );
-        svg.push_str(&text(
-            width - 38.0,
-            y + h / 2.0 + 4.0,
-            "now",
-            "now",
-            None,
-            " fill=\"#116329\" font-weight=\"bold\"",
-        ));
-    }
-    // The boxes.
-    for n in &g.nodes {
-        let (x, y, h) = place(n);
-        let stroke = if n.warning.is_some() {
-            "#b42318"
-        } else {
-            colour(n)
-        };
-        let thick = if n.current || n.traced { 3 } else { 1 };
-        let fill = match (n.kind, n.current) {
-            (_, _) if n.warning.is_some() => "#fff1f0",
-            (NodeKind::Placement, true) => "#ecfdf3",
-            (NodeKind::Base, _) => "#f6f8fa",
-            _ => "#ffffff",
-        };
-        let _ = write!(
-            svg,
-            "<g><rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{BOX_W:.0}\" height=\"{h:.0}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{thick}\"/>",
-        );
-        for (i, line) in n.lines.iter().enumerate() {
-            let mut attrs = String::new();
-            if i == 0 {
-                attrs.push_str(" font-weight=\"bold\"");
+        .filter_map(|e| Some((g.node(&e.from)?, g.node(&e.to)?, e.label.as_ref())))
+        .collect();
+    let grey = Look::fill("#57606a");
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" class="lineage" role="img" aria-labelledby="lineage-title"
+            width=(n(width)) height=(n(height)) viewBox={ "0 0 " (n(width)) " " (n(height)) }
+            font-family=(FONT) font-size="11" {
+            title #lineage-title { (title) }
+            defs {
+                marker #lineage-arrow viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
+                    path d="M0 0L10 5L0 10z" fill="#57606a" {}
+                }
             }
-            if line.text == "RUNNING NOW" {
-                attrs.push_str(" font-weight=\"bold\" fill=\"#116329\"");
-            } else if line.text.chars().next().is_some_and(char::is_uppercase)
-                && n.warning.is_some()
-            {
-                attrs.push_str(" font-weight=\"bold\" fill=\"#b42318\"");
+            rect width="100%" height="100%" fill="#ffffff" {}
+            (text(12.0, 22.0, &head, &head, Some(&Link::Service(g.service.clone())), Look { size: Some(13), ..LINK.bold() }))
+            // Lanes and their names.
+            @for (l, top) in lane_y.iter().enumerate() {
+                rect x="4" y=(n(top - GAP / 2.0 + 2.0)) width=(n(width - 8.0)) height=(n(lane_h[l] + GAP - 4.0))
+                    fill=(if l % 2 == 0 { "#f6f8fa" } else { "#ffffff" }) {}
+                @let name = lane_name(l);
+                (text(12.0, top + 16.0, &name, &name, None, Look::fill("#1b1f24").bold()))
             }
-            svg.push_str(&line_text(
-                x + 8.0,
-                y + 16.0 + i as f64 * LINE_H,
-                line,
-                &attrs,
-            ));
+            // The time axis: each column's earliest time.
+            line x1=(n(GUTTER)) y1=(n(axis_y)) x2=(n(width - 20.0)) y2=(n(axis_y)) stroke="#57606a" marker-end="url(#lineage-arrow)" {}
+            (text(width - 62.0, axis_y + 30.0, "time", "time", None, grey))
+            @for c in 0..columns {
+                @let x = x_of(c);
+                line x1=(n(x)) y1=(n(axis_y - 4.0)) x2=(n(x)) y2=(n(axis_y + 4.0)) stroke="#57606a" {}
+                @if let Some(t) = column_time(c) {
+                    @let w = when(t);
+                    (text(x, axis_y + 18.0, &w, &w, None, grey))
+                }
+            }
+            // Edges under the boxes.
+            @for (from, to, label) in &edges {
+                @let (fx, fy, fh) = place(from);
+                @let (tx, ty, _) = place(to);
+                @let (x1, y1) = (fx + BOX_W / 2.0, fy + fh);
+                @let (x2, y2) = (tx + 18.0, ty);
+                @let mid = (y1 + y2) / 2.0;
+                path d={ "M" (n(x1)) " " (n(y1)) "C" (n(x1)) " " (n(mid)) " " (n(x2)) " " (n(mid)) " " (n(x2)) " " (n(y2)) }
+                    fill="none" stroke=(colour(to)) stroke-width="1.5" marker-end="url(#lineage-arrow)" {}
+                @if let Some(label) = label {
+                    (text(x1 + 6.0, y1 + 14.0, label, label, None, Look { size: Some(10), ..grey }))
+                }
+            }
+            // A current placement runs on to the right edge: now.
+            @for node in g.nodes.iter().filter(|n| n.kind == NodeKind::Placement && n.current) {
+                @let (x, y, h) = place(node);
+                line x1=(n(x + BOX_W)) y1=(n(y + h / 2.0)) x2=(n(width - 44.0)) y2=(n(y + h / 2.0))
+                    stroke="#116329" stroke-width="3" marker-end="url(#lineage-arrow)" {}
+                (text(width - 38.0, y + h / 2.0 + 4.0, "now", "now", None, Look::fill("#116329").bold()))
+            }
+            // The boxes.
+            @for node in &g.nodes {
+                @let (x, y, h) = place(node);
+                @let stroke = if node.warning.is_some() { "#b42318" } else { colour(node) };
+                @let fill = match (node.kind, node.current) {
+                    (_, _) if node.warning.is_some() => "#fff1f0",
+                    (NodeKind::Placement, true) => "#ecfdf3",
+                    (NodeKind::Base, _) => "#f6f8fa",
+                    _ => "#ffffff",
+                };
+                g {
+                    rect x=(n(x)) y=(n(y)) width=(n(BOX_W)) height=(n(h)) rx="6" fill=(fill) stroke=(stroke)
+                        stroke-width=(if node.current || node.traced { 3 } else { 1 }) {}
+                    @for (i, line) in node.lines.iter().enumerate() {
+                        @let look = if line.text == "RUNNING NOW" {
+                            Look::fill("#116329").bold()
+                        } else if line.text.chars().next().is_some_and(char::is_uppercase) && node.warning.is_some() {
+                            Look::fill("#b42318").bold()
+                        } else {
+                            Look { bold: i == 0, ..Look::default() }
+                        };
+                        (line_text(x + 8.0, y + 16.0 + i as f64 * LINE_H, line, look))
+                    }
+                }
+            }
         }
-        svg.push_str("</g>");
     }
-    svg.push_str("</svg>");
-    svg
 }
 
 /// An incident's timeline, oldest first, one row per event: how long after the opening, what
 /// happened, to which service, environment and digest (linked to their pages).
-pub fn timeline_svg(r: &IncidentReport) -> String {
+pub fn timeline_svg(r: &IncidentReport) -> Markup {
     const ROW: f64 = 40.0;
     const AXIS_X: f64 = 112.0;
     let rows = r.timeline.len().max(1);
@@ -385,71 +351,56 @@ pub fn timeline_svg(r: &IncidentReport) -> String {
         .unwrap_or(0)
         .max(40);
     let width = AXIS_X + 24.0 + longest as f64 * CHAR_W + 20.0;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" role=\"img\" aria-labelledby=\"timeline-title\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"{FONT}\" font-size=\"11\"><title id=\"timeline-title\">Timeline of incident {}</title><rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>",
-        r.id
-    );
-    let _ = write!(
-        svg,
-        "<line x1=\"{AXIS_X}\" y1=\"12\" x2=\"{AXIS_X}\" y2=\"{:.0}\" stroke=\"#57606a\" stroke-width=\"2\"/>",
-        height - 12.0
-    );
-    for (i, t) in r.timeline.iter().enumerate() {
-        let y = 28.0 + i as f64 * ROW;
-        let colour = match t.event.as_str() {
-            "opened" => "#b42318",
-            "first_fixed_build" => "#9a6700",
-            _ => "#116329",
-        };
-        let after = format!("+{}", lineage_core::incident::duration(t.elapsed_secs));
-        svg.push_str(&text(
-            10.0,
-            y + 4.0,
-            &after,
-            &after,
-            None,
-            " font-weight=\"bold\"",
-        ));
-        let _ = write!(
-            svg,
-            "<circle cx=\"{AXIS_X}\" cy=\"{y:.0}\" r=\"6\" fill=\"{colour}\"/>"
-        );
-        let event = format!("{} · {}", t.event.replace('_', " "), when(t.at));
-        svg.push_str(&text(
-            AXIS_X + 16.0,
-            y + 4.0,
-            &event,
-            &event,
-            None,
-            &format!(" font-weight=\"bold\" fill=\"{colour}\""),
-        ));
-        // The details below: service, environment, digest, each where the last one ends.
-        let mut x = AXIS_X + 16.0;
-        let mut part = |label: String, link: Option<Link>| {
-            svg.push_str(&text(
-                x,
-                y + 19.0,
-                &label,
-                &label,
-                link.as_ref(),
-                if link.as_ref().and_then(Link::href).is_some() {
-                    " fill=\"#0b57d0\" text-decoration=\"underline\""
-                } else {
-                    " fill=\"#1b1f24\""
-                },
-            ));
-            x += (label.chars().count() + 2) as f64 * CHAR_W;
-        };
-        if let Some(s) = &t.service {
-            part(format!("service {s}"), Some(Link::Service(s.clone())));
-        }
-        if let Some(e) = &t.env {
-            part(format!("env {e}"), None);
-        }
-        if let Some(d) = &t.digest {
-            part(short_digest(d), Some(Link::Digest(d.clone())));
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" aria-labelledby="timeline-title"
+            width=(n(width)) height=(n(height)) viewBox={ "0 0 " (n(width)) " " (n(height)) }
+            font-family=(FONT) font-size="11" {
+            title #timeline-title { "Timeline of incident " (r.id) }
+            rect width="100%" height="100%" fill="#ffffff" {}
+            line x1=(n(AXIS_X)) y1="12" x2=(n(AXIS_X)) y2=(n(height - 12.0)) stroke="#57606a" stroke-width="2" {}
+            @for (i, t) in r.timeline.iter().enumerate() {
+                @let y = 28.0 + i as f64 * ROW;
+                @let colour = match t.event.as_str() {
+                    "opened" => "#b42318",
+                    "first_fixed_build" => "#9a6700",
+                    _ => "#116329",
+                };
+                @let after = format!("+{}", lineage_core::incident::duration(t.elapsed_secs));
+                (text(10.0, y + 4.0, &after, &after, None, Look::default().bold()))
+                circle cx=(n(AXIS_X)) cy=(n(y)) r="6" fill=(colour) {}
+                @let event = format!("{} · {}", t.event.replace('_', " "), when(t.at));
+                (text(AXIS_X + 16.0, y + 4.0, &event, &event, None, Look::fill(colour).bold()))
+                // The details below: service, environment, digest, each where the last one ends.
+                @for (x, label, link) in details(t, AXIS_X + 16.0) {
+                    @let look = if link.as_ref().and_then(Link::href).is_some() { LINK } else { Look::fill("#1b1f24") };
+                    (text(x, y + 19.0, &label, &label, link.as_ref(), look))
+                }
+            }
         }
     }
-    svg.push_str("</svg>");
-    svg
+}
+
+/// A timeline event's details, left to right from `x`: (where, label, link).
+fn details(
+    t: &lineage_core::incident::TimelineEvent,
+    mut x: f64,
+) -> Vec<(f64, String, Option<Link>)> {
+    let mut parts = Vec::new();
+    if let Some(s) = &t.service {
+        parts.push((format!("service {s}"), Some(Link::Service(s.clone()))));
+    }
+    if let Some(e) = &t.env {
+        parts.push((format!("env {e}"), None));
+    }
+    if let Some(d) = &t.digest {
+        parts.push((short_digest(d), Some(Link::Digest(d.clone()))));
+    }
+    parts
+        .into_iter()
+        .map(|(label, link)| {
+            let at = x;
+            x += (label.chars().count() + 2) as f64 * CHAR_W;
+            (at, label, link)
+        })
+        .collect()
 }
