@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask test` sets up every real component the test suite needs
-//! (Debian packages, a Python with the reference implementations, a PostgreSQL of its own,
-//! stopped afterwards) and runs clippy and the whole suite; `cargo xtask bench` runs the
-//! benchmarks.
+//! (Debian packages, a Python with the reference implementations, axe-core from npm, a
+//! PostgreSQL of its own, stopped afterwards) and runs clippy and the whole suite; `cargo xtask
+//! bench` runs the benchmarks; `cargo xtask setup` only sets up, and prints the variables that
+//! run a single test by hand.
 //!
 //! It needs no machine configuration: on a fresh clone it starts a throwaway PostgreSQL
 //! cluster (`initdb` in a temporary directory, a free loopback port) unless `LINEAGE_TEST_PG`
@@ -115,6 +116,10 @@ const CONFORMANCE: &[Conformance] = &[
     ]),
 ];
 
+/// The accessibility engine the dashboard test runs in Chromium (`LINEAGE_TEST_AXE` names its
+/// `axe.min.js`), pinned so CI runs what was tested.
+const AXE_CORE: &str = "axe-core@4.14.1";
+
 enum Conformance {
     /// A whole test target (`--test TARGET` of `package`).
     Target {
@@ -130,7 +135,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
-        Some("setup") => setup().map(|_| ()),
+        Some("setup") => setup().map(|world| {
+            // What `cargo xtask test` passes to the tests, to run one by hand.
+            println!("export LINEAGE_TEST_PYTHON={}", world.python.display());
+            println!("export LINEAGE_TEST_AXE={}", world.axe.display());
+        }),
         _ => Err("usage: cargo xtask test [CARGO TEST ARGS] | bench | setup".to_string()),
     };
     match result {
@@ -152,6 +161,8 @@ fn root() -> PathBuf {
 /// What the test processes are told about the world `setup` made.
 struct World {
     python: PathBuf,
+    /// axe-core's `axe.min.js`.
+    axe: PathBuf,
     /// The shared fixtures, when there are any.
     fixtures: Option<PathBuf>,
 }
@@ -190,7 +201,12 @@ fn setup() -> Result<World, String> {
     }
     ensure_apt(APT_PACKAGES)?;
     let python = ensure_python()?;
-    Ok(World { python, fixtures })
+    let axe = ensure_axe()?;
+    Ok(World {
+        python,
+        axe,
+        fixtures,
+    })
 }
 
 fn not_run_banner() -> String {
@@ -247,6 +263,7 @@ fn test(extra: &[String]) -> Result<(), String> {
             .arg("--no-fail-fast")
             .args(extra)
             .env("LINEAGE_TEST_PYTHON", &world.python)
+            .env("LINEAGE_TEST_AXE", &world.axe)
             .env("LINEAGE_TEST_PG", &pg_url);
         match &world.fixtures {
             Some(f) => {
@@ -419,4 +436,44 @@ fn ensure_python() -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
     Ok(python)
+}
+
+/// axe-core from the npm registry, installed under target/ (never globally): its `axe.min.js`.
+fn ensure_axe() -> Result<PathBuf, String> {
+    let dir = root().join("target/test-node");
+    let js = dir.join("node_modules/axe-core/axe.min.js");
+    let stamp = dir.join("lineage-packages.txt");
+    if js.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(AXE_CORE) {
+        return Ok(js);
+    }
+    let has_npm = Command::new("npm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_npm {
+        ensure_apt(&["npm"])?;
+    }
+    // The cache under target/ too, removed afterwards, as for pip.
+    let cache = dir.join("cache");
+    run(Command::new("npm")
+        .args(["install", "--prefix"])
+        .arg(&dir)
+        .args([
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--save-exact",
+            "--cache",
+        ])
+        .arg(&cache)
+        .arg(AXE_CORE))?;
+    let _ = std::fs::remove_dir_all(&cache);
+    if !js.is_file() {
+        return Err(format!(
+            "npm installed {AXE_CORE} but `{}` is missing",
+            js.display()
+        ));
+    }
+    std::fs::write(&stamp, AXE_CORE).map_err(|e| e.to_string())?;
+    Ok(js)
 }

@@ -4,6 +4,8 @@
 //! the dashboard asks a browser for a token, headless Chromium (driven over WebDriver) signs in
 //! through the login form, and the pages show that data and are saved as screenshots under
 //! `target/screenshots/`. `--public-dashboard` opens the pages and says so in the log.
+//! Every dashboard page, on the demo's data, passes axe-core (`LINEAGE_TEST_AXE`), fits a
+//! 375 px window and works by keyboard (issue 21).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -339,10 +341,19 @@ impl Browser {
 
     /// The DOM the user sees, and a screenshot of it saved as `name`.
     fn page(&self, name: &str) -> String {
+        let png = self.send("GET", "/screenshot", None);
+        self.save_png(name, png.as_str().unwrap());
+        self.send("GET", "/source", None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Saves a base64 PNG from the browser as `target/screenshots/{name}.png`.
+    fn save_png(&self, name: &str, base64: &str) {
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
         std::fs::create_dir_all(&shots).unwrap();
         let shot = shots.join(format!("{name}.png"));
-        let png = self.send("GET", "/screenshot", None);
         // WebDriver sends the PNG as base64; coreutils decodes it.
         let mut decode = Command::new("base64")
             .arg("--decode")
@@ -350,14 +361,16 @@ impl Browser {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        use std::io::Write as _;
-        decode
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(png.as_str().unwrap().as_bytes())
-            .unwrap();
+        // Written from another thread: a whole page decodes to more than a pipe holds, and
+        // `base64` stops reading until its output is read.
+        let mut stdin = decode.stdin.take().unwrap();
+        let input = base64.to_string();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write as _;
+            stdin.write_all(input.as_bytes())
+        });
         let out = decode.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
         assert!(
             out.status.success(),
             "cannot decode the screenshot of {name}"
@@ -370,10 +383,86 @@ impl Browser {
             shot.display(),
             out.stdout.len()
         );
-        self.send("GET", "/source", None)
-            .as_str()
-            .unwrap()
-            .to_string()
+    }
+
+    /// A screenshot of the whole page, not only the window, saved as `name`: at 375 px it
+    /// shows what overflows.
+    fn full_page(&self, name: &str) {
+        let size = self.cdp("Page.getLayoutMetrics", json!({}))["cssContentSize"].clone();
+        let clip =
+            json!({ "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1 });
+        let shot = self.cdp(
+            "Page.captureScreenshot",
+            json!({ "format": "png", "captureBeyondViewport": true, "clip": clip }),
+        );
+        self.save_png(name, shot["data"].as_str().unwrap());
+    }
+
+    /// A Chrome DevTools command, through chromedriver.
+    fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.send(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": cmd, "params": params })),
+        )
+    }
+
+    /// Runs `script` (a function body) in the page; `arguments` are `args`.
+    fn script(&self, script: &str, args: Value) -> Value {
+        self.send(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Runs `script`, which calls its last argument with the answer.
+    fn script_async(&self, script: &str, args: Value) -> Value {
+        self.send(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Makes the page `width` CSS pixels wide, and waits until the page has reflowed to it.
+    fn resize(&self, width: u32) {
+        self.send(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": 900 })),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let inner = self.script("return window.innerWidth;", json!([]));
+            if inner == width {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the window never became {width} px wide (innerWidth {inner})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Presses Tab `times` times, as a keyboard does (so `:focus-visible` applies).
+    fn press_tab(&self, times: usize) {
+        let tab = "\u{E004}";
+        let keys: Vec<Value> = (0..times)
+            .flat_map(|_| {
+                [
+                    json!({ "type": "keyDown", "value": tab }),
+                    json!({ "type": "keyUp", "value": tab }),
+                ]
+            })
+            .collect();
+        self.send(
+            "POST",
+            "/actions",
+            Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": keys }] })),
+        );
+        self.send("DELETE", "/actions", None);
     }
 }
 
@@ -801,6 +890,332 @@ fn public_dashboard_opens_the_pages_and_says_so() {
         .find(|l| l.contains("--public-dashboard"))
         .unwrap_or_else(|| panic!("no warning about the public dashboard:\n{log}"));
     assert!(warning.contains("\"level\":\"WARN\""), "{warning}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 21: every dashboard page is accessible, fits a 375 px phone and works by keyboard.
+// ---------------------------------------------------------------------------------------------
+
+/// The window widths every page is checked at: a laptop and a small phone.
+const WIDTHS: [u32; 2] = [1400, 375];
+
+/// axe-core's `axe.min.js`: `cargo xtask test` installs it from npm and names it in
+/// `LINEAGE_TEST_AXE`. Without it the test fails; it never skips.
+fn axe_source() -> String {
+    let path = std::env::var_os("LINEAGE_TEST_AXE").unwrap_or_else(|| {
+        panic!(
+            "LINEAGE_TEST_AXE is not set: run `cargo xtask test`, which installs axe-core from npm, \
+             or `cargo xtask setup` and export the variables it prints"
+        )
+    });
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "LINEAGE_TEST_AXE is `{}`, which cannot be read ({e}): run `cargo xtask setup` again",
+            Path::new(&path).display()
+        )
+    });
+    assert!(
+        source.contains("axe"),
+        "LINEAGE_TEST_AXE `{}` is not axe-core's axe.min.js",
+        Path::new(&path).display()
+    );
+    source
+}
+
+/// How the in-page checks name an element in a failure: tag, id, classes, link and some text.
+const DESCRIBE: &str = r#"
+const describe = el => {
+    let s = el.tagName.toLowerCase();
+    if (el.id) s += '#' + el.id;
+    if (typeof el.className === 'string' && el.className.trim()) s += '.' + el.className.trim().split(/\s+/).join('.');
+    const href = el.getAttribute('href');
+    if (href) s += '[href="' + href + '"]';
+    const text = (el.textContent || '').trim().replace(/\s+/g, ' ');
+    if (text) s += ' "' + (text.length > 40 ? text.slice(0, 40) + '…' : text) + '"';
+    return s;
+};
+"#;
+
+/// axe-core on the whole page with the WCAG 2.0/2.1 A and AA rules and the best practices
+/// (landmarks, headings, …). No rule is left out and every impact counts.
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+}).then(
+    r => done({
+        violations: r.violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help,
+            targets: v.nodes.map(n => n.target.join(' ')),
+        })),
+        incomplete: r.incomplete.map(v => v.id + ' on ' + v.nodes.length + ' elements'),
+    }),
+    e => done({ error: String(e) }),
+);
+"#;
+
+/// Whether the page scrolls sideways, and the outermost elements that stick out.
+const OVERFLOW: &str = r#"
+const limit = window.innerWidth;
+const wide = new Set([...document.body.querySelectorAll('*')]
+    .filter(el => el.tagName !== 'BR' && el.getBoundingClientRect().right > limit + 1));
+const outermost = [...wide].filter(el => !wide.has(el.parentElement));
+return {
+    scroll_width: document.documentElement.scrollWidth,
+    inner_width: limit,
+    culprits: outermost.slice(0, 5)
+        .map(el => describe(el) + ' reaches ' + Math.round(el.getBoundingClientRect().right) + 'px'),
+};
+"#;
+
+/// Every element a keyboard user must reach: links, buttons, form fields, and anything given
+/// a tab index. Hidden or disabled ones are left out.
+const INTERACTIVE: &str = r#"
+const interactive = () => [...document.querySelectorAll(
+    'a[href], area[href], button, input:not([type=hidden]), select, textarea, summary, [contenteditable], [tabindex]:not([tabindex="-1"])'
+)].filter(el => !el.disabled && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden');
+"#;
+
+/// Records every element that takes focus, and whether a focus indicator shows on it then
+/// (an outline or a box shadow); answers how many elements Tab must reach.
+const TAB_WATCH: &str = r#"
+window.lineageTabStops = [];
+document.addEventListener('focusin', e => {
+    const cs = getComputedStyle(e.target);
+    const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0;
+    window.lineageTabStops.push({ el: e.target, indicated: outline || cs.boxShadow !== 'none' });
+}, true);
+return interactive().length;
+"#;
+
+/// After the Tab presses: what Tab never reached, what showed no focus, positive tab indexes.
+const TAB_CHECK: &str = r#"
+const stops = window.lineageTabStops;
+const reached = new Set(stops.map(s => s.el));
+const unseen = new Set(stops.filter(s => !s.indicated).map(s => s.el));
+return {
+    unreached: interactive().filter(el => !reached.has(el)).map(describe),
+    no_focus_indicator: [...unseen].map(describe),
+    positive_tabindex: [...document.querySelectorAll('[tabindex]')].filter(el => el.tabIndex > 0).map(describe),
+};
+"#;
+
+/// Where the fleet page shows `arguments[0]`, a digest: its link, or null.
+const DIGEST_BOX: &str = r#"
+const link = [...document.querySelectorAll('a[href]')]
+    .find(a => a.getAttribute('href').endsWith('/digests/' + arguments[0]));
+if (!link) return null;
+const r = link.getBoundingClientRect();
+return { left: r.left, right: r.right, width: r.width, inner_width: window.innerWidth };
+"#;
+
+/// Checks the page the browser is on (`name`, `width` px wide): saves a whole-page screenshot,
+/// runs axe-core, looks for sideways scrolling and tabs through it. Answers the problems found.
+fn audit(browser: &Browser, axe: &str, name: &str, width: u32) -> Vec<String> {
+    let at = format!("{name} at {width}px");
+    let mut problems = Vec::new();
+    browser.full_page(&format!("a11y-{}-{width}", name.replace(' ', "-")));
+
+    // WebDriver runs scripts through the DevTools protocol, which the page's CSP (no script at
+    // all) does not govern; if that ever changed, `axe` would be undefined here and the test
+    // would fail, not skip.
+    let version = browser.script(
+        &format!("{axe}\n;return typeof axe === 'object' ? axe.version : null;"),
+        json!([]),
+    );
+    assert!(
+        version.is_string(),
+        "{at}: axe-core did not load in the page"
+    );
+    let report = browser.script_async(AXE_RUN, json!([]));
+    assert!(report["error"].is_null(), "{at}: axe-core failed: {report}");
+    for v in report["violations"].as_array().unwrap() {
+        problems.push(format!(
+            "{at}: axe {} ({}): {} — {}",
+            v["id"].as_str().unwrap_or("?"),
+            v["impact"].as_str().unwrap_or("?"),
+            v["help"].as_str().unwrap_or("?"),
+            v["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    // What axe could not decide is no failure, but it is not a pass either: said in the log.
+    let incomplete: Vec<&str> = report["incomplete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if !incomplete.is_empty() {
+        eprintln!(
+            "{at}: axe could not decide (needs review): {}",
+            incomplete.join(", ")
+        );
+    }
+
+    // Checked at both widths: a page that scrolls sideways on a laptop is no better.
+    let o = browser.script(&format!("{DESCRIBE}{OVERFLOW}"), json!([]));
+    if o["scroll_width"].as_f64().unwrap() > o["inner_width"].as_f64().unwrap() + 1.0 {
+        problems.push(format!(
+            "{at}: scrolls sideways: {} px wide in a {} px window; sticking out: {}",
+            o["scroll_width"],
+            o["inner_width"],
+            o["culprits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+
+    // Tab from wherever focus starts (a field with `autofocus`, or the document). Twice as
+    // many presses as elements, and some: the cycle also passes the document itself and any
+    // scrolling box Chromium makes focusable, and must come round to where it began.
+    let count = browser.script(&format!("{INTERACTIVE}{TAB_WATCH}"), json!([]));
+    browser.press_tab(2 * count.as_u64().unwrap() as usize + 4);
+    let k = browser.script(&format!("{DESCRIBE}{INTERACTIVE}{TAB_CHECK}"), json!([]));
+    for (key, what) in [
+        ("unreached", "Tab never reaches"),
+        (
+            "no_focus_indicator",
+            "no visible focus (outline or box-shadow) on",
+        ),
+        ("positive_tabindex", "positive tabindex on"),
+    ] {
+        for el in k[key].as_array().unwrap() {
+            problems.push(format!("{at}: keyboard: {what} {}", el.as_str().unwrap()));
+        }
+    }
+    problems
+}
+
+/// Issue 21: on the demo's data, every page of the dashboard, at 1400 and 375 px: no axe-core
+/// violation (WCAG 2.0/2.1 A and AA, best practices), no sideways scrolling, every link and
+/// button reachable by Tab with a visible focus, and on a phone the fleet shows each
+/// production digest inside the window. Screenshots: `target/screenshots/a11y-*.png`.
+#[test]
+fn every_dashboard_page_is_accessible_at_1400_and_375_px() {
+    let started = Instant::now();
+    let axe = axe_source();
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    w.ok(&["demo"], &[]);
+    // A real incident beside the demo's drill, so both kinds are on the pages.
+    w.ok(
+        &[
+            "incident",
+            "open",
+            "--title",
+            "CVE-2026-0451 in libssl3",
+            "--cve",
+            "CVE-2026-0451",
+        ],
+        &[],
+    );
+    let token = w.ok(
+        &[
+            "--format", "json", "token", "create", "--name", "viewer", "--scope", "read",
+        ],
+        &[],
+    );
+    let token: Value = serde_json::from_str(&token.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let production: Value = serde_json::from_str(
+        &w.ok(&["--format", "json", "running", "--env", "production"], &[])
+            .stdout,
+    )
+    .unwrap();
+    let production = production["rows"].as_array().unwrap().clone();
+    assert!(production.len() >= 3, "{production:?}");
+    let api = production
+        .iter()
+        .find(|r| r["service"] == "api")
+        .expect("the demo runs api in production");
+    let pages: Vec<(&str, String)> = vec![
+        ("fleet", "/".into()),
+        ("service api", "/services/api".into()),
+        ("service worker", "/services/worker".into()),
+        (
+            "digest",
+            format!("/digests/{}", api["digest"].as_str().unwrap()),
+        ),
+        (
+            "base digest",
+            format!("/digests/{}", api["base_digest"].as_str().unwrap()),
+        ),
+        ("incident search", "/incident".into()),
+        ("incident base", "/incident?q=python%3A3.12-slim".into()),
+        ("incident cve", "/incident?q=CVE-2026-0451".into()),
+        ("incidents", "/incidents".into()),
+        ("incident 1 drill", "/incidents/1".into()),
+        ("incident 2", "/incidents/2".into()),
+        ("log", "/log".into()),
+    ];
+
+    let server = Server::start(&w);
+    let url = server.url.clone();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::start(profile.path());
+    let mut problems = Vec::new();
+    for width in WIDTHS {
+        browser.resize(width);
+        browser.go(&format!("{url}/services/api"));
+        browser.wait_for_url(&format!("{url}/login?next=/services/api"));
+        problems.extend(audit(&browser, &axe, "login", width));
+    }
+    let field = browser.find("form[action='/login'] input[type=password][name=token]");
+    browser.type_into(&field, &token);
+    browser.click(&browser.find("form[action='/login'] button[type=submit]"));
+    browser.wait_for_url(&format!("{url}/services/api"));
+    for width in WIDTHS {
+        browser.resize(width);
+        for (name, path) in &pages {
+            browser.go(&format!("{url}{path}"));
+            assert_eq!(browser.url(), format!("{url}{path}"), "signed out?");
+            problems.extend(audit(&browser, &axe, name, width));
+            if *name == "fleet" && width == 375 {
+                for row in &production {
+                    let service = row["service"].as_str().unwrap();
+                    let digest = row["digest"].as_str().unwrap();
+                    let b = browser.script(DIGEST_BOX, json!([digest]));
+                    if b.is_null() {
+                        problems.push(format!(
+                            "fleet at 375px: {service}'s production digest {digest} is not linked (no `/digests/…` link)"
+                        ));
+                    } else if b["left"].as_f64().unwrap() < 0.0
+                        || b["width"].as_f64().unwrap() <= 0.0
+                        || b["right"].as_f64().unwrap() > b["inner_width"].as_f64().unwrap()
+                    {
+                        problems.push(format!(
+                            "fleet at 375px: {service}'s production digest is outside the window: \
+                             from {} to {} px in a {} px window",
+                            b["left"], b["right"], b["inner_width"]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    drop(browser);
+    drop(server);
+    eprintln!(
+        "every_dashboard_page_is_accessible_at_1400_and_375_px took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} accessibility problems on the dashboard (screenshots: target/screenshots/a11y-*.png):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
