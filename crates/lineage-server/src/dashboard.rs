@@ -71,6 +71,7 @@ main{padding:16px 24px;max-width:1400px}
 h1{font-size:22px;margin:8px 0 12px;overflow-wrap:anywhere}h2{font-size:17px;margin:22px 0 8px}
 table{border-collapse:collapse;background:#fff;width:100%;box-shadow:0 1px 2px #0002}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #e3e6ea;vertical-align:top}
+.wrap{overflow-wrap:anywhere}code.digest{white-space:nowrap}
 th{background:#eef1f5;font-weight:600;font-size:13px;text-transform:uppercase;letter-spacing:.03em}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;overflow-wrap:anywhere}
 .ok{color:#116329}.bad{color:#b42318;font-weight:600}.warn{color:#7a4f00}.muted{color:#5c6370}
@@ -172,9 +173,9 @@ fn short(d: &str) -> Markup {
     let href = lineage_graph::Link::Digest(d.to_string()).href();
     html! {
         @if let Some(href) = href {
-            a href=(href) { code title=(d) { (shown) } }
+            a href=(href) { code.digest title=(d) { (shown) } }
         } @else {
-            code title=(d) { (shown) }
+            code.digest title=(d) { (shown) }
         }
     }
 }
@@ -327,7 +328,7 @@ fn drift_markup(report: &DriftReport, service: Option<&str>) -> Markup {
                             td data-label=(columns[2]) { (i.env) }
                             td data-label=(columns[3]) { (short(&i.digest)) }
                             td data-label=(columns[4]) { (i.message) }
-                            td.mono data-label=(columns[5]) { (i.fix) }
+                            td.mono.wrap data-label=(columns[5]) { (i.fix) }
                         }
                     }
                 }
@@ -841,7 +842,8 @@ fn picture_markup(
 ) -> Markup {
     let graph = lineage_graph::of(&st.cfg.gate.config, trace, history);
     html! {
-        div.picture { (picture::lineage_svg(&graph)) }
+        // Wider than a phone: it scrolls in its own box, which the keyboard can reach.
+        div.picture tabindex="0" role="region" aria-label="Lineage picture" { (picture::lineage_svg(&graph)) }
         p.muted {
             "The same picture for docs and chat: "
             code { "lineage trace " (trace.digest) " --format dot" } " or " code { "--format mermaid" } "."
@@ -1014,7 +1016,7 @@ fn package_report_markup(r: &vulns::AffectedPackagesReport) -> Markup {
                                     b { (pl.env) } " " (short(&pl.digest)) " since " (pl.since)
                                     br; "commit " span.mono { (or_dash(pl.commit.as_deref())) }
                                 }
-                                td data-label=(columns[3]) {
+                                td.wrap data-label=(columns[3]) {
                                     @for m in &p.packages {
                                         div {
                                             b { (m.name) } " " (or_dash(m.version.as_deref())) " " span.muted { (m.ecosystem) }
@@ -1025,13 +1027,13 @@ fn package_report_markup(r: &vulns::AffectedPackagesReport) -> Markup {
                                         }
                                     }
                                 }
-                                td data-label=(columns[4]) {
+                                td.wrap data-label=(columns[4]) {
                                     @for m in &p.packages {
                                         @let class = match m.origin.as_str() { "base" => "warn", "app" => "bad", _ => "muted" };
                                         div { span class=(class) { (m.origin) } " " span.muted { (m.origin_evidence) } }
                                     }
                                 }
-                                td data-label=(columns[5]) {
+                                td.wrap data-label=(columns[5]) {
                                     @match &p.rebuild {
                                         Some(cmd) => { "rebuild on a newer base: " code { (cmd) } },
                                         None if p.packages.iter().any(|m| m.origin == "app") => {
@@ -1134,7 +1136,7 @@ fn base_markup(st: &AppState, store: &dyn Store, q: &str) -> Result<Option<Marku
                                 br; "commit " span.mono { (or_dash(s.latest_commit.as_deref())) }
                                 br; (s.builds) " builds on this base"
                             }
-                            td.mono data-label=(columns[4]) {
+                            td.mono.wrap data-label=(columns[4]) {
                                 @for (i, b) in s.bases.iter().enumerate() { @if i > 0 { br; } (b) }
                             }
                         }
@@ -1260,7 +1262,7 @@ fn incident_report_markup(r: &incident::IncidentReport) -> Markup {
         }
         h2 { "Timeline" }
         @if !r.timeline.is_empty() {
-            div.picture { (picture::timeline_svg(r)) }
+            div.picture tabindex="0" role="region" aria-label="Timeline picture" { (picture::timeline_svg(r)) }
         }
         table.cards {
             (head(&timeline))

@@ -254,7 +254,7 @@ pub fn lineage_svg(g: &LineageGraph) -> Markup {
         .collect();
     let grey = Look::fill("#57606a");
     html! {
-        svg xmlns="http://www.w3.org/2000/svg" class="lineage" role="img" aria-labelledby="lineage-title"
+        svg xmlns="http://www.w3.org/2000/svg" class="lineage" role="group" aria-labelledby="lineage-title"
             width=(n(width)) height=(n(height)) viewBox={ "0 0 " (n(width)) " " (n(height)) }
             font-family=(FONT) font-size="11" {
             title #lineage-title { (title) }
@@ -352,7 +352,7 @@ pub fn timeline_svg(r: &IncidentReport) -> Markup {
         .max(40);
     let width = AXIS_X + 24.0 + longest as f64 * CHAR_W + 20.0;
     html! {
-        svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" aria-labelledby="timeline-title"
+        svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="group" aria-labelledby="timeline-title"
             width=(n(width)) height=(n(height)) viewBox={ "0 0 " (n(width)) " " (n(height)) }
             font-family=(FONT) font-size="11" {
             title #timeline-title { "Timeline of incident " (r.id) }
