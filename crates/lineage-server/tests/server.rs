@@ -54,7 +54,7 @@ fn world_with(mode: Mode, dashboard: DashboardConfig) -> World {
 
 /// A world whose lineage.toml also holds `extra` (gate sections, `[admission]` keys).
 fn world_full(mode: Mode, dashboard: DashboardConfig, extra: &str) -> World {
-    world_seeded(mode, dashboard, extra, |_, _| {})
+    world_seeded(mode, dashboard, extra, Default::default(), |_, _| {})
 }
 
 /// [`world_full`] with more records, written by `seed` before the server starts.
@@ -62,6 +62,7 @@ fn world_seeded(
     mode: Mode,
     dashboard: DashboardConfig,
     extra: &str,
+    trust: lineage_attest::trust::TrustPolicy,
     seed: impl FnOnce(&mut dyn lineage_store::Store, Timestamp),
 ) -> World {
     let dir = tempfile::tempdir().unwrap();
@@ -192,6 +193,7 @@ fn world_seeded(
         gate: lineage_core::gate::Setup {
             config,
             policy,
+            trust,
             ..Default::default()
         },
         admission,
@@ -2504,97 +2506,103 @@ fn tags(page: &str) -> Vec<(String, Vec<String>)> {
 /// and no control or bidi character reaches the page.
 #[tokio::test]
 async fn hostile_text_in_every_field_never_becomes_markup() {
-    let w = world_seeded(Mode::Enforce, DashboardConfig::default(), "", |s, now| {
-        let hostile = |d: char, url: &str| BuildRecord {
-            service: ServiceName::parse("api").unwrap(),
-            image: Repository::parse("ghcr.io/acme/api").unwrap(),
-            digest: digest(d),
-            tags: vec![Tag::parse("2.0").unwrap()],
-            bases: vec![BaseImage {
-                name: Repository::parse("python").unwrap(),
-                tag: Some(Tag::parse("3.12-slim").unwrap()),
-                digest: Some(digest('b')),
-                pulled_at: Some(now),
-                final_stage: true,
-            }],
-            source_repo: None,
-            git_ref: Some(HOSTILE.into()),
-            commit: Some(CommitId::parse(&"d".repeat(40)).unwrap()),
-            started_at: None,
-            finished_at: Some(now),
-            ci: Some(lineage_model::CiRun {
-                system: HOSTILE.into(),
-                job: Some(HOSTILE.into()),
-                run_id: Some(HOSTILE.into()),
-                url: Some(url.into()),
-            }),
-            builder: None,
-            platform: Some(HOSTILE.into()),
-            dockerfile: Some(lineage_model::DockerfileRef {
-                path: HOSTILE.into(),
-                sha256: None,
-            }),
-        };
-        record::build(s, hostile('d', "javascript:alert(3)"), now, None).unwrap();
-        record::build(
-            s,
-            hostile('9', "https://ci.acme.dev/\"><script>"),
-            now,
-            None,
-        )
-        .unwrap();
-        let deploy = DeployRecord {
-            config: Vec::new(),
-            service: ServiceName::parse("api").unwrap(),
-            image: Repository::parse("ghcr.io/acme/api").unwrap(),
-            digest: digest('d'),
-            env: EnvName::parse("staging").unwrap(),
-            by: id("jonas@acme.dev"),
-            approved_by: None,
-            ticket: Some(HOSTILE.into()),
-            at: now,
-            rollback: false,
-        };
-        record::deploy(s, deploy, now, None).unwrap();
-        s.record_facts(
-            &[
-                Record::Retire(Retirement {
-                    digest: digest('d'),
-                    reason: HOSTILE.into(),
-                    by: id("sec@acme.dev"),
-                    at: now,
+    let w = world_seeded(
+        Mode::Enforce,
+        DashboardConfig::default(),
+        "",
+        Default::default(),
+        |s, now| {
+            let hostile = |d: char, url: &str| BuildRecord {
+                service: ServiceName::parse("api").unwrap(),
+                image: Repository::parse("ghcr.io/acme/api").unwrap(),
+                digest: digest(d),
+                tags: vec![Tag::parse("2.0").unwrap()],
+                bases: vec![BaseImage {
+                    name: Repository::parse("python").unwrap(),
+                    tag: Some(Tag::parse("3.12-slim").unwrap()),
+                    digest: Some(digest('b')),
+                    pulled_at: Some(now),
+                    final_stage: true,
+                }],
+                source_repo: None,
+                git_ref: Some(HOSTILE.into()),
+                commit: Some(CommitId::parse(&"d".repeat(40)).unwrap()),
+                started_at: None,
+                finished_at: Some(now),
+                ci: Some(lineage_model::CiRun {
+                    system: HOSTILE.into(),
+                    job: Some(HOSTILE.into()),
+                    run_id: Some(HOSTILE.into()),
+                    url: Some(url.into()),
                 }),
-                Record::Outcome(lineage_model::DeployOutcome {
-                    service: ServiceName::parse("api").unwrap(),
-                    env: EnvName::parse("staging").unwrap(),
-                    digest: digest('d'),
-                    status: lineage_model::OutcomeStatus::Degraded,
-                    detail: Some(HOSTILE.into()),
-                    by: id("sre@acme.dev"),
-                    at: now,
+                builder: None,
+                platform: Some(HOSTILE.into()),
+                dockerfile: Some(lineage_model::DockerfileRef {
+                    path: HOSTILE.into(),
+                    sha256: None,
                 }),
-                Record::IncidentOpened(lineage_model::IncidentOpened {
-                    title: HOSTILE.into(),
-                    query: lineage_model::IncidentQuery {
-                        kind: "base".into(),
-                        value: digest('b').to_string(),
-                    },
-                    drill: true,
-                    affected: vec![lineage_model::IncidentTarget {
+            };
+            record::build(s, hostile('d', "javascript:alert(3)"), now, None).unwrap();
+            record::build(
+                s,
+                hostile('9', "https://ci.acme.dev/\"><script>"),
+                now,
+                None,
+            )
+            .unwrap();
+            let deploy = DeployRecord {
+                config: Vec::new(),
+                service: ServiceName::parse("api").unwrap(),
+                image: Repository::parse("ghcr.io/acme/api").unwrap(),
+                digest: digest('d'),
+                env: EnvName::parse("staging").unwrap(),
+                by: id("jonas@acme.dev"),
+                approved_by: None,
+                ticket: Some(HOSTILE.into()),
+                at: now,
+                rollback: false,
+            };
+            record::deploy(s, deploy, now, None).unwrap();
+            s.record_facts(
+                &[
+                    Record::Retire(Retirement {
+                        digest: digest('d'),
+                        reason: HOSTILE.into(),
+                        by: id("sec@acme.dev"),
+                        at: now,
+                    }),
+                    Record::Outcome(lineage_model::DeployOutcome {
                         service: ServiceName::parse("api").unwrap(),
                         env: EnvName::parse("staging").unwrap(),
                         digest: digest('d'),
-                        since: now,
-                    }],
-                    by: id("sec@acme.dev"),
-                    at: now,
-                }),
-            ],
-            now,
-            None,
-        )
-        .unwrap();
-    });
+                        status: lineage_model::OutcomeStatus::Degraded,
+                        detail: Some(HOSTILE.into()),
+                        by: id("sre@acme.dev"),
+                        at: now,
+                    }),
+                    Record::IncidentOpened(lineage_model::IncidentOpened {
+                        title: HOSTILE.into(),
+                        query: lineage_model::IncidentQuery {
+                            kind: "base".into(),
+                            value: digest('b').to_string(),
+                        },
+                        drill: true,
+                        affected: vec![lineage_model::IncidentTarget {
+                            service: ServiceName::parse("api").unwrap(),
+                            env: EnvName::parse("staging").unwrap(),
+                            digest: digest('d'),
+                            since: now,
+                        }],
+                        by: id("sec@acme.dev"),
+                        at: now,
+                    }),
+                ],
+                now,
+                None,
+            )
+            .unwrap();
+        },
+    );
     let reader = token(&w, Some(Scope::Read));
     let asked = form_value(HOSTILE);
     let pages = [
@@ -2665,5 +2673,324 @@ async fn hostile_text_in_every_field_never_becomes_markup() {
     assert!(
         incident.contains("<svg"),
         "the incident timeline is drawn\n{incident}"
+    );
+}
+
+/// The service of each fleet row and the risk kinds it is marked with, in page order.
+fn fleet_marks(page: &str) -> Vec<(String, String, Vec<String>)> {
+    let table = page
+        .split("<table class=\"cards fleet\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{page}"));
+    let body = table.split("</table>").next().unwrap();
+    body.split("<tr class=\"")
+        .skip(1)
+        .map(|row| {
+            let class = row.split('"').next().unwrap().to_string();
+            let service = row
+                .split("data-service=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string();
+            let mut risks: Vec<String> = row
+                .split(" data-risk=\"")
+                .skip(1)
+                .map(|x| x.split('"').next().unwrap().to_string())
+                .collect();
+            risks.sort();
+            risks.dedup();
+            (service, class, risks)
+        })
+        .collect()
+}
+
+/// Issue 21 (risk first): one service per kind of risk a deploy record, a check, a retirement,
+/// an outcome, an observation or a signature can carry; the fleet page marks each row with
+/// its kinds, in words, counts the rows of each kind at the top, puts production risks first,
+/// and leaves the one clean, signed service unmarked.
+#[tokio::test]
+async fn the_fleet_marks_every_kind_of_risk() {
+    let trusted = lineage_attest::keys::PrivateKey::generate(Default::default()).unwrap();
+    let stranger = lineage_attest::keys::PrivateKey::generate(Default::default()).unwrap();
+    let pem = trusted.public_key().to_pem();
+    let trust = lineage_attest::trust::TrustConfig::from_toml_str(
+        "[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"ci.pub\"\nroles = [\"builder\"]\n",
+    )
+    .unwrap()
+    .resolve(|_| Ok::<_, String>(pem.clone()))
+    .unwrap();
+    let w = world_seeded(
+        Mode::Enforce,
+        DashboardConfig::default(),
+        "",
+        trust,
+        |s, now| {
+            let name = |n: &str| ServiceName::parse(n).unwrap();
+            let image = |n: &str| Repository::parse(&format!("ghcr.io/acme/{n}")).unwrap();
+            let add = |s: &mut dyn lineage_store::Store, n: &str| {
+                services::add(
+                    s,
+                    Service {
+                        name: name(n),
+                        owner: Some(id("priya@acme.dev")),
+                        backup_owner: None,
+                        emergency_approver: None,
+                        source_repo: None,
+                        images: vec![image(n)],
+                    },
+                    id("ops@acme.dev"),
+                    now,
+                )
+                .unwrap();
+            };
+            let build = |s: &mut dyn lineage_store::Store, n: &str, d: char| {
+                let b = BuildRecord {
+                    service: name(n),
+                    image: image(n),
+                    digest: digest(d),
+                    tags: vec![Tag::parse("1.0").unwrap()],
+                    bases: Vec::new(),
+                    source_repo: None,
+                    git_ref: None,
+                    commit: Some(CommitId::parse(&d.to_string().repeat(40)).unwrap()),
+                    started_at: None,
+                    finished_at: Some(now),
+                    ci: Some(lineage_model::CiRun {
+                        system: "github-actions".into(),
+                        job: None,
+                        run_id: Some("7".into()),
+                        url: None,
+                    }),
+                    builder: None,
+                    platform: None,
+                    dockerfile: None,
+                };
+                record::build(s, b.clone(), now, None).unwrap();
+                b
+            };
+            let deploy = |s: &mut dyn lineage_store::Store,
+                          n: &str,
+                          d: char,
+                          env: &str,
+                          by: &str,
+                          approved: Option<&str>| {
+                record::deploy(
+                    s,
+                    DeployRecord {
+                        config: Vec::new(),
+                        service: name(n),
+                        image: image(n),
+                        digest: digest(d),
+                        env: EnvName::parse(env).unwrap(),
+                        by: id(by),
+                        approved_by: approved.map(id),
+                        ticket: None,
+                        at: now,
+                        rollback: false,
+                    },
+                    now,
+                    None,
+                )
+                .unwrap();
+            };
+            let sign = |s: &mut dyn lineage_store::Store,
+                        b: &BuildRecord,
+                        key: &lineage_attest::keys::PrivateKey| {
+                let att = lineage_core::provenance::sign_build(b, key, now).unwrap();
+                s.record_facts(&[Record::Attestation(att)], now, None)
+                    .unwrap();
+            };
+            for n in [
+                "unapproved",
+                "selfie",
+                "nobuild",
+                "failed",
+                "retired",
+                "outcome",
+                "drift",
+                "stranger",
+                "clean",
+            ] {
+                add(s, n);
+            }
+            let b = build(s, "unapproved", '1');
+            sign(s, &b, &trusted);
+            deploy(s, "unapproved", '1', "production", "jonas@acme.dev", None);
+            let b = build(s, "selfie", '2');
+            sign(s, &b, &trusted);
+            deploy(
+                s,
+                "selfie",
+                '2',
+                "production",
+                "jonas@acme.dev",
+                Some("jonas@acme.dev"),
+            );
+            deploy(s, "nobuild", '3', "staging", "jonas@acme.dev", None);
+            let b = build(s, "failed", '4');
+            sign(s, &b, &trusted);
+            s.record_facts(
+                &[Record::Check(lineage_model::CheckResult {
+                    digest: digest('4'),
+                    gate: "build".into(),
+                    passed: false,
+                    failed_rules: vec!["B001".into()],
+                    allowed_failures: true,
+                    by: None,
+                    at: now,
+                })],
+                now,
+                None,
+            )
+            .unwrap();
+            deploy(s, "failed", '4', "staging", "jonas@acme.dev", None);
+            let b = build(s, "retired", '5');
+            sign(s, &b, &trusted);
+            deploy(s, "retired", '5', "staging", "jonas@acme.dev", None);
+            let b = build(s, "outcome", '6');
+            sign(s, &b, &trusted);
+            deploy(s, "outcome", '6', "staging", "jonas@acme.dev", None);
+            let b = build(s, "drift", '7');
+            sign(s, &b, &trusted);
+            deploy(s, "drift", '7', "staging", "jonas@acme.dev", None);
+            let b = build(s, "stranger", '8');
+            sign(s, &b, &stranger);
+            // Signatures are judged for production, where the trust policy applies.
+            deploy(
+                s,
+                "stranger",
+                '8',
+                "production",
+                "jonas@acme.dev",
+                Some("maya@acme.dev"),
+            );
+            let b = build(s, "clean", '0');
+            sign(s, &b, &trusted);
+            deploy(s, "clean", '0', "staging", "jonas@acme.dev", None);
+            s.record_facts(
+                &[
+                    Record::Retire(Retirement {
+                        digest: digest('5'),
+                        reason: "CVE-2026-1".into(),
+                        by: id("sec@acme.dev"),
+                        at: now,
+                    }),
+                    Record::Outcome(lineage_model::DeployOutcome {
+                        service: name("outcome"),
+                        env: EnvName::parse("staging").unwrap(),
+                        digest: digest('6'),
+                        status: lineage_model::OutcomeStatus::Failed,
+                        detail: None,
+                        by: id("sre@acme.dev"),
+                        at: now,
+                    }),
+                ],
+                now,
+                None,
+            )
+            .unwrap();
+            // The cluster runs another digest of `drift` in staging than the one recorded.
+            let config = Config::default();
+            let namespaces = Default::default();
+            let parsed = lineage_core::observe::parse(
+                &format!(
+                    "staging,ghcr.io/acme/drift@{}\nstaging,ghcr.io/acme/clean@{}\n",
+                    digest('7').to_string().replace('7', "6"),
+                    digest('0')
+                ),
+                &lineage_core::observe::ObserveOptions {
+                    source: "stage-1".into(),
+                    format: Some(lineage_core::observe::InputFormat::Csv),
+                    namespaces: &namespaces,
+                    config: &config,
+                    seen_at: now,
+                    by: id("sa:observer"),
+                    name: "inventory.csv".into(),
+                },
+            )
+            .unwrap();
+            lineage_core::observe::record(s, parsed, now).unwrap();
+        },
+    );
+    let reader = token(&w, Some(Scope::Read));
+    let page = browse(&w, "/", Via::Header(&reader)).await.body;
+    let rows = fleet_marks(&page);
+    let marks = |service: &str| -> Vec<String> {
+        rows.iter()
+            .find(|r| r.0 == service)
+            .unwrap_or_else(|| panic!("no row {service}\n{page}"))
+            .2
+            .clone()
+    };
+    for (service, risk) in [
+        ("unapproved", "unapproved"),
+        ("selfie", "self_approved"),
+        ("nobuild", "no_build"),
+        ("api", "unsigned"),
+        ("failed", "failed_gate"),
+        ("retired", "retired"),
+        ("outcome", "bad_outcome"),
+        ("drift", "drift"),
+        ("stranger", "untrusted"),
+    ] {
+        assert!(
+            marks(service).contains(&risk.to_string()),
+            "{service} lacks {risk}: {:?}",
+            marks(service)
+        );
+    }
+    assert_eq!(marks("clean"), Vec::<String>::new(), "{page}");
+    assert!(page.contains("signed (ci)"), "{page}");
+    assert!(
+        page.contains("production: deployed without approval"),
+        "{page}"
+    );
+    assert!(page.contains("production: self-approved"), "{page}");
+    // Each count at the top is the number of rows marked with its kind.
+    for kind in lineage_core::lifecycle::Risk::ALL {
+        let kind = kind.as_str();
+        let shown: usize = page
+            .split(&format!("data-risk-count=\"{kind}\"><b>"))
+            .nth(1)
+            .and_then(|x| x.split("</b>").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count for {kind}"));
+        let marked = rows
+            .iter()
+            .filter(|r| r.2.iter().any(|k| k == kind))
+            .count();
+        assert_eq!(shown, marked, "{kind}");
+    }
+    // Production risks first.
+    let classes: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let first_other = classes
+        .iter()
+        .position(|c| *c != "risk-production")
+        .unwrap();
+    assert!(
+        first_other >= 2
+            && classes[first_other..]
+                .iter()
+                .all(|c| *c != "risk-production"),
+        "{classes:?}"
+    );
+    // A filter keeps the rows of its kind; the counts stay those of the fleet.
+    let filtered = browse(&w, "/?risk=untrusted", Via::Header(&reader))
+        .await
+        .body;
+    let kept: Vec<String> = fleet_marks(&filtered).into_iter().map(|r| r.0).collect();
+    assert_eq!(kept, ["stranger"], "{filtered}");
+    let filtered = browse(&w, "/?env=production&owner=PRIYA", Via::Header(&reader))
+        .await
+        .body;
+    let mut kept: Vec<String> = fleet_marks(&filtered).into_iter().map(|r| r.0).collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["api", "selfie", "stranger", "unapproved"],
+        "{filtered}"
     );
 }
