@@ -1354,6 +1354,33 @@ mod tests {
         }
     }
 
+    /// Pages are templates: no tag is assembled in a string, where one missed escape is an
+    /// injection. (The redirect body and the login page are templates too.)
+    #[test]
+    fn no_page_is_built_from_strings() {
+        for (file, source) in [
+            ("dashboard.rs", include_str!("dashboard.rs")),
+            ("dashboard/access.rs", include_str!("dashboard/access.rs")),
+            ("dashboard/picture.rs", include_str!("dashboard/picture.rs")),
+        ] {
+            let code = source.split("#[cfg(test)]").next().unwrap();
+            for needle in [
+                "format!(\"<",
+                "push_str(\"<",
+                "write!(html",
+                "write!(svg",
+                "\"<td",
+                "\"<tr",
+                "\"<a ",
+            ] {
+                assert!(
+                    !code.contains(needle),
+                    "{file} builds HTML from strings: `{needle}`"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_filter_link_keeps_the_other_filters() {
         let filter = FleetFilter {
