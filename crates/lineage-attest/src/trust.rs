@@ -22,13 +22,16 @@
 //! not_after = "2027-01-01T00:00:00Z"         # optional
 //! revoked_at = "2026-06-01T12:00:00Z"        # optional
 //! ```
-//! Loading the PEM files is the caller's job ([`TrustConfig::resolve`] takes a loader).
+//! Loading the PEM files is the caller's job ([`TrustConfig::resolve`] takes a loader). The
+//! table is read from the one parsed `lineage.toml` ([`TrustConfig::from_document`]), so every
+//! error points at `file:line:column`.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use lineage_model::{EnvName, Timestamp};
+use lineage_toml::{ConfigError, Document, Entry, Position, Scalar, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::dsse::TrustedKey;
@@ -73,6 +76,8 @@ pub struct TrustedKeyConfig {
     pub not_before: Option<Timestamp>,
     pub not_after: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// Where `public_key_file` is written, for errors about the file it names.
+    pub at: Option<Position>,
 }
 
 /// The `[trust]` table as written.
@@ -103,131 +108,77 @@ pub struct TrustPolicy {
 /// Why the trust configuration is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustConfigError {
-    #[error("invalid trust configuration: {0}")]
-    Toml(String),
-    #[error("trust key `{id}`: {problem}")]
-    Entry { id: String, problem: String },
-    #[error("trust key `{id}` is listed twice")]
-    DuplicateId { id: String },
-    #[error("trust key `{id}`: could not read `{path}`: {reason}")]
+    /// `[trust]` is not written right: where, what, and the right form.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{}trust key `{id}`: could not read `{path}`: {reason}", prefix(.at))]
     Load {
         id: String,
         path: PathBuf,
         reason: String,
+        /// Where `public_key_file` is written (boxed: errors stay small).
+        at: Option<Box<Position>>,
     },
-    #[error("trust key `{id}`: `{path}` is not a usable public key: {source}")]
+    #[error("{}trust key `{id}`: `{path}` is not a usable public key: {source}", prefix(.at))]
     Key {
         id: String,
         path: PathBuf,
         #[source]
         source: KeyError,
+        at: Option<Box<Position>>,
     },
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum TomlTime {
-    Text(String),
-    Native(toml::value::Datetime),
+/// `file:line:column: ` before a message about the key written there.
+fn prefix(at: &Option<Box<Position>>) -> String {
+    at.as_ref().map(|p| format!("{p}: ")).unwrap_or_default()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEntry {
-    id: String,
-    public_key_file: PathBuf,
-    roles: Vec<Role>,
-    #[serde(default)]
-    environments: Vec<String>,
-    not_before: Option<TomlTime>,
-    not_after: Option<TomlTime>,
-    revoked_at: Option<TomlTime>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawTrust {
-    #[serde(default)]
-    keys: Vec<RawEntry>,
-}
-
-#[derive(Deserialize)]
-struct RawDocument {
-    #[serde(default)]
-    trust: Option<RawTrust>,
-}
+const KEY_FIELDS: [&str; 7] = [
+    "id",
+    "public_key_file",
+    "roles",
+    "environments",
+    "not_before",
+    "not_after",
+    "revoked_at",
+];
 
 impl TrustConfig {
-    /// Reads the `[trust]` table of a whole `lineage.toml` (other tables are ignored; a
-    /// missing `[trust]` is an empty policy).
+    /// Reads the `[trust]` table of a standalone `lineage.toml` text (tests, tools); other
+    /// tables are ignored and a missing `[trust]` is an empty policy. Lineage itself reads the
+    /// file once (`lineage_core::LineageToml`) and calls [`TrustConfig::from_document`].
     pub fn from_toml_str(text: &str) -> Result<TrustConfig, TrustConfigError> {
-        let doc: RawDocument =
-            toml::from_str(text).map_err(|e| TrustConfigError::Toml(e.to_string()))?;
-        TrustConfig::from_raw(doc.trust.unwrap_or_default())
+        let doc = Document::parse(text, "lineage.toml")?;
+        Ok(TrustConfig::from_document(&doc, None)?)
     }
 
-    /// Reads an already-parsed `[trust]` table.
-    pub fn from_toml_value(table: toml::Value) -> Result<TrustConfig, TrustConfigError> {
-        let raw: RawTrust = table
-            .try_into()
-            .map_err(|e: toml::de::Error| TrustConfigError::Toml(e.to_string()))?;
-        TrustConfig::from_raw(raw)
-    }
-
-    fn from_raw(raw: RawTrust) -> Result<TrustConfig, TrustConfigError> {
+    /// Reads `[trust]` (its `[[trust.keys]]`). With `environments`, every environment a key
+    /// names must be one of them: a misspelt one would make the key silently trusted nowhere.
+    pub fn from_document(
+        doc: &Document,
+        environments: Option<&[EnvName]>,
+    ) -> Result<TrustConfig, ConfigError> {
+        let Some(trust) = doc.section("trust") else {
+            return Ok(TrustConfig::default());
+        };
+        let trust = trust.table()?;
+        trust.deny_unknown(&["keys"])?;
+        let Some(entries) = trust.get("keys") else {
+            return Ok(TrustConfig::default());
+        };
         let mut keys: Vec<TrustedKeyConfig> = Vec::new();
-        for e in raw.keys {
-            let problem = |p: String| TrustConfigError::Entry {
-                id: e.id.clone(),
-                problem: p,
-            };
-            if e.id.is_empty() {
-                return Err(problem("`id` is empty".into()));
+        for table in entries.tables()? {
+            let key = read_key(&table, environments)?;
+            if keys.iter().any(|k| k.id == key.id) {
+                let message = format!("trust key `{}` is listed twice", key.id);
+                let hint = "give each `[[trust.keys]]` entry its own `id`";
+                return Err(match table.get("id") {
+                    Some(id) => id.error(message, hint),
+                    None => table.error(message, hint),
+                });
             }
-            if keys.iter().any(|k| k.id == e.id) {
-                return Err(TrustConfigError::DuplicateId { id: e.id });
-            }
-            if e.roles.is_empty() {
-                return Err(problem(
-                    "`roles` is empty; write e.g. `roles = [\"builder\"]`".into(),
-                ));
-            }
-            let environments = e
-                .environments
-                .iter()
-                .map(|s| EnvName::parse(s).map_err(|err| problem(err.to_string())))
-                .collect::<Result<Vec<_>, _>>()?;
-            let time = |field: &str,
-                        t: &Option<TomlTime>|
-             -> Result<Option<Timestamp>, TrustConfigError> {
-                match t {
-                    None => Ok(None),
-                    Some(TomlTime::Text(s)) => Timestamp::parse(s)
-                        .map(Some)
-                        .map_err(|err| problem(format!("`{field}`: {err}"))),
-                    Some(TomlTime::Native(d)) => Timestamp::parse(&d.to_string())
-                        .map(Some)
-                        .map_err(|err| problem(format!("`{field}`: {err}"))),
-                }
-            };
-            let not_before = time("not_before", &e.not_before)?;
-            let not_after = time("not_after", &e.not_after)?;
-            let revoked_at = time("revoked_at", &e.revoked_at)?;
-            if let (Some(a), Some(b)) = (not_before, not_after) {
-                if b < a {
-                    return Err(problem(format!(
-                        "`not_after` ({b}) is before `not_before` ({a})"
-                    )));
-                }
-            }
-            keys.push(TrustedKeyConfig {
-                id: e.id.clone(),
-                public_key_file: e.public_key_file,
-                roles: e.roles.into_iter().collect(),
-                environments,
-                not_before,
-                not_after,
-                revoked_at,
-            });
+            keys.push(key);
         }
         Ok(TrustConfig { keys })
     }
@@ -244,11 +195,13 @@ impl TrustConfig {
                 id: k.id.clone(),
                 path: k.public_key_file.clone(),
                 reason: e.to_string(),
+                at: k.at.clone().map(Box::new),
             })?;
             let public_key = PublicKey::from_pem(&pem).map_err(|source| TrustConfigError::Key {
                 id: k.id.clone(),
                 path: k.public_key_file.clone(),
                 source: source.into(),
+                at: k.at.clone().map(Box::new),
             })?;
             keys.push(TrustedKeyEntry {
                 id: k.id,
@@ -262,6 +215,132 @@ impl TrustConfig {
         }
         Ok(TrustPolicy { keys })
     }
+}
+
+/// One `[[trust.keys]]` entry.
+fn read_key(
+    table: &Table,
+    environments: Option<&[EnvName]>,
+) -> Result<TrustedKeyConfig, ConfigError> {
+    let id_entry = table.get("id").ok_or_else(|| {
+        table.error(
+            "a `[[trust.keys]]` entry has no `id`",
+            "name the key: `id = \"ci-2026\"`",
+        )
+    })?;
+    let id = id_entry.string("\"ci-2026\"")?;
+    if id.is_empty() {
+        return Err(id_entry.error(
+            "trust key ``: `id` is empty",
+            "name the key: `id = \"ci-2026\"`",
+        ));
+    }
+    // Named after the key, so an error in a long list says which entry it is in.
+    let named = |m: String| format!("trust key `{id}`: {m}");
+    for entry in table.entries() {
+        if !KEY_FIELDS.contains(&entry.key()) {
+            let hint = match lineage_model::closest(entry.key(), &KEY_FIELDS) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!(
+                    "a key has {}",
+                    KEY_FIELDS.map(|k| format!("`{k}`")).join(", ")
+                ),
+            };
+            return Err(entry.key_error(named(format!("unknown field `{}`", entry.key())), hint));
+        }
+    }
+    let required = |name: &str, example: &str| {
+        table.get(name).ok_or_else(|| {
+            table.error(
+                named(format!("`{name}` is missing")),
+                format!("write `{name} = {example}`"),
+            )
+        })
+    };
+    let file = required("public_key_file", "\"keys/ci.pub\"")?;
+    let public_key_file = PathBuf::from(file.string("\"keys/ci.pub\"")?);
+    let roles_entry = required("roles", "[\"builder\"]")?;
+    let mut roles = BTreeSet::new();
+    for (role, at) in roles_entry.strings("[\"builder\"]")? {
+        let parsed =
+            match role {
+                "builder" => Role::Builder,
+                "deployer" => Role::Deployer,
+                "approver" => Role::Approver,
+                other => return Err(at.error(
+                    named(format!("unknown variant `{other}` in `roles`")),
+                    "a role is `builder`, `deployer` or `approver`: write `roles = [\"builder\"]`",
+                )),
+            };
+        roles.insert(parsed);
+    }
+    if roles.is_empty() {
+        return Err(roles_entry.error(
+            named("`roles` is empty".into()),
+            "write e.g. `roles = [\"builder\"]`",
+        ));
+    }
+    let mut envs = Vec::new();
+    if let Some(list) = table.get("environments") {
+        for (name, at) in list.strings("[\"staging\", \"production\"]")? {
+            let env = EnvName::parse(name).map_err(|e| at.error(named(e.to_string()), e.hint))?;
+            if let Some(configured) = environments {
+                if !configured.contains(&env) {
+                    let names: Vec<&str> = configured.iter().map(EnvName::as_str).collect();
+                    let listed = names.join(", ");
+                    let hint = match lineage_model::closest(name, &names) {
+                        Some(near) => {
+                            format!("did you mean `{near}`? configured environments: {listed}")
+                        }
+                        None => format!("configured environments: {listed}; add others under [environments] in lineage.toml"),
+                    };
+                    return Err(at.error(
+                        named(format!("environment `{name}` is not configured")),
+                        hint,
+                    ));
+                }
+            }
+            envs.push(env);
+        }
+    }
+    let time = |field: &str| -> Result<Option<(Timestamp, Entry)>, ConfigError> {
+        let Some(entry) = table.get(field) else {
+            return Ok(None);
+        };
+        let text = match entry.scalar() {
+            Scalar::String(s) => s.to_string(),
+            Scalar::Datetime(d) => d,
+            _ => return Err(entry.expected("a time", "\"2026-01-01T00:00:00Z\"")),
+        };
+        let t = Timestamp::parse(&text).map_err(|e| {
+            entry.error(
+                named(format!("`{field}` is `{}`: {}", entry.written(), e.problem)),
+                format!("write `{field} = \"2026-01-01T00:00:00Z\"`"),
+            )
+        })?;
+        Ok(Some((t, entry)))
+    };
+    let not_before = time("not_before")?;
+    let not_after = time("not_after")?;
+    let revoked_at = time("revoked_at")?;
+    if let (Some((a, _)), Some((b, at))) = (&not_before, &not_after) {
+        if b < a {
+            return Err(at.error(
+                named(format!("`not_after` ({b}) is before `not_before` ({a})")),
+                "a key is valid from `not_before` until `not_after`; swap them",
+            ));
+        }
+    }
+    Ok(TrustedKeyConfig {
+        id: id.to_string(),
+        public_key_file,
+        roles,
+        environments: envs,
+        not_before: not_before.map(|(t, _)| t),
+        not_after: not_after.map(|(t, _)| t),
+        revoked_at: revoked_at.map(|(t, _)| t),
+        at: Some(file.position()),
+    })
 }
 
 impl TrustPolicy {

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 
 use lineage_model::{Digest, EnvName, ImageRef, Repository, Timestamp};
 use lineage_policy::{Level, Report};
-use serde::Deserialize;
 
 use crate::gate::{self, DeployLedger, DeployRequest, Setup};
 use crate::{Config, Error};
@@ -113,91 +112,84 @@ pub struct AdmissionConfig {
     pub observe: bool,
 }
 
-#[derive(Deserialize)]
-struct Raw {
-    admission: Option<RawAdmission>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmission {
-    #[serde(default)]
-    namespaces: BTreeMap<String, toml::Spanned<String>>,
-    mode: Option<toml::Spanned<String>>,
-    when_not_ready: Option<toml::Spanned<String>>,
-    #[serde(default)]
-    allow: Vec<toml::Spanned<String>>,
-    #[serde(default)]
-    observe: bool,
-}
-
 impl AdmissionConfig {
-    /// Parses `[admission]` from the settings file `text` (named `file`). Environments must be
-    /// ones `[environments]` configures.
+    /// Parses `[admission]` of a standalone settings text (tests, tools), named `file` in
+    /// errors. Environments must be ones `config` configures. Lineage itself reads the file
+    /// once, through `LineageToml::parse`.
     pub fn from_toml(text: &str, file: &str, config: &Config) -> Result<AdmissionConfig, Error> {
-        let err = |offset: usize, message: String| {
-            let (line, col) = crate::line_col(text, offset);
-            Error::Config {
-                file: file.to_string(),
-                line,
-                col,
-                message,
-            }
-        };
-        let raw: Raw = toml::from_str(text)
-            .map_err(|e| err(e.span().map_or(0, |s| s.start), e.message().to_string()))?;
-        let Some(raw) = raw.admission else {
+        let doc = lineage_toml::Document::parse(text, file)?;
+        Ok(AdmissionConfig::from_document(&doc, config)?)
+    }
+
+    /// Reads `[admission]`; environments must be ones `config` configures.
+    pub fn from_document(
+        doc: &lineage_toml::Document,
+        config: &Config,
+    ) -> Result<AdmissionConfig, lineage_toml::ConfigError> {
+        let Some(section) = doc.section("admission") else {
             return Ok(AdmissionConfig::default());
         };
+        let table = section.table()?;
+        table.deny_unknown(&["namespaces", "mode", "when_not_ready", "allow", "observe"])?;
         let mut namespaces = BTreeMap::new();
-        for (ns, env) in raw.namespaces {
-            let parsed = config.environment(env.get_ref()).map_err(|e| {
-                err(
-                    env.span().start,
-                    format!(
-                        "`admission.namespaces.{ns}`: {e}; {}",
-                        e.hint().unwrap_or_default()
-                    ),
-                )
-            })?;
-            namespaces.insert(ns, parsed);
+        if let Some(map) = table.get("namespaces") {
+            for entry in map.table()?.entries() {
+                let ns = entry.key();
+                let env = entry.string("\"production\"")?;
+                let parsed = config.environment(env).map_err(|e| {
+                    entry.error(
+                        format!("`admission.namespaces.{ns}`: {e}"),
+                        e.hint().unwrap_or_default(),
+                    )
+                })?;
+                namespaces.insert(ns.to_string(), parsed);
+            }
         }
-        let choice = |v: Option<toml::Spanned<String>>, key: &str, a: &str, b: &str| match v {
-            None => Ok(true),
-            Some(m) if m.get_ref() == a => Ok(true),
-            Some(m) if m.get_ref() == b => Ok(false),
-            Some(m) => Err(err(
-                m.span().start,
-                format!(
-                    "`admission.{key}` is `{}`; write `\"{a}\"` or `\"{b}\"`",
-                    m.get_ref()
-                ),
-            )),
+        let choice = |key: &str, a: &str, b: &str| -> Result<bool, lineage_toml::ConfigError> {
+            let Some(entry) = table.get(key) else {
+                return Ok(true);
+            };
+            match entry.string(&format!("\"{a}\""))? {
+                m if m == a => Ok(true),
+                m if m == b => Ok(false),
+                m => Err(entry.error(
+                    format!("`admission.{key}` is `{m}`; write `\"{a}\"` or `\"{b}\"`"),
+                    format!("write `{key} = \"{a}\"` or `{key} = \"{b}\"`"),
+                )),
+            }
         };
-        let mode = if choice(raw.mode, "mode", "enforce", "audit")? {
+        let mode = if choice("mode", "enforce", "audit")? {
             Mode::Enforce
         } else {
             Mode::Audit
         };
-        let when_not_ready = if choice(raw.when_not_ready, "when_not_ready", "deny", "allow")? {
+        let when_not_ready = if choice("when_not_ready", "deny", "allow")? {
             NotReady::Deny
         } else {
             NotReady::Allow
         };
-        let allow = raw
-            .allow
-            .iter()
-            .map(|p| {
-                AllowPattern::parse(p.get_ref())
-                    .map_err(|m| err(p.span().start, format!("`admission.allow`: {m}")))
-            })
-            .collect::<Result<_, _>>()?;
+        let mut allow = Vec::new();
+        if let Some(list) = table.get("allow") {
+            for (pattern, at) in list.strings("[\"registry.k8s.io/pause@*\"]")? {
+                let parsed = AllowPattern::parse(pattern).map_err(|m| {
+                    at.error(
+                        format!("`admission.allow`: {m}"),
+                        "write `allow = [\"docker.io/library/nginx@*\"]`",
+                    )
+                })?;
+                allow.push(parsed);
+            }
+        }
+        let observe = match table.get("observe") {
+            Some(entry) => entry.bool()?,
+            None => false,
+        };
         Ok(AdmissionConfig {
             namespaces,
             mode,
             when_not_ready,
             allow,
-            observe: raw.observe,
+            observe,
         })
     }
 

@@ -1,49 +1,18 @@
 //! Strict keys for `lineage.toml`: one table of every section and key Lineage reads, and one
-//! check that runs on the whole file before any section parser sees it.
+//! check that runs on the whole parsed document before any section is read
+//! ([`crate::LineageToml::parse`]).
 //!
-//! Each section is parsed by the crate that owns it (`[environments]` here, `[rules]`,
-//! `[allowlist]` and `[gates]` by lineage-policy, `[[trust.keys]]` by lineage-attest, `[log]` by
-//! `ledger_log`, `[admission]` by lineage-server, `[vulns]` here), and each parser skips the sections it does
-//! not own. So without this check a misspelt section (`[enviroments]`) or a key no parser
-//! looks at was silently ignored, and the defaults it meant to override stayed in force. The
-//! check only knows names; values are still checked by the section parsers.
+//! Each section is read by the crate that owns it (`[environments]`, `[vulns]` and
+//! `[promotion]` by `config`, `[rules]`, `[allowlist]`, `[gates]` and `[exceptions]` by
+//! lineage-policy, `[[trust.keys]]` by lineage-attest, `[log]` by `ledger_log`, `[admission]` by
+//! `admission`), and each reader skips the sections it does not own. This check sees the whole
+//! file, so a misspelt section (`[enviroments]`) is refused at its position with the closest
+//! name instead of leaving the defaults it meant to override in force. It only knows names;
+//! values are checked by the section readers.
 
-use std::ops::Range;
+use lineage_toml::{check_names, value, Document, Field, Shape};
 
-use toml_edit::{ImDocument, Item, Table, TableLike, Value};
-
-use crate::config::{closest, line_col};
 use crate::Error;
-
-/// What a key may hold, as far as names go.
-#[derive(Debug)]
-enum Shape {
-    /// A value; its section's parser checks its type and content.
-    Value,
-    /// A table holding exactly these keys.
-    Table(&'static [Field]),
-    /// A table whose keys the user names (environments, namespaces, rules), each value of the
-    /// given shape.
-    Map(&'static Shape),
-    /// An array of tables (`[[trust.keys]]`), each holding exactly these keys.
-    Tables(&'static [Field]),
-    /// Anything below: the owning parser validates the names itself (rule codes and names in
-    /// `[rules]` and `[rules.ENV]`, which lineage-policy checks against its rule list).
-    Free,
-}
-
-#[derive(Debug)]
-struct Field {
-    name: &'static str,
-    shape: Shape,
-}
-
-const fn value(name: &'static str) -> Field {
-    Field {
-        name,
-        shape: Shape::Value,
-    }
-}
 
 /// Every section and key Lineage reads from `lineage.toml`. A new setting is added here and in
 /// the parser of its section; a name missing here is refused before that parser runs.
@@ -141,180 +110,11 @@ const SCHEMA: &[Field] = &[
     },
 ];
 
-/// Checks every section and key name in `text` (the contents of `file`) against the schema.
-/// The first unknown name is an error at its `file:line:column`, with the closest valid name,
-/// or the valid names when none is close. A file that is not TOML is an error too.
-pub fn check_keys(text: &str, file: &str) -> Result<(), Error> {
-    let doc = ImDocument::parse(text).map_err(|e| {
-        let (line, col) = line_col(text, e.span().map_or(0, |s| s.start));
-        Error::Config {
-            file: file.to_string(),
-            line,
-            col,
-            message: e.message().trim().to_string(),
-        }
-    })?;
-    let cx = Cx { text, file };
-    cx.table(doc.as_table(), &[], SCHEMA)
-}
-
-struct Cx<'a> {
-    text: &'a str,
-    file: &'a str,
-}
-
-/// How a name is written in the file, so that messages and suggestions use the same form.
-#[derive(Clone, Copy)]
-enum Form {
-    /// A `[section]` header.
-    Header,
-    /// A `[[section]]` header.
-    ArrayHeader,
-    /// `key = …`, also dotted or inline.
-    Key,
-}
-
-impl Form {
-    fn of(item: &Item) -> Form {
-        match item {
-            Item::Table(t) if !t.is_dotted() => Form::Header,
-            Item::ArrayOfTables(_) => Form::ArrayHeader,
-            _ => Form::Key,
-        }
-    }
-
-    /// `name` (the full dotted path for headers) as the user would write it.
-    fn show(self, path: &[&str], name: &str) -> String {
-        let full = path
-            .iter()
-            .copied()
-            .chain([name])
-            .collect::<Vec<_>>()
-            .join(".");
-        match self {
-            Form::Header => format!("[{full}]"),
-            Form::ArrayHeader => format!("[[{full}]]"),
-            Form::Key => name.to_string(),
-        }
-    }
-}
-
-impl Cx<'_> {
-    fn table(&self, table: &dyn TableLike, path: &[&str], fields: &[Field]) -> Result<(), Error> {
-        for (name, item) in table.iter() {
-            let span = table
-                .get_key_value(name)
-                .and_then(|(key, _)| key.span())
-                .or_else(|| item.span());
-            match fields.iter().find(|f| f.name == name) {
-                Some(field) => {
-                    let mut inner = path.to_vec();
-                    inner.push(name);
-                    self.shape(item, &inner, &field.shape)?;
-                }
-                None => return Err(self.unknown(span, path, name, item, fields)),
-            }
-        }
-        Ok(())
-    }
-
-    fn shape(&self, item: &Item, path: &[&str], shape: &Shape) -> Result<(), Error> {
-        match shape {
-            Shape::Value | Shape::Free => Ok(()),
-            // A value where a table belongs is a type error, which the section's parser
-            // reports with the right hint; names are all this check looks at.
-            Shape::Table(fields) => match item.as_table_like() {
-                Some(t) => self.table(t, path, fields),
-                None => Ok(()),
-            },
-            Shape::Map(inner) => match item.as_table_like() {
-                Some(t) => {
-                    for (name, item) in t.iter() {
-                        let mut p = path.to_vec();
-                        p.push(name);
-                        self.shape(item, &p, inner)?;
-                    }
-                    Ok(())
-                }
-                None => Ok(()),
-            },
-            Shape::Tables(fields) => {
-                for t in tables(item) {
-                    self.table(t, path, fields)?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn unknown(
-        &self,
-        span: Option<Range<usize>>,
-        path: &[&str],
-        name: &str,
-        item: &Item,
-        fields: &[Field],
-    ) -> Error {
-        let form = Form::of(item);
-        let (line, col) = line_col(self.text, span.map_or(0, |s| s.start));
-        // Inside `[[trust.keys]]` the section reads as the array header it is written as.
-        let section = if path == ["trust", "keys"] {
-            "[[trust.keys]]".to_string()
-        } else {
-            format!("[{}]", path.join("."))
-        };
-        let message = match (form, path.is_empty()) {
-            (Form::Header | Form::ArrayHeader, _) => {
-                format!("unknown section `{}`", form.show(path, name))
-            }
-            (Form::Key, true) => format!("unknown top-level key `{name}`"),
-            (Form::Key, false) => format!("unknown key `{name}` in `{section}`"),
-        };
-        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-        // At the top level every valid name is a section, so suggest it as one.
-        let shown = |n: &str| match form {
-            Form::Key if path.is_empty() => format!("[{n}]"),
-            _ => form.show(path, n),
-        };
-        let hint = match closest(name, &names) {
-            Some(near) => format!("did you mean `{}`?", shown(near)),
-            None if path.is_empty() => format!(
-                "valid sections: {}",
-                names
-                    .iter()
-                    .map(|n| format!("`[{n}]`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => format!(
-                "valid keys in `{section}`: {}",
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        Error::ConfigKey {
-            file: self.file.to_string(),
-            line,
-            col,
-            message,
-            hint,
-        }
-    }
-}
-
-/// The tables of an array of tables, written either as `[[header]]`s or inline.
-fn tables(item: &Item) -> Vec<&dyn TableLike> {
-    match item {
-        Item::ArrayOfTables(a) => a.iter().map(|t: &Table| t as &dyn TableLike).collect(),
-        Item::Value(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_inline_table().map(|t| t as &dyn TableLike))
-            .collect(),
-        _ => Vec::new(),
-    }
+/// Checks every section and key name of `doc` against the schema. The first unknown name is an
+/// error at its `file:line:column`, with the closest valid name, or the valid names when none
+/// is close.
+pub(crate) fn check_keys(doc: &Document) -> Result<(), Error> {
+    Ok(check_names(doc, SCHEMA)?)
 }
 
 #[cfg(test)]
@@ -323,14 +123,15 @@ mod tests {
 
     /// `Ok` or the error as `line:col: message; hint`.
     fn check(text: &str) -> Result<(), String> {
-        check_keys(text, "lineage.toml").map_err(|e| match &e {
-            Error::ConfigKey {
-                line,
-                col,
-                message,
-                hint,
-                ..
-            } => format!("{line}:{col}: {message}; {hint}"),
+        let doc = Document::parse(text, "lineage.toml").map_err(|e| e.to_string())?;
+        check_keys(&doc).map_err(|e| match &e {
+            Error::Config(e) => format!(
+                "{}:{}: {}; {}",
+                e.line,
+                e.column,
+                e.message,
+                e.hint.as_deref().unwrap_or_default()
+            ),
             other => format!("{other}"),
         })
     }
@@ -488,7 +289,7 @@ observe = true
 
     #[test]
     fn a_file_that_is_not_toml_is_an_error_at_its_position() {
-        let e = check_keys("[log\n", "x.toml").unwrap_err();
-        assert!(matches!(e, Error::Config { line: 1, .. }), "{e:?}");
+        let e = Document::parse("[log\n", "x.toml").unwrap_err();
+        assert_eq!(e.line, 1, "{e:?}");
     }
 }

@@ -15,22 +15,10 @@ pub struct FieldDiff {
 pub enum Error {
     #[error("{0}")]
     Parse(ParseError),
-    #[error("{file}:{line}:{col}: {message}")]
-    Config {
-        file: String,
-        line: usize,
-        col: usize,
-        message: String,
-    },
-    /// A section or key name `lineage.toml` does not have (`config_keys::check_keys`).
-    #[error("{file}:{line}:{col}: {message}")]
-    ConfigKey {
-        file: String,
-        line: usize,
-        col: usize,
-        message: String,
-        hint: String,
-    },
+    /// `lineage.toml` is not TOML, names a section or key it does not have, or holds a value
+    /// of the wrong form, at `file:line:column` (every section; see `config::LineageToml`).
+    #[error(transparent)]
+    Config(#[from] lineage_toml::ConfigError),
     #[error("environment `{given}` is not configured")]
     UnknownEnvironment {
         given: String,
@@ -62,9 +50,6 @@ pub enum Error {
     /// A Rego policy could not be loaded or evaluated: the gate could not decide.
     #[error(transparent)]
     Policy(#[from] lineage_policy::RegoError),
-    /// The gate sections of lineage.toml are wrong.
-    #[error(transparent)]
-    PolicyConfig(#[from] lineage_policy::ConfigError),
     /// A change the rules do not allow (an exception nobody may approve, a time in the
     /// future): bad input, nothing written.
     #[error("{0}")]
@@ -84,10 +69,9 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Parse(e) => Some(e.hint.clone()),
-            Error::Config { .. } => Some(
-                "fix the file; the `lineage.toml` section of README.md lists every setting".into(),
-            ),
-            Error::ConfigKey { hint, .. } => Some(hint.clone()),
+            Error::Config(e) => Some(e.hint.clone().unwrap_or_else(|| {
+                "fix the file; the `lineage.toml` section of README.md lists every setting".into()
+            })),
             Error::UnknownEnvironment {
                 suggestion,
                 configured,
@@ -123,11 +107,6 @@ impl Error {
             Error::Policy(_) => {
                 Some("fix the policy at that position; `lineage policy test` runs its tests".into())
             }
-            Error::PolicyConfig(e) => Some(
-                e.hint
-                    .clone()
-                    .unwrap_or_else(|| "fix lineage.toml; docs/rules.md lists every setting".into()),
-            ),
             Error::Store(StoreError::Missing(_)) => Some(
                 "record something first (`lineage service add …`), or point `--store` / LINEAGE_STORE at an existing ledger".into(),
             ),

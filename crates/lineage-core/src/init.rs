@@ -386,9 +386,7 @@ mod tests {
                 dockerfiles: vec!["Dockerfile".into()],
             });
             let toml = &p.files[0].text;
-            crate::check_keys(toml, "lineage.toml").unwrap();
-            crate::Config::from_toml(toml, "lineage.toml").unwrap();
-            lineage_policy::PolicyConfig::from_toml(toml, "lineage.toml").unwrap();
+            crate::LineageToml::parse(toml, "lineage.toml", std::path::Path::new(".")).unwrap();
             assert!(p.ci_snippet.contains("buildx-metadata"));
         }
     }

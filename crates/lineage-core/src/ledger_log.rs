@@ -26,9 +26,8 @@ use lineage_store::lineage_log::keys::{LogKey, Verifier};
 use lineage_store::lineage_log::merkle::{self, Frontier, Hash};
 use lineage_store::lineage_log::proof::{ConsistencyBundle, InclusionBundle};
 use lineage_store::{Store, StoreLocation, StoredCheckpoint};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::config::line_col;
 use crate::Error;
 
 /// The origin a ledger's log uses when `[log] origin` is not set.
@@ -70,68 +69,66 @@ impl Default for LogSettings {
     }
 }
 
-#[derive(Deserialize)]
-struct Raw {
-    #[serde(default)]
-    log: Option<RawLog>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    origin: Option<toml::Spanned<String>>,
-    key: Option<String>,
-    public_key: Option<String>,
-    checkpoint_dir: Option<String>,
-    checkpoint_file: Option<String>,
-}
-
 impl LogSettings {
-    /// Parses the `[log]` section of `text` (the contents of `file`); relative paths are
-    /// relative to `base`, the file's directory. Errors point at line and column.
+    /// Parses the `[log]` section of a standalone `lineage.toml` text (tests, tools), named
+    /// `file` in errors; relative paths are relative to `base`, the file's directory. Lineage
+    /// itself reads the file once, through `LineageToml::parse`.
     pub fn from_toml(text: &str, file: &str, base: &Path) -> Result<LogSettings, Error> {
-        let config_error = |offset: usize, message: String| {
-            let (line, col) = line_col(text, offset);
-            Error::Config {
-                file: file.to_string(),
-                line,
-                col,
-                message,
-            }
-        };
-        let raw: Raw = toml::from_str(text)
-            .map_err(|e| config_error(e.span().map_or(0, |s| s.start), e.message().to_string()))?;
-        let Some(log) = raw.log else {
+        Ok(LogSettings::from_document(
+            &lineage_toml::Document::parse(text, file)?,
+            base,
+        )?)
+    }
+
+    /// Reads `[log]`; relative paths are relative to `base`, the file's directory.
+    pub fn from_document(
+        doc: &lineage_toml::Document,
+        base: &Path,
+    ) -> Result<LogSettings, lineage_toml::ConfigError> {
+        let Some(section) = doc.section("log") else {
             return Ok(LogSettings::default());
         };
-        let origin = match log.origin {
+        let log = section.table()?;
+        log.deny_unknown(&[
+            "origin",
+            "key",
+            "public_key",
+            "checkpoint_dir",
+            "checkpoint_file",
+        ])?;
+        let origin = match log.get("origin") {
             None => DEFAULT_ORIGIN.to_string(),
-            Some(o) => {
+            Some(entry) => {
+                let o = entry.string("\"lineage.acme.dev/ledger\"")?;
                 // C2SP: the origin is the key name too, so it has no spaces or `+`.
-                let ok = !o.get_ref().is_empty()
+                let ok = !o.is_empty()
                     && !o
-                        .get_ref()
                         .chars()
                         .any(|c| c.is_whitespace() || c == '+' || c.is_control());
                 if !ok {
-                    return Err(config_error(
-                        o.span().start,
+                    return Err(entry.error(
                         format!(
                             "`log.origin` `{}` must be non-empty, without spaces or `+` (e.g. `lineage.acme.dev/ledger`)",
-                            o.get_ref()
+                            lineage_model::inert(o)
                         ),
+                        "write `origin = \"lineage.acme.dev/ledger\"`: a host and path naming this ledger",
                     ));
                 }
-                o.into_inner()
+                o.to_string()
             }
         };
-        let path = |p: Option<String>| p.map(|p| base.join(p));
+        let path =
+            |key: &str, example: &str| -> Result<Option<PathBuf>, lineage_toml::ConfigError> {
+                log.get(key)
+                    .map(|e| e.string(example).map(|p| base.join(p)))
+                    .transpose()
+            };
         Ok(LogSettings {
             origin,
-            key: path(log.key),
-            public_key: path(log.public_key),
-            checkpoint_dir: path(log.checkpoint_dir),
-            checkpoint_file: path(log.checkpoint_file),
+            key: path("key", "\"/etc/lineage/log.key\"")?,
+            public_key: path("public_key", "\"log.pub\"")?,
+            checkpoint_dir: path("checkpoint_dir", "\"witness/\"")?,
+            checkpoint_file: path("checkpoint_file", "\"checkpoint.txt\"")?,
         })
     }
 

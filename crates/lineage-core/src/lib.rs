@@ -29,7 +29,6 @@ pub mod sbom;
 pub mod services;
 pub mod vulns;
 
-pub use config::{closest, line_col, Config, Promotion, DEFAULT_ENVIRONMENTS};
-pub use config_keys::check_keys;
+pub use config::{closest, Config, LineageToml, Promotion, DEFAULT_ENVIRONMENTS};
 pub use config_source::{ConfigHow, ConfigSource, CONFIG_FILE, POLICY_DIR};
 pub use error::{Error, FieldDiff};

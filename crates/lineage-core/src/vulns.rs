@@ -44,14 +44,14 @@ impl Default for VulnsConfig {
 
 impl VulnsConfig {
     /// Parses `max_age`: a whole number of days, or a string `<n>d` / `<n>h`.
-    pub fn parse_max_age(value: &toml::Value) -> Result<VulnsConfig, String> {
+    pub fn parse_max_age(value: &lineage_toml::Scalar) -> Result<VulnsConfig, String> {
         let problem = || {
             "`max_age` must be a number of days (`7`) or a duration such as `\"7d\"` or `\"36h\"`"
                 .to_string()
         };
         let (n, unit) = match value {
-            toml::Value::Integer(n) => (*n, 'd'),
-            toml::Value::String(s) => {
+            lineage_toml::Scalar::Integer(n) => (*n, 'd'),
+            lineage_toml::Scalar::String(s) => {
                 let s = s.trim();
                 let unit = s.chars().last().ok_or_else(problem)?;
                 let n: i64 = s[..s.len() - unit.len_utf8()]
@@ -1420,12 +1420,13 @@ mod tests {
 
     #[test]
     fn max_age_takes_days_or_hours() {
-        let c = VulnsConfig::parse_max_age(&toml::Value::Integer(3)).unwrap();
+        use lineage_toml::Scalar;
+        let c = VulnsConfig::parse_max_age(&Scalar::Integer(3)).unwrap();
         assert_eq!((c.max_age_secs, c.max_age.as_str()), (3 * 86_400, "3d"));
-        let c = VulnsConfig::parse_max_age(&toml::Value::String("36h".into())).unwrap();
+        let c = VulnsConfig::parse_max_age(&Scalar::String("36h")).unwrap();
         assert_eq!(c.max_age_secs, 36 * 3_600);
-        assert!(VulnsConfig::parse_max_age(&toml::Value::String("7w".into())).is_err());
-        assert!(VulnsConfig::parse_max_age(&toml::Value::Integer(0)).is_err());
+        assert!(VulnsConfig::parse_max_age(&Scalar::String("7w")).is_err());
+        assert!(VulnsConfig::parse_max_age(&Scalar::Integer(0)).is_err());
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The sections of `lineage.toml` this crate owns: `[rules]`, `[allowlist]` and `[gates]`.
 //!
-//! The file is parsed with `toml_edit`, which keeps the byte span of every key and value, so
-//! every error points at `file:line:column`. Sections owned by other parts of Lineage
-//! (`[environments]`, `[trust]`, `[log]`, ...) are skipped without a look: this crate must not
-//! reject a file because another crate grew a setting. Inside its own sections it is strict,
-//! because a misspelt severity or rule silently weakens a gate.
+//! They are read from the one parsed `lineage.toml` ([`lineage_toml::Document`]), so every error
+//! points at `file:line:column`. Sections owned by other parts of Lineage (`[environments]`,
+//! `[trust]`, `[log]`, ...) are skipped without a look: this crate must not reject a file
+//! because another crate grew a setting. Inside its own sections it is strict, because a
+//! misspelt severity or rule silently weakens a gate.
 //!
 //! ```toml
 //! [rules]
@@ -27,34 +27,14 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Range;
 
-use toml_edit::{ImDocument, Item, TableLike};
+use lineage_toml::{Document, Entry, Table};
 
 use crate::rules::{valid_rule_list, RuleId, Severity};
 
-/// A `lineage.toml` that could not be used, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: String,
-    /// 1-based; 0 when the position is unknown.
-    pub line: usize,
-    /// 1-based, in characters; 0 when the position is unknown.
-    pub column: usize,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
-    }
-}
+/// A `lineage.toml` that could not be used, with where and why (one error type for every
+/// section of the file).
+pub use lineage_toml::ConfigError;
 
 /// Where a rule applies with respect to environments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -224,35 +204,27 @@ pub struct PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// Parses and validates the policy sections of a `lineage.toml`. `file_name` is only used
-    /// in error messages.
+    /// Parses and validates the policy sections of a standalone `lineage.toml` text (tests,
+    /// tools); `file_name` is only used in error messages. Lineage itself reads the file once
+    /// (`lineage_core::LineageToml`) and calls [`PolicyConfig::from_document`].
     pub fn from_toml(text: &str, file_name: &str) -> Result<PolicyConfig, ConfigError> {
-        let doc = ImDocument::parse(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().to_string();
-            ConfigError::at(file_name, text, span, message, None)
-        })?;
-        let cx = Cx {
-            file: file_name,
-            text,
-        };
-        let root = doc.as_table();
+        PolicyConfig::from_document(&Document::parse(text, file_name)?)
+    }
+
+    /// Reads and validates `[rules]`, `[allowlist]`, `[gates]` and `[exceptions]`.
+    pub fn from_document(doc: &Document) -> Result<PolicyConfig, ConfigError> {
         let mut config = PolicyConfig::default();
-        if let Some((key, item)) = root.get_key_value("rules") {
-            let table = cx.table(key.span(), item, "rules")?;
-            cx.rules(table, &mut config)?;
+        if let Some(rules) = doc.section("rules") {
+            read_rules(&rules.table()?, &mut config)?;
         }
-        if let Some((key, item)) = root.get_key_value("allowlist") {
-            let table = cx.table(key.span(), item, "allowlist")?;
-            cx.allowlist(table, &mut config.allowlist)?;
+        if let Some(allowlist) = doc.section("allowlist") {
+            read_allowlist(&allowlist.table()?, &mut config.allowlist)?;
         }
-        if let Some((key, item)) = root.get_key_value("gates") {
-            let table = cx.table(key.span(), item, "gates")?;
-            cx.gates(table, &mut config.gates)?;
+        if let Some(gates) = doc.section("gates") {
+            read_gates(&gates.table()?, &mut config.gates)?;
         }
-        if let Some((key, item)) = root.get_key_value("exceptions") {
-            let table = cx.table(key.span(), item, "exceptions")?;
-            cx.exceptions(table, &mut config.exceptions)?;
+        if let Some(exceptions) = doc.section("exceptions") {
+            read_exceptions(&exceptions.table()?, &mut config.exceptions)?;
         }
         Ok(config)
     }
@@ -271,356 +243,182 @@ impl PolicyConfig {
     }
 }
 
-impl ConfigError {
-    fn at(
-        file: &str,
-        text: &str,
-        span: Range<usize>,
-        message: String,
-        hint: Option<String>,
-    ) -> ConfigError {
-        let (line, column) = line_col(text, span.start);
-        ConfigError {
-            file: file.to_string(),
-            line,
-            column,
-            message,
-            hint,
-        }
-    }
+fn severity(entry: &Entry) -> Result<Severity, ConfigError> {
+    let key = entry.key();
+    let value = entry.string("\"warn\"")?;
+    Severity::parse(value).ok_or_else(|| {
+        entry.error(
+            format!("severity `{value}` for `{key}` is not one of error, warn, off"),
+            format!("write `{key} = \"warn\"`"),
+        )
+    })
 }
 
-/// 1-based line and character column of a byte offset.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
+/// A rule code or name written as a key.
+fn rule(entry: &Entry) -> Result<RuleId, ConfigError> {
+    let key = entry.key();
+    crate::rules::validate_rule_code(key).map_err(|e| {
+        entry.key_error(
+            format!(
+                "unknown rule `{key}`; valid rules are: {}",
+                valid_rule_list()
+            ),
+            e.hint(),
+        )
+    })
 }
 
-/// The file being read, for positions in errors.
-struct Cx<'a> {
-    file: &'a str,
-    text: &'a str,
-}
-
-impl Cx<'_> {
-    fn err(
-        &self,
-        span: Option<Range<usize>>,
-        message: String,
-        hint: Option<String>,
-    ) -> ConfigError {
-        ConfigError::at(self.file, self.text, span.unwrap_or(0..0), message, hint)
-    }
-
-    fn table<'i>(
-        &self,
-        key_span: Option<Range<usize>>,
-        item: &'i Item,
-        what: &str,
-    ) -> Result<&'i dyn TableLike, ConfigError> {
-        item.as_table_like().ok_or_else(|| {
-            self.err(
-                item.span().or(key_span),
-                format!("`{what}` must be a table"),
-                Some(format!(
-                    "write `[{what}]` on its own line and the entries below it"
-                )),
-            )
-        })
-    }
-
-    /// Iterates a table with the span of each key, for precise errors.
-    fn entries<'i>(
-        &self,
-        table: &'i dyn TableLike,
-    ) -> Vec<(&'i str, Option<Range<usize>>, &'i Item)> {
-        table
-            .iter()
-            .map(|(k, item)| {
-                let span = table.get_key_value(k).and_then(|(key, _)| key.span());
-                (k, span.or_else(|| item.span()), item)
-            })
-            .collect()
-    }
-
-    fn string<'i>(
-        &self,
-        span: Option<Range<usize>>,
-        item: &'i Item,
-        what: &str,
-    ) -> Result<&'i str, ConfigError> {
-        item.as_str().ok_or_else(|| {
-            self.err(
-                item.span().or(span),
-                format!("`{what}` must be a string"),
-                None,
-            )
-        })
-    }
-
-    fn severity(
-        &self,
-        span: Option<Range<usize>>,
-        item: &Item,
-        key: &str,
-    ) -> Result<Severity, ConfigError> {
-        let value = self.string(span.clone(), item, key)?;
-        Severity::parse(value).ok_or_else(|| {
-            self.err(
-                item.span().or(span),
-                format!("severity `{value}` for `{key}` is not one of error, warn, off"),
-                Some(format!("write `{key} = \"warn\"`")),
-            )
-        })
-    }
-
-    fn rule(&self, span: Option<Range<usize>>, key: &str) -> Result<RuleId, ConfigError> {
-        crate::rules::validate_rule_code(key).map_err(|e| {
-            self.err(
-                span,
-                format!(
-                    "unknown rule `{key}`; valid rules are: {}",
-                    valid_rule_list()
-                ),
-                Some(e.hint()),
-            )
-        })
-    }
-
-    fn rules(&self, table: &dyn TableLike, config: &mut PolicyConfig) -> Result<(), ConfigError> {
-        for (key, span, item) in self.entries(table) {
-            if item.is_table_like() {
-                // A sub-table is an environment: `[rules.production]`, `[rules.staging]`.
-                if let Err(e) = lineage_model::EnvName::parse(key) {
-                    return Err(self.err(
-                        span,
-                        format!("`[rules.{key}]`: environment name {}", e.problem),
-                        Some(e.hint),
-                    ));
-                }
-                let env_rules = config.rules_by_env.entry(key.to_string()).or_default();
-                let sub = self.table(span, item, &format!("rules.{key}"))?;
-                for (rule_key, rule_span, value) in self.entries(sub) {
-                    let rule = self.rule(rule_span.clone(), rule_key)?;
-                    env_rules.insert(rule, self.severity(rule_span, value, rule_key)?);
-                }
-            } else {
-                let rule = self.rule(span.clone(), key)?;
-                config.rules.insert(rule, self.severity(span, item, key)?);
+fn read_rules(table: &Table, config: &mut PolicyConfig) -> Result<(), ConfigError> {
+    for entry in table.entries() {
+        let key = entry.key();
+        if entry.is_table() {
+            // A sub-table is an environment: `[rules.production]`, `[rules.staging]`.
+            if let Err(e) = lineage_model::EnvName::parse(key) {
+                return Err(entry.key_error(
+                    format!("`[rules.{key}]`: environment name {}", e.problem),
+                    e.hint,
+                ));
             }
+            let env_rules = config.rules_by_env.entry(key.to_string()).or_default();
+            for rule_entry in entry.table()?.entries() {
+                env_rules.insert(rule(&rule_entry)?, severity(&rule_entry)?);
+            }
+        } else {
+            config.rules.insert(rule(&entry)?, severity(&entry)?);
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    fn string_list(
-        &self,
-        span: Option<Range<usize>>,
-        item: &Item,
-        what: &str,
-    ) -> Result<Vec<String>, ConfigError> {
-        let not_list = || {
-            self.err(
-                item.span().or(span.clone()),
-                format!("`{what}` must be a list of strings"),
-                Some(format!("write `{what} = [\"registry.example.com\"]`")),
-            )
-        };
-        let array = item.as_array().ok_or_else(not_list)?;
-        array
-            .iter()
-            .map(|v| {
-                v.as_str().map(str::to_string).ok_or_else(|| {
-                    self.err(
-                        v.span().or(span.clone()),
-                        format!("`{what}` must be a list of strings"),
-                        None,
-                    )
+fn read_allowlist(table: &Table, out: &mut Allowlist) -> Result<(), ConfigError> {
+    table.deny_unknown(&["registries", "base_images"])?;
+    if let Some(entry) = table.get("registries") {
+        out.registries = entry
+            .strings("[\"registry.example.com\"]")?
+            .into_iter()
+            .map(|(s, _)| s.to_string())
+            .collect();
+    }
+    if let Some(entry) = table.get("base_images") {
+        out.base_images = entry
+            .strings("[\"docker.io/library/debian\"]")?
+            .into_iter()
+            .map(|(p, at)| {
+                normalise_pattern(p).map_err(|m| {
+                    at.error(m, "write a repository such as `docker.io/library/debian` or a prefix such as `gcr.io/distroless/*`")
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
     }
+    Ok(())
+}
 
-    fn unknown_key(
-        &self,
-        span: Option<Range<usize>>,
-        section: &str,
-        key: &str,
-        valid: &[&str],
-    ) -> ConfigError {
-        let closest = valid
-            .iter()
-            .min_by_key(|v| strsim::levenshtein(key, v))
-            .filter(|v| strsim::levenshtein(key, v) <= 3);
-        self.err(
-            span,
-            format!(
-                "unknown key `{key}` in `[{section}]`; expected one of: {}",
-                valid.join(", ")
-            ),
-            closest.map(|c| format!("did you mean `{c}`?")),
+fn scope(entry: &Entry) -> Result<Scope, ConfigError> {
+    let key = entry.key();
+    let value = entry.string("\"production\"")?;
+    Scope::parse(value).ok_or_else(|| {
+        entry.error(
+            format!("`{key} = \"{value}\"` is not one of off, production, all"),
+            format!("write `{key} = \"production\"`"),
         )
-    }
+    })
+}
 
-    fn allowlist(&self, table: &dyn TableLike, out: &mut Allowlist) -> Result<(), ConfigError> {
-        const KEYS: [&str; 2] = ["registries", "base_images"];
-        for (key, span, item) in self.entries(table) {
-            match key {
-                "registries" => out.registries = self.string_list(span, item, "registries")?,
-                "base_images" => {
-                    let list = self.string_list(span.clone(), item, "base_images")?;
-                    out.base_images = list
-                        .into_iter()
-                        .map(|p| normalise_pattern(&p).map_err(|m| self.err(item.span().or(span.clone()), m, Some("write a repository such as `docker.io/library/debian` or a prefix such as `gcr.io/distroless/*`".into()))))
-                        .collect::<Result<_, _>>()?;
-                }
-                _ => return Err(self.unknown_key(span, "allowlist", key, &KEYS)),
-            }
-        }
-        Ok(())
-    }
-
-    fn scope(
-        &self,
-        span: Option<Range<usize>>,
-        item: &Item,
-        key: &str,
-    ) -> Result<Scope, ConfigError> {
-        let value = self.string(span.clone(), item, key)?;
-        Scope::parse(value).ok_or_else(|| {
-            self.err(
-                item.span().or(span),
-                format!("`{key} = \"{value}\"` is not one of off, production, all"),
-                Some(format!("write `{key} = \"production\"`")),
-            )
-        })
-    }
-
-    fn bool(
-        &self,
-        span: Option<Range<usize>>,
-        item: &Item,
-        key: &str,
-    ) -> Result<bool, ConfigError> {
-        item.as_bool().ok_or_else(|| {
-            self.err(
-                item.span().or(span),
-                format!("`{key}` must be true or false"),
-                Some(format!("write `{key} = true`")),
-            )
-        })
-    }
-
-    fn gates(&self, table: &dyn TableLike, out: &mut Gates) -> Result<(), ConfigError> {
-        const KEYS: [&str; 5] = [
-            "four_eyes",
-            "approval",
-            "approvals",
-            "stale_base_days",
-            "environments",
-        ];
-        const ENV_KEYS: [&str; 2] = ["four_eyes", "approval"];
-        for (key, span, item) in self.entries(table) {
-            match key {
-                "four_eyes" => out.four_eyes = self.scope(span, item, key)?,
-                "approval" => out.approval = self.scope(span, item, key)?,
-                "approvals" => {
-                    out.approvals = match self.string(span.clone(), item, key)? {
-                        "declared" => Approvals::Declared,
-                        "recorded" => Approvals::Recorded,
-                        other => {
-                            return Err(self.err(
-                                item.span().or(span),
-                                format!("`approvals = \"{other}\"` is not one of declared, recorded"),
-                                Some("write `approvals = \"recorded\"` to accept only approvals recorded with `lineage approve`".into()),
-                            ))
-                        }
+fn read_gates(table: &Table, out: &mut Gates) -> Result<(), ConfigError> {
+    table.deny_unknown(&[
+        "four_eyes",
+        "approval",
+        "approvals",
+        "stale_base_days",
+        "environments",
+    ])?;
+    for entry in table.entries() {
+        match entry.key() {
+            "four_eyes" => out.four_eyes = scope(&entry)?,
+            "approval" => out.approval = scope(&entry)?,
+            "approvals" => {
+                out.approvals = match entry.string("\"recorded\"")? {
+                    "declared" => Approvals::Declared,
+                    "recorded" => Approvals::Recorded,
+                    other => {
+                        return Err(entry.error(
+                            format!("`approvals = \"{other}\"` is not one of declared, recorded"),
+                            "write `approvals = \"recorded\"` to accept only approvals recorded with `lineage approve`",
+                        ))
                     }
                 }
-                "stale_base_days" => out.stale_base_days = self.days(span, item, key)?,
-                "environments" => {
-                    let envs = self.table(span, item, "gates.environments")?;
-                    for (env, env_span, env_item) in self.entries(envs) {
-                        let section = format!("gates.environments.{env}");
-                        let t = self.table(env_span, env_item, &section)?;
-                        let gates = out.environments.entry(env.to_string()).or_default();
-                        for (k, s, v) in self.entries(t) {
-                            match k {
-                                "four_eyes" => gates.four_eyes = Some(self.bool(s, v, k)?),
-                                "approval" => gates.approval = Some(self.bool(s, v, k)?),
-                                _ => return Err(self.unknown_key(s, &section, k, &ENV_KEYS)),
-                            }
-                        }
+            }
+            "stale_base_days" => out.stale_base_days = days(&entry)?,
+            // `deny_unknown` above leaves only `environments`.
+            _ => {
+                for env in entry.table()?.entries() {
+                    let t = env.table()?;
+                    t.deny_unknown(&["four_eyes", "approval"])?;
+                    let gates = out.environments.entry(env.key().to_string()).or_default();
+                    if let Some(e) = t.get("four_eyes") {
+                        gates.four_eyes = Some(e.bool()?);
+                    }
+                    if let Some(e) = t.get("approval") {
+                        gates.approval = Some(e.bool()?);
                     }
                 }
-                _ => return Err(self.unknown_key(span, "gates", key, &KEYS)),
             }
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// A whole number of days, at least 1.
+fn days(entry: &Entry) -> Result<i64, ConfigError> {
+    let key = entry.key();
+    match entry.integer("30")? {
+        n if (1..=3650).contains(&n) => Ok(n),
+        _ => Err(entry.error(
+            format!(
+                "`{}` is `{}`; it must be a whole number of days from 1 to 3650",
+                entry.path(),
+                entry.written()
+            ),
+            format!("write `{key} = 30`"),
+        )),
     }
 }
 
-impl Cx<'_> {
-    /// A whole number of days, at least 1.
-    fn days(&self, span: Option<Range<usize>>, item: &Item, key: &str) -> Result<i64, ConfigError> {
-        match item.as_integer() {
-            Some(n) if (1..=3650).contains(&n) => Ok(n),
-            _ => Err(self.err(
-                item.span().or(span),
-                format!("`{key}` must be a whole number of days from 1 to 3650"),
-                Some(format!("write `{key} = 30`")),
-            )),
-        }
+fn read_exceptions(table: &Table, out: &mut ExceptionRules) -> Result<(), ConfigError> {
+    table.deny_unknown(&["max_days", "approvers"])?;
+    if let Some(entry) = table.get("max_days") {
+        out.max_days = days(&entry)?;
     }
-
-    fn exceptions(
-        &self,
-        table: &dyn TableLike,
-        out: &mut ExceptionRules,
-    ) -> Result<(), ConfigError> {
-        const KEYS: [&str; 2] = ["max_days", "approvers"];
-        for (key, span, item) in self.entries(table) {
-            match key {
-                "max_days" => out.max_days = self.days(span, item, key)?,
-                "approvers" => {
-                    let rules = self.table(span, item, "exceptions.approvers")?;
-                    for (rule, rule_span, list) in self.entries(rules) {
-                        let code = if rule == "*" {
-                            "*".to_string()
-                        } else {
-                            self.rule(rule_span.clone(), rule)?.code().to_string()
-                        };
-                        let what = format!("exceptions.approvers.{rule}");
-                        let ids = self.string_list(rule_span.clone(), list, &what)?;
-                        let mut checked = Vec::with_capacity(ids.len());
-                        for id in ids {
-                            let parsed = lineage_model::Identity::parse(&id).map_err(|e| {
-                                self.err(
-                                    list.span().or(rule_span.clone()),
-                                    format!("`{what}`: identity `{id}` {}", e.problem),
-                                    Some(e.hint.clone()),
-                                )
-                            })?;
-                            checked.push(parsed.to_string());
-                        }
-                        if checked.is_empty() {
-                            return Err(self.err(
-                                list.span().or(rule_span),
-                                format!("`{what}` is empty, so nobody could approve an exception for it"),
-                                Some(format!("name who may approve: `{rule} = [\"security@acme.dev\"]`, or remove the entry")),
-                            ));
-                        }
-                        out.approvers.insert(code, checked);
-                    }
-                }
-                _ => return Err(self.unknown_key(span, "exceptions", key, &KEYS)),
-            }
+    let Some(approvers) = table.get("approvers") else {
+        return Ok(());
+    };
+    for list in approvers.table()?.entries() {
+        let rule_key = list.key();
+        let code = if rule_key == "*" {
+            "*".to_string()
+        } else {
+            rule(&list)?.code().to_string()
+        };
+        let what = format!("exceptions.approvers.{rule_key}");
+        let mut checked = Vec::new();
+        for (id, at) in list.strings("[\"security@acme.dev\"]")? {
+            let parsed = lineage_model::Identity::parse(id).map_err(|e| {
+                at.error(
+                    format!("`{what}`: identity `{id}` {}", e.problem),
+                    e.hint.clone(),
+                )
+            })?;
+            checked.push(parsed.to_string());
         }
-        Ok(())
+        if checked.is_empty() {
+            return Err(list.error(
+                format!("`{what}` is empty, so nobody could approve an exception for it"),
+                format!("name who may approve: `{rule_key} = [\"security@acme.dev\"]`, or remove the entry"),
+            ));
+        }
+        out.approvers.insert(code, checked);
     }
+    Ok(())
 }
 
 /// Normalises an allowlist entry the way image references are normalised (`debian` →
@@ -646,16 +444,6 @@ fn normalise_pattern(pattern: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_col_counts_characters() {
-        let text = "a = 1\nbé = 2\n";
-        assert_eq!(line_col(text, 0), (1, 1));
-        assert_eq!(line_col(text, 6), (2, 1));
-        assert_eq!(line_col(text, text.find('=').unwrap()), (1, 3));
-        let second_eq = text.rfind('=').unwrap();
-        assert_eq!(line_col(text, second_eq), (2, 4));
-    }
 
     #[test]
     fn allowlist_patterns() {

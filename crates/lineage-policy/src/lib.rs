@@ -3,8 +3,9 @@
 //! Facts in, a [`Report`] out. The caller (the CLI or the server) reads `lineage.toml`, the
 //! store, the Dockerfile and the CI environment, and hands this crate plain values:
 //!
-//! 1. [`PolicyConfig::from_toml`] validates the `[rules]`, `[allowlist]` and `[gates]`
-//!    sections, with `file:line:column` in every error;
+//! 1. [`PolicyConfig::from_document`] validates the `[rules]`, `[allowlist]`, `[gates]` and
+//!    `[exceptions]` sections of the parsed `lineage.toml`, with `file:line:column` in every
+//!    error;
 //! 2. [`Policies::load`] parses `policies/*.rego`;
 //! 3. [`check_build`] / [`check_deploy`] run the built-in rules, the Rego policies and the
 //!    exceptions, and return a [`Report`];

@@ -41,15 +41,13 @@ impl From<lineage_core::Error> for ApiError {
             E::Parse(_)
             | E::Invalid(..)
             | E::UnknownEnvironment { .. }
-            | E::Config { .. }
-            | E::ConfigKey { .. }
             | E::Import { .. }
             | E::ImageClaimed { .. }
             | E::NoServiceForImage(_)
             | E::UnknownService(_)
             | E::Refused(..) => StatusCode::UNPROCESSABLE_ENTITY,
-            // The server's own policy files are broken: not the caller's fault.
-            E::Policy(_) | E::PolicyConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // The server's own policy files or lineage.toml are broken: not the caller's fault.
+            E::Policy(_) | E::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             E::ServiceExists(_) | E::BuildConflict { .. } => StatusCode::CONFLICT,
             E::Store(StoreError::Missing(_)) => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -70,13 +70,13 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         } => {
             let store = open(s, false)?;
             let view = crate::runtime::view(s, observed_only);
-            match query::trace_with(store.as_ref(), &s.config, &target, &view)? {
+            match query::trace_with(store.as_ref(), &s.toml.config, &target, &view)? {
                 Some(report) if crate::picture::wanted(s) => {
                     // The picture adds every placement of the service since (`history`).
                     let service = ServiceName::parse(&report.service)?;
                     let history = lineage_core::lifecycle::history(
                         store.as_ref(),
-                        &s.config,
+                        &s.toml.config,
                         &service,
                         None,
                     )?;
@@ -100,10 +100,10 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
         Command::Running {
             env, observed_only, ..
         } => {
-            let env = env.map(|e| s.config.environment(&e)).transpose()?;
+            let env = env.map(|e| s.toml.config.environment(&e)).transpose()?;
             let store = open(s, false)?;
             let view = crate::runtime::view(s, observed_only);
-            let report = query::running_with(store.as_ref(), &s.config, env.as_ref(), &view)?;
+            let report = query::running_with(store.as_ref(), &s.toml.config, env.as_ref(), &view)?;
             render::running(s.format, &report);
             Ok(if report.rows.is_empty() {
                 Outcome::NotFound

@@ -298,7 +298,7 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
         env: args
             .env
             .as_deref()
-            .map(|e| s.config.environment(e))
+            .map(|e| s.toml.config.environment(e))
             .transpose()?,
         min_days: days(args.min_days.as_deref(), "--min-days")?.unwrap_or(0),
         fail_after: days(args.fail_after.as_deref(), "--fail-after")?,
@@ -314,7 +314,7 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
     };
     crate::gates::refuse_format_as_file(args.output.as_deref())?;
     let store = crate::commands::open(s, false)?;
-    let report = freshness::stale(store.as_ref(), &s.config, &options, s.now)?;
+    let report = freshness::stale(store.as_ref(), &s.toml.config, &options, s.now)?;
     let payload = freshness::slack_payload(&report);
     let text = match s.format_choice {
         FormatChoice::Markdown => freshness::render_markdown(&report),

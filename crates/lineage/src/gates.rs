@@ -17,7 +17,7 @@ use lineage_core::gate::{self, BuildOptions, Decision, DeployRequest, StoreLedge
 use lineage_core::{ci, provenance};
 use lineage_model::{BuildRecord, Digest, EnvName, ImageRef};
 use lineage_policy::render::SarifOptions;
-use lineage_policy::{BaseFacts, BuildFacts, Policies, PolicyConfig, Report};
+use lineage_policy::{BaseFacts, BuildFacts, Policies, Report};
 use lineage_store::{Store, StoreError};
 
 use crate::args::{BuildArgs, Format, FormatChoice};
@@ -169,7 +169,7 @@ fn present(check: &CheckArgs, s: &Settings) -> Present {
                 output,
                 Output::Sarif | Output::Github | Output::Plain | Output::Codequality
             ),
-        fallback_uri: s.config_file.as_ref().map(|_| config_name(s)),
+        fallback_uri: s.config_path.as_ref().map(|_| config_name(s)),
     }
 }
 
@@ -177,11 +177,6 @@ fn present(check: &CheckArgs, s: &Settings) -> Present {
 /// policies (`policies/` beside lineage.toml, plus `extra`) and `[trust]`. The server loads
 /// the same through this function, so a local check and the server decide alike.
 pub fn gate_setup(s: &Settings, extra: Option<&Path>) -> Result<gate::Setup, CliError> {
-    let policy = match &s.config_file {
-        Some((text, _)) => PolicyConfig::from_toml(text, &config_name(s))
-            .map_err(|e| CliError::from(lineage_core::Error::PolicyConfig(e)))?,
-        None => PolicyConfig::default(),
-    };
     let files = policy_files(s, extra, false)?;
     let policies = if files.is_empty() {
         None
@@ -189,8 +184,8 @@ pub fn gate_setup(s: &Settings, extra: Option<&Path>) -> Result<gate::Setup, Cli
         Some(Policies::load(&files).map_err(rego_error)?)
     };
     Ok(gate::Setup {
-        config: s.config.clone(),
-        policy,
+        config: s.toml.config.clone(),
+        policy: s.toml.policy.clone(),
         policies,
         trust: s.trust_policy()?,
         source: Some(s.config_source.clone()),
@@ -211,7 +206,7 @@ pub fn rego_error(e: lineage_policy::RegoError) -> CliError {
 /// The policy directories: `policies/` beside lineage.toml (when there is one) and `extra`.
 pub fn policy_dirs(s: &Settings, extra: Option<&Path>) -> Result<Vec<PathBuf>, CliError> {
     let mut dirs = Vec::new();
-    if let Some((_, dir)) = &s.config_file {
+    if let Some(dir) = &s.config_dir {
         let beside = dir.join("policies");
         if beside.is_dir() {
             dirs.push(beside);
@@ -284,7 +279,7 @@ fn build_env(gate: &BuildGateArgs, s: &Settings) -> Result<Option<EnvName>, CliE
     Ok(gate
         .env
         .as_deref()
-        .map(|e| s.config.environment(e))
+        .map(|e| s.toml.config.environment(e))
         .transpose()?)
 }
 
@@ -636,7 +631,7 @@ pub fn approve(args: ApproveArgs, s: &Settings) -> Result<Outcome, CliError> {
     };
     let mut store = crate::commands::open_write(s, false)?;
     let by = input.by.clone();
-    let report = gate::approve(store.as_mut(), &s.config, input, Some(&by), s.now)?;
+    let report = gate::approve(store.as_mut(), &s.toml.config, input, Some(&by), s.now)?;
     show_approval(&report, s);
     Ok(Outcome::Ok)
 }

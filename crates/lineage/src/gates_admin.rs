@@ -575,7 +575,7 @@ pub fn verify_ledger(
             None => return Ok(None),
         },
     };
-    let env = env.map(|e| s.config.environment(e)).transpose()?;
+    let env = env.map(|e| s.toml.config.environment(e)).transpose()?;
     let policy = s.trust_policy()?;
     if policy.keys.is_empty() {
         return Err(CliError::new(

@@ -61,7 +61,7 @@ pub fn run(cmd: IncidentCmd, s: &Settings) -> Result<Outcome, CliError> {
         IncidentCmd::Show { id } => {
             let id = parse_id(&id)?;
             let store = crate::commands::open(s, false)?;
-            match incident::show(store.as_ref(), &s.config, id, s.now)? {
+            match incident::show(store.as_ref(), &s.toml.config, id, s.now)? {
                 Some(report) => {
                     show(s.format, &report);
                     Ok(Outcome::Ok)
@@ -79,7 +79,7 @@ pub fn run(cmd: IncidentCmd, s: &Settings) -> Result<Outcome, CliError> {
         }
         IncidentCmd::List => {
             let store = crate::commands::open(s, false)?;
-            let list = incident::list(store.as_ref(), &s.config, s.now)?;
+            let list = incident::list(store.as_ref(), &s.toml.config, s.now)?;
             render_list(s.format, &list);
             Ok(if list.incidents.is_empty() {
                 Outcome::NotFound
@@ -136,7 +136,7 @@ fn open(args: OpenArgs, s: &Settings) -> Result<Outcome, CliError> {
     };
     incident::check_query(kind, value)?;
     let mut store = crate::commands::open_write(s, false)?;
-    match incident::open(store.as_mut(), &s.config, input, s.now)? {
+    match incident::open(store.as_mut(), &s.toml.config, input, s.now)? {
         Opened::Opened(report) => {
             opened(s.format, &report);
             Ok(Outcome::Ok)

@@ -114,7 +114,7 @@ pub fn outcome(args: OutcomeArgs, s: &Settings) -> Result<Outcome, CliError> {
     };
     let input = OutcomeInput {
         service: ServiceName::parse(&args.service).map_err(|e| e.in_field("--service"))?,
-        env: s.config.environment(&args.env)?.to_string(),
+        env: s.toml.config.environment(&args.env)?.to_string(),
         status: OutcomeStatus::parse(&args.status).map_err(|e| e.in_field("--status"))?,
         digest,
         detail: args.detail.clone(),
@@ -128,7 +128,7 @@ pub fn outcome(args: OutcomeArgs, s: &Settings) -> Result<Outcome, CliError> {
         lineage_model::check_free_text("--detail", d, 1000)?;
     }
     let mut store = crate::commands::open_write(s, false)?;
-    match lifecycle::record_outcome(store.as_mut(), &s.config, input, None, s.now)? {
+    match lifecycle::record_outcome(store.as_mut(), &s.toml.config, input, None, s.now)? {
         Some(r) => {
             match s.format {
                 Format::Json => json(&r),
@@ -177,10 +177,10 @@ pub fn history(args: HistoryArgs, s: &Settings) -> Result<Outcome, CliError> {
     let env = args
         .env
         .as_deref()
-        .map(|e| s.config.environment(e))
+        .map(|e| s.toml.config.environment(e))
         .transpose()?;
     let store = crate::commands::open(s, false)?;
-    let Some(report) = lifecycle::history(store.as_ref(), &s.config, &service, env.as_ref())?
+    let Some(report) = lifecycle::history(store.as_ref(), &s.toml.config, &service, env.as_ref())?
     else {
         crate::render::not_found(
             s.format,
@@ -281,7 +281,7 @@ pub fn rollback(args: RollbackArgs, s: &Settings) -> Result<Outcome, CliError> {
     let setup = crate::gates::setup(&args.check, s)?;
     let input = RollbackInput {
         service: ServiceName::parse(&args.service).map_err(|e| e.in_field("SERVICE"))?,
-        env: s.config.environment(&args.env)?.to_string(),
+        env: s.toml.config.environment(&args.env)?.to_string(),
         to: args
             .to
             .as_deref()
@@ -298,7 +298,7 @@ pub fn rollback(args: RollbackArgs, s: &Settings) -> Result<Outcome, CliError> {
     };
     let plan = {
         let store = crate::commands::open(s, false)?;
-        lifecycle::plan_rollback(store.as_ref(), &s.config, &input)?
+        lifecycle::plan_rollback(store.as_ref(), &s.toml.config, &input)?
     };
     let Some((plan, chosen)) = plan else {
         crate::render::not_found(
@@ -410,7 +410,7 @@ pub struct PromoteArgs {
 pub fn promote(args: PromoteArgs, s: &Settings) -> Result<Outcome, CliError> {
     let input = lineage_core::record::DeployInput {
         image: ImageRef::parse(&args.image).map_err(|e| e.in_field("IMAGE"))?,
-        env: s.config.environment(&args.to)?.to_string(),
+        env: s.toml.config.environment(&args.to)?.to_string(),
         by: s.actor(args.actor.by.as_deref())?,
         approved_by: args
             .approved_by

@@ -109,20 +109,6 @@ pub fn run(cmd: LogCmd, s: &Settings) -> Result<Outcome, CliError> {
     }
 }
 
-/// The `[log]` section of the settings file.
-pub fn settings(s: &Settings) -> Result<LogSettings, CliError> {
-    let Some((text, dir)) = &s.config_file else {
-        return Ok(LogSettings::default());
-    };
-    let file = s
-        .config_path
-        .as_deref()
-        .unwrap_or(Path::new("lineage.toml"))
-        .display()
-        .to_string();
-    Ok(LogSettings::from_toml(text, &file, dir)?)
-}
-
 /// The ledger opened for writing, with the log key that will sign what is written. Opening
 /// checks the key before anything is written (a ledger with checkpoints and no matching key is
 /// refused); when the writer goes out of scope, a checkpoint is sealed over what it appended.
@@ -140,7 +126,7 @@ pub struct Writer {
 impl Writer {
     pub(crate) fn open(s: &Settings, create: bool) -> Result<Writer, CliError> {
         // `[log]` and the key's place are checked before the ledger is touched.
-        let settings = settings(s)?;
+        let settings = s.toml.log.clone();
         let key_file = settings.writer_key_file(&s.store)?;
         let store = lineage_store::open(&s.store, create)?;
         let key = ledger_log::writer_key(Some(store.as_ref()), &settings, &key_file)?;
@@ -423,7 +409,7 @@ fn verify(s: &Settings, since: Option<&Path>, key: Option<&Path>) -> Result<Outc
     }
     let key = match key {
         Some(path) => read_key(path)?,
-        None => ledger_log::public_key(&settings(s)?, &s.store)?,
+        None => ledger_log::public_key(&s.toml.log, &s.store)?,
     };
     let store = open(s, false)?;
     let bars = crate::progress::Bars::new(s);
@@ -517,7 +503,7 @@ fn rotate_key(
     reason: Option<String>,
     actor: &ActorArgs,
 ) -> Result<Outcome, CliError> {
-    let settings = settings(s)?;
+    let settings = s.toml.log.clone();
     let key_file = settings.writer_key_file(&s.store)?;
     let by = s.actor(actor.by.as_deref())?;
     let new_key = new_key

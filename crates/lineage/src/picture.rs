@@ -23,7 +23,7 @@ pub fn wanted(s: &Settings) -> bool {
 
 /// Prints the picture of `trace` (and the service's `history`) in the format asked for.
 pub fn print(s: &Settings, trace: &TraceReport, history: Option<&HistoryReport>) {
-    let graph = lineage_graph::of(&s.config, trace, history);
+    let graph = lineage_graph::of(&s.toml.config, trace, history);
     match s.format_choice {
         FormatChoice::Mermaid => print!("{}", mermaid(&graph)),
         _ => print!("{}", dot(&graph)),

@@ -95,7 +95,7 @@ pub fn observe(args: ObserveArgs, s: &Settings) -> Result<Outcome, CliError> {
         None => s.now,
     };
     let by = s.actor(args.actor.by.as_deref())?;
-    let admission = crate::serve::admission_config(s)?;
+    let admission = s.toml.admission.clone();
     let (text, name) = read_input(&args.input)?;
     // The whole input is checked before the ledger is opened: bad input writes nothing.
     let parsed = observe::parse(
@@ -104,7 +104,7 @@ pub fn observe(args: ObserveArgs, s: &Settings) -> Result<Outcome, CliError> {
             source,
             format,
             namespaces: &admission.namespaces,
-            config: &s.config,
+            config: &s.toml.config,
             seen_at,
             by,
             name,
@@ -185,7 +185,7 @@ pub fn drift(args: DriftArgs, s: &Settings) -> Result<Outcome, CliError> {
     let env = args
         .env
         .as_deref()
-        .map(|e| s.config.environment(e))
+        .map(|e| s.toml.config.environment(e))
         .transpose()?;
     let fail_on = args
         .fail_on
@@ -193,7 +193,7 @@ pub fn drift(args: DriftArgs, s: &Settings) -> Result<Outcome, CliError> {
         .map(DriftKind::parse_list)
         .transpose()?
         .unwrap_or_default();
-    let admission = crate::serve::admission_config(s)?;
+    let admission = s.toml.admission.clone();
     let options = DriftOptions {
         env,
         fail_on,
@@ -201,7 +201,7 @@ pub fn drift(args: DriftArgs, s: &Settings) -> Result<Outcome, CliError> {
     };
     if !args.reconcile {
         let store = crate::commands::open(s, false)?;
-        let report = drift::drift(store.as_ref(), &s.config, &options, s.now)?;
+        let report = drift::drift(store.as_ref(), &s.toml.config, &options, s.now)?;
         show_drift(s.format, &report);
         return Ok(if report.failed {
             Outcome::NotFound
@@ -221,13 +221,13 @@ pub fn drift(args: DriftArgs, s: &Settings) -> Result<Outcome, CliError> {
     let setup = crate::gates::setup(&args.check, s)?;
     let (report, result) = if args.apply {
         let mut store = crate::commands::open_write(s, false)?;
-        let report = drift::drift(store.as_ref(), &s.config, &options, s.now)?;
+        let report = drift::drift(store.as_ref(), &s.toml.config, &options, s.now)?;
         let result = drift::reconcile(store.as_mut(), &setup.gate, &report, &reconcile, s.now)?;
         (report, result)
     } else {
         // A dry run opens the ledger read-only: it cannot write, and it signs nothing.
         let store = crate::commands::open(s, false)?;
-        let report = drift::drift(store.as_ref(), &s.config, &options, s.now)?;
+        let report = drift::drift(store.as_ref(), &s.toml.config, &options, s.now)?;
         let result = dry_run(store, &setup.gate, &report, &reconcile, s.now)?;
         (report, result)
     };
@@ -383,7 +383,7 @@ pub struct EndArgs {
 /// The body of `POST /api/v1/deploys/end`, checked here so bad input never reaches a server.
 pub fn end_body(args: &EndArgs, s: &Settings) -> Result<serde_json::Value, CliError> {
     ServiceName::parse(&args.service).map_err(|e| e.in_field("--service"))?;
-    s.config.environment(&args.env)?;
+    s.toml.config.environment(&args.env)?;
     if let Some(b) = &args.actor.by {
         Identity::parse(b).map_err(|e| e.in_field("--by"))?;
     }
@@ -396,13 +396,13 @@ pub fn end_body(args: &EndArgs, s: &Settings) -> Result<serde_json::Value, CliEr
 pub fn end(args: EndArgs, s: &Settings) -> Result<Outcome, CliError> {
     let input = placements::EndInput {
         service: ServiceName::parse(&args.service).map_err(|e| e.in_field("--service"))?,
-        env: s.config.environment(&args.env)?.to_string(),
+        env: s.toml.config.environment(&args.env)?.to_string(),
         by: s.actor(args.actor.by.as_deref())?,
         reason: placements::check_reason(args.reason.as_deref())?,
     };
     let (service, env) = (input.service.to_string(), input.env.clone());
     let mut store = crate::commands::open_write(s, false)?;
-    match placements::end(store.as_mut(), &s.config, input, None, s.now)? {
+    match placements::end(store.as_mut(), &s.toml.config, input, None, s.now)? {
         Some(report) => {
             show_end(s, &report);
             Ok(Outcome::Ok)

@@ -145,28 +145,13 @@ pub enum K8sCmd {
     },
 }
 
-fn settings_text(s: &Settings) -> Option<(&str, &Path)> {
-    s.config_file
-        .as_ref()
-        .map(|(t, d)| (t.as_str(), d.as_path()))
-}
-
-pub(crate) fn admission_config(s: &Settings) -> Result<lineage_server::AdmissionConfig, CliError> {
-    let text = settings_text(s).map_or("", |(t, _)| t);
-    Ok(lineage_server::AdmissionConfig::from_toml(
-        text,
-        "lineage.toml",
-        &s.config,
-    )?)
-}
-
 pub fn serve(args: ServeArgs, s: &Settings) -> Result<Outcome, CliError> {
-    let admission = admission_config(s)?;
+    let admission = s.toml.admission.clone();
     // The same loader the CLI's gates use: one set of rules for every path.
     let gate = crate::gates::gate_setup(s, None)?;
     // The same key rule as every CLI writer, decided before serving: a ledger with checkpoints
     // and no matching key is refused rather than signed with a new key.
-    let log_settings = crate::log::settings(s)?;
+    let log_settings = s.toml.log.clone();
     let key_file = log_settings.writer_key_file(&s.store)?;
     let key = match lineage_store::open(&s.store, false) {
         Ok(store) => ledger_log::writer_key(Some(store.as_ref()), &log_settings, &key_file)?,
@@ -485,7 +470,7 @@ pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
     ] {
         lineage_model::ServiceName::parse(v).map_err(|e| CliError::from(e.in_field(field)))?;
     }
-    let admission = admission_config(s)?;
+    let admission = s.toml.admission.clone();
     let webhook = lineage_server::k8s::WebhookParams {
         service_name,
         namespace,
@@ -499,7 +484,7 @@ pub fn k8s(cmd: K8sCmd, s: &Settings) -> Result<Outcome, CliError> {
         Some(image) => lineage_server::k8s::server_manifests(&lineage_server::k8s::ServerParams {
             webhook,
             image,
-            settings: settings_text(s).map(|(t, _)| t.to_string()),
+            settings: s.config_text.clone(),
         }),
     }
     .map_err(|e| {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use lineage_core::{Config, ConfigHow, ConfigSource};
+use lineage_core::{ConfigHow, ConfigSource, LineageToml};
 use lineage_model::{Identity, Timestamp};
 use lineage_store::StoreLocation;
 
@@ -46,11 +46,18 @@ pub struct Settings {
     pub store: StoreLocation,
     /// Whether the ledger location was given (flag or LINEAGE_STORE) rather than defaulted.
     pub store_explicit: bool,
-    pub config: Config,
+    /// `lineage.toml`, parsed once: every section, checked. Commands take their section from
+    /// here, never from the text.
+    pub toml: LineageToml,
+    /// The file's text, kept only to ship it verbatim (`serve k8s` puts it in a ConfigMap).
+    /// Never parsed again: `LineageToml::parse` in `load_config` is the one parse (a test in
+    /// lineage-toml holds the workspace to that).
+    pub config_text: Option<String>,
     /// How long a registry may take to connect and to answer one request.
     pub registry_timeout: std::time::Duration,
-    /// The settings file's text and directory, for sections other crates parse.
-    pub config_file: Option<(String, PathBuf)>,
+    /// The settings file's directory, when there is a file: relative `public_key_file` paths
+    /// and `policies/` are found from it.
+    pub config_dir: Option<PathBuf>,
     /// The settings file's path as given (or, when discovered, relative to the working
     /// directory: `lineage.toml`, `../lineage.toml`), for `file:line:col` in errors.
     pub config_path: Option<PathBuf>,
@@ -76,22 +83,6 @@ pub struct Settings {
 /// Seconds a registry may take, when neither `--registry-timeout` nor lineage.toml says.
 pub const DEFAULT_REGISTRY_TIMEOUT: u64 = 30;
 
-/// `[registry] timeout` in the settings file, else the default.
-fn registry_timeout(text: Option<&str>) -> Result<u64, CliError> {
-    let Some(text) = text else {
-        return Ok(DEFAULT_REGISTRY_TIMEOUT);
-    };
-    let table: toml::Table = toml::from_str(text).unwrap_or_default();
-    match table.get("registry").and_then(|r| r.get("timeout")) {
-        None => Ok(DEFAULT_REGISTRY_TIMEOUT),
-        Some(toml::Value::Integer(n)) if (1..=3600).contains(n) => Ok(*n as u64),
-        Some(other) => Err(CliError::new(
-            format!("lineage.toml: `[registry] timeout` is `{other}`"),
-            "write a whole number of seconds from 1 to 3600, e.g. `timeout = 30`",
-        )),
-    }
-}
-
 impl Settings {
     pub fn resolve(cli: &Cli) -> Result<Settings, CliError> {
         let env: BTreeMap<String, String> = std::env::vars().collect();
@@ -108,17 +99,18 @@ impl Settings {
                 )
             })?;
         let loaded = load_config(cli.config.as_deref(), &env)?;
-        let registry_timeout = match cli.registry_timeout {
-            Some(secs) => secs,
-            None => registry_timeout(loaded.file.as_ref().map(|(t, _)| t.as_str()))?,
-        };
+        let registry_timeout = cli
+            .registry_timeout
+            .or(loaded.toml.registry_timeout)
+            .unwrap_or(DEFAULT_REGISTRY_TIMEOUT);
         Ok(Settings {
             registry_timeout: std::time::Duration::from_secs(registry_timeout),
             store_explicit: cli.store.is_some(),
             store,
-            config: loaded.config,
+            toml: loaded.toml,
+            config_text: loaded.text,
             config_path: loaded.path,
-            config_file: loaded.file,
+            config_dir: loaded.dir,
             config_source: loaded.source,
             format: cli.format.base(),
             format_choice: cli.format,
@@ -155,18 +147,19 @@ impl Settings {
     }
 }
 
-/// The settings as loaded: the checked config, the file's text and directory, the path to
-/// show in errors, and where it all came from.
+/// The settings as loaded: the parsed file, its directory, the path to show in errors, and
+/// where it all came from.
 struct Loaded {
-    config: Config,
-    file: Option<(String, PathBuf)>,
+    toml: LineageToml,
+    text: Option<String>,
+    dir: Option<PathBuf>,
     path: Option<PathBuf>,
     source: ConfigSource,
 }
 
 /// Finds the settings file (`--config`, LINEAGE_CONFIG, else the nearest `lineage.toml` from
-/// the working directory up to the repository root), checks every name in it, then parses
-/// `[environments]`. Sections other crates own are parsed later from the same text.
+/// the working directory up to the repository root) and parses it, once, into every section
+/// ([`LineageToml::parse`]: names first, then each section's values).
 fn load_config(
     explicit: Option<&Path>,
     env: &BTreeMap<String, String>,
@@ -192,8 +185,9 @@ fn load_config(
             let source = ConfigSource::discover(&cwd);
             let Some(file) = &source.file else {
                 return Ok(Loaded {
-                    config: Config::default(),
-                    file: None,
+                    toml: LineageToml::default(),
+                    text: None,
+                    dir: None,
                     path: None,
                     source,
                 });
@@ -209,18 +203,16 @@ fn load_config(
             "pass an existing file with `--config`, or remove the flag to use the defaults",
         )
     })?;
-    let shown = path.display().to_string();
-    // Names first: a misspelt section must not fall back to defaults in any parser.
-    lineage_core::check_keys(&text, &shown)?;
-    let config = Config::from_toml(&text, &shown)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
+    let toml = LineageToml::parse(&text, &path.display().to_string(), &dir)?;
     Ok(Loaded {
-        config,
-        file: Some((text, dir)),
+        toml,
+        text: Some(text),
+        dir: Some(dir),
         path: Some(path),
         source,
     })
@@ -281,41 +273,17 @@ impl Settings {
 
     /// The `[trust]` section of lineage.toml with its key files loaded (relative to the file).
     pub fn trust_policy(&self) -> Result<lineage_attest::TrustPolicy, CliError> {
-        let Some((text, dir)) = &self.config_file else {
-            return Ok(lineage_attest::TrustPolicy::default());
-        };
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| CliError::new(e.to_string(), "fix lineage.toml"))?;
-        let Some(trust) = table.get("trust") else {
-            return Ok(lineage_attest::TrustPolicy::default());
-        };
-        // `from_toml_value` takes the `[trust]` table itself (its `keys`), not the document.
-        let config = lineage_attest::TrustConfig::from_toml_value(trust.clone()).map_err(|e| {
-            CliError::new(
-                format!("lineage.toml: {e}"),
-                "see `[[trust.keys]]` in the README",
-            )
-        })?;
-        let policy = config
+        let dir = self.config_dir.as_deref().unwrap_or(Path::new("."));
+        self.toml
+            .trust
+            .clone()
             .resolve(|p| std::fs::read_to_string(dir.join(p)))
             .map_err(|e| {
                 CliError::new(
-                    format!("lineage.toml: {e}"),
+                    e.to_string(),
                     "check the `public_key_file` paths (relative to lineage.toml)",
                 )
-            })?;
-        // A misspelt environment would make the key silently trusted nowhere.
-        for key in &policy.keys {
-            for env in &key.environments {
-                if let Err(e) = self.config.environment(env.as_str()) {
-                    return Err(CliError::new(
-                        format!("lineage.toml: `[[trust.keys]]` `{}`: {e}", key.id),
-                        e.hint().unwrap_or_default(),
-                    ));
-                }
-            }
-        }
-        Ok(policy)
+            })
     }
 }
 

@@ -59,7 +59,7 @@ fn migrate(from: &str, to: &str, s: &Settings) -> Result<Outcome, CliError> {
             "pass the ledger to copy with --from and a different, empty one with --to",
         ));
     }
-    let log = crate::log::settings(s)?;
+    let log = s.toml.log.clone();
     let source = lineage_store::open(&from, false)?;
     let mut target = lineage_store::open(&to, true)?;
     let bars = crate::progress::Bars::new(s);
@@ -196,7 +196,7 @@ fn toml_lines(key: Option<&Path>) -> String {
     let path = key.map_or("/path/to/the/source/log.key".to_string(), |k| {
         k.display().to_string()
     });
-    format!("[log]\nkey = {}", toml::Value::String(path))
+    format!("[log]\nkey = {}", lineage_toml::quote(&path))
 }
 
 fn print_key_move(key: &KeyMove) {

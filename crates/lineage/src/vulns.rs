@@ -415,7 +415,7 @@ pub fn affected(args: AffectedArgs, s: &Settings) -> Result<Outcome, CliError> {
         lineage_core::query::check_base_query(base)?;
         let store = crate::commands::open(s, false)?;
         let view = crate::runtime::view(s, args.observed_only);
-        let report = lineage_core::query::affected_by(store.as_ref(), &s.config, base, &view)?;
+        let report = lineage_core::query::affected_by(store.as_ref(), &s.toml.config, base, &view)?;
         crate::render::affected(s.format, &report);
         return Ok(if report.services.is_empty() {
             Outcome::NotFound
@@ -425,7 +425,7 @@ pub fn affected(args: AffectedArgs, s: &Settings) -> Result<Outcome, CliError> {
     }
     let query = package_query(&args)?;
     let store = crate::commands::open(s, false)?;
-    let report = vulns::affected(store.as_ref(), &s.config, &query, s.now)?;
+    let report = vulns::affected(store.as_ref(), &s.toml.config, &query, s.now)?;
     Ok(show_affected(s.format, &report))
 }
 
@@ -600,7 +600,7 @@ pub fn vulns_cmd(args: VulnsArgs, s: &Settings) -> Result<Outcome, CliError> {
     let env = args
         .env
         .as_deref()
-        .map(|e| s.config.environment(e))
+        .map(|e| s.toml.config.environment(e))
         .transpose()?;
     let severities = args
         .severity
@@ -609,7 +609,13 @@ pub fn vulns_cmd(args: VulnsArgs, s: &Settings) -> Result<Outcome, CliError> {
         .transpose()?
         .unwrap_or_default();
     let store = crate::commands::open(s, false)?;
-    let report = vulns::vulns(store.as_ref(), &s.config, env.as_ref(), &severities, s.now)?;
+    let report = vulns::vulns(
+        store.as_ref(),
+        &s.toml.config,
+        env.as_ref(),
+        &severities,
+        s.now,
+    )?;
     render_vulns(s.format, &report);
     Ok(
         if report.owners.is_empty() && report.not_scanned_recently.is_empty() {

@@ -1297,6 +1297,44 @@ fn unknown_sections_and_keys_are_errors_with_the_closest_name() {
     );
 }
 
+/// Issue 15: lineage.toml is read once, every section at start-up, so a bad value in a section
+/// a command does not use still stops it (at its line and column, with the right form), and
+/// nothing is written.
+#[test]
+fn a_bad_value_in_any_section_stops_every_command_at_its_position() {
+    let w = World::new();
+    let before = w.ledger_bytes();
+    let cases = [
+        (
+            "[[trust.keys]]\nid = \"ci\"\npublic_key_file = \"keys/ci.pub\"\nroles = [\"pilot\"]\n",
+            "error: lineage.toml:4:10: trust key `ci`: unknown variant `pilot` in `roles`\n  hint: a role is `builder`, `deployer` or `approver`: write `roles = [\"builder\"]`\n",
+        ),
+        (
+            "[registry]\ntimeout = 0\n",
+            "error: lineage.toml:2:11: `[registry] timeout` is `0`\n  hint: write a whole number of seconds from 1 to 3600, e.g. `timeout = 30`\n",
+        ),
+        (
+            "[admission]\nmode = \"strict\"\n",
+            "error: lineage.toml:2:8: `admission.mode` is `strict`; write `\"enforce\"` or `\"audit\"`\n  hint: write `mode = \"enforce\"` or `mode = \"audit\"`\n",
+        ),
+        (
+            "[gates]\nfour_eyes = true\n",
+            "error: lineage.toml:2:13: `gates.four_eyes` is `true`, not a string\n  hint: write `four_eyes = \"production\"`\n",
+        ),
+    ];
+    for (text, expected) in cases {
+        w.write("lineage.toml", text);
+        for args in [
+            &["service", "list"][..],
+            &["service", "add", "web", "--owner", "ana@acme.dev"],
+        ] {
+            let r = w.run(args);
+            assert_eq!((r.code, r.stderr.as_str()), (2, expected), "{text}{args:?}");
+        }
+        assert_eq!(w.ledger_bytes(), before, "{text}");
+    }
+}
+
 /// Issue 12: a file with every section and key Lineage reads passes the key check, and is
 /// read from a subdirectory (its trusted key, its `[log]` checkpoint directory).
 #[test]
