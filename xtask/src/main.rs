@@ -264,7 +264,10 @@ fn test(extra: &[String]) -> Result<(), String> {
             .args(extra)
             .env("LINEAGE_TEST_PYTHON", &world.python)
             .env("LINEAGE_TEST_AXE", &world.axe)
-            .env("LINEAGE_TEST_PG", &pg_url);
+            .env("LINEAGE_TEST_PG", &pg_url)
+            // Tests that run on SQLite alone when no PostgreSQL is configured fail instead
+            // when this is set: here every backend runs.
+            .env("LINEAGE_TEST_REQUIRE_PG", "1");
         match &world.fixtures {
             Some(f) => {
                 cmd.env("LINEAGE_FIXTURES", f);

@@ -9,8 +9,8 @@ use lineage_log::merkle::Hash;
 pub use crate::postgres::PgLocation;
 
 use lineage_model::{
-    BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity, ObservationBatch, Purl, Record,
-    Repository, Service, ServiceChange, ServiceName, SourceRepo, Tag, Timestamp,
+    BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity, Purl, Record, Repository,
+    Service, ServiceChange, ServiceName, SourceRepo, Tag, Timestamp,
 };
 
 /// Where a ledger lives.
@@ -145,6 +145,29 @@ pub struct Entry {
     pub recorded_by: Option<Identity>,
 }
 
+/// A journal row read back: its body parsed, its recording time and author checked.
+pub(crate) fn parse_entry(
+    index: u64,
+    body: String,
+    recorded_at: String,
+    recorded_by: Option<String>,
+) -> Result<Entry, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt { index, detail };
+    let record: Record = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+    let recorded_at = Timestamp::parse(&recorded_at).map_err(|e| corrupt(e.to_string()))?;
+    let recorded_by = recorded_by
+        .map(|s| Identity::parse(&s))
+        .transpose()
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(Entry {
+        index,
+        record,
+        body,
+        recorded_at,
+        recorded_by,
+    })
+}
+
 /// What happened when a build was recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildOutcome {
@@ -159,6 +182,25 @@ pub enum BuildOutcome {
     Conflict {
         existing: Box<BuildRecord>,
     },
+}
+
+/// What recording `build` comes to when the ledger already holds `existing` for its digest,
+/// at `index`: nothing is written either way, and two different records are a conflict.
+pub(crate) fn outcome_of_recorded(
+    build: &BuildRecord,
+    index: u64,
+    existing: Record,
+) -> Result<BuildOutcome, StoreError> {
+    match existing {
+        Record::Build(old) if old == *build => Ok(BuildOutcome::AlreadyRecorded { index }),
+        Record::Build(old) => Ok(BuildOutcome::Conflict {
+            existing: Box::new(old),
+        }),
+        other => Err(StoreError::Corrupt {
+            index,
+            detail: format!("expected a build, found a {}", other.kind()),
+        }),
+    }
 }
 
 /// Which base images a query is about.
@@ -241,38 +283,6 @@ pub struct SourceState {
     pub complete: bool,
     /// The environments its newest batch speaks for.
     pub envs: Vec<EnvName>,
-}
-
-/// The projection rows of an observation batch: per (environment, image, digest), the newest
-/// time seen (unix seconds) and the first workload in sort order, so that both backends
-/// store the same rows for the same batch.
-pub(crate) fn observation_rows(
-    batch: &ObservationBatch,
-) -> BTreeMap<(String, String, String), (i64, String)> {
-    // Aggregated by reference first: a batch holds many containers of few digests.
-    let mut by_ref: BTreeMap<(&EnvName, &Repository, &Digest), (i64, &str)> = BTreeMap::new();
-    for item in &batch.items {
-        let workload = item.workload.as_deref().unwrap_or_default();
-        let seen = item.seen_at.unix();
-        by_ref
-            .entry((&item.env, &item.image, &item.digest))
-            .and_modify(|(s, w)| {
-                *s = (*s).max(seen);
-                if workload < *w {
-                    *w = workload;
-                }
-            })
-            .or_insert((seen, workload));
-    }
-    by_ref
-        .into_iter()
-        .map(|((e, i, d), (s, w))| {
-            (
-                (e.to_string(), i.to_string(), d.to_string()),
-                (s, w.to_string()),
-            )
-        })
-        .collect()
 }
 
 /// An observed row as a backend reads it, before parsing.
@@ -460,15 +470,6 @@ pub enum DigestRole {
     Base,
 }
 
-/// The CI job of `build` as the lookup tables keep it: `''` when it named none.
-pub(crate) fn ci_job(build: &BuildRecord) -> &str {
-    build
-        .ci
-        .as_ref()
-        .and_then(|c| c.job.as_deref())
-        .unwrap_or_default()
-}
-
 /// The lowest and the highest CI job of a set of services (`None`: a build that named none).
 pub type JobRange = (Option<String>, Option<String>);
 
@@ -557,7 +558,10 @@ pub trait Store: Send {
         &mut self,
         change: &ServiceChange,
         recorded_at: Timestamp,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64, StoreError> {
+        let record = Record::Service(change.clone());
+        Ok(self.append(&[record], recorded_at, None)?[0])
+    }
 
     /// Records builds in one transaction. Each outcome is per build, in order.
     fn record_builds(
@@ -573,7 +577,10 @@ pub trait Store: Send {
         deploys: &[DeployRecord],
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
-    ) -> Result<Vec<u64>, StoreError>;
+    ) -> Result<Vec<u64>, StoreError> {
+        let records: Vec<Record> = deploys.iter().cloned().map(Record::Deploy).collect();
+        self.append(&records, recorded_at, recorded_by)
+    }
 
     fn service(&self, name: &ServiceName) -> Result<Option<Service>, StoreError>;
     fn services(&self) -> Result<Vec<Service>, StoreError>;
@@ -715,7 +722,13 @@ pub trait Store: Send {
         facts: &[Record],
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
-    ) -> Result<Vec<u64>, StoreError>;
+    ) -> Result<Vec<u64>, StoreError> {
+        // Refused before anything is written: a batch with a non-fact writes nothing.
+        if let Some(bad) = facts.iter().find(|f| f.fact_key().is_none()) {
+            return Err(crate::projection::not_a_fact(bad));
+        }
+        self.append(facts, recorded_at, recorded_by)
+    }
     /// Appends records of any kind in one transaction: what one user action writes (a build
     /// with its gate result and its signed provenance; a deploy with its facts) commits
     /// together or not at all. A build must be new: a digest already recorded makes the whole

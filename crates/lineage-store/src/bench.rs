@@ -7,6 +7,8 @@ use std::path::Path;
 use lineage_model::{canonical_json, BuildRecord, Record};
 use rusqlite::params;
 
+use crate::projection::Row;
+
 /// A build's rows, prepared outside the timed section.
 pub struct RawBuild {
     body: String,
@@ -21,16 +23,20 @@ pub struct RawBuild {
     commit: Option<(String, String)>,
     /// The CI job for `service_latest_build` ('' for none).
     ci_job: String,
+    /// The build's projection rows at entry 0, for the PostgreSQL reference.
+    rows: Vec<Row>,
 }
 
 /// The recording time the raw references write.
-const RAW_RECORDED_AT: &str = "2026-11-01T00:00:00Z";
+pub(crate) const RAW_RECORDED_AT: &str = "2026-11-01T00:00:00Z";
 
 impl RawBuild {
     pub fn new(b: &BuildRecord) -> RawBuild {
         let recorded = lineage_model::Timestamp::parse(RAW_RECORDED_AT).expect("constant time");
+        let record = Record::Build(b.clone());
         RawBuild {
-            body: canonical_json(&Record::Build(b.clone())),
+            rows: crate::projection::rows(&record, 0, recorded).expect("a build projects"),
+            body: canonical_json(&record),
             digest: b.digest.to_string(),
             service: b.service.to_string(),
             image: b.image.to_string(),
@@ -145,32 +151,24 @@ pub fn raw_insert_builds_pg(
 }
 
 impl RawBuild {
-    pub(crate) fn parts(&self) -> RawParts<'_> {
-        RawParts {
-            body: &self.body,
-            digest: &self.digest,
-            service: &self.service,
-            image: &self.image,
-            tags: &self.tags,
-            bases: &self.bases,
-            base_seen: &self.base_seen,
-            commit: self.commit.as_ref(),
-            ci_job: &self.ci_job,
-        }
+    pub(crate) fn body(&self) -> &str {
+        &self.body
     }
-}
 
-/// A prepared build's fields, for the backends' raw-insert references.
-pub(crate) struct RawParts<'a> {
-    pub body: &'a str,
-    pub digest: &'a str,
-    pub service: &'a str,
-    pub image: &'a str,
-    pub tags: &'a [String],
-    pub bases: &'a [(String, String, String, bool)],
-    pub base_seen: &'a [i64],
-    pub commit: Option<&'a (String, String)>,
-    pub ci_job: &'a str,
+    /// The build's projection rows as stored at journal `entry`.
+    pub(crate) fn rows_at(&self, entry: i64) -> Vec<Row> {
+        let mut rows = self.rows.clone();
+        for row in &mut rows {
+            match row {
+                Row::Build(r) => r.entry = entry,
+                Row::BuildTag(r) => r.entry = entry,
+                Row::BaseUsage(r) => r.latest_entry = entry,
+                Row::LatestBuild(r) => r.entry = entry,
+                _ => {}
+            }
+        }
+        rows
+    }
 }
 
 /// One observed container, prepared outside the timed section.

@@ -3,7 +3,9 @@
 //! The ledger is an append-only journal of records ([`lineage_model::Record`]), each stored as
 //! canonical JSON with its position (its future log leaf index). Query tables (services, builds,
 //! bases, deploys, what runs now) are projections of that journal, written in the same
-//! transaction as the journal entry, so a reader never sees one without the other.
+//! transaction as the journal entry, so a reader never sees one without the other. Which rows
+//! a record projects to is computed once, for both backends and for the audit's replay, by
+//! `projection`; a backend only writes them.
 //!
 //! Every journal entry is also a leaf of an RFC 6962 / RFC 9162 Merkle log (see
 //! `lineage_log`): the writer hashes incrementally with a [`lineage_log::merkle::Frontier`]
@@ -19,6 +21,7 @@ mod audit;
 pub mod bench;
 mod copy;
 mod postgres;
+mod projection;
 mod sbom;
 mod sqlite;
 
@@ -31,6 +34,13 @@ pub use api::{
 pub use copy::{copy_ledger, copy_ledger_with_progress, CopyReport};
 pub use lineage_log::merkle::Hash;
 pub use postgres::{PgLocation, CHANNEL as PG_NOTIFY_CHANNEL, PG_SCHEMA_VERSION};
+
+/// The projection tables, for tests that compare them across backends. Not part of the store
+/// API.
+#[doc(hidden)]
+pub fn projection_tables() -> impl Iterator<Item = &'static str> {
+    projection::TABLES.iter().map(|(table, _)| *table)
+}
 
 /// Raw SQLite access for tamper tests and the raw-insert benchmark reference. Not part of
 /// the store API: nothing else may write behind the journal's back.

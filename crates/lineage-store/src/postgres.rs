@@ -19,7 +19,7 @@
 mod connect;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use lineage_log::merkle::{self, Frontier, Hash, HashReader, TreeError};
@@ -28,17 +28,18 @@ use lineage_model::{
     Repository, Service, ServiceChange, ServiceName, SourceRepo, Tag, Timestamp,
 };
 use postgres::types::{ToSql, Type};
-use postgres::{GenericClient, Row};
+use postgres::GenericClient;
 
 pub(crate) use connect::redact;
 pub use connect::PgLocation;
 
 use crate::api::{
-    ci_job, recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry,
-    JobRange, LogHead, ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage,
-    RunningInventory, SbomFindingRow, SbomHit, SbomImportRow, SbomPackageRow, SbomQuery,
-    SourceState, Store, StoreError, StoredCheckpoint,
+    outcome_of_recorded, parse_entry, recorded_time, BaseFilter, BaseTagUse, BaseUsage,
+    BuildOutcome, DigestRole, Entry, JobRange, LogHead, ObservedRow, PlacementRow,
+    ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow, SbomHit,
+    SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError, StoredCheckpoint,
 };
+use crate::projection::{self, Pending, Row, Value};
 
 /// The schema version this build writes to PostgreSQL (its own numbering, not SQLite's).
 pub const PG_SCHEMA_VERSION: i64 = 6;
@@ -59,32 +60,6 @@ const MIGRATE_LOCK: i64 = 0x4C4E_414D;
 
 /// The `LISTEN`/`NOTIFY` channel writers announce new log sizes on.
 pub const CHANNEL: &str = "lineage_ledger";
-
-/// The projection tables `check_projections` rebuilds and compares, and the column that
-/// points at the journal entry a row came from (if any).
-const PROJECTIONS: &[(&str, Option<&str>)] = &[
-    ("services", Some("entry")),
-    ("service_changes", Some("entry")),
-    ("service_images", None),
-    ("builds", Some("entry")),
-    ("build_tags", Some("entry")),
-    ("build_bases", None),
-    ("base_usage", Some("latest_entry")),
-    ("base_tag_digests", None),
-    ("build_commits", None),
-    ("service_latest_build", Some("entry")),
-    ("service_repos", None),
-    ("deploys", Some("entry")),
-    ("current", Some("entry")),
-    ("facts", Some("entry")),
-    ("placement_ends", Some("entry")),
-    ("observation_sources", Some("entry")),
-    ("observation_envs", Some("entry")),
-    ("observations", Some("entry")),
-    ("sbom_imports", Some("entry")),
-    ("sbom_packages", Some("entry")),
-    ("sbom_findings", Some("entry")),
-];
 
 type Conn = r2d2::PooledConnection<connect::Manager>;
 type Param<'a> = (&'a (dyn ToSql + Sync), Type);
@@ -284,7 +259,7 @@ fn backfill_build_lookups(tx: &mut postgres::Transaction<'_>) -> Result<(), Stor
             return Ok(());
         };
         after = last.get(0);
-        let mut batch = Batch::new(Log::Replay);
+        let mut batch = Batch::replay();
         for r in &rows {
             let index = r.get::<_, i64>(0) as u64 - 1;
             let corrupt = |detail: String| StoreError::Corrupt { index, detail };
@@ -296,7 +271,9 @@ fn backfill_build_lookups(tx: &mut postgres::Transaction<'_>) -> Result<(), Stor
                 ));
             };
             let at = Timestamp::parse(r.get(2)).map_err(|e| corrupt(e.to_string()))?;
-            batch.build_lookups(&build, at, index as i64 + 1);
+            let mut lookups = Vec::new();
+            projection::build_lookups(&build, index as i64 + 1, at, &mut lookups);
+            batch.rows(tx, lookups)?;
         }
         batch.flush(tx)?;
     }
@@ -320,7 +297,7 @@ fn query(
     c: &mut impl GenericClient,
     sql: &str,
     params: &[Param<'_>],
-) -> Result<Vec<Row>, StoreError> {
+) -> Result<Vec<postgres::Row>, StoreError> {
     c.query_typed(sql, params).map_err(pg)
 }
 
@@ -437,460 +414,96 @@ fn check_next_index(
 // Writing: journal entries and their projections, one multi-row statement per table.
 // ---------------------------------------------------------------------------------------------
 
-/// Where appended entries go.
-enum Log<'a> {
-    /// A real write: each entry becomes the next log leaf.
-    Writer(&'a mut Frontier),
-    /// Rebuilding projections for an audit: entries keep their stored index; no log hashes.
-    Replay,
-}
-
-/// The rows a batch of journal entries adds, gathered in memory and written by `flush`.
-#[derive(Default)]
-struct Rows {
+/// Journal rows, log hashes and projection rows, gathered and written with one multi-row
+/// statement per table.
+struct Batch<'a> {
+    /// The log's frontier for a real write; `None` when the audit replays projections only
+    /// (its scratch tables hold no journal: no projection reads it).
+    frontier: Option<&'a mut Frontier>,
     entries: Vec<(i64, &'static str, String, String, Option<String>)>,
     hashes: Vec<(i64, Vec<u8>)>,
-    builds: Vec<(String, String, String, i64)>,
-    build_tags: Vec<(String, String, i64)>,
-    build_bases: Vec<(String, String, String, String, bool)>,
-    /// Per (service, base name, tag, digest): builds added and the newest entry. Aggregated
-    /// here because one multi-row upsert may not touch a row twice.
-    base_usage: BTreeMap<(String, String, String, String), (i64, i64)>,
-    /// Per (base name, tag, digest): the first and last use, folded like `base_usage`.
-    base_tags: BTreeMap<(String, String, String), (i64, i64)>,
-    /// (source repository, commit, service) of builds with both.
-    build_commits: BTreeSet<(String, String, String, String)>,
-    /// Per service: the CI job ('' for none) and entry of its newest build in the batch.
-    latest_builds: BTreeMap<String, (String, i64)>,
-    deploys: Vec<(i64, String, String, String, i64)>,
-    /// Per (service, env): the deploy this batch would leave current, folded in record
-    /// order with the same rule the upsert applies (a later-or-equal `at` wins).
-    current: BTreeMap<(String, String), (i64, String, i64)>,
-    facts: Vec<(String, String, i64)>,
-    /// Per (digest, kind, format): the newest import this batch would leave, folded with the
-    /// upsert's own rule (a later document time wins; equal times go to the later entry).
-    sbom_imports: BTreeMap<ImportKey, ImportRow>,
-    sbom_packages: Vec<(i64, i64, String, String, String, String)>,
-    sbom_findings: Vec<FindingRow>,
-}
-
-/// `sbom_imports` key: (digest, kind, format).
-type ImportKey = (String, String, String);
-/// `sbom_imports` values: (entry, scanned_at, document, layers).
-type ImportRow = (i64, i64, String, String);
-/// `sbom_findings` columns: (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed).
-type FindingRow = (i64, i64, i64, String, String, i64, String, String, String);
-
-struct Batch<'a> {
-    log: Log<'a>,
-    rows: Rows,
+    pending: Pending,
 }
 
 impl<'a> Batch<'a> {
-    fn new(log: Log<'a>) -> Batch<'a> {
+    fn writer(frontier: &'a mut Frontier) -> Batch<'a> {
         Batch {
-            log,
-            rows: Rows::default(),
+            frontier: Some(frontier),
+            entries: Vec::new(),
+            hashes: Vec::new(),
+            pending: Pending::default(),
         }
     }
 
-    /// Appends a journal entry (and, for a real write, its log leaf); returns its index.
-    fn entry(
+    fn replay() -> Batch<'static> {
+        Batch {
+            frontier: None,
+            entries: Vec::new(),
+            hashes: Vec::new(),
+            pending: Pending::default(),
+        }
+    }
+
+    /// Appends `record` as the next journal entry, with its log leaf and its projection rows;
+    /// returns its index.
+    fn record(
         &mut self,
-        stored_index: u64,
+        tx: &mut impl GenericClient,
         record: &Record,
         at: Timestamp,
         by: Option<&Identity>,
-    ) -> u64 {
-        if let Log::Replay = self.log {
-            // The audit's shadow holds projections only: no projection reads the journal,
-            // and a second copy of every body would make the scratch as large as the ledger.
-            return stored_index;
-        }
+    ) -> Result<u64, StoreError> {
+        let frontier = self
+            .frontier
+            .as_deref_mut()
+            .expect("only a writer's batch appends");
+        let index = frontier.size();
+        let rows = projection::rows(record, index as i64 + 1, at)?;
         let body = canonical_json(record);
-        let index = match &mut self.log {
-            Log::Writer(frontier) => {
-                let index = frontier.size();
-                // RFC 6962 §2.1: the leaf hash covers exactly the stored canonical bytes.
-                let start = merkle::stored_hash_count(index);
-                for (i, h) in frontier
-                    .append(merkle::leaf_hash(body.as_bytes()))
-                    .into_iter()
-                    .enumerate()
-                {
-                    self.rows
-                        .hashes
-                        .push(((start + i as u64) as i64, h.to_vec()));
-                }
-                index
-            }
-            Log::Replay => stored_index,
-        };
-        self.rows.entries.push((
+        // RFC 6962 §2.1: the leaf hash covers exactly the stored canonical bytes.
+        let start = merkle::stored_hash_count(index);
+        for (i, h) in frontier
+            .append(merkle::leaf_hash(body.as_bytes()))
+            .into_iter()
+            .enumerate()
+        {
+            self.hashes.push(((start + i as u64) as i64, h.to_vec()));
+        }
+        self.entries.push((
             index as i64 + 1,
             record.kind(),
             body,
             at.to_string(),
-            by.map(|i| i.as_str().to_string()),
+            projection::author(record, by).map(|i| i.as_str().to_string()),
         ));
-        index
-    }
-
-    fn build(
-        &mut self,
-        build: &BuildRecord,
-        at: Timestamp,
-        by: Option<&Identity>,
-        stored: u64,
-    ) -> u64 {
-        let index = self.entry(stored, &Record::Build(build.clone()), at, by);
-        let entry = index as i64 + 1;
-        let (digest, image, service) = (
-            build.digest.to_string(),
-            build.image.to_string(),
-            build.service.to_string(),
-        );
-        for tag in &build.tags {
-            self.rows
-                .build_tags
-                .push((image.clone(), tag.as_str().to_string(), entry));
-        }
-        for base in &build.bases {
-            let key = (
-                service.clone(),
-                base.name.to_string(),
-                opt_str(base.tag.as_ref()),
-                opt_str(base.digest.as_ref()),
-            );
-            self.rows.build_bases.push((
-                digest.clone(),
-                key.1.clone(),
-                key.2.clone(),
-                key.3.clone(),
-                base.final_stage,
-            ));
-            let usage = self.rows.base_usage.entry(key).or_insert((0, entry));
-            usage.0 += 1;
-            usage.1 = usage.1.max(entry);
-        }
-        self.build_lookups(build, at, entry);
-        self.rows.builds.push((digest, service, image, entry));
-        index
-    }
-
-    /// The gates' lookup rows of `build` (stored at `entry`): the first and last use of each
-    /// tagged, pinned base, its source commit, and its service's newest CI job.
-    fn build_lookups(&mut self, build: &BuildRecord, recorded_at: Timestamp, entry: i64) {
-        if let (Some(repo), Some(commit)) = (&build.source_repo, &build.commit) {
-            self.rows.build_commits.insert((
-                repo.to_string(),
-                commit.to_string(),
-                build.service.to_string(),
-                build.digest.to_string(),
-            ));
-        }
-        let latest = self
-            .rows
-            .latest_builds
-            .entry(build.service.to_string())
-            .or_insert((String::new(), i64::MIN));
-        if entry > latest.1 {
-            *latest = (ci_job(build).to_string(), entry);
-        }
-        for base in &build.bases {
-            let (Some(tag), Some(digest)) = (&base.tag, &base.digest) else {
-                continue;
-            };
-            let at = build.base_seen_at(base, recorded_at).unix();
-            let key = (base.name.to_string(), tag.to_string(), digest.to_string());
-            let span = self.rows.base_tags.entry(key).or_insert((at, at));
-            span.0 = span.0.min(at);
-            span.1 = span.1.max(at);
-        }
-    }
-
-    fn deploy(
-        &mut self,
-        deploy: &DeployRecord,
-        at: Timestamp,
-        by: Option<&Identity>,
-        stored: u64,
-    ) -> u64 {
-        let index = self.entry(stored, &Record::Deploy(deploy.clone()), at, by);
-        let entry = index as i64 + 1;
-        let (service, env, digest) = (
-            deploy.service.to_string(),
-            deploy.env.to_string(),
-            deploy.digest.to_string(),
-        );
-        // Times are stored as unix seconds so that ordering does not depend on string formats.
-        let when = deploy.at.unix();
-        self.rows
-            .deploys
-            .push((entry, service.clone(), env.clone(), digest.clone(), when));
-        // A deploy recorded late (with an earlier `--at`) does not displace a newer one.
-        let slot = self.rows.current.entry((service, env));
-        match slot {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert((entry, digest, when));
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => {
-                if when >= o.get().2 {
-                    o.insert((entry, digest, when));
-                }
-            }
-        }
-        index
-    }
-
-    fn fact(
-        &mut self,
-        tx: &mut impl GenericClient,
-        record: &Record,
-        at: Timestamp,
-        by: Option<&Identity>,
-        stored: u64,
-    ) -> Result<u64, StoreError> {
-        let Some(key) = record.fact_key() else {
-            return Err(not_a_fact(record));
-        };
-        let index = self.entry(stored, record, at, by);
-        let entry = index as i64 + 1;
-        self.rows
-            .facts
-            .push((record.kind().to_string(), key, entry));
-        // These facts change projections that later records in the batch read (what runs,
-        // which services exist), so they are written at once, after what the batch holds.
-        match record {
-            Record::DeployEnd(end) => {
-                self.flush(tx)?;
-                let (service, env, when) = (end.service.as_str(), end.env.as_str(), end.at.unix());
-                execute(
-                    tx,
-                    "DELETE FROM current WHERE service = $1 AND env = $2 AND at <= $3",
-                    &[
-                        (&service, Type::TEXT),
-                        (&env, Type::TEXT),
-                        (&when, Type::INT8),
-                    ],
-                )?;
-                execute(
-                    tx,
-                    "INSERT INTO placement_ends (service, env, entry, at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry, at = excluded.at
-                     WHERE excluded.at >= placement_ends.at",
-                    &[
-                        (&service, Type::TEXT),
-                        (&env, Type::TEXT),
-                        (&entry, Type::INT8),
-                        (&when, Type::INT8),
-                    ],
-                )?;
-            }
-            Record::ServiceRemoved(removal) => {
-                self.flush(tx)?;
-                let name = removal.service.as_str();
-                execute(
-                    tx,
-                    "DELETE FROM services WHERE name = $1",
-                    &[(&name, Type::TEXT)],
-                )?;
-                execute(
-                    tx,
-                    "DELETE FROM service_images WHERE service = $1",
-                    &[(&name, Type::TEXT)],
-                )?;
-                execute(
-                    tx,
-                    "DELETE FROM service_repos WHERE service = $1",
-                    &[(&name, Type::TEXT)],
-                )?;
-            }
-            Record::Observation(batch) => {
-                self.flush(tx)?;
-                let source = batch.source.as_str();
-                let when = batch.at.unix();
-                execute(
-                    tx,
-                    "INSERT INTO observation_sources (source, entry, at, complete) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (source) DO UPDATE SET entry = excluded.entry, at = excluded.at,
-                         complete = excluded.complete",
-                    &[
-                        (&source, Type::TEXT),
-                        (&entry, Type::INT8),
-                        (&when, Type::INT8),
-                        (&batch.complete, Type::BOOL),
-                    ],
-                )?;
-                let envs: Vec<String> = batch.envs.iter().map(ToString::to_string).collect();
-                execute(
-                    tx,
-                    "INSERT INTO observation_envs (source, env, entry)
-                     SELECT $1, e, $2 FROM unnest($3::text[]) AS e
-                     ON CONFLICT (source, env) DO UPDATE SET entry = excluded.entry",
-                    &[
-                        (&source, Type::TEXT),
-                        (&entry, Type::INT8),
-                        (&envs, Type::TEXT_ARRAY),
-                    ],
-                )?;
-                let (mut v, mut i, mut d, mut t, mut w) = (vec![], vec![], vec![], vec![], vec![]);
-                for ((env, image, digest), (seen, workload)) in crate::api::observation_rows(batch)
-                {
-                    v.push(env);
-                    i.push(image);
-                    d.push(digest);
-                    t.push(seen);
-                    w.push(workload);
-                }
-                execute(
-                    tx,
-                    "INSERT INTO observations (source, env, image, digest, last_seen, entry, workload)
-                     SELECT $1, u.env, u.image, u.digest, u.seen, $2, u.workload
-                     FROM unnest($3::text[], $4::text[], $5::text[], $6::int8[], $7::text[])
-                         AS u(env, image, digest, seen, workload)
-                     ON CONFLICT (source, env, image, digest) DO UPDATE SET
-                         last_seen = greatest(observations.last_seen, excluded.last_seen),
-                         entry = excluded.entry, workload = excluded.workload",
-                    &[
-                        (&source, Type::TEXT),
-                        (&entry, Type::INT8),
-                        (&v, Type::TEXT_ARRAY),
-                        (&i, Type::TEXT_ARRAY),
-                        (&d, Type::TEXT_ARRAY),
-                        (&t, Type::INT8_ARRAY),
-                        (&w, Type::TEXT_ARRAY),
-                    ],
-                )?;
-            }
-            _ => {}
-        }
+        self.rows(tx, rows)?;
         Ok(index)
     }
 
-    /// An SBOM or scan import: a fact, plus its `sbom_*` rows.
-    fn sbom(
-        &mut self,
-        tx: &mut impl GenericClient,
-        record: &Record,
-        import: &lineage_model::SbomImport,
-        at: Timestamp,
-        by: Option<&Identity>,
-        stored: u64,
-    ) -> Result<u64, StoreError> {
-        let index = self.fact(tx, record, at, by, stored)?;
-        let entry = index as i64 + 1;
-        let rows = crate::sbom::rows(import, at);
-        let i = rows.import;
-        let key = (i.digest.clone(), i.kind, i.format);
-        let newer = self
-            .rows
-            .sbom_imports
-            .get(&key)
-            .is_none_or(|old| (i.scanned_at, entry) > (old.1, old.0));
-        if newer {
-            self.rows
-                .sbom_imports
-                .insert(key, (entry, i.scanned_at, i.document, i.layers));
+    /// Adds the projection rows of one record. A record that deletes rows is written on its
+    /// own, after everything gathered before it, so the batch's rows merge as if written one
+    /// by one.
+    fn rows(&mut self, tx: &mut impl GenericClient, rows: Vec<Row>) -> Result<(), StoreError> {
+        let alone = rows.iter().any(Row::deletes);
+        if alone {
+            self.flush(tx)?;
         }
-        for p in rows.packages {
-            self.rows.sbom_packages.push((
-                entry,
-                p.pkg,
-                i.digest.clone(),
-                p.name_key,
-                p.purl,
-                p.layer,
-            ));
+        for row in rows {
+            self.pending.add(row);
         }
-        for f in rows.findings {
-            self.rows.sbom_findings.push((
-                entry,
-                f.finding,
-                f.alias,
-                f.vuln_id,
-                f.id,
-                f.pkg,
-                i.digest.clone(),
-                f.severity,
-                f.fixed,
-            ));
+        if alone {
+            self.flush(tx)?;
         }
-        Ok(index)
+        Ok(())
     }
 
-    /// A service change: its projection replaces rows, so it is written at once, after
-    /// whatever the batch holds so far.
-    fn service_change(
-        &mut self,
-        tx: &mut impl GenericClient,
-        change: &ServiceChange,
-        at: Timestamp,
-        stored: u64,
-    ) -> Result<u64, StoreError> {
-        let index = self.entry(
-            stored,
-            &Record::Service(change.clone()),
-            at,
-            Some(&change.by),
-        );
-        self.flush(tx)?;
-        let entry = index as i64 + 1;
-        let name = change.service.name.as_str();
-        execute(
-            tx,
-            "INSERT INTO services (name, entry) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET entry = excluded.entry",
-            &[(&name, Type::TEXT), (&entry, Type::INT8)],
-        )?;
-        execute(
-            tx,
-            "INSERT INTO service_changes (service, entry) VALUES ($1, $2)",
-            &[(&name, Type::TEXT), (&entry, Type::INT8)],
-        )?;
-        execute(
-            tx,
-            "DELETE FROM service_images WHERE service = $1",
-            &[(&name, Type::TEXT)],
-        )?;
-        execute(
-            tx,
-            "DELETE FROM service_repos WHERE service = $1",
-            &[(&name, Type::TEXT)],
-        )?;
-        if let Some(repo) = &change.service.source_repo {
-            execute(
-                tx,
-                "INSERT INTO service_repos (service, source_repo) VALUES ($1, $2)",
-                &[(&name, Type::TEXT), (&repo.to_string(), Type::TEXT)],
-            )?;
-        }
-        let mut images: Vec<String> = change
-            .service
-            .images
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
-        // One upsert may not touch a row twice; a repeated image is one row anyway.
-        images.sort();
-        images.dedup();
-        execute(
-            tx,
-            "INSERT INTO service_images (image, service) SELECT unnest($1::text[]), $2
-             ON CONFLICT (image) DO UPDATE SET service = excluded.service",
-            &[(&images, Type::TEXT_ARRAY), (&name, Type::TEXT)],
-        )?;
-        Ok(index)
-    }
-
-    /// Writes the gathered rows: journal first (the projections reference it), then the log
-    /// hashes and every projection, one statement per table.
+    /// Writes what is gathered: the journal first (the projections reference it), then the
+    /// log hashes and the projection rows, one statement per table.
     fn flush(&mut self, tx: &mut impl GenericClient) -> Result<(), StoreError> {
-        let rows = std::mem::take(&mut self.rows);
-        if !rows.entries.is_empty() {
+        if !self.entries.is_empty() {
             let (mut idx, mut kind, mut body, mut at, mut by) =
                 (vec![], vec![], vec![], vec![], vec![]);
-            for (i, k, b, a, w) in rows.entries {
+            for (i, k, b, a, w) in self.entries.drain(..) {
                 idx.push(i);
                 kind.push(k);
                 body.push(b);
@@ -910,339 +523,182 @@ impl<'a> Batch<'a> {
                 ],
             )?;
         }
-        if !rows.hashes.is_empty() {
-            let (idx, hash): (Vec<i64>, Vec<Vec<u8>>) = rows.hashes.into_iter().unzip();
+        if !self.hashes.is_empty() {
+            let (idx, hash): (Vec<i64>, Vec<Vec<u8>>) = self.hashes.drain(..).unzip();
             execute(
                 tx,
                 "INSERT INTO log_hashes (idx, hash) SELECT * FROM unnest($1::int8[], $2::bytea[])",
                 &[(&idx, Type::INT8_ARRAY), (&hash, Type::BYTEA_ARRAY)],
             )?;
         }
-        if !rows.builds.is_empty() {
-            let (mut d, mut s, mut i, mut e) = (vec![], vec![], vec![], vec![]);
-            for (a, b, c, x) in rows.builds {
-                d.push(a);
-                s.push(b);
-                i.push(c);
-                e.push(x);
-            }
-            execute(
-                tx,
-                "INSERT INTO builds (digest, service, image, entry)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])",
-                &[
-                    (&d, Type::TEXT_ARRAY),
-                    (&s, Type::TEXT_ARRAY),
-                    (&i, Type::TEXT_ARRAY),
-                    (&e, Type::INT8_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.build_tags.is_empty() {
-            let (mut i, mut t, mut e) = (vec![], vec![], vec![]);
-            for (a, b, c) in rows.build_tags {
-                i.push(a);
-                t.push(b);
-                e.push(c);
-            }
-            execute(
-                tx,
-                "INSERT INTO build_tags (image, tag, entry)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])",
-                &[
-                    (&i, Type::TEXT_ARRAY),
-                    (&t, Type::TEXT_ARRAY),
-                    (&e, Type::INT8_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.build_bases.is_empty() {
-            let (mut d, mut n, mut t, mut bd, mut f) = (vec![], vec![], vec![], vec![], vec![]);
-            for (a, b, c, x, y) in rows.build_bases {
-                d.push(a);
-                n.push(b);
-                t.push(c);
-                bd.push(x);
-                f.push(y);
-            }
-            execute(
-                tx,
-                "INSERT INTO build_bases (digest, base_name, base_tag, base_digest, final_stage)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[])",
-                &[
-                    (&d, Type::TEXT_ARRAY),
-                    (&n, Type::TEXT_ARRAY),
-                    (&t, Type::TEXT_ARRAY),
-                    (&bd, Type::TEXT_ARRAY),
-                    (&f, Type::BOOL_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.base_usage.is_empty() {
-            let (mut s, mut n, mut t, mut d, mut c, mut e) =
-                (vec![], vec![], vec![], vec![], vec![], vec![]);
-            for ((a, b, x, y), (count, entry)) in rows.base_usage {
-                s.push(a);
-                n.push(b);
-                t.push(x);
-                d.push(y);
-                c.push(count);
-                e.push(entry);
-            }
-            execute(
-                tx,
-                "INSERT INTO base_usage (service, base_name, base_tag, base_digest, builds, latest_entry)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
-                 ON CONFLICT (service, base_name, base_tag, base_digest)
-                 DO UPDATE SET builds = base_usage.builds + excluded.builds,
-                     latest_entry = greatest(base_usage.latest_entry, excluded.latest_entry)",
-                &[
-                    (&s, Type::TEXT_ARRAY),
-                    (&n, Type::TEXT_ARRAY),
-                    (&t, Type::TEXT_ARRAY),
-                    (&d, Type::TEXT_ARRAY),
-                    (&c, Type::INT8_ARRAY),
-                    (&e, Type::INT8_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.base_tags.is_empty() {
-            let (mut n, mut t, mut d, mut f, mut l) = (vec![], vec![], vec![], vec![], vec![]);
-            for ((a, b, c), (first, last)) in rows.base_tags {
-                n.push(a);
-                t.push(b);
-                d.push(c);
-                f.push(first);
-                l.push(last);
-            }
-            execute(
-                tx,
-                "INSERT INTO base_tag_digests (base_name, base_tag, base_digest, first_used, last_used)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
-                 ON CONFLICT (base_name, base_tag, base_digest)
-                 DO UPDATE SET first_used = least(base_tag_digests.first_used, excluded.first_used),
-                     last_used = greatest(base_tag_digests.last_used, excluded.last_used)",
-                &[
-                    (&n, Type::TEXT_ARRAY),
-                    (&t, Type::TEXT_ARRAY),
-                    (&d, Type::TEXT_ARRAY),
-                    (&f, Type::INT8_ARRAY),
-                    (&l, Type::INT8_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.build_commits.is_empty() {
-            let (mut r, mut c, mut v, mut d) = (vec![], vec![], vec![], vec![]);
-            for (a, b, x, y) in rows.build_commits {
-                r.push(a);
-                c.push(b);
-                v.push(x);
-                d.push(y);
-            }
-            execute(
-                tx,
-                "INSERT INTO build_commits (source_repo, commit_id, service, digest)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                 ON CONFLICT DO NOTHING",
-                &[
-                    (&r, Type::TEXT_ARRAY),
-                    (&c, Type::TEXT_ARRAY),
-                    (&v, Type::TEXT_ARRAY),
-                    (&d, Type::TEXT_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.latest_builds.is_empty() {
-            let (mut v, mut j, mut e) = (vec![], vec![], vec![]);
-            for (service, (job, entry)) in rows.latest_builds {
-                v.push(service);
-                j.push(job);
-                e.push(entry);
-            }
-            execute(
-                tx,
-                "INSERT INTO service_latest_build (service, ci_job, entry)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
-                 ON CONFLICT (service) DO UPDATE SET ci_job = excluded.ci_job, entry = excluded.entry
-                 WHERE excluded.entry > service_latest_build.entry",
-                &[
-                    (&v, Type::TEXT_ARRAY),
-                    (&j, Type::TEXT_ARRAY),
-                    (&e, Type::INT8_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.deploys.is_empty() {
-            let (mut e, mut s, mut v, mut d, mut a) = (vec![], vec![], vec![], vec![], vec![]);
-            for (x, b, c, y, z) in rows.deploys {
-                e.push(x);
-                s.push(b);
-                v.push(c);
-                d.push(y);
-                a.push(z);
-            }
-            execute(
-                tx,
-                "INSERT INTO deploys (entry, service, env, digest, at)
-                 SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[])",
-                &[
-                    (&e, Type::INT8_ARRAY),
-                    (&s, Type::TEXT_ARRAY),
-                    (&v, Type::TEXT_ARRAY),
-                    (&d, Type::TEXT_ARRAY),
-                    (&a, Type::INT8_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.current.is_empty() {
-            let (mut s, mut v, mut e, mut d, mut a) = (vec![], vec![], vec![], vec![], vec![]);
-            for ((x, y), (entry, digest, at)) in rows.current {
-                s.push(x);
-                v.push(y);
-                e.push(entry);
-                d.push(digest);
-                a.push(at);
-            }
-            execute(
-                tx,
-                "INSERT INTO current (service, env, entry, digest, at)
-                 SELECT u.* FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[])
-                     AS u(service, env, entry, digest, at)
-                 WHERE NOT EXISTS (SELECT 1 FROM placement_ends p
-                     WHERE p.service = u.service AND p.env = u.env AND p.at > u.at)
-                 ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry,
-                     digest = excluded.digest, at = excluded.at
-                 WHERE excluded.at >= current.at",
-                &[
-                    (&s, Type::TEXT_ARRAY),
-                    (&v, Type::TEXT_ARRAY),
-                    (&e, Type::INT8_ARRAY),
-                    (&d, Type::TEXT_ARRAY),
-                    (&a, Type::INT8_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.facts.is_empty() {
-            let (mut k, mut y, mut e) = (vec![], vec![], vec![]);
-            for (a, b, c) in rows.facts {
-                k.push(a);
-                y.push(b);
-                e.push(c);
-            }
-            execute(
-                tx,
-                "INSERT INTO facts (kind, key, entry)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])",
-                &[
-                    (&k, Type::TEXT_ARRAY),
-                    (&y, Type::TEXT_ARRAY),
-                    (&e, Type::INT8_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.sbom_imports.is_empty() {
-            let (mut d, mut k, mut f, mut e, mut t, mut doc, mut l) =
-                (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-            for ((digest, kind, format), (entry, at, document, layers)) in rows.sbom_imports {
-                d.push(digest);
-                k.push(kind);
-                f.push(format);
-                e.push(entry);
-                t.push(at);
-                doc.push(document);
-                l.push(layers);
-            }
-            execute(
-                tx,
-                "INSERT INTO sbom_imports (digest, kind, format, entry, scanned_at, document, layers)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
-                 ON CONFLICT (digest, kind, format) DO UPDATE SET entry = excluded.entry,
-                     scanned_at = excluded.scanned_at, document = excluded.document, layers = excluded.layers
-                 WHERE (excluded.scanned_at, excluded.entry) > (sbom_imports.scanned_at, sbom_imports.entry)",
-                &[
-                    (&d, Type::TEXT_ARRAY),
-                    (&k, Type::TEXT_ARRAY),
-                    (&f, Type::TEXT_ARRAY),
-                    (&e, Type::INT8_ARRAY),
-                    (&t, Type::INT8_ARRAY),
-                    (&doc, Type::TEXT_ARRAY),
-                    (&l, Type::TEXT_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.sbom_packages.is_empty() {
-            let (mut e, mut p, mut d, mut n, mut u, mut l) =
-                (vec![], vec![], vec![], vec![], vec![], vec![]);
-            for (entry, pkg, digest, name_key, purl, layer) in rows.sbom_packages {
-                e.push(entry);
-                p.push(pkg);
-                d.push(digest);
-                n.push(name_key);
-                u.push(purl);
-                l.push(layer);
-            }
-            execute(
-                tx,
-                "INSERT INTO sbom_packages (entry, pkg, digest, name_key, purl, layer)
-                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])",
-                &[
-                    (&e, Type::INT8_ARRAY),
-                    (&p, Type::INT8_ARRAY),
-                    (&d, Type::TEXT_ARRAY),
-                    (&n, Type::TEXT_ARRAY),
-                    (&u, Type::TEXT_ARRAY),
-                    (&l, Type::TEXT_ARRAY),
-                ],
-            )?;
-        }
-        if !rows.sbom_findings.is_empty() {
-            type Cols = (Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>, Vec<String>);
-            let mut cols: Cols = (vec![], vec![], vec![], vec![], vec![]);
-            let mut more: (Vec<i64>, Vec<String>, Vec<String>, Vec<String>) =
-                (vec![], vec![], vec![], vec![]);
-            for (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed) in
-                rows.sbom_findings
-            {
-                cols.0.push(entry);
-                cols.1.push(finding);
-                cols.2.push(alias);
-                cols.3.push(vuln_id);
-                cols.4.push(id);
-                more.0.push(pkg);
-                more.1.push(digest);
-                more.2.push(severity);
-                more.3.push(fixed);
-            }
-            execute(
-                tx,
-                "INSERT INTO sbom_findings (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed)
-                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[])",
-                &[
-                    (&cols.0, Type::INT8_ARRAY),
-                    (&cols.1, Type::INT8_ARRAY),
-                    (&cols.2, Type::INT8_ARRAY),
-                    (&cols.3, Type::TEXT_ARRAY),
-                    (&cols.4, Type::TEXT_ARRAY),
-                    (&more.0, Type::INT8_ARRAY),
-                    (&more.1, Type::TEXT_ARRAY),
-                    (&more.2, Type::TEXT_ARRAY),
-                    (&more.3, Type::TEXT_ARRAY),
-                ],
-            )?;
+        for table in self.pending.take() {
+            apply(tx, &table)?;
         }
         Ok(())
     }
 }
 
-fn not_a_fact(record: &Record) -> StoreError {
-    StoreError::Backend(format!(
-        "a {} is recorded through its own method, not as a fact",
-        record.kind()
-    ))
+/// Writes rows of one table with one statement: each column goes as an array.
+fn apply(tx: &mut impl GenericClient, rows: &[Row]) -> Result<(), StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let values: Vec<Vec<Value<'_>>> = rows.iter().map(Row::columns).collect();
+    let arrays: Vec<(Box<dyn ToSql + Sync + '_>, Type)> = (0..values[0].len())
+        .map(|c| -> (Box<dyn ToSql + Sync + '_>, Type) {
+            let column = values.iter().map(move |row| row[c]);
+            match values[0][c] {
+                Value::Int(_) => (
+                    Box::new(column.map(Value::int).collect::<Vec<i64>>()),
+                    Type::INT8_ARRAY,
+                ),
+                Value::Text(_) => (
+                    Box::new(column.map(Value::text).collect::<Vec<&str>>()),
+                    Type::TEXT_ARRAY,
+                ),
+                Value::Bool(_) => (
+                    Box::new(column.map(Value::bool).collect::<Vec<bool>>()),
+                    Type::BOOL_ARRAY,
+                ),
+            }
+        })
+        .collect();
+    let params: Vec<Param<'_>> = arrays.iter().map(|(a, t)| (&**a, t.clone())).collect();
+    execute(tx, statement(first), &params)?;
+    Ok(())
 }
 
-fn opt_str<T: ToString>(v: Option<&T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+/// The statement that writes rows like `row`, one array parameter per column of
+/// [`Row::columns`]. The `ON CONFLICT` clauses are the tables' merge rules (see `projection`).
+fn statement(row: &Row) -> &'static str {
+    match row {
+        Row::Build(_) => {
+            "INSERT INTO builds (digest, service, image, entry)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])"
+        }
+        Row::BuildTag(_) => {
+            "INSERT INTO build_tags (image, tag, entry)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])"
+        }
+        Row::BuildBase(_) => {
+            "INSERT INTO build_bases (digest, base_name, base_tag, base_digest, final_stage)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[])"
+        }
+        Row::BaseUsage(_) => {
+            "INSERT INTO base_usage (service, base_name, base_tag, base_digest, builds, latest_entry)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
+             ON CONFLICT (service, base_name, base_tag, base_digest)
+             DO UPDATE SET builds = base_usage.builds + excluded.builds,
+                 latest_entry = greatest(base_usage.latest_entry, excluded.latest_entry)"
+        }
+        Row::BaseTagDigest(_) => {
+            "INSERT INTO base_tag_digests (base_name, base_tag, base_digest, first_used, last_used)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
+             ON CONFLICT (base_name, base_tag, base_digest)
+             DO UPDATE SET first_used = least(base_tag_digests.first_used, excluded.first_used),
+                 last_used = greatest(base_tag_digests.last_used, excluded.last_used)"
+        }
+        Row::BuildCommit(_) => {
+            "INSERT INTO build_commits (source_repo, commit_id, service, digest)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+             ON CONFLICT DO NOTHING"
+        }
+        Row::LatestBuild(_) => {
+            "INSERT INTO service_latest_build (service, ci_job, entry)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+             ON CONFLICT (service) DO UPDATE SET ci_job = excluded.ci_job, entry = excluded.entry
+             WHERE excluded.entry > service_latest_build.entry"
+        }
+        Row::Deploy(_) => {
+            "INSERT INTO deploys (entry, service, env, digest, at)
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[])"
+        }
+        Row::Current(_) => {
+            "INSERT INTO current (service, env, entry, digest, at)
+             SELECT u.* FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[])
+                 AS u(service, env, entry, digest, at)
+             WHERE NOT EXISTS (SELECT 1 FROM placement_ends p
+                 WHERE p.service = u.service AND p.env = u.env AND p.at > u.at)
+             ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry,
+                 digest = excluded.digest, at = excluded.at
+             WHERE excluded.at >= current.at"
+        }
+        Row::Fact(_) => {
+            "INSERT INTO facts (kind, key, entry)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])"
+        }
+        Row::EndCurrent { .. } => {
+            "DELETE FROM current c USING unnest($1::text[], $2::text[], $3::int8[])
+                 AS u(service, env, at)
+             WHERE c.service = u.service AND c.env = u.env AND c.at <= u.at"
+        }
+        Row::PlacementEnd(_) => {
+            "INSERT INTO placement_ends (service, env, entry, at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[])
+             ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry, at = excluded.at
+             WHERE excluded.at >= placement_ends.at"
+        }
+        Row::Service(_) => {
+            "INSERT INTO services (name, entry) SELECT * FROM unnest($1::text[], $2::int8[])
+             ON CONFLICT (name) DO UPDATE SET entry = excluded.entry"
+        }
+        Row::DropService { .. } => "DELETE FROM services WHERE name = ANY($1::text[])",
+        Row::ServiceChange(_) => {
+            "INSERT INTO service_changes (service, entry)
+             SELECT * FROM unnest($1::text[], $2::int8[])"
+        }
+        Row::ClearServiceImages { .. } => {
+            "DELETE FROM service_images WHERE service = ANY($1::text[])"
+        }
+        Row::ClearServiceRepo { .. } => "DELETE FROM service_repos WHERE service = ANY($1::text[])",
+        Row::ServiceRepo(_) => {
+            "INSERT INTO service_repos (service, source_repo)
+             SELECT * FROM unnest($1::text[], $2::text[])"
+        }
+        Row::ServiceImage(_) => {
+            "INSERT INTO service_images (image, service)
+             SELECT * FROM unnest($1::text[], $2::text[])
+             ON CONFLICT (image) DO UPDATE SET service = excluded.service"
+        }
+        Row::ObservationSource(_) => {
+            "INSERT INTO observation_sources (source, entry, at, complete)
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::bool[])
+             ON CONFLICT (source) DO UPDATE SET entry = excluded.entry, at = excluded.at,
+                 complete = excluded.complete"
+        }
+        Row::ObservationEnv(_) => {
+            "INSERT INTO observation_envs (source, env, entry)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+             ON CONFLICT (source, env) DO UPDATE SET entry = excluded.entry"
+        }
+        Row::Observation(_) => {
+            "INSERT INTO observations (source, env, image, digest, last_seen, entry, workload)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[],
+                 $6::int8[], $7::text[])
+             ON CONFLICT (source, env, image, digest) DO UPDATE SET
+                 last_seen = greatest(observations.last_seen, excluded.last_seen),
+                 entry = excluded.entry, workload = excluded.workload"
+        }
+        Row::SbomImport(_) => {
+            "INSERT INTO sbom_imports (digest, kind, format, entry, scanned_at, document, layers)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[],
+                 $6::text[], $7::text[])
+             ON CONFLICT (digest, kind, format) DO UPDATE SET entry = excluded.entry,
+                 scanned_at = excluded.scanned_at, document = excluded.document,
+                 layers = excluded.layers
+             WHERE (excluded.scanned_at, excluded.entry) > (sbom_imports.scanned_at, sbom_imports.entry)"
+        }
+        Row::SbomPackage(_) => {
+            "INSERT INTO sbom_packages (entry, pkg, digest, name_key, purl, layer)
+             SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[],
+                 $6::text[])"
+        }
+        Row::SbomFinding(_) => {
+            "INSERT INTO sbom_findings (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed)
+             SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[],
+                 $6::int8[], $7::text[], $8::text[], $9::text[])"
+        }
+    }
 }
 
 fn non_empty(s: &str) -> Option<&str> {
@@ -1259,27 +715,6 @@ fn corrupt(index: u64) -> impl Fn(String) -> StoreError {
 
 fn parse_record(index: u64, body: &str) -> Result<Record, StoreError> {
     serde_json::from_str(body).map_err(|e| corrupt(index)(e.to_string()))
-}
-
-fn parse_entry(
-    index: u64,
-    body: String,
-    recorded_at: String,
-    recorded_by: Option<String>,
-) -> Result<Entry, StoreError> {
-    let record = parse_record(index, &body)?;
-    let recorded_at = Timestamp::parse(&recorded_at).map_err(|e| corrupt(index)(e.to_string()))?;
-    let recorded_by = recorded_by
-        .map(|s| Identity::parse(&s))
-        .transpose()
-        .map_err(|e| corrupt(index)(e.to_string()))?;
-    Ok(Entry {
-        index,
-        record,
-        body,
-        recorded_at,
-        recorded_by,
-    })
 }
 
 /// The records at ledger `indexes`, in that order, read with one query.
@@ -1435,17 +870,6 @@ impl PgStore {
 }
 
 impl Store for PgStore {
-    fn record_service_change(
-        &mut self,
-        change: &ServiceChange,
-        recorded_at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        self.write(recorded_at, |tx, frontier, recorded_at| {
-            let mut batch = Batch::new(Log::Writer(frontier));
-            batch.service_change(tx, change, recorded_at, 0)
-        })
-    }
-
     fn record_builds(
         &mut self,
         builds: &[BuildRecord],
@@ -1464,43 +888,22 @@ impl Store for PgStore {
                  WHERE b.digest = ANY($1)",
                 &[(&digests, Type::TEXT_ARRAY)],
             )?;
-            let mut known: HashMap<String, (u64, Result<Record, StoreError>)> = HashMap::new();
-            for r in &rows {
-                let index = r.get::<_, i64>(1) as u64 - 1;
-                known.insert(r.get(0), (index, parse_record(index, r.get(2))));
-            }
-            let mut batch = Batch::new(Log::Writer(frontier));
+            let known: HashMap<String, (u64, &str)> = rows
+                .iter()
+                .map(|r| (r.get(0), (r.get::<_, i64>(1) as u64 - 1, r.get(2))))
+                .collect();
+            let mut batch = Batch::writer(frontier);
             // Builds new in this batch, so that a digest given twice is recorded once.
             let mut added: HashMap<String, (u64, &BuildRecord)> = HashMap::new();
             let mut outcomes = Vec::with_capacity(builds.len());
             for (build, digest) in builds.iter().zip(digests) {
-                let outcome = if let Some((index, record)) = known.get(&digest) {
-                    let index = *index;
-                    match record {
-                        Ok(Record::Build(old)) if old == build => {
-                            BuildOutcome::AlreadyRecorded { index }
-                        }
-                        Ok(Record::Build(old)) => BuildOutcome::Conflict {
-                            existing: Box::new(old.clone()),
-                        },
-                        Ok(other) => {
-                            return Err(corrupt(index)(format!(
-                                "expected a build, found a {}",
-                                other.kind()
-                            )))
-                        }
-                        Err(e) => return Err(corrupt(index)(e.to_string())),
-                    }
-                } else if let Some((index, old)) = added.get(&digest) {
-                    if *old == build {
-                        BuildOutcome::AlreadyRecorded { index: *index }
-                    } else {
-                        BuildOutcome::Conflict {
-                            existing: Box::new((*old).clone()),
-                        }
-                    }
+                let outcome = if let Some(&(index, body)) = known.get(&digest) {
+                    outcome_of_recorded(build, index, parse_record(index, body)?)?
+                } else if let Some(&(index, old)) = added.get(&digest) {
+                    outcome_of_recorded(build, index, Record::Build(old.clone()))?
                 } else {
-                    let index = batch.build(build, recorded_at, recorded_by, 0);
+                    let record = Record::Build(build.clone());
+                    let index = batch.record(tx, &record, recorded_at, recorded_by)?;
                     added.insert(digest, (index, build));
                     BuildOutcome::Recorded { index }
                 };
@@ -1508,26 +911,6 @@ impl Store for PgStore {
             }
             batch.flush(tx)?;
             Ok(outcomes)
-        })
-    }
-
-    fn record_deploys(
-        &mut self,
-        deploys: &[DeployRecord],
-        recorded_at: Timestamp,
-        recorded_by: Option<&Identity>,
-    ) -> Result<Vec<u64>, StoreError> {
-        if deploys.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write(recorded_at, |tx, frontier, recorded_at| {
-            let mut batch = Batch::new(Log::Writer(frontier));
-            let indexes = deploys
-                .iter()
-                .map(|d| batch.deploy(d, recorded_at, recorded_by, 0))
-                .collect();
-            batch.flush(tx)?;
-            Ok(indexes)
         })
     }
 
@@ -2188,45 +1571,12 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         self.write(recorded_at, |tx, frontier, recorded_at| {
-            let mut batch = Batch::new(Log::Writer(frontier));
+            let mut batch = Batch::writer(frontier);
             let mut indexes = Vec::with_capacity(records.len());
             for r in records {
-                indexes.push(match r {
-                    Record::Build(b) => batch.build(b, recorded_at, recorded_by, 0),
-                    Record::Deploy(d) => batch.deploy(d, recorded_at, recorded_by, 0),
-                    Record::Service(c) => batch.service_change(tx, c, recorded_at, 0)?,
-                    Record::Sbom(i) => batch.sbom(tx, r, i, recorded_at, recorded_by, 0)?,
-                    fact => batch.fact(tx, fact, recorded_at, recorded_by, 0)?,
-                });
+                indexes.push(batch.record(tx, r, recorded_at, recorded_by)?);
             }
             // A build already recorded violates the `builds` key: the whole call fails.
-            batch.flush(tx)?;
-            Ok(indexes)
-        })
-    }
-
-    fn record_facts(
-        &mut self,
-        facts: &[Record],
-        recorded_at: Timestamp,
-        recorded_by: Option<&Identity>,
-    ) -> Result<Vec<u64>, StoreError> {
-        // Refused before the transaction starts: a batch with a non-fact writes nothing.
-        if let Some(bad) = facts.iter().find(|f| f.fact_key().is_none()) {
-            return Err(not_a_fact(bad));
-        }
-        if facts.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write(recorded_at, |tx, frontier, recorded_at| {
-            let mut batch = Batch::new(Log::Writer(frontier));
-            let mut indexes = Vec::with_capacity(facts.len());
-            for f in facts {
-                indexes.push(match f {
-                    Record::Sbom(i) => batch.sbom(tx, f, i, recorded_at, recorded_by, 0)?,
-                    _ => batch.fact(tx, f, recorded_at, recorded_by, 0)?,
-                });
-            }
             batch.flush(tx)?;
             Ok(indexes)
         })
@@ -2501,7 +1851,7 @@ fn rebuild_and_compare(
     let mut tx = c.transaction().map_err(pg)?;
     let schema: String = query(&mut tx, "SELECT current_schema()", &[])?[0].get(0);
     let schema = quote_ident(&schema);
-    for table in std::iter::once("entries").chain(PROJECTIONS.iter().map(|(t, _)| *t)) {
+    for table in std::iter::once("entries").chain(projection::TABLES.iter().map(|(t, _)| *t)) {
         tx.batch_execute(&format!(
             "CREATE TEMP TABLE {table} (LIKE {schema}.{table} INCLUDING DEFAULTS INCLUDING INDEXES)
              ON COMMIT DROP"
@@ -2522,46 +1872,24 @@ fn rebuild_and_compare(
         let rows = query(
             &mut tx,
             &format!(
-                "SELECT idx, body, recorded_at, recorded_by FROM {schema}.entries
+                "SELECT idx, body, recorded_at FROM {schema}.entries
                  WHERE idx > $1 AND idx <= $2 ORDER BY idx"
             ),
             &[(&from, Type::INT8), (&to, Type::INT8)],
         )?;
-        let mut batch = Batch::new(Log::Replay);
+        let mut batch = Batch::replay();
         for r in &rows {
-            let index = r.get::<_, i64>(0) as u64 - 1;
-            // Bodies that do not parse are the leaf check's business; they project nothing.
-            let Ok(record) = serde_json::from_str::<Record>(r.get(1)) else {
+            let Some(projected) = projection::replay(r.get(0), r.get(1), r.get(2)) else {
                 continue;
             };
-            let at = Timestamp::parse(r.get(2)).unwrap_or(Timestamp::from_unix(0));
-            let by = r
-                .get::<_, Option<String>>(3)
-                .and_then(|b| Identity::parse(&b).ok());
-            match &record {
-                Record::Build(b) => {
-                    // A duplicate (a build copied behind Lineage's back) cannot be projected
-                    // twice; the comparison reports what the ledger has instead.
-                    if seen_builds.insert(b.digest.to_string()) {
-                        batch.build(b, at, by.as_ref(), index);
-                    }
-                }
-                Record::Deploy(d) => {
-                    batch.deploy(d, at, by.as_ref(), index);
-                }
-                Record::Service(change) => {
-                    batch.service_change(&mut tx, change, at, index)?;
-                }
-                Record::Sbom(i) => {
-                    batch.sbom(&mut tx, &record, i, at, by.as_ref(), index)?;
-                }
-                fact => {
-                    // Only a record with no fact key fails here, and it projects nothing.
-                    if fact.fact_key().is_some() {
-                        batch.fact(&mut tx, fact, at, by.as_ref(), index)?;
-                    }
+            // A duplicate (a build copied behind Lineage's back) cannot be projected twice;
+            // the comparison reports what the ledger has instead.
+            if let Some(Row::Build(b)) = projected.first() {
+                if !seen_builds.insert(b.digest.clone()) {
+                    continue;
                 }
             }
+            batch.rows(&mut tx, projected)?;
         }
         batch.flush(&mut tx)?;
         from = to;
@@ -2573,11 +1901,11 @@ fn rebuild_and_compare(
     }
     let key = crate::audit::AuditKey::generate()?;
     let mut out = Vec::new();
-    for (done, (table, entry_col)) in PROJECTIONS.iter().enumerate() {
+    for (done, (table, entry_col)) in projection::TABLES.iter().enumerate() {
         progress.update(
             "comparing projections",
             done as u64,
-            Some(PROJECTIONS.len() as u64),
+            Some(projection::TABLES.len() as u64),
         );
         let cols: Vec<String> = query(
             &mut tx,
@@ -2684,68 +2012,21 @@ pub(crate) fn raw_insert_builds(
         let mut tx = client.transaction().map_err(pg)?;
         tx.batch_execute("SET LOCAL synchronous_commit = on")
             .map_err(pg)?;
-        let mut r = Rows::default();
+        let mut b = Batch::replay();
         for row in chunk {
-            let p = row.parts();
             next += 1;
-            r.entries.push((
+            b.entries.push((
                 next,
                 "build",
-                p.body.to_string(),
-                "2026-11-01T00:00:00Z".to_string(),
+                row.body().to_string(),
+                crate::bench::RAW_RECORDED_AT.to_string(),
                 None,
             ));
-            r.builds.push((
-                p.digest.to_string(),
-                p.service.to_string(),
-                p.image.to_string(),
-                next,
-            ));
-            for t in p.tags {
-                r.build_tags.push((p.image.to_string(), t.clone(), next));
-            }
-            if let Some((repo, commit)) = p.commit {
-                r.build_commits.insert((
-                    repo.clone(),
-                    commit.clone(),
-                    p.service.to_string(),
-                    p.digest.to_string(),
-                ));
-            }
-            r.latest_builds
-                .insert(p.service.to_string(), (p.ci_job.to_string(), next));
-            for ((name, tag, digest, final_stage), at) in p.bases.iter().zip(p.base_seen) {
-                if !tag.is_empty() && !digest.is_empty() {
-                    let span = r
-                        .base_tags
-                        .entry((name.clone(), tag.clone(), digest.clone()))
-                        .or_insert((*at, *at));
-                    span.0 = span.0.min(*at);
-                    span.1 = span.1.max(*at);
-                }
-                r.build_bases.push((
-                    p.digest.to_string(),
-                    name.clone(),
-                    tag.clone(),
-                    digest.clone(),
-                    *final_stage,
-                ));
-                let usage = r
-                    .base_usage
-                    .entry((
-                        p.service.to_string(),
-                        name.clone(),
-                        tag.clone(),
-                        digest.clone(),
-                    ))
-                    .or_insert((0, next));
-                usage.0 += 1;
-                usage.1 = next;
+            for r in row.rows_at(next) {
+                b.pending.add(r);
             }
         }
-        let mut batch = Batch::new(Log::Replay);
-        batch.rows = r;
-        batch.flush(&mut tx)?;
+        b.flush(&mut tx)?;
         tx.commit().map_err(pg)?;
     }
     Ok(())

@@ -1,44 +1,10 @@
-//! The `sbom_*` projection rows of an SBOM or scan import, computed once for both backends,
-//! so that SQLite and PostgreSQL store (and `log verify` rebuilds) exactly the same rows.
+//! SBOM and scan imports in the store: the `sbom_*` projection rows of an import (part of
+//! [`crate::projection`]), and the parsing of those rows when they are read back.
 
 use lineage_model::{Digest, EnvName, Purl, SbomImport, SbomLayer, ServiceName, Timestamp};
 
 use crate::api::{SbomFindingRow, SbomPackageRow, StoreError};
-
-/// The `sbom_imports` row.
-pub(crate) struct ImportRow {
-    pub digest: String,
-    pub kind: String,
-    pub format: String,
-    pub scanned_at: i64,
-    pub document: String,
-    pub layers: String,
-}
-
-/// An `sbom_packages` row (without its entry).
-pub(crate) struct PackageRow {
-    pub pkg: i64,
-    pub name_key: String,
-    pub purl: String,
-    pub layer: String,
-}
-
-/// An `sbom_findings` row (without its entry and digest).
-pub(crate) struct FindingRow {
-    pub finding: i64,
-    pub alias: i64,
-    pub vuln_id: String,
-    pub id: String,
-    pub pkg: i64,
-    pub severity: String,
-    pub fixed: String,
-}
-
-pub(crate) struct Rows {
-    pub import: ImportRow,
-    pub packages: Vec<PackageRow>,
-    pub findings: Vec<FindingRow>,
-}
+use crate::projection::{FindingRow, ImportRow, PackageRow, Row};
 
 fn layer_ids(layer: &SbomLayer) -> String {
     let mut out = Vec::with_capacity(2);
@@ -51,17 +17,19 @@ fn layer_ids(layer: &SbomLayer) -> String {
     out.join(" ")
 }
 
-/// The rows `s`, recorded at `recorded_at`, projects to.
-pub(crate) fn rows(s: &SbomImport, recorded_at: Timestamp) -> Rows {
+/// The rows `s`, stored at journal `entry` and recorded at `recorded_at`, projects to.
+pub(crate) fn rows(s: &SbomImport, entry: i64, recorded_at: Timestamp, out: &mut Vec<Row>) {
     // A document may not claim to be newer than its recording: a clock ahead of the ledger
     // would otherwise keep a stale scan "newest" and "recent" for good.
     let scanned_at = s
         .created
         .map_or(recorded_at.unix(), |c| c.unix().min(recorded_at.unix()));
-    let import = ImportRow {
-        digest: s.digest.to_string(),
+    let digest = s.digest.to_string();
+    out.push(Row::SbomImport(ImportRow {
+        digest: digest.clone(),
         kind: s.kind.clone(),
         format: s.format.clone(),
+        entry,
         scanned_at,
         document: s.document.to_string(),
         layers: s
@@ -71,13 +39,12 @@ pub(crate) fn rows(s: &SbomImport, recorded_at: Timestamp) -> Rows {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join(" "),
-    };
-    let packages = s
-        .packages
-        .iter()
-        .enumerate()
-        .map(|(i, p)| PackageRow {
+    }));
+    for (i, p) in s.packages.iter().enumerate() {
+        out.push(Row::SbomPackage(PackageRow {
+            entry,
             pkg: i as i64,
+            digest: digest.clone(),
             name_key: p.purl.name_key(),
             purl: p.purl.to_string(),
             layer: p
@@ -85,9 +52,8 @@ pub(crate) fn rows(s: &SbomImport, recorded_at: Timestamp) -> Rows {
                 .and_then(|l| s.layers.get(l as usize))
                 .map(layer_ids)
                 .unwrap_or_default(),
-        })
-        .collect();
-    let mut findings = Vec::new();
+        }));
+    }
     for (i, f) in s.findings.iter().enumerate() {
         let mut seen: Vec<String> = Vec::new();
         for id in std::iter::once(&f.id).chain(&f.aliases) {
@@ -95,22 +61,19 @@ pub(crate) fn rows(s: &SbomImport, recorded_at: Timestamp) -> Rows {
             if key.is_empty() || seen.contains(&key) {
                 continue;
             }
-            findings.push(FindingRow {
+            out.push(Row::SbomFinding(FindingRow {
+                entry,
                 finding: i as i64,
                 alias: seen.len() as i64,
                 vuln_id: key.clone(),
                 id: f.id.clone(),
                 pkg: i64::from(f.package),
+                digest: digest.clone(),
                 severity: f.severity.clone(),
                 fixed: f.fixed.clone().unwrap_or_default(),
-            });
+            }));
             seen.push(key);
         }
-    }
-    Rows {
-        import,
-        packages,
-        findings,
     }
 }
 

@@ -8,18 +8,19 @@ use std::path::{Path, PathBuf};
 
 use lineage_log::merkle::{self, Frontier, Hash, HashReader, TreeError};
 use lineage_model::{
-    canonical_json, BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity,
-    ObservationBatch, PlacementEnd, Record, Repository, Service, ServiceChange, ServiceName,
-    SourceRepo, Tag, Timestamp,
+    canonical_json, BuildRecord, CommitId, DeployRecord, Digest, EnvName, Identity, Record,
+    Repository, Service, ServiceChange, ServiceName, SourceRepo, Tag, Timestamp,
 };
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, ToSql, Transaction};
 
 use crate::api::{
-    ci_job, recorded_time, BaseFilter, BaseTagUse, BaseUsage, BuildOutcome, DigestRole, Entry,
-    JobRange, LogHead, ObservedRow, PlacementRow, ProjectionMismatch, RawEntry, RunningImage,
-    RunningInventory, SbomFindingRow, SbomHit, SbomImportRow, SbomPackageRow, SbomQuery,
-    SourceState, Store, StoreError, StoredCheckpoint,
+    outcome_of_recorded, parse_entry, recorded_time, BaseFilter, BaseTagUse, BaseUsage,
+    BuildOutcome, DigestRole, Entry, JobRange, LogHead, ObservedRow, PlacementRow,
+    ProjectionMismatch, RawEntry, RunningImage, RunningInventory, SbomFindingRow, SbomHit,
+    SbomImportRow, SbomPackageRow, SbomQuery, SourceState, Store, StoreError, StoredCheckpoint,
 };
+use crate::projection::{self, Row, Value};
 use crate::SCHEMA_VERSION;
 
 /// `PRAGMA application_id` of a Lineage ledger ("LNAG"), so that we never migrate someone
@@ -35,32 +36,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0005_sbom.sql"),
     include_str!("sqlite/0006_history.sql"),
     include_str!("sqlite/0007_build_lookups.sql"),
-];
-
-/// The projection tables `check_projections` rebuilds and compares, and the column that
-/// points at the journal entry a row came from (if any).
-const PROJECTIONS: &[(&str, Option<&str>)] = &[
-    ("services", Some("entry")),
-    ("service_changes", Some("entry")),
-    ("service_images", None),
-    ("builds", Some("entry")),
-    ("build_tags", Some("entry")),
-    ("build_bases", None),
-    ("base_usage", Some("latest_entry")),
-    ("base_tag_digests", None),
-    ("build_commits", None),
-    ("service_latest_build", Some("entry")),
-    ("service_repos", None),
-    ("deploys", Some("entry")),
-    ("current", Some("entry")),
-    ("facts", Some("entry")),
-    ("placement_ends", Some("entry")),
-    ("observation_sources", Some("entry")),
-    ("observation_envs", Some("entry")),
-    ("observations", Some("entry")),
-    ("sbom_imports", Some("entry")),
-    ("sbom_packages", Some("entry")),
-    ("sbom_findings", Some("entry")),
 ];
 
 pub struct SqliteStore {
@@ -367,62 +342,166 @@ fn is_io(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn opt_str<T: ToString>(v: Option<&T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// Where an appended entry goes.
-enum Log<'a> {
-    /// A real write: the entry becomes the next log leaf.
-    Writer(&'a mut Frontier),
-    /// Rebuilding projections for an audit: the entry keeps its stored index; no log hashes.
-    Replay(u64),
-}
-
-/// Appends one journal entry (and, for a real write, its log leaf) and returns its 0-based
-/// index, which is also its leaf index.
-fn append(
+/// Appends one journal entry with its log leaf and writes the rows its record projects to;
+/// returns its 0-based index, which is also its leaf index.
+fn insert(
     tx: &Connection,
     record: &Record,
     recorded_at: Timestamp,
     recorded_by: Option<&Identity>,
-    log: &mut Log<'_>,
+    frontier: &mut Frontier,
 ) -> Result<u64, StoreError> {
-    let index = match log {
-        Log::Writer(f) => f.size(),
-        // The audit's shadow holds projections only: no projection reads the journal, and a
-        // second copy of every body would make the scratch as large as the ledger.
-        Log::Replay(i) => return Ok(*i),
-    };
+    let index = frontier.size();
+    let rows = projection::rows(record, index as i64 + 1, recorded_at)?;
     let body = canonical_json(record);
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO entries (idx, kind, body, recorded_at, recorded_by)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(backend)?;
-    stmt.execute(params![
+    tx.prepare_cached(
+        "INSERT INTO entries (idx, kind, body, recorded_at, recorded_by)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(backend)?
+    .execute(params![
         index as i64 + 1,
         record.kind(),
         body,
         recorded_at.to_string(),
-        recorded_by.map(|i| i.as_str())
+        projection::author(record, recorded_by).map(|i| i.as_str())
     ])
     .map_err(backend)?;
-    if let Log::Writer(frontier) = log {
-        // RFC 6962 §2.1: the leaf hash covers exactly the stored canonical bytes.
-        let start = merkle::stored_hash_count(index);
-        let new = frontier.append(merkle::leaf_hash(body.as_bytes()));
-        let mut insert = tx
-            .prepare_cached("INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)")
+    // RFC 6962 §2.1: the leaf hash covers exactly the stored canonical bytes.
+    let start = merkle::stored_hash_count(index);
+    let new = frontier.append(merkle::leaf_hash(body.as_bytes()));
+    let mut hashes = tx
+        .prepare_cached("INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    for (i, h) in new.iter().enumerate() {
+        hashes
+            .execute(params![(start + i as u64) as i64, &h[..]])
             .map_err(backend)?;
-        for (i, h) in new.iter().enumerate() {
-            insert
-                .execute(params![(start + i as u64) as i64, &h[..]])
-                .map_err(backend)?;
+    }
+    apply(tx, &rows)?;
+    Ok(index)
+}
+
+/// Writes projection rows, one statement each, in order.
+fn apply(tx: &Connection, rows: &[Row]) -> Result<(), StoreError> {
+    for row in rows {
+        tx.prepare_cached(statement(row))
+            .map_err(backend)?
+            .execute(rusqlite::params_from_iter(row.columns()))
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Value::Int(n) => ToSqlOutput::from(n),
+            Value::Text(t) => ToSqlOutput::from(t),
+            Value::Bool(b) => ToSqlOutput::from(b),
+        })
+    }
+}
+
+/// The statement that writes `row`, its parameters in [`Row::columns`] order. The `ON
+/// CONFLICT` clauses are the tables' merge rules (see `projection`).
+fn statement(row: &Row) -> &'static str {
+    match row {
+        Row::Build(_) => "INSERT INTO builds (digest, service, image, entry) VALUES (?1, ?2, ?3, ?4)",
+        Row::BuildTag(_) => "INSERT INTO build_tags (image, tag, entry) VALUES (?1, ?2, ?3)",
+        Row::BuildBase(_) => {
+            "INSERT INTO build_bases (digest, base_name, base_tag, base_digest, final_stage)
+             VALUES (?1, ?2, ?3, ?4, ?5)"
+        }
+        Row::BaseUsage(_) => {
+            "INSERT INTO base_usage (service, base_name, base_tag, base_digest, builds, latest_entry)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (service, base_name, base_tag, base_digest)
+             DO UPDATE SET builds = builds + excluded.builds,
+                 latest_entry = max(latest_entry, excluded.latest_entry)"
+        }
+        Row::BaseTagDigest(_) => {
+            "INSERT INTO base_tag_digests (base_name, base_tag, base_digest, first_used, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (base_name, base_tag, base_digest)
+             DO UPDATE SET first_used = min(first_used, excluded.first_used),
+                 last_used = max(last_used, excluded.last_used)"
+        }
+        Row::BuildCommit(_) => {
+            "INSERT INTO build_commits (source_repo, commit_id, service, digest)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
+        }
+        Row::LatestBuild(_) => {
+            "INSERT INTO service_latest_build (service, ci_job, entry) VALUES (?1, ?2, ?3)
+             ON CONFLICT (service) DO UPDATE SET ci_job = excluded.ci_job, entry = excluded.entry
+             WHERE excluded.entry > service_latest_build.entry"
+        }
+        Row::Deploy(_) => {
+            "INSERT INTO deploys (entry, service, env, digest, at) VALUES (?1, ?2, ?3, ?4, ?5)"
+        }
+        Row::Current(_) => {
+            "INSERT INTO current (service, env, entry, digest, at)
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
+                 SELECT 1 FROM placement_ends p WHERE p.service = ?1 AND p.env = ?2 AND p.at > ?5)
+             ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry,
+                 digest = excluded.digest, at = excluded.at
+             WHERE excluded.at >= current.at"
+        }
+        Row::Fact(_) => "INSERT INTO facts (kind, key, entry) VALUES (?1, ?2, ?3)",
+        Row::EndCurrent { .. } => "DELETE FROM current WHERE service = ?1 AND env = ?2 AND at <= ?3",
+        Row::PlacementEnd(_) => {
+            "INSERT INTO placement_ends (service, env, entry, at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry, at = excluded.at
+             WHERE excluded.at >= placement_ends.at"
+        }
+        Row::Service(_) => {
+            "INSERT INTO services (name, entry) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET entry = excluded.entry"
+        }
+        Row::DropService { .. } => "DELETE FROM services WHERE name = ?1",
+        Row::ServiceChange(_) => "INSERT INTO service_changes (service, entry) VALUES (?1, ?2)",
+        Row::ClearServiceImages { .. } => "DELETE FROM service_images WHERE service = ?1",
+        Row::ClearServiceRepo { .. } => "DELETE FROM service_repos WHERE service = ?1",
+        Row::ServiceRepo(_) => "INSERT INTO service_repos (service, source_repo) VALUES (?1, ?2)",
+        Row::ServiceImage(_) => {
+            "INSERT INTO service_images (image, service) VALUES (?1, ?2)
+             ON CONFLICT (image) DO UPDATE SET service = excluded.service"
+        }
+        Row::ObservationSource(_) => {
+            "INSERT INTO observation_sources (source, entry, at, complete) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source) DO UPDATE SET entry = excluded.entry, at = excluded.at,
+                 complete = excluded.complete"
+        }
+        Row::ObservationEnv(_) => {
+            "INSERT INTO observation_envs (source, env, entry) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source, env) DO UPDATE SET entry = excluded.entry"
+        }
+        Row::Observation(_) => {
+            "INSERT INTO observations (source, env, image, digest, last_seen, entry, workload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (source, env, image, digest) DO UPDATE SET
+                 last_seen = max(observations.last_seen, excluded.last_seen),
+                 entry = excluded.entry, workload = excluded.workload"
+        }
+        Row::SbomImport(_) => {
+            "INSERT INTO sbom_imports (digest, kind, format, entry, scanned_at, document, layers)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (digest, kind, format) DO UPDATE SET entry = excluded.entry,
+                 scanned_at = excluded.scanned_at, document = excluded.document,
+                 layers = excluded.layers
+             WHERE excluded.scanned_at > sbom_imports.scanned_at
+                OR (excluded.scanned_at = sbom_imports.scanned_at
+                    AND excluded.entry > sbom_imports.entry)"
+        }
+        Row::SbomPackage(_) => {
+            "INSERT INTO sbom_packages (entry, pkg, digest, name_key, purl, layer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
+        Row::SbomFinding(_) => {
+            "INSERT INTO sbom_findings (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         }
     }
-    Ok(index)
 }
 
 /// The log size implied by the stored hashes, and the frontier rebuilt from them.
@@ -545,28 +624,6 @@ fn tree_error(e: TreeError) -> StoreError {
     }
 }
 
-fn parse_entry(
-    index: u64,
-    body: String,
-    recorded_at: String,
-    recorded_by: Option<String>,
-) -> Result<Entry, StoreError> {
-    let corrupt = |detail: String| StoreError::Corrupt { index, detail };
-    let record: Record = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
-    let recorded_at = Timestamp::parse(&recorded_at).map_err(|e| corrupt(e.to_string()))?;
-    let recorded_by = recorded_by
-        .map(|s| Identity::parse(&s))
-        .transpose()
-        .map_err(|e| corrupt(e.to_string()))?;
-    Ok(Entry {
-        index,
-        record,
-        body,
-        recorded_at,
-        recorded_by,
-    })
-}
-
 impl SqliteStore {
     fn record_at(&self, index: u64) -> Result<Record, StoreError> {
         let body: String = self
@@ -622,118 +679,6 @@ impl SqliteStore {
     }
 }
 
-fn insert_build(
-    tx: &Connection,
-    build: &BuildRecord,
-    recorded_at: Timestamp,
-    recorded_by: Option<&Identity>,
-    log: &mut Log<'_>,
-) -> Result<u64, StoreError> {
-    let index = append(
-        tx,
-        &Record::Build(build.clone()),
-        recorded_at,
-        recorded_by,
-        log,
-    )?;
-    let entry = index as i64 + 1;
-    let digest = build.digest.to_string();
-    tx.prepare_cached("INSERT INTO builds (digest, service, image, entry) VALUES (?1, ?2, ?3, ?4)")
-        .map_err(backend)?
-        .execute(params![
-            digest,
-            build.service.as_str(),
-            build.image.to_string(),
-            entry
-        ])
-        .map_err(backend)?;
-    for tag in &build.tags {
-        tx.prepare_cached("INSERT INTO build_tags (image, tag, entry) VALUES (?1, ?2, ?3)")
-            .map_err(backend)?
-            .execute(params![build.image.to_string(), tag.as_str(), entry])
-            .map_err(backend)?;
-    }
-    for base in &build.bases {
-        let (name, tag, base_digest) = (
-            base.name.to_string(),
-            opt_str(base.tag.as_ref()),
-            opt_str(base.digest.as_ref()),
-        );
-        tx.prepare_cached(
-            "INSERT INTO build_bases (digest, base_name, base_tag, base_digest, final_stage)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(backend)?
-        .execute(params![digest, name, tag, base_digest, base.final_stage])
-        .map_err(backend)?;
-        tx.prepare_cached(
-            "INSERT INTO base_usage (service, base_name, base_tag, base_digest, builds, latest_entry)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5)
-             ON CONFLICT (service, base_name, base_tag, base_digest)
-             DO UPDATE SET builds = builds + 1, latest_entry = excluded.latest_entry",
-        )
-        .map_err(backend)?
-        .execute(params![build.service.as_str(), name, tag, base_digest, entry])
-        .map_err(backend)?;
-    }
-    project_build_lookups(tx, build, recorded_at, entry)?;
-    Ok(index)
-}
-
-/// The gates' lookup rows of `build` (stored at `entry`): the first and last use of each
-/// tagged, pinned base, its source commit, and its service's newest CI job.
-fn project_build_lookups(
-    tx: &Connection,
-    build: &BuildRecord,
-    recorded_at: Timestamp,
-    entry: i64,
-) -> Result<(), StoreError> {
-    if let (Some(repo), Some(commit)) = (&build.source_repo, &build.commit) {
-        tx.prepare_cached(
-            "INSERT INTO build_commits (source_repo, commit_id, service, digest)
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-        )
-        .map_err(backend)?
-        .execute(params![
-            repo.to_string(),
-            commit.to_string(),
-            build.service.as_str(),
-            build.digest.to_string()
-        ])
-        .map_err(backend)?;
-    }
-    tx.prepare_cached(
-        "INSERT INTO service_latest_build (service, ci_job, entry) VALUES (?1, ?2, ?3)
-         ON CONFLICT (service) DO UPDATE SET ci_job = excluded.ci_job, entry = excluded.entry
-         WHERE excluded.entry > service_latest_build.entry",
-    )
-    .map_err(backend)?
-    .execute(params![build.service.as_str(), ci_job(build), entry])
-    .map_err(backend)?;
-    for base in &build.bases {
-        let (Some(tag), Some(digest)) = (&base.tag, &base.digest) else {
-            continue;
-        };
-        let at = build.base_seen_at(base, recorded_at).unix();
-        tx.prepare_cached(
-            "INSERT INTO base_tag_digests (base_name, base_tag, base_digest, first_used, last_used)
-             VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT (base_name, base_tag, base_digest)
-             DO UPDATE SET first_used = min(first_used, excluded.first_used),
-                 last_used = max(last_used, excluded.last_used)",
-        )
-        .map_err(backend)?
-        .execute(params![
-            base.name.to_string(),
-            tag.as_str(),
-            digest.to_string(),
-            at
-        ])
-        .map_err(backend)?;
-    }
-    Ok(())
-}
-
 /// Fills the gates' lookup tables from the builds of a ledger made before they existed.
 fn backfill_build_lookups(tx: &Connection) -> Result<(), StoreError> {
     let mut stmt = tx
@@ -758,251 +703,11 @@ fn backfill_build_lookups(tx: &Connection) -> Result<(), StoreError> {
             ));
         };
         let at = Timestamp::parse(&at).map_err(|e| corrupt(e.to_string()))?;
-        project_build_lookups(tx, &build, at, idx)?;
+        let mut lookups = Vec::new();
+        projection::build_lookups(&build, idx, at, &mut lookups);
+        apply(tx, &lookups)?;
     }
     Ok(())
-}
-
-fn insert_deploy(
-    tx: &Connection,
-    deploy: &DeployRecord,
-    recorded_at: Timestamp,
-    recorded_by: Option<&Identity>,
-    log: &mut Log<'_>,
-) -> Result<u64, StoreError> {
-    let index = append(
-        tx,
-        &Record::Deploy(deploy.clone()),
-        recorded_at,
-        recorded_by,
-        log,
-    )?;
-    let entry = index as i64 + 1;
-    let (service, env, digest) = (
-        deploy.service.as_str(),
-        deploy.env.as_str(),
-        deploy.digest.to_string(),
-    );
-    // Times are stored as unix seconds so that ordering does not depend on string formats.
-    let at = deploy.at.unix();
-    tx.prepare_cached(
-        "INSERT INTO deploys (entry, service, env, digest, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .map_err(backend)?
-    .execute(params![entry, service, env, digest, at])
-    .map_err(backend)?;
-    // A deploy recorded late (with an earlier `--at`) does not displace a newer one, nor
-    // bring back a placement that ended after it.
-    tx.prepare_cached(
-        "INSERT INTO current (service, env, entry, digest, at)
-         SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
-             SELECT 1 FROM placement_ends p WHERE p.service = ?1 AND p.env = ?2 AND p.at > ?5)
-         ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry,
-             digest = excluded.digest, at = excluded.at
-         WHERE excluded.at >= current.at",
-    )
-    .map_err(backend)?
-    .execute(params![service, env, entry, digest, at])
-    .map_err(backend)?;
-    Ok(index)
-}
-
-fn insert_service_change(
-    tx: &Connection,
-    change: &ServiceChange,
-    recorded_at: Timestamp,
-    log: &mut Log<'_>,
-) -> Result<u64, StoreError> {
-    let index = append(
-        tx,
-        &Record::Service(change.clone()),
-        recorded_at,
-        Some(&change.by),
-        log,
-    )?;
-    let entry = index as i64 + 1;
-    let name = change.service.name.as_str();
-    tx.execute(
-        "INSERT INTO services (name, entry) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET entry = excluded.entry",
-        params![name, entry],
-    )
-    .map_err(backend)?;
-    tx.execute(
-        "INSERT INTO service_changes (service, entry) VALUES (?1, ?2)",
-        params![name, entry],
-    )
-    .map_err(backend)?;
-    tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
-        .map_err(backend)?;
-    tx.execute("DELETE FROM service_repos WHERE service = ?1", [name])
-        .map_err(backend)?;
-    if let Some(repo) = &change.service.source_repo {
-        tx.execute(
-            "INSERT INTO service_repos (service, source_repo) VALUES (?1, ?2)",
-            params![name, repo.to_string()],
-        )
-        .map_err(backend)?;
-    }
-    for image in &change.service.images {
-        tx.execute(
-            "INSERT INTO service_images (image, service) VALUES (?1, ?2)
-                 ON CONFLICT (image) DO UPDATE SET service = excluded.service",
-            params![image.to_string(), name],
-        )
-        .map_err(backend)?;
-    }
-    Ok(index)
-}
-
-/// Appends a fact and files it under its key.
-fn insert_fact(
-    tx: &Connection,
-    record: &Record,
-    recorded_at: Timestamp,
-    recorded_by: Option<&Identity>,
-    log: &mut Log<'_>,
-) -> Result<u64, StoreError> {
-    let Some(key) = record.fact_key() else {
-        return Err(StoreError::Backend(format!(
-            "a {} is recorded through its own method, not as a fact",
-            record.kind()
-        )));
-    };
-    let index = append(tx, record, recorded_at, recorded_by, log)?;
-    let entry = index as i64 + 1;
-    tx.prepare_cached("INSERT INTO facts (kind, key, entry) VALUES (?1, ?2, ?3)")
-        .map_err(backend)?
-        .execute(params![record.kind(), key, entry])
-        .map_err(backend)?;
-    match record {
-        Record::DeployEnd(end) => project_end(tx, end, entry)?,
-        Record::ServiceRemoved(removal) => {
-            let name = removal.service.as_str();
-            tx.execute("DELETE FROM services WHERE name = ?1", [name])
-                .map_err(backend)?;
-            tx.execute("DELETE FROM service_images WHERE service = ?1", [name])
-                .map_err(backend)?;
-            tx.execute("DELETE FROM service_repos WHERE service = ?1", [name])
-                .map_err(backend)?;
-        }
-        Record::Observation(batch) => project_observation(tx, batch, entry)?,
-        _ => {}
-    }
-    Ok(index)
-}
-
-/// An ended placement leaves `current` (unless a newer deploy replaced it already) and is
-/// remembered, so that an older deploy recorded later cannot bring it back.
-fn project_end(tx: &Connection, end: &PlacementEnd, entry: i64) -> Result<(), StoreError> {
-    let (service, env, at) = (end.service.as_str(), end.env.as_str(), end.at.unix());
-    tx.prepare_cached("DELETE FROM current WHERE service = ?1 AND env = ?2 AND at <= ?3")
-        .map_err(backend)?
-        .execute(params![service, env, at])
-        .map_err(backend)?;
-    tx.prepare_cached(
-        "INSERT INTO placement_ends (service, env, entry, at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (service, env) DO UPDATE SET entry = excluded.entry, at = excluded.at
-         WHERE excluded.at >= placement_ends.at",
-    )
-    .map_err(backend)?
-    .execute(params![service, env, entry, at])
-    .map_err(backend)?;
-    Ok(())
-}
-
-/// A batch becomes its source's newest; each (environment, image, digest) it holds is seen
-/// again in it.
-fn project_observation(
-    tx: &Connection,
-    batch: &ObservationBatch,
-    entry: i64,
-) -> Result<(), StoreError> {
-    let source = batch.source.as_str();
-    tx.prepare_cached(
-        "INSERT INTO observation_sources (source, entry, at, complete) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (source) DO UPDATE SET entry = excluded.entry, at = excluded.at,
-             complete = excluded.complete",
-    )
-    .map_err(backend)?
-    .execute(params![source, entry, batch.at.unix(), batch.complete])
-    .map_err(backend)?;
-    for env in &batch.envs {
-        tx.prepare_cached(
-            "INSERT INTO observation_envs (source, env, entry) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source, env) DO UPDATE SET entry = excluded.entry",
-        )
-        .map_err(backend)?
-        .execute(params![source, env.as_str(), entry])
-        .map_err(backend)?;
-    }
-    let mut upsert = tx
-        .prepare_cached(
-            "INSERT INTO observations (source, env, image, digest, last_seen, entry, workload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (source, env, image, digest) DO UPDATE SET
-                 last_seen = max(observations.last_seen, excluded.last_seen),
-                 entry = excluded.entry, workload = excluded.workload",
-        )
-        .map_err(backend)?;
-    for (key, (seen, workload)) in crate::api::observation_rows(batch) {
-        upsert
-            .execute(params![source, key.0, key.1, key.2, seen, entry, workload])
-            .map_err(backend)?;
-    }
-    Ok(())
-}
-
-/// Appends an SBOM or scan import (a fact filed under its digest) and its `sbom_*` rows.
-fn insert_sbom(
-    tx: &Connection,
-    record: &Record,
-    import: &lineage_model::SbomImport,
-    recorded_at: Timestamp,
-    recorded_by: Option<&Identity>,
-    log: &mut Log<'_>,
-) -> Result<u64, StoreError> {
-    let index = insert_fact(tx, record, recorded_at, recorded_by, log)?;
-    let entry = index as i64 + 1;
-    let rows = crate::sbom::rows(import, recorded_at);
-    let i = &rows.import;
-    // The newest document of a kind and format wins; equal times go to the later entry.
-    tx.prepare_cached(
-        "INSERT INTO sbom_imports (digest, kind, format, entry, scanned_at, document, layers)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (digest, kind, format) DO UPDATE SET entry = excluded.entry,
-             scanned_at = excluded.scanned_at, document = excluded.document, layers = excluded.layers
-         WHERE excluded.scanned_at > sbom_imports.scanned_at
-            OR (excluded.scanned_at = sbom_imports.scanned_at AND excluded.entry > sbom_imports.entry)",
-    )
-    .map_err(backend)?
-    .execute(params![i.digest, i.kind, i.format, entry, i.scanned_at, i.document, i.layers])
-    .map_err(backend)?;
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO sbom_packages (entry, pkg, digest, name_key, purl, layer)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(backend)?;
-    for p in &rows.packages {
-        insert
-            .execute(params![entry, p.pkg, i.digest, p.name_key, p.purl, p.layer])
-            .map_err(backend)?;
-    }
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO sbom_findings (entry, finding, alias, vuln_id, id, pkg, digest, severity, fixed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .map_err(backend)?;
-    for f in &rows.findings {
-        insert
-            .execute(params![
-                entry, f.finding, f.alias, f.vuln_id, f.id, f.pkg, i.digest, f.severity, f.fixed
-            ])
-            .map_err(backend)?;
-    }
-    Ok(index)
 }
 
 /// The last journal entry's recorded time, if any.
@@ -1032,7 +737,7 @@ impl SqliteStore {
     fn write<T>(
         &mut self,
         recorded_at: Timestamp,
-        f: impl FnOnce(&Connection, &mut Log<'_>, Timestamp) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection, &mut Frontier, Timestamp) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         if self.group.is_some() {
             // Inside a group commit: a savepoint, so this write fails alone, and the
@@ -1065,7 +770,7 @@ impl SqliteStore {
         tx: &Connection,
         frontier: &mut Frontier,
         recorded_at: Timestamp,
-        f: impl FnOnce(&Connection, &mut Log<'_>, Timestamp) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection, &mut Frontier, Timestamp) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         // Read under the write lock (`BEGIN IMMEDIATE`): no writer can append between this
         // read and the commit.
@@ -1074,7 +779,7 @@ impl SqliteStore {
             Err(e) => (recorded_at, Some(e)),
         };
         let mut next = frontier.clone();
-        let out = f(tx, &mut Log::Writer(&mut next), at)?;
+        let out = f(tx, &mut next, at)?;
         // Only a write that appends is refused: re-recording an identical build is a no-op
         // whatever its time.
         if let Some(e) = behind {
@@ -1152,39 +857,16 @@ impl Store for SqliteStore {
             .map_err(backend)
     }
 
-    fn record_facts(
-        &mut self,
-        facts: &[Record],
-        recorded_at: Timestamp,
-        recorded_by: Option<&Identity>,
-    ) -> Result<Vec<u64>, StoreError> {
-        self.write(recorded_at, |tx, log, recorded_at| {
-            facts
-                .iter()
-                .map(|f| match f {
-                    Record::Sbom(i) => insert_sbom(tx, f, i, recorded_at, recorded_by, log),
-                    _ => insert_fact(tx, f, recorded_at, recorded_by, log),
-                })
-                .collect()
-        })
-    }
-
     fn append(
         &mut self,
         records: &[Record],
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<u64>, StoreError> {
-        self.write(recorded_at, |tx, log, recorded_at| {
+        self.write(recorded_at, |tx, frontier, recorded_at| {
             records
                 .iter()
-                .map(|r| match r {
-                    Record::Build(b) => insert_build(tx, b, recorded_at, recorded_by, log),
-                    Record::Deploy(d) => insert_deploy(tx, d, recorded_at, recorded_by, log),
-                    Record::Service(c) => insert_service_change(tx, c, recorded_at, log),
-                    Record::Sbom(i) => insert_sbom(tx, r, i, recorded_at, recorded_by, log),
-                    fact => insert_fact(tx, fact, recorded_at, recorded_by, log),
-                })
+                .map(|r| insert(tx, r, recorded_at, recorded_by, frontier))
                 .collect()
         })
     }
@@ -1216,23 +898,13 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn record_service_change(
-        &mut self,
-        change: &ServiceChange,
-        recorded_at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        self.write(recorded_at, |tx, log, recorded_at| {
-            insert_service_change(tx, change, recorded_at, log)
-        })
-    }
-
     fn record_builds(
         &mut self,
         builds: &[BuildRecord],
         recorded_at: Timestamp,
         recorded_by: Option<&Identity>,
     ) -> Result<Vec<BuildOutcome>, StoreError> {
-        self.write(recorded_at, |tx, log, recorded_at| {
+        self.write(recorded_at, |tx, frontier, recorded_at| {
             let mut outcomes = Vec::with_capacity(builds.len());
             for build in builds {
                 let existing: Option<i64> = tx
@@ -1243,7 +915,13 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
                 let outcome = match existing {
                     None => BuildOutcome::Recorded {
-                        index: insert_build(tx, build, recorded_at, recorded_by, log)?,
+                        index: insert(
+                            tx,
+                            &Record::Build(build.clone()),
+                            recorded_at,
+                            recorded_by,
+                            frontier,
+                        )?,
                     },
                     Some(entry) => {
                         let index = entry as u64 - 1;
@@ -1252,45 +930,17 @@ impl Store for SqliteStore {
                                 r.get(0)
                             })
                             .map_err(backend)?;
-                        match serde_json::from_str::<Record>(&body) {
-                            Ok(Record::Build(old)) if old == *build => {
-                                BuildOutcome::AlreadyRecorded { index }
-                            }
-                            Ok(Record::Build(old)) => BuildOutcome::Conflict {
-                                existing: Box::new(old),
-                            },
-                            Ok(other) => {
-                                return Err(StoreError::Corrupt {
-                                    index,
-                                    detail: format!("expected a build, found a {}", other.kind()),
-                                })
-                            }
-                            Err(e) => {
-                                return Err(StoreError::Corrupt {
-                                    index,
-                                    detail: e.to_string(),
-                                })
-                            }
-                        }
+                        let existing =
+                            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                                index,
+                                detail: e.to_string(),
+                            })?;
+                        outcome_of_recorded(build, index, existing)?
                     }
                 };
                 outcomes.push(outcome);
             }
             Ok(outcomes)
-        })
-    }
-
-    fn record_deploys(
-        &mut self,
-        deploys: &[DeployRecord],
-        recorded_at: Timestamp,
-        recorded_by: Option<&Identity>,
-    ) -> Result<Vec<u64>, StoreError> {
-        self.write(recorded_at, |tx, log, recorded_at| {
-            deploys
-                .iter()
-                .map(|d| insert_deploy(tx, d, recorded_at, recorded_by, log))
-                .collect()
         })
     }
 
@@ -2202,7 +1852,7 @@ impl SqliteStore {
             let mut stmt = self
                 .conn
                 .prepare_cached(
-                    "SELECT idx, CAST(body AS BLOB), recorded_at, recorded_by FROM entries
+                    "SELECT idx, CAST(body AS BLOB), recorded_at FROM entries
                      WHERE idx > ?1 AND idx <= ?2 ORDER BY idx",
                 )
                 .map_err(backend)?;
@@ -2210,34 +1860,22 @@ impl SqliteStore {
                 .query([from as i64, (from + CHUNK) as i64])
                 .map_err(backend)?;
             while let Some(row) = rows.next().map_err(backend)? {
-                let index = row.get::<_, i64>(0).map_err(backend)? as u64 - 1;
+                let idx = row.get::<_, i64>(0).map_err(backend)?;
                 // Bodies that do not parse are the leaf check's business; they project
                 // nothing here.
                 let body = row.get_ref(1).map_err(backend)?;
                 let body = String::from_utf8_lossy(body.as_bytes().unwrap_or(&[]));
-                let Ok(record) = serde_json::from_str::<Record>(&body) else {
-                    continue;
-                };
                 let at: Option<String> = row.get(2).map_err(backend)?;
-                let by: Option<String> = row.get(3).map_err(backend)?;
-                let at = at
-                    .and_then(|a| Timestamp::parse(&a).ok())
-                    .unwrap_or(Timestamp::from_unix(0));
-                let by = by.and_then(|b| Identity::parse(&b).ok());
-                let mut log = Log::Replay(index);
-                let result = match &record {
-                    Record::Build(b) => insert_build(&tx, b, at, by.as_ref(), &mut log),
-                    Record::Deploy(d) => insert_deploy(&tx, d, at, by.as_ref(), &mut log),
-                    Record::Service(c) => insert_service_change(&tx, c, at, &mut log),
-                    Record::Sbom(i) => insert_sbom(&tx, &record, i, at, by.as_ref(), &mut log),
-                    fact => insert_fact(&tx, fact, at, by.as_ref(), &mut log),
+                let Some(projected) = projection::replay(idx, &body, at.as_deref()) else {
+                    continue;
                 };
                 // A duplicate (say, a build copied behind Lineage's back) cannot be projected
-                // twice; the comparison below reports what the ledger has instead.
-                if let Err(StoreError::Backend(_)) = result {
-                    continue;
+                // twice: its first row fails, and the comparison below reports what the
+                // ledger has instead.
+                match apply(&tx, &projected) {
+                    Err(StoreError::Backend(_)) => continue,
+                    other => other?,
                 }
-                result?;
             }
             drop(rows);
             tx.commit().map_err(backend)?;
@@ -2250,11 +1888,11 @@ impl SqliteStore {
             .map_err(backend)?;
         let key = crate::audit::AuditKey::generate()?;
         let mut out = Vec::new();
-        for (done, (table, entry_col)) in PROJECTIONS.iter().enumerate() {
+        for (done, (table, entry_col)) in projection::TABLES.iter().enumerate() {
             progress.update(
                 "comparing projections",
                 done as u64,
-                Some(PROJECTIONS.len() as u64),
+                Some(projection::TABLES.len() as u64),
             );
             let cols: Vec<String> = shadow
                 .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
