@@ -676,6 +676,25 @@ fn service_markup(st: &AppState, store: &dyn Store, name: &str) -> Result<Markup
         running.push((r, retired, outcome));
     }
     let drift = drift_report(st, store)?;
+    // What needs attention, as the fleet page judges it (one home: `fleet::fleet`).
+    let filter = FleetFilter {
+        service: Some(name.to_string()),
+        ..FleetFilter::default()
+    };
+    let mut facts = |d: &lineage_model::Digest| {
+        st.index
+            .facts(&st.readers, d)
+            .map_err(lineage_core::Error::from)
+    };
+    let view = fleet::fleet(
+        store,
+        config,
+        &drift_options(st),
+        &filter,
+        &mut facts,
+        st.now(),
+    )?;
+    let judged = view.rows.iter().find(|r| r.service.name == name);
     let build_cols = [
         "Digest", "Tags", "Commit", "Finished", "Base", "Built by", "CI run",
     ];
@@ -706,6 +725,21 @@ fn service_markup(st: &AppState, store: &dyn Store, name: &str) -> Result<Markup
             br;
             "Source " (match &repo { Some(r) => link(r, html! { (r) }), None => or_dash(None) })
             " · images " (svc.images.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
+        }
+        @if let Some(row) = judged {
+            div.card.attention {
+                b { "Needs attention: " }
+                @if row.findings.is_empty() {
+                    span.ok { "nothing found" }
+                } @else {
+                    @for (i, f) in row.findings.iter().enumerate() {
+                        @if i > 0 { " · " }
+                        (finding(f))
+                    }
+                }
+                br; b { "Base: " } (base_cell(row))
+                br; b { "Scans: " } (scans_cell(&row.scans))
+            }
         }
         h2 { "Lineage" }
         @match &trace {

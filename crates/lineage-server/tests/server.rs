@@ -2977,6 +2977,32 @@ async fn the_fleet_marks_every_kind_of_risk() {
                 .all(|c| *c != "risk-production"),
         "{classes:?}"
     );
+    // Each service's page says the same, at the top.
+    for (service, risk) in [
+        ("selfie", "self_approved"),
+        ("stranger", "untrusted"),
+        ("drift", "drift"),
+    ] {
+        let page = browse(&w, &format!("/services/{service}"), Via::Header(&reader))
+            .await
+            .body;
+        let card = page
+            .split("<div class=\"card attention\">")
+            .nth(1)
+            .and_then(|c| c.split("</div>").next())
+            .unwrap_or_else(|| panic!("{service}: no attention card\n{page}"));
+        assert!(
+            card.contains(&format!("data-risk=\"{risk}\"")),
+            "{service}: {card}"
+        );
+    }
+    let clean = browse(&w, "/services/clean", Via::Header(&reader))
+        .await
+        .body;
+    assert!(
+        clean.contains("Needs attention: </b><span class=\"ok\">nothing found"),
+        "{clean}"
+    );
     // A filter keeps the rows of its kind; the counts stay those of the fleet.
     let filtered = browse(&w, "/?risk=untrusted", Via::Header(&reader))
         .await
