@@ -354,7 +354,7 @@ impl World {
                 writeln!(out, "  {}{prod}: {}", f.risk.as_str(), f.text).unwrap();
             }
         }
-        out
+        tidy(&out)
     }
 }
 
@@ -936,39 +936,39 @@ fn the_fleet_marks_every_risk_it_can_without_keys_and_counts_them() {
         build drift 7 commit=7
         deploy drift 7 staging
         build stale 8 base=python:3.12-slim@b commit=8
-        deploy stale 8 production approved=maya
+        deploy stale 8 staging
         build clean 0 commit=0
         deploy clean 0 staging
         day 4
         build stale f base=python:3.12-slim@9 commit=f
         day 10
-        observe stage-1 staging nobuild@3 failed@4 retired@5 outcome@6 drift@d clean@0
+        observe stage-1 staging nobuild@3 failed@4 retired@5 outcome@6 drift@d stale@8 clean@0
         ? fleet
         ",
         expect![[r#"
             ? fleet
             services 9, clear 1, unjudged true
             counts: unapproved 1, self_approved 1, no_build 1, failed_gate 1, retired 1, bad_outcome 1, drift 3, stale_base 1
-            selfie [production=sha256:2222222222222222222222222222222222222222222222222222222222222222] scans: unknown (production: never scanned)
+            selfie [production=2] scans: unknown (production: never scanned)
               self_approved (production): production: self-approved
-            unapproved [production=sha256:1111111111111111111111111111111111111111111111111111111111111111] scans: unknown (production: never scanned)
+            unapproved [production=1] scans: unknown (production: never scanned)
               unapproved (production): production: deployed without approval
-            drift [staging=sha256:7777777777777777777777777777777777777777777777777777777777777777] scans: unknown (staging: never scanned)
+            drift [staging=7] scans: unknown (staging: never scanned)
               drift: staging: drift (observed-not-recorded)
               drift: staging: drift (no-build-record)
-            nobuild [staging=sha256:3333333333333333333333333333333333333333333333333333333333333333] scans: unknown (staging: never scanned)
+            nobuild [staging=3] scans: unknown (staging: never scanned)
               no_build: staging: no build record
               drift: staging: drift (no-build-record)
-            retired [staging=sha256:5555555555555555555555555555555555555555555555555555555555555555] scans: unknown (staging: never scanned)
+            retired [staging=5] scans: unknown (staging: never scanned)
               retired: staging: retired digest running
               drift: staging: drift (retired)
-            failed [staging=sha256:4444444444444444444444444444444444444444444444444444444444444444] scans: unknown (staging: never scanned)
+            failed [staging=4] scans: unknown (staging: never scanned)
               failed_gate: staging: build failed its gate
-            outcome [staging=sha256:6666666666666666666666666666666666666666666666666666666666666666] scans: unknown (staging: never scanned)
+            outcome [staging=6] scans: unknown (staging: never scanned)
               bad_outcome: staging: deploy degraded
-            stale [production=sha256:8888888888888888888888888888888888888888888888888888888888888888] scans: unknown (production: never scanned)
+            stale [staging=8] scans: unknown (staging: never scanned)
               stale_base: base 6 days behind its tag
-            clean [staging=sha256:0000000000000000000000000000000000000000000000000000000000000000] scans: unknown (staging: never scanned)
+            clean [staging=0] scans: unknown (staging: never scanned)
         "#]],
     );
 }
