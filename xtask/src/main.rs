@@ -2,7 +2,7 @@
 //! (Debian packages, a Python with the reference implementations, axe-core from npm, a
 //! PostgreSQL of its own, stopped afterwards) and runs clippy and the whole suite; `cargo xtask
 //! bench` runs the benchmarks; `cargo xtask setup` only sets up, and prints the variables that
-//! run a single test by hand.
+//! run a single test by hand; `cargo xtask audit` runs only the dependency audit.
 //!
 //! It needs no machine configuration: on a fresh clone it starts a throwaway PostgreSQL
 //! cluster (`initdb` in a temporary directory, a free loopback port) unless `LINEAGE_TEST_PG`
@@ -14,6 +14,7 @@
 //! without what they need.
 
 mod postgres;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -120,6 +121,9 @@ const CONFORMANCE: &[Conformance] = &[
 /// `axe.min.js`), pinned so CI runs what was tested.
 const AXE_CORE: &str = "axe-core@4.14.1";
 
+/// The dependency auditor (`deny.toml` is its policy), pinned like every other tool here.
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
 enum Conformance {
     /// A whole test target (`--test TARGET` of `package`).
     Target {
@@ -135,12 +139,13 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("audit") => audit(),
         Some("setup") => setup().map(|world| {
             // What `cargo xtask test` passes to the tests, to run one by hand.
             println!("export LINEAGE_TEST_PYTHON={}", world.python.display());
             println!("export LINEAGE_TEST_AXE={}", world.axe.display());
         }),
-        _ => Err("usage: cargo xtask test [CARGO TEST ARGS] | bench | setup".to_string()),
+        _ => Err("usage: cargo xtask test [CARGO TEST ARGS] | bench | setup | audit".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -241,6 +246,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    audit()?;
     // A server named by LINEAGE_TEST_PG is used as it is; otherwise one of our own, stopped
     // (and its directory removed) when this function returns, pass or fail.
     let given = std::env::var("LINEAGE_TEST_PG")
@@ -351,6 +357,106 @@ fn bench(extra: &[String]) -> Result<(), String> {
         .args(["bench", "--workspace"])
         .args(extra);
     run(&mut cmd)
+}
+
+/// `cargo deny check` against `deny.toml`: licences, sources and bans always; advisories when
+/// the RustSec database can be fetched (it lives on github.com), or from cargo-deny's cache
+/// when it cannot. With neither, the run says loudly that advisories were not checked: the
+/// database is data from the network, not a component this machine can install.
+fn audit() -> Result<(), String> {
+    let bin = ensure_cargo_deny()?;
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .map_err(|e| e.to_string())?;
+    let deny = || {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(root()).env("PATH", &path).arg("deny");
+        cmd
+    };
+    run(deny().args(["--offline", "check", "bans", "licenses", "sources"]))?;
+    eprintln!("xtask: running cargo deny check advisories");
+    let online = deny()
+        .args(["check", "advisories"])
+        .output()
+        .map_err(|e| format!("cannot run cargo deny: {e}"))?;
+    let stderr = String::from_utf8_lossy(&online.stderr);
+    if online.status.success() {
+        return Ok(());
+    }
+    if !stderr.contains("failed to fetch advisory database") {
+        eprint!("{stderr}");
+        return Err("cargo deny check advisories found advisories (above)".to_string());
+    }
+    let cached = dirs_with_prefix(&cargo_home().join("advisory-dbs"), "advisory-db-");
+    if !cached.is_empty() {
+        eprintln!(
+            "xtask: the advisory database cannot be fetched; checking against the cached copy"
+        );
+        return run(deny().args(["--offline", "check", "advisories"]));
+    }
+    let line = "=".repeat(78);
+    eprintln!(
+        "{line}\nxtask: ADVISORIES NOT CHECKED: the RustSec advisory database (github.com/RustSec/advisory-db)\n\
+         xtask: cannot be fetched from this machine and no cached copy is in {}.\n\
+         xtask: licences, sources and duplicate versions were checked.\n{line}",
+        cargo_home().join("advisory-dbs").display()
+    );
+    Ok(())
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"))
+}
+
+/// The directories in `dir` whose names start with `prefix` and hold a git checkout.
+fn dirs_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+                && p.join(".git").exists()
+        })
+        .collect()
+}
+
+/// cargo-deny, built once into `target/test-tools` (a debug build: it compiles in about a
+/// third of the time and checks this workspace in seconds). Answers its `bin` directory.
+fn ensure_cargo_deny() -> Result<PathBuf, String> {
+    let tools = root().join("target/test-tools");
+    let bin = tools.join("bin");
+    let version = Command::new(bin.join("cargo-deny"))
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if version == format!("cargo-deny {CARGO_DENY_VERSION}") {
+        return Ok(bin);
+    }
+    run(Command::new(env!("CARGO"))
+        .args([
+            "install",
+            "--locked",
+            "--debug",
+            "--force",
+            "cargo-deny",
+            "--version",
+        ])
+        .arg(CARGO_DENY_VERSION)
+        .arg("--root")
+        .arg(&tools)
+        .arg("--target-dir")
+        .arg(tools.join("build")))?;
+    let _ = std::fs::remove_dir_all(tools.join("build"));
+    Ok(bin)
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
