@@ -259,11 +259,7 @@ pub fn fleet(
                 risk: Risk::Vulnerable,
                 env: None,
                 production,
-                text: match (critical, high) {
-                    (0, h) => format!("{h} high findings"),
-                    (c, 0) => format!("{c} critical findings"),
-                    (c, h) => format!("{c} critical and {h} high findings"),
-                },
+                text: findings_text(critical, high),
             });
             Scans::Findings { critical, high }
         } else {
@@ -333,6 +329,20 @@ fn keeps(filter: &FleetFilter, row: &Row) -> bool {
 
 /// Why a row's findings are unknown: a running digest never scanned, or scanned longer ago
 /// than `[vulns] max_age`; `None` when every one was scanned recently.
+/// `1 high finding`, `2 critical findings`, `1 critical and 3 high findings`.
+fn findings_text(critical: usize, high: usize) -> String {
+    let noun = if critical + high == 1 {
+        "finding"
+    } else {
+        "findings"
+    };
+    match (critical, high) {
+        (0, h) => format!("{h} high {noun}"),
+        (c, 0) => format!("{c} critical {noun}"),
+        (c, h) => format!("{c} critical and {h} high {noun}"),
+    }
+}
+
 fn scan_gap(
     row: &Row,
     scanned: &BTreeMap<(String, String), Option<Timestamp>>,
@@ -352,4 +362,16 @@ fn scan_gap(
             Some(_) => None,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::findings_text;
+
+    #[test]
+    fn findings_are_counted_in_words_that_agree() {
+        assert_eq!(findings_text(0, 1), "1 high finding");
+        assert_eq!(findings_text(2, 0), "2 critical findings");
+        assert_eq!(findings_text(1, 3), "1 critical and 3 high findings");
+    }
 }
