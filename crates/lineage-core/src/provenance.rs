@@ -116,3 +116,46 @@ pub fn status(
         reason: reasons.join("; "),
     })
 }
+
+/// The ledger's answer to `lineage verify DIGEST`: the digest's stored provenance judged
+/// against the trust policy ([`status`]), and when it is not verified, why, as a stable code
+/// and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerVerdict {
+    /// A stored attestation for the digest is signed by this trusted key.
+    Verified { key: String },
+    /// Not verified. `code` is `untrusted` (signed, but no signature is trusted for it),
+    /// `unsigned` (a recorded build without signed provenance) or `unknown-digest` (the
+    /// ledger holds neither a build nor provenance for it).
+    NotVerified { code: &'static str, message: String },
+}
+
+/// Judges `digest` for `lineage verify DIGEST` (in `env`, when given): verified by a trusted
+/// key, or not, with the code that says why.
+pub fn verify_digest(
+    store: &dyn Store,
+    policy: &TrustPolicy,
+    env: Option<&EnvName>,
+    digest: &Digest,
+) -> Result<LedgerVerdict, Error> {
+    Ok(match status(store, policy, env, digest)? {
+        SignatureStatus::Verified { key } => LedgerVerdict::Verified { key },
+        SignatureStatus::Untrusted { reason } => LedgerVerdict::NotVerified {
+            code: "untrusted",
+            message: reason,
+        },
+        SignatureStatus::Unsigned | SignatureStatus::NotChecked => {
+            if store.build(digest)?.is_some() {
+                LedgerVerdict::NotVerified {
+                    code: "unsigned",
+                    message: format!("the ledger holds no signed provenance for `{digest}`; sign it with `lineage attest sign {digest} --key KEY`"),
+                }
+            } else {
+                LedgerVerdict::NotVerified {
+                    code: "unknown-digest",
+                    message: format!("the ledger holds no build and no provenance for `{digest}`"),
+                }
+            }
+        }
+    })
+}

@@ -972,3 +972,75 @@ fn the_fleet_marks_every_risk_it_can_without_keys_and_counts_them() {
         "#]],
     );
 }
+
+/// ARCHITECTURE.md, "core renders nothing": use cases return report values and the front ends
+/// present them, so core's program code (up to its unit tests) draws no HTML, Markdown or Slack
+/// message, defines no renderer and prints nothing, and its manifest names no template crate.
+#[test]
+fn core_renders_nothing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Tags, matched as written (`Vec<Trivy…>` is not a `<tr>`), and words, in any case.
+    let tags = [
+        "<html", "<table", "<tr>", "<tr ", "<td>", "<td ", "<th>", "<li>", "<ul>", "<p>", "<h1>",
+        "<h2>", "<code", "<a href", "<br",
+    ];
+    let words = [
+        "<!doctype",
+        "html_escape",
+        "markdown",
+        "md_cell",
+        "slack",
+        "mrkdwn",
+        "fn render",
+        "print!(",
+        "println!(",
+        "eprintln!(",
+        "std::io::stdout",
+        "std::io::stderr",
+    ];
+    let mut found = Vec::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap_or("");
+                for (n, line) in code.lines().enumerate() {
+                    let line = line.trim();
+                    if line.starts_with("//") {
+                        continue;
+                    }
+                    let lower = line.to_lowercase();
+                    let hit = tags.iter().find(|t| line.contains(*t));
+                    if let Some(f) = hit.or_else(|| words.iter().find(|w| lower.contains(*w))) {
+                        found.push(format!("{}:{}: `{f}`: {line}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    for name in [
+        "maud",
+        "askama",
+        "tera",
+        "handlebars",
+        "minijinja",
+        "pulldown-cmark",
+    ] {
+        if manifest
+            .lines()
+            .any(|l| l.split(['=', ' ', '.']).next() == Some(name))
+        {
+            found.push(format!("Cargo.toml names `{name}`"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "core renders; move it to the front end (crates/lineage or lineage-server):\n{}",
+        found.join("\n")
+    );
+}

@@ -1,7 +1,7 @@
 //! `lineage base refresh`, `lineage base history`, `lineage report stale` and
 //! `lineage build diff`: base-image freshness at the edge. The decisions live in
 //! `lineage_core::freshness`; this module parses flags, talks to registries and webhooks, and
-//! prints.
+//! prints what `freshness_render` renders.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use lineage_model::{ImageRef, Timestamp};
 use lineage_registry::Platform;
 
 use crate::args::{ActorArgs, Format, FormatChoice};
+use crate::freshness_render;
 use crate::registry::RegistryOpts;
 use crate::settings::{self, Settings};
 use crate::{CliError, Outcome};
@@ -315,14 +316,14 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
     crate::gates::refuse_format_as_file(args.output.as_deref())?;
     let store = crate::commands::open(s, false)?;
     let report = freshness::stale(store.as_ref(), &s.toml.config, &options, s.now)?;
-    let payload = freshness::slack_payload(&report);
+    let payload = freshness_render::slack_payload(&report);
     let text = match s.format_choice {
-        FormatChoice::Markdown => freshness::render_markdown(&report),
+        FormatChoice::Markdown => freshness_render::render_markdown(&report),
         FormatChoice::Json => pretty(&report),
-        FormatChoice::Html => freshness::render_html(&report),
+        FormatChoice::Html => freshness_render::render_html(&report),
         FormatChoice::Slack => pretty(&payload),
         // The text report has no colour: `human` and `plain` are the same.
-        _ => freshness::render_text(&report),
+        _ => freshness_render::render_text(&report),
     };
     match &args.output {
         Some(path) => std::fs::write(path, &text).map_err(|e| {
@@ -350,9 +351,9 @@ pub fn report(cmd: ReportCmd, s: &Settings) -> Result<Outcome, CliError> {
             crate::email::Mail {
                 from: &args.email_from,
                 to: &args.email_to,
-                subject: freshness::email_subject(&report),
-                text: freshness::render_text(&report),
-                markdown: freshness::render_markdown(&report),
+                subject: freshness_render::email_subject(&report),
+                text: freshness_render::render_text(&report),
+                markdown: freshness_render::render_markdown(&report),
             },
         )?;
         eprintln!(
@@ -477,7 +478,7 @@ pub fn build_diff(args: DiffArgs, s: &Settings) -> Result<Outcome, CliError> {
     if s.format == Format::Json {
         crate::render::json(&diff);
     } else {
-        print!("{}", freshness::render_diff_text(&diff, expect));
+        print!("{}", freshness_render::render_diff_text(&diff, expect));
     }
     Ok(if expect && !diff.base_only.holds {
         Outcome::NotFound

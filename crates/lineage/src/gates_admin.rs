@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use lineage_core::provenance;
+use lineage_core::provenance::{self, LedgerVerdict};
 use lineage_model::{Attestation, Digest, Exception, ImageRef, Record, Retirement, Timestamp};
-use lineage_policy::{validate_rule_code, SignatureStatus};
+use lineage_policy::validate_rule_code;
 use lineage_store::Store;
 use serde::Serialize;
 
@@ -587,33 +587,17 @@ pub fn verify_ledger(
         ));
     }
     let store = crate::commands::open(s, false)?;
-    let status = provenance::status(store.as_ref(), &policy, env.as_ref(), &digest)?;
-    let (verified, reason, signers) = match status {
-        SignatureStatus::Verified { key } => (true, None, vec![key]),
-        SignatureStatus::Untrusted { reason } => (
+    let verdict = provenance::verify_digest(store.as_ref(), &policy, env.as_ref(), &digest)?;
+    let (verified, reason, signers) = match verdict {
+        LedgerVerdict::Verified { key } => (true, None, vec![key]),
+        LedgerVerdict::NotVerified { code, message } => (
             false,
             Some(Reason {
-                code: "untrusted".into(),
-                message: reason,
+                code: code.into(),
+                message,
             }),
             Vec::new(),
         ),
-        SignatureStatus::Unsigned | SignatureStatus::NotChecked => {
-            let known = store.build(&digest)?.is_some();
-            let message = if known {
-                format!("the ledger holds no signed provenance for `{digest}`; sign it with `lineage attest sign {digest} --key KEY`")
-            } else {
-                format!("the ledger holds no build and no provenance for `{digest}`")
-            };
-            (
-                false,
-                Some(Reason {
-                    code: if known { "unsigned" } else { "unknown-digest" }.into(),
-                    message,
-                }),
-                Vec::new(),
-            )
-        }
     };
     let report = VerifyReport {
         schema: 1,

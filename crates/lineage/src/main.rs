@@ -8,6 +8,7 @@ mod commands;
 mod demo;
 mod email;
 mod freshness;
+mod freshness_render;
 mod gates;
 mod gates_admin;
 mod incident;

@@ -792,6 +792,16 @@ fn a_signed_build_verifies_and_a_flipped_byte_does_not() {
     let r = w.run(&["verify", &digest("a2")]);
     assert_eq!(r.code, 1);
     insta::assert_snapshot!("verify_unsigned_digest", w.snap(&r));
+
+    // A digest the ledger has never heard of: no build and no provenance.
+    let never = digest("never-recorded");
+    let r = w.run(&["--format", "json", "verify", &never]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["reason"]["code"], "unknown-digest");
+    assert_eq!(
+        r.json()["reason"]["message"],
+        format!("the ledger holds no build and no provenance for `{never}`")
+    );
 }
 
 /// Done when (issue 5): a deploy check refuses a digest whose provenance was signed by an
