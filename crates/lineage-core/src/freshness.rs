@@ -17,6 +17,7 @@ use lineage_model::{
 use lineage_store::Store;
 use serde::Serialize;
 
+use crate::placements::shell_quote;
 use crate::{Config, Error};
 
 /// A base image tag whose digest moves over time: `name:tag`.
@@ -574,20 +575,6 @@ pub fn rebuild_command(build: &BuildRecord) -> Option<String> {
         shell_quote(dockerfile),
         shell_quote(&build.image.to_string())
     ))
-}
-
-/// `value` as one POSIX shell word: unchanged when it holds only safe characters, else in
-/// single quotes (with `'` written as `'\''`), so nothing in it is expanded or run.
-pub fn shell_quote(value: &str) -> String {
-    let safe = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c));
-    if safe {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', "'\\''"))
-    }
 }
 
 /// A recorded build of `build`'s service and commit built on `newest` of `base`, that does

@@ -145,7 +145,9 @@ pub fn end(
     }))
 }
 
-/// Quotes `arg` for a POSIX shell when it needs it, so a printed command can be pasted.
+/// `arg` as one POSIX shell word, so a printed command can be pasted: unchanged when it holds
+/// only safe characters, else in single quotes (a `'` becomes `'\''`), so nothing in it is
+/// expanded or run. The one quoting rule for every command Lineage prints.
 pub fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
         && arg
