@@ -8,7 +8,9 @@
 //! fact found is returned, and `gate::record_build` records it in the build's own transaction,
 //! so a refused build writes nothing.
 
-use lineage_model::{BaseSeen, CommitId, Digest, ImageRef, Record, SourceRepo, Timestamp};
+use lineage_model::{
+    BaseSeen, CommitId, Digest, ImageRef, Record, Repository, SourceRepo, Timestamp,
+};
 use lineage_registry::{layer_match, Fact, ImageDetails, Platform};
 use lineage_store::Store;
 use serde::Serialize;
@@ -140,7 +142,11 @@ impl Contradiction {
 /// build was read for), for its layers and its `created` time. An `Err` is only said as a
 /// warning; it does not make the build wrong.
 pub trait BaseImages {
-    fn read(&self, base: &ImageRef) -> Result<ImageDetails, lineage_registry::Error>;
+    fn read(
+        &self,
+        base: &Repository,
+        digest: &Digest,
+    ) -> Result<ImageDetails, lineage_registry::Error>;
 }
 
 /// The bases the ledger knows with their layers, oldest first.
@@ -363,11 +369,12 @@ fn annotated_base(image: &ImageDetails, known: &[BaseSeen]) -> (Option<Annotated
                         let base = ImageRef {
                             repository: k.name.clone(),
                             tag: k.tag.clone(),
-                            digest: Some(d),
+                            digest: Some(d.clone()),
                         };
                         (
                             Some(Annotated {
                                 base,
+                                digest: d,
                                 digest_only: true,
                             }),
                             warning,
@@ -393,9 +400,10 @@ fn annotated_base(image: &ImageDetails, known: &[BaseSeen]) -> (Option<Annotated
             (Ok(r), Ok(d)) if r.digest.as_ref().is_none_or(|x| *x == d) => (
                 Some(Annotated {
                     base: ImageRef {
-                        digest: Some(d),
+                        digest: Some(d.clone()),
                         ..r
                     },
+                    digest: d,
                     digest_only: false,
                 }),
                 None,
@@ -411,9 +419,11 @@ fn annotated_base(image: &ImageDetails, known: &[BaseSeen]) -> (Option<Annotated
     }
 }
 
-/// A base the annotations name, always with its digest.
+/// A base the annotations name.
 struct Annotated {
+    /// `name[:tag]@digest`.
     base: ImageRef,
+    digest: Digest,
     /// Only the digest was annotated; the name is a known base's.
     digest_only: bool,
 }
@@ -426,14 +436,15 @@ fn detect_base(
 ) -> (BaseDetection, Option<BaseSeen>, Option<ImageRef>) {
     let n = image.layers.len();
     let (annotated, mut warning) = annotated_base(image, known);
-    if let Some(Annotated { base, digest_only }) = annotated {
-        let digest = base
-            .digest
-            .clone()
-            .expect("an annotated base has its digest");
+    if let Some(Annotated {
+        base,
+        digest,
+        digest_only,
+    }) = annotated
+    {
         // Read the base for its layers, so that later images copied without annotations
         // are still matched to it. Failing to read it does not make the build wrong.
-        let (layers, created) = match bases.read(&base) {
+        let (layers, created) = match bases.read(&base.repository, &digest) {
             Ok(b) => (
                 b.layers,
                 fact_value(&b.facts.created).and_then(|c| Timestamp::parse(c).ok()),
@@ -615,19 +626,22 @@ mod tests {
     struct Bases(Vec<(Digest, Vec<Digest>)>);
 
     impl BaseImages for Bases {
-        fn read(&self, base: &ImageRef) -> Result<ImageDetails, lineage_registry::Error> {
-            let digest = base.digest.clone().unwrap();
-            match self.0.iter().find(|(d, _)| *d == digest) {
+        fn read(
+            &self,
+            base: &Repository,
+            digest: &Digest,
+        ) -> Result<ImageDetails, lineage_registry::Error> {
+            match self.0.iter().find(|(d, _)| d == digest) {
                 Some((_, l)) => {
                     let mut img = image("");
-                    img.digest = digest;
+                    img.digest = digest.clone();
                     img.layers = l.clone();
                     img.facts.created = fact("2026-10-01T00:00:00Z");
                     Ok(img)
                 }
                 None => Err(lineage_registry::Error::BlobUnknown {
-                    repository: base.repository.to_string(),
-                    digest,
+                    repository: base.to_string(),
+                    digest: digest.clone(),
                 }),
             }
         }

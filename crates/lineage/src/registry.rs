@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use lineage_core::detect::{self, BaseImages, FromRegistry, Given};
-use lineage_model::{Attestation, BaseSeen, Digest, ImageRef, Record, Tag, Timestamp};
+use lineage_model::{Attestation, BaseSeen, Digest, ImageRef, Record, Repository, Tag, Timestamp};
 use lineage_registry::{
     attach, decode_dsse_payload, decode_statement, inspect as inspect_source, pull_attached,
     read_image, Artifact, Client, ClientConfig, DockerConfig, Error as RegistryError, Fact,
@@ -353,13 +353,9 @@ struct RegistryBases<'a> {
 }
 
 impl BaseImages for RegistryBases<'_> {
-    fn read(&self, base: &ImageRef) -> Result<ImageDetails, RegistryError> {
-        let digest = base
-            .digest
-            .clone()
-            .expect("an annotated base has its digest");
-        let source = RemoteRepository::new(&self.conn.client, base.repository.clone());
-        let read = read_image(&source, &Reference::Digest(digest), self.platform);
+    fn read(&self, base: &Repository, digest: &Digest) -> Result<ImageDetails, RegistryError> {
+        let source = RemoteRepository::new(&self.conn.client, base.clone());
+        let read = read_image(&source, &Reference::Digest(digest.clone()), self.platform);
         end_progress();
         read
     }
@@ -425,7 +421,7 @@ pub fn fill_from_registry(
         conn: &conn,
         platform: &platform,
     };
-    let mut found = detect::from_registry(&reference, &given, &image, &known, &bases, s.now)
+    let found = detect::from_registry(&reference, &given, &image, &known, &bases, s.now)
         .map_err(|c| CliError::new(c.to_string(), c.hint()))?;
 
     let filled = &found.filled;
@@ -443,9 +439,6 @@ pub fn fill_from_registry(
     }
     if let Some(base) = &filled.base {
         args.bases.push(base.to_string());
-    }
-    if args.print_detected {
-        found.base_fact = None;
     }
     Ok((args, Some(found)))
 }
