@@ -13,9 +13,9 @@
 
 use lineage_attest::TrustPolicy;
 use lineage_model::{
-    Approval, Attestation, BuildRecord, CheckResult, CommitId, DeployOutcome, DeployRecord, Digest,
-    EnvName, Identity, ImageRef, Record, Repository, Retirement, Service, ServiceName, SourceRepo,
-    Timestamp,
+    Approval, Attestation, BaseSeen, BuildRecord, CheckResult, CommitId, DeployOutcome,
+    DeployRecord, Digest, EnvName, Identity, ImageRef, Record, Repository, Retirement, Service,
+    ServiceName, SourceRepo, Timestamp,
 };
 use lineage_policy::{
     Approvals, BuildContext, BuildFacts, DeployFacts, Evaluation, Exception, Policies,
@@ -811,6 +811,9 @@ pub struct BuildOptions {
     /// A DSSE envelope of the build's provenance, signed by the caller (a key never leaves
     /// the machine that holds it, so the server only stores what CI signed).
     pub provenance: Option<String>,
+    /// A base the image's registry annotations named and the ledger does not know yet
+    /// (`detect::FromRegistry::base_fact`), recorded as a `base` fact with the build.
+    pub base_seen: Option<BaseSeen>,
 }
 
 /// What recording a build did besides the record.
@@ -823,10 +826,11 @@ pub struct BuildRecorded {
     pub provenance_index: Option<u64>,
 }
 
-/// `build record`, `POST /api/v1/builds`: the build gate, then the build, its gate result
-/// and its signed provenance in one transaction. A failing production build is refused
-/// unless `allow_failures`; an identical build recorded again is a no-op (its gate result is
-/// recorded again only when the verdict moved).
+/// `build record`, `POST /api/v1/builds`: the build gate, then the build, its gate result,
+/// its signed provenance and a base newly seen in its registry in one transaction. A failing
+/// production build is refused unless `allow_failures` (and then nothing is written); an
+/// identical build recorded again is a no-op (its gate result is recorded again only when the
+/// verdict moved).
 pub fn record_build(
     store: &mut dyn Store,
     setup: &Setup,
@@ -920,6 +924,11 @@ pub fn record_build(
         }
         _ => false,
     };
+    let provenance_at = with_provenance.then(|| records.len() - 1);
+    // Last, so that the build's own entries keep their places.
+    if let Some(base) = options.base_seen {
+        records.push(Record::Base(base));
+    }
     let indexes = if records.is_empty() {
         Vec::new()
     } else {
@@ -939,7 +948,7 @@ pub fn record_build(
                 digest: build.digest.to_string(),
                 service: build.service.to_string(),
             },
-            provenance_index: with_provenance.then(|| indexes.last().copied()).flatten(),
+            provenance_index: provenance_at.and_then(|i| indexes.get(i).copied()),
         },
         gate,
     })

@@ -10,6 +10,7 @@ pub mod ci;
 mod config;
 mod config_keys;
 mod config_source;
+pub mod detect;
 pub mod drift;
 mod error;
 pub mod fleet;

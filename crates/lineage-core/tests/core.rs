@@ -1044,3 +1044,71 @@ fn core_renders_nothing() {
         found.join("\n")
     );
 }
+
+/// `build record --from-registry`: a base newly seen in the registry is written with the
+/// build, in the gate's one transaction (build, gate result, base); a refused build writes
+/// neither.
+#[test]
+fn a_base_seen_in_the_registry_is_recorded_with_the_build_or_not_at_all() {
+    let mut w = World::new();
+    w.apply("service api");
+    let setup = gate::Setup::default();
+    let now = w.now;
+    let seen = lineage_model::BaseSeen {
+        name: Repository::parse("python").unwrap(),
+        tag: Some(Tag::parse("3.12-slim").unwrap()),
+        digest: digest("b"),
+        layers: vec![digest("1"), digest("2")],
+        created: None,
+        seen_at: now,
+    };
+    let build = BuildRecord {
+        service: ServiceName::parse("api").unwrap(),
+        image: image("api"),
+        digest: digest("a"),
+        tags: Vec::new(),
+        bases: vec![base("python:3.12-slim@b", true, now)],
+        source_repo: None,
+        git_ref: None,
+        commit: None,
+        started_at: None,
+        finished_at: Some(now),
+        ci: None,
+        // Provenance names its builder.
+        builder: Some(id("ci")),
+        platform: None,
+        dockerfile: None,
+    };
+    let options = |env: Option<&str>| gate::BuildOptions {
+        env: env.map(|e| EnvName::parse(e).unwrap()),
+        base_seen: Some(seen.clone()),
+        ..Default::default()
+    };
+    let bases = |w: &World| w.store.facts("base", None).unwrap();
+
+    // No commit fails the production gate: refused, and the base is not written either.
+    let size = w.store.log_head().unwrap().size;
+    let refused = gate::record_build(w.s(), &setup, build.clone(), options(None), None, now);
+    assert!(matches!(refused, Ok(gate::Decision::Refused { .. })));
+    assert_eq!(w.store.log_head().unwrap().size, size);
+    assert!(bases(&w).is_empty());
+
+    // In dev it is recorded: the build, its gate result, its provenance, then the base.
+    let key = lineage_attest::PrivateKey::generate(lineage_attest::KeyKind::Ed25519).unwrap();
+    let signed = lineage_core::provenance::sign_build(&build, &key, now).unwrap();
+    let with_provenance = gate::BuildOptions {
+        provenance: Some(signed.envelope),
+        ..options(Some("dev"))
+    };
+    let recorded = gate::record_build(w.s(), &setup, build, with_provenance, None, now);
+    let Ok(gate::Decision::Recorded { result, .. }) = recorded else {
+        panic!("recorded: {recorded:?}");
+    };
+    let index = result.record.index;
+    assert_eq!(result.provenance_index, Some(index + 2));
+    assert_eq!(w.store.log_head().unwrap().size, size + 4);
+    let written = bases(&w);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].index, index + 3);
+    assert_eq!(written[0].record, Record::Base(seen));
+}

@@ -473,6 +473,8 @@ async fn record_build(
                 dockerfile: options.dockerfile,
                 allow_failures: options.allow_failures,
                 provenance: options.provenance,
+                // `--from-registry` is the CLI's: the server records the build it is sent.
+                base_seen: None,
             };
             Ok(gate::record_build(store, &s.cfg.gate, build, options, Some(&by), now)?)
         })

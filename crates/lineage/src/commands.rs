@@ -33,9 +33,7 @@ pub fn run(command: Command, s: &Settings) -> Result<Outcome, CliError> {
     };
     match command {
         Command::Service(cmd) => service(cmd, s),
-        Command::Build(BuildCmd::Record(r)) => {
-            build_record(r.build, s).and_then(|o| crate::registry::after_build(o, s))
-        }
+        Command::Build(BuildCmd::Record(r)) => build_record(r.build, s),
         Command::Deploy(DeployCmd::Record {
             image,
             env,
@@ -499,12 +497,15 @@ pub(crate) fn assemble_build(
 }
 
 fn build_record(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
-    let args = crate::registry::fill_from_registry(args, s)?;
+    // With `--from-registry`, the registry fills the flags; how the base was found goes to
+    // the renderer, and a newly seen base is recorded with the build.
+    let (args, from_registry) = crate::registry::fill_from_registry(args, s)?;
     if args.print_detected {
         // Use the ledger for the service name when there is one, but never create it.
         let store = lineage_store::open(&s.store, false).ok();
         let (build, detected) = assemble_build(&args, s, store.as_deref())?;
-        render::detected(s.format, &build, detected.as_ref());
+        let detection = from_registry.as_ref().map(|f| &f.detection);
+        render::detected(s.format, &build, detected.as_ref(), detection);
         return Ok(Outcome::Ok);
     }
     // Parse everything that needs no ledger first, so bad input never creates one.
@@ -514,5 +515,5 @@ fn build_record(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
     let mut store = open_write(s, false)?;
     let (build, _) = assemble_build(&args, s, Some(store.as_ref()))?;
     // The build gate runs first; it records the build, its check result and its signature.
-    crate::gates::record_build(gate, build, store.as_mut(), s)
+    crate::gates::record_build(gate, build, from_registry, store.as_mut(), s)
 }

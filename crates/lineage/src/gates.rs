@@ -13,6 +13,7 @@ use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use lineage_core::detect::{BaseDetection, FromRegistry};
 use lineage_core::gate::{self, BuildOptions, Decision, DeployRequest, StoreLedger};
 use lineage_core::{ci, provenance};
 use lineage_model::{BuildRecord, Digest, EnvName, ImageRef};
@@ -480,18 +481,26 @@ impl BuildGate {
             dockerfile: self.dockerfile.clone(),
             allow_failures: self.allow_failures,
             provenance,
+            base_seen: None,
         })
     }
 }
 
-/// `build record` on the local ledger: the core use case, then the report.
+/// `build record` on the local ledger: the core use case, then the report. With
+/// `--from-registry`, a base newly seen in the registry is recorded in the build's
+/// transaction, and the report says how the base was found.
 pub fn record_build(
     gate: BuildGate,
     build: BuildRecord,
+    from_registry: Option<FromRegistry>,
     store: &mut dyn Store,
     s: &Settings,
 ) -> Result<Outcome, CliError> {
-    let options = gate.options(&build, s)?;
+    let mut options = gate.options(&build, s)?;
+    let detection = from_registry.map(|f| {
+        options.base_seen = f.base_fact;
+        f.detection
+    });
     let actor = s.actor(None).ok();
     let decision = gate::record_build(
         store,
@@ -501,13 +510,14 @@ pub fn record_build(
         actor.as_ref(),
         s.now,
     )?;
-    show_build(&gate, decision, s)
+    show_build(&gate, decision, detection.as_ref(), s)
 }
 
 /// Renders what recording a build did, the same for the local ledger and `--server`.
 pub fn show_build(
     gate: &BuildGate,
     decision: Decision<gate::BuildRecorded>,
+    detection: Option<&BaseDetection>,
     s: &Settings,
 ) -> Result<Outcome, CliError> {
     match decision {
@@ -529,7 +539,7 @@ pub fn show_build(
             gate: report,
         } => {
             show_findings(&gate.setup.present, &report, s)?;
-            crate::render::record(s.format, &result.record);
+            crate::render::record(s.format, &result.record, detection);
             if let (Some(key), Some(index), Format::Human) =
                 (&gate.key, result.provenance_index, s.format)
             {
@@ -601,7 +611,7 @@ pub fn show_deploy(
             gate: report,
         } => {
             show_findings(&setup.present, &report, s)?;
-            crate::render::record(s.format, &result);
+            crate::render::record(s.format, &result, None);
             Ok(Outcome::Ok)
         }
         Decision::Refused { gate: report } => {

@@ -9,26 +9,27 @@
 //! `build record --from-registry` works by filling the build flags that were not given from
 //! what the registry says (digest, tag, `org.opencontainers.image.*` labels and annotations),
 //! and then letting the ordinary `build record` path check and record them. That keeps one
-//! way of recording a build. How the base was found is kept aside for the renderer, and a
-//! base resolved from the registry is recorded as a `base` fact only after the build itself
-//! was recorded, so a refused build writes nothing.
+//! way of recording a build. This module is the adapter: it reads the image (and, through
+//! the `BaseImages` port, the annotated base) from the registry; which flags are filled, which
+//! contradict the registry and what the base is are decided by `lineage_core::detect`. Its
+//! answer is returned to `build record`, which renders how the base was found and records a
+//! newly seen base as a `base` fact in the build's own transaction, so a refused build
+//! writes nothing.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use lineage_model::{
-    Attestation, BaseSeen, CommitId, Digest, ImageRef, Record, SourceRepo, Tag, Timestamp,
-};
+use lineage_core::detect::{self, BaseImages, FromRegistry, Given};
+use lineage_model::{Attestation, BaseSeen, Digest, ImageRef, Record, Repository, Tag, Timestamp};
 use lineage_registry::{
-    attach, decode_dsse_payload, decode_statement, inspect as inspect_source, layer_match,
-    pull_attached, read_image, Artifact, Client, ClientConfig, DockerConfig,
-    Error as RegistryError, Fact, ImageDetails, Inspection, OciLayout, Platform, Progress,
-    ProgressFn, Reference, ReferrersVia, RemoteRepository, Statement,
-    LINEAGE_PROVENANCE_ARTIFACT_TYPE,
+    attach, decode_dsse_payload, decode_statement, inspect as inspect_source, pull_attached,
+    read_image, Artifact, Client, ClientConfig, DockerConfig, Error as RegistryError, Fact,
+    ImageDetails, Inspection, OciLayout, Platform, Progress, ProgressFn, Reference, ReferrersVia,
+    RemoteRepository, Statement, LINEAGE_PROVENANCE_ARTIFACT_TYPE,
 };
 use lineage_store::StoreError;
 use serde::Serialize;
@@ -345,56 +346,35 @@ pub(crate) fn end_progress() {
 // ---------------------------------------------------------------------------------------
 // build record --from-registry
 
-/// How the base of a build read from the registry was found.
-#[derive(Debug, Clone, Serialize)]
-pub struct BaseDetection {
-    /// `annotation`, `layer-match` or `unknown`.
-    pub method: &'static str,
-    /// `exact (annotation)`, `layer match (k of n layers)` or `unknown`.
-    pub summary: String,
-    /// The base as recorded: `name[:tag]@digest`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub matched_layers: Option<usize>,
-    pub image_layers: usize,
-    /// Something that went wrong without stopping the build (e.g. the base's layers could
-    /// not be read, so later layer matches will not find it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
+/// The annotated base's registry, for `lineage_core::detect`: read for the build's platform.
+struct RegistryBases<'a> {
+    conn: &'a Connection,
+    platform: &'a Platform,
 }
 
-/// What `--from-registry` leaves for the renderer and for after the build is recorded.
-#[derive(Default)]
-struct Pending {
-    detection: Option<BaseDetection>,
-    base_fact: Option<BaseSeen>,
-}
-
-/// One command runs per process, so one slot is enough; it is taken when used.
-static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
-
-fn pending() -> std::sync::MutexGuard<'static, Option<Pending>> {
-    PENDING.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn contradiction(flag: &str, given: &str, what: &str, found: &str) -> CliError {
-    CliError::new(
-        format!("`{flag}` says `{given}` but the registry's {what} says `{found}`"),
-        format!("drop `{flag}` to use the registry's value, or check that `--from-registry` names the image this build pushed"),
-    )
+impl BaseImages for RegistryBases<'_> {
+    fn read(&self, base: &Repository, digest: &Digest) -> Result<ImageDetails, RegistryError> {
+        let source = RemoteRepository::new(&self.conn.client, base.clone());
+        let read = read_image(&source, &Reference::Digest(digest.clone()), self.platform);
+        end_progress();
+        read
+    }
 }
 
 fn fact_value(f: &Option<Fact>) -> Option<&str> {
     f.as_ref().map(|f| f.value.as_str())
 }
 
-/// Fills the `build record` flags that were not given from the image in the registry. Does
-/// nothing without `--from-registry`. Writes nothing: a base resolved here is recorded by
-/// [`after_build`] once the build is.
-pub fn fill_from_registry(mut args: BuildArgs, s: &Settings) -> Result<BuildArgs, CliError> {
+/// Fills the `build record` flags that were not given from the image in the registry
+/// (`lineage_core::detect::from_registry` decides; this reads the registry and the known
+/// bases). Without `--from-registry`, returns the flags as they are and `None`. Writes
+/// nothing: the base fact found is recorded with the build, in its transaction.
+pub fn fill_from_registry(
+    mut args: BuildArgs,
+    s: &Settings,
+) -> Result<(BuildArgs, Option<FromRegistry>), CliError> {
     let Some(raw) = args.registry.from_registry.clone() else {
-        return Ok(args);
+        return Ok((args, None));
     };
     let reference = parse_ref(&raw, "--from-registry")?;
     let platform = parse_platform(args.platform.as_deref())?;
@@ -415,139 +395,52 @@ pub fn fill_from_registry(mut args: BuildArgs, s: &Settings) -> Result<BuildArgs
             ));
         }
     }
+    let given_digest = args
+        .digest
+        .as_deref()
+        .map(|d| Digest::parse(d).map_err(|e| CliError::from(e.in_field("--digest"))))
+        .transpose()?;
+    let given = Given {
+        image: given_image,
+        digest: given_digest,
+        platform: args.platform.clone(),
+        repo: args.repo.clone(),
+        commit: args.commit.clone(),
+        finished_at: args.finished_at.clone(),
+        base: args.bases.last().cloned(),
+    };
 
     let conn = connect(s, &insecure, reference.repository.registry())?;
     let source = RemoteRepository::new(&conn.client, reference.repository.clone());
-    let details = read_image(&source, &Reference::of(&reference), &platform)
+    let image = read_image(&source, &Reference::of(&reference), &platform)
         .map_err(|e| registry_error(e, &conn.docker_config));
     end_progress();
-    let details = details?;
-    let digest = details.digest.clone();
-
-    // The digest: the registry's, which `--image` and `--digest` must agree with.
-    if let Some(d) = given_image.as_ref().and_then(|i| i.digest.as_ref()) {
-        if *d != digest {
-            return Err(contradiction(
-                "--image",
-                &d.to_string(),
-                "digest for the reference",
-                &digest.to_string(),
-            ));
-        }
-    }
-    if let Some(d) = &args.digest {
-        let parsed = Digest::parse(d).map_err(|e| CliError::from(e.in_field("--digest")))?;
-        if parsed != digest {
-            return Err(contradiction(
-                "--digest",
-                d,
-                "digest for the reference",
-                &digest.to_string(),
-            ));
-        }
-    }
-    let tag = reference
-        .tag
-        .clone()
-        .or_else(|| given_image.as_ref().and_then(|i| i.tag.clone()));
-    let image = ImageRef {
-        repository: reference.repository.clone(),
-        tag: tag.clone(),
-        digest: Some(digest.clone()),
-    };
-    args.image = Some(image.to_string());
-    if let Some(p) = &details.platform {
-        match &args.platform {
-            Some(given)
-                if Platform::parse(given).map(|g| g.to_string())
-                    != Platform::parse(p).map(|x| x.to_string()) =>
-            {
-                return Err(contradiction("--platform", given, "chosen platform", p));
-            }
-            Some(_) => {}
-            None => args.platform = Some(p.clone()),
-        }
-    }
-
-    // Source and revision: labels or annotations fill the flags; given flags must agree.
-    let facts = &details.facts;
-    if let Some(found) = fact_value(&facts.source) {
-        match &args.repo {
-            Some(given) => {
-                let same = match (SourceRepo::parse(given), SourceRepo::parse(found)) {
-                    (Ok(a), Ok(b)) => a == b,
-                    _ => given == found,
-                };
-                if !same {
-                    return Err(contradiction(
-                        "--repo",
-                        given,
-                        "`org.opencontainers.image.source`",
-                        found,
-                    ));
-                }
-            }
-            None => args.repo = Some(found.to_string()),
-        }
-    }
-    if let Some(found) = fact_value(&facts.revision) {
-        match &args.commit {
-            Some(given) => {
-                let same = match (CommitId::parse(given), CommitId::parse(found)) {
-                    (Ok(a), Ok(b)) => a == b,
-                    _ => given == found,
-                };
-                if !same {
-                    return Err(contradiction(
-                        "--commit",
-                        given,
-                        "`org.opencontainers.image.revision`",
-                        found,
-                    ));
-                }
-            }
-            None => args.commit = Some(found.to_string()),
-        }
-    }
-    if args.finished_at.is_none() {
-        // Only a fallback: an unreadable `created` is not worth failing a build record for.
-        if let Some(t) = fact_value(&facts.created).and_then(|c| Timestamp::parse(c).ok()) {
-            args.finished_at = Some(t.to_string());
-        }
-    }
-
-    // The base: by annotation, else by layer match against the bases the ledger knows.
+    let image = image?;
     let known = known_bases(s)?;
-    let (detection, base_fact, base_ref) = detect_base(&details, &known, &conn, &platform, s.now)?;
-    if let Some(found) = &base_ref {
-        match args.bases.last() {
-            Some(given) => {
-                let given_ref = parse_ref(given, "--base")?;
-                if detection.method == "annotation" {
-                    if let Some(d) = &given_ref.digest {
-                        if Some(d) != found.digest.as_ref() {
-                            return Err(contradiction(
-                                "--base",
-                                given,
-                                "`org.opencontainers.image.base.digest`",
-                                &found
-                                    .digest
-                                    .as_ref()
-                                    .map(|d| d.to_string())
-                                    .unwrap_or_default(),
-                            ));
-                        }
-                    }
-                }
-            }
-            None => args.bases.push(found.to_string()),
+    let bases = RegistryBases {
+        conn: &conn,
+        platform: &platform,
+    };
+    let found = detect::from_registry(&reference, &given, &image, &known, &bases, s.now)
+        .map_err(|c| CliError::new(c.to_string(), c.hint()))?;
+
+    let filled = &found.filled;
+    args.image = Some(filled.image.to_string());
+    let fill = |flag: &mut Option<String>, value: &Option<String>| {
+        if let Some(v) = value {
+            *flag = Some(v.clone());
         }
+    };
+    fill(&mut args.platform, &filled.platform);
+    fill(&mut args.repo, &filled.repo);
+    fill(&mut args.commit, &filled.commit);
+    if let Some(t) = filled.finished_at {
+        args.finished_at = Some(t.to_string());
     }
-    *pending() = Some(Pending {
-        detection: Some(detection),
-        base_fact: if args.print_detected { None } else { base_fact },
-    });
-    Ok(args)
+    if let Some(base) = &filled.base {
+        args.bases.push(base.to_string());
+    }
+    Ok((args, Some(found)))
 }
 
 /// The bases the ledger knows with their layers, oldest first. No ledger: none.
@@ -557,282 +450,7 @@ fn known_bases(s: &Settings) -> Result<Vec<BaseSeen>, CliError> {
         Err(StoreError::Missing(_)) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    Ok(store
-        .facts("base", None)?
-        .into_iter()
-        .filter_map(|e| match e.record {
-            Record::Base(b) => Some(b),
-            _ => None,
-        })
-        .collect())
-}
-
-type Detected = (BaseDetection, Option<BaseSeen>, Option<ImageRef>);
-
-/// The known base whose layers are the longest prefix of `layers`; among equals, the most
-/// recently recorded.
-fn best_layer_match<'a>(known: &'a [BaseSeen], layers: &[Digest]) -> Option<(usize, &'a BaseSeen)> {
-    let mut best: Option<(usize, &BaseSeen)> = None;
-    for b in known {
-        if let Some((k, _)) = layer_match(layers, &b.layers) {
-            if best.is_none_or(|(bk, _)| k >= bk) {
-                best = Some((k, b));
-            }
-        }
-    }
-    best
-}
-
-/// A known base as messages name it: `name:tag@digest`.
-fn shown(b: &BaseSeen) -> String {
-    ImageRef {
-        repository: b.name.clone(),
-        tag: b.tag.clone(),
-        digest: Some(b.digest.clone()),
-    }
-    .to_string()
-}
-
-fn detect_base(
-    details: &ImageDetails,
-    known: &[BaseSeen],
-    conn: &Connection,
-    platform: &Platform,
-    now: Timestamp,
-) -> Result<Detected, CliError> {
-    let n = details.layers.len();
-    let mut warning = None;
-    // A digest-only annotation (buildah writes one for `FROM ${BASE}` with a digest ARG) is
-    // named from the bases Lineage knows with that digest.
-    let mut digest_only = false;
-    let annotated = match (
-        fact_value(&details.facts.base_name),
-        fact_value(&details.facts.base_digest),
-    ) {
-        (None, Some(digest)) => match Digest::parse(digest) {
-            Ok(d) => {
-                let named: Vec<&BaseSeen> = known.iter().filter(|k| k.digest == d).collect();
-                let mut names: Vec<String> = named.iter().map(|k| shown(k)).collect();
-                names.sort();
-                names.dedup();
-                match named.iter().max_by_key(|k| k.seen_at) {
-                    Some(k) => {
-                        if names.len() > 1 {
-                            warning = Some(format!(
-                                "the base digest is known under {} names ({}); recorded the most recently seen, `{}`",
-                                names.len(),
-                                names.join(", "),
-                                shown(k)
-                            ));
-                        }
-                        digest_only = true;
-                        Some(ImageRef {
-                            repository: k.name.clone(),
-                            tag: k.tag.clone(),
-                            digest: Some(d),
-                        })
-                    }
-                    None => {
-                        warning = Some(format!(
-                            "the image names its base only by digest (`org.opencontainers.image.base.digest` = `{d}`), and no base Lineage knows has it; teach it with `lineage base add NAME:TAG`; fell back to layer match"
-                        ));
-                        None
-                    }
-                }
-            }
-            Err(_) => {
-                warning = Some(format!(
-                    "the base annotation `{}` is not a digest; fell back to layer match",
-                    lineage_model::inert(digest)
-                ));
-                None
-            }
-        },
-        (Some(name), Some(digest)) => match (ImageRef::parse(name), Digest::parse(digest)) {
-            (Ok(r), Ok(d)) if r.digest.as_ref().is_none_or(|x| *x == d) => Some(ImageRef {
-                digest: Some(d),
-                ..r
-            }),
-            _ => {
-                warning = Some(format!(
-                    "the base annotations `{name}` / `{digest}` do not form an image reference; fell back to layer match"
-                ));
-                None
-            }
-        },
-        _ => None,
-    };
-    if let Some(base) = annotated {
-        let digest = base.digest.clone().expect("set above");
-        // Read the base for its layers, so that later images copied without annotations
-        // are still matched to it. Failing to read it does not make the build wrong.
-        let base_source = RemoteRepository::new(&conn.client, base.repository.clone());
-        let read = read_image(&base_source, &Reference::Digest(digest.clone()), platform);
-        end_progress();
-        let (layers, created) = match read {
-            Ok(b) => (
-                b.layers,
-                fact_value(&b.facts.created).and_then(|c| Timestamp::parse(c).ok()),
-            ),
-            Err(e) => {
-                warning = Some(format!(
-                    "could not read the base's layers ({e}); later layer matches will not find it"
-                ));
-                (Vec::new(), None)
-            }
-        };
-        // The annotation is a claim and the layers are evidence: when the annotated base's
-        // layers are not under the image but a known base's are, the layers win, and the
-        // contradiction is said.
-        if !layers.is_empty() && layer_match(&details.layers, &layers).is_none() {
-            if let Some((k, b)) = best_layer_match(known, &details.layers) {
-                if b.digest != digest {
-                    let by_layers = ImageRef {
-                        repository: b.name.clone(),
-                        tag: b.tag.clone(),
-                        digest: Some(b.digest.clone()),
-                    };
-                    let detection = BaseDetection {
-                        method: "layer-match",
-                        summary: format!("layer match ({k} of {n} layers)"),
-                        base: Some(by_layers.to_string()),
-                        matched_layers: Some(k),
-                        image_layers: n,
-                        warning: Some(format!(
-                            "the image's annotations say its base is `{base}`, but its layers are those of `{by_layers}`; recorded the layer evidence"
-                        )),
-                    };
-                    return Ok((detection, None, Some(by_layers)));
-                }
-            }
-        }
-        let already = known.iter().any(|k| {
-            k.name == base.repository
-                && k.tag == base.tag
-                && k.digest == digest
-                && (k.layers == layers || layers.is_empty())
-        });
-        let fact = (!already).then(|| BaseSeen {
-            name: base.repository.clone(),
-            tag: base.tag.clone(),
-            digest: digest.clone(),
-            layers,
-            created,
-            seen_at: now,
-        });
-        let detection = BaseDetection {
-            method: "annotation",
-            summary: if digest_only {
-                "exact (digest annotation, named from a known base)".into()
-            } else {
-                "exact (annotation)".into()
-            },
-            base: Some(base.to_string()),
-            matched_layers: None,
-            image_layers: n,
-            warning,
-        };
-        return Ok((detection, fact, Some(base)));
-    }
-    let best = best_layer_match(known, &details.layers);
-    // A mirror and its origin share layers: an equal match under another name is said, not
-    // hidden.
-    if let Some((k, b)) = best {
-        let mut names: Vec<String> = known
-            .iter()
-            .filter(|o| layer_match(&details.layers, &o.layers).is_some_and(|(ok, _)| ok == k))
-            .map(shown)
-            .collect();
-        names.sort();
-        names.dedup();
-        if names.len() > 1 {
-            let note = format!(
-                "ambiguous layer match: the layers of {} known bases match equally ({}); recorded the most recently seen, `{}`",
-                names.len(),
-                names.join(", "),
-                shown(b)
-            );
-            warning = Some(match warning {
-                Some(w) => format!("{w}; {note}"),
-                None => note,
-            });
-        }
-    }
-    Ok(match best {
-        Some((k, b)) => {
-            let base = ImageRef {
-                repository: b.name.clone(),
-                tag: b.tag.clone(),
-                digest: Some(b.digest.clone()),
-            };
-            (
-                BaseDetection {
-                    method: "layer-match",
-                    summary: format!("layer match ({k} of {n} layers)"),
-                    base: Some(base.to_string()),
-                    matched_layers: Some(k),
-                    image_layers: n,
-                    warning,
-                },
-                None,
-                Some(base),
-            )
-        }
-        None => (
-            BaseDetection {
-                method: "unknown",
-                summary: "unknown".into(),
-                base: None,
-                matched_layers: None,
-                image_layers: n,
-                warning,
-            },
-            None,
-            None,
-        ),
-    })
-}
-
-/// Records the base resolved by `--from-registry`, once the build was recorded.
-pub fn after_build(outcome: Outcome, s: &Settings) -> Result<Outcome, CliError> {
-    let fact = pending().as_mut().and_then(|p| p.base_fact.take());
-    if let (Outcome::Ok, Some(fact)) = (&outcome, fact) {
-        let mut store = crate::commands::open_write(s, false)?;
-        store.record_facts(&[Record::Base(fact)], s.now, None)?;
-    }
-    Ok(outcome)
-}
-
-/// Called first by the renderers of build results. Under JSON, prints `value` with a
-/// `base_detection` field and returns true (the caller prints nothing more); for humans,
-/// prints the detection line and returns false. Without `--from-registry`, does nothing.
-pub fn render_note<T: Serialize>(format: Format, value: &T) -> bool {
-    let Some(detection) = pending().as_mut().and_then(|p| p.detection.take()) else {
-        return false;
-    };
-    match format {
-        Format::Json => {
-            let mut v = serde_json::to_value(value).expect("reports serialise");
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert(
-                    "base_detection".into(),
-                    serde_json::to_value(&detection).expect("serialises"),
-                );
-            }
-            println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
-            true
-        }
-        Format::Human => {
-            match &detection.base {
-                Some(base) => println!("base found by {}: {base}", detection.summary),
-                None => println!("base: unknown (no base annotations, and no known base matches the layers; `lineage base add REF` teaches one)"),
-            }
-            if let Some(w) = &detection.warning {
-                println!("  warning: {w}");
-            }
-            false
-        }
-    }
+    Ok(detect::known_bases(store.as_ref())?)
 }
 
 // ---------------------------------------------------------------------------------------

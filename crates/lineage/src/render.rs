@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use lineage_core::ci::Detected;
+use lineage_core::detect::BaseDetection;
 use lineage_core::query::{AffectedReport, Placement, RunningReport, TraceReport};
 use lineage_core::record::RecordReport;
 use lineage_core::services::{ImportReport, ServiceReport};
@@ -43,8 +44,45 @@ pub fn not_found(format: Format, message: &str) {
     }
 }
 
-pub fn record(format: Format, r: &RecordReport) {
-    if crate::registry::render_note(format, r) {
+/// With `--from-registry`, says first how the base was found. Under JSON, prints `value` with
+/// a `base_detection` field and returns true (the caller prints nothing more); for humans,
+/// prints the detection line and returns false. Without a detection, does nothing.
+fn base_detection<T: Serialize>(
+    format: Format,
+    value: &T,
+    detection: Option<&BaseDetection>,
+) -> bool {
+    let Some(detection) = detection else {
+        return false;
+    };
+    match format {
+        Format::Json => {
+            let mut v = serde_json::to_value(value).expect("reports serialise");
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert(
+                    "base_detection".into(),
+                    serde_json::to_value(detection).expect("serialises"),
+                );
+            }
+            json(&v);
+            true
+        }
+        Format::Human => {
+            match &detection.base {
+                Some(base) => println!("base found by {}: {base}", detection.summary),
+                None => println!("base: unknown (no base annotations, and no known base matches the layers; `lineage base add REF` teaches one)"),
+            }
+            if let Some(w) = &detection.warning {
+                println!("  warning: {w}");
+            }
+            false
+        }
+    }
+}
+
+/// A recorded build or deploy; a build from `--from-registry` says how its base was found.
+pub fn record(format: Format, r: &RecordReport, detection: Option<&BaseDetection>) {
+    if base_detection(format, r, detection) {
         return;
     }
     match format {
@@ -175,9 +213,14 @@ pub fn import(format: Format, r: &ImportReport) {
     }
 }
 
-pub fn detected(format: Format, build: &BuildRecord, ci: Option<&Detected>) {
+pub fn detected(
+    format: Format,
+    build: &BuildRecord,
+    ci: Option<&Detected>,
+    detection: Option<&BaseDetection>,
+) {
     let whole = serde_json::json!({"schema": 1, "ci": ci, "build": build});
-    if crate::registry::render_note(format, &whole) {
+    if base_detection(format, &whole, detection) {
         return;
     }
     match format {

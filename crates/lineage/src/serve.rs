@@ -602,7 +602,7 @@ pub fn remote(command: Command, s: &Settings) -> Result<Result<Outcome, Command>
                     }
                 }
             };
-            Ok(Ok(crate::gates::show_build(&gate, decision, s)?))
+            Ok(Ok(crate::gates::show_build(&gate, decision, None, s)?))
         }
         Command::Deploy(DeployCmd::Record {
             image,
