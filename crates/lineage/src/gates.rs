@@ -595,7 +595,10 @@ pub fn record_deploy(
     s: &Settings,
 ) -> Result<Outcome, CliError> {
     let mut store = crate::commands::open_write(s, false)?;
-    let decision = gate::record_deploy(store.as_mut(), &setup.gate, input, None, s.now)?;
+    // The ledger entry's author is the deployer, as a build's is its actor and a server
+    // write's is the token's identity: no entry is anonymous.
+    let author = input.by.clone();
+    let decision = gate::record_deploy(store.as_mut(), &setup.gate, input, Some(&author), s.now)?;
     show_deploy(setup, decision, s)
 }
 

@@ -598,7 +598,9 @@ fn verify_notation(
         repository,
         digest: &digest,
     };
-    let now = time::OffsetDateTime::now_utc();
+    // The settings' clock (`LINEAGE_NOW` when pinned), like every other judgement in time.
+    let now = time::OffsetDateTime::from_unix_timestamp(s.now.unix())
+        .expect("a checked timestamp is in range");
     let refused = |e: NotationError| match e {
         NotationError::NoPolicy(_) => CliError::new(
             format!("`{target}`: {e}"),

@@ -157,6 +157,31 @@ fn scenario() -> Ledger {
     l
 }
 
+/// Every entry the CLI writes names who wrote it: a deploy's is its deployer (it was recorded
+/// anonymously before), a build's the actor.
+#[test]
+fn every_ledger_entry_names_its_author() {
+    let l = scenario();
+    let store = lineage_store::open_read(&lineage_store::StoreLocation::Sqlite(l.store())).unwrap();
+    let size = store.log_head().unwrap().size;
+    let entries = store.entries(0, size).unwrap();
+    assert!(!entries.is_empty());
+    for e in &entries {
+        assert!(
+            e.recorded_by.is_some(),
+            "entry {} has no author: {:?}",
+            e.index,
+            e.record
+        );
+        if let lineage_model::Record::Deploy(_) = &e.record {
+            assert_eq!(
+                e.recorded_by.as_ref().unwrap().to_string(),
+                "jonas@acme.dev"
+            );
+        }
+    }
+}
+
 #[test]
 fn queries_human_and_json() {
     let l = scenario();

@@ -398,7 +398,16 @@ fn notation_layout(dir: &Path, envelope: &[u8]) -> PathBuf {
 }
 
 fn notation_verify(target: &Path, policy: &Path) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lineage"))
+    notation_verify_at(target, policy, None)
+}
+
+/// `notation_verify` with the clock pinned by `LINEAGE_NOW` when `now` is given.
+fn notation_verify_at(target: &Path, policy: &Path, now: Option<&str>) -> (i32, Value, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lineage"));
+    if let Some(now) = now {
+        cmd.env("LINEAGE_NOW", now);
+    }
+    let out = cmd
         .args(["--format", "json", "verify"])
         .arg(target)
         .arg("--trust-policy")
@@ -454,6 +463,10 @@ fn notation_signatures_verify_from_a_layout_and_an_envelope_by_level() {
     let (code, v, _) = notation_verify(&expired, &audit);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["logged"][0]["code"], "signature-expired", "{v}");
+    // Expiry is judged at the settings' clock, as every other time: pinned to the day before
+    // the envelope's `io.cncf.notary.expiry` (2022-07-29T23:59:00Z), it has not expired yet.
+    let (code, v, err) = notation_verify_at(&expired, &strict, Some("2022-07-29T00:00:00Z"));
+    assert_eq!(code, 0, "{v}\n{err}");
 
     let invalid = lineage_testkit::fixture("notation/notation-go.ca_invalid_sig_env.jws.json");
     let (code, v, _) = notation_verify(&invalid, &audit);
