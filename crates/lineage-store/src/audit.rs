@@ -41,9 +41,14 @@ pub(crate) struct TableDigest {
     sum: [u64; 4],
 }
 
-impl TableDigest {
-    /// Adds one row, its values in column order.
-    pub(crate) fn add(&mut self, key: &AuditKey, values: &[Value<'_>]) {
+/// The MAC of one row under an audit's key, to be added to its table's digest (it may be
+/// computed on another thread than the one that adds it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowMac([u64; 4]);
+
+impl RowMac {
+    /// The MAC of one row, its values in column order.
+    pub(crate) fn of(key: &AuditKey, values: &[Value<'_>]) -> RowMac {
         let mut ctx = hmac::Context::with_key(&key.0);
         // A length-prefixed, typed encoding: distinct rows never encode alike.
         ctx.update(&(values.len() as u64).to_le_bytes());
@@ -67,9 +72,22 @@ impl TableDigest {
         }
         let tag = ctx.sign();
         let bytes = tag.as_ref();
+        RowMac(std::array::from_fn(|i| {
+            u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        }))
+    }
+}
+
+impl TableDigest {
+    /// Adds one row, its values in column order.
+    pub(crate) fn add(&mut self, key: &AuditKey, values: &[Value<'_>]) {
+        self.add_mac(RowMac::of(key, values));
+    }
+
+    /// Adds one row by its MAC.
+    pub(crate) fn add_mac(&mut self, mac: RowMac) {
         let mut carry = 0u64;
-        for (i, limb) in self.sum.iter_mut().enumerate() {
-            let word = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        for (limb, word) in self.sum.iter_mut().zip(mac.0) {
             let (s1, c1) = limb.overflowing_add(word);
             let (s2, c2) = s1.overflowing_add(carry);
             *limb = s2;

@@ -47,7 +47,7 @@ pub fn projection_tables() -> impl Iterator<Item = &'static str> {
 #[doc(hidden)]
 pub use rusqlite::Connection as RawConnection;
 #[doc(hidden)]
-pub use sqlite::raw_connection;
+pub use sqlite::{audit_first_pass_agrees, raw_connection};
 
 /// The SQLite schema version this build of Lineage writes. A store with a newer version is
 /// refused. PostgreSQL numbers its migrations separately ([`PG_SCHEMA_VERSION`]).

@@ -1658,6 +1658,21 @@ fn every_backend_projects_the_same_rows() {
     }
 }
 
+#[test]
+fn the_audit_digests_append_only_tables_without_writing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut store = lineage_store::open(&StoreLocation::Sqlite(path.clone()), true).unwrap();
+    record_everything(store.as_mut());
+    drop(store);
+    // The rows the replay gives for `deploys`, `facts`, … digest as the written tables would.
+    assert!(lineage_store::audit_first_pass_agrees(&path).unwrap());
+    rusqlite_open(&path)
+        .execute_batch("UPDATE facts SET key = key || 'x' WHERE rowid = 1")
+        .unwrap();
+    assert!(!lineage_store::audit_first_pass_agrees(&path).unwrap());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Copying a ledger between backends (`lineage store migrate`).
 // ---------------------------------------------------------------------------------------------
