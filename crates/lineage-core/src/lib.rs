@@ -5,6 +5,7 @@
 //! Nothing here prints, reads the environment or the clock.
 
 pub mod admission;
+pub mod attest_registry;
 pub mod builder_output;
 pub mod ci;
 mod config;

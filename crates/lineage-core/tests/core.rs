@@ -1112,3 +1112,193 @@ fn a_base_seen_in_the_registry_is_recorded_with_the_build_or_not_at_all() {
     assert_eq!(written[0].index, index + 3);
     assert_eq!(written[0].record, Record::Base(seen));
 }
+
+/// `attest push` and `attest pull --record`: what is pushed is every stored attestation of
+/// the digest, oldest first, as annotated artifacts; nothing stored asks the registry nothing.
+#[test]
+fn attest_push_attaches_every_stored_attestation_and_nothing_when_none_is_stored() {
+    use lineage_core::attest_registry::{self, Attach, PushError};
+    use lineage_registry::{Artifact, Attached, Descriptor, ReferrersVia};
+    use std::cell::RefCell;
+
+    /// A registry that answers `fails_at` (counting from 0) with an error, the others with
+    /// the tag-schema fallback.
+    struct Registry {
+        attached: RefCell<Vec<Artifact>>,
+        fails_at: Option<usize>,
+    }
+    impl Attach for Registry {
+        fn attach(&self, artifact: &Artifact) -> Result<Attached, lineage_registry::Error> {
+            let n = self.attached.borrow().len();
+            if self.fails_at == Some(n) {
+                return Err(lineage_registry::Error::MalformedAttestation {
+                    reason: "refused".into(),
+                });
+            }
+            self.attached.borrow_mut().push(artifact.clone());
+            Ok(Attached {
+                subject: Descriptor {
+                    media_type: lineage_registry::media::OCI_MANIFEST.into(),
+                    digest: digest("a"),
+                    size: 1,
+                    artifact_type: None,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                },
+                manifest: digest(&(n + 1).to_string()),
+                via: ReferrersVia::TagSchema,
+                fallback_tag: Some(Tag::parse("sha256-aaaa").unwrap()),
+            })
+        }
+    }
+    let registry = |fails_at| Registry {
+        attached: RefCell::new(Vec::new()),
+        fails_at,
+    };
+
+    let mut w = World::new();
+    let none = registry(None);
+    let pushed = attest_registry::push(w.store.as_ref(), &digest("a"), &none).unwrap();
+    assert!(pushed.is_empty());
+    assert!(
+        none.attached.borrow().is_empty(),
+        "the registry is not asked"
+    );
+
+    let att = |predicate: &str, envelope: &str, day: i64| lineage_model::Attestation {
+        digest: digest("a"),
+        predicate_type: predicate.into(),
+        envelope: envelope.into(),
+        at: Timestamp::from_unix(Timestamp::parse(START).unwrap().unix() + day * 86_400),
+    };
+    let first = att("https://slsa.dev/provenance/v1", "{\"one\":1}", 0);
+    let second = att("https://example.com/other", "{\"two\":2}", 1);
+    let now = w.now;
+    let other = lineage_model::Attestation {
+        digest: digest("b"),
+        ..first.clone()
+    };
+    let entries = w
+        .s()
+        .record_facts(
+            &[
+                Record::Attestation(first),
+                Record::Attestation(other),
+                Record::Attestation(second),
+            ],
+            now,
+            None,
+        )
+        .unwrap();
+
+    let ok = registry(None);
+    let pushed = attest_registry::push(w.store.as_ref(), &digest("a"), &ok).unwrap();
+    let shown: Vec<String> = pushed
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} entry {} {:?} {}",
+                p.manifest,
+                p.predicate_type,
+                p.ledger_entry,
+                p.via,
+                p.fallback_tag.as_deref().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            format!(
+                "{} https://slsa.dev/provenance/v1 entry {} TagSchema sha256-aaaa",
+                digest("1"),
+                entries[0]
+            ),
+            format!(
+                "{} https://example.com/other entry {} TagSchema sha256-aaaa",
+                digest("2"),
+                entries[2]
+            ),
+        ]
+    );
+    let attached = ok.attached.borrow();
+    assert_eq!(attached[0].payload, b"{\"one\":1}");
+    assert_eq!(
+        attached[0].artifact_type,
+        lineage_registry::LINEAGE_PROVENANCE_ARTIFACT_TYPE
+    );
+    assert_eq!(
+        attached[1].annotations,
+        BTreeMap::from([
+            (
+                "in-toto.io/predicate-type".to_string(),
+                "https://example.com/other".to_string()
+            ),
+            (
+                "org.opencontainers.image.created".to_string(),
+                "2026-11-02T00:00:00Z".to_string()
+            ),
+        ])
+    );
+
+    // The registry refusing the second stops there; the first stays attached.
+    let refusing = registry(Some(1));
+    let err = attest_registry::push(w.store.as_ref(), &digest("a"), &refusing).unwrap_err();
+    assert!(matches!(err, PushError::Registry(_)), "{err:?}");
+    assert_eq!(refusing.attached.borrow().len(), 1);
+}
+
+/// `attest pull --record`: what the ledger lacks is written in one transaction; an envelope
+/// already stored for the digest is unchanged, and nothing new writes nothing.
+#[test]
+fn attest_pull_records_only_what_the_ledger_lacks() {
+    use lineage_core::attest_registry;
+
+    let mut w = World::new();
+    let now = w.now;
+    let att = |digest: Digest, envelope: &str| lineage_model::Attestation {
+        digest,
+        predicate_type: "https://slsa.dev/provenance/v1".into(),
+        envelope: envelope.into(),
+        at: now,
+    };
+    let by = id("ops");
+    let first =
+        attest_registry::record(w.s(), vec![att(digest("a"), "{\"one\":1}")], now, Some(&by))
+            .unwrap();
+    assert_eq!(first.recorded, [0]);
+    assert_eq!(first.unchanged, 0);
+
+    // The same envelope again is unchanged; a new one, and the same envelope for another
+    // digest, are recorded together.
+    let second = attest_registry::record(
+        w.s(),
+        vec![
+            att(digest("a"), "{\"one\":1}"),
+            att(digest("a"), "{\"two\":2}"),
+            att(digest("b"), "{\"one\":1}"),
+        ],
+        now,
+        Some(&by),
+    )
+    .unwrap();
+    assert_eq!(second.recorded, [1, 2]);
+    assert_eq!(second.unchanged, 1);
+    let stored = w
+        .store
+        .facts("attestation", Some(&digest("a").to_string()))
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        stored[1].record,
+        Record::Attestation(att(digest("a"), "{\"two\":2}"))
+    );
+
+    // Nothing new: nothing written.
+    let size = w.store.log_head().unwrap().size;
+    let third =
+        attest_registry::record(w.s(), vec![att(digest("b"), "{\"one\":1}")], now, None).unwrap();
+    assert!(third.recorded.is_empty());
+    assert_eq!(third.unchanged, 1);
+    assert_eq!(w.store.log_head().unwrap().size, size);
+}

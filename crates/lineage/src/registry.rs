@@ -15,21 +15,26 @@
 //! answer is returned to `build record`, which renders how the base was found and records a
 //! newly seen base as a `base` fact in the build's own transaction, so a refused build
 //! writes nothing.
+//!
+//! `attest push` and `attest pull` are adapters the same way: this module resolves the image,
+//! attaches through the `Attach` port and pulls the attached artifacts; which stored
+//! attestations are pushed, how a pulled one is judged and what `--record` writes are decided
+//! by `lineage_core::attest_registry`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use lineage_core::attest_registry::{self, Attach, PushError, Recorded};
 use lineage_core::detect::{self, BaseImages, FromRegistry, Given};
-use lineage_model::{Attestation, BaseSeen, Digest, ImageRef, Record, Repository, Tag, Timestamp};
+use lineage_model::{BaseSeen, Digest, ImageRef, Record, Repository, Tag, Timestamp};
 use lineage_registry::{
-    attach, decode_dsse_payload, decode_statement, inspect as inspect_source, pull_attached,
-    read_image, Artifact, Client, ClientConfig, DockerConfig, Error as RegistryError, Fact,
-    ImageDetails, Inspection, OciLayout, Platform, Progress, ProgressFn, Reference, ReferrersVia,
-    RemoteRepository, Statement, LINEAGE_PROVENANCE_ARTIFACT_TYPE,
+    attach, inspect as inspect_source, pull_attached, read_image, Artifact, Attached, Client,
+    ClientConfig, DockerConfig, Error as RegistryError, Fact, ImageDetails, Inspection, OciLayout,
+    Platform, Progress, ProgressFn, Reference, ReferrersVia, RemoteRepository, Statement,
+    LINEAGE_PROVENANCE_ARTIFACT_TYPE,
 };
 use lineage_store::StoreError;
 use serde::Serialize;
@@ -732,30 +737,19 @@ fn layer_text(out: &mut String, media_type: &str, statement: Option<&Statement>)
 // ---------------------------------------------------------------------------------------
 // attest push | pull
 
-/// The annotation carrying an attachment's predicate type, as BuildKit puts it on layers.
-const PREDICATE_TYPE_ANNOTATION: &str = "in-toto.io/predicate-type";
-
-#[derive(Serialize)]
-struct PushedReport {
-    manifest: String,
-    predicate_type: String,
-    ledger_entry: u64,
-    via: ReferrersVia,
-    fallback_tag: Option<String>,
+/// The image's registry, for `lineage_core::attest_registry::push`: attaches to the image
+/// pinned by its digest, so that a tag moved meanwhile cannot redirect the attachment.
+struct RegistryReferrers<'a> {
+    conn: &'a Connection,
+    pinned: &'a ImageRef,
 }
 
-#[derive(Serialize)]
-struct PulledReport {
-    manifest: String,
-    via: ReferrersVia,
-    payload_media_type: String,
-    predicate_type: Option<String>,
-    /// Whether the statement's subjects include the image digest.
-    names_image: bool,
-    /// The DSSE envelope as attached.
-    envelope: serde_json::Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    problem: Option<String>,
+impl Attach for RegistryReferrers<'_> {
+    fn attach(&self, artifact: &Artifact) -> Result<Attached, RegistryError> {
+        let done = attach(&self.conn.client, self.pinned, artifact);
+        end_progress();
+        done
+    }
 }
 
 pub fn attest(cmd: AttestCmd, s: &Settings) -> Result<Outcome, CliError> {
@@ -782,15 +776,17 @@ fn push(reference: &str, registry: &RegistryOpts, s: &Settings) -> Result<Outcom
         .client
         .resolve(&reference)
         .map_err(|e| registry_error(e, &conn.docker_config))?;
-    let atts: Vec<(u64, Attestation)> = store
-        .facts("attestation", Some(&subject.digest.to_string()))?
-        .into_iter()
-        .filter_map(|e| match e.record {
-            Record::Attestation(a) => Some((e.index, a)),
-            _ => None,
-        })
-        .collect();
-    if atts.is_empty() {
+    let pinned = reference.with_digest(subject.digest.clone());
+    let port = RegistryReferrers {
+        conn: &conn,
+        pinned: &pinned,
+    };
+    let pushed =
+        attest_registry::push(store.as_ref(), &subject.digest, &port).map_err(|e| match e {
+            PushError::Ledger(e) => CliError::from(e),
+            PushError::Registry(e) => registry_error(e, &conn.docker_config),
+        })?;
+    if pushed.is_empty() {
         let message = format!(
             "the ledger holds no attestation for `{}` ({})",
             subject.digest, reference
@@ -809,32 +805,6 @@ fn push(reference: &str, registry: &RegistryOpts, s: &Settings) -> Result<Outcom
             }
         }
         return Ok(Outcome::NotFound);
-    }
-    // Pin the subject so that a tag moved meanwhile cannot redirect the attachment.
-    let pinned = reference.with_digest(subject.digest.clone());
-    let mut pushed = Vec::new();
-    for (index, att) in &atts {
-        let mut artifact = Artifact::lineage_provenance(att.envelope.clone().into_bytes());
-        artifact.annotations = BTreeMap::from([
-            (
-                "org.opencontainers.image.created".to_string(),
-                att.at.to_string(),
-            ),
-            (
-                PREDICATE_TYPE_ANNOTATION.to_string(),
-                att.predicate_type.clone(),
-            ),
-        ]);
-        let done = attach(&conn.client, &pinned, &artifact);
-        end_progress();
-        let done = done.map_err(|e| registry_error(e, &conn.docker_config))?;
-        pushed.push(PushedReport {
-            manifest: done.manifest.to_string(),
-            predicate_type: att.predicate_type.clone(),
-            ledger_entry: *index,
-            via: done.via,
-            fallback_tag: done.fallback_tag.map(|t| t.to_string()),
-        });
     }
     match s.format {
         Format::Json => crate::render::json(&serde_json::json!({
@@ -869,14 +839,6 @@ fn push(reference: &str, registry: &RegistryOpts, s: &Settings) -> Result<Outcom
     Ok(Outcome::Ok)
 }
 
-fn names_digest(statement: &Statement, digest: &Digest) -> bool {
-    statement.subjects.iter().any(|m| {
-        m.digest
-            .get(digest.algorithm().as_str())
-            .is_some_and(|hex| hex.eq_ignore_ascii_case(digest.hex()))
-    })
-}
-
 fn pull(
     reference: &str,
     record: bool,
@@ -896,77 +858,15 @@ fn pull(
     let pulled = pull_attached(&conn.client, &pinned, LINEAGE_PROVENANCE_ARTIFACT_TYPE);
     end_progress();
     let pulled = pulled.map_err(|e| registry_error(e, &conn.docker_config))?;
+    let reports = attest_registry::judge(&subject.digest, &pulled, s.now);
 
-    let mut reports = Vec::new();
-    let mut to_record = Vec::new();
-    for a in &pulled {
-        let envelope =
-            serde_json::from_slice::<serde_json::Value>(&a.payload).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(&a.payload).into_owned())
-            });
-        let decoded =
-            decode_dsse_payload(&a.payload).and_then(|(_, bytes)| decode_statement(&bytes));
-        let (predicate_type, names_image, problem) = match &decoded {
-            Ok(st) => {
-                let names = names_digest(st, &subject.digest);
-                let problem = (!names).then(|| {
-                    format!(
-                        "the statement does not name `{}` as a subject",
-                        subject.digest
-                    )
-                });
-                (Some(st.predicate_type.clone()), names, problem)
-            }
-            Err(e) => (None, false, Some(e.to_string())),
-        };
-        if record {
-            if let Some(problem) = &problem {
-                return Err(CliError::new(
-                    format!("attachment {} cannot be recorded: {problem}", a.manifest),
-                    "pull without `--record` to look at it; nothing was recorded",
-                ));
-            }
-            to_record.push(Attestation {
-                digest: subject.digest.clone(),
-                predicate_type: predicate_type.clone().unwrap_or_default(),
-                envelope: String::from_utf8_lossy(&a.payload).into_owned(),
-                at: s.now,
-            });
-        }
-        reports.push(PulledReport {
-            manifest: a.manifest.to_string(),
-            via: a.via,
-            payload_media_type: a.payload_media_type.clone(),
-            predicate_type,
-            names_image,
-            envelope,
-            problem,
-        });
-    }
-
-    let mut recorded: Vec<u64> = Vec::new();
-    let mut unchanged = 0usize;
-    if record && !to_record.is_empty() {
-        let mut store = crate::commands::open_write(s, true)?;
-        let existing: Vec<String> = store
-            .facts("attestation", Some(&subject.digest.to_string()))?
-            .into_iter()
-            .filter_map(|e| match e.record {
-                Record::Attestation(a) => Some(a.envelope),
-                _ => None,
-            })
-            .collect();
-        let fresh: Vec<Record> = to_record
-            .into_iter()
-            .filter(|a| {
-                let known = existing.contains(&a.envelope);
-                unchanged += usize::from(known);
-                !known
-            })
-            .map(Record::Attestation)
-            .collect();
-        if !fresh.is_empty() {
-            recorded = store.record_facts(&fresh, s.now, by.as_ref())?;
+    let mut recorded = Recorded::default();
+    if record {
+        let to_record = attest_registry::to_record(&reports)
+            .map_err(|u| CliError::new(u.to_string(), u.hint()))?;
+        if !to_record.is_empty() {
+            let mut store = crate::commands::open_write(s, true)?;
+            recorded = attest_registry::record(&mut *store, to_record, s.now, by.as_ref())?;
         }
     }
 
@@ -980,8 +880,8 @@ fn pull(
                 "attestations": reports,
             });
             if record {
-                body["recorded"] = serde_json::json!(recorded);
-                body["unchanged"] = serde_json::json!(unchanged);
+                body["recorded"] = serde_json::json!(recorded.recorded);
+                body["unchanged"] = serde_json::json!(recorded.unchanged);
             }
             crate::render::json(&body);
         }
@@ -1010,8 +910,8 @@ fn pull(
             if record {
                 println!(
                     "recorded {} attestation(s), {} already in the ledger",
-                    recorded.len(),
-                    unchanged
+                    recorded.recorded.len(),
+                    recorded.unchanged
                 );
             }
         }
