@@ -165,6 +165,57 @@ fn fact_value(f: &Option<Fact>) -> Option<&str> {
     f.as_ref().map(|f| f.value.as_str())
 }
 
+/// The base `image` (read from the registry under `name[:tag]`) as a fact seen at `now`.
+pub fn base_seen(reference: &ImageRef, image: &ImageDetails, now: Timestamp) -> BaseSeen {
+    BaseSeen {
+        name: reference.repository.clone(),
+        tag: reference.tag.clone(),
+        digest: image.digest.clone(),
+        layers: image.layers.clone(),
+        created: fact_value(&image.facts.created).and_then(|c| Timestamp::parse(c).ok()),
+        seen_at: now,
+    }
+}
+
+/// Whether `known` already records `seen`: the same name, tag and digest, and the same
+/// layers (a fact whose layers could not be read adds nothing to one that has them). The one
+/// rule for `base add` and for a base found by `--from-registry`.
+pub fn already_known(known: &BaseSeen, seen: &BaseSeen) -> bool {
+    known.name == seen.name
+        && known.tag == seen.tag
+        && known.digest == seen.digest
+        && (known.layers == seen.layers || seen.layers.is_empty())
+}
+
+/// What `lineage base add` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaseAdded {
+    /// Written at this ledger entry.
+    Recorded(u64),
+    /// The ledger already held it, at this entry; nothing was written.
+    Unchanged(u64),
+}
+
+/// `lineage base add`: records the base the registry showed, unless the ledger already
+/// holds it.
+pub fn add_base(
+    store: &mut dyn Store,
+    seen: &BaseSeen,
+    by: &lineage_model::Identity,
+    now: Timestamp,
+) -> Result<BaseAdded, crate::Error> {
+    let existing = store
+        .facts("base", Some(&seen.name.to_string()))?
+        .into_iter()
+        .find(|e| matches!(&e.record, Record::Base(b) if already_known(b, seen)));
+    if let Some(e) = existing {
+        return Ok(BaseAdded::Unchanged(e.index));
+    }
+    let index = store.record_facts(&[Record::Base(seen.clone())], now, Some(by))?[0];
+    Ok(BaseAdded::Recorded(index))
+}
+
 /// Fills and checks the build flags from what the registry says about the image `reference`
 /// named (`image`), and finds its base among `known` (oldest first). `Err` when a given flag
 /// contradicts the registry.
@@ -477,20 +528,15 @@ fn detect_base(
                 }
             }
         }
-        let already = known.iter().any(|k| {
-            k.name == base.repository
-                && k.tag == base.tag
-                && k.digest == digest
-                && (k.layers == layers || layers.is_empty())
-        });
-        let fact = (!already).then(|| BaseSeen {
+        let seen = BaseSeen {
             name: base.repository.clone(),
             tag: base.tag.clone(),
             digest: digest.clone(),
             layers,
             created,
             seen_at: now,
-        });
+        };
+        let fact = (!known.iter().any(|k| already_known(k, &seen))).then_some(seen);
         let detection = BaseDetection {
             method: Method::Annotation,
             summary: if digest_only {

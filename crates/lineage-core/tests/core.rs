@@ -1045,6 +1045,49 @@ fn core_renders_nothing() {
     );
 }
 
+/// `base add`: a base is written once; the same name, tag, digest and layers again write
+/// nothing; new layers for the same digest are a new fact. The rule is the one
+/// `--from-registry` uses (`detect::already_known`).
+#[test]
+fn base_add_writes_a_base_once() {
+    use lineage_core::detect::{add_base, BaseAdded};
+    let mut w = World::new();
+    let now = w.now;
+    let seen = lineage_model::BaseSeen {
+        name: Repository::parse("python").unwrap(),
+        tag: Some(Tag::parse("3.12-slim").unwrap()),
+        digest: digest("b"),
+        layers: vec![digest("1"), digest("2")],
+        created: None,
+        seen_at: now,
+    };
+    let first = add_base(w.s(), &seen, &id("maya"), now).unwrap();
+    let BaseAdded::Recorded(index) = first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(
+        add_base(w.s(), &seen, &id("maya"), now).unwrap(),
+        BaseAdded::Unchanged(index)
+    );
+    let unread = lineage_model::BaseSeen {
+        layers: Vec::new(),
+        ..seen.clone()
+    };
+    assert_eq!(
+        add_base(w.s(), &unread, &id("maya"), now).unwrap(),
+        BaseAdded::Unchanged(index),
+        "a fact without layers adds nothing to one with them"
+    );
+    let relayered = lineage_model::BaseSeen {
+        layers: vec![digest("3")],
+        ..seen
+    };
+    assert!(matches!(
+        add_base(w.s(), &relayered, &id("maya"), now).unwrap(),
+        BaseAdded::Recorded(i) if i > index
+    ));
+}
+
 /// `build record --from-registry`: a base newly seen in the registry is written with the
 /// build, in the gate's one transaction (build, gate result, base); a refused build writes
 /// neither.

@@ -29,10 +29,10 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use lineage_core::attest_registry::{self, Attach, PushError, Recorded};
 use lineage_core::detect::{self, BaseImages, FromRegistry, Given};
-use lineage_model::{BaseSeen, Digest, ImageRef, Record, Repository, Tag, Timestamp};
+use lineage_model::{BaseSeen, Digest, ImageRef, Repository, Tag};
 use lineage_registry::{
     attach, inspect as inspect_source, pull_attached, read_image, Artifact, Attached, Client,
-    ClientConfig, DockerConfig, Error as RegistryError, Fact, ImageDetails, Inspection, OciLayout,
+    ClientConfig, DockerConfig, Error as RegistryError, ImageDetails, Inspection, OciLayout,
     Platform, Progress, ProgressFn, Reference, ReferrersVia, RemoteRepository, Statement,
     LINEAGE_PROVENANCE_ARTIFACT_TYPE,
 };
@@ -366,10 +366,6 @@ impl BaseImages for RegistryBases<'_> {
     }
 }
 
-fn fact_value(f: &Option<Fact>) -> Option<&str> {
-    f.as_ref().map(|f| f.value.as_str())
-}
-
 /// Fills the `build record` flags that were not given from the image in the registry
 /// (`lineage_core::detect::from_registry` decides; this reads the registry and the known
 /// bases). Without `--from-registry`, returns the flags as they are and `None`. Writes
@@ -494,33 +490,11 @@ pub fn base(cmd: BaseCmd, s: &Settings) -> Result<Outcome, CliError> {
         .map_err(|e| registry_error(e, &conn.docker_config));
     end_progress();
     let details = details?;
-    let fact = BaseSeen {
-        name: reference.repository.clone(),
-        tag: reference.tag.clone(),
-        digest: details.digest.clone(),
-        layers: details.layers.clone(),
-        created: fact_value(&details.facts.created).and_then(|c| Timestamp::parse(c).ok()),
-        seen_at: s.now,
-    };
+    let fact = detect::base_seen(&reference, &details, s.now);
     let mut store = crate::commands::open_write(s, true)?;
-    let same = store
-        .facts("base", Some(&fact.name.to_string()))?
-        .into_iter()
-        .find(|e| match &e.record {
-            Record::Base(b) => {
-                b.tag == fact.tag && b.digest == fact.digest && b.layers == fact.layers
-            }
-            _ => false,
-        });
-    let (outcome, index) = match same {
-        Some(e) => ("unchanged", Some(e.index)),
-        None => (
-            "recorded",
-            store
-                .record_facts(&[Record::Base(fact.clone())], s.now, Some(&by))?
-                .first()
-                .copied(),
-        ),
+    let (outcome, index) = match detect::add_base(store.as_mut(), &fact, &by, s.now)? {
+        detect::BaseAdded::Recorded(i) => ("recorded", Some(i)),
+        detect::BaseAdded::Unchanged(i) => ("unchanged", Some(i)),
     };
     let report = BaseReport {
         schema: 1,
