@@ -195,6 +195,112 @@ pub fn parse_digest_file(text: &str, file: &str) -> Result<Digest, Error> {
     })
 }
 
+/// The `build record`/`build check` flags a builder's file fills or checks, as the user typed
+/// them (`--image`, `--digest`, `--base`, `--repo`, `--commit`, `--started-at`,
+/// `--finished-at`).
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    pub image: Option<String>,
+    pub digest: Option<String>,
+    /// Whether any `--base` was given.
+    pub bases: bool,
+    pub repo: Option<String>,
+    pub commit: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// The values for the flags that were not given (`None`: given, or the file says nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// `--image`: the first name the build pushed.
+    pub image: Option<String>,
+    /// `--digest`, unless `--image` already pins it.
+    pub digest: Option<Digest>,
+    /// A `--base`: the provenance's one image.
+    pub base: Option<String>,
+    pub repo: Option<String>,
+    pub commit: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The provenance's images when it names several: it lists materials, not which `FROM`
+    /// is the final stage, so none is filled and the caller says so.
+    pub unplaced_bases: Vec<String>,
+}
+
+/// A given flag says one thing and the builder's file another: nothing is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{flag}` says `{given}` but `{file_flag}` says `{found}`")]
+pub struct Contradiction {
+    /// `--image` or `--digest`.
+    pub flag: &'static str,
+    pub given: String,
+    /// `--buildx-metadata` or `--digest-file`.
+    pub file_flag: &'static str,
+    pub found: String,
+}
+
+impl Contradiction {
+    pub fn hint(&self) -> String {
+        format!(
+            "drop `{}`: the builder's file says what was built",
+            self.flag
+        )
+    }
+}
+
+/// Fills and checks the build flags from what a builder's file (`file_flag`) states: the
+/// file's digest must be the one `--image` pins and `--digest` gives (compared as digests; a
+/// given value that is not a digest is not the file's either); the other facts fill only
+/// what no flag gave. A digest file is a [`BuilderOutput`] with a digest only.
+pub fn fill(
+    given: &Given,
+    output: &BuilderOutput,
+    file_flag: &'static str,
+) -> Result<Filled, Contradiction> {
+    let mut filled = Filled::default();
+    let image = given
+        .image
+        .clone()
+        .or_else(|| output.image_names.first().cloned());
+    if given.image.is_none() {
+        filled.image = image.clone();
+    }
+    if let Some(found) = &output.digest {
+        let differs = |given: &str| !Digest::parse(given).is_ok_and(|g| g == *found);
+        let contradiction = |flag, given: &str| Contradiction {
+            flag,
+            given: given.to_string(),
+            file_flag,
+            found: found.to_string(),
+        };
+        if let Some(d) = given.digest.as_deref().filter(|d| differs(d)) {
+            return Err(contradiction("--digest", d));
+        }
+        match image.as_deref().and_then(|i| i.split_once('@')) {
+            Some((_, pinned)) if differs(pinned) => return Err(contradiction("--image", pinned)),
+            Some(_) => {}
+            None => filled.digest = Some(found.clone()),
+        }
+    }
+    if !given.bases {
+        match output.bases.as_slice() {
+            [one] => filled.base = Some(one.clone()),
+            [] => {}
+            several => filled.unplaced_bases = several.to_vec(),
+        }
+    }
+    let gap = |flag: &Option<String>, value: &Option<String>| match flag {
+        Some(_) => None,
+        None => value.clone(),
+    };
+    filled.repo = gap(&given.repo, &output.source_repo);
+    filled.commit = gap(&given.commit, &output.commit);
+    filled.started_at = gap(&given.started_at, &output.started_at);
+    filled.finished_at = gap(&given.finished_at, &output.finished_at);
+    Ok(filled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +395,70 @@ mod tests {
         );
         let e = parse_digest_file("latest", "digest.txt").unwrap_err();
         assert!(e.to_string().contains("`digest.txt`"), "{e}");
+    }
+
+    fn output(digest: &str) -> BuilderOutput {
+        BuilderOutput {
+            digest: Some(Digest::parse(digest).unwrap()),
+            ..BuilderOutput::default()
+        }
+    }
+
+    #[test]
+    fn the_files_digest_fills_the_digest_and_must_agree_with_the_pinned_image() {
+        let filled = fill(&Given::default(), &output(D), "--digest-file").unwrap();
+        assert_eq!(filled.digest.unwrap().to_string(), D);
+        let pinned = Given {
+            image: Some(format!("reg/api@{D}")),
+            ..Given::default()
+        };
+        let filled = fill(&pinned, &output(D), "--digest-file").unwrap();
+        assert_eq!(filled.digest, None, "the image pins it already");
+        let other = format!("sha256:{B}");
+        let e = fill(&pinned, &output(&other), "--digest-file").unwrap_err();
+        assert_eq!(e.flag, "--image");
+        assert_eq!(
+            e.to_string(),
+            format!("`--image` says `{D}` but `--digest-file` says `{other}`")
+        );
+    }
+
+    #[test]
+    fn digests_are_compared_as_digests_and_a_bad_one_contradicts() {
+        let given = |d: &str| Given {
+            digest: Some(d.to_string()),
+            ..Given::default()
+        };
+        assert!(fill(&given(D), &output(D), "--digest-file").is_ok());
+        let e = fill(&given(&D.to_uppercase()), &output(D), "--digest-file").unwrap_err();
+        assert_eq!((e.flag, e.file_flag), ("--digest", "--digest-file"));
+    }
+
+    #[test]
+    fn metadata_fills_only_what_no_flag_gave() {
+        let out = BuilderOutput {
+            digest: Some(Digest::parse(D).unwrap()),
+            image_names: vec!["reg/api:1".into(), "reg/api:latest".into()],
+            bases: vec![format!("python:3.12@sha256:{B}")],
+            source_repo: Some("https://github.com/acme/api".into()),
+            commit: Some("a".repeat(40)),
+            ..BuilderOutput::default()
+        };
+        let given = Given {
+            commit: Some("b".repeat(40)),
+            bases: true,
+            ..Given::default()
+        };
+        let filled = fill(&given, &out, "--buildx-metadata").unwrap();
+        assert_eq!(filled.image.as_deref(), Some("reg/api:1"));
+        assert_eq!(filled.base, None);
+        assert_eq!(filled.commit, None);
+        assert_eq!(filled.repo, out.source_repo);
+        let several = BuilderOutput {
+            bases: vec!["a@x".into(), "b@y".into()],
+            ..out
+        };
+        let filled = fill(&Given::default(), &several, "--buildx-metadata").unwrap();
+        assert_eq!((filled.base, filled.unplaced_bases.len()), (None, 2));
     }
 }

@@ -18,7 +18,7 @@ use lineage_model::{
     ServiceName, SourceRepo, Timestamp,
 };
 use lineage_policy::{
-    Approvals, BuildContext, BuildFacts, DeployFacts, Evaluation, Exception, Policies,
+    Approvals, BaseFacts, BuildContext, BuildFacts, DeployFacts, Evaluation, Exception, Policies,
     PolicyConfig, Report, RunningDigest, SignatureStatus, StaleBase,
 };
 use lineage_store::Store;
@@ -773,6 +773,93 @@ pub fn build_context(
     cx.ci_job_shared_by_all = facts.ci_job.is_some()
         && others.is_some_and(|(low, high)| low == facts.ci_job && high == facts.ci_job);
     Ok(cx)
+}
+
+/// The facts `build check` judges, read leniently from a build as the user describes it: a
+/// value that does not parse (an abbreviated commit, a base without a digest) reaches the gate
+/// as typed and comes back as a coded finding. The rules of [`record::assemble`] (tag order,
+/// base pairing, final stage, the Dockerfile's bases, the service, CI filling gaps) are the
+/// same functions, so `build check` judges what `build record` would record. `Err` only for
+/// what is not a fact but an ambiguous description: pull times that cannot be paired with the
+/// bases, or `--image` and `--digest` naming two digests.
+pub fn build_facts(
+    input: &record::BuildInput,
+    store: Option<&dyn Store>,
+) -> Result<BuildFacts, Error> {
+    use record::Gap;
+    // A malformed digest (uppercase, say) is the gate's to report; the repository before
+    // it still names the service.
+    let parsed = input.image.as_deref().and_then(|i| {
+        ImageRef::parse(i)
+            .ok()
+            .or_else(|| i.split_once('@').and_then(|(r, _)| ImageRef::parse(r).ok()))
+    });
+    let pinned = input.image_digest().and_then(|d| Digest::parse(d).ok());
+    let flag = input.digest.as_deref().and_then(|d| Digest::parse(d).ok());
+    record::one_digest(pinned.as_ref(), flag.as_ref())?;
+    let digest = input
+        .digest
+        .clone()
+        .or_else(|| input.image_digest().map(str::to_string));
+    let image_tag = parsed
+        .as_ref()
+        .and_then(|p| p.tag.as_ref())
+        .map(ToString::to_string);
+    let tags = record::with_image_tag(input.tags.clone(), image_tag.as_ref());
+    let mut bases: Vec<BaseFacts> = match input.stages() {
+        record::Stages::Flags(refs) => refs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut base = BaseFacts::from_reference(b);
+                // Normalise a name that parses (`python` → `docker.io/library/python`), so
+                // flags and a stored record give policies the same input; a bad one stays.
+                if let Some(repo) = base.name.as_deref().and_then(|n| Repository::parse(n).ok()) {
+                    base.name = Some(repo.to_string());
+                }
+                base.final_stage = record::final_stage(i, refs.len());
+                base
+            })
+            .collect(),
+        record::Stages::Dockerfile(found) => found
+            .iter()
+            .map(|b| BaseFacts {
+                name: Some(b.name.to_string()),
+                tag: b.tag.as_ref().map(ToString::to_string),
+                digest: b.digest.as_ref().map(ToString::to_string),
+                pulled_at: None,
+                final_stage: b.final_stage,
+            })
+            .collect(),
+    };
+    let times = record::pull_times(&input.base_pulled_at, bases.len())?;
+    for (base, t) in bases.iter_mut().zip(times) {
+        base.pulled_at = t.cloned();
+    }
+    let service = input.service.clone().or_else(|| {
+        let repo = &parsed.as_ref()?.repository;
+        let claimed = store.and_then(|st| st.service_for_image(repo).ok().flatten());
+        Some(claimed.map_or_else(
+            || record::implied_service(repo).to_string(),
+            |n| n.to_string(),
+        ))
+    });
+    Ok(BuildFacts {
+        service,
+        image: input.image.clone(),
+        digest,
+        tags,
+        bases,
+        source_repo: input.raw(Gap::SourceRepo),
+        branch: input.raw(Gap::GitRef),
+        commit: input.raw(Gap::Commit),
+        ci_system: input.raw(Gap::System),
+        ci_job: input.raw(Gap::Job),
+        ci_run_id: input.raw(Gap::RunId),
+        ci_url: input.raw(Gap::Url),
+        builder: input.raw(Gap::Builder),
+        dockerfile_path: input.dockerfile.as_ref().map(|d| d.path.clone()),
+    })
 }
 
 /// The environment a build is judged for: production's severities when none is given,

@@ -98,78 +98,56 @@ pub fn man(out_dir: Option<&Path>) -> Result<Outcome, CliError> {
 }
 
 /// Fills `args` from `--buildx-metadata` or `--digest-file`, as if the facts had been given
-/// as flags. A flag that contradicts the file is an error naming both values.
+/// as flags; what fills and what contradicts is `lineage_core::builder_output::fill`. A flag
+/// that contradicts the file is an error naming both values.
 pub fn fill_builder_files(mut args: BuildArgs) -> Result<BuildArgs, CliError> {
     let files = args.builder_files.clone();
-    if let Some(path) = &files.digest_file {
+    let (output, file_flag) = if let Some(path) = &files.digest_file {
         let text = crate::commands::read_limited(path, MAX_BUILDER_FILE_BYTES)?;
         let digest = builder_output::parse_digest_file(&text, &path.display().to_string())?;
-        fill_digest(&mut args, &digest.to_string(), "--digest-file")?;
-    }
-    if let Some(path) = &files.buildx_metadata {
+        let output = BuilderOutput {
+            digest: Some(digest),
+            ..BuilderOutput::default()
+        };
+        (output, "--digest-file")
+    } else if let Some(path) = &files.buildx_metadata {
         let text = crate::commands::read_limited(path, MAX_BUILDER_FILE_BYTES)?;
-        let out = builder_output::parse_buildx_metadata(&text, &path.display().to_string())?;
-        fill_metadata(&mut args, out)?;
+        let output = builder_output::parse_buildx_metadata(&text, &path.display().to_string())?;
+        (output, "--buildx-metadata")
+    } else {
+        return Ok(args);
+    };
+    let given = builder_output::Given {
+        image: args.image.clone(),
+        digest: args.digest.clone(),
+        bases: !args.bases.is_empty(),
+        repo: args.repo.clone(),
+        commit: args.commit.clone(),
+        started_at: args.started_at.clone(),
+        finished_at: args.finished_at.clone(),
+    };
+    let filled = builder_output::fill(&given, &output, file_flag)
+        .map_err(|c| CliError::new(c.to_string(), c.hint()))?;
+    if !filled.unplaced_bases.is_empty() {
+        eprintln!(
+            "note: the build's provenance names {} images ({}); pass `--base` once per `FROM`, the final stage last, to record them",
+            filled.unplaced_bases.len(),
+            filled.unplaced_bases.join(", ")
+        );
     }
-    Ok(args)
-}
-
-fn contradiction(flag: &str, given: &str, file_flag: &str, found: &str) -> CliError {
-    CliError::new(
-        format!("`{flag}` says `{given}` but `{file_flag}` says `{found}`"),
-        format!("drop `{flag}`: the builder's file says what was built"),
-    )
-}
-
-fn fill_digest(args: &mut BuildArgs, digest: &str, file_flag: &str) -> Result<(), CliError> {
-    if let Some(given) = &args.digest {
-        if given != digest {
-            return Err(contradiction("--digest", given, file_flag, digest));
-        }
-    }
-    if let Some((_, pinned)) = args.image.as_deref().and_then(|i| i.split_once('@')) {
-        if pinned != digest {
-            return Err(contradiction("--image", pinned, file_flag, digest));
-        }
-        return Ok(());
-    }
-    args.digest = Some(digest.to_string());
-    Ok(())
-}
-
-fn fill_metadata(args: &mut BuildArgs, out: BuilderOutput) -> Result<(), CliError> {
-    const FLAG: &str = "--buildx-metadata";
-    if args.image.is_none() {
-        args.image = out.image_names.first().cloned();
-    }
-    if let Some(d) = &out.digest {
-        fill_digest(args, &d.to_string(), FLAG)?;
-    }
-    // The provenance's facts fill only what no flag gave.
-    if args.bases.is_empty() {
-        match out.bases.as_slice() {
-            [one] => args.bases.push(one.clone()),
-            [] => {}
-            several => {
-                // The provenance lists materials, not which `FROM` is the final stage.
-                eprintln!(
-                    "note: the build's provenance names {} images ({}); pass `--base` once per `FROM`, the final stage last, to record them",
-                    several.len(),
-                    several.join(", ")
-                );
-            }
-        }
-    }
-    let fill = |flag: &mut Option<String>, value: Option<String>| {
-        if flag.is_none() {
+    let set = |flag: &mut Option<String>, value: Option<String>| {
+        if value.is_some() {
             *flag = value;
         }
     };
-    fill(&mut args.repo, out.source_repo);
-    fill(&mut args.commit, out.commit);
-    fill(&mut args.started_at, out.started_at);
-    fill(&mut args.finished_at, out.finished_at);
-    Ok(())
+    set(&mut args.image, filled.image);
+    set(&mut args.digest, filled.digest.map(|d| d.to_string()));
+    args.bases.extend(filled.base);
+    set(&mut args.repo, filled.repo);
+    set(&mut args.commit, filled.commit);
+    set(&mut args.started_at, filled.started_at);
+    set(&mut args.finished_at, filled.finished_at);
+    Ok(args)
 }
 
 /// The repository root: the nearest directory holding `.git`, else `start` itself.

@@ -2,13 +2,12 @@
 //!
 //! Every input is parsed before the store is opened, so bad input writes nothing.
 
+use lineage_core::record::{BuildInput, DockerfileInput};
 use lineage_core::{ci, query, record, services};
 use lineage_model::{
-    BaseImage, BuildRecord, CiRun, CommitId, Digest, DockerfileRef, Identity, ImageRef, Repository,
-    Service, ServiceName, SourceRepo, Tag, Timestamp,
+    BuildRecord, Identity, ImageRef, Repository, Service, ServiceName, SourceRepo, Timestamp,
 };
 use lineage_store::Store;
-use sha2::Digest as _;
 
 use crate::args::{BuildArgs, BuildCmd, Command, DeployCmd, OwnerArgs, ServiceCmd};
 use crate::render;
@@ -170,45 +169,6 @@ fn parse_opt<T>(
         .transpose()
 }
 
-/// A flag's value, or the one CI detection found for `field`. An error about a detected value
-/// names the variable it came from, since the user never typed it.
-fn flag_or_detected<T>(
-    flag_value: &Option<String>,
-    d: &ci::Detected,
-    field: &'static str,
-    flag: &'static str,
-    parse: impl Fn(&str) -> Result<T, lineage_model::ParseError>,
-) -> Result<Option<T>, CliError> {
-    if flag_value.is_some() {
-        return parse_opt(flag_value.as_deref(), &parse, flag);
-    }
-    let detected = match field {
-        "commit" => &d.commit,
-        "source_repo" => &d.source_repo,
-        "builder" => &d.builder,
-        "started_at" => &d.started_at,
-        "git_ref" => &d.git_ref,
-        "system" => &d.system,
-        "job" => &d.job,
-        "run_id" => &d.run_id,
-        "url" => &d.url,
-        _ => return Ok(None),
-    };
-    let Some(value) = detected else {
-        return Ok(None);
-    };
-    parse(value).map(Some).map_err(|e| {
-        let mut err = CliError::from(e.in_field(flag));
-        if let Some(var) = d.from.get(field) {
-            err.message = format!(
-                "{} (detected from {var}; pass `{flag}` to give it yourself)",
-                err.message
-            );
-        }
-        err
-    })
-}
-
 fn owners(args: &OwnerArgs) -> Result<services::OwnerChange, CliError> {
     Ok(services::OwnerChange {
         owner: parse_opt(args.owner.as_deref(), Identity::parse, "--owner")?,
@@ -325,175 +285,53 @@ pub fn read_limited(path: &std::path::Path, limit: u64) -> Result<String, CliErr
     crate::input::read_text(path, limit)
 }
 
-/// Builds a `BuildRecord` from flags, filling gaps from the CI environment. Flags win.
+/// A build as the flags describe it, with the CI environment's values and the Dockerfile's
+/// text, for `lineage_core::record::assemble` (`build record`) and
+/// `lineage_core::gate::build_facts` (`build check`), which read it by the same rules.
+pub(crate) fn build_input(args: &BuildArgs, s: &Settings) -> Result<BuildInput, CliError> {
+    let dockerfile = args
+        .dockerfile
+        .as_ref()
+        .map(|path| {
+            Ok::<_, CliError>(DockerfileInput {
+                path: path.display().to_string(),
+                text: read_limited(path, MAX_DOCKERFILE_BYTES)?,
+            })
+        })
+        .transpose()?;
+    Ok(BuildInput {
+        image: args.image.clone(),
+        digest: args.digest.clone(),
+        tags: args.tags.clone(),
+        service: args.service.clone(),
+        bases: args.bases.clone(),
+        base_pulled_at: args.base_pulled_at.clone(),
+        repo: args.repo.clone(),
+        branch: args.branch.clone(),
+        commit: args.commit.clone(),
+        started_at: args.started_at.clone(),
+        finished_at: args.finished_at.clone(),
+        ci_system: args.ci_system.clone(),
+        ci_job: args.ci_job.clone(),
+        ci_run_id: args.ci_run_id.clone(),
+        ci_url: args.ci_url.clone(),
+        builder: args.builder.clone(),
+        platform: args.platform.clone(),
+        dockerfile,
+        detected: ci::detect(&s.env).unwrap_or_default(),
+    })
+}
+
+/// Builds a `BuildRecord` from flags, filling gaps from the CI environment (flags win), by
+/// `lineage_core::record::assemble`; also what CI detection found, for `--print-detected`.
 pub(crate) fn assemble_build(
     args: &BuildArgs,
     s: &Settings,
     store: Option<&dyn Store>,
 ) -> Result<(BuildRecord, Option<ci::Detected>), CliError> {
-    let detected = ci::detect(&s.env);
-    let d = detected.clone().unwrap_or_default();
-
-    let Some(image_arg) = &args.image else {
-        return Err(CliError::new(
-            "`--image` is required",
-            "pass the pushed image: `--image ghcr.io/acme/api@sha256:<64 hex>` (or `--image ghcr.io/acme/api --digest sha256:<64 hex>`)",
-        ));
-    };
-    let image = ImageRef::parse(image_arg).map_err(|e| e.in_field("--image"))?;
-    let flag_digest = parse_opt(args.digest.as_deref(), Digest::parse, "--digest")?;
-    let digest = match (&image.digest, flag_digest) {
-        (Some(a), Some(b)) if *a != b => {
-            return Err(CliError::new(
-                format!("`--image` says `{a}` but `--digest` says `{b}`"),
-                "pass one digest: the one your registry reported on push",
-            ))
-        }
-        (Some(a), _) => a.clone(),
-        (None, Some(b)) => b,
-        (None, None) => {
-            return Err(CliError::new(
-                format!("image reference `{image_arg}` is not pinned by digest"),
-                format!(
-                "a build is recorded by its digest: `--image {}@sha256:<64 hex>` or add `--digest`",
-                image.repository
-            ),
-            ))
-        }
-    };
-    let mut tags: Vec<Tag> = args
-        .tags
-        .iter()
-        .map(|t| Tag::parse(t).map_err(|e| e.in_field("--tag")))
-        .collect::<Result<_, _>>()?;
-    if let Some(t) = &image.tag {
-        if !tags.contains(t) {
-            tags.insert(0, t.clone());
-        }
-    }
-
-    let pulled: Vec<Timestamp> = args
-        .base_pulled_at
-        .iter()
-        .map(|t| Timestamp::parse(t).map_err(|e| e.in_field("--base-pulled-at")))
-        .collect::<Result<_, _>>()?;
-    let dockerfile_text = args
-        .dockerfile
-        .as_ref()
-        .map(|path| read_limited(path, MAX_DOCKERFILE_BYTES))
-        .transpose()?;
-    let last = args.bases.len().saturating_sub(1);
-    let mut bases = args
-        .bases
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let r = ImageRef::parse(b).map_err(|e| e.in_field("--base"))?;
-            Ok(BaseImage {
-                name: r.repository,
-                tag: r.tag,
-                digest: r.digest,
-                pulled_at: None,
-                final_stage: i == last,
-            })
-        })
-        .collect::<Result<Vec<_>, CliError>>()?;
-    // No `--base`: the Dockerfile says what the build is on, so the record cannot contradict it.
-    if let (true, Some(text)) = (bases.is_empty(), &dockerfile_text) {
-        bases = lineage_core::gate::bases_from_dockerfile(text, &Default::default());
-    }
-    if pulled.len() > 1 && pulled.len() != bases.len() {
-        return Err(CliError::new(
-            format!(
-                "{} `--base-pulled-at` values for {} base images",
-                pulled.len(),
-                bases.len()
-            ),
-            "give one `--base-pulled-at` for all bases, or one per `--base`, in the same order",
-        ));
-    }
-    for (i, base) in bases.iter_mut().enumerate() {
-        base.pulled_at = pulled.get(i).or(pulled.first()).copied();
-    }
-
-    let commit = flag_or_detected(&args.commit, &d, "commit", "--commit", CommitId::parse)?;
-    let source_repo = flag_or_detected(&args.repo, &d, "source_repo", "--repo", SourceRepo::parse)?;
-    let builder = flag_or_detected(&args.builder, &d, "builder", "--builder", Identity::parse)?;
-    // Free text, from a flag or the CI's variables, checked by the same function the core
-    // applies to every build (`BuildRecord::check_free_text`), but named by flag or variable.
-    let text = |flag_value: &Option<String>, field: &'static str, flag: &'static str| {
-        let max = lineage_model::BuildRecord::free_text_limit(field);
-        flag_or_detected(flag_value, &d, field, flag, |v| {
-            lineage_model::check_free_text("value", v, max).map(|()| v.to_string())
-        })
-    };
-    let git_ref = text(&args.branch, "git_ref", "--branch")?;
-    let ci = match text(&args.ci_system, "system", "--ci-system")? {
-        Some(system) => Some(CiRun {
-            system,
-            job: text(&args.ci_job, "job", "--ci-job")?,
-            run_id: text(&args.ci_run_id, "run_id", "--ci-run-id")?,
-            url: text(&args.ci_url, "url", "--ci-url")?,
-        }),
-        None => None,
-    };
-    if let Some(p) = &args.platform {
-        let parts: Vec<&str> = p.split('/').collect();
-        let ok = (2..=3).contains(&parts.len())
-            && parts
-                .iter()
-                .all(|x| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        if !ok {
-            return Err(CliError::new(
-                format!("--platform `{p}` is not `os/arch[/variant]`"),
-                "write e.g. `linux/amd64` or `linux/arm64/v8`",
-            ));
-        }
-    }
-    let dockerfile = match (&args.dockerfile, &dockerfile_text) {
-        (Some(path), Some(text)) => Some(DockerfileRef {
-            path: path.display().to_string(),
-            sha256: Some(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
-        }),
-        _ => None,
-    };
-    let explicit = parse_opt(args.service.as_deref(), ServiceName::parse, "--service")?;
-    let service = match store {
-        Some(store) => record::service_for_image(store, &image.repository, explicit.as_ref())?.name,
-        None => explicit.unwrap_or_else(|| {
-            ServiceName::parse(image.repository.short_name())
-                .unwrap_or_else(|_| ServiceName::parse("unknown").expect("valid name"))
-        }),
-    };
-    Ok((
-        BuildRecord {
-            service,
-            image: image.repository,
-            digest,
-            tags,
-            bases,
-            source_repo,
-            git_ref,
-            commit,
-            started_at: flag_or_detected(
-                &args.started_at,
-                &d,
-                "started_at",
-                "--started-at",
-                Timestamp::parse,
-            )?,
-            finished_at: parse_opt(
-                args.finished_at.as_deref(),
-                Timestamp::parse,
-                "--finished-at",
-            )?,
-            ci,
-            builder,
-            platform: args.platform.clone(),
-            dockerfile,
-        },
-        detected,
-    ))
+    let input = build_input(args, s)?;
+    let build = record::assemble(&input, store)?;
+    Ok((build, ci::detect(&s.env)))
 }
 
 fn build_record(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use lineage_core::detect::{BaseDetection, FromRegistry};
 use lineage_core::gate::{self, BuildOptions, Decision, DeployRequest, StoreLedger};
-use lineage_core::{ci, provenance};
+use lineage_core::provenance;
 use lineage_model::{BuildRecord, Digest, EnvName, ImageRef};
 use lineage_policy::render::SarifOptions;
-use lineage_policy::{BaseFacts, BuildFacts, Policies, Report};
+use lineage_policy::{BuildFacts, Policies, Report};
 use lineage_store::{Store, StoreError};
 
 use crate::args::{BuildArgs, Format, FormatChoice};
@@ -284,102 +284,6 @@ fn build_env(gate: &BuildGateArgs, s: &Settings) -> Result<Option<EnvName>, CliE
         .transpose()?)
 }
 
-/// Build facts from flags and the CI environment, without validating anything.
-fn facts_from_flags(
-    args: &BuildArgs,
-    s: &Settings,
-    store: Option<&dyn Store>,
-    dockerfile: Option<&String>,
-) -> BuildFacts {
-    let d = ci::detect(&s.env).unwrap_or_default();
-    let pick = |flag: &Option<String>, found: &Option<String>| flag.clone().or(found.clone());
-    // A malformed digest (uppercase, say) is the gate's to report; the repository before
-    // it still names the service.
-    let parsed = args.image.as_deref().and_then(|i| {
-        ImageRef::parse(i)
-            .ok()
-            .or_else(|| i.split_once('@').and_then(|(r, _)| ImageRef::parse(r).ok()))
-    });
-    let digest = args.digest.clone().or_else(|| {
-        args.image
-            .as_deref()
-            .and_then(|i| i.split_once('@'))
-            .map(|(_, d)| d.to_string())
-    });
-    let mut tags = args.tags.clone();
-    if let Some(t) = parsed.as_ref().and_then(|p| p.tag.as_ref()) {
-        if !tags.contains(&t.to_string()) {
-            tags.insert(0, t.to_string());
-        }
-    }
-    let last = args.bases.len().saturating_sub(1);
-    let pulled = &args.base_pulled_at;
-    let mut bases: Vec<BaseFacts> = args
-        .bases
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let mut base = BaseFacts::from_reference(b);
-            // Normalise a name that parses (`python` → `docker.io/library/python`), so flags
-            // and a stored record give policies the same input; a bad one stays as given.
-            if let Some(repo) = base
-                .name
-                .as_deref()
-                .and_then(|n| lineage_model::Repository::parse(n).ok())
-            {
-                base.name = Some(repo.to_string());
-            }
-            // One `--base-pulled-at` covers every base; otherwise they pair up in order.
-            base.pulled_at = if pulled.len() == 1 {
-                pulled.first().cloned()
-            } else {
-                pulled.get(i).cloned()
-            };
-            base.final_stage = i == last;
-            base
-        })
-        .collect();
-    // As `build record` does: no `--base`, the Dockerfile says.
-    if let (true, Some(text)) = (bases.is_empty(), dockerfile) {
-        bases = gate::bases_from_dockerfile(text, &Default::default())
-            .iter()
-            .enumerate()
-            .map(|(i, b)| BaseFacts {
-                name: Some(b.name.to_string()),
-                tag: b.tag.as_ref().map(ToString::to_string),
-                digest: b.digest.as_ref().map(ToString::to_string),
-                pulled_at: if pulled.len() == 1 {
-                    pulled.first().cloned()
-                } else {
-                    pulled.get(i).cloned()
-                },
-                final_stage: b.final_stage,
-            })
-            .collect();
-    }
-    let service = args.service.clone().or_else(|| {
-        let repo = &parsed.as_ref()?.repository;
-        let claimed = store.and_then(|st| st.service_for_image(repo).ok().flatten());
-        Some(claimed.map_or_else(|| repo.short_name().to_string(), |n| n.to_string()))
-    });
-    BuildFacts {
-        service,
-        image: args.image.clone(),
-        digest,
-        tags,
-        bases,
-        source_repo: pick(&args.repo, &d.source_repo),
-        branch: pick(&args.branch, &d.git_ref),
-        commit: pick(&args.commit, &d.commit),
-        ci_system: pick(&args.ci_system, &d.system),
-        ci_job: pick(&args.ci_job, &d.job),
-        ci_run_id: pick(&args.ci_run_id, &d.run_id),
-        ci_url: pick(&args.ci_url, &d.url),
-        builder: pick(&args.builder, &d.builder),
-        dockerfile_path: args.dockerfile.as_ref().map(|p| p.display().to_string()),
-    }
-}
-
 fn read_dockerfile(path: Option<&PathBuf>) -> Result<Option<String>, CliError> {
     path.map(|p| read_limited(p, MAX_DOCKERFILE_BYTES))
         .transpose()
@@ -397,7 +301,8 @@ pub fn build_check(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
     }
     let setup = setup(&options.check, s)?;
     let env = build_env(options, s)?;
-    let dockerfile = read_dockerfile(args.dockerfile.as_ref())?;
+    let input = crate::commands::build_input(&args, s)?;
+    let dockerfile = input.dockerfile.as_ref().map(|d| d.text.clone());
     let (facts, store) = if args.image.is_none() && args.digest.is_some() {
         let raw = args.digest.as_deref().unwrap_or_default();
         let digest = Digest::parse(raw).map_err(|e| CliError::from(e.in_field("--digest")))?;
@@ -415,10 +320,7 @@ pub fn build_check(args: BuildArgs, s: &Settings) -> Result<Outcome, CliError> {
         (facts, Some(store))
     } else {
         let store = open_existing(s)?;
-        (
-            facts_from_flags(&args, s, store.as_deref(), dockerfile.as_ref()),
-            store,
-        )
+        (gate::build_facts(&input, store.as_deref())?, store)
     };
     let report = gate::check_build(
         store.as_deref(),

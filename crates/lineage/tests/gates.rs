@@ -2087,3 +2087,37 @@ fn copied_source_metadata_is_found_across_services() {
     let own = claim("https://github.com/acme/api");
     assert!(!own.contains(&"B012".to_string()), "{own:?}");
 }
+
+/// Issue 15, item 1: `build check` and `build record` read the flags by the same rules, so
+/// what `build record` refuses as ambiguous (pull times that cannot be paired with the bases,
+/// two digests) `build check` refuses alike, exit 2 naming the flags, instead of judging a
+/// guess. (Before, `build check` paired what it could and judged `--digest` over `--image`.)
+#[test]
+fn check_and_record_refuse_the_same_ambiguous_flags() {
+    let w = World::new();
+    for verb in ["check", "record"] {
+        let mut args = build_args(verb, "api", "q1", &pinned_base());
+        args.extend(["--base-pulled-at".into(), "2026-11-17T08:01:00Z".into()]);
+        let r = w.run_with(&strs(&args), &GITHUB_ENV);
+        assert_eq!(r.code, 2, "{verb}: {}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr
+                .contains("error: 2 `--base-pulled-at` values for 1 base images"),
+            "{verb}: {}",
+            r.stderr
+        );
+        let mut args = build_args(verb, "api", "q1", &pinned_base());
+        args.extend(["--digest".into(), digest("q2")]);
+        let r = w.run_with(&strs(&args), &GITHUB_ENV);
+        assert_eq!(r.code, 2, "{verb}: {}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "error: `--image` says `{}` but `--digest` says `{}`",
+                digest("q1"),
+                digest("q2")
+            )),
+            "{verb}: {}",
+            r.stderr
+        );
+    }
+}
