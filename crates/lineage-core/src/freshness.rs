@@ -11,10 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lineage_model::{
-    BaseSeen, BuildRecord, Digest, EnvName, Identity, ImageRef, Record, Repository, ServiceName,
-    Tag, Timestamp,
+    BaseSeen, BuildRecord, Digest, DigestQuery, EnvName, Identity, ImageRef, Record, Repository,
+    ServiceName, Tag, Timestamp,
 };
-use lineage_store::Store;
+use lineage_store::{DigestRole, Store};
 use serde::Serialize;
 
 use crate::placements::shell_quote;
@@ -887,6 +887,85 @@ fn joined(items: impl Iterator<Item = String>) -> Option<String> {
     } else {
         Some(v.join(", "))
     }
+}
+
+/// A build named by digest (or a prefix of one), `REPO@DIGEST` or `REPO:TAG`, as typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRef {
+    /// What the user typed, for messages.
+    pub given: String,
+    pub by: BuildBy,
+}
+
+/// How a [`BuildRef`] finds its build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildBy {
+    Digest(DigestQuery),
+    Tag(Repository, Tag),
+}
+
+impl BuildRef {
+    /// Parses `input`, naming `field` (`OLD`, `NEW`) in errors.
+    pub fn parse(input: &str, field: &'static str) -> Result<BuildRef, Error> {
+        let by = if let Some(parsed) = DigestQuery::parse(input) {
+            BuildBy::Digest(parsed.map_err(|e| e.in_field(field))?)
+        } else {
+            let image = ImageRef::parse(input).map_err(|e| e.in_field(field))?;
+            match (image.digest, image.tag) {
+                (Some(d), _) => BuildBy::Digest(DigestQuery::Full(d)),
+                (None, Some(t)) => BuildBy::Tag(image.repository, t),
+                (None, None) => {
+                    return Err(Error::Invalid(
+                        format!("{field} `{input}` names no build"),
+                        format!(
+                            "pass a digest or a pinned or tagged image, e.g. `{}@sha256:<64 hex>`",
+                            image.repository
+                        ),
+                    ))
+                }
+            }
+        };
+        Ok(BuildRef {
+            given: input.to_string(),
+            by,
+        })
+    }
+}
+
+/// The recorded build `r` names.
+fn find_build(store: &dyn Store, r: &BuildRef) -> Result<BuildRecord, Error> {
+    let found = match &r.by {
+        BuildBy::Digest(q) => {
+            match crate::query::resolve_digest(store, &r.given, q, &[DigestRole::Build])? {
+                Some(d) => store.build(&d)?,
+                None => None,
+            }
+        }
+        BuildBy::Tag(repository, tag) => store.build_by_tag(repository, tag)?,
+    };
+    found.ok_or_else(|| {
+        Error::Invalid(
+            format!("no build recorded for `{}`", r.given),
+            "record it first with `lineage build record`, or check the digest (`lineage trace SERVICE` lists builds)".into(),
+        )
+    })
+}
+
+/// `lineage build diff OLD NEW`: finds both builds and compares them ([`diff`]). Two builds
+/// of different services are refused: the comparison would mean nothing.
+pub fn diff_refs(store: &dyn Store, old: &BuildRef, new: &BuildRef) -> Result<BuildDiff, Error> {
+    let old_build = find_build(store, old)?;
+    let new_build = find_build(store, new)?;
+    if old_build.service != new_build.service {
+        return Err(Error::Invalid(
+            format!(
+                "`{}` is a build of `{}` but `{}` is a build of `{}`",
+                old.given, old_build.service, new.given, new_build.service
+            ),
+            "compare two builds of the same service".into(),
+        ));
+    }
+    Ok(diff(&old_build, &new_build))
 }
 
 /// Compares two builds. Inputs are commit, source repository, Dockerfile hash and the base

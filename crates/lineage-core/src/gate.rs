@@ -202,16 +202,21 @@ pub fn exceptions(store: &dyn Store) -> Result<Vec<Exception>, Error> {
         .facts("exception", None)?
         .into_iter()
         .filter_map(|e| match e.record {
-            Record::Exception(x) => Some(Exception {
-                rule: x.rule,
-                service: x.service,
-                reason: x.reason,
-                approved_by: x.approved_by.to_string(),
-                expires: x.expires,
-            }),
+            Record::Exception(x) => Some(as_policy(&x)),
             _ => None,
         })
         .collect())
+}
+
+/// A recorded exception as `lineage-policy` judges it.
+fn as_policy(x: &lineage_model::Exception) -> Exception {
+    Exception {
+        rule: x.rule.clone(),
+        service: x.service.clone(),
+        reason: x.reason.clone(),
+        approved_by: x.approved_by.to_string(),
+        expires: x.expires,
+    }
 }
 
 // -------------------------------------------------------------------------------------------
@@ -651,13 +656,10 @@ pub fn add_exception(
     now: Timestamp,
 ) -> Result<(u64, lineage_model::Exception), Error> {
     let rules = &setup.policy.exceptions;
-    let reason = input.reason.trim().to_string();
-    if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
-        return Err(Error::Invalid(
-            "the reason must be one line of up to 1000 characters".into(),
-            "say why the risk is accepted and where it is tracked, e.g. `--reason \"vendor base, SEC-142\"`".into(),
-        ));
-    }
+    let reason = required_reason(
+        &input.reason,
+        "say why the risk is accepted and where it is tracked, e.g. `--reason \"vendor base, SEC-142\"`",
+    )?;
     if input.expires <= now {
         return Err(Error::Refused(
             format!(
@@ -715,6 +717,110 @@ pub fn add_exception(
     };
     let index = store.append(&[Record::Exception(record.clone())], now, Some(&record.by))?[0];
     Ok((index, record))
+}
+
+/// The longest reason a waiver or a retirement keeps.
+pub const MAX_REASON: usize = 1000;
+
+/// A reason that must be given (`exception add`, `retire`): trimmed, one line of up to
+/// [`MAX_REASON`] characters. `hint` says what a good reason looks like for the command.
+pub fn required_reason(given: &str, hint: &str) -> Result<String, Error> {
+    let reason = given.trim();
+    if reason.is_empty() || reason.len() > MAX_REASON || reason.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            format!("the reason must be one line of up to {MAX_REASON} characters"),
+            hint.into(),
+        ));
+    }
+    Ok(reason.to_string())
+}
+
+/// The canonical rule an exception waives: a built-in rule's code (given as its code or its
+/// name), or a code one of `policy_files` (`(path, text)` of the Rego policies) emits,
+/// written as the policy writes it. Anything else is refused with the valid codes; a policy
+/// that does not load is an error, since waiving a code from a broken file would hide the
+/// breakage.
+pub fn canonical_rule(given: &str, policy_files: &[(String, String)]) -> Result<String, Error> {
+    let builtin = lineage_policy::validate_rule_code(given);
+    let err = match builtin {
+        Ok(rule) => return Ok(rule.code().to_string()),
+        Err(err) => err,
+    };
+    if !policy_files.is_empty() {
+        Policies::load(policy_files)?;
+    }
+    let mut codes: Vec<String> = policy_files
+        .iter()
+        .flat_map(|(_, text)| policy_codes(text))
+        .collect();
+    codes.sort();
+    codes.dedup();
+    if let Some(code) = codes.iter().find(|c| c.eq_ignore_ascii_case(given.trim())) {
+        return Ok(code.clone());
+    }
+    let mut message = err.to_string();
+    if !codes.is_empty() {
+        message.push_str(&format!(
+            "; codes of your Rego policies: {}",
+            codes.join(", ")
+        ));
+    }
+    Err(Error::Invalid(message, err.hint()))
+}
+
+/// The `"code": "…"` string literals of a Rego file: the codes its `deny`/`warn` entries can
+/// carry. A textual scan is enough here, because it only widens what may be waived.
+pub fn policy_codes(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\"code\"") {
+        rest = &rest[i + 6..];
+        let after = rest.trim_start();
+        let Some(after) = after.strip_prefix(':') else {
+            continue;
+        };
+        let after = after.trim_start();
+        let Some(after) = after.strip_prefix('"') else {
+            continue;
+        };
+        if let Some(end) = after.find('"') {
+            let code = &after[..end];
+            if !code.is_empty()
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            {
+                out.push(code.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// One row of `exception list`: a recorded exception, its ledger entry, and whether it
+/// holds at `now` (by the gate's own rule, `lineage_policy::Exception::is_active`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ExceptionRow {
+    pub index: u64,
+    pub active: bool,
+    #[serde(flatten)]
+    pub exception: lineage_model::Exception,
+}
+
+/// `exception list`: every recorded exception, in ledger order, active and expired.
+pub fn exception_list(store: &dyn Store, now: Timestamp) -> Result<Vec<ExceptionRow>, Error> {
+    Ok(store
+        .facts("exception", None)?
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::Exception(x) => Some(ExceptionRow {
+                index: e.index,
+                active: as_policy(&x).is_active(now),
+                exception: x,
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 // -------------------------------------------------------------------------------------------
@@ -1105,4 +1211,61 @@ pub fn failed_codes(report: &Report) -> Vec<String> {
         .collect();
     codes.dedup();
     codes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lineage_policy::{validate_rule_code, RuleId};
+
+    #[test]
+    fn finds_the_codes_a_policy_emits() {
+        let text = "deny contains {\n\t\"code\": \"ACME001\",\n\t\"msg\": \"x\"} if { true }\nwarn contains {\"code\" : \"ACME-2\", \"msg\": \"y\"} if { true }\nx := {\"code\": sprintf(\"%s\", [a])}";
+        assert_eq!(policy_codes(text), vec!["ACME001", "ACME-2"]);
+    }
+
+    #[test]
+    fn rule_lookup_covers_every_builtin() {
+        for r in RuleId::ALL {
+            assert_eq!(validate_rule_code(r.name()).unwrap().code(), r.code());
+        }
+    }
+
+    const POLICY: &str = "package lineage.acme\n\ndeny contains {\"code\": \"ACME001\", \"msg\": \"no\"} if { false }\n";
+
+    #[test]
+    fn the_canonical_rule_of_a_builtin_name_or_a_rego_code() {
+        let files = vec![("acme.rego".to_string(), POLICY.to_string())];
+        assert_eq!(canonical_rule("base-digest-missing", &[]).unwrap(), "B003");
+        assert_eq!(canonical_rule(" b003 ", &files).unwrap(), "B003");
+        assert_eq!(canonical_rule("acme001", &files).unwrap(), "ACME001");
+        let err = canonical_rule("ACME002", &files).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("; codes of your Rego policies: ACME001"),
+            "{err}"
+        );
+        assert!(canonical_rule("ACME001", &[]).is_err());
+    }
+
+    #[test]
+    fn a_broken_policy_waives_nothing() {
+        let files = vec![(
+            "bad.rego".to_string(),
+            "package x\n\"code\": \"X1\" {".to_string(),
+        )];
+        assert!(matches!(
+            canonical_rule("X1", &files),
+            Err(Error::Policy(_))
+        ));
+    }
+
+    #[test]
+    fn a_reason_is_one_line() {
+        assert_eq!(required_reason("  why  ", "h").unwrap(), "why");
+        for bad in ["", "   ", "two\nlines", &"x".repeat(MAX_REASON + 1)] {
+            let err = required_reason(bad, "say why").unwrap_err();
+            assert_eq!(err.hint().as_deref(), Some("say why"));
+        }
+    }
 }

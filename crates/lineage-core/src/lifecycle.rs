@@ -531,6 +531,54 @@ fn placements(
 }
 
 // -------------------------------------------------------------------------------------------
+// Retire
+// -------------------------------------------------------------------------------------------
+
+/// What `retire` recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetireReport {
+    pub index: u64,
+    /// The service of the digest's build, when a build is recorded.
+    pub service: Option<ServiceName>,
+    pub retirement: Retirement,
+}
+
+/// `lineage retire DIGEST --reason …`: withdraws a digest, so the deploy gate refuses it and
+/// rollback skips it. The reason is one line ([`gate::required_reason`]); the ledger must hold
+/// a build or a deploy of the digest, else nothing is written.
+pub fn retire(
+    store: &mut dyn Store,
+    digest: &Digest,
+    reason: &str,
+    by: &Identity,
+    now: Timestamp,
+) -> Result<RetireReport, Error> {
+    let reason = gate::required_reason(reason, RETIRE_REASON_HINT)?;
+    let build = store.build(digest)?;
+    if build.is_none() && store.deploys_of_digest(digest)?.is_empty() {
+        return Err(Error::Invalid(
+            format!("`{digest}` has no build or deploy in the ledger"),
+            "check the digest: `lineage trace SERVICE` lists recorded digests".into(),
+        ));
+    }
+    let retirement = Retirement {
+        digest: digest.clone(),
+        reason,
+        by: by.clone(),
+        at: now,
+    };
+    let index = store.record_facts(&[Record::Retire(retirement.clone())], now, Some(by))?[0];
+    Ok(RetireReport {
+        index,
+        service: build.map(|b| b.service),
+        retirement,
+    })
+}
+
+/// What a good retirement reason looks like.
+pub const RETIRE_REASON_HINT: &str = "say why, e.g. `--reason \"CVE-2026-1234 in openssl\"`";
+
+// -------------------------------------------------------------------------------------------
 // Rollback
 // -------------------------------------------------------------------------------------------
 
@@ -705,6 +753,48 @@ pub fn rollback_request(input: &RollbackInput, chosen: &DeployRecord) -> DeployR
         approver: input.approved_by.as_ref().map(|a| a.to_string()),
         rollback: true,
     }
+}
+
+/// What `rollback` concluded.
+#[derive(Debug)]
+pub enum RollbackOutcome {
+    /// Nothing ran there before that is known-good; nothing was checked or written.
+    NoTarget,
+    /// `--dry-run`: the plan and what the deploy gate would say; nothing was written.
+    DryRun {
+        plan: RollbackPlan,
+        gate: lineage_policy::Report,
+    },
+    /// The plan and the deploy gate's decision: recorded, or refused with nothing written.
+    Decided {
+        plan: RollbackPlan,
+        decision: gate::Decision<crate::record::RecordReport>,
+    },
+}
+
+/// `lineage rollback SERVICE --env ENV [--to DIGEST] [--dry-run]`: picks the target
+/// ([`plan_rollback`]), then either asks the deploy gate what it would say (`dry_run`: the
+/// store is only read) or records the rollback through the gate ([`record_rollback`]).
+pub fn rollback(
+    store: &mut dyn Store,
+    setup: &Setup,
+    input: &RollbackInput,
+    dry_run: bool,
+    now: Timestamp,
+) -> Result<RollbackOutcome, Error> {
+    let Some((plan, chosen)) = plan_rollback(store, &setup.config, input)? else {
+        return Ok(RollbackOutcome::NoTarget);
+    };
+    if dry_run {
+        let ledger = gate::StoreLedger {
+            store,
+            trust: &setup.trust,
+        };
+        let gate = gate::check_deploy(&ledger, setup, &rollback_request(input, &chosen), now)?;
+        return Ok(RollbackOutcome::DryRun { plan, gate });
+    }
+    let decision = record_rollback(store, setup, input, &chosen, now)?;
+    Ok(RollbackOutcome::Decided { plan, decision })
 }
 
 /// Runs the deploy gate on a rollback and records it when the gate lets it through.

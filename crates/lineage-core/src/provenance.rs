@@ -7,7 +7,9 @@
 //! the signed log.
 
 use lineage_attest::{dsse, evaluate, PrivateKey, Role, TrustOutcome, TrustPolicy, VerifyOptions};
-use lineage_model::{Attestation, BuildRecord, Digest, EnvName, Record, Timestamp};
+use lineage_model::{
+    Attestation, BuildRecord, Digest, EnvName, Identity, Record, ServiceName, Timestamp,
+};
 use lineage_policy::SignatureStatus;
 use lineage_store::Store;
 
@@ -56,29 +58,22 @@ pub fn status(
     let trusted = policy.trusted_keys();
     let mut reasons = Vec::new();
     let mut any = false;
-    for entry in store.facts("attestation", Some(&digest.to_string()))? {
-        let Record::Attestation(att) = entry.record else {
-            continue;
-        };
-        if att.predicate_type != SLSA_PROVENANCE_V1 {
-            continue;
-        }
+    for Stored {
+        index,
+        recorded_at,
+        attestation: att,
+    } in stored(store, digest)?
+    {
         any = true;
         let verification =
             dsse::verify_json(att.envelope.as_bytes(), &trusted, &VerifyOptions::default());
         if let Some(failure) = &verification.failure {
-            reasons.push(format!(
-                "attestation at ledger entry {}: {failure}",
-                entry.index
-            ));
+            reasons.push(format!("attestation at ledger entry {}: {failure}", index));
             continue;
         }
         let envelope = dsse::Envelope::from_json(att.envelope.as_bytes()).map_err(|e| {
             Error::Invalid(
-                format!(
-                    "ledger entry {} holds a malformed envelope: {e}",
-                    entry.index
-                ),
+                format!("ledger entry {} holds a malformed envelope: {e}", index),
                 "run `lineage log verify`".into(),
             )
         })?;
@@ -87,12 +82,12 @@ pub fn status(
             Ok(_) => {
                 reasons.push(format!(
                     "attestation at ledger entry {} names another digest",
-                    entry.index
+                    index
                 ));
                 continue;
             }
             Err(e) => {
-                reasons.push(format!("attestation at ledger entry {}: {e}", entry.index));
+                reasons.push(format!("attestation at ledger entry {}: {e}", index));
                 continue;
             }
         }
@@ -100,7 +95,7 @@ pub fn status(
             policy,
             Role::Builder,
             env,
-            entry.recorded_at,
+            recorded_at,
             &verification.verified_keys,
         ) {
             TrustOutcome::Trusted { key } => return Ok(SignatureStatus::Verified { key }),
@@ -157,5 +152,78 @@ pub fn verify_digest(
                 }
             }
         }
+    })
+}
+
+// -------------------------------------------------------------------------------------------
+// The stored provenance of a digest, and `attest sign`
+// -------------------------------------------------------------------------------------------
+
+/// A provenance attestation as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its ledger entry.
+    pub index: u64,
+    /// When the ledger recorded it: the signing time trust is judged by.
+    pub recorded_at: Timestamp,
+    pub attestation: Attestation,
+}
+
+/// The SLSA v1 provenance attestations stored for `digest`, oldest first: what [`status`]
+/// judges and what [`newest`] picks from.
+pub fn stored(store: &dyn Store, digest: &Digest) -> Result<Vec<Stored>, Error> {
+    Ok(store
+        .facts("attestation", Some(&digest.to_string()))?
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::Attestation(a) if a.predicate_type == SLSA_PROVENANCE_V1 => Some(Stored {
+                index: e.index,
+                recorded_at: e.recorded_at,
+                attestation: a,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The newest stored SLSA v1 provenance attestation of `digest` (`attest export`).
+pub fn newest(store: &dyn Store, digest: &Digest) -> Result<Option<Attestation>, Error> {
+    Ok(stored(store, digest)?.pop().map(|s| s.attestation))
+}
+
+/// What `attest sign` recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignReport {
+    pub index: u64,
+    /// The service of the signed build.
+    pub service: ServiceName,
+    pub attestation: Attestation,
+    /// The signing key's id.
+    pub key_id: String,
+}
+
+/// `lineage attest sign DIGEST --key KEY`: signs the recorded build's SLSA v1 provenance and
+/// records the attestation. A digest with no recorded build is refused, nothing written.
+pub fn attest_recorded(
+    store: &mut dyn Store,
+    digest: &Digest,
+    key: &PrivateKey,
+    by: Option<&Identity>,
+    now: Timestamp,
+) -> Result<SignReport, Error> {
+    let Some(build) = store.build(digest)? else {
+        return Err(Error::Invalid(
+            format!("no build is recorded for `{digest}`"),
+            "record the build first: `lineage build record --image REF@DIGEST … --sign-key KEY`"
+                .into(),
+        ));
+    };
+    let attestation = sign_build(&build, key, now)?;
+    let index = store.record_facts(&[Record::Attestation(attestation.clone())], now, by)?[0];
+    Ok(SignReport {
+        index,
+        service: build.service,
+        attestation,
+        key_id: key.key_id().to_string(),
     })
 }

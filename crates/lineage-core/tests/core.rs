@@ -10,7 +10,7 @@
 //! ```text
 //! day 3                                    the clock: 2026-11-01 plus 3 days (it starts at day 0)
 //! service api [owner=priya] [backup=jonas] image ghcr.io/acme/api
-//! build api a [base=python:3.12-slim@b] [stage=golang:1.22@g] [commit=1] [tag=1.0]
+//! build api a [base=python:3.12-slim@b] [stage=golang:1.22@g] [commit=1] [tag=1.0] [builder=ci]
 //! deploy api a production [by=jonas] [approved=maya] [rollback]
 //! retire a [reason…]                       a retirement of digest a
 //! gate a failed                            a failed build-gate result for digest a
@@ -37,10 +37,11 @@ use lineage_core::freshness::{StaleOptions, StaleReport};
 use lineage_core::lifecycle::HistoryReport;
 use lineage_core::observe::{InputFormat, ObserveOptions, ObservedState};
 use lineage_core::query::{AffectedReport, Placement, RunningReport, TraceReport, View};
-use lineage_core::{gate, placements, record, services, Config};
+use lineage_core::{freshness, gate, lifecycle, placements, provenance, record, services, Config};
 use lineage_model::{
-    BaseImage, BuildRecord, CheckResult, CommitId, DeployOutcome, DeployRecord, Digest, EnvName,
-    Identity, OutcomeStatus, Record, Repository, Retirement, Service, ServiceName, Tag, Timestamp,
+    Attestation, BaseImage, BuildRecord, CheckResult, CommitId, DeployOutcome, DeployRecord,
+    Digest, EnvName, Exception, Identity, OutcomeStatus, Record, Repository, Retirement, Service,
+    ServiceName, Tag, Timestamp,
 };
 use lineage_store::{Store, StoreLocation};
 
@@ -152,7 +153,7 @@ impl World {
                     started_at: None,
                     finished_at: Some(now),
                     ci: None,
-                    builder: None,
+                    builder: flags.get("builder").map(|b| id(b)),
                     platform: None,
                     dockerfile: None,
                 };
@@ -1344,4 +1345,218 @@ fn attest_pull_records_only_what_the_ledger_lacks() {
     assert!(third.recorded.is_empty());
     assert_eq!(third.unchanged, 1);
     assert_eq!(w.store.log_head().unwrap().size, size);
+}
+
+// -------------------------------------------------------------------------------------------
+// Use cases the binary only calls (issue 15): retire, exceptions, provenance, rollback, diff
+// -------------------------------------------------------------------------------------------
+
+/// A world built from fleet lines, for the use-case tests below.
+fn world(lines: &str) -> World {
+    let mut w = World::new();
+    for line in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        w.apply(line);
+    }
+    w
+}
+
+fn size(w: &World) -> u64 {
+    w.store.log_head().unwrap().size
+}
+
+#[test]
+fn retire_refuses_an_unknown_digest_and_a_bad_reason_and_records_a_known_one() {
+    let mut w = world("service api\nbuild api a\nservice web\ndeploy web c staging");
+    let now = w.now;
+    let before = size(&w);
+    let err = lifecycle::retire(w.s(), &digest("e"), "CVE-1", &id("sec"), now).unwrap_err();
+    assert!(err.to_string().contains("has no build or deploy"), "{err}");
+    for bad in ["", "  ", "two\nlines"] {
+        let err = lifecycle::retire(w.s(), &digest("a"), bad, &id("sec"), now).unwrap_err();
+        assert!(err.to_string().contains("one line"), "{err}");
+    }
+    assert_eq!(size(&w), before, "a refused retirement writes nothing");
+
+    let built = lifecycle::retire(w.s(), &digest("a"), " CVE-1 ", &id("sec"), now).unwrap();
+    assert_eq!(built.service.as_ref().map(|s| s.as_str()), Some("api"));
+    assert_eq!(built.retirement.reason, "CVE-1");
+    assert_eq!(built.index, before);
+    // A digest only deployed (no build) may be retired too; it names no service.
+    let deployed = lifecycle::retire(w.s(), &digest("c"), "CVE-2", &id("sec"), now).unwrap();
+    assert_eq!(deployed.service, None);
+    assert_eq!(
+        lifecycle::retirement(w.store.as_ref(), &digest("a"))
+            .unwrap()
+            .map(|r| r.reason),
+        Some("CVE-1".to_string())
+    );
+}
+
+#[test]
+fn an_exception_is_active_until_the_instant_it_expires() {
+    let mut w = world("service api");
+    let expires = Timestamp::from_unix(w.now.unix() + 86_400);
+    w.fact(Record::Exception(Exception {
+        rule: "B003".into(),
+        service: "api".into(),
+        reason: "vendor base".into(),
+        approved_by: id("maya"),
+        expires,
+        by: id("jonas"),
+        at: w.now,
+    }));
+    let active = |w: &World, at: Timestamp| -> Vec<(String, bool)> {
+        gate::exception_list(w.store.as_ref(), at)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.exception.rule, r.active))
+            .collect()
+    };
+    let before = Timestamp::from_unix(expires.unix() - 1);
+    assert_eq!(active(&w, before), vec![("B003".to_string(), true)]);
+    assert_eq!(active(&w, expires), vec![("B003".to_string(), false)]);
+    assert!(gate::exception_list(World::new().store.as_ref(), expires)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn export_takes_the_newest_slsa_attestation_and_sign_needs_a_build() {
+    let mut w = world("service api\nbuild api a builder=ci\nbuild api b");
+    let now = w.now;
+    let attestation = |predicate: &str, envelope: &str| {
+        Record::Attestation(Attestation {
+            digest: digest("a"),
+            predicate_type: predicate.into(),
+            envelope: envelope.into(),
+            at: now,
+        })
+    };
+    assert_eq!(
+        provenance::newest(w.store.as_ref(), &digest("a")).unwrap(),
+        None
+    );
+    w.fact(attestation(provenance::SLSA_PROVENANCE_V1, "first"));
+    w.fact(attestation(provenance::SLSA_PROVENANCE_V1, "second"));
+    w.fact(attestation("https://spdx.dev/Document", "sbom"));
+    let newest = provenance::newest(w.store.as_ref(), &digest("a")).unwrap();
+    assert_eq!(newest.map(|a| a.envelope).as_deref(), Some("second"));
+    let stored: Vec<String> = provenance::stored(w.store.as_ref(), &digest("a"))
+        .unwrap()
+        .into_iter()
+        .map(|s| s.attestation.envelope)
+        .collect();
+    assert_eq!(stored, vec!["first", "second"]);
+
+    let key = lineage_attest::PrivateKey::generate(lineage_attest::KeyKind::default()).unwrap();
+    let before = size(&w);
+    let err = provenance::attest_recorded(w.s(), &digest("e"), &key, None, now).unwrap_err();
+    assert!(err.to_string().contains("no build is recorded"), "{err}");
+    assert_eq!(size(&w), before);
+    let signed =
+        provenance::attest_recorded(w.s(), &digest("a"), &key, Some(&id("jonas")), now).unwrap();
+    assert_eq!(signed.service.as_str(), "api");
+    assert_eq!(signed.key_id, key.key_id());
+    assert_eq!(signed.index, before);
+    let newest = provenance::newest(w.store.as_ref(), &digest("a")).unwrap();
+    assert_eq!(newest, Some(signed.attestation));
+}
+
+/// A passed build-gate result, which a known-good rollback target needs.
+fn passed(w: &mut World, d: &str) {
+    let now = w.now;
+    w.fact(Record::Check(CheckResult {
+        digest: digest(d),
+        gate: "build".into(),
+        passed: true,
+        failed_rules: Vec::new(),
+        allowed_failures: false,
+        by: None,
+        at: now,
+    }));
+}
+
+#[test]
+fn a_rollback_dry_run_writes_nothing_and_a_real_one_records_the_deploy() {
+    let mut w = world(
+        "service api owner=priya\nbuild api a\ndeploy api a staging\nday 1\nbuild api b\ndeploy api b staging",
+    );
+    passed(&mut w, "a");
+    passed(&mut w, "b");
+    let setup = gate::Setup {
+        config: w.config.clone(),
+        ..gate::Setup::default()
+    };
+    let input = lifecycle::RollbackInput {
+        service: ServiceName::parse("api").unwrap(),
+        env: "staging".into(),
+        to: None,
+        by: id("jonas"),
+        approved_by: None,
+        ticket: None,
+        at: w.now,
+    };
+    let now = w.now;
+    let before = size(&w);
+    match lifecycle::rollback(w.s(), &setup, &input, true, now).unwrap() {
+        lifecycle::RollbackOutcome::DryRun { plan, gate } => {
+            assert_eq!(plan.digest, digest("a").to_string());
+            assert!(gate.passed, "{}", serde_json::to_string(&gate).unwrap());
+        }
+        other => panic!("expected a dry run, got {other:?}"),
+    }
+    assert_eq!(size(&w), before, "a dry run writes nothing");
+
+    w.apply("day 2");
+    let now = w.now;
+    let input = lifecycle::RollbackInput { at: now, ..input };
+    match lifecycle::rollback(w.s(), &setup, &input, false, now).unwrap() {
+        lifecycle::RollbackOutcome::Decided {
+            plan,
+            decision: gate::Decision::Recorded { .. },
+        } => assert_eq!(plan.digest, digest("a").to_string()),
+        other => panic!("expected a recorded rollback, got {other:?}"),
+    }
+    assert!(size(&w) > before);
+    let running = w.ask("running staging");
+    assert!(running.contains(" a "), "{running}");
+
+    // Nothing else known-good in production: no target, nothing written.
+    let input = lifecycle::RollbackInput {
+        env: "production".into(),
+        ..input
+    };
+    let before = size(&w);
+    assert!(matches!(
+        lifecycle::rollback(w.s(), &setup, &input, false, now).unwrap(),
+        lifecycle::RollbackOutcome::NoTarget
+    ));
+    assert_eq!(size(&w), before);
+}
+
+#[test]
+fn a_build_diff_finds_builds_by_digest_or_tag_and_refuses_two_services() {
+    let w = world("service api\nbuild api a commit=1 tag=1.0\nbuild api b commit=1 tag=1.1\nservice web\nbuild web c");
+    let r = |text: &str| freshness::BuildRef::parse(&expand(text), "OLD").unwrap();
+    let store = w.store.as_ref();
+    let diff = freshness::diff_refs(store, &r("%a"), &r("ghcr.io/acme/api:1.1")).unwrap();
+    assert_eq!(diff.service, "api");
+    assert_eq!(
+        (diff.old.clone(), diff.new.clone()),
+        (digest("a").to_string(), digest("b").to_string())
+    );
+
+    let err = freshness::diff_refs(store, &r("%a"), &r("%c")).unwrap_err();
+    assert!(err.to_string().contains("is a build of `api` but"), "{err}");
+    let err = freshness::diff_refs(store, &r("%a"), &r("ghcr.io/acme/api:9.9")).unwrap_err();
+    assert!(
+        err.to_string().starts_with("no build recorded for"),
+        "{err}"
+    );
+    let err = freshness::BuildRef::parse("ghcr.io/acme/api", "NEW").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("NEW `ghcr.io/acme/api` names no build"),
+        "{err}"
+    );
 }

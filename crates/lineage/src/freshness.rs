@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use lineage_core::freshness::{self, BaseTag, Resolved, StaleOptions};
-use lineage_model::{ImageRef, Timestamp};
+use lineage_model::Timestamp;
 use lineage_registry::Platform;
 
 use crate::args::{ActorArgs, Format, FormatChoice};
@@ -408,73 +408,12 @@ fn post_json(s: &Settings, url: &str, body: &str) -> Result<u16, CliError> {
     Ok(response.status().as_u16())
 }
 
-/// A build named by digest, `REPO@DIGEST` or `REPO:TAG`.
-enum BuildRef {
-    Digest(lineage_model::DigestQuery),
-    Tag(ImageRef),
-}
-
-fn build_ref(input: &str, field: &'static str) -> Result<BuildRef, CliError> {
-    if let Some(parsed) = lineage_model::DigestQuery::parse(input) {
-        return Ok(BuildRef::Digest(parsed.map_err(|e| e.in_field(field))?));
-    }
-    let image = ImageRef::parse(input).map_err(|e| e.in_field(field))?;
-    match (&image.digest, &image.tag) {
-        (Some(d), _) => Ok(BuildRef::Digest(lineage_model::DigestQuery::Full(
-            d.clone(),
-        ))),
-        (None, Some(_)) => Ok(BuildRef::Tag(image)),
-        (None, None) => Err(CliError::new(
-            format!("{field} `{input}` names no build"),
-            format!(
-                "pass a digest or a pinned or tagged image, e.g. `{}@sha256:<64 hex>`",
-                image.repository
-            ),
-        )),
-    }
-}
-
 pub fn build_diff(args: DiffArgs, s: &Settings) -> Result<Outcome, CliError> {
-    let old = build_ref(&args.old, "OLD")?;
-    let new = build_ref(&args.new, "NEW")?;
+    let old = freshness::BuildRef::parse(&args.old, "OLD")?;
+    let new = freshness::BuildRef::parse(&args.new, "NEW")?;
     let store = crate::commands::open(s, false)?;
-    let find = |r: &BuildRef, given: &str| -> Result<lineage_model::BuildRecord, CliError> {
-        let found = match r {
-            BuildRef::Digest(q) => {
-                match lineage_core::query::resolve_digest(
-                    store.as_ref(),
-                    given,
-                    q,
-                    &[lineage_store::DigestRole::Build],
-                )? {
-                    Some(d) => store.build(&d)?,
-                    None => None,
-                }
-            }
-            BuildRef::Tag(i) => {
-                store.build_by_tag(&i.repository, i.tag.as_ref().expect("tagged reference"))?
-            }
-        };
-        found.ok_or_else(|| {
-            CliError::new(
-                format!("no build recorded for `{given}`"),
-                "record it first with `lineage build record`, or check the digest (`lineage trace SERVICE` lists builds)",
-            )
-        })
-    };
-    let old = find(&old, &args.old)?;
-    let new = find(&new, &args.new)?;
-    if old.service != new.service {
-        return Err(CliError::new(
-            format!(
-                "`{}` is a build of `{}` but `{}` is a build of `{}`",
-                args.old, old.service, args.new, new.service
-            ),
-            "compare two builds of the same service",
-        ));
-    }
+    let diff = freshness::diff_refs(store.as_ref(), &old, &new)?;
     let expect = args.expect == Some(Expect::BaseOnly);
-    let diff = freshness::diff(&old, &new);
     if s.format == Format::Json {
         crate::render::json(&diff);
     } else {

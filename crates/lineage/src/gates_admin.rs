@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use lineage_core::gate::{self, ExceptionRow};
+use lineage_core::lifecycle;
 use lineage_core::provenance::{self, LedgerVerdict};
-use lineage_model::{Attestation, Digest, Exception, ImageRef, Record, Retirement, Timestamp};
-use lineage_policy::validate_rule_code;
-use lineage_store::Store;
+use lineage_model::{Digest, Exception, ImageRef, Timestamp};
 use serde::Serialize;
 
 use crate::args::{ActorArgs, Format};
@@ -160,7 +160,8 @@ pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
             policy_dir,
             actor,
         } => {
-            let rule = exception_rule(&rule, s, policy_dir.as_deref())?;
+            let files = policy_files(s, policy_dir.as_deref(), false)?;
+            let rule = gate::canonical_rule(&rule, &files)?;
             if service != "*" {
                 lineage_model::ServiceName::parse(&service)
                     .map_err(|e| CliError::from(e.in_field("--service")))?;
@@ -171,7 +172,7 @@ pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
             let by = s.actor(actor.by.as_deref())?;
             let setup = crate::gates::gate_setup(s, policy_dir.as_deref())?;
             let mut store = crate::commands::open_write(s, false)?;
-            let (index, record) = lineage_core::gate::add_exception(
+            let (index, record) = gate::add_exception(
                 store.as_mut(),
                 &setup,
                 Exception {
@@ -202,18 +203,7 @@ pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
         }
         ExceptionCmd::List => {
             let store = crate::commands::open(s, false)?;
-            let rows: Vec<ExceptionRow> = store
-                .facts("exception", None)?
-                .into_iter()
-                .filter_map(|e| match e.record {
-                    Record::Exception(x) => Some(ExceptionRow {
-                        index: e.index,
-                        active: s.now < x.expires,
-                        exception: x,
-                    }),
-                    _ => None,
-                })
-                .collect();
+            let rows = gate::exception_list(store.as_ref(), s.now)?;
             render_exceptions(s.format, &rows);
             Ok(if rows.is_empty() {
                 Outcome::NotFound
@@ -222,14 +212,6 @@ pub fn exception(cmd: ExceptionCmd, s: &Settings) -> Result<Outcome, CliError> {
             })
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ExceptionRow {
-    index: u64,
-    active: bool,
-    #[serde(flatten)]
-    exception: Exception,
 }
 
 fn render_exceptions(format: Format, rows: &[ExceptionRow]) {
@@ -281,103 +263,24 @@ fn parse_expiry(input: &str) -> Result<Timestamp, CliError> {
     })
 }
 
-/// The canonical rule of an exception: a built-in code, or a code one of the loaded Rego
-/// policies emits. Anything else is refused with the list of valid codes.
-fn exception_rule(
-    given: &str,
-    s: &Settings,
-    policy_dir: Option<&Path>,
-) -> Result<String, CliError> {
-    let builtin = validate_rule_code(given);
-    if let Ok(rule) = builtin {
-        return Ok(rule.code().to_string());
-    }
-    let files = policy_files(s, policy_dir, false)?;
-    // Check the policies parse: waiving a code from a broken file would hide the breakage.
-    if !files.is_empty() {
-        lineage_policy::Policies::load(&files).map_err(rego_error)?;
-    }
-    let mut policy_codes: Vec<String> = files.iter().flat_map(|(_, t)| policy_codes(t)).collect();
-    policy_codes.sort();
-    policy_codes.dedup();
-    if let Some(code) = policy_codes
-        .iter()
-        .find(|c| c.eq_ignore_ascii_case(given.trim()))
-    {
-        return Ok(code.clone());
-    }
-    let err = builtin.expect_err("checked above");
-    let mut message = err.to_string();
-    if !policy_codes.is_empty() {
-        message.push_str(&format!(
-            "; codes of your Rego policies: {}",
-            policy_codes.join(", ")
-        ));
-    }
-    Err(CliError::new(message, err.hint()))
-}
-
-/// The `"code": "…"` string literals of a Rego file: the codes its `deny`/`warn` entries can
-/// carry. A textual scan is enough here, because it only widens what may be waived.
-fn policy_codes(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("\"code\"") {
-        rest = &rest[i + 6..];
-        let after = rest.trim_start();
-        let Some(after) = after.strip_prefix(':') else {
-            continue;
-        };
-        let after = after.trim_start();
-        let Some(after) = after.strip_prefix('"') else {
-            continue;
-        };
-        if let Some(end) = after.find('"') {
-            let code = &after[..end];
-            if !code.is_empty()
-                && code
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-            {
-                out.push(code.to_string());
-            }
-        }
-    }
-    out
-}
-
 pub fn retire(args: RetireArgs, s: &Settings) -> Result<Outcome, CliError> {
     let digest = parse_digest(&args.digest, "digest")?;
-    let reason = args.reason.trim().to_string();
-    if reason.is_empty() || reason.len() > 1000 || reason.chars().any(char::is_control) {
-        return Err(CliError::new(
-            "--reason must be one line of up to 1000 characters",
-            "say why, e.g. `--reason \"CVE-2026-1234 in openssl\"`",
-        ));
-    }
+    // Checked before the ledger is opened, by the rule `retire` applies.
+    let reason = gate::required_reason(&args.reason, lifecycle::RETIRE_REASON_HINT)?;
     let by = s.actor(args.actor.by.as_deref())?;
     let mut store = crate::commands::open_write(s, false)?;
-    let build = store.build(&digest)?;
-    if build.is_none() && store.deploys_of_digest(&digest)?.is_empty() {
-        return Err(CliError::new(
-            format!("`{digest}` has no build or deploy in the ledger"),
-            "check the digest: `lineage trace SERVICE` lists recorded digests",
-        ));
-    }
-    let record = Retirement {
-        digest: digest.clone(),
-        reason,
-        by: by.clone(),
-        at: s.now,
-    };
-    let index = store.record_facts(&[Record::Retire(record.clone())], s.now, Some(&by))?[0];
+    let report = lifecycle::retire(store.as_mut(), &digest, &reason, &by, s.now)?;
+    let index = report.index;
     match s.format {
         Format::Json => crate::render::json(&serde_json::json!({
             "schema": 1, "outcome": "recorded", "kind": "retire", "index": index,
             "digest": digest.to_string(),
-            "service": build.map(|b| b.service.to_string()),
+            "service": report.service.map(|s| s.to_string()),
         })),
-        Format::Human => println!("retired {digest}: {} (ledger entry {index})", record.reason),
+        Format::Human => println!(
+            "retired {digest}: {} (ledger entry {index})",
+            report.retirement.reason
+        ),
     }
     Ok(Outcome::Ok)
 }
@@ -500,25 +403,18 @@ pub fn attest(cmd: AttestCmd, s: &Settings) -> Result<Outcome, CliError> {
             let key = load_private_key(&key, "--key", s)?;
             let by = s.actor(None).ok();
             let mut store = crate::commands::open_write(s, false)?;
-            let Some(build) = store.build(&digest)? else {
-                return Err(CliError::new(
-                    format!("no build is recorded for `{digest}`"),
-                    "record the build first: `lineage build record --image REF@DIGEST … --sign-key KEY`",
-                ));
-            };
-            let att = provenance::sign_build(&build, &key, s.now)?;
-            let index =
-                store.record_facts(&[Record::Attestation(att.clone())], s.now, by.as_ref())?[0];
+            let report =
+                provenance::attest_recorded(store.as_mut(), &digest, &key, by.as_ref(), s.now)?;
+            let index = report.index;
             match s.format {
                 Format::Json => crate::render::json(&serde_json::json!({
                     "schema": 1, "outcome": "recorded", "kind": "attestation", "index": index,
-                    "digest": digest.to_string(), "service": build.service.to_string(),
-                    "predicate_type": att.predicate_type, "key_id": key.key_id(),
+                    "digest": digest.to_string(), "service": report.service.to_string(),
+                    "predicate_type": report.attestation.predicate_type, "key_id": report.key_id,
                 })),
                 Format::Human => println!(
                     "signed provenance (SLSA v1) of {digest} for {} with key {} (ledger entry {index})",
-                    build.service,
-                    key.key_id()
+                    report.service, report.key_id
                 ),
             }
             Ok(Outcome::Ok)
@@ -526,7 +422,7 @@ pub fn attest(cmd: AttestCmd, s: &Settings) -> Result<Outcome, CliError> {
         AttestCmd::Export { digest } => {
             let digest = parse_digest(&digest, "digest")?;
             let store = crate::commands::open(s, false)?;
-            match newest_attestation(store.as_ref(), &digest)? {
+            match provenance::newest(store.as_ref(), &digest)? {
                 Some(att) => {
                     println!("{}", att.envelope);
                     Ok(Outcome::Ok)
@@ -541,17 +437,6 @@ pub fn attest(cmd: AttestCmd, s: &Settings) -> Result<Outcome, CliError> {
             }
         }
     }
-}
-
-fn newest_attestation(store: &dyn Store, digest: &Digest) -> Result<Option<Attestation>, CliError> {
-    Ok(store
-        .facts("attestation", Some(&digest.to_string()))?
-        .into_iter()
-        .rev()
-        .find_map(|e| match e.record {
-            Record::Attestation(a) if a.predicate_type == provenance::SLSA_PROVENANCE_V1 => Some(a),
-            _ => None,
-        }))
 }
 
 /// `lineage verify DIGEST|IMAGE`: when the target is not a file but a digest or a pinned
@@ -643,13 +528,6 @@ impl<'a, T: Serialize> WithConfig<'a, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lineage_policy::RuleId;
-
-    #[test]
-    fn finds_the_codes_a_policy_emits() {
-        let text = "deny contains {\n\t\"code\": \"ACME001\",\n\t\"msg\": \"x\"} if { true }\nwarn contains {\"code\" : \"ACME-2\", \"msg\": \"y\"} if { true }\nx := {\"code\": sprintf(\"%s\", [a])}";
-        assert_eq!(policy_codes(text), vec!["ACME001", "ACME-2"]);
-    }
 
     #[test]
     fn a_date_expires_at_midnight_utc() {
@@ -659,12 +537,5 @@ mod tests {
         );
         assert!(parse_expiry("2026-12-01T10:00:00+01:00").is_ok());
         assert!(parse_expiry("next week").is_err());
-    }
-
-    #[test]
-    fn rule_lookup_covers_every_builtin() {
-        for r in RuleId::ALL {
-            assert_eq!(validate_rule_code(r.name()).unwrap().code(), r.code());
-        }
     }
 }

@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use lineage_core::gate::{self, StoreLedger};
-use lineage_core::lifecycle::{self, HistoryReport, OutcomeInput, RollbackInput, RollbackPlan};
+use lineage_core::gate;
+use lineage_core::lifecycle::{
+    self, HistoryReport, OutcomeInput, RollbackInput, RollbackOutcome, RollbackPlan,
+};
 use lineage_model::{
     inert, ConfigFile, Digest, Identity, ImageRef, OutcomeStatus, ServiceName, Tag, Timestamp,
 };
@@ -296,61 +298,54 @@ pub fn rollback(args: RollbackArgs, s: &Settings) -> Result<Outcome, CliError> {
         ticket: args.ticket.clone(),
         at: s.now,
     };
-    let plan = {
-        let store = crate::commands::open(s, false)?;
-        lifecycle::plan_rollback(store.as_ref(), &s.toml.config, &input)?
+    // A dry run only reads: it never opens the ledger for writing.
+    let outcome = if args.dry_run {
+        let mut store = crate::commands::open(s, false)?;
+        lifecycle::rollback(store.as_mut(), &setup.gate, &input, true, s.now)?
+    } else {
+        let mut store = crate::commands::open_write(s, false)?;
+        lifecycle::rollback(store.as_mut(), &setup.gate, &input, false, s.now)?
     };
-    let Some((plan, chosen)) = plan else {
-        crate::render::not_found(
-            s.format,
-            &format!(
-                "no known-good digest to roll `{}` back to in `{}`: nothing else ran there that is not retired, passed its build gate and did not fail there",
-                input.service, input.env
-            ),
-        );
-        return Ok(Outcome::NotFound);
-    };
-    if args.dry_run {
-        let store = crate::commands::open(s, false)?;
-        let ledger = StoreLedger {
-            store: store.as_ref(),
-            trust: &setup.gate.trust,
-        };
-        let report = gate::check_deploy(
-            &ledger,
-            &setup.gate,
-            &lifecycle::rollback_request(&input, &chosen),
-            s.now,
-        )?;
-        match s.format {
-            Format::Json => json(&serde_json::json!({
-                "schema": 1, "dry_run": true, "plan": plan, "gate": report,
-            })),
-            Format::Human => {
-                show_plan(&plan, true);
-                crate::gates::show_report(&setup, &report, s)?;
+    match outcome {
+        RollbackOutcome::NoTarget => {
+            crate::render::not_found(
+                s.format,
+                &format!(
+                    "no known-good digest to roll `{}` back to in `{}`: nothing else ran there that is not retired, passed its build gate and did not fail there",
+                    input.service, input.env
+                ),
+            );
+            Ok(Outcome::NotFound)
+        }
+        RollbackOutcome::DryRun { plan, gate: report } => {
+            match s.format {
+                Format::Json => json(&serde_json::json!({
+                    "schema": 1, "dry_run": true, "plan": plan, "gate": report,
+                })),
+                Format::Human => {
+                    show_plan(&plan, true);
+                    crate::gates::show_report(&setup, &report, s)?;
+                }
             }
+            Ok(if report.passed {
+                Outcome::Ok
+            } else {
+                Outcome::NotFound
+            })
         }
-        return Ok(if report.passed {
-            Outcome::Ok
-        } else {
-            Outcome::NotFound
-        });
-    }
-    let mut store = crate::commands::open_write(s, false)?;
-    let decision = lifecycle::record_rollback(store.as_mut(), &setup.gate, &input, &chosen, s.now)?;
-    match (s.format, decision) {
-        (Format::Json, gate::Decision::Recorded { result, gate }) => {
-            json(&serde_json::json!({
-                "schema": 1, "dry_run": false, "plan": plan, "recorded": result, "gate": gate,
-            }));
-            Ok(Outcome::Ok)
-        }
-        (Format::Human, decision @ gate::Decision::Recorded { .. }) => {
-            show_plan(&plan, false);
-            crate::gates::show_deploy(&setup, decision, s)
-        }
-        (_, decision) => crate::gates::show_deploy(&setup, decision, s),
+        RollbackOutcome::Decided { plan, decision } => match (s.format, decision) {
+            (Format::Json, gate::Decision::Recorded { result, gate }) => {
+                json(&serde_json::json!({
+                    "schema": 1, "dry_run": false, "plan": plan, "recorded": result, "gate": gate,
+                }));
+                Ok(Outcome::Ok)
+            }
+            (Format::Human, decision @ gate::Decision::Recorded { .. }) => {
+                show_plan(&plan, false);
+                crate::gates::show_deploy(&setup, decision, s)
+            }
+            (_, decision) => crate::gates::show_deploy(&setup, decision, s),
+        },
     }
 }
 
