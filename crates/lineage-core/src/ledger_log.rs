@@ -802,6 +802,40 @@ fn write_atomic(path: &Path, text: &str, hint: &str) -> Result<(), Error> {
     replace_file(path, text.as_bytes(), 0o644).map_err(|e| io_error("write", path, e, hint))
 }
 
+/// The latest signed checkpoint as `lineage log checkpoint`, `GET /api/v1/log/checkpoint` and
+/// the dashboard's log page show it: the one reading of its origin and root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointReport {
+    pub schema: u32,
+    /// `None` when the stored text does not parse as a checkpoint (`log verify` says why).
+    pub origin: Option<String>,
+    pub size: u64,
+    /// The signed root hash, lowercase hex.
+    pub root: Option<String>,
+    pub created: Timestamp,
+    /// The signed note, exactly as stored.
+    pub checkpoint: String,
+}
+
+impl CheckpointReport {
+    pub fn of(latest: &StoredCheckpoint) -> CheckpointReport {
+        let body = latest.text.split_once("\n\n").map_or("", |(b, _)| b);
+        let parsed = Checkpoint::parse(&format!("{body}\n")).ok();
+        CheckpointReport {
+            schema: 1,
+            origin: parsed.as_ref().map(|c| c.origin.clone()),
+            size: latest.size,
+            root: parsed.as_ref().map(|c| hex_lower(&c.root)),
+            created: latest.created,
+            checkpoint: latest.text.clone(),
+        }
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An inclusion bundle for ledger entry `index` against the latest checkpoint.
 pub fn prove(store: &dyn Store, index: u64) -> Result<InclusionBundle, Error> {
     let latest = latest_or_error(store)?;

@@ -958,24 +958,13 @@ async fn checkpoint(
             "record something first; each write signs one",
         ));
     };
-    Ok(Json(checkpoint_json(&latest)).into_response())
+    // Keys sorted, as the CLI prints them.
+    let report =
+        serde_json::to_value(ledger_log::CheckpointReport::of(&latest)).expect("reports serialise");
+    Ok(Json(report).into_response())
 }
 
 /// The checkpoint as `lineage log checkpoint --format json` prints it.
-pub fn checkpoint_json(latest: &lineage_store::StoredCheckpoint) -> Value {
-    use lineage_store::lineage_log::checkpoint::Checkpoint;
-    let body = latest.text.split_once("\n\n").map_or("", |(b, _)| b);
-    let cp = Checkpoint::parse(&format!("{body}\n")).ok();
-    json!({
-        "schema": 1,
-        "origin": cp.as_ref().map(|c| c.origin.clone()),
-        "size": latest.size,
-        "root": cp.as_ref().map(|c| hex::encode(c.root)),
-        "created": latest.created.to_string(),
-        "checkpoint": latest.text,
-    })
-}
-
 async fn proof(
     State(st): State<Arc<AppState>>,
     Path(index): Path<String>,

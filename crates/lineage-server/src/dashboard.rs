@@ -1350,14 +1350,14 @@ fn log_markup(st: &AppState, store: &dyn Store) -> Result<Markup, ApiError> {
             }
         },
     };
-    let cp = crate::api::checkpoint_json(&latest);
+    let cp = lineage_core::ledger_log::CheckpointReport::of(&latest);
     Ok(html! {
         p { "The ledger holds " b { (head.size) } " entries." }
         div.card {
             "Latest checkpoint: size " b { (latest.size) }
-            " · origin " code { (cp["origin"].as_str().unwrap_or("")) }
+            " · origin " code { (cp.origin.as_deref().unwrap_or("")) }
             " · created " (latest.created)
-            br; "Root " code { (cp["root"].as_str().unwrap_or("")) }
+            br; "Root " code { (cp.root.as_deref().unwrap_or("")) }
             br; "Status: " (status)
             @if latest.size < head.size {
                 br; span.warn { (head.size - latest.size) " newer entries are not yet covered by a checkpoint" }
