@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use lineage_core::ledger_log::{self, LogSettings, RotationReport, VerifyReport};
 use lineage_model::{Digest, Timestamp};
-use lineage_store::lineage_log::checkpoint::Checkpoint;
 use lineage_store::lineage_log::keys::{LogKey, Verifier};
 use lineage_store::lineage_log::proof::{self, Outcome as ProofOutcome, ProofBundle, Verified};
 use lineage_store::Store;
