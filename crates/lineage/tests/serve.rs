@@ -2476,3 +2476,39 @@ fn the_demo_fleet_puts_risk_first() {
     );
     assert!(page.contains("href=\"/digests/sha256:"), "{page}");
 }
+
+/// The latest checkpoint reads the same from the CLI and from the API: one report
+/// (`ledger_log::CheckpointReport`), not a copy per front end.
+#[test]
+fn the_checkpoint_is_one_answer_from_the_cli_and_the_api() {
+    let w = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    w.ok(&["demo"], &[]);
+    let reader = w.ok(
+        &[
+            "--format", "json", "token", "create", "--name", "viewer", "--scope", "read",
+        ],
+        &[],
+    );
+    let token: Value = serde_json::from_str(&reader.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let cli: Value =
+        serde_json::from_str(&w.ok(&["--format", "json", "log", "checkpoint"], &[]).stdout)
+            .unwrap();
+    let server = Server::start(&w);
+    let (status, body) = get(
+        &format!("{}/api/v1/log/checkpoint", server.url),
+        Some(&token),
+    );
+    assert_eq!(status, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api, cli);
+    assert_eq!(cli["schema"], 1);
+    assert!(cli["size"].as_u64().unwrap() > 0, "{cli}");
+    assert_eq!(cli["root"].as_str().unwrap().len(), 64, "{cli}");
+    assert!(cli["checkpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with(cli["origin"].as_str().unwrap()));
+}
