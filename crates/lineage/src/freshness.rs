@@ -199,7 +199,9 @@ fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Out
         answers.push((tag, answer));
     }
     drop(bars);
-    crate::registry::end_progress();
+    for conn in clients.iter().filter_map(|(_, c)| c.as_ref().ok()) {
+        conn.end_progress();
+    }
     let report = freshness::record_refresh(store.as_mut(), answers, s.now, Some(&by))?;
     if s.format == Format::Json {
         crate::render::json(&report);

@@ -169,6 +169,8 @@ pub(crate) fn parse_insecure(opts: &RegistryOpts) -> Result<Vec<String>, CliErro
 pub(crate) struct Connection {
     pub(crate) client: Client,
     pub(crate) docker_config: String,
+    /// Whether this connection's progress line is on the terminal now.
+    drawn: Arc<AtomicBool>,
 }
 
 /// `HOST[:PORT]` names this machine (`localhost`, `127.0.0.0/8`, `::1`): the one place that
@@ -251,12 +253,14 @@ pub(crate) fn connect(
         let docker = DockerConfig::load(&path).map_err(|e| registry_error(e, &shown))?;
         client = client.with_docker_config(docker);
     }
-    if let Some(progress) = progress_for(s) {
+    let drawn = Arc::new(AtomicBool::new(false));
+    if let Some(progress) = progress_for(s, drawn.clone()) {
         client = client.with_progress(progress);
     }
     Ok(Connection {
         client,
         docker_config: shown,
+        drawn,
     })
 }
 
@@ -310,13 +314,11 @@ pub(crate) fn registry_error(e: RegistryError, docker_config: &str) -> CliError 
 // ---------------------------------------------------------------------------------------
 // Progress: drawn on a terminal only, never under JSON or when stderr is piped
 
-static PROGRESS_DRAWN: AtomicBool = AtomicBool::new(false);
-
-fn progress_for(s: &Settings) -> Option<ProgressFn> {
+fn progress_for(s: &Settings, drawn: Arc<AtomicBool>) -> Option<ProgressFn> {
     if !s.progress() {
         return None;
     }
-    Some(Arc::new(|p: &Progress| {
+    Some(Arc::new(move |p: &Progress| {
         let line = match p.total {
             Some(total) if total > 0 => {
                 let width = 24u64;
@@ -335,16 +337,18 @@ fn progress_for(s: &Settings) -> Option<ProgressFn> {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
-        PROGRESS_DRAWN.store(true, Ordering::Relaxed);
+        drawn.store(true, Ordering::Relaxed);
     }))
 }
 
-/// Clears the progress line, if one was drawn, before the result is printed.
-pub(crate) fn end_progress() {
-    if PROGRESS_DRAWN.swap(false, Ordering::Relaxed) {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K");
-        let _ = err.flush();
+impl Connection {
+    /// Clears this connection's progress line, if one was drawn, before a result is printed.
+    pub(crate) fn end_progress(&self) {
+        if self.drawn.swap(false, Ordering::Relaxed) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
     }
 }
 
@@ -361,7 +365,7 @@ impl BaseImages for RegistryBases<'_> {
     fn read(&self, base: &Repository, digest: &Digest) -> Result<ImageDetails, RegistryError> {
         let source = RemoteRepository::new(&self.conn.client, base.clone());
         let read = read_image(&source, &Reference::Digest(digest.clone()), self.platform);
-        end_progress();
+        self.conn.end_progress();
         read
     }
 }
@@ -415,7 +419,7 @@ pub fn fill_from_registry(
     let source = RemoteRepository::new(&conn.client, reference.repository.clone());
     let image = read_image(&source, &Reference::of(&reference), &platform)
         .map_err(|e| registry_error(e, &conn.docker_config));
-    end_progress();
+    conn.end_progress();
     let image = image?;
     let known = known_bases(s)?;
     let bases = RegistryBases {
@@ -488,7 +492,7 @@ pub fn base(cmd: BaseCmd, s: &Settings) -> Result<Outcome, CliError> {
     let source = RemoteRepository::new(&conn.client, reference.repository.clone());
     let details = read_image(&source, &Reference::of(&reference), &platform)
         .map_err(|e| registry_error(e, &conn.docker_config));
-    end_progress();
+    conn.end_progress();
     let details = details?;
     let fact = detect::base_seen(&reference, &details, s.now);
     let mut store = crate::commands::open_write(s, true)?;
@@ -543,7 +547,7 @@ pub fn inspect(args: InspectArgs, s: &Settings) -> Result<Outcome, CliError> {
             let conn = connect(s, &insecure, reference.repository.registry())?;
             let source = RemoteRepository::new(&conn.client, reference.repository.clone());
             let report = inspect_source(&source, &Reference::of(&reference), &platform);
-            end_progress();
+            conn.end_progress();
             let mut report = report.map_err(|e| registry_error(e, &conn.docker_config))?;
             // Show what the user typed, normalised, rather than the bare tag.
             report.reference = reference.to_string();
@@ -721,7 +725,7 @@ struct RegistryReferrers<'a> {
 impl Attach for RegistryReferrers<'_> {
     fn attach(&self, artifact: &Artifact) -> Result<Attached, RegistryError> {
         let done = attach(&self.conn.client, self.pinned, artifact);
-        end_progress();
+        self.conn.end_progress();
         done
     }
 }
@@ -830,7 +834,7 @@ fn pull(
         .map_err(|e| registry_error(e, &conn.docker_config))?;
     let pinned = reference.with_digest(subject.digest.clone());
     let pulled = pull_attached(&conn.client, &pinned, LINEAGE_PROVENANCE_ARTIFACT_TYPE);
-    end_progress();
+    conn.end_progress();
     let pulled = pulled.map_err(|e| registry_error(e, &conn.docker_config))?;
     let reports = attest_registry::judge(&subject.digest, &pulled, s.now);
 

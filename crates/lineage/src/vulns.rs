@@ -287,7 +287,7 @@ fn import_registry(
     let insecure = crate::registry::parse_insecure(&args.registry)?;
     let conn = crate::registry::connect(s, &insecure, reference.repository.registry())?;
     let inspected = conn.client.inspect(&reference, &platform);
-    crate::registry::end_progress();
+    conn.end_progress();
     let report = inspected.map_err(|e| crate::registry::registry_error(e, &conn.docker_config))?;
     // The digest deployed is what the reference resolves to (often an index); attestations
     // name the platform manifests, which the registry says belong to it.
