@@ -216,6 +216,57 @@ fn only_settings_read_the_environment() {
 }
 
 #[test]
+fn no_global_mutable_state() {
+    // A use case's result travels as a value, never through a process-wide slot (issue 15
+    // found one carrying a registry answer from a fill to a renderer). The one exception is a
+    // resource cache: PostgreSQL connection pools, shared per URL by every store handle.
+    const ALLOWED: &[&str] = &["crates/lineage-store/src/postgres/connect.rs"];
+    let mut found = Vec::new();
+    for (name, _) in crates() {
+        for file in sources(&root().join("crates").join(&name).join("src")) {
+            let shown = file.strip_prefix(root()).unwrap_or(&file).to_path_buf();
+            if !ALLOWED.iter().any(|a| shown == Path::new(a)) {
+                found.extend(mutable_statics(&file));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "global mutable state:\n{}",
+        found.join("\n")
+    );
+}
+
+/// `static` items of `file` (before its test module) whose type can change at run time.
+fn mutable_statics(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.trim_start();
+        if code.starts_with("#[cfg(test)]") {
+            break;
+        }
+        let item = ["static ", "pub static ", "pub(crate) static "]
+            .iter()
+            .any(|p| code.starts_with(p));
+        let mutable = [
+            "mut ",
+            "Mutex",
+            "RwLock",
+            "Atomic",
+            "Cell<",
+            "OnceLock<Mutex",
+        ]
+        .iter()
+        .any(|w| code.contains(w));
+        if item && mutable {
+            out.push(format!("{}:{}: {code}", file.display(), n + 1));
+        }
+    }
+    out
+}
+
+#[test]
 fn the_checks_find_what_they_look_for() {
     // The searches above must be able to fail: run them on text that breaks each rule.
     let dir = std::env::temp_dir().join(format!("lineage-tidy-{}", std::process::id()));
@@ -228,6 +279,12 @@ fn the_checks_find_what_they_look_for() {
     .unwrap();
     assert_eq!(find(&file, &["println!("]).len(), 1);
     assert_eq!(find(&file, &["env::var("]).len(), 1);
+    std::fs::write(
+        &file,
+        "static SLOT: Mutex<Option<u8>> = Mutex::new(None);\n",
+    )
+    .unwrap();
+    assert_eq!(find(&file, &["static "]).len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
     let manifest = "[package]\nname = \"x\"\n\n[dependencies]\nlineage-core.workspace = true\nclap = { version = \"4\" }\n# a comment\n\n[dev-dependencies]\nlineage-testkit = { path = \"x\" }\n";
     assert_eq!(deps(manifest, "dependencies"), ["lineage-core", "clap"]);
