@@ -28,6 +28,7 @@ pub mod provenance;
 pub mod query;
 pub mod record;
 pub mod sbom;
+pub mod sbom_registry;
 pub mod services;
 pub mod vulns;
 

@@ -1,14 +1,16 @@
 //! `sbom add`, `scan add`, `vulns`, and `affected --package/--purl/--cve`: the arguments, the
-//! registry walk of `--from-registry`, and the renderers. What a document means, base or app,
-//! and who is affected are decided in `lineage_core::{sbom, vulns}`.
+//! registry reads of `--from-registry`, and the renderers. What a document means, which
+//! attachments hold one, base or app, and who is affected are decided in
+//! `lineage_core::{sbom, sbom_registry, vulns}`.
 
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Subcommand};
-use lineage_core::sbom::{self, Document, ImportResult, Kind, Target};
+use lineage_core::sbom::{self, ImportResult, Kind, Target};
+use lineage_core::sbom_registry::{self, AttachedBlobs, FromRegistry, FromRegistryError};
 use lineage_core::vulns::{self, AffectedPackagesReport, PackageQuery, VulnsReport};
-use lineage_model::{Digest, ImageRef, SbomImport};
-use lineage_registry::{media, Inspection};
+use lineage_model::{Digest, ImageRef, Repository};
+use lineage_registry::{Manifest, Reference};
 use serde::Serialize;
 
 use crate::args::{ActorArgs, Format};
@@ -173,106 +175,24 @@ struct RegistryImport {
     skipped: Vec<String>,
 }
 
-/// An attachment that may hold a document, and where it was found.
-struct Candidate {
-    origin: String,
-    blob: Digest,
+/// The image's repository, for `lineage_core::sbom_registry::from_attachments`.
+struct Attachments<'a> {
+    conn: &'a crate::registry::Connection,
+    repository: &'a Repository,
 }
 
-/// Whether an attachment's predicate or media type can hold a document of `kind`.
-fn may_hold(kind: Kind, predicate_or_media: &str) -> bool {
-    let t = predicate_or_media.to_ascii_lowercase();
-    let sbom_like = t.starts_with("https://spdx.dev/document")
-        || t.starts_with("https://cyclonedx.org/bom")
-        || t.contains("spdx+json")
-        || t.contains("cyclonedx+json");
-    match kind {
-        Kind::Sbom => sbom_like,
-        Kind::Scan => {
-            t.starts_with("https://cosign.sigstore.dev/attestation/vuln")
-                || t.starts_with("https://cyclonedx.org/bom")
-                || t.contains("cyclonedx+json")
-        }
+impl AttachedBlobs for Attachments<'_> {
+    fn manifest(&self, digest: &Digest) -> Result<Manifest, lineage_registry::Error> {
+        let fetched = self
+            .conn
+            .client
+            .fetch_manifest(self.repository, &Reference::Digest(digest.clone()))?;
+        Ok(fetched.manifest)
     }
-}
 
-/// The attachments of an inspected image that may hold documents of `kind`, each once.
-fn candidates(
-    kind: Kind,
-    report: &Inspection,
-    conn: &crate::registry::Connection,
-    image: &ImageRef,
-) -> Result<Vec<Candidate>, CliError> {
-    let mut out: Vec<Candidate> = Vec::new();
-    let mut push = |origin: String, blob: &Digest| {
-        if !out.iter().any(|c| c.blob == *blob) {
-            out.push(Candidate {
-                origin,
-                blob: blob.clone(),
-            });
-        }
-    };
-    for a in &report.buildkit_attestations {
-        for l in &a.layers {
-            let predicate = l
-                .annotations
-                .get(lineage_registry::keys::IN_TOTO_PREDICATE_TYPE)
-                .cloned()
-                .or_else(|| l.statement.as_ref().map(|s| s.predicate_type.clone()))
-                .unwrap_or_default();
-            if may_hold(kind, &predicate) {
-                push(format!("buildkit attestation {}", a.manifest), &l.digest);
-            }
-        }
+    fn blob(&self, digest: &Digest) -> Result<Vec<u8>, lineage_registry::Error> {
+        self.conn.client.fetch_blob(self.repository, digest)
     }
-    for c in report.cosign.iter().filter(|c| c.kind == "attestation") {
-        for l in &c.layers {
-            // A statement too large to decode during inspection is still worth reading.
-            let fits = l
-                .statement
-                .as_ref()
-                .is_none_or(|st| may_hold(kind, &st.predicate_type));
-            if fits && (l.media_type == media::DSSE_ENVELOPE || l.media_type == media::IN_TOTO) {
-                push(format!("cosign {}", c.tag), &l.digest);
-            }
-        }
-    }
-    for r in &report.referrers {
-        if !r.layers.is_empty() {
-            for l in &r.layers {
-                let fits = l
-                    .statement
-                    .as_ref()
-                    .is_some_and(|st| may_hold(kind, &st.predicate_type));
-                if fits {
-                    push(format!("referrer {}", r.digest), &l.digest);
-                }
-            }
-            continue;
-        }
-        // SBOM artifacts (`oras attach --artifact-type application/spdx+json`) are not opened
-        // by inspection; their layers are the documents.
-        if r.artifact_type
-            .as_deref()
-            .is_some_and(|t| may_hold(kind, t))
-        {
-            let fetched = conn
-                .client
-                .fetch_manifest(
-                    &image.repository,
-                    &lineage_registry::Reference::Digest(r.digest.clone()),
-                )
-                .map_err(|e| crate::registry::registry_error(e, &conn.docker_config))?;
-            if let lineage_registry::Manifest::Image(m) = fetched.manifest {
-                for l in &m.layers {
-                    if may_hold(kind, &l.media_type) || l.media_type == media::IN_TOTO {
-                        push(format!("referrer {}", r.digest), &l.digest);
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn import_registry(
@@ -289,51 +209,19 @@ fn import_registry(
     let inspected = conn.client.inspect(&reference, &platform);
     conn.end_progress();
     let report = inspected.map_err(|e| crate::registry::registry_error(e, &conn.docker_config))?;
-    // The digest deployed is what the reference resolves to (often an index); attestations
-    // name the platform manifests, which the registry says belong to it.
-    let mut aliases: Vec<Digest> = Vec::new();
-    if let Some(img) = &report.image {
-        aliases.push(img.manifest_digest.clone());
-        aliases.extend(img.platforms.iter().map(|p| p.digest.clone()));
-    }
-    let mut imports: Vec<(SbomImport, Vec<String>)> = Vec::new();
-    let mut skipped = Vec::new();
-    for c in candidates(kind, &report, &conn, &reference)? {
-        let bytes = conn
-            .client
-            .fetch_blob(&reference.repository, &c.blob)
-            .map_err(|e| crate::registry::registry_error(e, &conn.docker_config))?;
-        let name = format!("{} ({})", reference.repository, c.origin);
-        let mut doc: Document = sbom::parse_bytes(&bytes, &name, None)?;
-        drop(bytes);
-        let fits = match kind {
-            Kind::Sbom => matches!(doc.format, sbom::Format::Spdx | sbom::Format::CycloneDx),
-            Kind::Scan => doc.has_findings,
-        };
-        if !fits {
-            skipped.push(format!(
-                "{}: {} is not {}",
-                c.origin,
-                doc.label,
-                match kind {
-                    Kind::Sbom => "an SBOM",
-                    Kind::Scan => "a vulnerability scan",
+    // Which attachments are read, and what is imported for which digest, is decided in core.
+    let port = Attachments {
+        conn: &conn,
+        repository: &reference.repository,
+    };
+    let FromRegistry { imports, skipped } =
+        sbom_registry::from_attachments(kind, &reference.repository, &report, &port, &by, s.now)
+            .map_err(|e| match e {
+                FromRegistryError::Registry(e) => {
+                    crate::registry::registry_error(e, &conn.docker_config)
                 }
-            ));
-            continue;
-        }
-        let notes = std::mem::take(&mut doc.notes);
-        let target = Target {
-            image: reference.repository.clone(),
-            digest: report.digest.clone(),
-            kind,
-            origin: format!("registry {}", c.origin),
-            aliases: aliases.clone(),
-            by: by.clone(),
-            at: s.now,
-        };
-        imports.push((sbom::to_record(doc, &target, &name)?, notes));
-    }
+                FromRegistryError::Document(e) => e.into(),
+            })?;
     if imports.is_empty() {
         let what = match kind {
             Kind::Sbom => "SBOM",
