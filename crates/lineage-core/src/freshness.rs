@@ -5,18 +5,20 @@
 //! History comes from two kinds of knowledge in the ledger: `BaseSeen` facts (a registry
 //! answered "this tag is this digest" at a time) and build records (a build pulled this digest
 //! of this tag at a time). Both count, so the history keeps growing from CI builds when no
-//! registry is reachable. Nothing here talks to a registry: the CLI resolves tags and hands
-//! the answers to [`record_refresh`], which only decides what to write.
+//! registry is reachable. Nothing here talks to a registry: [`refresh`] asks the binary's
+//! [`TagResolver`] for each tag and [`record_refresh`] decides what to write.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use lineage_model::{
-    BaseSeen, BuildRecord, Digest, DigestQuery, EnvName, Identity, ImageRef, Record, Repository,
-    ServiceName, Tag, Timestamp,
+    BaseSeen, BuildRecord, Digest, DigestQuery, EnvName, Identity, ImageRef, Progress, Record,
+    Repository, ServiceName, Tag, Timestamp,
 };
+use lineage_registry::ImageDetails;
 use lineage_store::{DigestRole, Store};
 use serde::Serialize;
 
+use crate::detect::base_seen;
 use crate::placements::shell_quote;
 use crate::{Config, Error};
 
@@ -352,13 +354,11 @@ pub fn history(store: &dyn Store, tag: &BaseTag) -> Result<HistoryReport, Error>
 // ---------------------------------------------------------------------------------------------
 // Refresh
 
-/// What a registry said a tag resolves to now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    pub digest: Digest,
-    /// Layer digests, bottom first.
-    pub layers: Vec<Digest>,
-    pub created: Option<Timestamp>,
+/// The port to the base tags' registries: reads the image a tag points at now (for the
+/// platform the caller chose). An `Err` is that tag's failure, said in the report; it does not
+/// stop the other tags.
+pub trait TagResolver {
+    fn resolve(&self, tag: &BaseTag) -> Result<ImageDetails, String>;
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -383,7 +383,31 @@ pub struct RefreshReport {
     pub failed: usize,
 }
 
-/// Records what the registry answered for each tag and reports it per tag.
+/// `lineage base refresh`: resolves every base tag the ledger knows ([`Knowledge::known_tags`])
+/// through `resolver`, one tag at a time, and records the answers ([`record_refresh`]). A tag
+/// that fails is reported as `failed`; the others are still resolved and recorded.
+pub fn refresh(
+    store: &mut dyn Store,
+    resolver: &dyn TagResolver,
+    progress: &dyn Progress,
+    by: Option<&Identity>,
+    now: Timestamp,
+) -> Result<RefreshReport, Error> {
+    let tags = Knowledge::known_tags(store)?;
+    let total = tags.len() as u64;
+    let mut answers = Vec::with_capacity(tags.len());
+    for tag in tags {
+        progress.update("resolving base tags", answers.len() as u64, Some(total));
+        let answer = resolver
+            .resolve(&tag)
+            .map(|image| base_seen(&tag.image_ref(), &image, now));
+        answers.push((tag, answer));
+    }
+    record_refresh(store, answers, now, by)
+}
+
+/// Records what the registry answered for each tag (the base as seen, by
+/// [`crate::detect::base_seen`]) and reports it per tag.
 ///
 /// Every successful answer is written as a `BaseSeen` observation, not only new digests:
 /// without one per refresh the report could not say how fresh its data is, and first-seen
@@ -391,7 +415,7 @@ pub struct RefreshReport {
 /// tag writes nothing; the others are still recorded.
 pub fn record_refresh(
     store: &mut dyn Store,
-    answers: Vec<(BaseTag, Result<Resolved, String>)>,
+    answers: Vec<(BaseTag, Result<BaseSeen, String>)>,
     now: Timestamp,
     by: Option<&Identity>,
 ) -> Result<RefreshReport, Error> {
@@ -401,25 +425,18 @@ pub fn record_refresh(
     for (tag, answer) in answers {
         let previous = knowledge.history(&tag).first().map(|e| e.digest.clone());
         match answer {
-            Ok(resolved) => {
-                let known = knowledge.registry_knows(&tag, &resolved.digest)
-                    || previous.as_deref() == Some(&resolved.digest.to_string());
+            Ok(seen) => {
+                let known = knowledge.registry_knows(&tag, &seen.digest)
+                    || previous.as_deref() == Some(&seen.digest.to_string());
                 tags.push(RefreshedTag {
                     base: tag.to_string(),
                     status: if known { "unchanged" } else { "new" },
-                    digest: Some(resolved.digest.to_string()),
+                    digest: Some(seen.digest.to_string()),
                     previous,
-                    created: resolved.created,
+                    created: seen.created,
                     error: None,
                 });
-                facts.push(Record::Base(BaseSeen {
-                    name: tag.name,
-                    tag: Some(tag.tag),
-                    digest: resolved.digest,
-                    layers: resolved.layers,
-                    created: resolved.created,
-                    seen_at: now,
-                }));
+                facts.push(Record::Base(seen));
             }
             Err(error) => tags.push(RefreshedTag {
                 base: tag.to_string(),

@@ -1560,3 +1560,131 @@ fn a_build_diff_finds_builds_by_digest_or_tag_and_refuses_two_services() {
         "{err}"
     );
 }
+
+/// `lineage base refresh` over an in-memory registry: every base tag the builds use is
+/// resolved; a tag whose registry fails is reported and does not stop the others.
+struct Tags(BTreeMap<String, Result<(Digest, &'static str), String>>);
+
+impl freshness::TagResolver for Tags {
+    fn resolve(&self, tag: &freshness::BaseTag) -> Result<lineage_registry::ImageDetails, String> {
+        let (d, created) = self
+            .0
+            .get(&tag.to_string())
+            .cloned()
+            .unwrap_or_else(|| Err(format!("{tag}: not in this registry")))?;
+        Ok(lineage_registry::ImageDetails {
+            digest: d.clone(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            platforms: Vec::new(),
+            platform: None,
+            manifest_digest: d,
+            manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            config_digest: digest("c"),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            facts: lineage_registry::ImageFacts {
+                created: Some(lineage_registry::Fact {
+                    value: created.into(),
+                    origin: lineage_registry::FactOrigin::ManifestAnnotation,
+                }),
+                ..Default::default()
+            },
+            layers: vec![digest("1"), digest("2")],
+        })
+    }
+}
+
+#[test]
+fn refresh_resolves_the_tags_in_use_and_reports_a_failed_one_without_stopping() {
+    let mut w = world(
+        r"
+        service api owner=priya
+        service web
+        build api a base=python:3.12-slim@b stage=golang:1.23@e
+        deploy api a production
+        build web c base=alpine:3.20@7
+        deploy web c staging
+        day 10
+        ",
+    );
+    let slim = "docker.io/library/python:3.12-slim";
+    let mut answers = BTreeMap::new();
+    answers.insert(slim.to_string(), Ok((digest("9"), "2026-11-05T00:00:00Z")));
+    answers.insert(
+        "docker.io/library/alpine:3.20".to_string(),
+        Ok((digest("7"), "2026-10-01T00:00:00Z")),
+    );
+    answers.insert(
+        "docker.io/library/golang:1.23".to_string(),
+        Err("registry down".to_string()),
+    );
+    let resolver = Tags(answers);
+    let now = w.now;
+    let by = id("ops");
+    let size = w.store.log_head().unwrap().size;
+    let report = freshness::refresh(w.s(), &resolver, &(), Some(&by), now).unwrap();
+    let rows: Vec<String> = report
+        .tags
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} {} was={} {}",
+                t.base,
+                t.status,
+                opt(&t.digest),
+                opt(&t.previous),
+                opt(&t.error)
+            )
+        })
+        .collect();
+    let (a, b, e, n9) = (digest("7"), digest("b"), digest("e"), digest("9"));
+    assert_eq!(
+        rows,
+        [
+            format!("docker.io/library/alpine:3.20 unchanged {a} was={a} -"),
+            format!("docker.io/library/golang:1.23 failed - was={e} registry down"),
+            format!("docker.io/library/python:3.12-slim new {n9} was={b} -"),
+        ]
+    );
+    assert_eq!(report.failed, 1);
+    assert_eq!(report.at, now);
+    // The two answers are written, as the bases seen, in one batch; the failed tag writes nothing.
+    assert_eq!(w.store.log_head().unwrap().size, size + 2);
+    let seen: Vec<lineage_model::BaseSeen> = w
+        .store
+        .facts("base", None)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.record {
+            Record::Base(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let slim_seen = seen
+        .iter()
+        .find(|s| s.name.to_string() == "docker.io/library/python")
+        .unwrap();
+    assert_eq!(slim_seen.tag.as_ref().unwrap().as_str(), "3.12-slim");
+    assert_eq!(slim_seen.digest, n9);
+    assert_eq!(slim_seen.layers, [digest("1"), digest("2")]);
+    assert_eq!(
+        slim_seen.created,
+        Some(Timestamp::parse("2026-11-05T00:00:00Z").unwrap())
+    );
+    assert_eq!(slim_seen.seen_at, now);
+
+    // The stale report sees the newer digest: api runs on `b`, the registry says `9`.
+    let stale = w.ask("stale");
+    assert!(
+        stale.contains(
+            "production api a base=docker.io/library/python:3.12-slim Final running=b newest=9"
+        ),
+        "{stale}"
+    );
+    assert!(stale.contains("source=registry"), "{stale}");
+
+    // Asked again with the same answers: nothing is new.
+    let again = freshness::refresh(w.s(), &resolver, &(), Some(&by), now).unwrap();
+    let statuses: Vec<&str> = again.tags.iter().map(|t| t.status).collect();
+    assert_eq!(statuses, ["unchanged", "failed", "unchanged"]);
+}

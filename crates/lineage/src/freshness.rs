@@ -3,13 +3,13 @@
 //! `lineage_core::freshness`; this module parses flags, talks to registries and webhooks, and
 //! prints what `freshness_render` renders.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use lineage_core::freshness::{self, BaseTag, Resolved, StaleOptions};
-use lineage_model::Timestamp;
-use lineage_registry::Platform;
+use lineage_core::freshness::{self, BaseTag, StaleOptions};
+use lineage_registry::{ImageDetails, Platform};
 
 use crate::args::{ActorArgs, Format, FormatChoice};
 use crate::freshness_render;
@@ -152,57 +152,68 @@ pub fn base(cmd: BaseFreshnessCmd, s: &Settings) -> Result<Outcome, CliError> {
 /// Platform used to read a base's config and layers when its builds name none.
 const DEFAULT_PLATFORM: &str = "linux/amd64";
 
-fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Outcome, CliError> {
-    let insecure = crate::registry::parse_insecure(&registry)?;
-    let by = s.actor(actor.by.as_deref())?;
-    let mut store = crate::commands::open_write(s, false)?;
-    let tags = freshness::Knowledge::known_tags(store.as_ref())?;
-    let platform = Platform::parse(DEFAULT_PLATFORM).expect("constant platform");
-    // One client per registry host: tokens are cached per client, and a registry that is
-    // down fails once per tag rather than stopping the others.
-    let mut clients: Vec<(String, Result<crate::registry::Connection, String>)> = Vec::new();
-    let mut answers = Vec::new();
-    let bars = crate::progress::Bars::new(s);
-    let total = tags.len() as u64;
-    for tag in tags {
-        lineage_model::Progress::update(
-            &bars,
-            "resolving base tags",
-            answers.len() as u64,
-            Some(total),
-        );
+/// The registries `lineage base refresh` asks: one client per registry host, connected on the
+/// first tag of that host. Tokens are cached per client, and a registry that is down (or
+/// cannot be connected to) fails once per tag rather than stopping the others.
+struct Registries<'a> {
+    settings: &'a Settings,
+    insecure: &'a [String],
+    platform: Platform,
+    clients: RefCell<Vec<(String, Result<crate::registry::Connection, String>)>>,
+}
+
+impl Registries<'_> {
+    /// Clears each connection's progress line before the report is printed.
+    fn end_progress(&self) {
+        for conn in self
+            .clients
+            .borrow()
+            .iter()
+            .filter_map(|(_, c)| c.as_ref().ok())
+        {
+            conn.end_progress();
+        }
+    }
+}
+
+impl freshness::TagResolver for Registries<'_> {
+    fn resolve(&self, tag: &BaseTag) -> Result<ImageDetails, String> {
         let host = tag.name.registry().to_string();
+        let mut clients = self.clients.borrow_mut();
         if !clients.iter().any(|(h, _)| *h == host) {
-            let conn = crate::registry::connect(s, &insecure, &host).map_err(|e| e.message);
+            let conn = crate::registry::connect(self.settings, self.insecure, &host)
+                .map_err(|e| e.message);
             clients.push((host.clone(), conn));
         }
         let (_, conn) = clients
             .iter()
             .find(|(h, _)| *h == host)
             .expect("inserted above");
-        let answer = match conn {
+        match conn {
             Err(e) => Err(e.clone()),
             Ok(conn) => conn
                 .client
-                .read_image(&tag.image_ref(), &platform)
-                .map(|d| Resolved {
-                    digest: d.digest,
-                    layers: d.layers,
-                    created: d
-                        .facts
-                        .created
-                        .as_ref()
-                        .and_then(|f| Timestamp::parse(&f.value).ok()),
-                })
+                .read_image(&tag.image_ref(), &self.platform)
                 .map_err(|e| e.to_string()),
-        };
-        answers.push((tag, answer));
+        }
     }
+}
+
+fn refresh(registry: RegistryOpts, actor: ActorArgs, s: &Settings) -> Result<Outcome, CliError> {
+    let insecure = crate::registry::parse_insecure(&registry)?;
+    let by = s.actor(actor.by.as_deref())?;
+    let mut store = crate::commands::open_write(s, false)?;
+    let registries = Registries {
+        settings: s,
+        insecure: &insecure,
+        platform: Platform::parse(DEFAULT_PLATFORM).expect("constant platform"),
+        clients: RefCell::new(Vec::new()),
+    };
+    let bars = crate::progress::Bars::new(s);
+    let report = freshness::refresh(store.as_mut(), &registries, &bars, Some(&by), s.now);
     drop(bars);
-    for conn in clients.iter().filter_map(|(_, c)| c.as_ref().ok()) {
-        conn.end_progress();
-    }
-    let report = freshness::record_refresh(store.as_mut(), answers, s.now, Some(&by))?;
+    registries.end_progress();
+    let report = report?;
     if s.format == Format::Json {
         crate::render::json(&report);
     } else {
