@@ -92,6 +92,19 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The `src` files of every crate, except those `skip(crate, file)` leaves out.
+fn crate_sources(skip: impl Fn(&str, &Path) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (name, _) in crates() {
+        for file in sources(&root().join("crates").join(&name).join("src")) {
+            if !skip(&name, &file) {
+                out.push(file);
+            }
+        }
+    }
+    out
+}
+
 /// Lines of `file` (outside `#[cfg(test)]` modules at the end of a file, and outside
 /// comments) that contain one of `needles`, as `path:line: text`.
 fn find(file: &Path, needles: &[&str]) -> Vec<String> {
@@ -171,16 +184,11 @@ fn library_crates_print_nothing() {
     // Only the binary talks to a terminal; libraries return reports (or log through
     // `tracing`, which the binary configures).
     let mut found = Vec::new();
-    for (name, _) in crates() {
-        if name == "lineage" {
-            continue;
-        }
-        for file in sources(&root().join("crates").join(&name).join("src")) {
-            found.extend(find(
-                &file,
-                &["println!(", "print!(", "eprintln!(", "eprint!(", "dbg!("],
-            ));
-        }
+    for file in crate_sources(|name, _| name == "lineage") {
+        found.extend(find(
+            &file,
+            &["println!(", "print!(", "eprintln!(", "eprint!(", "dbg!("],
+        ));
     }
     assert!(
         found.is_empty(),
@@ -194,19 +202,14 @@ fn only_settings_read_the_environment() {
     // Every variable is declared and read in one place, so `--help` and the docs can list
     // them all; the test kit reads its own (it is never shipped).
     let mut found = Vec::new();
-    for (name, _) in crates() {
-        if name == "lineage-testkit" {
-            continue;
-        }
-        for file in sources(&root().join("crates").join(&name).join("src")) {
-            if file.ends_with("crates/lineage/src/settings.rs") {
-                continue;
-            }
-            found.extend(find(
-                &file,
-                &["env::var(", "env::var_os(", "env::vars(", "env::vars_os("],
-            ));
-        }
+    let skip = |name: &str, file: &Path| {
+        name == "lineage-testkit" || file.ends_with("crates/lineage/src/settings.rs")
+    };
+    for file in crate_sources(skip) {
+        found.extend(find(
+            &file,
+            &["env::var(", "env::var_os(", "env::vars(", "env::vars_os("],
+        ));
     }
     assert!(
         found.is_empty(),
@@ -221,15 +224,14 @@ fn no_global_mutable_state() {
     // found one carrying a registry answer from a fill to a renderer). The one exception is a
     // resource cache: PostgreSQL connection pools, shared per URL by every store handle.
     const ALLOWED: &[&str] = &["crates/lineage-store/src/postgres/connect.rs"];
-    let mut found = Vec::new();
-    for (name, _) in crates() {
-        for file in sources(&root().join("crates").join(&name).join("src")) {
-            let shown = file.strip_prefix(root()).unwrap_or(&file).to_path_buf();
-            if !ALLOWED.iter().any(|a| shown == Path::new(a)) {
-                found.extend(mutable_statics(&file));
-            }
-        }
-    }
+    let allowed = |_: &str, file: &Path| {
+        let shown = file.strip_prefix(root()).unwrap_or(file);
+        ALLOWED.iter().any(|a| shown == Path::new(a))
+    };
+    let found: Vec<String> = crate_sources(allowed)
+        .iter()
+        .flat_map(|f| mutable_statics(f))
+        .collect();
     assert!(
         found.is_empty(),
         "global mutable state:\n{}",
