@@ -72,6 +72,7 @@ const SCHEMA: &[Field] = &[
         shape: Shape::Table(&[
             value("origin"),
             value("key"),
+            value("public_key"),
             value("checkpoint_dir"),
             value("checkpoint_file"),
         ]),
@@ -271,7 +272,7 @@ observe = true
     fn with_nothing_close_the_valid_names_are_listed() {
         assert_eq!(
             check("[log]\nwitnesses = 3\n"),
-            Err("2:1: unknown key `witnesses` in `[log]`; valid keys in `[log]`: `origin`, `key`, `checkpoint_dir`, `checkpoint_file`".into())
+            Err("2:1: unknown key `witnesses` in `[log]`; valid keys in `[log]`: `origin`, `key`, `public_key`, `checkpoint_dir`, `checkpoint_file`".into())
         );
         assert_eq!(
             check("[server]\nport = 1\n"),

@@ -1688,3 +1688,39 @@ fn refresh_resolves_the_tags_in_use_and_reports_a_failed_one_without_stopping() 
     let statuses: Vec<&str> = again.tags.iter().map(|t| t.status).collect();
     assert_eq!(statuses, ["unchanged", "failed", "unchanged"]);
 }
+
+/// README's `lineage.toml` reference, with its commented-out keys switched on, is a valid file:
+/// the documentation and the one schema of keys (`config_keys`) cannot drift apart. (They
+/// had: `[log] public_key` was documented, read by `[log]`'s parser and refused by the schema.)
+#[test]
+fn the_readme_lineage_toml_parses_with_every_documented_key() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let start = readme
+        .find("```toml\n[environments]")
+        .expect("README documents lineage.toml in a ```toml block starting at [environments]");
+    let block = &readme[start + "```toml\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    // `# key = value` lines are documented keys left at their default: switch them on.
+    let text: String = block
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest)
+                if rest.split_once(" = ").is_some_and(|(k, _)| {
+                    k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                }) =>
+            {
+                rest.to_string()
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("\npublic_key = "), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let parsed = lineage_core::LineageToml::parse(&text, "README.md", dir.path());
+    assert!(parsed.is_ok(), "{}", parsed.err().unwrap());
+    assert!(parsed.unwrap().log.public_key.is_some());
+}

@@ -1285,7 +1285,7 @@ fn unknown_sections_and_keys_are_errors_with_the_closest_name() {
         ),
         (
             "[log]\nwitnesses = 2\n",
-            "error: lineage.toml:2:1: unknown key `witnesses` in `[log]`\n  hint: valid keys in `[log]`: `origin`, `key`, `checkpoint_dir`, `checkpoint_file`\n",
+            "error: lineage.toml:2:1: unknown key `witnesses` in `[log]`\n  hint: valid keys in `[log]`: `origin`, `key`, `public_key`, `checkpoint_dir`, `checkpoint_file`\n",
         ),
     ];
     for (text, expected) in cases {
@@ -1303,7 +1303,7 @@ fn unknown_sections_and_keys_are_errors_with_the_closest_name() {
     let e: Value = serde_json::from_str(&r.stderr).unwrap();
     assert_eq!(
         e["error"]["hint"],
-        "valid keys in `[log]`: `origin`, `key`, `checkpoint_dir`, `checkpoint_file`"
+        "valid keys in `[log]`: `origin`, `key`, `public_key`, `checkpoint_dir`, `checkpoint_file`"
     );
 }
 
