@@ -432,10 +432,21 @@ pub fn check_deploy(
     req: &DeployRequest,
     now: Timestamp,
 ) -> Result<Report, Error> {
+    Ok(judge_deploy(ledger, setup, req, now)?.1)
+}
+
+/// The deploy gate's facts and its report: the one judgement behind `check_deploy` and
+/// `gate_deploy`.
+fn judge_deploy(
+    ledger: &dyn DeployLedger,
+    setup: &Setup,
+    req: &DeployRequest,
+    now: Timestamp,
+) -> Result<(DeployFacts, Report), Error> {
     let facts = deploy_facts(ledger, setup, req, now)?;
     let exceptions = ledger.exceptions()?;
     let report = lineage_policy::check_deploy(&setup.evaluation(&exceptions, now), &facts)?;
-    Ok(setup.stamp(report))
+    Ok((facts, setup.stamp(report)))
 }
 
 /// `deploy record`, `POST /api/v1/deploys`: the deploy gate, then the record. A refused
@@ -477,12 +488,7 @@ pub fn gate_deploy(
         store,
         trust: &setup.trust,
     };
-    let facts = deploy_facts(&ledger, setup, &req, now)?;
-    let exceptions = ledger.exceptions()?;
-    let gate = setup.stamp(lineage_policy::check_deploy(
-        &setup.evaluation(&exceptions, now),
-        &facts,
-    )?);
+    let (facts, gate) = judge_deploy(&ledger, setup, &req, now)?;
     if !gate.passed {
         return Ok(Decision::Refused { gate });
     }
@@ -504,7 +510,7 @@ pub fn gate_deploy(
         deploy.approved_by = facts
             .recorded_approvals
             .iter()
-            .find(|a| !a.eq_ignore_ascii_case(deploy.by.as_str()))
+            .find(|a| !Identity::same(a, deploy.by.as_str()))
             .and_then(|a| Identity::parse(a).ok());
     }
     Ok(Decision::Recorded {

@@ -12,7 +12,7 @@ use lineage_store::Store;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::gate::{self, check_event_time, DeployRequest, Setup};
+use crate::gate::{self, check_event_time, Setup};
 use crate::record::DeployInput;
 use crate::{Config, Error};
 
@@ -236,18 +236,19 @@ pub struct Attention {
 
 /// What is wrong with a deploy's approval, in production only (as the deploy gate's approval
 /// rules apply by default): none at all, or the deployer's own.
-pub fn approval_risk<A: PartialEq<B>, B>(
+pub fn approval_risk(
     config: &Config,
     env: &EnvName,
-    by: &B,
-    approved_by: Option<&A>,
+    by: &str,
+    approved_by: Option<&str>,
 ) -> Option<Risk> {
     if !config.is_production(env) {
         return None;
     }
     match approved_by {
         None => Some(Risk::Unapproved),
-        Some(a) if a == by => Some(Risk::SelfApproved),
+        // The deploy gate's rule: the same identity in another case is the same person.
+        Some(a) if Identity::same(a, by) => Some(Risk::SelfApproved),
         Some(_) => None,
     }
 }
@@ -281,7 +282,12 @@ pub fn attention(config: &Config, deploy: &DeployRecord, facts: &gate::DigestFac
         lineage_policy::SignatureStatus::Unsigned => found(Risk::Unsigned, "provenance not signed"),
         _ => {}
     }
-    match approval_risk(config, &deploy.env, &deploy.by, deploy.approved_by.as_ref()) {
+    match approval_risk(
+        config,
+        &deploy.env,
+        deploy.by.as_str(),
+        deploy.approved_by.as_ref().map(Identity::as_str),
+    ) {
         Some(Risk::Unapproved) => found(Risk::Unapproved, "deployed without approval"),
         Some(risk) => found(risk, "self-approved"),
         None => {}
@@ -744,17 +750,6 @@ pub fn rollback_input(input: &RollbackInput, chosen: &DeployRecord) -> Result<De
     })
 }
 
-/// The deploy gate's view of a rollback, for `--dry-run`: what `deploy check` would say.
-pub fn rollback_request(input: &RollbackInput, chosen: &DeployRecord) -> DeployRequest {
-    DeployRequest {
-        image: format!("{}@{}", chosen.image, chosen.digest),
-        env: Some(input.env.clone()),
-        deployer: Some(input.by.to_string()),
-        approver: input.approved_by.as_ref().map(|a| a.to_string()),
-        rollback: true,
-    }
-}
-
 /// What `rollback` concluded.
 #[derive(Debug)]
 pub enum RollbackOutcome {
@@ -786,11 +781,11 @@ pub fn rollback(
         return Ok(RollbackOutcome::NoTarget);
     };
     if dry_run {
-        let ledger = gate::StoreLedger {
-            store,
-            trust: &setup.trust,
+        // The gate the real rollback runs (`gate_deploy` only reads), so a dry run that passes
+        // is a rollback that records.
+        let gate = match gate::gate_deploy(store, setup, rollback_input(input, &chosen)?, now)? {
+            gate::Decision::Recorded { gate, .. } | gate::Decision::Refused { gate } => gate,
         };
-        let gate = gate::check_deploy(&ledger, setup, &rollback_request(input, &chosen), now)?;
         return Ok(RollbackOutcome::DryRun { plan, gate });
     }
     let decision = record_rollback(store, setup, input, &chosen, now)?;
@@ -940,6 +935,22 @@ pub fn tags_added(store: &dyn Store, digest: &Digest) -> Result<Vec<TagAdded>, E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn self_approval_is_judged_as_the_deploy_gate_judges_it() {
+        let config = Config::default();
+        let production = EnvName::parse("production").unwrap();
+        let risk = |by, approved| approval_risk(&config, &production, by, approved);
+        // The gate treats these as one person; the fleet must too.
+        assert_eq!(
+            risk("Maya@acme.dev", Some("maya@acme.dev")),
+            Some(Risk::SelfApproved)
+        );
+        assert_eq!(risk("jonas@acme.dev", Some("maya@acme.dev")), None);
+        assert_eq!(risk("jonas@acme.dev", None), Some(Risk::Unapproved));
+        let dev = EnvName::parse("dev").unwrap();
+        assert_eq!(approval_risk(&config, &dev, "a@b.c", None), None);
+    }
 
     #[test]
     fn a_release_is_the_digest_with_its_configuration() {

@@ -205,6 +205,12 @@ impl Identity {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether two identities, as written, name the same person or workload: e-mail addresses
+    /// are compared without case. The one rule for self-approval (deploy gate, policy, fleet).
+    pub fn same(a: &str, b: &str) -> bool {
+        a.eq_ignore_ascii_case(b)
+    }
 }
 
 /// A source repository, normalised so that the SSH and HTTPS spellings of one repository are

@@ -155,7 +155,7 @@ fn approval(e: &mut Emitter, config: &PolicyConfig, facts: &DeployFacts, env: Op
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    let same = |a: &str| deployer.is_some_and(|d| a.eq_ignore_ascii_case(d));
+    let same = |a: &str| deployer.is_some_and(|d| lineage_model::Identity::same(a, d));
     match gates.approvals {
         Approvals::Declared => {
             if needed && declared.is_none() {
@@ -184,7 +184,10 @@ fn approval(e: &mut Emitter, config: &PolicyConfig, facts: &DeployFacts, env: Op
             let recorded = &facts.recorded_approvals;
             // A named approver must be one who recorded an approval: a name is not an act.
             if let Some(named) = declared {
-                if !recorded.iter().any(|r| r.eq_ignore_ascii_case(named)) {
+                if !recorded
+                    .iter()
+                    .any(|r| lineage_model::Identity::same(r, named))
+                {
                     e.emit(
                         RuleId::ApprovalMissing,
                         format!("`{named}` has recorded no approval of `{digest}` for `{where_}` (`[gates] approvals = \"recorded\"`)"),

@@ -835,7 +835,7 @@ fn service_markup(st: &AppState, store: &dyn Store, name: &str) -> Result<Markup
                         td data-label=(timeline_cols[4]) { (outcome_html(row.outcome.as_ref())) }
                         td data-label=(timeline_cols[5]) { (row.by) }
                         td data-label=(timeline_cols[6]) {
-                            @let risk = EnvName::parse(&row.env).ok().and_then(|env| lifecycle::approval_risk(config, &env, &row.by, row.approved_by.as_ref()));
+                            @let risk = EnvName::parse(&row.env).ok().and_then(|env| lifecycle::approval_risk(config, &env, &row.by, row.approved_by.as_deref()));
                             @match (&row.approved_by, risk) {
                                 (Some(a), Some(risk)) => span.bad data-risk=(risk.as_str()) { (a) " (self-approved)" },
                                 (Some(a), None) => (a),
