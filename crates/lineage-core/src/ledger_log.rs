@@ -819,21 +819,16 @@ pub struct CheckpointReport {
 
 impl CheckpointReport {
     pub fn of(latest: &StoredCheckpoint) -> CheckpointReport {
-        let body = latest.text.split_once("\n\n").map_or("", |(b, _)| b);
-        let parsed = Checkpoint::parse(&format!("{body}\n")).ok();
+        let parsed = Checkpoint::parse(checkpoint_body(&latest.text)).ok();
         CheckpointReport {
             schema: 1,
             origin: parsed.as_ref().map(|c| c.origin.clone()),
             size: latest.size,
-            root: parsed.as_ref().map(|c| hex_lower(&c.root)),
+            root: parsed.as_ref().map(|c| hex::encode(c.root)),
             created: latest.created,
             checkpoint: latest.text.clone(),
         }
     }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An inclusion bundle for ledger entry `index` against the latest checkpoint.
