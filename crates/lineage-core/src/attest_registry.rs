@@ -250,9 +250,12 @@ pub fn record(
                 .collect();
             existing.insert(a.digest.clone(), stored);
         }
-        if existing[&a.digest].contains(&a.envelope) {
+        let known = existing.get_mut(&a.digest).expect("inserted above");
+        if known.contains(&a.envelope) {
             unchanged += 1;
         } else {
+            // The same envelope twice in one pull is one attestation.
+            known.push(a.envelope.clone());
             fresh.push(Record::Attestation(a));
         }
     }

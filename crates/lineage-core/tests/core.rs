@@ -1345,6 +1345,16 @@ fn attest_pull_records_only_what_the_ledger_lacks() {
     assert!(third.recorded.is_empty());
     assert_eq!(third.unchanged, 1);
     assert_eq!(w.store.log_head().unwrap().size, size);
+
+    // The same new envelope twice in one pull (two manifests, one payload) is written once.
+    let twice = vec![
+        att(digest("c"), "{\"three\":3}"),
+        att(digest("c"), "{\"three\":3}"),
+    ];
+    let fourth = attest_registry::record(w.s(), twice, now, None).unwrap();
+    assert_eq!(fourth.recorded.len(), 1);
+    assert_eq!(fourth.unchanged, 1);
+    assert_eq!(w.store.log_head().unwrap().size, size + 1);
 }
 
 // -------------------------------------------------------------------------------------------
