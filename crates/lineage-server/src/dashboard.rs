@@ -24,7 +24,7 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use lineage_core::drift::{self, DriftOptions, DriftReport};
+use lineage_core::drift::{DriftOptions, DriftReport};
 use lineage_core::fleet::{self, FleetFilter, FleetView, Scans};
 use lineage_core::freshness::Freshness;
 use lineage_core::lifecycle::{Finding, Risk};
@@ -276,19 +276,6 @@ fn drift_options(st: &AppState) -> DriftOptions {
         allow: st.cfg.admission.allow.clone(),
         ..DriftOptions::default()
     }
-}
-
-/// Drift over the fleet, or `None` when no runtime source ever reported.
-fn drift_report(st: &AppState, store: &dyn Store) -> Result<Option<DriftReport>, ApiError> {
-    if store.observation_sources()?.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(drift::drift(
-        store,
-        &st.cfg.gate.config,
-        &drift_options(st),
-        st.now(),
-    )?))
 }
 
 /// The drift table, for the fleet or one service.
@@ -675,7 +662,6 @@ fn service_markup(st: &AppState, store: &dyn Store, name: &str) -> Result<Markup
                 .map(lifecycle::OutcomeMark::of);
         running.push((r, retired, outcome));
     }
-    let drift = drift_report(st, store)?;
     // What needs attention, as the fleet page judges it (one home: `fleet::fleet`).
     let filter = FleetFilter {
         service: Some(name.to_string()),
@@ -774,7 +760,7 @@ fn service_markup(st: &AppState, store: &dyn Store, name: &str) -> Result<Markup
                 }
             }
         }
-        @if let Some(report) = &drift { (drift_markup(report, Some(name.as_str()))) }
+        @if let Some(report) = &view.drift { (drift_markup(report, Some(name.as_str()))) }
         h2 { "Builds" }
         table.cards {
             (head(&build_cols))
