@@ -30,6 +30,7 @@ pub mod record;
 pub mod sbom;
 pub mod sbom_registry;
 pub mod services;
+pub mod tokens;
 pub mod vulns;
 
 pub use config::{closest, Config, LineageToml, Promotion, DEFAULT_ENVIRONMENTS};

@@ -1734,3 +1734,61 @@ fn the_readme_lineage_toml_parses_with_every_documented_key() {
     assert!(parsed.is_ok(), "{}", parsed.err().unwrap());
     assert!(parsed.unwrap().log.public_key.is_some());
 }
+
+/// `token create|list|revoke`: names are labels, scopes are known and de-duplicated, one live
+/// token per name, the ledger keeps the hash (never the secret), revoking twice is a no-op.
+#[test]
+fn tokens_are_created_listed_and_revoked_through_core() {
+    use lineage_core::tokens::{self, Scope, TokenError};
+    let mut w = World::new();
+    let now = w.now;
+    let scopes = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let made = tokens::create(
+        w.s(),
+        "ci-api",
+        &scopes(&["build:write", "read", "build:write"]),
+        None,
+        &id("maya"),
+        now,
+    )
+    .unwrap();
+    assert!(made.secret.starts_with(&format!("lin_{}_", made.grant.id)));
+    assert_eq!(made.grant.sha256, tokens::token_hash(&made.secret));
+    assert_eq!(made.grant.scopes, ["build:write", "read"]);
+    assert!(
+        !format!("{made:?}").contains(&made.secret),
+        "the secret never reaches Debug"
+    );
+    for (name, given, wrong) in [
+        ("CI", &["read"][..], "BadName"),
+        ("ci-api", &["read"][..], "Exists"),
+        ("other", &["write"][..], "BadScope"),
+        ("other", &[][..], "NoScope"),
+    ] {
+        let e = tokens::create(w.s(), name, &scopes(given), None, &id("maya"), now).unwrap_err();
+        assert!(
+            format!("{e:?}").starts_with(wrong),
+            "{name} {given:?}: {e:?}"
+        );
+        assert!(!e.hint().is_empty());
+    }
+    let info = tokens::TokenInfo::from_grant(&made.grant);
+    assert!(info.allows(Scope::BuildWrite) && !info.allows(Scope::Approve));
+    let listed = tokens::list(w.s()).unwrap();
+    assert_eq!(listed.tokens.len(), 1);
+    assert_eq!(listed.tokens[0].identity, "sa:token-ci-api");
+    assert!(!listed.tokens[0].revoked);
+    let first = tokens::revoke(w.s(), &made.grant.id, &id("maya"), now).unwrap();
+    assert!(first.is_some());
+    assert_eq!(
+        tokens::revoke(w.s(), &made.grant.id, &id("maya"), now).unwrap(),
+        None
+    );
+    assert!(tokens::list(w.s()).unwrap().tokens[0].revoked);
+    assert!(matches!(
+        tokens::revoke(w.s(), "nope", &id("maya"), now),
+        Err(TokenError::Unknown(_))
+    ));
+    // Revoked, the name is free again.
+    tokens::create(w.s(), "ci-api", &scopes(&["read"]), None, &id("maya"), now).unwrap();
+}

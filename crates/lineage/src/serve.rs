@@ -13,8 +13,8 @@ use lineage_core::gate::{self, Decision};
 use lineage_core::ledger_log;
 use lineage_core::query::{RunningReport, TraceReport};
 use lineage_core::record::RecordReport;
+use lineage_core::tokens;
 use lineage_model::{Identity, ImageRef, Timestamp};
-use lineage_server::auth;
 
 use crate::args::{BuildCmd, Command, DeployCmd, Format};
 use crate::render;
@@ -318,10 +318,10 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections; draining in-flight requests");
 }
 
-fn token_error(e: auth::TokenError) -> CliError {
+fn token_error(e: tokens::TokenError) -> CliError {
     let hint = e.hint();
     match e {
-        auth::TokenError::Store(se) => CliError::from(se),
+        tokens::TokenError::Store(se) => CliError::from(se),
         other => CliError::new(other.to_string(), hint),
     }
 }
@@ -339,7 +339,7 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
                 .transpose()?;
             let by = s.actor(by.as_deref())?;
             let mut store = crate::commands::open_write(s, true)?;
-            let created = auth::create(
+            let created = tokens::create(
                 store.as_mut(),
                 &name,
                 &scopes,
@@ -356,7 +356,7 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
                         "id": created.grant.id,
                         "name": created.grant.name,
                         "scopes": created.grant.scopes,
-                        "identity": auth::TokenInfo::from_grant(&created.grant).identity().to_string(),
+                        "identity": tokens::TokenInfo::from_grant(&created.grant).identity().to_string(),
                         "index": created.index,
                         "token": created.secret,
                     }))
@@ -380,7 +380,7 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
         }
         TokenCmd::List => {
             let store = lineage_store::open(&s.store, false)?;
-            let list = auth::list(store.as_ref()).map_err(token_error)?;
+            let list = tokens::list(store.as_ref()).map_err(token_error)?;
             match s.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&list).expect("json")),
                 Format::Human => {
@@ -409,7 +409,7 @@ pub fn token(cmd: TokenCmd, s: &Settings) -> Result<Outcome, CliError> {
         TokenCmd::Revoke { id, by } => {
             let by = s.actor(by.as_deref())?;
             let mut store = crate::commands::open_write(s, false)?;
-            let index = auth::revoke(store.as_mut(), &id, &by, s.now).map_err(token_error)?;
+            let index = tokens::revoke(store.as_mut(), &id, &by, s.now).map_err(token_error)?;
             match s.format {
                 Format::Json => println!(
                     "{}",
