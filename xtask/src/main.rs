@@ -374,6 +374,12 @@ fn audit() -> Result<(), String> {
         cmd.current_dir(root()).env("PATH", &path).arg("deny");
         cmd
     };
+    // cargo-deny reads `cargo metadata`, which wants the sources of every platform's
+    // dependencies (windows-sys and the like); a build here only downloads Linux's. Fetch the
+    // rest first so the offline checks below see the whole graph on a clean machine.
+    run(Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["fetch", "--locked"]))?;
     run(deny().args(["--offline", "check", "bans", "licenses", "sources"]))?;
     eprintln!("xtask: running cargo deny check advisories");
     let online = deny()

@@ -31,7 +31,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use lineage_model::{EnvName, Timestamp};
-use lineage_toml::{ConfigError, Document, Entry, Position, Scalar, Table};
+use lineage_toml::{value, ConfigError, Document, Entry, Field, Position, Scalar, Shape, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::dsse::TrustedKey;
@@ -134,15 +134,25 @@ fn prefix(at: &Option<Box<Position>>) -> String {
     at.as_ref().map(|p| format!("{p}: ")).unwrap_or_default()
 }
 
-const KEY_FIELDS: [&str; 7] = [
-    "id",
-    "public_key_file",
-    "roles",
-    "environments",
-    "not_before",
-    "not_after",
-    "revoked_at",
+/// The keys of one `[[trust.keys]]` entry.
+const KEY_FIELDS: &[Field] = &[
+    value("id"),
+    value("public_key_file"),
+    value("roles"),
+    value("environments"),
+    value("not_before"),
+    value("not_after"),
+    value("revoked_at"),
 ];
+
+/// `[trust]`'s keys, here and in the whole-document check (`lineage_core`'s schema).
+pub const SECTION: Field = Field {
+    name: "trust",
+    shape: Shape::Table(&[Field {
+        name: "keys",
+        shape: Shape::Tables(KEY_FIELDS),
+    }]),
+};
 
 impl TrustConfig {
     /// Reads the `[trust]` table of a standalone `lineage.toml` text (tests, tools); other
@@ -163,7 +173,7 @@ impl TrustConfig {
             return Ok(TrustConfig::default());
         };
         let trust = trust.table()?;
-        trust.deny_unknown(&["keys"])?;
+        trust.deny_unknown_fields(SECTION.keys())?;
         let Some(entries) = trust.get("keys") else {
             return Ok(TrustConfig::default());
         };
@@ -238,12 +248,17 @@ fn read_key(
     // Named after the key, so an error in a long list says which entry it is in.
     let named = |m: String| format!("trust key `{id}`: {m}");
     for entry in table.entries() {
-        if !KEY_FIELDS.contains(&entry.key()) {
-            let hint = match lineage_model::closest(entry.key(), &KEY_FIELDS) {
+        let names: Vec<&str> = KEY_FIELDS.iter().map(|f| f.name).collect();
+        if !names.contains(&entry.key()) {
+            let hint = match lineage_model::closest(entry.key(), &names) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None => format!(
                     "a key has {}",
-                    KEY_FIELDS.map(|k| format!("`{k}`")).join(", ")
+                    names
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             };
             return Err(entry.key_error(named(format!("unknown field `{}`", entry.key())), hint));

@@ -112,6 +112,21 @@ pub struct AdmissionConfig {
     pub observe: bool,
 }
 
+/// `[admission]`'s keys, here and in the whole-document check (`config_keys`).
+pub(crate) const SECTION: lineage_toml::Field = lineage_toml::Field {
+    name: "admission",
+    shape: lineage_toml::Shape::Table(&[
+        lineage_toml::Field {
+            name: "namespaces",
+            shape: lineage_toml::Shape::Map(&lineage_toml::Shape::Value),
+        },
+        lineage_toml::value("mode"),
+        lineage_toml::value("when_not_ready"),
+        lineage_toml::value("allow"),
+        lineage_toml::value("observe"),
+    ]),
+};
+
 impl AdmissionConfig {
     /// Parses `[admission]` of a standalone settings text (tests, tools), named `file` in
     /// errors. Environments must be ones `config` configures. Lineage itself reads the file
@@ -130,7 +145,7 @@ impl AdmissionConfig {
             return Ok(AdmissionConfig::default());
         };
         let table = section.table()?;
-        table.deny_unknown(&["namespaces", "mode", "when_not_ready", "allow", "observe"])?;
+        table.deny_unknown_fields(SECTION.keys())?;
         let mut namespaces = BTreeMap::new();
         if let Some(map) = table.get("namespaces") {
             for entry in map.table()?.entries() {

@@ -9,7 +9,7 @@ use std::path::Path;
 use lineage_attest::TrustConfig;
 use lineage_model::EnvName;
 use lineage_policy::PolicyConfig;
-use lineage_toml::{ConfigError, Document, Entry, Table};
+use lineage_toml::{value, ConfigError, Document, Entry, Field, Shape, Table};
 
 use crate::admission::AdmissionConfig;
 use crate::ledger_log::LogSettings;
@@ -56,13 +56,39 @@ impl LineageToml {
     }
 }
 
+/// The keys of the sections read here, one list each: the readers below and the
+/// whole-document check (`config_keys`) both hold the file to them.
+pub(crate) const ENVIRONMENTS: Field = Field {
+    name: "environments",
+    shape: Shape::Table(&[value("names"), value("production")]),
+};
+pub(crate) const REGISTRY: Field = Field {
+    name: "registry",
+    shape: Shape::Table(&[value("timeout")]),
+};
+pub(crate) const VULNS: Field = Field {
+    name: "vulns",
+    shape: Shape::Table(&[value("max_age")]),
+};
+pub(crate) const PROMOTION: Field = Field {
+    name: "promotion",
+    shape: Shape::Table(&[
+        value("path"),
+        Field {
+            name: "soak_minutes",
+            shape: Shape::Map(&Shape::Value),
+        },
+        value("require_healthy"),
+    ]),
+};
+
 /// `[registry] timeout`: a whole number of seconds from 1 to 3600.
 fn registry_timeout(doc: &Document) -> Result<Option<u64>, ConfigError> {
     let Some(section) = doc.section("registry") else {
         return Ok(None);
     };
     let table = section.table()?;
-    table.deny_unknown(&["timeout"])?;
+    table.deny_unknown_fields(REGISTRY.keys())?;
     let Some(entry) = table.get("timeout") else {
         return Ok(None);
     };
@@ -143,7 +169,7 @@ impl Config {
         };
         if let Some(section) = doc.section("vulns") {
             let table = section.table()?;
-            table.deny_unknown(&["max_age"])?;
+            table.deny_unknown_fields(VULNS.keys())?;
             if let Some(entry) = table.get("max_age") {
                 config.vulns = crate::vulns::VulnsConfig::parse_max_age(&entry.scalar()).map_err(
                     |message| {
@@ -163,7 +189,7 @@ impl Config {
 
     /// `[promotion]`, checked against the configured environments.
     fn promotion_from(&self, table: &Table) -> Result<Promotion, ConfigError> {
-        table.deny_unknown(&["path", "soak_minutes", "require_healthy"])?;
+        table.deny_unknown_fields(PROMOTION.keys())?;
         let names: Vec<&str> = self.environments.iter().map(|e| e.as_str()).collect();
         let configured = |name: &str, at: &Entry| -> Result<EnvName, ConfigError> {
             let found = EnvName::parse(name)
@@ -240,7 +266,7 @@ impl Config {
     }
 
     fn environments_from(table: &Table) -> Result<Config, ConfigError> {
-        table.deny_unknown(&["names", "production"])?;
+        table.deny_unknown_fields(ENVIRONMENTS.keys())?;
         let example = "[\"dev\", \"staging\", \"production\"]";
         let Some(names) = table.get("names") else {
             return Err(table.error(

@@ -10,105 +10,25 @@
 //! name instead of leaving the defaults it meant to override in force. It only knows names;
 //! values are checked by the section readers.
 
-use lineage_toml::{check_names, value, Document, Field, Shape};
+use lineage_toml::{check_names, Document, Field};
 
 use crate::Error;
 
-/// Every section and key Lineage reads from `lineage.toml`. A new setting is added here and in
-/// the parser of its section; a name missing here is refused before that parser runs.
+/// Every section Lineage reads from `lineage.toml`, each with its keys as its own reader
+/// declares them: one list per section, so this check and the section's reader cannot
+/// disagree about a name.
 const SCHEMA: &[Field] = &[
-    Field {
-        name: "environments",
-        shape: Shape::Table(&[value("names"), value("production")]),
-    },
-    Field {
-        name: "rules",
-        shape: Shape::Free,
-    },
-    Field {
-        name: "allowlist",
-        shape: Shape::Table(&[value("registries"), value("base_images")]),
-    },
-    Field {
-        name: "gates",
-        shape: Shape::Table(&[
-            value("four_eyes"),
-            value("approval"),
-            value("approvals"),
-            value("stale_base_days"),
-            Field {
-                name: "environments",
-                shape: Shape::Map(&Shape::Table(&[value("four_eyes"), value("approval")])),
-            },
-        ]),
-    },
-    Field {
-        name: "exceptions",
-        shape: Shape::Table(&[
-            value("max_days"),
-            Field {
-                name: "approvers",
-                shape: Shape::Map(&Shape::Value),
-            },
-        ]),
-    },
-    Field {
-        name: "trust",
-        shape: Shape::Table(&[Field {
-            name: "keys",
-            shape: Shape::Tables(&[
-                value("id"),
-                value("public_key_file"),
-                value("roles"),
-                value("environments"),
-                value("not_before"),
-                value("not_after"),
-                value("revoked_at"),
-            ]),
-        }]),
-    },
-    Field {
-        name: "log",
-        shape: Shape::Table(&[
-            value("origin"),
-            value("key"),
-            value("public_key"),
-            value("checkpoint_dir"),
-            value("checkpoint_file"),
-        ]),
-    },
-    Field {
-        name: "registry",
-        shape: Shape::Table(&[value("timeout")]),
-    },
-    Field {
-        name: "admission",
-        shape: Shape::Table(&[
-            Field {
-                name: "namespaces",
-                shape: Shape::Map(&Shape::Value),
-            },
-            value("mode"),
-            value("when_not_ready"),
-            value("allow"),
-            value("observe"),
-        ]),
-    },
-    Field {
-        name: "vulns",
-        shape: Shape::Table(&[value("max_age")]),
-    },
-    Field {
-        name: "promotion",
-        shape: Shape::Table(&[
-            value("path"),
-            Field {
-                name: "soak_minutes",
-                shape: Shape::Map(&Shape::Value),
-            },
-            value("require_healthy"),
-        ]),
-    },
+    crate::config::ENVIRONMENTS,
+    lineage_policy::config::RULES,
+    lineage_policy::config::ALLOWLIST,
+    lineage_policy::config::GATES,
+    lineage_policy::config::EXCEPTIONS,
+    lineage_attest::trust::SECTION,
+    crate::ledger_log::SECTION,
+    crate::config::REGISTRY,
+    crate::admission::SECTION,
+    crate::config::VULNS,
+    crate::config::PROMOTION,
 ];
 
 /// Checks every section and key name of `doc` against the schema. The first unknown name is an
@@ -120,6 +40,8 @@ pub(crate) fn check_keys(doc: &Document) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     /// `Ok` or the error as `line:col: message; hint`.
@@ -292,5 +214,30 @@ observe = true
     fn a_file_that_is_not_toml_is_an_error_at_its_position() {
         let e = Document::parse("[log\n", "x.toml").unwrap_err();
         assert_eq!(e.line, 1, "{e:?}");
+    }
+
+    /// Every key of the schema, written alone under its section, is never refused by name by
+    /// its section's reader: the reader and this check hold one list. (Values may be refused:
+    /// `"x"` is rarely a valid setting; only "unknown key" errors count here.)
+    #[test]
+    fn every_reader_accepts_every_name_the_schema_holds() {
+        for section in SCHEMA {
+            for key in section.keys() {
+                let text = match key.shape {
+                    lineage_toml::Shape::Map(_) => {
+                        format!("[{}.{}]\nx = \"x\"\n", section.name, key.name)
+                    }
+                    lineage_toml::Shape::Tables(_) | lineage_toml::Shape::Table(_) => {
+                        format!("[[{}.{}]]\nid = \"x\"\n", section.name, key.name)
+                    }
+                    _ => format!("[{}]\n{} = \"x\"\n", section.name, key.name),
+                };
+                assert_eq!(check(&text), Ok(()), "{text}");
+                if let Err(e) = crate::LineageToml::parse(&text, "lineage.toml", Path::new(".")) {
+                    let e = e.to_string();
+                    assert!(!e.contains("unknown key"), "{text}: {e}");
+                }
+            }
+        }
     }
 }

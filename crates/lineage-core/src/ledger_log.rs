@@ -69,6 +69,18 @@ impl Default for LogSettings {
     }
 }
 
+/// `[log]`'s keys, here and in the whole-document check (`config_keys`).
+pub(crate) const SECTION: lineage_toml::Field = lineage_toml::Field {
+    name: "log",
+    shape: lineage_toml::Shape::Table(&[
+        lineage_toml::value("origin"),
+        lineage_toml::value("key"),
+        lineage_toml::value("public_key"),
+        lineage_toml::value("checkpoint_dir"),
+        lineage_toml::value("checkpoint_file"),
+    ]),
+};
+
 impl LogSettings {
     /// Parses the `[log]` section of a standalone `lineage.toml` text (tests, tools), named
     /// `file` in errors; relative paths are relative to `base`, the file's directory. Lineage
@@ -89,13 +101,7 @@ impl LogSettings {
             return Ok(LogSettings::default());
         };
         let log = section.table()?;
-        log.deny_unknown(&[
-            "origin",
-            "key",
-            "public_key",
-            "checkpoint_dir",
-            "checkpoint_file",
-        ])?;
+        log.deny_unknown_fields(SECTION.keys())?;
         let origin = match log.get("origin") {
             None => DEFAULT_ORIGIN.to_string(),
             Some(entry) => {

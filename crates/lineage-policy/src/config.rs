@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 
-use lineage_toml::{Document, Entry, Table};
+use lineage_toml::{value, Document, Entry, Field, Shape, Table};
 
 use crate::rules::{valid_rule_list, RuleId, Severity};
 
@@ -290,8 +290,50 @@ fn read_rules(table: &Table, config: &mut PolicyConfig) -> Result<(), ConfigErro
     Ok(())
 }
 
+/// `[rules]`: its names are rule codes and names, which `read_rules` checks against the rules.
+pub const RULES: Field = Field {
+    name: "rules",
+    shape: Shape::Free,
+};
+
+/// `[allowlist]`'s keys, here and in the whole-document check (`lineage_core`'s schema).
+pub const ALLOWLIST: Field = Field {
+    name: "allowlist",
+    shape: Shape::Table(&[value("registries"), value("base_images")]),
+};
+
+/// The keys of `[gates.environments.ENV]`.
+const GATES_PER_ENVIRONMENT: &[Field] = &[value("four_eyes"), value("approval")];
+
+/// `[gates]`'s keys.
+pub const GATES: Field = Field {
+    name: "gates",
+    shape: Shape::Table(&[
+        value("four_eyes"),
+        value("approval"),
+        value("approvals"),
+        value("stale_base_days"),
+        Field {
+            name: "environments",
+            shape: Shape::Map(&Shape::Table(GATES_PER_ENVIRONMENT)),
+        },
+    ]),
+};
+
+/// `[exceptions]`'s keys.
+pub const EXCEPTIONS: Field = Field {
+    name: "exceptions",
+    shape: Shape::Table(&[
+        value("max_days"),
+        Field {
+            name: "approvers",
+            shape: Shape::Map(&Shape::Value),
+        },
+    ]),
+};
+
 fn read_allowlist(table: &Table, out: &mut Allowlist) -> Result<(), ConfigError> {
-    table.deny_unknown(&["registries", "base_images"])?;
+    table.deny_unknown_fields(ALLOWLIST.keys())?;
     if let Some(entry) = table.get("registries") {
         out.registries = entry
             .strings("[\"registry.example.com\"]")?
@@ -325,13 +367,7 @@ fn scope(entry: &Entry) -> Result<Scope, ConfigError> {
 }
 
 fn read_gates(table: &Table, out: &mut Gates) -> Result<(), ConfigError> {
-    table.deny_unknown(&[
-        "four_eyes",
-        "approval",
-        "approvals",
-        "stale_base_days",
-        "environments",
-    ])?;
+    table.deny_unknown_fields(GATES.keys())?;
     for entry in table.entries() {
         match entry.key() {
             "four_eyes" => out.four_eyes = scope(&entry)?,
@@ -353,7 +389,7 @@ fn read_gates(table: &Table, out: &mut Gates) -> Result<(), ConfigError> {
             _ => {
                 for env in entry.table()?.entries() {
                     let t = env.table()?;
-                    t.deny_unknown(&["four_eyes", "approval"])?;
+                    t.deny_unknown_fields(GATES_PER_ENVIRONMENT)?;
                     let gates = out.environments.entry(env.key().to_string()).or_default();
                     if let Some(e) = t.get("four_eyes") {
                         gates.four_eyes = Some(e.bool()?);
@@ -385,7 +421,7 @@ fn days(entry: &Entry) -> Result<i64, ConfigError> {
 }
 
 fn read_exceptions(table: &Table, out: &mut ExceptionRules) -> Result<(), ConfigError> {
-    table.deny_unknown(&["max_days", "approvers"])?;
+    table.deny_unknown_fields(EXCEPTIONS.keys())?;
     if let Some(entry) = table.get("max_days") {
         out.max_days = days(&entry)?;
     }

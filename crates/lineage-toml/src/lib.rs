@@ -261,6 +261,13 @@ impl<'a> Table<'a> {
         }
         Ok(())
     }
+
+    /// Refuses a key that is not one of `fields`: the section's one list of keys, the same
+    /// list the whole-document check (`check_names`) holds the file to.
+    pub fn deny_unknown_fields(&self, fields: &[Field]) -> Result<(), ConfigError> {
+        let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        self.deny_unknown(&known)
+    }
 }
 
 impl fmt::Debug for Table<'_> {

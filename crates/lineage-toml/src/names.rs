@@ -32,6 +32,21 @@ pub struct Field {
     pub shape: Shape,
 }
 
+impl Field {
+    /// The keys of a table (or of each table in an array of tables); none for other shapes.
+    pub fn keys(&self) -> &'static [Field] {
+        match self.shape {
+            Shape::Table(fields) | Shape::Tables(fields) => fields,
+            _ => &[],
+        }
+    }
+
+    /// The field named `name` among this table's keys.
+    pub fn key(&self, name: &str) -> Option<&'static Field> {
+        self.keys().iter().find(|f| f.name == name)
+    }
+}
+
 /// A key holding a value.
 pub const fn value(name: &'static str) -> Field {
     Field {
